@@ -1,0 +1,93 @@
+# wasmloop: `make` builds everything from source, installing what it needs;
+# `make test` runs every test; `make demo` shows the loop at work;
+# `make bench` measures it against its peers (results in bench/RESULTS.md).
+#
+# Re-running is quick: each step is skipped when its inputs are unchanged.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := all
+
+# Debian's Rust (the one with rust-src for build-std) and rustup's (native tests).
+DEBIAN_CARGO := /usr/bin/cargo
+DEBIAN_RUSTC := /usr/bin/rustc
+WASM_TARGET  := wasm32-unknown-unknown
+CORE_WASM    := rust-core/target/$(WASM_TARGET)/release/wasmloop_core.wasm
+COMPONENT    := build/core.component.wasm
+GENERATED    := ts-host/src/generated/core.js
+DIST         := ts-host/dist/index.js
+JCO          := node_modules/.bin/jco
+STAMPS       := .make
+
+RUST_SOURCES := $(shell find rust-core/src -name '*.rs') rust-core/Cargo.toml
+WIT_SOURCES  := $(wildcard wit/*.wit)
+TS_SOURCES   := $(shell find ts-host/src -name '*.ts' -not -path '*/generated/*') ts-host/tsconfig.json
+
+.PHONY: all deps test test-rust test-js test-pack demo bench clean
+
+all: $(DIST)
+
+# ---------------------------------------------------------------- tools
+
+# Debian packages: Rust 1.96 with its standard library source (to build std
+# for wasm32) and the linker. rustup cannot download targets on these machines.
+$(STAMPS)/apt:
+	@mkdir -p $(STAMPS)
+	@if [ -x $(DEBIAN_RUSTC) ] && [ -d /usr/lib/rustlib/src/rust/library ] && [ -x /usr/bin/rust-lld ] && [ -x /usr/bin/lld-22 ]; then :; else \
+	  echo "installing Debian's rustc-web, cargo-web, rust-web-src, lld-22"; \
+	  apt-get install -y rustc-web cargo-web rust-web-src lld-22 >/dev/null \
+	    || { apt-get update >/dev/null && apt-get install -y rustc-web cargo-web rust-web-src lld-22 >/dev/null; }; \
+	fi
+	@touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(STAMPS)/apt node_modules/.package-lock.json
+
+# ---------------------------------------------------------------- build
+
+$(CORE_WASM): $(RUST_SOURCES) $(WIT_SOURCES) | $(STAMPS)/apt
+	cd rust-core && env -u RUSTUP_TOOLCHAIN RUSTC=$(DEBIAN_RUSTC) RUSTC_BOOTSTRAP=1 \
+	  RUSTFLAGS="-C link-arg=-zstack-size=65536" \
+	  $(DEBIAN_CARGO) build --quiet --release --target $(WASM_TARGET) -Z build-std=std,panic_abort
+	@touch $@
+
+$(COMPONENT): $(CORE_WASM) node_modules/.package-lock.json
+	@mkdir -p build
+	$(JCO) new $(CORE_WASM) -o $@
+	@node -e "const c=require('crypto'),f=require('fs');const b=f.readFileSync('$@');console.log('core component: '+b.length+' bytes, sha256 '+c.createHash('sha256').update(b).digest('hex'))"
+
+$(GENERATED): $(COMPONENT)
+	rm -rf ts-host/src/generated
+	$(JCO) transpile $(COMPONENT) -o ts-host/src/generated --name core --instantiation sync \
+	  --no-nodejs-compat --valid-lifting-optimization --quiet
+	cp $(COMPONENT) ts-host/src/generated/core.component.wasm
+
+$(DIST): $(GENERATED) $(TS_SOURCES)
+	rm -rf ts-host/dist
+	node_modules/.bin/tsc -p ts-host
+	cp -r ts-host/src/generated ts-host/dist/generated
+
+# ---------------------------------------------------------------- checks
+
+test: test-rust test-js test-pack
+
+test-rust: $(STAMPS)/apt
+	cd rust-core && cargo test --quiet
+
+test-js: $(DIST)
+	node --expose-gc node_modules/uvu/bin.js test '\.test\.mjs$$'
+
+test-pack: $(DIST)
+	node test/pack/check-pack.mjs
+
+demo: $(DIST)
+	node examples/demo.mjs
+
+bench: $(DIST)
+	node --expose-gc bench/run.mjs
+
+clean:
+	rm -rf build rust-core/target ts-host/dist ts-host/src/generated $(STAMPS) *.tgz

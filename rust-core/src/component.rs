@@ -1,0 +1,91 @@
+//! The component bindings: the WIT world `core` (../wit) over [`EventLoop`].
+//! No logic lives here.
+
+use std::cell::RefCell;
+
+use crate::event_loop::{EventLoop, Host};
+use crate::time::Nanos;
+
+wit_bindgen::generate!({
+    path: "../wit",
+    world: "core",
+});
+
+use exports::wasmloop::core::event_loop::{Guest, GuestEventLoop, LoopStats};
+use wasmloop::core::clock;
+
+/// The host as the component sees it: the imported WIT interfaces.
+struct ImportedHost;
+
+impl Host for ImportedHost {
+    #[inline]
+    fn now(&mut self) -> Nanos {
+        clock::now()
+    }
+}
+
+struct Component;
+
+/// The `event-loop` resource. Calls never re-enter the loop, so the borrow
+/// always succeeds; `RefCell` turns a host bug into a trap, not corruption.
+struct LoopResource(RefCell<EventLoop<ImportedHost>>);
+
+impl Guest for Component {
+    type EventLoop = LoopResource;
+}
+
+impl GuestEventLoop for LoopResource {
+    fn new() -> Self {
+        LoopResource(RefCell::new(EventLoop::new(ImportedHost)))
+    }
+
+    fn time(&self) -> f64 {
+        self.0.borrow().time_ms()
+    }
+
+    fn update_time(&self) -> f64 {
+        self.0.borrow_mut().update_time()
+    }
+
+    fn call_soon(&self) -> f64 {
+        self.0.borrow_mut().call_soon()
+    }
+
+    fn call_later(&self, delay: f64) -> f64 {
+        self.0.borrow_mut().call_later(delay)
+    }
+
+    fn call_at(&self, when: f64) -> f64 {
+        self.0.borrow_mut().call_at(when)
+    }
+
+    fn cancel(&self, slot: u32, generation: u32) -> bool {
+        self.0.borrow_mut().cancel(slot, generation)
+    }
+
+    fn deadline(&self, slot: u32, generation: u32) -> f64 {
+        self.0.borrow().deadline_ms(slot, generation)
+    }
+
+    fn run_once(&self) -> Vec<u32> {
+        self.0.borrow_mut().run_once().to_vec()
+    }
+
+    fn poll_timeout(&self) -> f64 {
+        self.0.borrow_mut().poll_timeout_ms()
+    }
+
+    fn stats(&self) -> LoopStats {
+        let s = self.0.borrow().stats();
+        LoopStats {
+            iterations: s.iterations,
+            timers_pending: s.timers_pending,
+            ready_pending: s.ready_pending,
+            timers_cancelled: s.timers_cancelled,
+            slots_allocated: s.slots_allocated,
+            table_bytes: s.table_bytes,
+        }
+    }
+}
+
+export!(Component);

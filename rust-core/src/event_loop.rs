@@ -1,0 +1,431 @@
+//! The loop core: scheduling, cancellation and `run_once`, the iteration.
+//!
+//! One iteration, as numbered in docs/design.md (libuv's `uv_run` and
+//! asyncio's `_run_once` agree on this contract):
+//!
+//! 0. Release the slots of the previous batch: their callbacks have run
+//!    (or were cancelled), so handles to them go stale now.
+//! 1. Read the clock once; that `now` holds for the whole iteration.
+//! 2. Take the callbacks queued before this iteration began, then collect
+//!    every timer due at `now`, in (deadline, sequence) order, before any
+//!    callback runs: a callback that schedules a 0 ms timer lands in the
+//!    next iteration, so it cannot spin this one.
+//! 3. (I/O events join the batch here; the I/O backends add them.)
+//! 4. Return the batch. The host runs it in order, skipping callbacks
+//!    cancelled meanwhile; whatever the batch schedules runs next time.
+//!
+//! The host decides how long to wait before the next iteration with
+//! [`EventLoop::poll_timeout_ms`]: 0 if callbacks are ready, the time to the
+//! earliest deadline otherwise, or -1 if nothing could ever become ready.
+
+use crate::handles::{Slots, State, GENERATION_LIMIT, MAX_SLOTS};
+use crate::time::wheel::TimerWheel;
+use crate::time::{deadline_after, deadline_at, to_millis, Nanos, NEVER};
+
+/// What the core needs from its host.
+pub trait Host {
+    /// The monotonic clock, in nanoseconds (the `clock` WIT interface).
+    fn now(&mut self) -> Nanos;
+}
+
+/// Counters, as `loop-stats` in the WIT.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub iterations: u64,
+    pub timers_pending: u32,
+    pub ready_pending: u32,
+    pub timers_cancelled: u32,
+    pub slots_allocated: u32,
+    pub table_bytes: u64,
+}
+
+/// Returned by [`EventLoop::poll_timeout_ms`] when no timer or callback
+/// could ever become ready: wait only for outside wakeups.
+pub const WAIT_FOREVER: f64 = -1.0;
+
+/// One event loop's scheduler state.
+pub struct EventLoop<H: Host> {
+    host: H,
+    /// The loop's time: the clock reading of the current iteration.
+    now: Nanos,
+    slots: Slots,
+    timers: TimerWheel,
+    /// Scheduling order of timers; ties on deadline fire in this order.
+    next_seq: u32,
+    /// Callbacks for the next iteration, in order. May hold cancelled slots.
+    ready: Vec<u32>,
+    /// Non-cancelled entries of `ready`.
+    ready_live: u32,
+    /// The batch handed to the host by the last `run_once`.
+    batch: Vec<u32>,
+    /// Timers with an infinite delay: scheduled, cancellable, never queued.
+    parked: u32,
+    iterations: u64,
+}
+
+impl<H: Host> EventLoop<H> {
+    /// A new, empty loop; reads the clock once.
+    pub fn new(mut host: H) -> EventLoop<H> {
+        let now = host.now();
+        EventLoop {
+            host,
+            now,
+            slots: Slots::new(),
+            timers: TimerWheel::new(now),
+            next_seq: 0,
+            ready: Vec::new(),
+            ready_live: 0,
+            batch: Vec::new(),
+            parked: 0,
+            iterations: 0,
+        }
+    }
+
+    /// The host, for tests and hosts that keep state in it.
+    pub fn host_mut(&mut self) -> &mut H {
+        &mut self.host
+    }
+
+    /// The loop's time in ms.
+    pub fn time_ms(&self) -> f64 {
+        to_millis(self.now)
+    }
+
+    /// The loop's time in ns.
+    pub fn now(&self) -> Nanos {
+        self.now
+    }
+
+    /// Reads the clock and makes it the loop's time. A clock that went back
+    /// is ignored: loop time never decreases.
+    pub fn update_time(&mut self) -> f64 {
+        let now = self.host.now();
+        if now > self.now {
+            self.now = now;
+        }
+        self.time_ms()
+    }
+
+    fn alloc(&mut self, state: State) -> u32 {
+        match self.slots.alloc(state) {
+            Some(slot) => slot,
+            // The host bounds its own tables long before this; reaching it
+            // means a host bug, and a trap is the only safe answer.
+            None => panic!("handle table full: {MAX_SLOTS} callbacks pending"),
+        }
+    }
+
+    /// Queues a callback for the next iteration; returns its handle id.
+    pub fn call_soon(&mut self) -> f64 {
+        let slot = self.alloc(State::Ready);
+        self.ready.push(slot);
+        self.ready_live += 1;
+        self.slots.id(slot)
+    }
+
+    /// A timer `delay_ms` after the loop's time; returns its handle id.
+    pub fn call_later(&mut self, delay_ms: f64) -> f64 {
+        let deadline = deadline_after(self.now, delay_ms);
+        self.schedule(deadline)
+    }
+
+    /// A timer at loop time `when_ms`; returns its handle id.
+    pub fn call_at(&mut self, when_ms: f64) -> f64 {
+        self.schedule(deadline_at(when_ms))
+    }
+
+    fn schedule(&mut self, deadline: Nanos) -> f64 {
+        let seq = self.next_seq;
+        self.next_seq = seq.wrapping_add(1);
+        if deadline == NEVER {
+            let slot = self.alloc(State::Parked);
+            self.slots.set_timer(slot, NEVER, seq);
+            self.parked += 1;
+            return self.slots.id(slot);
+        }
+        let slot = self.alloc(State::Timer);
+        self.slots.set_timer(slot, deadline, seq);
+        self.timers.insert(&mut self.slots, slot);
+        self.slots.id(slot)
+    }
+
+    /// The slot of a live handle, or `None` for a stale or forged one.
+    fn lookup(&self, slot: u32, generation: u32) -> Option<State> {
+        if generation >= GENERATION_LIMIT || !self.slots.contains(slot) || self.slots.generation(slot) != generation {
+            return None;
+        }
+        Some(self.slots.state(slot))
+    }
+
+    /// Cancels a handle. True if the callback was still to run (the host may
+    /// drop it); false for stale, forged, already cancelled or already run
+    /// handles. A callback in the current batch counts as still to run: only
+    /// the host knows whether it has reached it yet.
+    pub fn cancel(&mut self, slot: u32, generation: u32) -> bool {
+        match self.lookup(slot, generation) {
+            Some(State::Timer) => {
+                self.slots.set_state(slot, State::Tombstone);
+                self.timers.cancelled(&mut self.slots, slot);
+                true
+            }
+            Some(State::Parked) => {
+                self.parked -= 1;
+                self.slots.free(slot);
+                true
+            }
+            Some(State::Ready) => {
+                self.slots.set_state(slot, State::Cancelled);
+                self.ready_live -= 1;
+                true
+            }
+            Some(State::Running) => {
+                self.slots.set_state(slot, State::Cancelled);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The deadline of a pending timer handle in ms, or NaN when the handle
+    /// is not a pending timer.
+    pub fn deadline_ms(&self, slot: u32, generation: u32) -> f64 {
+        match self.lookup(slot, generation) {
+            Some(State::Timer | State::Parked) => {
+                let d = self.slots.deadline(slot);
+                if d == NEVER {
+                    f64::INFINITY
+                } else {
+                    to_millis(d)
+                }
+            }
+            _ => f64::NAN,
+        }
+    }
+
+    /// One iteration: phases 0 to 4 of the module doc. Returns the slots
+    /// whose callbacks the host should run, in order.
+    pub fn run_once(&mut self) -> &[u32] {
+        // 0. Release the previous batch.
+        for &slot in &self.batch {
+            debug_assert!(
+                matches!(self.slots.state(slot), State::Running | State::Cancelled),
+                "slot {slot} in the last batch is {:?}",
+                self.slots.state(slot)
+            );
+            self.slots.free(slot);
+        }
+        self.batch.clear();
+
+        // 1. Read the clock once.
+        self.update_time();
+
+        // 2. Callbacks queued before this iteration, then due timers.
+        std::mem::swap(&mut self.ready, &mut self.batch);
+        self.ready_live = 0;
+        let slots = &mut self.slots;
+        self.batch.retain(|&slot| {
+            if slots.state(slot) == State::Cancelled {
+                slots.free(slot);
+                false
+            } else {
+                slots.set_state(slot, State::Running);
+                true
+            }
+        });
+        let first_timer = self.batch.len();
+        self.timers.expire(&mut self.slots, self.now, &mut self.batch);
+        for &slot in &self.batch[first_timer..] {
+            self.slots.set_state(slot, State::Running);
+        }
+
+        self.iterations += 1;
+        &self.batch
+    }
+
+    /// How long the host may wait before the next `run_once`, in ms: 0 when
+    /// callbacks are ready, the time until the earliest timer (reading the
+    /// clock), or [`WAIT_FOREVER`].
+    pub fn poll_timeout_ms(&mut self) -> f64 {
+        if self.ready_live > 0 {
+            return 0.0;
+        }
+        match self.timers.next_deadline(&mut self.slots) {
+            None => WAIT_FOREVER,
+            Some(deadline) => {
+                let now = self.host.now().max(self.now);
+                if deadline <= now {
+                    0.0
+                } else {
+                    to_millis(deadline - now)
+                }
+            }
+        }
+    }
+
+    /// Whether anything scheduled can still run: a ready callback or a timer
+    /// with a finite deadline.
+    pub fn alive(&self) -> bool {
+        self.ready_live > 0 || self.timers.live() > 0
+    }
+
+    pub fn stats(&self) -> Stats {
+        Stats {
+            iterations: self.iterations,
+            timers_pending: self.timers.live() + self.parked,
+            ready_pending: self.ready_live,
+            timers_cancelled: self.timers.tombstones(),
+            slots_allocated: self.slots.allocated(),
+            table_bytes: (self.slots.bytes()
+                + self.timers.bytes()
+                + (self.ready.capacity() + self.batch.capacity()) * 4) as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handles::SLOT_BITS;
+
+    /// A clock the test moves by hand.
+    struct ManualClock(Nanos);
+
+    impl Host for ManualClock {
+        fn now(&mut self) -> Nanos {
+            self.0
+        }
+    }
+
+    const MS: u64 = 1_000_000;
+
+    fn new_loop() -> EventLoop<ManualClock> {
+        EventLoop::new(ManualClock(1_000 * MS))
+    }
+
+    fn split(id: f64) -> (u32, u32) {
+        let slot = (id as u64 & ((1 << SLOT_BITS) - 1)) as u32;
+        (slot, (id as u64 >> SLOT_BITS) as u32)
+    }
+
+    fn advance(l: &mut EventLoop<ManualClock>, ms: u64) {
+        l.host_mut().0 += ms * MS;
+    }
+
+    #[test]
+    fn reads_the_clock_once_per_iteration() {
+        let mut l = new_loop();
+        advance(&mut l, 5);
+        assert_eq!(l.time_ms(), 1000.0, "time only moves when an iteration begins");
+        l.run_once();
+        assert_eq!(l.time_ms(), 1005.0);
+    }
+
+    #[test]
+    fn ready_callbacks_run_before_timers_expired_in_the_same_iteration() {
+        let mut l = new_loop();
+        let (t, _) = split(l.call_later(1.0));
+        let (s, _) = split(l.call_soon());
+        advance(&mut l, 1);
+        assert_eq!(l.run_once(), &[s, t]);
+    }
+
+    #[test]
+    fn a_zero_delay_timer_scheduled_by_a_callback_runs_next_iteration() {
+        let mut l = new_loop();
+        let (a, _) = split(l.call_later(0.0));
+        assert_eq!(l.run_once(), &[a]);
+        // "a's callback" schedules another 0 ms timer while the batch runs.
+        let (b, _) = split(l.call_later(0.0));
+        assert_eq!(l.poll_timeout_ms(), 0.0);
+        assert_eq!(l.run_once(), &[b]);
+        assert_eq!(l.run_once(), &[] as &[u32]);
+    }
+
+    #[test]
+    fn callbacks_queued_during_a_batch_wait_for_the_next_iteration() {
+        let mut l = new_loop();
+        let (a, _) = split(l.call_soon());
+        assert_eq!(l.run_once(), &[a]);
+        let (b, _) = split(l.call_soon());
+        assert_eq!(l.poll_timeout_ms(), 0.0);
+        assert_eq!(l.run_once(), &[b]);
+    }
+
+    #[test]
+    fn cancel_is_a_no_op_for_stale_fired_and_forged_handles() {
+        let mut l = new_loop();
+        let (a, ga) = split(l.call_soon());
+        assert!(l.cancel(a, ga));
+        assert!(!l.cancel(a, ga), "cancel twice");
+        assert_eq!(l.run_once(), &[] as &[u32]);
+        // `a` is free now; the next callback reuses the slot.
+        let (b, gb) = split(l.call_soon());
+        assert_eq!(a, b);
+        assert_ne!(ga, gb);
+        assert!(!l.cancel(a, ga), "a stale handle must not cancel the slot's new callback");
+        assert_eq!(l.run_once(), &[b]);
+        l.run_once();
+        assert!(!l.cancel(b, gb), "cancel after it ran");
+        assert!(!l.cancel(9999, 0), "slot out of range");
+        assert!(!l.cancel(b, GENERATION_LIMIT + 5), "forged generation");
+    }
+
+    #[test]
+    fn infinite_timers_never_fire_and_do_not_keep_the_loop_alive() {
+        let mut l = new_loop();
+        let (a, ga) = split(l.call_later(f64::INFINITY));
+        assert!(!l.alive());
+        assert_eq!(l.poll_timeout_ms(), WAIT_FOREVER);
+        assert_eq!(l.deadline_ms(a, ga), f64::INFINITY);
+        assert_eq!(l.stats().timers_pending, 1);
+        assert!(l.cancel(a, ga));
+        assert_eq!(l.stats().timers_pending, 0);
+    }
+
+    #[test]
+    fn huge_delays_saturate_and_keep_the_loop_alive() {
+        let mut l = new_loop();
+        let (a, ga) = split(l.call_later(1e300));
+        assert!(l.alive());
+        assert!(l.poll_timeout_ms() > 1e12);
+        assert_eq!(l.deadline_ms(a, ga), to_millis(crate::time::LATEST));
+    }
+
+    #[test]
+    fn poll_timeout_counts_from_the_clock_not_the_iteration_start() {
+        let mut l = new_loop();
+        l.call_later(10.0);
+        advance(&mut l, 4);
+        assert_eq!(l.poll_timeout_ms(), 6.0);
+        advance(&mut l, 10);
+        assert_eq!(l.poll_timeout_ms(), 0.0);
+    }
+
+    #[test]
+    fn slots_of_a_batch_are_not_reused_until_the_next_iteration() {
+        let mut l = new_loop();
+        let (a, ga) = split(l.call_soon());
+        let (b, gb) = split(l.call_soon());
+        assert_eq!(l.run_once(), &[a, b]);
+        // While the batch runs: cancel b, schedule more.
+        assert!(l.cancel(b, gb));
+        let (c, _) = split(l.call_soon());
+        assert!(c != a && c != b);
+        assert!(l.cancel(a, ga), "a is still in the running batch");
+        assert_eq!(l.run_once(), &[c]);
+    }
+
+    #[test]
+    fn stats_count_pending_work() {
+        let mut l = new_loop();
+        l.call_soon();
+        let (t, g) = split(l.call_later(5.0));
+        l.call_later(6.0);
+        l.cancel(t, g);
+        let s = l.stats();
+        assert_eq!((s.ready_pending, s.timers_pending, s.timers_cancelled), (1, 1, 1));
+        l.run_once();
+        assert_eq!(l.stats().iterations, 1);
+        assert_eq!(l.stats().ready_pending, 0);
+    }
+}

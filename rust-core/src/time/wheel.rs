@@ -1,0 +1,679 @@
+//! The timer queue: a hierarchical timing wheel with an exact near queue.
+//!
+//! ```text
+//!  tick = deadline_ns >> 20            (1 tick = 2^20 ns = 1.048576 ms)
+//!
+//!  level 7  [ 64 slots x 64^7 ticks ]  ~ 73 million years a slot ... enough for u64 ns
+//!   ...
+//!  level 2  [ 64 slots x 4096 ticks ]  ~ 4.3 s a slot,  ~4.6 min a turn
+//!  level 1  [ 64 slots x   64 ticks ]  ~ 67 ms a slot,  ~4.3 s a turn
+//!  level 0  [ 64 slots x    1 tick  ]  ~ 1 ms a slot,   ~67 ms a turn
+//!                  |
+//!                  | a level-0 slot whose tick has come is drained:
+//!                  | sorted by (deadline, seq); the due part is emitted,
+//!                  v the rest waits in the near queue
+//!  near     [ sorted run + binary heap ]  exact order for ticks <= elapsed
+//! ```
+//!
+//! A timer whose tick is after `elapsed` goes into the wheel at the level of
+//! the highest bit in which its tick differs from `elapsed` (as in tokio's
+//! wheel): O(1), one node linked into a slot list. When `elapsed` reaches a
+//! slot of a higher level, its timers cascade down; each timer moves at most
+//! once per level. A timer whose tick is at or before `elapsed` goes into the
+//! near queue, which keeps exact (deadline, sequence) order.
+//!
+//! Ordering: timers fire in (deadline, sequence) order, the sequence being
+//! the order in which they were scheduled, so equal deadlines fire in
+//! scheduling order (libuv's `timer.c` does the same with its start id).
+//! Sequences are u32 and compared with wrapping arithmetic, which is exact as
+//! long as two timers with the same deadline were scheduled fewer than 2^31
+//! timers apart.
+//!
+//! Cancellation is O(1): the slot becomes a tombstone and stays linked until
+//! the wheel reaches it or until tombstones outnumber live timers, when one
+//! O(n) pass unlinks them all (asyncio compacts its heap the same way).
+//!
+//! Invariants (checked by `debug_assert!`): every wheel node's tick is after
+//! `elapsed`; every near entry's tick is at or before `elapsed`; level `l`
+//! holds only ticks that share all bits above level `l` with `elapsed`.
+
+use std::collections::VecDeque;
+
+use super::{Nanos, NEVER};
+use crate::handles::{Slots, State, NIL};
+
+/// log2 of the tick length in nanoseconds.
+pub const TICK_SHIFT: u32 = 20;
+const LEVEL_BITS: u32 = 6;
+const SLOTS_PER_LEVEL: usize = 1 << LEVEL_BITS;
+const SLOT_MASK: u64 = (1 << LEVEL_BITS) - 1;
+/// Levels needed to cover every tick of a u64 nanosecond deadline (44 bits).
+const LEVELS: usize = 8;
+/// Compaction does not run for fewer tombstones than this: below it the
+/// pass costs more than the memory it returns.
+const MIN_COMPACTION: u32 = 1024;
+
+#[inline]
+fn tick_of(deadline: Nanos) -> u64 {
+    deadline >> TICK_SHIFT
+}
+
+/// True if timer `a` fires before timer `b`.
+#[inline]
+pub fn fires_before(a_deadline: Nanos, a_seq: u32, b_deadline: Nanos, b_seq: u32) -> bool {
+    a_deadline < b_deadline
+        || (a_deadline == b_deadline && (a_seq.wrapping_sub(b_seq) as i32) < 0)
+}
+
+/// The level a tick belongs to, seen from `elapsed` (`tick > elapsed`).
+#[inline]
+fn level_for(elapsed: u64, tick: u64) -> usize {
+    let masked = (elapsed ^ tick) | SLOT_MASK;
+    let significant = 63 - masked.leading_zeros();
+    (significant / LEVEL_BITS) as usize
+}
+
+#[inline]
+fn slot_for(tick: u64, level: usize) -> usize {
+    ((tick >> (level as u32 * LEVEL_BITS)) & SLOT_MASK) as usize
+}
+
+/// A timer in the near queue: a copy of its key, so ordering needs no
+/// lookups in the handle table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Entry {
+    deadline: Nanos,
+    seq: u32,
+    slot: u32,
+}
+
+impl Entry {
+    #[inline]
+    fn before(&self, other: &Entry) -> bool {
+        fires_before(self.deadline, self.seq, other.deadline, other.seq)
+    }
+}
+
+/// Timers whose tick has come: a sorted run (entries mostly arrive in
+/// order: a drained slot, or `call_later(0)` bursts) plus a binary heap for
+/// those that arrive out of order. The minimum is the smaller of the fronts.
+#[derive(Default)]
+struct NearQueue {
+    run: VecDeque<Entry>,
+    heap: Vec<Entry>,
+}
+
+impl NearQueue {
+    fn len(&self) -> usize {
+        self.run.len() + self.heap.len()
+    }
+
+    fn push(&mut self, e: Entry) {
+        match self.run.back() {
+            Some(last) if e.before(last) => self.heap_push(e),
+            _ => self.run.push_back(e),
+        }
+    }
+
+    fn peek(&self) -> Option<&Entry> {
+        match (self.run.front(), self.heap.first()) {
+            (Some(r), Some(h)) => Some(if h.before(r) { h } else { r }),
+            (r, h) => r.or(h),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Entry> {
+        let from_heap = match (self.run.front(), self.heap.first()) {
+            (Some(r), Some(h)) => h.before(r),
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if from_heap {
+            self.heap_pop()
+        } else {
+            self.run.pop_front()
+        }
+    }
+
+    fn heap_push(&mut self, e: Entry) {
+        let mut i = self.heap.len();
+        self.heap.push(e);
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if !e.before(&self.heap[parent]) {
+                break;
+            }
+            self.heap[i] = self.heap[parent];
+            i = parent;
+        }
+        self.heap[i] = e;
+    }
+
+    fn heap_pop(&mut self) -> Option<Entry> {
+        let last = self.heap.pop()?;
+        if self.heap.is_empty() {
+            return Some(last);
+        }
+        let top = self.heap[0];
+        self.sift_down(0, last);
+        Some(top)
+    }
+
+    fn sift_down(&mut self, mut i: usize, e: Entry) {
+        let n = self.heap.len();
+        loop {
+            let left = 2 * i + 1;
+            if left >= n {
+                break;
+            }
+            let right = left + 1;
+            let child = if right < n && self.heap[right].before(&self.heap[left]) { right } else { left };
+            if !self.heap[child].before(&e) {
+                break;
+            }
+            self.heap[i] = self.heap[child];
+            i = child;
+        }
+        self.heap[i] = e;
+    }
+
+    /// Keeps the entries for which `keep` is true, in order.
+    fn retain(&mut self, mut keep: impl FnMut(&Entry) -> bool) {
+        self.run.retain(&mut keep);
+        self.heap.retain(&mut keep);
+        for i in (0..self.heap.len() / 2).rev() {
+            let e = self.heap[i];
+            self.sift_down(i, e);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct List {
+    head: u32,
+    tail: u32,
+}
+
+const EMPTY: List = List { head: NIL, tail: NIL };
+
+struct Level {
+    /// Bit `i` set: slot `i` holds at least one node.
+    occupied: u64,
+    lists: [List; SLOTS_PER_LEVEL],
+}
+
+/// The timer queue. Nodes live in the handle table ([`Slots`]): a timer costs
+/// its 20-byte slot and nothing else while it waits in the wheel.
+pub struct TimerWheel {
+    /// The tick the wheel has advanced to.
+    elapsed: u64,
+    levels: [Level; LEVELS],
+    /// For each slot, the earliest deadline linked into it since it was last
+    /// drained: a lower bound (that timer may be cancelled) that lets the
+    /// host sleep until the exact deadline instead of the slot's start.
+    earliest: [[Nanos; SLOTS_PER_LEVEL]; LEVELS],
+    near: NearQueue,
+    /// Reused buffer for sorting a drained slot.
+    scratch: Vec<Entry>,
+    live: u32,
+    tombstones: u32,
+}
+
+impl TimerWheel {
+    /// An empty queue whose time starts at `now`.
+    pub fn new(now: Nanos) -> TimerWheel {
+        TimerWheel {
+            elapsed: tick_of(now),
+            levels: std::array::from_fn(|_| Level { occupied: 0, lists: [EMPTY; SLOTS_PER_LEVEL] }),
+            earliest: [[NEVER; SLOTS_PER_LEVEL]; LEVELS],
+            near: NearQueue::default(),
+            scratch: Vec::new(),
+            live: 0,
+            tombstones: 0,
+        }
+    }
+
+    /// Timers waiting (cancelled ones excluded).
+    pub fn live(&self) -> u32 {
+        self.live
+    }
+
+    /// Cancelled timers not yet unlinked.
+    pub fn tombstones(&self) -> u32 {
+        self.tombstones
+    }
+
+    /// Bytes the queue holds beyond the handle table.
+    pub fn bytes(&self) -> usize {
+        std::mem::size_of::<TimerWheel>()
+            + (self.near.run.capacity() + self.near.heap.capacity() + self.scratch.capacity())
+                * std::mem::size_of::<Entry>()
+    }
+
+    /// Adds the timer in `slot`, whose deadline and sequence are already in
+    /// the table. `deadline` must be finite (not [`NEVER`]).
+    pub fn insert(&mut self, slots: &mut Slots, slot: u32) {
+        debug_assert_ne!(slots.deadline(slot), NEVER, "slot {slot}: a NEVER timer must not be queued");
+        self.link(slots, slot);
+        self.live += 1;
+    }
+
+    fn link(&mut self, slots: &mut Slots, slot: u32) {
+        let deadline = slots.deadline(slot);
+        let tick = tick_of(deadline);
+        if tick <= self.elapsed {
+            self.near.push(Entry { deadline, seq: slots.seq(slot), slot });
+            return;
+        }
+        let level = level_for(self.elapsed, tick);
+        let index = slot_for(tick, level);
+        let lvl = &mut self.levels[level];
+        let list = &mut lvl.lists[index];
+        slots.set_next(slot, NIL);
+        if list.tail == NIL {
+            list.head = slot;
+        } else {
+            slots.set_next(list.tail, slot);
+        }
+        list.tail = slot;
+        lvl.occupied |= 1 << index;
+        let earliest = &mut self.earliest[level][index];
+        if deadline < *earliest {
+            *earliest = deadline;
+        }
+    }
+
+    /// Records that the timer in `slot` was cancelled (the caller has made it
+    /// a tombstone). Compacts when tombstones outnumber live timers.
+    pub fn cancelled(&mut self, slots: &mut Slots, slot: u32) {
+        debug_assert_eq!(slots.state(slot), State::Tombstone, "slot {slot} cancelled but not a tombstone");
+        self.live -= 1;
+        self.tombstones += 1;
+        if self.tombstones >= MIN_COMPACTION && self.tombstones > self.live {
+            self.compact(slots);
+        }
+    }
+
+    /// Moves every timer due at `now` into `out`, in (deadline, sequence)
+    /// order, freeing the tombstones it meets.
+    pub fn expire(&mut self, slots: &mut Slots, now: Nanos, out: &mut Vec<u32>) {
+        let now_tick = tick_of(now);
+        loop {
+            // Near entries are all earlier than anything in the wheel.
+            while let Some(e) = self.near.peek() {
+                if e.deadline > now {
+                    break;
+                }
+                let slot = e.slot;
+                self.near.pop();
+                self.emit(slots, slot, out);
+            }
+            if self.near.len() > 0 {
+                // The earliest remaining timer is not due; nor is the wheel.
+                return;
+            }
+            let Some((level, index, start)) = self.next_occupied() else { break };
+            if start > now_tick {
+                break;
+            }
+            let lvl = &mut self.levels[level];
+            let list = std::mem::replace(&mut lvl.lists[index], EMPTY);
+            lvl.occupied &= !(1 << index);
+            debug_assert!(start >= self.elapsed, "wheel went back: start {start} < elapsed {}", self.elapsed);
+            self.elapsed = start;
+            self.earliest[level][index] = NEVER;
+            if level == 0 {
+                self.drain_slot(slots, list.head, now, out);
+            } else {
+                self.cascade(slots, list.head);
+            }
+        }
+        if now_tick > self.elapsed {
+            self.elapsed = now_tick;
+        }
+    }
+
+    #[inline]
+    fn emit(&mut self, slots: &mut Slots, slot: u32, out: &mut Vec<u32>) {
+        if slots.state(slot) == State::Tombstone {
+            slots.free(slot);
+            self.tombstones -= 1;
+        } else {
+            debug_assert_eq!(slots.state(slot), State::Timer, "slot {slot} in the timer queue");
+            out.push(slot);
+            self.live -= 1;
+        }
+    }
+
+    /// A level-0 slot whose tick has come: sort it, emit what is due, keep
+    /// the rest in the near queue.
+    fn drain_slot(&mut self, slots: &mut Slots, head: u32, now: Nanos, out: &mut Vec<u32>) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let mut node = head;
+        while node != NIL {
+            let next = slots.next(node);
+            if slots.state(node) == State::Tombstone {
+                slots.free(node);
+                self.tombstones -= 1;
+            } else {
+                scratch.push(Entry { deadline: slots.deadline(node), seq: slots.seq(node), slot: node });
+            }
+            node = next;
+        }
+        // Direct inserts arrive in sequence order; only cascaded timers can
+        // be out of order, so the check usually saves the sort.
+        if !scratch.windows(2).all(|w| !w[1].before(&w[0])) {
+            scratch.sort_unstable_by(|a, b| {
+                if a.before(b) {
+                    std::cmp::Ordering::Less
+                } else if b.before(a) {
+                    std::cmp::Ordering::Greater
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            });
+        }
+        for e in &scratch {
+            if e.deadline <= now {
+                out.push(e.slot);
+                self.live -= 1;
+            } else {
+                self.near.push(*e);
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    /// A higher-level slot whose time has come: relink its timers, relative
+    /// to the new `elapsed`, into lower levels (or the near queue).
+    fn cascade(&mut self, slots: &mut Slots, head: u32) {
+        let mut node = head;
+        while node != NIL {
+            let next = slots.next(node);
+            if slots.state(node) == State::Tombstone {
+                slots.free(node);
+                self.tombstones -= 1;
+            } else {
+                self.link(slots, node);
+            }
+            node = next;
+        }
+    }
+
+    /// The earliest occupied wheel slot: `(level, index, first tick)`. The
+    /// lowest occupied level always holds it, since a higher level only
+    /// holds ticks past the end of the current turn of the levels below.
+    fn next_occupied(&self) -> Option<(usize, usize, u64)> {
+        for (level, lvl) in self.levels.iter().enumerate() {
+            if lvl.occupied == 0 {
+                continue;
+            }
+            let shift = level as u32 * LEVEL_BITS;
+            let now_index = ((self.elapsed >> shift) & SLOT_MASK) as u32;
+            let index = (lvl.occupied.rotate_right(now_index).trailing_zeros() + now_index) as usize % SLOTS_PER_LEVEL;
+            debug_assert!(
+                index as u32 > now_index || (level > 0 && index as u32 == now_index),
+                "level {level}: occupied slot {index} is behind elapsed slot {now_index} (elapsed {}, occupied {:#x})",
+                self.elapsed,
+                lvl.occupied
+            );
+            let slot_ticks = 1u64 << shift;
+            let level_ticks = slot_ticks << LEVEL_BITS;
+            let level_start = self.elapsed & !(level_ticks - 1);
+            return Some((level, index, level_start + index as u64 * slot_ticks));
+        }
+        None
+    }
+
+    /// The earliest deadline the host should wake for, or `None` when no live
+    /// timer waits. Exact unless the earliest timer was cancelled, in which
+    /// case it is early (one spare wakeup); never late.
+    pub fn next_deadline(&mut self, slots: &mut Slots) -> Option<Nanos> {
+        if self.live == 0 {
+            return None;
+        }
+        // Drop cancelled timers from the front so they do not cause wakeups.
+        while let Some(e) = self.near.peek() {
+            if slots.state(e.slot) != State::Tombstone {
+                return Some(e.deadline);
+            }
+            let slot = e.slot;
+            self.near.pop();
+            slots.free(slot);
+            self.tombstones -= 1;
+        }
+        let (level, index, _) = self.next_occupied()?;
+        Some(self.earliest[level][index])
+    }
+
+    /// Unlinks and frees every tombstone: one pass over all queued nodes.
+    pub fn compact(&mut self, slots: &mut Slots) {
+        for lvl in self.levels.iter_mut() {
+            let mut occupied = lvl.occupied;
+            while occupied != 0 {
+                let index = occupied.trailing_zeros() as usize;
+                occupied &= occupied - 1;
+                let list = &mut lvl.lists[index];
+                let mut kept = EMPTY;
+                let mut node = list.head;
+                while node != NIL {
+                    let next = slots.next(node);
+                    if slots.state(node) == State::Tombstone {
+                        slots.free(node);
+                    } else {
+                        slots.set_next(node, NIL);
+                        if kept.tail == NIL {
+                            kept.head = node;
+                        } else {
+                            slots.set_next(kept.tail, node);
+                        }
+                        kept.tail = node;
+                    }
+                    node = next;
+                }
+                *list = kept;
+                if kept.head == NIL {
+                    lvl.occupied &= !(1 << index);
+                }
+            }
+        }
+        self.near.retain(|e| {
+            if slots.state(e.slot) == State::Tombstone {
+                slots.free(e.slot);
+                false
+            } else {
+                true
+            }
+        });
+        self.tombstones = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    struct Fixture {
+        slots: Slots,
+        wheel: TimerWheel,
+        seq: u32,
+    }
+
+    impl Fixture {
+        fn new(now: Nanos) -> Fixture {
+            Fixture { slots: Slots::new(), wheel: TimerWheel::new(now), seq: 0 }
+        }
+        fn add(&mut self, deadline: Nanos) -> u32 {
+            let slot = self.slots.alloc(State::Timer).unwrap();
+            self.slots.set_timer(slot, deadline, self.seq);
+            self.seq = self.seq.wrapping_add(1);
+            self.wheel.insert(&mut self.slots, slot);
+            slot
+        }
+        fn cancel(&mut self, slot: u32) {
+            self.slots.set_state(slot, State::Tombstone);
+            self.wheel.cancelled(&mut self.slots, slot);
+        }
+        fn expire(&mut self, now: Nanos) -> Vec<u32> {
+            let mut out = Vec::new();
+            self.wheel.expire(&mut self.slots, now, &mut out);
+            for &s in &out {
+                self.slots.free(s);
+            }
+            out
+        }
+    }
+
+    #[test]
+    fn level_is_the_highest_differing_six_bit_group() {
+        assert_eq!(level_for(0, 1), 0);
+        assert_eq!(level_for(0, 63), 0);
+        assert_eq!(level_for(0, 64), 1);
+        assert_eq!(level_for(60, 70), 1);
+        assert_eq!(level_for(0, 1 << 43), 7);
+    }
+
+    #[test]
+    fn timers_fire_in_deadline_order_not_insertion_order() {
+        let mut f = Fixture::new(0);
+        let c = f.add(30 * MS);
+        let a = f.add(10 * MS);
+        let b = f.add(20 * MS);
+        assert_eq!(f.expire(5 * MS), vec![]);
+        assert_eq!(f.expire(25 * MS), vec![a, b]);
+        assert_eq!(f.expire(100 * MS), vec![c]);
+    }
+
+    #[test]
+    fn equal_deadlines_fire_in_scheduling_order_across_levels() {
+        // The first timer is linked at a high level, the second (scheduled
+        // later, when elapsed is closer) at level 0: order must still follow
+        // scheduling order.
+        let mut f = Fixture::new(0);
+        let deadline = 5000 * MS;
+        let first = f.add(deadline);
+        assert_eq!(f.expire(4990 * MS), vec![]);
+        let second = f.add(deadline);
+        let third = f.add(deadline - 1);
+        assert_eq!(f.expire(deadline), vec![third, first, second]);
+    }
+
+    #[test]
+    fn a_timer_never_fires_early_within_its_tick() {
+        let mut f = Fixture::new(0);
+        let t = f.add(10 * MS + 500);
+        assert_eq!(f.expire(10 * MS + 499), vec![]);
+        assert_eq!(f.wheel.next_deadline(&mut f.slots), Some(10 * MS + 500));
+        assert_eq!(f.expire(10 * MS + 500), vec![t]);
+    }
+
+    #[test]
+    fn cancelled_timers_are_skipped_and_freed() {
+        let mut f = Fixture::new(0);
+        let a = f.add(MS);
+        let b = f.add(MS);
+        f.cancel(a);
+        assert_eq!(f.wheel.live(), 1);
+        assert_eq!(f.expire(2 * MS), vec![b]);
+        assert_eq!(f.wheel.tombstones(), 0);
+        assert_eq!(f.slots.state(a), State::Free);
+    }
+
+    #[test]
+    fn tombstones_are_compacted_when_they_outnumber_live_timers() {
+        let mut f = Fixture::new(0);
+        let n = 4 * MIN_COMPACTION as u64;
+        let ids: Vec<u32> = (0..n).map(|i| f.add((1 + i % 5000) * MS)).collect();
+        for &id in &ids[..(n as usize / 2)] {
+            f.cancel(id);
+        }
+        assert_eq!(f.wheel.tombstones(), n as u32 / 2);
+        f.cancel(ids[n as usize / 2]);
+        assert_eq!(f.wheel.tombstones(), 0, "compaction ran");
+        assert_eq!(f.slots.free_count(), n as u32 / 2 + 1);
+        let fired = f.expire(u64::MAX - 1);
+        assert_eq!(fired.len(), n as usize / 2 - 1);
+        assert!(fired.iter().all(|s| ids[(n as usize / 2 + 1)..].contains(s)));
+    }
+
+    #[test]
+    fn next_deadline_is_exact_at_every_level() {
+        let mut f = Fixture::new(0);
+        assert_eq!(f.wheel.next_deadline(&mut f.slots), None);
+        f.add(40 * MS + 7);
+        assert_eq!(f.wheel.next_deadline(&mut f.slots), Some(40 * MS + 7));
+        let mut g = Fixture::new(0);
+        g.add(100_000 * MS + 3);
+        g.add(100_001 * MS);
+        assert_eq!(g.wheel.next_deadline(&mut g.slots), Some(100_000 * MS + 3));
+    }
+
+    #[test]
+    fn deadlines_near_the_end_of_time_fire() {
+        let mut f = Fixture::new(0);
+        let t = f.add(crate::time::LATEST);
+        assert_eq!(f.expire(crate::time::LATEST - 1), vec![]);
+        assert_eq!(f.expire(crate::time::LATEST), vec![t]);
+    }
+
+    #[test]
+    fn sequence_numbers_compare_across_wraparound() {
+        assert!(fires_before(5, u32::MAX, 5, 0));
+        assert!(!fires_before(5, 0, 5, u32::MAX));
+        assert!(fires_before(4, 0, 5, u32::MAX));
+    }
+
+    /// Against a sorted reference: many timers, random deadlines, random
+    /// cancellations, time moving in random steps.
+    #[test]
+    fn matches_a_sorted_reference_under_random_load() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..20 {
+            let mut now = next() % (1 << 40);
+            let mut f = Fixture::new(now);
+            let mut reference: Vec<(u64, u32, u32)> = Vec::new();
+            let mut fired = Vec::new();
+            let mut expected = Vec::new();
+            for _ in 0..3000 {
+                match next() % 10 {
+                    0..=5 => {
+                        let scale = [10u64, 1 << 20, 1 << 26, 1 << 34][(next() % 4) as usize];
+                        let deadline = now + next() % scale;
+                        let seq = f.seq;
+                        let slot = f.add(deadline);
+                        reference.push((deadline, seq, slot));
+                    }
+                    6 => {
+                        if !reference.is_empty() {
+                            let i = (next() as usize) % reference.len();
+                            let (_, _, slot) = reference.swap_remove(i);
+                            f.cancel(slot);
+                        }
+                    }
+                    _ => {
+                        now += next() % [100u64, 1 << 21, 1 << 30][(next() % 3) as usize];
+                        fired.extend(f.expire(now));
+                        reference.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+                        let due = reference.iter().take_while(|e| e.0 <= now).count();
+                        expected.extend(reference.drain(..due).map(|e| e.2));
+                        assert_eq!(fired, expected, "round {round} at now {now}");
+                        if let Some(wake) = f.wheel.next_deadline(&mut f.slots) {
+                            assert!(wake <= reference[0].0, "wake {wake} after earliest {}", reference[0].0);
+                        } else {
+                            assert!(reference.is_empty());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+/**
+ * The errors wasmloop raises. All extend {@link WasmloopError}, so
+ * `err instanceof WasmloopError` tells them from errors thrown by callbacks.
+ * docs/errors.md lists each with its cause.
+ */
+
+/** Base class of every error the loop itself raises. */
+export class WasmloopError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** An operation on a loop that has been closed. */
+export class LoopClosedError extends WasmloopError {
+  constructor(operation: string) {
+    super(`${operation}: the event loop is closed`);
+  }
+}
+
+/** `runUntilComplete`, `runForever` or `close` on a loop that is running. */
+export class LoopRunningError extends WasmloopError {
+  constructor(operation: string) {
+    super(`${operation}: the event loop is already running`);
+  }
+}
+
+/** `runUntilComplete` ended because `stop()` was called before the promise settled. */
+export class LoopStoppedError extends WasmloopError {
+  constructor() {
+    super('runUntilComplete: the event loop stopped before the promise settled');
+  }
+}
+
+/** A backend could not be found, loaded or started. */
+export class BackendError extends WasmloopError {}
+
+/**
+ * The loop core failed (a WebAssembly trap, such as running out of memory).
+ * The loop is closed; the run that was in progress rejects with this error.
+ * Other loops are unaffected, and new loops can be created.
+ */
+export class LoopCrashedError extends WasmloopError {
+  constructor(cause: unknown) {
+    super(`the event loop crashed and was closed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}

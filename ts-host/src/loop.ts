@@ -1,0 +1,609 @@
+/**
+ * EventLoop: the public API over the loop core.
+ *
+ * The core (Rust, in Wasm) owns order: the ready queue, the timer queue and
+ * the handle table. This class owns the callbacks, in a table indexed by the
+ * slot the core hands out, and drives iterations on the host: one
+ * `runOnce()` call returns the whole batch of slots to run, so the hot path
+ * crosses into Wasm once per iteration, not once per callback (plus one call
+ * per scheduling operation, which returns the handle id).
+ *
+ * docs/design.md numbers the phases of an iteration; `iterate` below follows
+ * them.
+ */
+import type { Backend } from './backends/backend.js';
+import type { CoreInstance, CoreLoop } from './core.js';
+import { armTimer, cancelYield, disarmTimer, runMicrotasks, yieldToHost } from './driver.js';
+import { LoopClosedError, LoopCrashedError, LoopRunningError, LoopStoppedError } from './errors.js';
+import { type Epoch, Handle, TimerHandle } from './handles.js';
+
+/** A callback as the loop stores it: the function itself when it takes no arguments. */
+type Callback = (...args: any[]) => unknown;
+
+/** A callback with arguments, or any callback in debug mode. */
+class CallRecord {
+  constructor(
+    readonly fn: Callback,
+    readonly args: readonly unknown[],
+    /** Where it was scheduled (debug mode). */
+    readonly stack: string | undefined,
+  ) {}
+}
+
+type Entry = Callback | CallRecord;
+
+/** The callback table grows in chunks of this many slots, as the core's table does. */
+const CHUNK_BITS = 12;
+const CHUNK_SIZE = 1 << CHUNK_BITS;
+const CHUNK_MASK = CHUNK_SIZE - 1;
+/** Handle ids are `generation * 2^26 + slot` (see wit/event-loop.wit). */
+const SLOT_MASK = (1 << 26) - 1;
+const SLOT_SPACE = 2 ** 26;
+/** A generation no handle can have (the core's limit): a handle that is inert. */
+const NO_GENERATION = 2 ** 27;
+
+/**
+ * Longest stretch (ms) the driver runs back-to-back iterations before it
+ * yields to the host, so the host's own I/O and timers never starve.
+ */
+const SLICE_MS = 2;
+
+/** Where the driver is. */
+const enum Driver {
+  /** Not running. */
+  Idle,
+  /** Inside `iterate`. */
+  Iterating,
+  /** A host macrotask will call `iterate`. */
+  Scheduled,
+  /** Waiting on a host timer for the earliest deadline, or for a wakeup. */
+  Sleeping,
+}
+
+/** What the exception handler receives (asyncio's context dict). */
+export interface ExceptionContext {
+  /** What went wrong, for humans. */
+  message: string;
+  /** What was thrown. */
+  error: unknown;
+  /** The handle of the callback that threw, when there is one. */
+  handle?: Handle;
+  /** The callback that threw. */
+  callback?: Callback;
+  /** Where the callback was scheduled (debug mode). */
+  scheduledAt?: string;
+}
+
+export type ExceptionHandler = (loop: EventLoop, context: ExceptionContext) => void;
+
+export interface LoopStats {
+  /** Iterations run. */
+  iterations: number;
+  /** Callbacks run (cancelled ones never count). */
+  callbacksRun: number;
+  /** Timers waiting, including those with an infinite delay. */
+  timersPending: number;
+  /** Callbacks queued for the next iteration. */
+  readyPending: number;
+  /** Cancelled timers whose memory is not reclaimed yet. */
+  timersCancelled: number;
+  /** Slots the handle table has handed out (its high-water mark). */
+  slotsAllocated: number;
+  /** Bytes of Wasm linear memory the core holds. */
+  wasmMemoryBytes: number;
+}
+
+export interface LoopSettings {
+  debug: boolean;
+  slowCallbackMs: number;
+}
+
+export class EventLoop {
+  /** The backend chosen when the loop was created. */
+  readonly backend: string;
+
+  #instance: CoreInstance | null;
+  #core: CoreLoop | null;
+  #backendImpl: Backend;
+  #chunks: Array<Array<Entry | undefined>> = [];
+  #debug: boolean;
+  #slowCallbackMs: number;
+  #exceptionHandler: ExceptionHandler | null = null;
+
+  /** True while a batch runs (phase 4), microtask checkpoints included. */
+  #inBatch = false;
+  /** Loop time for new handles; null when it must be read again. */
+  #epoch: Epoch | null = null;
+  /** Shared by `callSoon` handles, which have no time. */
+  readonly #soonEpoch: Epoch;
+  /** Shared by `callAt` handles, whose `when` is absolute. */
+  readonly #absoluteEpoch: Epoch;
+  readonly #expireEpoch = (): void => {
+    this.#epoch = null;
+  };
+
+  #driver = Driver.Idle;
+  #stopping = false;
+  #hostTimer: unknown = null;
+  #hostYield: unknown = null;
+  #onStopped: ((error?: unknown) => void) | null = null;
+  #callbacksRun = 0;
+
+  /** @internal Use `createLoop()`. */
+  constructor(instance: CoreInstance, backend: Backend, settings: LoopSettings) {
+    this.#instance = instance;
+    this.#core = instance.loop;
+    this.#backendImpl = backend;
+    this.backend = backend.name;
+    this.#debug = settings.debug;
+    this.#slowCallbackMs = settings.slowCallbackMs;
+    this.#soonEpoch = { loop: this, time: NaN };
+    this.#absoluteEpoch = { loop: this, time: 0 };
+  }
+
+  // ---------------------------------------------------------------- time
+
+  /**
+   * The loop's time in ms, on a monotonic scale. While the loop runs
+   * callbacks it is the time the current iteration began (libuv's
+   * `uv_now`); outside an iteration the clock is read once per synchronous
+   * turn of host code.
+   */
+  time(): number {
+    return this.#currentEpoch('time').time;
+  }
+
+  #currentEpoch(operation: string): Epoch {
+    let epoch = this.#epoch;
+    if (epoch === null) {
+      const core = this.#core;
+      if (core === null) throw new LoopClosedError(operation);
+      if (this.#inBatch) {
+        epoch = { loop: this, time: core.time() };
+      } else {
+        epoch = { loop: this, time: core.updateTime() };
+        queueMicrotask(this.#expireEpoch);
+      }
+      this.#epoch = epoch;
+    }
+    return epoch;
+  }
+
+  // ---------------------------------------------------------- scheduling
+
+  /** Runs `callback(...args)` in the next iteration. */
+  callSoon<A extends unknown[]>(callback: (...args: A) => unknown, ...args: A): Handle {
+    if (typeof callback !== 'function') throw notAFunction('callSoon', callback);
+    const core = this.#core;
+    if (core === null) throw new LoopClosedError('callSoon');
+    const id = core.callSoon();
+    const slot = id & SLOT_MASK;
+    this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
+    if (this.#driver === Driver.Sleeping) this.#wake();
+    return new Handle(this.#soonEpoch, slot, (id - slot) / SLOT_SPACE);
+  }
+
+  /**
+   * Runs `callback(...args)` once `delayMs` ms of loop time have passed.
+   * Negative delays count as 0; `Infinity` never fires (and does not keep
+   * the loop alive); huge delays saturate. NaN or a non-number is a
+   * TypeError.
+   */
+  callLater<A extends unknown[]>(delayMs: number, callback: (...args: A) => unknown, ...args: A): TimerHandle {
+    if (typeof delayMs !== 'number' || delayMs !== delayMs) throw badTime('callLater', 'delayMs', delayMs);
+    if (typeof callback !== 'function') throw notAFunction('callLater', callback);
+    const epoch = this.#currentEpoch('callLater');
+    const id = (this.#core as CoreLoop).callLater(delayMs);
+    const slot = id & SLOT_MASK;
+    this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
+    if (this.#driver === Driver.Sleeping) this.#wake();
+    return new TimerHandle(epoch, slot, (id - slot) / SLOT_SPACE, delayMs > 0 ? delayMs : 0);
+  }
+
+  /** Runs `callback(...args)` at loop time `whenMs` (the `loop.time()` scale). */
+  callAt<A extends unknown[]>(whenMs: number, callback: (...args: A) => unknown, ...args: A): TimerHandle {
+    if (typeof whenMs !== 'number' || whenMs !== whenMs) throw badTime('callAt', 'whenMs', whenMs);
+    if (typeof callback !== 'function') throw notAFunction('callAt', callback);
+    const core = this.#core;
+    if (core === null) throw new LoopClosedError('callAt');
+    const id = core.callAt(whenMs);
+    const slot = id & SLOT_MASK;
+    this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
+    if (this.#driver === Driver.Sleeping) this.#wake();
+    return new TimerHandle(this.#absoluteEpoch, slot, (id - slot) / SLOT_SPACE, whenMs);
+  }
+
+  /** A promise that resolves with `value` after `ms` ms of loop time. */
+  sleep<T = undefined>(ms: number, value?: T): Promise<T> {
+    if (typeof ms !== 'number' || ms !== ms) throw badTime('sleep', 'ms', ms);
+    if (this.#core === null) throw new LoopClosedError('sleep');
+    return new Promise<T>((resolve) => {
+      this.callLater(ms, resolve as (v: T) => void, value as T);
+    });
+  }
+
+  #record(fn: Callback, args: readonly unknown[]): CallRecord {
+    return new CallRecord(fn, args, this.#debug ? scheduledAt() : undefined);
+  }
+
+  #store(slot: number, entry: Entry): void {
+    const index = slot >>> CHUNK_BITS;
+    let chunk = this.#chunks[index];
+    if (chunk === undefined) {
+      chunk = new Array<Entry | undefined>(CHUNK_SIZE);
+      this.#chunks[index] = chunk;
+    }
+    chunk[slot & CHUNK_MASK] = entry;
+  }
+
+  /** @internal Called by `Handle.cancel()`. */
+  _cancel(slot: number, generation: number): void {
+    const core = this.#core;
+    if (core !== null && core.cancel(slot, generation)) {
+      // Drop the callback now; the core frees the slot itself.
+      (this.#chunks[slot >>> CHUNK_BITS] as Array<Entry | undefined>)[slot & CHUNK_MASK] = undefined;
+    }
+  }
+
+  // -------------------------------------------------------------- running
+
+  /**
+   * Runs the loop until `promiseOrAsyncFn` settles and returns its value (or
+   * rejects with its error). A function is called as the loop's first
+   * callback and its result awaited.
+   */
+  async runUntilComplete<T>(promiseOrAsyncFn: PromiseLike<T> | (() => T | PromiseLike<T>)): Promise<Awaited<T>> {
+    const isFunction = typeof promiseOrAsyncFn === 'function';
+    if (!isFunction && !isThenable(promiseOrAsyncFn)) {
+      throw new TypeError(
+        `runUntilComplete: promiseOrAsyncFn must be a promise, a thenable or a function, got ${describe(promiseOrAsyncFn)}`,
+      );
+    }
+    this.#checkCanRun('runUntilComplete');
+    type Outcome = { ok: true; value: Awaited<T> } | { ok: false; error: unknown };
+    const state: { outcome: Outcome | null; active: boolean } = { outcome: null, active: true };
+    const settle = (outcome: Outcome) => {
+      // A promise that settles after this run ended must not stop a later one.
+      if (!state.active) return;
+      state.outcome = outcome;
+      this.stop();
+    };
+    const follow = (thenable: PromiseLike<T> | T) => {
+      Promise.resolve(thenable).then(
+        (value) => settle({ ok: true, value }),
+        (error: unknown) => settle({ ok: false, error }),
+      );
+    };
+    if (isFunction) {
+      this.callSoon(() => {
+        let result: T | PromiseLike<T>;
+        try {
+          result = (promiseOrAsyncFn as () => T | PromiseLike<T>)();
+        } catch (error) {
+          settle({ ok: false, error });
+          return;
+        }
+        follow(result);
+      });
+    } else {
+      follow(promiseOrAsyncFn as PromiseLike<T>);
+    }
+    try {
+      await this.#run();
+    } finally {
+      state.active = false;
+    }
+    const done = state.outcome;
+    if (done === null) throw new LoopStoppedError();
+    if (!done.ok) throw done.error;
+    return done.value;
+  }
+
+  /** Runs the loop until `stop()` is called. */
+  async runForever(): Promise<void> {
+    this.#checkCanRun('runForever');
+    await this.#run();
+  }
+
+  /**
+   * Stops the loop after the current batch of callbacks (as asyncio's
+   * `stop`). Called while the loop is not running, the next run does one
+   * iteration and returns.
+   */
+  stop(): void {
+    if (this.#core === null) throw new LoopClosedError('stop');
+    this.#stopping = true;
+    if (this.#driver === Driver.Sleeping) this.#wake();
+  }
+
+  isRunning(): boolean {
+    return this.#driver !== Driver.Idle;
+  }
+
+  #checkCanRun(operation: string): void {
+    if (this.#core === null) throw new LoopClosedError(operation);
+    if (this.#driver !== Driver.Idle) throw new LoopRunningError(operation);
+  }
+
+  #run(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#onStopped = (error?: unknown) => (error === undefined ? resolve() : reject(error));
+      this.#driver = Driver.Scheduled;
+      this.#hostYield = yieldToHost(this.#iterate);
+    });
+  }
+
+  /** The driver: iterations back to back while work is ready, then a host turn. */
+  readonly #iterate = (): void => {
+    this.#hostYield = null;
+    this.#hostTimer = null;
+    const core = this.#core;
+    if (core === null || this.#driver === Driver.Idle) return;
+    this.#driver = Driver.Iterating;
+    try {
+      this.#iterateSlice(core);
+    } catch (error) {
+      // Only the core or the host primitives can throw here (callbacks'
+      // errors are caught one by one): the loop cannot go on.
+      this.#crash(error);
+    }
+  };
+
+  #iterateSlice(core: CoreLoop): void {
+    const sliceEnd = performance.now() + SLICE_MS;
+    for (;;) {
+      // Phases 0-3: release the last batch, read the clock, collect the
+      // ready callbacks and the due timers. One crossing.
+      const batch = core.runOnce();
+      this.#epoch = null;
+      // Phase 4: run them.
+      if (batch.length > 0) this.#runBatch(batch);
+      if (this.#stopping) {
+        this.#finishRun();
+        return;
+      }
+      // Wait: 0 if ready, ms to the earliest timer, or -1 for none.
+      const timeout = core.pollTimeout();
+      if (timeout === 0) {
+        if (performance.now() < sliceEnd) continue;
+        this.#driver = Driver.Scheduled;
+        this.#hostYield = yieldToHost(this.#iterate);
+        return;
+      }
+      this.#driver = Driver.Sleeping;
+      // With nothing pending, no host timer is armed, so the loop does not
+      // keep the host process alive; an outside call wakes it.
+      if (timeout > 0) this.#hostTimer = armTimer(this.#iterate, timeout);
+      return;
+    }
+  }
+
+  /** The core failed (a trap): close the loop and fail the run. */
+  #crash(cause: unknown): void {
+    const error = new LoopCrashedError(cause);
+    this.#stopping = true;
+    this.#finishRun(error);
+    this.#core = null;
+    this.#instance = null;
+    this.#chunks = [];
+    this.#backendImpl.close();
+  }
+
+  /** Something was scheduled (or stop() called) while the driver slept. */
+  #wake(): void {
+    if (this.#hostTimer !== null) {
+      disarmTimer(this.#hostTimer);
+      this.#hostTimer = null;
+    }
+    this.#driver = Driver.Scheduled;
+    this.#hostYield = yieldToHost(this.#iterate);
+  }
+
+  #finishRun(error?: unknown): void {
+    if (this.#hostTimer !== null) disarmTimer(this.#hostTimer);
+    if (this.#hostYield !== null) cancelYield(this.#hostYield);
+    this.#hostTimer = this.#hostYield = null;
+    this.#stopping = false;
+    this.#driver = Driver.Idle;
+    const onStopped = this.#onStopped;
+    this.#onStopped = null;
+    onStopped?.(error);
+  }
+
+  /** Phase 4: runs a batch in order, skipping callbacks cancelled meanwhile. */
+  #runBatch(batch: Uint32Array): void {
+    const chunks = this.#chunks;
+    const checkpoint = runMicrotasks;
+    const debug = this.#debug;
+    let ran = 0;
+    this.#inBatch = true;
+    try {
+      for (let i = 0; i < batch.length; i++) {
+        const slot = batch[i] as number;
+        const chunk = chunks[slot >>> CHUNK_BITS] as Array<Entry | undefined>;
+        const entry = chunk[slot & CHUNK_MASK];
+        if (entry === undefined) continue; // cancelled during this batch
+        chunk[slot & CHUNK_MASK] = undefined;
+        ran++;
+        if (debug) {
+          this.#runTimed(entry, slot);
+        } else {
+          try {
+            if (typeof entry === 'function') entry();
+            else entry.fn(...entry.args);
+          } catch (error) {
+            this.#callbackFailed(error, entry, slot);
+          }
+        }
+        // Promise continuations the callback created run before the next
+        // callback, as between two Node.js macrotasks.
+        if (checkpoint !== null) {
+          try {
+            checkpoint();
+          } catch (error) {
+            // A process.nextTick callback threw: to Node that is an uncaught
+            // exception, and it stays one, without breaking this batch.
+            queueMicrotask(() => {
+              throw error;
+            });
+          }
+        }
+      }
+    } finally {
+      this.#inBatch = false;
+      this.#epoch = null;
+      this.#callbacksRun += ran;
+    }
+  }
+
+  #runTimed(entry: Entry, slot: number): void {
+    const fn = typeof entry === 'function' ? entry : entry.fn;
+    const start = performance.now();
+    try {
+      if (typeof entry === 'function') entry();
+      else entry.fn(...entry.args);
+    } catch (error) {
+      this.#callbackFailed(error, entry, slot);
+    }
+    const took = performance.now() - start;
+    if (took > this.#slowCallbackMs) {
+      const where = typeof entry === 'function' ? undefined : entry.stack;
+      console.warn(
+        `wasmloop: executing callback ${callbackName(fn)} took ${took.toFixed(3)} ms` +
+          (where === undefined ? '' : `; it was scheduled at:\n${where}`),
+      );
+    }
+  }
+
+  #callbackFailed(error: unknown, entry: Entry, slot: number): void {
+    const fn = typeof entry === 'function' ? entry : entry.fn;
+    const context: ExceptionContext = {
+      message: `Exception in callback ${callbackName(fn)}`,
+      error,
+      handle: new Handle(this.#soonEpoch, slot, NO_GENERATION),
+      callback: fn,
+    };
+    if (typeof entry !== 'function' && entry.stack !== undefined) context.scheduledAt = entry.stack;
+    this.callExceptionHandler(context);
+  }
+
+  // ----------------------------------------------------------- exceptions
+
+  /**
+   * Sets the function called with `(loop, context)` when a callback throws;
+   * `null` restores the default, which logs with `console.error`.
+   */
+  setExceptionHandler(handler: ExceptionHandler | null): void {
+    if (handler !== null && typeof handler !== 'function') {
+      throw new TypeError(`setExceptionHandler: handler must be a function or null, got ${describe(handler)}`);
+    }
+    this.#exceptionHandler = handler;
+  }
+
+  getExceptionHandler(): ExceptionHandler | null {
+    return this.#exceptionHandler;
+  }
+
+  /** Reports `context` to the exception handler; never throws. */
+  callExceptionHandler(context: ExceptionContext): void {
+    const handler = this.#exceptionHandler;
+    if (handler === null) {
+      defaultExceptionHandler(context);
+      return;
+    }
+    try {
+      handler(this, context);
+    } catch (error) {
+      console.error('wasmloop: the exception handler threw', error, 'while handling:', context);
+    }
+  }
+
+  // ---------------------------------------------------------------- state
+
+  /** Counters; see {@link LoopStats}. */
+  stats(): LoopStats {
+    const core = this.#core;
+    if (core === null) throw new LoopClosedError('stats');
+    const s = core.stats();
+    return {
+      iterations: Number(s.iterations),
+      callbacksRun: this.#callbacksRun,
+      timersPending: s.timersPending,
+      readyPending: s.readyPending,
+      timersCancelled: s.timersCancelled,
+      slotsAllocated: s.slotsAllocated,
+      wasmMemoryBytes: (this.#instance as CoreInstance).memory.buffer.byteLength,
+    };
+  }
+
+  /**
+   * Closes the loop: pending callbacks are dropped and the core's memory is
+   * released. Idempotent. A running loop cannot be closed (stop it first).
+   */
+  async close(): Promise<void> {
+    const core = this.#core;
+    if (core === null) return;
+    if (this.#driver !== Driver.Idle) throw new LoopRunningError('close');
+    this.#core = null;
+    this.#instance = null;
+    this.#chunks = [];
+    this.#epoch = null;
+    disposeCore(core);
+    this.#backendImpl.close();
+  }
+
+  isClosed(): boolean {
+    return this.#core === null;
+  }
+}
+
+// ------------------------------------------------------------- helpers
+
+/** Drops the core's loop resource (jco names its destructor `Symbol.dispose`). */
+function disposeCore(core: CoreLoop): void {
+  const dispose = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('dispose');
+  (core as unknown as Record<symbol, (() => void) | undefined>)[dispose]?.();
+}
+
+function defaultExceptionHandler(context: ExceptionContext): void {
+  const where = context.scheduledAt === undefined ? '' : `\nscheduled at:\n${context.scheduledAt}`;
+  console.error(`wasmloop: ${context.message}${where}`, context.error);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
+}
+
+function callbackName(fn: Callback): string {
+  return fn.name === '' ? '<anonymous>' : fn.name;
+}
+
+function scheduledAt(): string {
+  const stack = new Error().stack ?? '';
+  // Drop "Error" and the loop's own frames.
+  return stack.split('\n').slice(4).join('\n');
+}
+
+/** A short description of a bad argument for error messages. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
+    return `${typeof value} ${String(value)}`;
+  }
+  if (typeof value === 'function') return 'a function';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+function notAFunction(operation: string, value: unknown): TypeError {
+  return new TypeError(`${operation}: callback must be a function, got ${describe(value)}`);
+}
+
+function badTime(operation: string, argument: string, value: unknown): TypeError {
+  return new TypeError(`${operation}: ${argument} must be a number of milliseconds, got ${describe(value)}`);
+}
