@@ -81,7 +81,7 @@ test-js: $(DIST)
 	node --expose-gc node_modules/uvu/bin.js test '\.test\.mjs$$'
 
 test-pack: $(DIST)
-	node test/pack/check-pack.mjs
+	node node_modules/uvu/bin.js test/pack '\.check\.mjs$$'
 
 demo: $(DIST)
 	node examples/demo.mjs

@@ -63,10 +63,6 @@ impl GuestEventLoop for LoopResource {
         self.0.borrow_mut().cancel(slot, generation)
     }
 
-    fn deadline(&self, slot: u32, generation: u32) -> f64 {
-        self.0.borrow().deadline_ms(slot, generation)
-    }
-
     fn run_once(&self) -> Vec<u32> {
         self.0.borrow_mut().run_once().to_vec()
     }

@@ -7,4 +7,6 @@ pub mod handles;
 pub mod time;
 
 #[cfg(target_arch = "wasm32")]
+mod alloc;
+#[cfg(target_arch = "wasm32")]
 mod component;

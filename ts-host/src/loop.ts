@@ -15,7 +15,7 @@ import type { Backend } from './backends/backend.js';
 import type { CoreInstance, CoreLoop } from './core.js';
 import { armTimer, cancelYield, disarmTimer, runMicrotasks, yieldToHost } from './driver.js';
 import { LoopClosedError, LoopCrashedError, LoopRunningError, LoopStoppedError } from './errors.js';
-import { type Epoch, Handle, TimerHandle } from './handles.js';
+import { type Epoch, type Handle, type TimerHandle, makeHandle, makeTimerHandle } from './handles.js';
 
 /** A callback as the loop stores it: the function itself when it takes no arguments. */
 type Callback = (...args: any[]) => unknown;
@@ -180,7 +180,7 @@ export class EventLoop {
     const slot = id & SLOT_MASK;
     this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
     if (this.#driver === Driver.Sleeping) this.#wake();
-    return new Handle(this.#soonEpoch, slot, (id - slot) / SLOT_SPACE);
+    return makeHandle(this.#soonEpoch, slot, (id - slot) / SLOT_SPACE);
   }
 
   /**
@@ -197,7 +197,7 @@ export class EventLoop {
     const slot = id & SLOT_MASK;
     this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
     if (this.#driver === Driver.Sleeping) this.#wake();
-    return new TimerHandle(epoch, slot, (id - slot) / SLOT_SPACE, delayMs > 0 ? delayMs : 0);
+    return makeTimerHandle(epoch, slot, (id - slot) / SLOT_SPACE, delayMs > 0 ? delayMs : 0);
   }
 
   /** Runs `callback(...args)` at loop time `whenMs` (the `loop.time()` scale). */
@@ -210,7 +210,7 @@ export class EventLoop {
     const slot = id & SLOT_MASK;
     this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
     if (this.#driver === Driver.Sleeping) this.#wake();
-    return new TimerHandle(this.#absoluteEpoch, slot, (id - slot) / SLOT_SPACE, whenMs);
+    return makeTimerHandle(this.#absoluteEpoch, slot, (id - slot) / SLOT_SPACE, whenMs);
   }
 
   /** A promise that resolves with `value` after `ms` ms of loop time. */
@@ -480,7 +480,7 @@ export class EventLoop {
     const context: ExceptionContext = {
       message: `Exception in callback ${callbackName(fn)}`,
       error,
-      handle: new Handle(this.#soonEpoch, slot, NO_GENERATION),
+      handle: makeHandle(this.#soonEpoch, slot, NO_GENERATION),
       callback: fn,
     };
     if (typeof entry !== 'function' && entry.stack !== undefined) context.scheduledAt = entry.stack;

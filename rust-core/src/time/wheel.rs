@@ -3,52 +3,62 @@
 //! ```text
 //!  tick = deadline_ns >> 20            (1 tick = 2^20 ns = 1.048576 ms)
 //!
-//!  level 7  [ 64 slots x 64^7 ticks ]  ~ 73 million years a slot ... enough for u64 ns
+//!  level 7  [ 64 buckets x 64^7 ticks ]  the last level covers every u64 deadline
 //!   ...
-//!  level 2  [ 64 slots x 4096 ticks ]  ~ 4.3 s a slot,  ~4.6 min a turn
-//!  level 1  [ 64 slots x   64 ticks ]  ~ 67 ms a slot,  ~4.3 s a turn
-//!  level 0  [ 64 slots x    1 tick  ]  ~ 1 ms a slot,   ~67 ms a turn
+//!  level 2  [ 64 buckets x 4096 ticks ]  ~4.3 s a bucket,  ~4.6 min a turn
+//!  level 1  [ 64 buckets x   64 ticks ]  ~67 ms a bucket,  ~4.3 s a turn
+//!  level 0  [ 64 buckets x    1 tick  ]  ~1 ms a bucket,   ~67 ms a turn
 //!                  |
-//!                  | a level-0 slot whose tick has come is drained:
-//!                  | sorted by (deadline, seq); the due part is emitted,
-//!                  v the rest waits in the near queue
+//!                  | a level-0 bucket whose tick has come is drained in
+//!                  | (deadline, seq) order; the due part is emitted, the
+//!                  v rest waits in the near queue
 //!  near     [ sorted run + binary heap ]  exact order for ticks <= elapsed
+//!
+//!  bucket = blocks of 64 entries, entry = { deadline u64, seq u32, slot u32 } (16 bytes)
 //! ```
 //!
 //! A timer whose tick is after `elapsed` goes into the wheel at the level of
-//! the highest bit in which its tick differs from `elapsed` (as in tokio's
-//! wheel): O(1), one node linked into a slot list. When `elapsed` reaches a
-//! slot of a higher level, its timers cascade down; each timer moves at most
-//! once per level. A timer whose tick is at or before `elapsed` goes into the
-//! near queue, which keeps exact (deadline, sequence) order.
+//! the highest six-bit group in which its tick differs from `elapsed` (as in
+//! tokio's wheel): O(1), one entry appended to a bucket. When `elapsed`
+//! reaches a bucket of a higher level, its timers cascade down; each timer
+//! moves at most once per level. A timer whose tick is at or before
+//! `elapsed` goes into the near queue, which keeps exact order.
+//!
+//! Buckets hold their entries in contiguous blocks rather than as a linked
+//! list through the handle table: draining a bucket is a sequential scan
+//! (the state checks it makes are independent loads the CPU overlaps), where
+//! a list walk waits on one cache miss per timer.
 //!
 //! Ordering: timers fire in (deadline, sequence) order, the sequence being
 //! the order in which they were scheduled, so equal deadlines fire in
 //! scheduling order (libuv's `timer.c` does the same with its start id).
-//! Sequences are u32 and compared with wrapping arithmetic, which is exact as
+//! Sequences are u32 compared with wrapping arithmetic, which is exact as
 //! long as two timers with the same deadline were scheduled fewer than 2^31
 //! timers apart.
 //!
-//! Cancellation is O(1): the slot becomes a tombstone and stays linked until
-//! the wheel reaches it or until tombstones outnumber live timers, when one
-//! O(n) pass unlinks them all (asyncio compacts its heap the same way).
+//! Cancellation is O(1): the slot becomes a tombstone, and its entry stays
+//! until the wheel reaches it or until tombstones outnumber live timers, when
+//! one sequential pass drops them all (asyncio compacts its heap the same
+//! way).
 //!
-//! Invariants (checked by `debug_assert!`): every wheel node's tick is after
-//! `elapsed`; every near entry's tick is at or before `elapsed`; level `l`
-//! holds only ticks that share all bits above level `l` with `elapsed`.
+//! Invariants (checked by `debug_assert!`): every bucket entry's tick is
+//! after `elapsed`; every near entry's tick is at or before `elapsed`; level
+//! `l` holds only ticks that share all bits above level `l` with `elapsed`.
 
 use std::collections::VecDeque;
 
 use super::{Nanos, NEVER};
-use crate::handles::{Slots, State, NIL};
+use crate::handles::{Slots, State};
 
 /// log2 of the tick length in nanoseconds.
 pub const TICK_SHIFT: u32 = 20;
 const LEVEL_BITS: u32 = 6;
-const SLOTS_PER_LEVEL: usize = 1 << LEVEL_BITS;
+const BUCKETS_PER_LEVEL: usize = 1 << LEVEL_BITS;
 const SLOT_MASK: u64 = (1 << LEVEL_BITS) - 1;
 /// Levels needed to cover every tick of a u64 nanosecond deadline (44 bits).
 const LEVELS: usize = 8;
+/// Entries per bucket block (1 KiB).
+const BLOCK_LEN: usize = 64;
 /// Compaction does not run for fewer tombstones than this: below it the
 /// pass costs more than the memory it returns.
 const MIN_COMPACTION: u32 = 1024;
@@ -61,8 +71,7 @@ fn tick_of(deadline: Nanos) -> u64 {
 /// True if timer `a` fires before timer `b`.
 #[inline]
 pub fn fires_before(a_deadline: Nanos, a_seq: u32, b_deadline: Nanos, b_seq: u32) -> bool {
-    a_deadline < b_deadline
-        || (a_deadline == b_deadline && (a_seq.wrapping_sub(b_seq) as i32) < 0)
+    a_deadline < b_deadline || (a_deadline == b_deadline && (a_seq.wrapping_sub(b_seq) as i32) < 0)
 }
 
 /// The level a tick belongs to, seen from `elapsed` (`tick > elapsed`).
@@ -74,17 +83,16 @@ fn level_for(elapsed: u64, tick: u64) -> usize {
 }
 
 #[inline]
-fn slot_for(tick: u64, level: usize) -> usize {
+fn bucket_for(tick: u64, level: usize) -> usize {
     ((tick >> (level as u32 * LEVEL_BITS)) & SLOT_MASK) as usize
 }
 
-/// A timer in the near queue: a copy of its key, so ordering needs no
-/// lookups in the handle table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Entry {
-    deadline: Nanos,
-    seq: u32,
-    slot: u32,
+/// A queued timer: its key and its slot in the handle table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    pub deadline: Nanos,
+    pub seq: u32,
+    pub slot: u32,
 }
 
 impl Entry {
@@ -94,8 +102,42 @@ impl Entry {
     }
 }
 
+type Block = [Entry; BLOCK_LEN];
+
+/// The entries of one wheel bucket, in insertion order.
+#[derive(Default)]
+struct Bucket {
+    blocks: Vec<Box<Block>>,
+    len: usize,
+}
+
+impl Bucket {
+    #[inline]
+    fn push(&mut self, e: Entry, spare: &mut Vec<Box<Block>>) {
+        let offset = self.len % BLOCK_LEN;
+        if offset == 0 {
+            self.blocks.push(spare.pop().unwrap_or_else(|| Box::new([Entry::default(); BLOCK_LEN])));
+        }
+        let last = self.blocks.len() - 1;
+        self.blocks[last][offset] = e;
+        self.len += 1;
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Entry {
+        self.blocks[i / BLOCK_LEN][i % BLOCK_LEN]
+    }
+
+    /// Keeps the first `len` entries; surplus blocks go to `spare`.
+    fn truncate(&mut self, len: usize, spare: &mut Vec<Box<Block>>) {
+        self.len = len;
+        let keep = len.div_ceil(BLOCK_LEN);
+        spare.extend(self.blocks.drain(keep..));
+    }
+}
+
 /// Timers whose tick has come: a sorted run (entries mostly arrive in
-/// order: a drained slot, or `call_later(0)` bursts) plus a binary heap for
+/// order: a drained bucket, or `call_later(0)` bursts) plus a binary heap for
 /// those that arrive out of order. The minimum is the smaller of the fronts.
 #[derive(Default)]
 struct NearQueue {
@@ -188,32 +230,23 @@ impl NearQueue {
     }
 }
 
-#[derive(Clone, Copy)]
-struct List {
-    head: u32,
-    tail: u32,
-}
-
-const EMPTY: List = List { head: NIL, tail: NIL };
-
-struct Level {
-    /// Bit `i` set: slot `i` holds at least one node.
-    occupied: u64,
-    lists: [List; SLOTS_PER_LEVEL],
-}
-
-/// The timer queue. Nodes live in the handle table ([`Slots`]): a timer costs
-/// its 20-byte slot and nothing else while it waits in the wheel.
+/// The timer queue. A waiting timer costs one 16-byte entry here plus its
+/// 4-byte slot in the handle table.
 pub struct TimerWheel {
     /// The tick the wheel has advanced to.
     elapsed: u64,
-    levels: [Level; LEVELS],
-    /// For each slot, the earliest deadline linked into it since it was last
+    /// `LEVELS * BUCKETS_PER_LEVEL` buckets, level-major.
+    buckets: Vec<Bucket>,
+    /// Bit `i` of `occupied[l]`: bucket `i` of level `l` holds entries.
+    occupied: [u64; LEVELS],
+    /// For each bucket, the earliest deadline put in it since it was last
     /// drained: a lower bound (that timer may be cancelled) that lets the
-    /// host sleep until the exact deadline instead of the slot's start.
-    earliest: [[Nanos; SLOTS_PER_LEVEL]; LEVELS],
+    /// host sleep until the exact deadline rather than the bucket's start.
+    earliest: Vec<Nanos>,
     near: NearQueue,
-    /// Reused buffer for sorting a drained slot.
+    /// Emptied blocks, reused before new ones are allocated.
+    spare: Vec<Box<Block>>,
+    /// Reused buffer for sorting a bucket that is out of order.
     scratch: Vec<Entry>,
     live: u32,
     tombstones: u32,
@@ -224,9 +257,11 @@ impl TimerWheel {
     pub fn new(now: Nanos) -> TimerWheel {
         TimerWheel {
             elapsed: tick_of(now),
-            levels: std::array::from_fn(|_| Level { occupied: 0, lists: [EMPTY; SLOTS_PER_LEVEL] }),
-            earliest: [[NEVER; SLOTS_PER_LEVEL]; LEVELS],
+            buckets: (0..LEVELS * BUCKETS_PER_LEVEL).map(|_| Bucket::default()).collect(),
+            occupied: [0; LEVELS],
+            earliest: vec![NEVER; LEVELS * BUCKETS_PER_LEVEL],
             near: NearQueue::default(),
+            spare: Vec::new(),
             scratch: Vec::new(),
             live: 0,
             tombstones: 0,
@@ -238,48 +273,47 @@ impl TimerWheel {
         self.live
     }
 
-    /// Cancelled timers not yet unlinked.
+    /// Cancelled timers whose entries are not dropped yet.
     pub fn tombstones(&self) -> u32 {
         self.tombstones
     }
 
-    /// Bytes the queue holds beyond the handle table.
+    /// Bytes the queue holds.
     pub fn bytes(&self) -> usize {
+        let blocks: usize = self.buckets.iter().map(|b| b.blocks.len()).sum::<usize>() + self.spare.len();
+        let pointers: usize = self.buckets.iter().map(|b| b.blocks.capacity()).sum::<usize>() + self.spare.capacity();
         std::mem::size_of::<TimerWheel>()
+            + blocks * std::mem::size_of::<Block>()
+            + pointers * std::mem::size_of::<Box<Block>>()
+            + self.buckets.capacity() * std::mem::size_of::<Bucket>()
+            + self.earliest.capacity() * 8
             + (self.near.run.capacity() + self.near.heap.capacity() + self.scratch.capacity())
                 * std::mem::size_of::<Entry>()
     }
 
-    /// Adds the timer in `slot`, whose deadline and sequence are already in
-    /// the table. `deadline` must be finite (not [`NEVER`]).
-    pub fn insert(&mut self, slots: &mut Slots, slot: u32) {
-        debug_assert_ne!(slots.deadline(slot), NEVER, "slot {slot}: a NEVER timer must not be queued");
-        self.link(slots, slot);
+    /// Adds the timer in `slot` (state `Timer`), due at `deadline` (finite),
+    /// ordered among equal deadlines by `seq`.
+    #[inline]
+    pub fn insert(&mut self, slot: u32, deadline: Nanos, seq: u32) {
+        debug_assert_ne!(deadline, NEVER, "slot {slot}: a NEVER timer must not be queued");
+        self.link(Entry { deadline, seq, slot });
         self.live += 1;
     }
 
-    fn link(&mut self, slots: &mut Slots, slot: u32) {
-        let deadline = slots.deadline(slot);
-        let tick = tick_of(deadline);
+    #[inline]
+    fn link(&mut self, e: Entry) {
+        let tick = tick_of(e.deadline);
         if tick <= self.elapsed {
-            self.near.push(Entry { deadline, seq: slots.seq(slot), slot });
+            self.near.push(e);
             return;
         }
         let level = level_for(self.elapsed, tick);
-        let index = slot_for(tick, level);
-        let lvl = &mut self.levels[level];
-        let list = &mut lvl.lists[index];
-        slots.set_next(slot, NIL);
-        if list.tail == NIL {
-            list.head = slot;
-        } else {
-            slots.set_next(list.tail, slot);
-        }
-        list.tail = slot;
-        lvl.occupied |= 1 << index;
-        let earliest = &mut self.earliest[level][index];
-        if deadline < *earliest {
-            *earliest = deadline;
+        let index = bucket_for(tick, level);
+        let b = level * BUCKETS_PER_LEVEL + index;
+        self.buckets[b].push(e, &mut self.spare);
+        self.occupied[level] |= 1 << index;
+        if e.deadline < self.earliest[b] {
+            self.earliest[b] = e.deadline;
         }
     }
 
@@ -294,88 +328,121 @@ impl TimerWheel {
         }
     }
 
-    /// Moves every timer due at `now` into `out`, in (deadline, sequence)
-    /// order, freeing the tombstones it meets.
+    /// Moves every timer due at `now` into `out` (state `Running`), in
+    /// (deadline, sequence) order, freeing the tombstones it meets.
     pub fn expire(&mut self, slots: &mut Slots, now: Nanos, out: &mut Vec<u32>) {
         let now_tick = tick_of(now);
         loop {
-            // Near entries are all earlier than anything in the wheel.
+            // Near entries are all earlier than anything in the buckets.
             while let Some(e) = self.near.peek() {
                 if e.deadline > now {
                     break;
                 }
                 let slot = e.slot;
                 self.near.pop();
-                self.emit(slots, slot, out);
+                if slots.state(slot) == State::Tombstone {
+                    slots.free(slot);
+                    self.tombstones -= 1;
+                } else {
+                    debug_assert_eq!(slots.state(slot), State::Timer, "slot {slot} in the near queue");
+                    slots.set_state(slot, State::Running);
+                    out.push(slot);
+                    self.live -= 1;
+                }
             }
             if self.near.len() > 0 {
-                // The earliest remaining timer is not due; nor is the wheel.
+                // The earliest remaining timer is not due; nor is any bucket.
                 return;
             }
             let Some((level, index, start)) = self.next_occupied() else { break };
             if start > now_tick {
                 break;
             }
-            let lvl = &mut self.levels[level];
-            let list = std::mem::replace(&mut lvl.lists[index], EMPTY);
-            lvl.occupied &= !(1 << index);
             debug_assert!(start >= self.elapsed, "wheel went back: start {start} < elapsed {}", self.elapsed);
+            let b = level * BUCKETS_PER_LEVEL + index;
+            let bucket = std::mem::take(&mut self.buckets[b]);
+            self.occupied[level] &= !(1 << index);
+            self.earliest[b] = NEVER;
             self.elapsed = start;
-            self.earliest[level][index] = NEVER;
             if level == 0 {
-                self.drain_slot(slots, list.head, now, out);
+                self.drain(slots, &bucket, now, out);
             } else {
-                self.cascade(slots, list.head);
+                self.cascade(slots, &bucket);
             }
+            self.recycle(b, bucket);
         }
         if now_tick > self.elapsed {
             self.elapsed = now_tick;
         }
     }
 
-    #[inline]
-    fn emit(&mut self, slots: &mut Slots, slot: u32, out: &mut Vec<u32>) {
-        if slots.state(slot) == State::Tombstone {
-            slots.free(slot);
-            self.tombstones -= 1;
-        } else {
-            debug_assert_eq!(slots.state(slot), State::Timer, "slot {slot} in the timer queue");
-            out.push(slot);
-            self.live -= 1;
-        }
+    /// Returns a drained bucket's blocks to the spares, and its emptied
+    /// block list to bucket `b` (draining never refills the same bucket).
+    fn recycle(&mut self, b: usize, mut bucket: Bucket) {
+        self.spare.append(&mut bucket.blocks);
+        debug_assert_eq!(self.buckets[b].len, 0, "bucket {b} refilled while draining");
+        bucket.len = 0;
+        self.buckets[b] = bucket;
     }
 
-    /// A level-0 slot whose tick has come: sort it, emit what is due, keep
-    /// the rest in the near queue.
-    fn drain_slot(&mut self, slots: &mut Slots, head: u32, now: Nanos, out: &mut Vec<u32>) {
-        let mut scratch = std::mem::take(&mut self.scratch);
-        scratch.clear();
-        let mut node = head;
-        while node != NIL {
-            let next = slots.next(node);
-            if slots.state(node) == State::Tombstone {
-                slots.free(node);
+    /// A level-0 bucket whose tick has come: emit what is due in (deadline,
+    /// sequence) order; the rest waits in the near queue.
+    fn drain(&mut self, slots: &mut Slots, bucket: &Bucket, now: Nanos, out: &mut Vec<u32>) {
+        // Fast path, one scan: a bucket already in order and all due (direct
+        // inserts arrive in sequence order) is emitted as it is scanned.
+        let mark = out.len();
+        let mut last = Entry::default();
+        let mut i = 0;
+        while i < bucket.len {
+            let e = bucket.get(i);
+            if slots.state(e.slot) == State::Tombstone {
+                slots.free(e.slot);
                 self.tombstones -= 1;
             } else {
-                scratch.push(Entry { deadline: slots.deadline(node), seq: slots.seq(node), slot: node });
-            }
-            node = next;
-        }
-        // Direct inserts arrive in sequence order; only cascaded timers can
-        // be out of order, so the check usually saves the sort.
-        if !scratch.windows(2).all(|w| !w[1].before(&w[0])) {
-            scratch.sort_unstable_by(|a, b| {
-                if a.before(b) {
-                    std::cmp::Ordering::Less
-                } else if b.before(a) {
-                    std::cmp::Ordering::Greater
-                } else {
-                    std::cmp::Ordering::Equal
+                if e.deadline > now || (out.len() > mark && e.before(&last)) {
+                    break;
                 }
-            });
+                last = e;
+                slots.set_state(e.slot, State::Running);
+                out.push(e.slot);
+                self.live -= 1;
+            }
+            i += 1;
         }
+        if i == bucket.len {
+            return;
+        }
+        // Out of order or not all due: undo the emitted part and sort.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        for slot in out.drain(mark..) {
+            slots.set_state(slot, State::Timer);
+            self.live += 1;
+        }
+        for j in 0..bucket.len {
+            let e = bucket.get(j);
+            match slots.state(e.slot) {
+                // Freed by the fast path above.
+                State::Free => {}
+                State::Tombstone => {
+                    slots.free(e.slot);
+                    self.tombstones -= 1;
+                }
+                _ => scratch.push(e),
+            }
+        }
+        scratch.sort_unstable_by(|a, b| {
+            if a.before(b) {
+                std::cmp::Ordering::Less
+            } else if b.before(a) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
         for e in &scratch {
             if e.deadline <= now {
+                slots.set_state(e.slot, State::Running);
                 out.push(e.slot);
                 self.live -= 1;
             } else {
@@ -385,43 +452,41 @@ impl TimerWheel {
         self.scratch = scratch;
     }
 
-    /// A higher-level slot whose time has come: relink its timers, relative
-    /// to the new `elapsed`, into lower levels (or the near queue).
-    fn cascade(&mut self, slots: &mut Slots, head: u32) {
-        let mut node = head;
-        while node != NIL {
-            let next = slots.next(node);
-            if slots.state(node) == State::Tombstone {
-                slots.free(node);
+    /// A higher-level bucket whose time has come: relink its timers,
+    /// relative to the new `elapsed`, into lower levels (or the near queue).
+    fn cascade(&mut self, slots: &mut Slots, bucket: &Bucket) {
+        for i in 0..bucket.len {
+            let e = bucket.get(i);
+            if slots.state(e.slot) == State::Tombstone {
+                slots.free(e.slot);
                 self.tombstones -= 1;
             } else {
-                self.link(slots, node);
+                self.link(e);
             }
-            node = next;
         }
     }
 
-    /// The earliest occupied wheel slot: `(level, index, first tick)`. The
-    /// lowest occupied level always holds it, since a higher level only
-    /// holds ticks past the end of the current turn of the levels below.
+    /// The earliest occupied bucket: `(level, index, first tick)`. The lowest
+    /// occupied level always holds it, since a higher level only holds ticks
+    /// past the end of the current turn of the levels below.
     fn next_occupied(&self) -> Option<(usize, usize, u64)> {
-        for (level, lvl) in self.levels.iter().enumerate() {
-            if lvl.occupied == 0 {
+        for (level, &occupied) in self.occupied.iter().enumerate() {
+            if occupied == 0 {
                 continue;
             }
             let shift = level as u32 * LEVEL_BITS;
             let now_index = ((self.elapsed >> shift) & SLOT_MASK) as u32;
-            let index = (lvl.occupied.rotate_right(now_index).trailing_zeros() + now_index) as usize % SLOTS_PER_LEVEL;
+            let index = (occupied.rotate_right(now_index).trailing_zeros() + now_index) as usize % BUCKETS_PER_LEVEL;
             debug_assert!(
                 index as u32 > now_index || (level > 0 && index as u32 == now_index),
-                "level {level}: occupied slot {index} is behind elapsed slot {now_index} (elapsed {}, occupied {:#x})",
+                "level {level}: occupied bucket {index} is behind elapsed bucket {now_index} (elapsed {}, occupied {:#x})",
                 self.elapsed,
-                lvl.occupied
+                occupied
             );
-            let slot_ticks = 1u64 << shift;
-            let level_ticks = slot_ticks << LEVEL_BITS;
+            let bucket_ticks = 1u64 << shift;
+            let level_ticks = bucket_ticks << LEVEL_BITS;
             let level_start = self.elapsed & !(level_ticks - 1);
-            return Some((level, index, level_start + index as u64 * slot_ticks));
+            return Some((level, index, level_start + index as u64 * bucket_ticks));
         }
         None
     }
@@ -444,37 +509,30 @@ impl TimerWheel {
             self.tombstones -= 1;
         }
         let (level, index, _) = self.next_occupied()?;
-        Some(self.earliest[level][index])
+        Some(self.earliest[level * BUCKETS_PER_LEVEL + index])
     }
 
-    /// Unlinks and frees every tombstone: one pass over all queued nodes.
+    /// Drops every tombstone: one sequential pass over the queued entries.
     pub fn compact(&mut self, slots: &mut Slots) {
-        for lvl in self.levels.iter_mut() {
-            let mut occupied = lvl.occupied;
+        for level in 0..LEVELS {
+            let mut occupied = self.occupied[level];
             while occupied != 0 {
                 let index = occupied.trailing_zeros() as usize;
                 occupied &= occupied - 1;
-                let list = &mut lvl.lists[index];
-                let mut kept = EMPTY;
-                let mut node = list.head;
-                while node != NIL {
-                    let next = slots.next(node);
-                    if slots.state(node) == State::Tombstone {
-                        slots.free(node);
+                let bucket = &mut self.buckets[level * BUCKETS_PER_LEVEL + index];
+                let mut kept = 0;
+                for i in 0..bucket.len {
+                    let e = bucket.get(i);
+                    if slots.state(e.slot) == State::Tombstone {
+                        slots.free(e.slot);
                     } else {
-                        slots.set_next(node, NIL);
-                        if kept.tail == NIL {
-                            kept.head = node;
-                        } else {
-                            slots.set_next(kept.tail, node);
-                        }
-                        kept.tail = node;
+                        bucket.blocks[kept / BLOCK_LEN][kept % BLOCK_LEN] = e;
+                        kept += 1;
                     }
-                    node = next;
                 }
-                *list = kept;
-                if kept.head == NIL {
-                    lvl.occupied &= !(1 << index);
+                bucket.truncate(kept, &mut self.spare);
+                if kept == 0 {
+                    self.occupied[level] &= !(1 << index);
                 }
             }
         }
@@ -508,9 +566,8 @@ mod tests {
         }
         fn add(&mut self, deadline: Nanos) -> u32 {
             let slot = self.slots.alloc(State::Timer).unwrap();
-            self.slots.set_timer(slot, deadline, self.seq);
+            self.wheel.insert(slot, deadline, self.seq);
             self.seq = self.seq.wrapping_add(1);
-            self.wheel.insert(&mut self.slots, slot);
             slot
         }
         fn cancel(&mut self, slot: u32) {
@@ -579,7 +636,7 @@ mod tests {
         assert_eq!(f.wheel.live(), 1);
         assert_eq!(f.expire(2 * MS), vec![b]);
         assert_eq!(f.wheel.tombstones(), 0);
-        assert_eq!(f.slots.state(a), State::Free);
+        assert_eq!(f.slots.free_count(), 2, "the tombstone, and b once the fixture released it");
     }
 
     #[test]

@@ -1,0 +1,331 @@
+// Bad input and failing callbacks: each gets a clear error, and nothing else
+// breaks.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import {
+  createLoop,
+  LoopClosedError,
+  LoopRunningError,
+  LoopStoppedError,
+  WasmloopError,
+} from '../ts-host/dist/index.js';
+import { capture, freshLoop } from './helpers.mjs';
+
+function throwsWith(fn, ErrorClass, pattern) {
+  try {
+    fn();
+  } catch (error) {
+    assert.instance(error, ErrorClass, `expected ${ErrorClass.name}, got ${error}`);
+    assert.match(error.message, pattern);
+    return;
+  }
+  assert.unreachable(`expected ${ErrorClass.name}`);
+}
+
+async function rejectsWith(promise, ErrorClass, pattern) {
+  try {
+    await promise;
+  } catch (error) {
+    assert.instance(error, ErrorClass, `expected ${ErrorClass.name}, got ${error}`);
+    assert.match(error.message, pattern);
+    return;
+  }
+  assert.unreachable(`expected ${ErrorClass.name}`);
+}
+
+// ------------------------------------------------------------ bad input
+
+const input = suite('bad input');
+freshLoop(input);
+
+input('NaN or a non-number delay is a TypeError naming the argument', ({ loop }) => {
+  const cb = () => {};
+  throwsWith(() => loop.callLater(NaN, cb), TypeError, /callLater: delayMs must be a number.*NaN/);
+  throwsWith(() => loop.callLater('10', cb), TypeError, /callLater: delayMs .*string "10"/);
+  throwsWith(() => loop.callLater(undefined, cb), TypeError, /delayMs.*undefined/);
+  throwsWith(() => loop.callLater(10n, cb), TypeError, /delayMs.*bigint 10/);
+  throwsWith(() => loop.callAt(NaN, cb), TypeError, /callAt: whenMs must be a number/);
+  throwsWith(() => loop.callAt({}, cb), TypeError, /whenMs.*an object/);
+  throwsWith(() => loop.sleep(NaN), TypeError, /sleep: ms must be a number/);
+  assert.is(loop.stats().timersPending, 0, 'nothing was scheduled');
+});
+
+input('a non-function callback is a TypeError naming the argument', ({ loop }) => {
+  throwsWith(() => loop.callSoon('f'), TypeError, /callSoon: callback must be a function, got string "f"/);
+  throwsWith(() => loop.callLater(1, null), TypeError, /callLater: callback must be a function, got null/);
+  throwsWith(() => loop.callAt(1, 42), TypeError, /callAt: callback must be a function, got number 42/);
+  assert.is(loop.stats().readyPending + loop.stats().timersPending, 0);
+});
+
+input('bad input leaves the loop working and loses no callback', async ({ loop }) => {
+  const ran = [];
+  loop.callSoon(() => ran.push(1));
+  assert.throws(() => loop.callLater(NaN, () => ran.push('bad')));
+  assert.throws(() => loop.callSoon(undefined));
+  loop.callLater(1, () => ran.push(2));
+  await loop.runUntilComplete(() => loop.sleep(5));
+  assert.equal(ran, [1, 2]);
+});
+
+input('runUntilComplete rejects a non-promise argument', async ({ loop }) => {
+  await rejectsWith(loop.runUntilComplete(42), TypeError, /promiseOrAsyncFn must be a promise.*number 42/);
+  await rejectsWith(loop.runUntilComplete(null), TypeError, /got null/);
+  assert.not.ok(loop.isRunning());
+});
+
+input('setExceptionHandler rejects what is not a function or null', ({ loop }) => {
+  throwsWith(() => loop.setExceptionHandler('log'), TypeError, /handler must be a function or null/);
+  loop.setExceptionHandler(null);
+});
+
+input('cancel twice, after firing, and after close are no-ops', async ({ loop }) => {
+  const ran = [];
+  const a = loop.callLater(1, () => ran.push('a'));
+  a.cancel();
+  a.cancel();
+  assert.ok(a.cancelled());
+  const b = loop.callSoon(() => ran.push('b'));
+  await loop.runUntilComplete(() => loop.sleep(5));
+  b.cancel();
+  b.cancel();
+  assert.equal(ran, ['b']);
+  // A handle that ran and was cancelled later cannot touch its reused slot.
+  const c = loop.callSoon(() => ran.push('c'));
+  b.cancel();
+  await loop.runUntilComplete(() => loop.sleep(0));
+  assert.equal(ran, ['b', 'c']);
+  const d = loop.callLater(5, () => ran.push('d'));
+  await loop.close();
+  d.cancel();
+  c.cancel();
+});
+
+input('a stale handle never cancels the callback that reuses its slot', async ({ loop }) => {
+  const ran = [];
+  const stale = [];
+  for (let round = 0; round < 20; round++) {
+    const handles = [];
+    for (let i = 0; i < 50; i++) handles.push(loop.callSoon(() => ran.push(`${round}:${i}`)));
+    await loop.runUntilComplete(() => loop.sleep(0));
+    stale.push(...handles);
+    // Every old handle cancels after its slot has been reused.
+    const fresh = loop.callSoon(() => ran.push(`fresh ${round}`));
+    for (const h of stale) h.cancel();
+    await loop.runUntilComplete(() => loop.sleep(0));
+    assert.ok(ran.includes(`fresh ${round}`), `round ${round}: a stale handle cancelled a new callback`);
+    assert.not.ok(fresh.cancelled());
+  }
+  assert.is(ran.length, 20 * 51);
+});
+
+// ---------------------------------------------------------- closed loop
+
+const closed = suite('closed loop');
+
+closed('every operation on a closed loop throws LoopClosedError', async () => {
+  const loop = await createLoop();
+  await loop.close();
+  assert.ok(loop.isClosed());
+  const cb = () => {};
+  throwsWith(() => loop.callSoon(cb), LoopClosedError, /callSoon: the event loop is closed/);
+  throwsWith(() => loop.callLater(1, cb), LoopClosedError, /callLater/);
+  throwsWith(() => loop.callAt(1, cb), LoopClosedError, /callAt/);
+  throwsWith(() => loop.sleep(1), LoopClosedError, /sleep/);
+  throwsWith(() => loop.time(), LoopClosedError, /time/);
+  throwsWith(() => loop.stop(), LoopClosedError, /stop/);
+  throwsWith(() => loop.stats(), LoopClosedError, /stats/);
+  await rejectsWith(loop.runForever(), LoopClosedError, /runForever/);
+  await rejectsWith(loop.runUntilComplete(Promise.resolve()), LoopClosedError, /runUntilComplete/);
+  assert.instance(new LoopClosedError('x'), WasmloopError);
+});
+
+closed('close is idempotent and drops pending callbacks', async () => {
+  const loop = await createLoop();
+  let ran = false;
+  loop.callSoon(() => {
+    ran = true;
+  });
+  loop.callLater(1, () => {
+    ran = true;
+  });
+  await loop.close();
+  await loop.close();
+  await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.not.ok(ran);
+});
+
+closed('a running loop cannot be closed', async () => {
+  const loop = await createLoop();
+  let error;
+  await loop.runUntilComplete(async () => {
+    await loop.close().catch((e) => {
+      error = e;
+    });
+  });
+  assert.instance(error, LoopRunningError);
+  assert.match(error.message, /close: the event loop is already running/);
+  assert.not.ok(loop.isClosed());
+  await loop.close();
+});
+
+// -------------------------------------------------------------- running
+
+const running = suite('running');
+freshLoop(running);
+
+running('runUntilComplete and runForever while running reject with LoopRunningError', async ({ loop }) => {
+  const errors = [];
+  await loop.runUntilComplete(async () => {
+    await loop.runUntilComplete(Promise.resolve(1)).catch((e) => errors.push(e));
+    await loop.runForever().catch((e) => errors.push(e));
+  });
+  assert.is(errors.length, 2);
+  for (const e of errors) assert.instance(e, LoopRunningError);
+  assert.match(errors[0].message, /runUntilComplete: the event loop is already running/);
+  assert.match(errors[1].message, /runForever/);
+});
+
+running('runUntilComplete rejects with the error of a rejected promise, and the loop stays usable', async ({ loop }) => {
+  const boom = new Error('boom');
+  await rejectsWith(
+    loop.runUntilComplete(async () => {
+      await loop.sleep(1);
+      throw boom;
+    }),
+    Error,
+    /^boom$/,
+  );
+  await rejectsWith(
+    loop.runUntilComplete(() => {
+      throw new RangeError('sync');
+    }),
+    RangeError,
+    /sync/,
+  );
+  assert.is(await loop.runUntilComplete(() => loop.sleep(1, 'ok')), 'ok');
+});
+
+running('stop() before the promise settles rejects runUntilComplete with LoopStoppedError', async ({ loop }) => {
+  loop.callLater(1, () => loop.stop());
+  await rejectsWith(loop.runUntilComplete(new Promise(() => {})), LoopStoppedError, /stopped before the promise settled/);
+  assert.not.ok(loop.isRunning());
+  // The abandoned promise must not stop a later run.
+  assert.is(await loop.runUntilComplete(() => loop.sleep(2, 'next')), 'next');
+});
+
+running('a promise that settles after its run ended does not stop a later run', async ({ loop }) => {
+  let settleLate;
+  const late = new Promise((resolve) => {
+    settleLate = resolve;
+  });
+  loop.callLater(1, () => loop.stop());
+  await loop.runUntilComplete(late).catch(() => {});
+  const done = loop.runForever();
+  settleLate('now');
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(loop.isRunning(), 'the late settlement did not stop runForever');
+  loop.stop();
+  await done;
+});
+
+running('stop() called before runForever: the next run does one iteration and returns', async ({ loop }) => {
+  const ran = [];
+  loop.callSoon(() => ran.push('first'));
+  loop.stop();
+  await loop.runForever();
+  assert.equal(ran, ['first']);
+  assert.not.ok(loop.isRunning());
+});
+
+running('stop() finishes the current batch, later callbacks wait for the next run', async ({ loop }) => {
+  const ran = [];
+  loop.callSoon(() => {
+    ran.push('a');
+    loop.stop();
+    loop.callSoon(() => ran.push('next run'));
+  });
+  loop.callSoon(() => ran.push('b'));
+  await loop.runForever();
+  assert.equal(ran, ['a', 'b']);
+  await loop.runUntilComplete(() => loop.sleep(0));
+  assert.equal(ran, ['a', 'b', 'next run']);
+});
+
+// ----------------------------------------------------------- exceptions
+
+const exceptions = suite('exceptions in callbacks');
+freshLoop(exceptions);
+
+exceptions('a throwing callback goes to the exception handler; the loop and other callbacks go on', async ({ loop }) => {
+  const contexts = [];
+  const ran = [];
+  loop.setExceptionHandler((l, context) => contexts.push([l, context]));
+  const boom = new Error('boom');
+  function failing() {
+    throw boom;
+  }
+  loop.callSoon(failing);
+  loop.callSoon(() => ran.push('after'));
+  loop.callLater(1, () => {
+    throw new TypeError('timer');
+  });
+  loop.callLater(2, () => ran.push('timer after'));
+  await loop.runUntilComplete(() => loop.sleep(5));
+  assert.equal(ran, ['after', 'timer after']);
+  assert.is(contexts.length, 2);
+  const [l, context] = contexts[0];
+  assert.is(l, loop);
+  assert.is(context.error, boom);
+  assert.is(context.callback, failing);
+  assert.match(context.message, /Exception in callback failing/);
+  assert.type(context.handle.cancel, 'function');
+  assert.instance(contexts[1][1].error, TypeError);
+});
+
+exceptions('the default handler logs with console.error and the context', async ({ loop }) => {
+  const logged = await capture('error', async () => {
+    loop.callSoon(function namedCallback() {
+      throw new Error('default');
+    });
+    await loop.runUntilComplete(() => loop.sleep(0));
+  });
+  assert.is(logged.length, 1);
+  assert.match(logged[0][0], /Exception in callback namedCallback/);
+  assert.is(logged[0][1].message, 'default');
+});
+
+exceptions('a throwing exception handler is logged and the loop goes on', async ({ loop }) => {
+  loop.setExceptionHandler(() => {
+    throw new Error('handler broke');
+  });
+  const ran = [];
+  const logged = await capture('error', async () => {
+    loop.callSoon(() => {
+      throw new Error('first');
+    });
+    loop.callSoon(() => ran.push('second'));
+    await loop.runUntilComplete(() => loop.sleep(0));
+  });
+  assert.equal(ran, ['second']);
+  assert.match(logged[0][0], /exception handler threw/);
+  assert.is(loop.getExceptionHandler() !== null, true);
+  loop.setExceptionHandler(null);
+  assert.is(loop.getExceptionHandler(), null);
+});
+
+exceptions('an exception in a callback with arguments reports that callback', async ({ loop }) => {
+  const contexts = [];
+  loop.setExceptionHandler((_, c) => contexts.push(c));
+  function withArgs(a) {
+    throw new Error(`got ${a}`);
+  }
+  loop.callLater(0, withArgs, 7);
+  await loop.runUntilComplete(() => loop.sleep(2));
+  assert.is(contexts[0].callback, withArgs);
+  assert.is(contexts[0].error.message, 'got 7');
+});
+
+input.run();
+closed.run();
+running.run();
+exceptions.run();

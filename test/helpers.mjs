@@ -1,0 +1,37 @@
+// Shared by the test suites: a fresh loop per case, and small utilities.
+import { createLoop } from '../ts-host/dist/index.js';
+
+/** A uvu `before.each`/`after.each` pair giving every case `context.loop`, a fresh loop. */
+export function freshLoop(suite, options = {}) {
+  suite.before.each(async (context) => {
+    context.loop = await createLoop(options);
+  });
+  suite.after.each(async (context) => {
+    if (context.loop.isRunning()) {
+      context.loop.stop();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await context.loop.close();
+  });
+}
+
+/** Busy-waits `ms` milliseconds of wall time. */
+export function spin(ms) {
+  const end = performance.now() + ms;
+  while (performance.now() < end) {
+    /* busy */
+  }
+}
+
+/** Replaces console[method] while `fn` runs; returns what was logged. */
+export async function capture(method, fn) {
+  const original = console[method];
+  const calls = [];
+  console[method] = (...args) => calls.push(args);
+  try {
+    await fn();
+  } finally {
+    console[method] = original;
+  }
+  return calls;
+}

@@ -1,0 +1,219 @@
+// The loop on its host: createLoop, many loops, starvation, debug mode,
+// statistics.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { BACKEND_NAMES, createLoop, EventLoop } from '../ts-host/dist/index.js';
+import { capture, freshLoop, spin } from './helpers.mjs';
+
+// -------------------------------------------------------------- createLoop
+
+const create = suite('createLoop');
+
+create('auto picks a backend that works here and reports it', async () => {
+  const loop = await createLoop();
+  assert.ok(loop instanceof EventLoop);
+  assert.is(loop.backend, 'selector');
+  assert.ok(BACKEND_NAMES.includes('auto'));
+  await loop.close();
+  const named = await createLoop({ backend: 'selector' });
+  assert.is(named.backend, 'selector');
+  await named.close();
+});
+
+create('bad options are rejected with errors that name them', async () => {
+  const cases = [
+    [{ backend: 'nope' }, RangeError, /backend: unknown backend 'nope' \(known: auto, selector/],
+    [{ backend: 3 }, TypeError, /backend must be a string.*number 3/],
+    [{ debug: 'yes' }, TypeError, /debug must be a boolean/],
+    [{ slowCallbackMs: -1 }, RangeError, /slowCallbackMs must be a finite number >= 0, got number -1/],
+    [{ slowCallbackMs: NaN }, RangeError, /slowCallbackMs/],
+    [{ slowCalbackMs: 5 }, TypeError, /unknown option 'slowCalbackMs'/],
+    ['auto', TypeError, /options must be an object/],
+  ];
+  for (const [options, ErrorClass, pattern] of cases) {
+    try {
+      await createLoop(options);
+      assert.unreachable(`createLoop(${JSON.stringify(options)}) resolved`);
+    } catch (error) {
+      assert.instance(error, ErrorClass, `${JSON.stringify(options)}: ${error}`);
+      assert.match(error.message, pattern);
+    }
+  }
+});
+
+create('many loops run side by side with their own time and queues', async () => {
+  const loops = await Promise.all([1, 2, 3].map(() => createLoop()));
+  const log = [];
+  await Promise.all(
+    loops.map((loop, i) =>
+      loop.runUntilComplete(async () => {
+        for (let k = 0; k < 3; k++) {
+          await loop.sleep(2 + i);
+          log.push(`${i}:${k}`);
+        }
+      }),
+    ),
+  );
+  assert.is(log.length, 9);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(
+      log.filter((x) => x.startsWith(`${i}:`)),
+      [`${i}:0`, `${i}:1`, `${i}:2`],
+    );
+  }
+  await Promise.all(loops.map((l) => l.close()));
+});
+
+create('a closed loop releases its core: the next loop starts small', async () => {
+  const big = await createLoop();
+  for (let i = 0; i < 200_000; i++) big.callLater(1000, () => {});
+  const bigMemory = big.stats().wasmMemoryBytes;
+  await big.close();
+  const small = await createLoop();
+  assert.ok(small.stats().wasmMemoryBytes < bigMemory / 4, 'each loop has its own linear memory');
+  await small.close();
+});
+
+// ----------------------------------------------------------------- host
+
+const host = suite('host');
+freshLoop(host);
+
+host('an endless callSoon chain does not starve the host: setTimeout(10) fires within 50 ms', async ({ loop }) => {
+  let spins = 0;
+  const spinForever = () => {
+    spins++;
+    loop.callSoon(spinForever);
+  };
+  loop.callSoon(spinForever);
+  const run = loop.runForever();
+  const start = performance.now();
+  const fired = await new Promise((resolve) => setTimeout(() => resolve(performance.now()), 10));
+  loop.stop();
+  await run;
+  assert.ok(fired - start < 50, `host timer fired after ${fired - start} ms`);
+  assert.ok(spins > 100, `the chain ran (${spins} spins)`);
+});
+
+host('Node I/O callbacks interleave with a busy loop', async ({ loop }) => {
+  let busy = true;
+  const step = () => {
+    if (busy) loop.callSoon(step);
+  };
+  loop.callSoon(step);
+  const run = loop.runForever();
+  const { readFile } = await import('node:fs/promises');
+  const start = performance.now();
+  const text = await readFile(fileURLToPath(import.meta.url), 'utf8');
+  const took = performance.now() - start;
+  busy = false;
+  loop.stop();
+  await run;
+  assert.match(text, /interleave/);
+  assert.ok(took < 200, `file read took ${took} ms`);
+});
+
+host('a loop with nothing pending does not keep the process alive', () => {
+  const program = `
+    import { createLoop } from ${JSON.stringify(new URL('../ts-host/dist/index.js', import.meta.url).href)};
+    const loop = await createLoop();
+    loop.callLater(Infinity, () => {});
+    loop.runForever().then(() => console.log('stopped'));
+    setTimeout(() => console.log('host timer done'), 20);
+  `;
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8', timeout: 10_000 });
+  assert.is(result.error, undefined, 'the process exited by itself');
+  assert.match(result.stdout, /host timer done/);
+  assert.not.match(result.stdout, /stopped/);
+});
+
+host('a loop with a pending timer keeps the process alive until it fires', () => {
+  const program = `
+    import { createLoop } from ${JSON.stringify(new URL('../ts-host/dist/index.js', import.meta.url).href)};
+    const loop = await createLoop();
+    const start = performance.now();
+    loop.callLater(60, () => { console.log('fired after ' + Math.round(performance.now() - start)); loop.stop(); });
+    await loop.runForever();
+    await loop.close();
+  `;
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8', timeout: 10_000 });
+  assert.is(result.status, 0, result.stderr);
+  const after = Number(/fired after (\d+)/.exec(result.stdout)?.[1]);
+  assert.ok(after >= 60, result.stdout);
+});
+
+// ---------------------------------------------------------- debug mode
+
+const debug = suite('debug mode');
+
+debug('slow callbacks are reported with their name and where they were scheduled', async () => {
+  const loop = await createLoop({ debug: true, slowCallbackMs: 5 });
+  const warnings = await capture('warn', async () => {
+    loop.callSoon(function slowOne() {
+      spin(15);
+    });
+    loop.callSoon(function fastOne() {});
+    await loop.runUntilComplete(() => loop.sleep(0));
+  });
+  await loop.close();
+  assert.is(warnings.length, 1);
+  assert.match(warnings[0][0], /executing callback slowOne took \d+\.\d+ ms/);
+  assert.match(warnings[0][0], /scheduled at:\n.*host\.test\.mjs/);
+});
+
+debug('without debug mode nothing is timed or reported', async () => {
+  const loop = await createLoop({ slowCallbackMs: 1 });
+  const warnings = await capture('warn', async () => {
+    loop.callSoon(() => spin(5));
+    await loop.runUntilComplete(() => loop.sleep(0));
+  });
+  await loop.close();
+  assert.equal(warnings, []);
+});
+
+debug('in debug mode an exception context says where the callback was scheduled', async () => {
+  const loop = await createLoop({ debug: true });
+  const contexts = [];
+  loop.setExceptionHandler((_, c) => contexts.push(c));
+  loop.callLater(0, () => {
+    throw new Error('x');
+  });
+  await loop.runUntilComplete(() => loop.sleep(2));
+  await loop.close();
+  assert.match(contexts[0].scheduledAt, /host\.test\.mjs/);
+});
+
+// ---------------------------------------------------------------- stats
+
+const stats = suite('stats');
+freshLoop(stats);
+
+stats('stats count iterations, callbacks and pending work', async ({ loop }) => {
+  const s0 = loop.stats();
+  assert.equal(
+    { iterations: s0.iterations, callbacksRun: s0.callbacksRun, timersPending: s0.timersPending, readyPending: s0.readyPending },
+    { iterations: 0, callbacksRun: 0, timersPending: 0, readyPending: 0 },
+  );
+  loop.callSoon(() => {});
+  loop.callSoon(() => {}).cancel();
+  const t = loop.callLater(50, () => {});
+  loop.callLater(1, () => {});
+  t.cancel();
+  const s1 = loop.stats();
+  assert.is(s1.readyPending, 1);
+  assert.is(s1.timersPending, 1);
+  assert.is(s1.timersCancelled, 1);
+  await loop.runUntilComplete(() => loop.sleep(3));
+  const s2 = loop.stats();
+  assert.is(s2.callbacksRun, 4, 'two callbacks, the timer, and runUntilComplete’s own function and sleep');
+  assert.ok(s2.iterations >= 2);
+  assert.is(s2.readyPending, 0);
+  assert.ok(s2.wasmMemoryBytes > 0);
+});
+
+create.run();
+host.run();
+debug.run();
+stats.run();

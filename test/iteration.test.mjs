@@ -1,0 +1,142 @@
+// The contract of a loop iteration (docs/design.md, "One iteration"): one
+// case per rule.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { freshLoop, spin } from './helpers.mjs';
+
+const contract = suite('iteration contract');
+freshLoop(contract);
+
+contract('1. the clock is read once: loop.time() holds for the whole iteration', async ({ loop }) => {
+  const seen = [];
+  loop.callSoon(() => {
+    seen.push(loop.time());
+    spin(5);
+  });
+  loop.callSoon(() => seen.push(loop.time()));
+  await loop.runUntilComplete(() => loop.sleep(0));
+  assert.is(seen.length, 2);
+  assert.is(seen[0], seen[1], 'both callbacks of one batch see the same time despite 5 ms of work');
+  assert.ok(loop.time() > seen[0], 'the next iteration reads the clock again');
+});
+
+contract('2. expired timers are collected before any callback runs: a re-armed 0 ms timer waits', async ({ loop }) => {
+  const order = [];
+  let rearmed = 0;
+  const rearm = () => {
+    order.push(`rearm ${rearmed}`);
+    if (++rearmed < 3) loop.callLater(0, rearm);
+  };
+  loop.callLater(0, rearm);
+  loop.callLater(0, () => order.push('other'));
+  const before = loop.stats().iterations;
+  await loop.runUntilComplete(() => loop.sleep(20));
+  assert.equal(order, ['rearm 0', 'other', 'rearm 1', 'rearm 2']);
+  // Each re-armed timer needed an iteration of its own: no spinning inside one.
+  assert.ok(loop.stats().iterations - before >= 3);
+});
+
+contract('3a. the wait is until the earliest deadline: an idle loop does not spin', async ({ loop }) => {
+  const start = loop.time();
+  const iterationsBefore = loop.stats().iterations;
+  await loop.runUntilComplete(() => loop.sleep(40));
+  assert.ok(loop.time() - start >= 40);
+  const iterations = loop.stats().iterations - iterationsBefore;
+  assert.ok(iterations <= 6, `slept 40 ms in ${iterations} iterations`);
+});
+
+contract('3b. the wait is 0 while callbacks are ready: a callSoon chain runs without host timers', async ({ loop }) => {
+  let n = 0;
+  const start = performance.now();
+  await loop.runUntilComplete(
+    () =>
+      new Promise((resolve) => {
+        const step = () => (++n === 2000 ? resolve() : loop.callSoon(step));
+        loop.callSoon(step);
+      }),
+  );
+  assert.is(n, 2000);
+  // 2000 host timers would take at least 2000 ms; ready work never waits for one.
+  assert.ok(performance.now() - start < 1000);
+});
+
+contract('3c. with nothing pending the wait is forever: an outside callback wakes the loop', async ({ loop }) => {
+  const ran = [];
+  setTimeout(() => loop.callSoon(() => ran.push('woken')), 20);
+  const done = loop.runForever();
+  await new Promise((resolve) => setTimeout(resolve, 60));
+  assert.equal(ran, ['woken']);
+  assert.ok(loop.isRunning());
+  loop.stop();
+  await done;
+});
+
+contract('4a. callbacks run in the order they became ready', async ({ loop }) => {
+  const order = [];
+  for (let i = 0; i < 100; i++) loop.callSoon(() => order.push(i));
+  await loop.runUntilComplete(() => loop.sleep(0));
+  assert.equal(order, [...Array(100).keys()]);
+});
+
+contract('4b. callbacks scheduled during a batch run in the next iteration', async ({ loop }) => {
+  const log = [];
+  loop.callSoon(() => {
+    log.push(['a', loop.stats().iterations]);
+    loop.callSoon(() => log.push(['c', loop.stats().iterations]));
+  });
+  loop.callSoon(() => log.push(['b', loop.stats().iterations]));
+  await loop.runUntilComplete(() => loop.sleep(5));
+  assert.equal(
+    log.map(([name]) => name),
+    ['a', 'b', 'c'],
+  );
+  assert.is(log[0][1], log[1][1], 'a and b ran in one iteration');
+  assert.ok(log[2][1] > log[1][1], 'c ran in a later iteration');
+});
+
+contract('4c. a callback cancelled by an earlier one in the same batch is skipped', async ({ loop }) => {
+  const order = [];
+  let second;
+  loop.callSoon(() => {
+    order.push('first');
+    second.cancel();
+  });
+  second = loop.callSoon(() => order.push('second'));
+  loop.callSoon(() => order.push('third'));
+  await loop.runUntilComplete(() => loop.sleep(0));
+  assert.equal(order, ['first', 'third']);
+  assert.ok(second.cancelled());
+});
+
+contract('4d. an expired timer cancelled by an earlier callback in the same batch is skipped', async ({ loop }) => {
+  const order = [];
+  let timer;
+  loop.callLater(1, () => {
+    order.push('first');
+    timer.cancel();
+  });
+  timer = loop.callLater(1, () => order.push('cancelled'));
+  loop.callLater(1, () => order.push('third'));
+  await loop.runUntilComplete(() => loop.sleep(10));
+  assert.equal(order, ['first', 'third']);
+});
+
+contract('5. promise continuations created in a callback run before the next loop callback', async ({ loop }) => {
+  const order = [];
+  loop.callSoon(() => {
+    order.push('callback 1');
+    Promise.resolve().then(() => order.push('continuation 1'));
+    (async () => {
+      await null;
+      await null;
+      order.push('async chain');
+    })();
+    queueMicrotask(() => order.push('microtask'));
+    process.nextTick(() => order.push('nextTick'));
+  });
+  loop.callSoon(() => order.push('callback 2'));
+  await loop.runUntilComplete(() => loop.sleep(0));
+  assert.equal(order, ['callback 1', 'nextTick', 'continuation 1', 'microtask', 'async chain', 'callback 2']);
+});
+
+contract.run();
