@@ -86,7 +86,10 @@ test-pack: $(DIST)
 demo: $(DIST)
 	node examples/demo.mjs
 
-bench: $(DIST)
+bench/peers/dist/heap-loop.js: bench/peers/heap-loop.ts bench/peers/tsconfig.json node_modules/.package-lock.json
+	node_modules/.bin/tsc -p bench/peers
+
+bench: $(DIST) bench/peers/dist/heap-loop.js
 	node --expose-gc bench/run.mjs
 
 clean:

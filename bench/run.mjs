@@ -1,0 +1,467 @@
+// wasmloop benchmarks: each contender is validated, then measured side by
+// side with its peers in one process, alternating, with a full GC before
+// every timed run. Writes bench/RESULTS.md (and prints the same).
+//
+//   node --expose-gc bench/run.mjs [--runs N] [--n N] [--out FILE]
+//
+// Contenders: wasmloop; Node's own timers (setTimeout, clearTimeout,
+// setImmediate); a plain TypeScript binary-heap loop with the same API
+// (bench/peers/heap-loop.ts).
+import { execFileSync, spawnSync } from 'node:child_process';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { createLoop } from '../ts-host/dist/index.js';
+import { compileCore } from '../ts-host/dist/core.js';
+import { instantiate } from '../ts-host/dist/generated/core.js';
+import { HeapLoop } from './peers/dist/heap-loop.js';
+
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i === -1 ? fallback : args[i + 1];
+};
+const RUNS = Number(option('--runs', 7));
+const N = Number(option('--n', 1_000_000));
+const OUT = option('--out', fileURLToPath(new URL('./RESULTS.md', import.meta.url)));
+
+if (typeof globalThis.gc !== 'function') {
+  console.error('bench/run.mjs needs --expose-gc (run it with `make bench`)');
+  process.exit(2);
+}
+const gc = globalThis.gc;
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const SPREAD_MS = 50; // timers spread over 1..50 ms
+
+// ------------------------------------------------------------ contenders
+//
+// Each contender of a benchmark is `async (n) => { ns, check }`: it runs the
+// workload once and returns the time and what it observed, which is
+// validated before any timing counts.
+
+const timersFired = {
+  wasmloop: async (n) => {
+    const loop = await createLoop();
+    let count = 0;
+    let done;
+    const cb = () => {
+      if (++count === n) done();
+    };
+    gc();
+    const t0 = performance.now();
+    await loop.runUntilComplete(
+      () =>
+        new Promise((resolve) => {
+          done = resolve;
+          for (let i = 0; i < n; i++) loop.callLater(1 + (i % SPREAD_MS), cb);
+        }),
+    );
+    const ms = performance.now() - t0;
+    await loop.close();
+    return { ms: ms - SPREAD_MS, check: count };
+  },
+  'node setTimeout': async (n) => {
+    let count = 0;
+    let done;
+    const cb = () => {
+      if (++count === n) done();
+    };
+    gc();
+    const t0 = performance.now();
+    await new Promise((resolve) => {
+      done = resolve;
+      for (let i = 0; i < n; i++) setTimeout(cb, 1 + (i % SPREAD_MS));
+    });
+    return { ms: performance.now() - t0 - SPREAD_MS, check: count };
+  },
+  'ts heap loop': async (n) => {
+    const loop = new HeapLoop();
+    let count = 0;
+    let done;
+    const cb = () => {
+      if (++count === n) done();
+    };
+    gc();
+    const t0 = performance.now();
+    await loop.runUntilComplete(
+      new Promise((resolve) => {
+        done = resolve;
+        loop.callSoon(() => {
+          for (let i = 0; i < n; i++) loop.callLater(1 + (i % SPREAD_MS), cb);
+        });
+      }),
+    );
+    return { ms: performance.now() - t0 - SPREAD_MS, check: count };
+  },
+};
+
+const timersCancelled = {
+  wasmloop: async (n) => {
+    const loop = await createLoop();
+    const handles = new Array(n);
+    let fired = 0;
+    const cb = () => fired++;
+    gc();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) handles[i] = loop.callLater(1 + (i % SPREAD_MS), cb);
+    for (let i = 0; i < n; i++) handles[i].cancel();
+    const ms = performance.now() - t0;
+    // Nothing may fire afterwards.
+    await loop.runUntilComplete(() => loop.sleep(SPREAD_MS + 5));
+    const left = loop.stats().timersPending;
+    await loop.close();
+    return { ms, check: fired === 0 && left === 0 && handles.every((h) => h.cancelled()) ? n : -1 };
+  },
+  'node setTimeout': async (n) => {
+    const handles = new Array(n);
+    let fired = 0;
+    const cb = () => fired++;
+    gc();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) handles[i] = setTimeout(cb, 1 + (i % SPREAD_MS));
+    for (let i = 0; i < n; i++) clearTimeout(handles[i]);
+    const ms = performance.now() - t0;
+    await sleep(SPREAD_MS + 5);
+    return { ms, check: fired === 0 ? n : -1 };
+  },
+  'ts heap loop': async (n) => {
+    const loop = new HeapLoop();
+    const handles = new Array(n);
+    let fired = 0;
+    const cb = () => fired++;
+    gc();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) handles[i] = loop.callLater(1 + (i % SPREAD_MS), cb);
+    for (let i = 0; i < n; i++) handles[i].cancel();
+    const ms = performance.now() - t0;
+    await loop.runUntilComplete(new Promise((resolve) => setTimeout(resolve, SPREAD_MS + 5)));
+    return { ms, check: fired === 0 && handles.every((h) => h.cancelled()) ? n : -1 };
+  },
+};
+
+const soonRun = {
+  wasmloop: async (n) => {
+    const loop = await createLoop();
+    let count = 0;
+    let done;
+    const cb = () => {
+      if (++count === n) done();
+    };
+    gc();
+    const t0 = performance.now();
+    await loop.runUntilComplete(
+      () =>
+        new Promise((resolve) => {
+          done = resolve;
+          for (let i = 0; i < n; i++) loop.callSoon(cb);
+        }),
+    );
+    const ms = performance.now() - t0;
+    await loop.close();
+    return { ms, check: count };
+  },
+  'node setImmediate': async (n) => {
+    let count = 0;
+    let done;
+    const cb = () => {
+      if (++count === n) done();
+    };
+    gc();
+    const t0 = performance.now();
+    await new Promise((resolve) => {
+      done = resolve;
+      for (let i = 0; i < n; i++) setImmediate(cb);
+    });
+    return { ms: performance.now() - t0, check: count };
+  },
+  'ts heap loop': async (n) => {
+    const loop = new HeapLoop();
+    let count = 0;
+    let done;
+    const cb = () => {
+      if (++count === n) done();
+    };
+    gc();
+    const t0 = performance.now();
+    await loop.runUntilComplete(
+      new Promise((resolve) => {
+        done = resolve;
+        loop.callSoon(() => {
+          for (let i = 0; i < n; i++) loop.callSoon(cb);
+        });
+      }),
+    );
+    return { ms: performance.now() - t0, check: count };
+  },
+};
+
+// -------------------------------------------------------------- harness
+
+const stats = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1] };
+};
+
+async function validate(name, contenders) {
+  for (const [who, run] of Object.entries(contenders)) {
+    const n = 10_000;
+    const { check } = await run(n);
+    if (check !== n) throw new Error(`${name}: ${who} failed validation (got ${check}, expected ${n})`);
+  }
+}
+
+/** Runs every contender RUNS times, alternating and rotating the order. */
+async function measure(name, contenders) {
+  await validate(name, contenders);
+  const names = Object.keys(contenders);
+  const times = Object.fromEntries(names.map((k) => [k, []]));
+  for (let r = 0; r < RUNS; r++) {
+    for (let j = 0; j < names.length; j++) {
+      const who = names[(r + j) % names.length];
+      const { ms, check } = await contenders[who](N);
+      if (check !== N) throw new Error(`${name}: ${who} lost work in run ${r} (${check} of ${N})`);
+      times[who].push((ms * 1e6) / N);
+    }
+  }
+  return Object.fromEntries(names.map((k) => [k, stats(times[k])]));
+}
+
+// --------------------------------------------------------------- memory
+
+/**
+ * Bytes per pending timer held by a scheduler at N pending: JS heap growth
+ * (after full GCs) plus Wasm memory growth. Each scheduler is measured in a
+ * function of its own and torn down before the next, so one's garbage never
+ * lands in another's figure.
+ */
+function heapUsed() {
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+async function memoryOf(who) {
+  const cb = () => {};
+  if (who === 'wasmloop') {
+    const loop = await createLoop();
+    const heap0 = heapUsed();
+    const wasm0 = loop.stats().wasmMemoryBytes;
+    for (let i = 0; i < N; i++) loop.callLater(1e9 + (i % SPREAD_MS), cb);
+    const heap1 = heapUsed();
+    const wasm1 = loop.stats().wasmMemoryBytes;
+    if (loop.stats().timersPending !== N) throw new Error('memory: wasmloop lost timers');
+    await loop.close();
+    return { wasm: (wasm1 - wasm0) / N, js: (heap1 - heap0) / N };
+  }
+  if (who === 'node setTimeout') {
+    const handles = new Array(N).fill(null);
+    const heap0 = heapUsed();
+    for (let i = 0; i < N; i++) handles[i] = setTimeout(cb, 1e9 + (i % SPREAD_MS));
+    const heap1 = heapUsed();
+    for (let i = 0; i < N; i++) {
+      clearTimeout(handles[i]);
+      handles[i] = null;
+    }
+    return { wasm: 0, js: (heap1 - heap0) / N };
+  }
+  const loop = new HeapLoop();
+  const heap0 = heapUsed();
+  for (let i = 0; i < N; i++) loop.callLater(1e9 + (i % SPREAD_MS), cb);
+  const heap1 = heapUsed();
+  return { wasm: 0, js: (heap1 - heap0) / N, keep: loop };
+}
+
+async function memory() {
+  const out = {};
+  for (const who of ['wasmloop', 'node setTimeout', 'ts heap loop']) {
+    const { wasm, js } = await memoryOf(who);
+    out[who] = { wasm, js };
+    heapUsed();
+  }
+  return out;
+}
+
+// ------------------------------------------------------------- boundary
+
+/** ns per call: a trivial export through jco's bindings, raw, and a JS function. */
+async function boundary() {
+  const modules = await compileCore();
+  let rawExports;
+  let rep;
+  const root = instantiate(
+    (file) => modules.get(file),
+    { 'wasmloop:core/clock': { now: () => 0 }, 'wasmloop:core/clock@0.1.0': { now: () => 0 } },
+    (module, imports) => {
+      const key = '[export]wasmloop:core/event-loop@0.1.0';
+      if (imports?.[key]) {
+        const create = imports[key]['[resource-new]event-loop'];
+        imports[key]['[resource-new]event-loop'] = (r) => {
+          rep = r;
+          return create(r);
+        };
+      }
+      const instance = new WebAssembly.Instance(module, imports);
+      if (instance.exports.memory) rawExports = instance.exports;
+      return instance;
+    },
+  );
+  const bound = new root.eventLoop.EventLoop();
+  const raw = rawExports['wasmloop:core/event-loop@0.1.0#[method]event-loop.time'];
+  const js = {
+    t: 0,
+    time() {
+      return this.t;
+    },
+  };
+  const M = 10_000_000;
+  const contenders = {
+    'jco 1.12.0 bindings': () => {
+      let s = 0;
+      for (let i = 0; i < M; i++) s += bound.time();
+      return s;
+    },
+    'raw Wasm export': () => {
+      let s = 0;
+      for (let i = 0; i < M; i++) s += raw(rep);
+      return s;
+    },
+    'plain JS method': () => {
+      let s = 0;
+      for (let i = 0; i < M; i++) s += js.time();
+      return s;
+    },
+  };
+  for (const f of Object.values(contenders)) if (f() !== 0) throw new Error('boundary: validation failed');
+  const times = Object.fromEntries(Object.keys(contenders).map((k) => [k, []]));
+  for (let r = 0; r < RUNS; r++) {
+    for (const [k, f] of Object.entries(contenders)) {
+      gc();
+      const t0 = performance.now();
+      f();
+      times[k].push(((performance.now() - t0) * 1e6) / M);
+    }
+  }
+  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, stats(v)]));
+}
+
+// ------------------------------------------------------------ cold start
+
+function coldStart() {
+  const url = new URL('../ts-host/dist/index.js', import.meta.url).href;
+  const program = `
+    const t0 = performance.now();
+    const { createLoop } = await import(${JSON.stringify(url)});
+    const t1 = performance.now();
+    const loop = await createLoop();
+    const t2 = performance.now();
+    const again = await createLoop();
+    const t3 = performance.now();
+    console.log(JSON.stringify({ importMs: t1 - t0, firstLoopMs: t2 - t1, nextLoopMs: t3 - t2 }));`;
+  const runs = [];
+  for (let i = 0; i < RUNS; i++) {
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8' });
+    runs.push(JSON.parse(out));
+  }
+  return {
+    importMs: stats(runs.map((r) => r.importMs)),
+    firstLoopMs: stats(runs.map((r) => r.firstLoopMs)),
+    nextLoopMs: stats(runs.map((r) => r.nextLoopMs)),
+  };
+}
+
+// --------------------------------------------------------------- report
+
+const fmt = (x, digits = 1) => x.toFixed(digits);
+const machine = () => {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  return `${cpu}, ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB, ${os.type()} ${os.release()}, Node ${process.version}`;
+};
+
+function table(result, baseline, targets) {
+  const rows = ['| contender | median ns/op | spread (min–max) | ratio vs wasmloop | target |', '| --- | ---: | ---: | ---: | --- |'];
+  const ours = result[baseline].median;
+  for (const [who, s] of Object.entries(result)) {
+    const ratio = who === baseline ? '1.00x' : `${fmt(s.median / ours, 2)}x`;
+    const target = targets[who];
+    const verdict = target === undefined ? '' : `>= ${target}x: ${s.median / ours >= target ? 'met' : '**not met**'}`;
+    rows.push(`| ${who} | ${fmt(s.median)} | ${fmt(s.min)}–${fmt(s.max)} | ${ratio} | ${verdict} |`);
+  }
+  return rows.join('\n');
+}
+
+async function main() {
+  const started = new Date();
+  console.error(`wasmloop benchmarks: N=${N}, ${RUNS} alternating runs each`);
+  console.error('timers fired...');
+  const fired = await measure('timers fired', timersFired);
+  console.error('timers cancelled...');
+  const cancelled = await measure('timers cancelled', timersCancelled);
+  console.error('callSoon...');
+  const soon = await measure('callSoon', soonRun);
+  console.error('memory...');
+  const mem = await memory();
+  console.error('boundary...');
+  const bound = await boundary();
+  console.error('cold start...');
+  const cold = coldStart();
+  const componentBytes = statSync(new URL('../build/core.component.wasm', import.meta.url)).size;
+  const jcoVersion = JSON.parse(readFileSync(new URL('../node_modules/@bytecodealliance/jco/package.json', import.meta.url))).version;
+
+  const memRows = Object.entries(mem)
+    .map(([who, m]) => `| ${who} | ${fmt(m.wasm)} | ${fmt(m.js)} | ${fmt(m.wasm + m.js)} |`)
+    .join('\n');
+  const ourMem = mem.wasmloop.wasm + mem.wasmloop.js;
+  const boundRatio = bound['jco 1.12.0 bindings'].median / bound['raw Wasm export'].median;
+  const boundRows = Object.entries(bound)
+    .map(([who, s]) => `| ${who} | ${fmt(s.median, 2)} | ${fmt(s.min, 2)}–${fmt(s.max, 2)} |`)
+    .join('\n');
+
+  const report = `# wasmloop benchmark results
+
+Machine: ${machine()}
+Date: ${started.toISOString().slice(0, 10)} (${started.toISOString()})
+Command: \`make bench\` (\`node --expose-gc bench/run.mjs\`), N = ${N.toLocaleString('en')}, ${RUNS} alternating runs per contender, full GC before each timed run, every contender validated before timing, one shared callback per benchmark.
+Ratios are peer time / wasmloop time from the same run (higher is better for wasmloop).
+
+## 1. ${N.toLocaleString('en')} \`callLater\` with delays spread over 1..${SPREAD_MS} ms, all fired
+
+Wall time from the first schedule to the last callback, minus the ${SPREAD_MS} ms every contender must wait.
+
+${table(fired, 'wasmloop', { 'node setTimeout': 3, 'ts heap loop': 1 })}
+
+## 2. ${N.toLocaleString('en')} \`callLater\`, handles kept, then all cancelled
+
+${table(cancelled, 'wasmloop', { 'node setTimeout': 2, 'ts heap loop': 1 })}
+
+## 3. ${N.toLocaleString('en')} \`callSoon\`, all run
+
+${table(soon, 'wasmloop', { 'node setImmediate': 2, 'ts heap loop': 1 })}
+
+## 4. Memory per pending timer at ${N.toLocaleString('en')} pending
+
+Wasm linear memory growth plus JS heap growth (after a full GC) while the timers are pending; handles are not kept by the caller (Node's \`Timeout\` objects are held by Node itself).
+
+| scheduler | Wasm bytes/timer | JS heap bytes/timer | total bytes/timer |
+| --- | ---: | ---: | ---: |
+${memRows}
+
+Target: at most 32 bytes per pending timer for wasmloop: ${ourMem <= 32 ? 'met' : '**not met**'} (${fmt(ourMem)}).
+
+## 5. The boundary: a trivial export (\`event-loop.time\`)
+
+| call | median ns/call | spread |
+| --- | ---: | ---: |
+${boundRows}
+
+jco ${jcoVersion} bindings / raw Wasm: ${fmt(boundRatio, 2)}x (target: within 2x: ${boundRatio <= 2 ? 'met' : '**not met**'}).
+
+## 6. The component and start-up
+
+- Core component: ${componentBytes.toLocaleString('en')} bytes (${fmt(componentBytes / 1024)} KiB; target at most 64 KiB: ${componentBytes <= 64 * 1024 ? 'met' : '**not met**'}).
+- Cold process, median of ${RUNS} (min–max): importing wasmloop ${fmt(cold.importMs.median, 2)} ms (${fmt(cold.importMs.min, 2)}–${fmt(cold.importMs.max, 2)}); first \`createLoop()\` (compiles the core) ${fmt(cold.firstLoopMs.median, 2)} ms (${fmt(cold.firstLoopMs.min, 2)}–${fmt(cold.firstLoopMs.max, 2)}); each later \`createLoop()\` ${fmt(cold.nextLoopMs.median, 2)} ms (${fmt(cold.nextLoopMs.min, 2)}–${fmt(cold.nextLoopMs.max, 2)}).
+`;
+  writeFileSync(OUT, report);
+  console.log(report);
+}
+
+await main();
