@@ -7,7 +7,7 @@
 // Contenders: wasmloop; Node's own timers (setTimeout, clearTimeout,
 // setImmediate); a plain TypeScript binary-heap loop with the same API
 // (bench/peers/heap-loop.ts).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -389,19 +389,43 @@ function table(result, baseline, targets) {
   return rows.join('\n');
 }
 
+/**
+ * Each benchmark runs in a process of its own (its contenders side by side,
+ * alternating, in that one process), so the JIT and GC state one benchmark
+ * leaves behind (V8's pretenuring decisions above all) never favours or
+ * penalises a contender in the next.
+ */
+const BENCHMARKS = {
+  fired: () => measure('timers fired', timersFired),
+  cancelled: () => measure('timers cancelled', timersCancelled),
+  soon: () => measure('callSoon', soonRun),
+  memory: () => memory(),
+  boundary: () => boundary(),
+};
+
+function inChild(name) {
+  console.error(`${name}...`);
+  const out = execFileSync(
+    process.execPath,
+    ['--expose-gc', fileURLToPath(import.meta.url), '--only', name, '--runs', String(RUNS), '--n', String(N)],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 24 },
+  );
+  return JSON.parse(out);
+}
+
 async function main() {
+  const only = option('--only', null);
+  if (only !== null) {
+    process.stdout.write(JSON.stringify(await BENCHMARKS[only]()));
+    return;
+  }
   const started = new Date();
   console.error(`wasmloop benchmarks: N=${N}, ${RUNS} alternating runs each`);
-  console.error('timers fired...');
-  const fired = await measure('timers fired', timersFired);
-  console.error('timers cancelled...');
-  const cancelled = await measure('timers cancelled', timersCancelled);
-  console.error('callSoon...');
-  const soon = await measure('callSoon', soonRun);
-  console.error('memory...');
-  const mem = await memory();
-  console.error('boundary...');
-  const bound = await boundary();
+  const fired = inChild('fired');
+  const cancelled = inChild('cancelled');
+  const soon = inChild('soon');
+  const mem = inChild('memory');
+  const bound = inChild('boundary');
   console.error('cold start...');
   const cold = coldStart();
   const componentBytes = statSync(new URL('../build/core.component.wasm', import.meta.url)).size;
@@ -420,7 +444,7 @@ async function main() {
 
 Machine: ${machine()}
 Date: ${started.toISOString().slice(0, 10)} (${started.toISOString()})
-Command: \`make bench\` (\`node --expose-gc bench/run.mjs\`), N = ${N.toLocaleString('en')}, ${RUNS} alternating runs per contender, full GC before each timed run, every contender validated before timing, one shared callback per benchmark.
+Command: \`make bench\` (\`node --expose-gc bench/run.mjs\`), N = ${N.toLocaleString('en')}, ${RUNS} alternating runs per contender, full GC before each timed run, every contender validated before timing, one shared callback per benchmark. Each benchmark runs in a fresh process of its own, its contenders side by side in that process.
 Ratios are peer time / wasmloop time from the same run (higher is better for wasmloop).
 
 ## 1. ${N.toLocaleString('en')} \`callLater\` with delays spread over 1..${SPREAD_MS} ms, all fired
