@@ -65,10 +65,16 @@ $(GENERATED): $(COMPONENT)
 	  --no-nodejs-compat --valid-lifting-optimization --quiet
 	cp $(COMPONENT) ts-host/src/generated/core.component.wasm
 
-$(DIST): $(GENERATED) $(TS_SOURCES)
+ADDON := ts-host/dist/native/wasmloop_selector.node
+NODE_HEADERS := /usr/include/node
+
+$(DIST): $(GENERATED) $(TS_SOURCES) ts-host/native/selector.c
 	rm -rf ts-host/dist
 	node_modules/.bin/tsc -p ts-host
 	cp -r ts-host/src/generated ts-host/dist/generated
+	@mkdir -p ts-host/dist/native
+	@test -f $(NODE_HEADERS)/node_api.h || { echo "Node's headers ($(NODE_HEADERS)/node_api.h) are missing: the native selector cannot be built"; exit 1; }
+	cc -O2 -Wall -Wextra -Werror -fPIC -shared -I$(NODE_HEADERS) -o $(ADDON) ts-host/native/selector.c
 
 # ---------------------------------------------------------------- checks
 

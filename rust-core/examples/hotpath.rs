@@ -7,6 +7,12 @@ impl Host for Clock {
     fn now(&mut self) -> u64 {
         self.0
     }
+    fn take_ready(&mut self, _max: u32) -> Vec<u32> {
+        Vec::new()
+    }
+    fn take_completed(&mut self, _max: u32) -> Vec<u32> {
+        Vec::new()
+    }
 }
 
 fn main() {

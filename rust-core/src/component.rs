@@ -12,7 +12,7 @@ wit_bindgen::generate!({
 });
 
 use exports::wasmloop::core::event_loop::{Guest, GuestEventLoop, LoopStats};
-use wasmloop::core::clock;
+use wasmloop::core::{clock, completion, readiness};
 
 /// The host as the component sees it: the imported WIT interfaces.
 struct ImportedHost;
@@ -21,6 +21,14 @@ impl Host for ImportedHost {
     #[inline]
     fn now(&mut self) -> Nanos {
         clock::now()
+    }
+
+    fn take_ready(&mut self, max: u32) -> Vec<u32> {
+        readiness::take_ready(max)
+    }
+
+    fn take_completed(&mut self, max: u32) -> Vec<u32> {
+        completion::take_completed(max)
     }
 }
 
@@ -59,6 +67,14 @@ impl GuestEventLoop for LoopResource {
         self.0.borrow_mut().call_at(when)
     }
 
+    fn watch(&self) -> f64 {
+        self.0.borrow_mut().watch()
+    }
+
+    fn expect(&self) -> f64 {
+        self.0.borrow_mut().expect()
+    }
+
     fn cancel(&self, slot: u32, generation: u32) -> bool {
         self.0.borrow_mut().cancel(slot, generation)
     }
@@ -78,6 +94,8 @@ impl GuestEventLoop for LoopResource {
             timers_pending: s.timers_pending,
             ready_pending: s.ready_pending,
             timers_cancelled: s.timers_cancelled,
+            watchers: s.watchers,
+            completions_pending: s.completions_pending,
             slots_allocated: s.slots_allocated,
             table_bytes: s.table_bytes,
         }

@@ -10,7 +10,9 @@
 //!    every timer due at `now`, in (deadline, sequence) order, before any
 //!    callback runs: a callback that schedules a 0 ms timer lands in the
 //!    next iteration, so it cannot spin this one.
-//! 3. (I/O events join the batch here; the I/O backends add them.)
+//! 3. I/O: the tokens the host reports (readiness, then completions) join
+//!    the batch as their watchers' and expected completions' callbacks. The
+//!    host is asked only while watchers or expected completions exist.
 //! 4. Return the batch. The host runs it in order, skipping callbacks
 //!    cancelled meanwhile; whatever the batch schedules runs next time.
 //!
@@ -26,7 +28,15 @@ use crate::time::{deadline_after, deadline_at, to_millis, Nanos, NEVER};
 pub trait Host {
     /// The monotonic clock, in nanoseconds (the `clock` WIT interface).
     fn now(&mut self) -> Nanos;
+    /// Tokens of sources that became ready (the `readiness` WIT interface).
+    fn take_ready(&mut self, max: u32) -> Vec<u32>;
+    /// Tokens of operations that completed (the `completion` WIT interface).
+    fn take_completed(&mut self, max: u32) -> Vec<u32>;
 }
+
+/// Most I/O tokens taken from the host per iteration and interface; the
+/// rest wait for the next iteration, so a flood of I/O cannot starve timers.
+pub const MAX_IO_EVENTS: u32 = 4096;
 
 /// Counters, as `loop-stats` in the WIT.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -35,6 +45,8 @@ pub struct Stats {
     pub timers_pending: u32,
     pub ready_pending: u32,
     pub timers_cancelled: u32,
+    pub watchers: u32,
+    pub completions_pending: u32,
     pub slots_allocated: u32,
     pub table_bytes: u64,
 }
@@ -60,6 +72,10 @@ pub struct EventLoop<H: Host> {
     batch: Vec<u32>,
     /// Timers with an infinite delay: scheduled, cancellable, never queued.
     parked: u32,
+    /// I/O watchers (`Watching` or `WatchQueued`).
+    watchers: u32,
+    /// Expected I/O completions not yet reported (`Awaiting`).
+    awaiting: u32,
     iterations: u64,
 }
 
@@ -77,6 +93,8 @@ impl<H: Host> EventLoop<H> {
             ready_live: 0,
             batch: Vec::new(),
             parked: 0,
+            watchers: 0,
+            awaiting: 0,
             iterations: 0,
         }
     }
@@ -147,6 +165,20 @@ impl<H: Host> EventLoop<H> {
         self.slots.id(slot)
     }
 
+    /// A persistent I/O watcher; its slot is its readiness token.
+    pub fn watch(&mut self) -> f64 {
+        let slot = self.alloc(State::Watching);
+        self.watchers += 1;
+        self.slots.id(slot)
+    }
+
+    /// A one-shot callback for an I/O completion; its slot is its token.
+    pub fn expect(&mut self) -> f64 {
+        let slot = self.alloc(State::Awaiting);
+        self.awaiting += 1;
+        self.slots.id(slot)
+    }
+
     /// The slot of a live handle, or `None` for a stale or forged one.
     fn lookup(&self, slot: u32, generation: u32) -> Option<State> {
         if generation >= GENERATION_LIMIT || !self.slots.contains(slot) || self.slots.generation(slot) != generation {
@@ -180,6 +212,22 @@ impl<H: Host> EventLoop<H> {
                 self.slots.set_state(slot, State::Cancelled);
                 true
             }
+            Some(State::Watching) => {
+                self.watchers -= 1;
+                self.slots.free(slot);
+                true
+            }
+            Some(State::WatchQueued) => {
+                // In the current batch: freed when the batch is released.
+                self.watchers -= 1;
+                self.slots.set_state(slot, State::Cancelled);
+                true
+            }
+            Some(State::Awaiting) => {
+                self.awaiting -= 1;
+                self.slots.free(slot);
+                true
+            }
             _ => false,
         }
     }
@@ -187,13 +235,18 @@ impl<H: Host> EventLoop<H> {
     /// One iteration: phases 0 to 4 of the module doc. Returns the slots
     /// whose callbacks the host should run, in order.
     pub fn run_once(&mut self) -> &[u32] {
-        // 0. Release the previous batch.
-        debug_assert!(
-            self.batch.iter().all(|&s| matches!(self.slots.state(s), State::Running | State::Cancelled)),
-            "a slot of the last batch is neither running nor cancelled"
-        );
+        // 0. Release the previous batch (watchers stay registered).
         for &slot in &self.batch {
-            self.slots.free(slot);
+            match self.slots.state(slot) {
+                State::WatchQueued => self.slots.set_state(slot, State::Watching),
+                state => {
+                    debug_assert!(
+                        matches!(state, State::Running | State::Cancelled),
+                        "slot {slot} of the last batch is {state:?}"
+                    );
+                    self.slots.free(slot);
+                }
+            }
         }
         self.batch.clear();
 
@@ -214,6 +267,25 @@ impl<H: Host> EventLoop<H> {
             }
         });
         self.timers.expire(&mut self.slots, self.now, &mut self.batch);
+
+        // 3. I/O tokens, readiness then completions.
+        if self.watchers > 0 {
+            for token in self.host.take_ready(MAX_IO_EVENTS) {
+                if self.slots.contains(token) && self.slots.state(token) == State::Watching {
+                    self.slots.set_state(token, State::WatchQueued);
+                    self.batch.push(token);
+                }
+            }
+        }
+        if self.awaiting > 0 {
+            for token in self.host.take_completed(MAX_IO_EVENTS) {
+                if self.slots.contains(token) && self.slots.state(token) == State::Awaiting {
+                    self.slots.set_state(token, State::Running);
+                    self.awaiting -= 1;
+                    self.batch.push(token);
+                }
+            }
+        }
 
         self.iterations += 1;
         &self.batch
@@ -239,10 +311,10 @@ impl<H: Host> EventLoop<H> {
         }
     }
 
-    /// Whether anything scheduled can still run: a ready callback or a timer
-    /// with a finite deadline.
+    /// Whether anything scheduled can still run: a ready callback, a timer
+    /// with a finite deadline, or awaited I/O.
     pub fn alive(&self) -> bool {
-        self.ready_live > 0 || self.timers.live() > 0
+        self.ready_live > 0 || self.timers.live() > 0 || self.watchers > 0 || self.awaiting > 0
     }
 
     pub fn stats(&self) -> Stats {
@@ -251,6 +323,8 @@ impl<H: Host> EventLoop<H> {
             timers_pending: self.timers.live() + self.parked,
             ready_pending: self.ready_live,
             timers_cancelled: self.timers.tombstones(),
+            watchers: self.watchers,
+            completions_pending: self.awaiting,
             slots_allocated: self.slots.allocated(),
             table_bytes: (self.slots.bytes()
                 + self.timers.bytes()
@@ -264,19 +338,26 @@ mod tests {
     use super::*;
     use crate::handles::SLOT_BITS;
 
-    /// A clock the test moves by hand.
-    struct ManualClock(Nanos);
+    /// A clock the test moves by hand, and I/O tokens it reports by hand.
+    #[derive(Default)]
+    struct ManualClock(Nanos, Vec<u32>, Vec<u32>);
 
     impl Host for ManualClock {
         fn now(&mut self) -> Nanos {
             self.0
+        }
+        fn take_ready(&mut self, _max: u32) -> Vec<u32> {
+            std::mem::take(&mut self.1)
+        }
+        fn take_completed(&mut self, _max: u32) -> Vec<u32> {
+            std::mem::take(&mut self.2)
         }
     }
 
     const MS: u64 = 1_000_000;
 
     fn new_loop() -> EventLoop<ManualClock> {
-        EventLoop::new(ManualClock(1_000 * MS))
+        EventLoop::new(ManualClock(1_000 * MS, Vec::new(), Vec::new()))
     }
 
     fn split(id: f64) -> (u32, u32) {
@@ -403,5 +484,75 @@ mod tests {
         l.run_once();
         assert_eq!(l.stats().iterations, 1);
         assert_eq!(l.stats().ready_pending, 0);
+    }
+
+    #[test]
+    fn a_watcher_runs_once_per_iteration_its_token_is_reported_until_cancelled() {
+        let mut l = new_loop();
+        let (w, gw) = split(l.watch());
+        assert!(l.alive());
+        assert_eq!(l.poll_timeout_ms(), WAIT_FOREVER, "no timer: wait for I/O only");
+        l.host_mut().1 = vec![w, w];
+        assert_eq!(l.run_once(), &[w], "a token reported twice runs once");
+        assert_eq!(l.run_once(), &[] as &[u32]);
+        l.host_mut().1 = vec![w];
+        assert_eq!(l.run_once(), &[w]);
+        assert!(l.cancel(w, gw));
+        l.host_mut().1 = vec![w];
+        assert_eq!(l.run_once(), &[] as &[u32], "a cancelled watcher's token is ignored");
+        assert!(!l.alive());
+        assert_eq!(l.stats().watchers, 0);
+    }
+
+    #[test]
+    fn io_callbacks_run_after_ready_callbacks_and_timers() {
+        let mut l = new_loop();
+        let (w, _) = split(l.watch());
+        let (c, _) = split(l.expect());
+        let (t, _) = split(l.call_later(0.0));
+        let (s, _) = split(l.call_soon());
+        l.host_mut().1 = vec![w];
+        l.host_mut().2 = vec![c];
+        assert_eq!(l.run_once(), &[s, t, w, c]);
+        assert_eq!(l.stats().completions_pending, 0);
+    }
+
+    #[test]
+    fn an_expected_completion_runs_once_and_then_its_handle_is_stale() {
+        let mut l = new_loop();
+        let (c, gc) = split(l.expect());
+        assert_eq!(l.stats().completions_pending, 1);
+        l.host_mut().2 = vec![c, c];
+        assert_eq!(l.run_once(), &[c]);
+        l.run_once();
+        assert!(!l.cancel(c, gc));
+        l.host_mut().2 = vec![c];
+        assert_eq!(l.run_once(), &[] as &[u32]);
+    }
+
+    #[test]
+    fn stale_and_forged_tokens_are_ignored() {
+        let mut l = new_loop();
+        let (t, _) = split(l.call_later(50.0));
+        let (s, _) = split(l.call_soon());
+        l.watch();
+        l.expect();
+        l.host_mut().1 = vec![t, s, 12345, u32::MAX];
+        l.host_mut().2 = vec![t, s, 999, u32::MAX - 1];
+        assert_eq!(l.run_once(), &[s], "only the ready callback runs");
+        assert_eq!(l.stats().timers_pending, 1);
+    }
+
+    #[test]
+    fn a_watcher_cancelled_during_its_batch_is_freed_with_the_batch() {
+        let mut l = new_loop();
+        let (w, gw) = split(l.watch());
+        l.host_mut().1 = vec![w];
+        assert_eq!(l.run_once(), &[w]);
+        assert!(l.cancel(w, gw));
+        assert!(!l.cancel(w, gw));
+        l.run_once();
+        let (again, _) = split(l.call_soon());
+        assert_eq!(again, w, "the slot was freed and reused");
     }
 }

@@ -6,7 +6,7 @@
 //! ```text
 //!  slot:    0      1      2     ...   4095 | 4096 ...
 //!         +------+------+------+-----+------+ +------
-//!  chunk  | meta | meta | meta | ... | meta | | ...      meta = generation << 3 | state
+//!  chunk  | meta | meta | meta | ... | meta | | ...      meta = generation << 4 | state
 //!         +------+------+------+-----+------+ +------    (4 bytes a slot)
 //! ```
 //!
@@ -32,7 +32,7 @@ pub const GENERATION_LIMIT: u32 = 1 << 27;
 const CHUNK_BITS: u32 = 12;
 const CHUNK_LEN: usize = 1 << CHUNK_BITS;
 const CHUNK_MASK: u32 = (1 << CHUNK_BITS) - 1;
-const STATE_BITS: u32 = 3;
+const STATE_BITS: u32 = 4;
 const STATE_MASK: u32 = (1 << STATE_BITS) - 1;
 
 /// Where a slot's callback is in its life.
@@ -55,6 +55,13 @@ pub enum State {
     /// Cancelled while ready or running; freed when the queue or batch that
     /// holds it is consumed.
     Cancelled = 6,
+    /// An I/O watcher waiting for its token to be reported.
+    Watching = 7,
+    /// An I/O watcher in the current batch; back to `Watching` when the batch
+    /// is released.
+    WatchQueued = 8,
+    /// A one-shot callback waiting for its I/O completion to be reported.
+    Awaiting = 9,
 }
 
 impl State {
@@ -67,7 +74,10 @@ impl State {
             3 => State::Tombstone,
             4 => State::Ready,
             5 => State::Running,
-            _ => State::Cancelled,
+            6 => State::Cancelled,
+            7 => State::Watching,
+            8 => State::WatchQueued,
+            _ => State::Awaiting,
         }
     }
 }

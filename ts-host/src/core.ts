@@ -7,6 +7,15 @@ import { instantiate } from './generated/core.js';
 import type { EventLoop as CoreLoopClass } from './generated/interfaces/wasmloop-core-event-loop.js';
 import type { ClockImport } from './imports/clock.js';
 
+/** The host's side of the WIT imports, one set per loop. */
+export interface HostImports {
+  clock: ClockImport;
+  /** `readiness.take-ready`. */
+  takeReady(max: number): Uint32Array;
+  /** `completion.take-completed`. */
+  takeCompleted(max: number): Uint32Array;
+}
+
 /** The core's `event-loop` resource, as the generated bindings expose it. */
 export type CoreLoop = CoreLoopClass;
 
@@ -47,16 +56,26 @@ export interface CoreInstance {
   readonly memory: WebAssembly.Memory;
 }
 
-export function instantiateCore(modules: CoreModules, clock: ClockImport): CoreInstance {
+export function instantiateCore(modules: CoreModules, host: HostImports): CoreInstance {
   let memory: WebAssembly.Memory | undefined;
-  const clockInterface = { now: clock.now as unknown as () => bigint };
+  const clock = { now: host.clock.now as unknown as () => bigint };
+  const readiness = { takeReady: host.takeReady };
+  const completion = { takeCompleted: host.takeCompleted };
+  const imports = {
+    'wasmloop:core/clock': clock,
+    'wasmloop:core/clock@0.1.0': clock,
+    'wasmloop:core/readiness': readiness,
+    'wasmloop:core/readiness@0.1.0': readiness,
+    'wasmloop:core/completion': completion,
+    'wasmloop:core/completion@0.1.0': completion,
+  };
   const root = instantiate(
     (file) => {
       const module = modules.get(file);
       if (module === undefined) throw new Error(`core module ${file} is missing`);
       return module;
     },
-    { 'wasmloop:core/clock@0.1.0': clockInterface, 'wasmloop:core/clock': clockInterface } as never,
+    imports as never,
     (module, imports) => {
       const instance = new WebAssembly.Instance(module, imports);
       if (instance.exports.memory instanceof WebAssembly.Memory) memory = instance.exports.memory;

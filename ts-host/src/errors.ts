@@ -46,3 +46,36 @@ export class LoopCrashedError extends WasmloopError {
     super(`the event loop crashed and was closed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
   }
 }
+
+/** The operation is not available on this loop's backend. */
+export class NotSupportedError extends WasmloopError {}
+
+/**
+ * An I/O operation failed. `code` is the system error name (`ECONNREFUSED`,
+ * `EADDRINUSE`, `ECONNRESET`, `EPIPE`, `EBADF`, ...), `syscall` the
+ * operation.
+ */
+export class IoError extends WasmloopError {
+  readonly code: string;
+  readonly syscall: string;
+  constructor(syscall: string, code: string, detail?: string, options?: { cause?: unknown }) {
+    super(`${syscall}: ${code}${detail === undefined ? '' : ` (${detail})`}`, options);
+    this.code = code;
+    this.syscall = syscall;
+  }
+}
+
+/** `createConnection`: nothing listens at that address (ECONNREFUSED). */
+export class ConnectionRefusedError extends IoError {}
+
+/** `createServer`: the address is already in use (EADDRINUSE). */
+export class AddressInUseError extends IoError {}
+
+/** The peer reset the connection (ECONNRESET, EPIPE). */
+export class ConnectionResetError extends IoError {}
+
+/** `read`, `write` or `end` on a connection that was closed. */
+export class ConnectionClosedError extends WasmloopError {}
+
+/** `write` or `end` after `end()`. */
+export class WriteAfterEndError extends WasmloopError {}

@@ -15,17 +15,36 @@ import { clockImport } from './imports/clock.js';
 import { EventLoop, describe } from './loop.js';
 
 export { EventLoop } from './loop.js';
-export type { ExceptionContext, ExceptionHandler, LoopStats } from './loop.js';
+export type { ConnectOptions, ExceptionContext, ExceptionHandler, LoopStats, ServerOptions } from './loop.js';
+export type { Connection, Server } from './io/streams.js';
 export { Handle, TimerHandle } from './handles.js';
-export type { Backend } from './backends/backend.js';
+export type {
+  Backend,
+  BackendSink,
+  ClockBackend,
+  CompletionBackend,
+  CompletionSocket,
+  ReadinessBackend,
+  SocketAddress,
+  SocketOps,
+} from './backends/backend.js';
+export { createCompletionBackend } from './backends/completion.js';
+export { createSelectorBackend } from './backends/selector.js';
 export { BACKEND_NAMES } from './backends/resolve.js';
 export {
+  AddressInUseError,
   BackendError,
+  ConnectionClosedError,
+  ConnectionRefusedError,
+  ConnectionResetError,
+  IoError,
   LoopClosedError,
   LoopCrashedError,
   LoopRunningError,
   LoopStoppedError,
+  NotSupportedError,
   WasmloopError,
+  WriteAfterEndError,
 } from './errors.js';
 
 export interface LoopOptions {
@@ -61,8 +80,11 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
   }
   const chosen = await resolveBackend(backend, { log: debug ? (m) => console.warn(m) : undefined });
   try {
-    const instance = instantiateCore(await compileCore(), clockImport(chosen));
-    return new EventLoop(instance, chosen, { debug, slowCallbackMs });
+    let loop: EventLoop | null = null;
+    const imports = EventLoop.hostImports(chosen, clockImport(chosen).now, () => loop?._ioBacklog());
+    const instance = instantiateCore(await compileCore(), imports);
+    loop = new EventLoop(instance, chosen, { debug, slowCallbackMs });
+    return loop;
   } catch (error) {
     chosen.close();
     throw error;

@@ -11,23 +11,54 @@
  * docs/design.md numbers the phases of an iteration; `iterate` below follows
  * them.
  */
-import type { Backend } from './backends/backend.js';
-import type { CoreInstance, CoreLoop } from './core.js';
+import { type Backend, type Direction, READABLE, WRITABLE } from './backends/backend.js';
+import type { CoreInstance, CoreLoop, HostImports } from './core.js';
 import { armTimer, cancelYield, disarmTimer, runMicrotasks, yieldToHost } from './driver.js';
-import { LoopClosedError, LoopCrashedError, LoopRunningError, LoopStoppedError } from './errors.js';
+import {
+  IoError,
+  LoopClosedError,
+  LoopCrashedError,
+  LoopRunningError,
+  LoopStoppedError,
+  NotSupportedError,
+} from './errors.js';
 import { type Epoch, type Handle, type TimerHandle, makeHandle, makeTimerHandle } from './handles.js';
+import {
+  type Connection,
+  type ConnectionHandler,
+  type IoLoop,
+  type IoToken,
+  type Server,
+  connectCompletion,
+  connectReadiness,
+  errnoName,
+  ioError,
+  listenCompletion,
+  listenReadiness,
+} from './io/streams.js';
 
 /** A callback as the loop stores it: the function itself when it takes no arguments. */
 type Callback = (...args: any[]) => unknown;
 
-/** A callback with arguments, or any callback in debug mode. */
+/** A callback with arguments, an I/O watcher, or any callback in debug mode. */
 class CallRecord {
   constructor(
     readonly fn: Callback,
     readonly args: readonly unknown[],
     /** Where it was scheduled (debug mode). */
     readonly stack: string | undefined,
+    /** An I/O watcher: runs each time its token is reported, so it stays in the table. */
+    readonly persistent = false,
   ) {}
+}
+
+const NO_ARGS: readonly unknown[] = [];
+const EMPTY_TOKENS = new Uint32Array(0);
+
+/** A reader or writer registered with addReader/addWriter. */
+interface FdWatch {
+  token: IoToken;
+  record: CallRecord;
 }
 
 type Entry = Callback | CallRecord;
@@ -98,7 +129,22 @@ export interface LoopSettings {
   slowCallbackMs: number;
 }
 
-export class EventLoop {
+export interface ServerOptions {
+  /** Numeric IPv4/IPv6 address or host name to listen on. Default '127.0.0.1'. */
+  host?: string;
+  /** Port; 0 picks a free one (see `server.address()`). */
+  port: number;
+  /** Pending-connection queue length. Default 511. */
+  backlog?: number;
+}
+
+export interface ConnectOptions {
+  /** Numeric address or host name. Default '127.0.0.1'. */
+  host?: string;
+  port: number;
+}
+
+export class EventLoop implements IoLoop {
   /** The backend chosen when the loop was created. */
   readonly backend: string;
 
@@ -128,12 +174,37 @@ export class EventLoop {
   #hostYield: unknown = null;
   #onStopped: ((error?: unknown) => void) | null = null;
   #callbacksRun = 0;
+  /** The backend queued I/O tokens the core has not taken yet. */
+  #ioPending = false;
+  /** addReader/addWriter registrations, by fd * 4 + direction. */
+  readonly #fdWatches = new Map<number, FdWatch>();
+  /** Open servers and connections, closed with the loop. */
+  readonly #resources = new Set<{ close(): void }>();
+
+  /**
+   * The WIT imports for a loop on `backend`: its clock and I/O token queues.
+   * `onOverflow` learns when the core took a full batch (more may be queued).
+   * @internal
+   */
+  static hostImports(backend: Backend, clockNow: () => number, onFullBatch: () => void): HostImports {
+    const fullCheck = (tokens: Uint32Array, max: number) => {
+      if (tokens.length === max) onFullBatch();
+      return tokens;
+    };
+    return {
+      clock: { now: clockNow },
+      takeReady: backend.model === 'readiness' ? (max) => fullCheck(backend.takeReady(max), max) : () => EMPTY_TOKENS,
+      takeCompleted:
+        backend.model === 'completion' ? (max) => fullCheck(backend.takeCompleted(max), max) : () => EMPTY_TOKENS,
+    };
+  }
 
   /** @internal Use `createLoop()`. */
   constructor(instance: CoreInstance, backend: Backend, settings: LoopSettings) {
     this.#instance = instance;
     this.#core = instance.loop;
     this.#backendImpl = backend;
+    backend.attach({ wake: () => this.#ioWake() });
     this.backend = backend.name;
     this.#debug = settings.debug;
     this.#slowCallbackMs = settings.slowCallbackMs;
@@ -354,6 +425,7 @@ export class EventLoop {
     for (;;) {
       // Phases 0-3: release the last batch, read the clock, collect the
       // ready callbacks and the due timers. One crossing.
+      this.#ioPending = false;
       const batch = core.runOnce();
       this.#epoch = null;
       // Phase 4: run them.
@@ -363,7 +435,7 @@ export class EventLoop {
         return;
       }
       // Wait: 0 if ready, ms to the earliest timer, or -1 for none.
-      const timeout = core.pollTimeout();
+      const timeout = this.#ioPending ? 0 : core.pollTimeout();
       if (timeout === 0) {
         if (performance.now() < sliceEnd) continue;
         this.#driver = Driver.Scheduled;
@@ -387,6 +459,20 @@ export class EventLoop {
     this.#instance = null;
     this.#chunks = [];
     this.#backendImpl.close();
+  }
+
+  /**
+   * The backend queued I/O tokens. A sleeping loop runs an iteration at once:
+   * this is already a host callback, so there is no need for another turn.
+   */
+  #ioWake(): void {
+    this.#ioPending = true;
+    if (this.#driver !== Driver.Sleeping) return;
+    if (this.#hostTimer !== null) {
+      disarmTimer(this.#hostTimer);
+      this.#hostTimer = null;
+    }
+    this.#iterate();
   }
 
   /** Something was scheduled (or stop() called) while the driver slept. */
@@ -423,7 +509,7 @@ export class EventLoop {
         const chunk = chunks[slot >>> CHUNK_BITS] as Array<Entry | undefined>;
         const entry = chunk[slot & CHUNK_MASK];
         if (entry === undefined) continue; // cancelled during this batch
-        chunk[slot & CHUNK_MASK] = undefined;
+        if (typeof entry === 'function' || !entry.persistent) chunk[slot & CHUNK_MASK] = undefined;
         ran++;
         if (debug) {
           this.#runTimed(entry, slot);
@@ -487,6 +573,161 @@ export class EventLoop {
     this.callExceptionHandler(context);
   }
 
+  // ------------------------------------------------------------------ I/O
+
+  /** @internal A persistent callback run whenever the backend reports its token. */
+  _watch(callback: () => void): IoToken {
+    const core = this.#liveCore('watch');
+    const id = core.watch();
+    const slot = id & SLOT_MASK;
+    this.#store(slot, new CallRecord(callback, NO_ARGS, this.#debug ? scheduledAt() : undefined, true));
+    return { slot, generation: (id - slot) / SLOT_SPACE };
+  }
+
+  /** @internal A one-shot callback run when the backend reports its token completed. */
+  _expect(callback: () => void): IoToken {
+    const core = this.#liveCore('expect');
+    const id = core.expect();
+    const slot = id & SLOT_MASK;
+    this.#store(slot, this.#debug ? this.#record(callback, NO_ARGS) : callback);
+    return { slot, generation: (id - slot) / SLOT_SPACE };
+  }
+
+  /** @internal Cancels a watcher or an expected completion. */
+  _release(token: IoToken): void {
+    this._cancel(token.slot, token.generation);
+  }
+
+  /** @internal The core took a full batch of tokens: more may be queued, so iterate again soon. */
+  _ioBacklog(): void {
+    this.#ioPending = true;
+  }
+
+  /** @internal Reports an error no caller can receive. */
+  _report(message: string, error: unknown): void {
+    this.callExceptionHandler({ message, error });
+  }
+
+  /** @internal Tracks an open server or connection, so close() closes it. */
+  _track(resource: { close(): void }, open: boolean): void {
+    if (open) this.#resources.add(resource);
+    else this.#resources.delete(resource);
+  }
+
+  #liveCore(operation: string): CoreLoop {
+    const core = this.#core;
+    if (core === null) throw new LoopClosedError(operation);
+    return core;
+  }
+
+  #readinessBackend(operation: string) {
+    this.#liveCore(operation);
+    const backend = this.#backendImpl;
+    if (backend.model !== 'readiness') {
+      throw new NotSupportedError(
+        `${operation}: the '${backend.name}' backend has no readiness I/O (use the 'selector' backend; ` +
+          `on a completion backend use createServer/createConnection, as with asyncio's Proactor loop)`,
+      );
+    }
+    return backend;
+  }
+
+  /**
+   * Calls `callback(...args)` whenever `fd` is readable, until removeReader.
+   * A second addReader for the same fd replaces the callback. Selector only.
+   */
+  addReader<A extends unknown[]>(fd: number, callback: (...args: A) => unknown, ...args: A): void {
+    this.#addFdWatch('addReader', fd, READABLE, callback, args);
+  }
+
+  /** Stops watching `fd` for reading; true if it was watched. */
+  removeReader(fd: number): boolean {
+    return this.#removeFdWatch('removeReader', fd, READABLE);
+  }
+
+  /** Calls `callback(...args)` whenever `fd` is writable, until removeWriter. Selector only. */
+  addWriter<A extends unknown[]>(fd: number, callback: (...args: A) => unknown, ...args: A): void {
+    this.#addFdWatch('addWriter', fd, WRITABLE, callback, args);
+  }
+
+  /** Stops watching `fd` for writing; true if it was watched. */
+  removeWriter(fd: number): boolean {
+    return this.#removeFdWatch('removeWriter', fd, WRITABLE);
+  }
+
+  #addFdWatch(operation: string, fd: number, direction: Direction, callback: Callback, args: unknown[]): void {
+    if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
+      throw new TypeError(`${operation}: fd must be a non-negative integer file descriptor, got ${describe(fd)}`);
+    }
+    if (typeof callback !== 'function') throw notAFunction(operation, callback);
+    const backend = this.#readinessBackend(operation);
+    const key = fd * 4 + direction;
+    const existing = this.#fdWatches.get(key);
+    const record = new CallRecord(callback, args, this.#debug ? scheduledAt() : undefined, true);
+    if (existing !== undefined) {
+      // asyncio replaces the callback of a watched fd.
+      existing.record = record;
+      this.#store(existing.token.slot, record);
+      return;
+    }
+    const id = (this.#core as CoreLoop).watch();
+    const slot = id & SLOT_MASK;
+    const token = { slot, generation: (id - slot) / SLOT_SPACE };
+    const rc = backend.watch(fd, direction, slot);
+    if (rc < 0) {
+      this._cancel(slot, token.generation);
+      throw ioError(operation, errnoName(rc), `fd ${fd} cannot be watched`);
+    }
+    this.#store(slot, record);
+    this.#fdWatches.set(key, { token, record });
+  }
+
+  #removeFdWatch(operation: string, fd: number, direction: Direction): boolean {
+    if (!Number.isInteger(fd) || fd < 0) {
+      throw new TypeError(`${operation}: fd must be a non-negative integer file descriptor, got ${describe(fd)}`);
+    }
+    this.#readinessBackend(operation);
+    return this.#unwatchFd(fd, direction);
+  }
+
+  #unwatchFd(fd: number, direction: Direction): boolean {
+    const key = fd * 4 + direction;
+    const watch = this.#fdWatches.get(key);
+    if (watch === undefined) return false;
+    this.#fdWatches.delete(key);
+    const backend = this.#backendImpl;
+    if (backend.model === 'readiness') backend.unwatch(fd, direction);
+    this._release(watch.token);
+    return true;
+  }
+
+  /**
+   * Listens for TCP connections; `onConnection(connection)` runs for each,
+   * as a loop callback. A handler that throws or rejects has its connection
+   * closed and the error reported to the exception handler.
+   */
+  async createServer(onConnection: ConnectionHandler, options: ServerOptions): Promise<Server> {
+    if (typeof onConnection !== 'function') throw notAFunction('createServer', onConnection);
+    const { host, port, backlog } = checkAddress('createServer', options, true);
+    this.#liveCore('createServer');
+    const address = await resolveHost('createServer', host);
+    const backend = this.#backendImpl;
+    if (backend.model === 'readiness') return listenReadiness(this, backend, onConnection, { host: address, port, backlog });
+    if (backend.model === 'completion') return listenCompletion(this, backend, onConnection, { host: address, port, backlog });
+    throw new NotSupportedError(`createServer: the '${backend.name}' backend has no I/O`);
+  }
+
+  /** Opens a TCP connection. */
+  async createConnection(options: ConnectOptions): Promise<Connection> {
+    const { host, port } = checkAddress('createConnection', options, false);
+    this.#liveCore('createConnection');
+    const address = await resolveHost('createConnection', host);
+    const backend = this.#backendImpl;
+    if (backend.model === 'readiness') return connectReadiness(this, backend, { host: address, port });
+    if (backend.model === 'completion') return connectCompletion(this, backend, { host: address, port });
+    throw new NotSupportedError(`createConnection: the '${backend.name}' backend has no I/O`);
+  }
+
   // ----------------------------------------------------------- exceptions
 
   /**
@@ -544,6 +785,8 @@ export class EventLoop {
     const core = this.#core;
     if (core === null) return;
     if (this.#driver !== Driver.Idle) throw new LoopRunningError('close');
+    for (const resource of [...this.#resources]) resource.close();
+    for (const key of [...this.#fdWatches.keys()]) this.#unwatchFd(Math.floor(key / 4), (key % 4) as Direction);
     this.#core = null;
     this.#instance = null;
     this.#chunks = [];
@@ -598,6 +841,45 @@ export function describe(value: unknown): string {
   if (typeof value === 'function') return 'a function';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+function checkAddress(
+  operation: string,
+  options: unknown,
+  listening: boolean,
+): { host: string; port: number; backlog: number } {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`${operation}: options must be an object with a port, got ${describe(options)}`);
+  }
+  const { host = '127.0.0.1', port, backlog = 511 } = options as { host?: unknown; port?: unknown; backlog?: unknown };
+  if (typeof host !== 'string' || host === '') {
+    throw new TypeError(`${operation}: host must be a non-empty string, got ${describe(host)}`);
+  }
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535 || (!listening && port === 0)) {
+    throw new RangeError(
+      `${operation}: port must be an integer from ${listening ? 0 : 1} to 65535, got ${describe(port)}`,
+    );
+  }
+  if (typeof backlog !== 'number' || !Number.isInteger(backlog) || backlog < 1) {
+    throw new RangeError(`${operation}: backlog must be a positive integer, got ${describe(backlog)}`);
+  }
+  return { host, port, backlog };
+}
+
+const IP_LITERAL = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
+
+/** A numeric address for `host` (IPv4 preferred for names, as most servers listen there). */
+async function resolveHost(operation: string, host: string): Promise<string> {
+  if (IP_LITERAL.test(host)) return host;
+  const { lookup } = await import('node:dns/promises');
+  try {
+    const { address } = await lookup(host, { order: 'ipv4first' } as never);
+    return address;
+  } catch (error) {
+    throw new IoError(operation, (error as { code?: string }).code ?? 'ENOTFOUND', `cannot resolve ${host}`, {
+      cause: error,
+    });
+  }
 }
 
 function notAFunction(operation: string, value: unknown): TypeError {

@@ -1,17 +1,197 @@
 /**
- * The backend contract: what a backend gives the loop. A backend supplies
- * the loop's clock (and, with the I/O backends, readiness or completion
- * events). The loop core, the callback table and the driver are the same for
- * every backend.
+ * The backend contract: what a backend gives the loop. docs/backends.md
+ * explains it for people writing their own (`createLoop({ backend:
+ * './file.js:factory' })`).
+ *
+ * Every backend supplies the loop's clock. A backend may also supply I/O in
+ * one of two models:
+ *
+ * - `readiness` (the selector model): the backend watches descriptors and
+ *   reports tokens whose descriptor became readable or writable; the program
+ *   then reads or writes itself, with the backend's non-blocking socket
+ *   operations.
+ * - `completion` (the proactor model): the backend performs operations and
+ *   reports the tokens of those that finished.
+ *
+ * Tokens are the loop's: slots of callbacks in the loop core. The backend
+ * queues them and hands them over when the core asks (once per iteration);
+ * it calls `wake()` so that a loop sleeping on a timer notices.
  */
-export interface Backend {
+
+/** What the loop gives its backend. */
+export interface BackendSink {
+  /** Tokens were queued: run an iteration soon. */
+  wake(): void;
+}
+
+export interface BackendBase {
   /** The name `loop.backend` reports. */
   readonly name: string;
+  /** `'none'`: the backend supplies only a clock (timers and callbacks work, I/O does not). */
+  readonly model: 'readiness' | 'completion' | 'none';
   /**
    * Monotonic time in nanoseconds since a point the backend fixes, as a
    * number. Must never decrease. Read at most once per loop iteration.
    */
   now(): number;
+  /** Called once, when the loop is created. */
+  attach(sink: BackendSink): void;
   /** Releases what the backend holds; called once, by `loop.close()`. */
   close(): void;
+}
+
+/** Readiness: 1 = readable, 2 = writable. */
+export type Direction = 1 | 2;
+export const READABLE: Direction = 1;
+export const WRITABLE: Direction = 2;
+
+/**
+ * Non-blocking socket operations of a readiness backend. Each returns a
+ * non-negative result or a negative errno (`-EAGAIN` when it would block).
+ * Addresses are numeric IPv4 or IPv6 strings.
+ */
+export interface SocketOps {
+  listen(host: string, port: number, backlog: number): number;
+  accept(fd: number): number;
+  connect(host: string, port: number): number;
+  /** After a connect became writable: 0, or the negative errno it failed with. */
+  connectError(fd: number): number;
+  read(fd: number, bytes: Uint8Array, offset: number, length: number): number;
+  write(fd: number, bytes: Uint8Array, offset: number, length: number): number;
+  shutdownWrite(fd: number): number;
+  close(fd: number): number;
+  /** "family ip port" of the local or remote end, or a negative errno. */
+  address(fd: number, peer: boolean): string | number;
+  /** A non-blocking pipe: [readFd, writeFd], or a negative errno. */
+  pipe(): number[] | number;
+}
+
+export interface ReadinessBackend extends BackendBase {
+  readonly model: 'readiness';
+  /** Tokens that became ready since the last call, each once, oldest first, at most `max`. */
+  takeReady(max: number): Uint32Array;
+  /** Reports `token` whenever `fd` is ready in `direction`; 0 or a negative errno. */
+  watch(fd: number, direction: Direction, token: number): number;
+  /** Stops reporting `fd` in `direction`; drops its queued token. */
+  unwatch(fd: number, direction: Direction): void;
+  readonly sockets: SocketOps;
+}
+
+/** A connected socket of a completion backend: the host performs each operation. */
+export interface CompletionSocket {
+  /** Starts delivering received data: `onData(chunk)`, then `onData(null)` at end of stream. */
+  start(onData: (chunk: Uint8Array | null) => void, onError: (error: Error) => void): void;
+  /** Stops (false) or resumes (true) receiving: the host reads no further while paused. */
+  setFlowing(flowing: boolean): void;
+  /** Writes `data`; `done(error?)` when the host has accepted all of it. */
+  write(data: Uint8Array, done: (error?: Error | null) => void): void;
+  /** Half-closes after pending writes. */
+  end(): void;
+  /** Closes now. */
+  destroy(): void;
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress;
+}
+
+export interface CompletionListener {
+  address(): SocketAddress;
+  close(done: () => void): void;
+}
+
+export interface CompletionBackend extends BackendBase {
+  readonly model: 'completion';
+  /** Tokens of operations that finished since the last call, oldest first, at most `max`. */
+  takeCompleted(max: number): Uint32Array;
+  /** Queues `token` as finished (the backend's own operations call this). */
+  complete(token: number): void;
+  listen(
+    options: { host: string; port: number; backlog: number },
+    onSocket: (socket: CompletionSocket) => void,
+    done: (error: Error | null, listener?: CompletionListener) => void,
+  ): void;
+  connect(options: { host: string; port: number }, done: (error: Error | null, socket?: CompletionSocket) => void): void;
+}
+
+export interface ClockBackend extends BackendBase {
+  readonly model: 'none';
+}
+
+export type Backend = ReadinessBackend | CompletionBackend | ClockBackend;
+
+export interface SocketAddress {
+  host: string;
+  port: number;
+  family: 'IPv4' | 'IPv6';
+}
+
+/** Why `value` does not implement the backend contract, or null if it does. */
+export function contractViolation(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null) return `it returned ${value === null ? 'null' : typeof value}, not an object`;
+  const b = value as Record<string, unknown>;
+  const missing = (names: string[], kind: string) => names.filter((n) => typeof b[n] !== kind);
+  const wrong = [...missing(['name'], 'string'), ...missing(['now', 'attach', 'close'], 'function')];
+  if (!['readiness', 'completion', 'none'].includes(b.model as string)) wrong.push('model');
+  if (b.model === 'readiness') {
+    wrong.push(...missing(['takeReady', 'watch', 'unwatch'], 'function'));
+    if (typeof b.sockets !== 'object' || b.sockets === null) wrong.push('sockets');
+  }
+  if (b.model === 'completion') wrong.push(...missing(['takeCompleted', 'complete', 'listen', 'connect'], 'function'));
+  if (wrong.length > 0) return `the object it returned lacks or mistypes: ${wrong.join(', ')}`;
+  return null;
+}
+
+/** A queue of tokens with de-duplication, as both I/O models need. */
+export class TokenQueue {
+  #tokens = new Uint32Array(256);
+  #length = 0;
+  #queued = new Uint8Array(256);
+
+  push(token: number): void {
+    if (token < this.#queued.length && this.#queued[token] === 1) return;
+    if (token >= this.#queued.length) {
+      const grown = new Uint8Array(Math.max(token + 1, this.#queued.length * 2));
+      grown.set(this.#queued);
+      this.#queued = grown;
+    }
+    this.#queued[token] = 1;
+    if (this.#length === this.#tokens.length) {
+      const grown = new Uint32Array(this.#tokens.length * 2);
+      grown.set(this.#tokens);
+      this.#tokens = grown;
+    }
+    this.#tokens[this.#length++] = token;
+  }
+
+  /** Drops `token` if queued (its registration is gone). */
+  drop(token: number): void {
+    if (token >= this.#queued.length || this.#queued[token] === 0) return;
+    this.#queued[token] = 0;
+    let w = 0;
+    for (let r = 0; r < this.#length; r++) {
+      const t = this.#tokens[r] as number;
+      if (t !== token) this.#tokens[w++] = t;
+    }
+    this.#length = w;
+  }
+
+  take(max: number): Uint32Array {
+    const n = Math.min(max, this.#length);
+    const out = this.#tokens.slice(0, n);
+    for (let i = 0; i < n; i++) this.#queued[out[i] as number] = 0;
+    if (n < this.#length) this.#tokens.copyWithin(0, n, this.#length);
+    this.#length -= n;
+    return out;
+  }
+
+  get length(): number {
+    return this.#length;
+  }
+}
+
+export function performanceClock(): () => number {
+  const perf = globalThis.performance;
+  if (perf === undefined || typeof perf.now !== 'function') {
+    throw new Error('no monotonic clock: globalThis.performance.now is missing');
+  }
+  return () => perf.now() * 1e6;
 }

@@ -1,18 +1,95 @@
 /**
- * The `selector` backend: the readiness model (epoll, kqueue) on the host's
- * real clock. This slice supplies the clock; readiness I/O registers here
- * when the I/O layer lands.
+ * The `selector` backend: the readiness model on Node.js, through a small
+ * native addon (`ts-host/native/selector.c`) that watches descriptors with
+ * libuv's `uv_poll` (epoll) and does non-blocking socket calls on demand.
+ * Nothing is read or written on the program's behalf.
+ *
+ * The addon hands ready tokens over once per libuv iteration, in a shared
+ * Uint32Array; the backend de-duplicates them and wakes the loop.
  */
-import type { Backend } from './backend.js';
+import { createRequire } from 'node:module';
+import {
+  type BackendSink,
+  type Direction,
+  type ReadinessBackend,
+  type SocketOps,
+  TokenQueue,
+  performanceClock,
+} from './backend.js';
 
-export function createSelectorBackend(): Backend {
-  const perf = globalThis.performance;
-  if (perf === undefined || typeof perf.now !== 'function') {
-    throw new Error('no monotonic clock: globalThis.performance.now is missing');
+interface Poller {
+  watch(fd: number, direction: number, token: number): number;
+  unwatch(fd: number, direction: number): number;
+  close(): void;
+}
+
+interface Addon extends SocketOps {
+  Poller: new (onReady: (count: number) => void, tokens: Uint32Array) => Poller;
+}
+
+/** Where the built addon lives, relative to this file in ts-host/dist/backends/. */
+const ADDON_PATH = '../native/wasmloop_selector.node';
+
+let addon: Addon | null = null;
+
+/** Loads the native addon (once); throws if it cannot load here. */
+export function loadSelectorAddon(): Addon {
+  if (addon !== null) return addon;
+  if (typeof process === 'undefined' || process.versions?.node === undefined) {
+    throw new Error('the native selector needs Node.js');
   }
+  if (process.platform === 'win32') throw new Error('the native selector needs a POSIX system');
+  const require = createRequire(import.meta.url);
+  addon = require(ADDON_PATH) as Addon;
+  return addon;
+}
+
+/** Tokens handed over by the addon per libuv iteration, at most. */
+const BATCH = 4096;
+
+export function createSelectorBackend(): ReadinessBackend {
+  const native = loadSelectorAddon();
+  const now = performanceClock();
+  const shared = new Uint32Array(BATCH);
+  const queue = new TokenQueue();
+  /** token by fd and direction, so unwatch can drop a queued token. */
+  const tokens = new Map<number, number>();
+  let sink: BackendSink | null = null;
+  let poller: Poller | null = new native.Poller((count) => {
+    for (let i = 0; i < count; i++) queue.push(shared[i] as number);
+    sink?.wake();
+  }, shared);
+  const key = (fd: number, direction: Direction) => fd * 4 + direction;
   return {
     name: 'selector',
-    now: () => perf.now() * 1e6,
-    close() {},
+    model: 'readiness',
+    now,
+    sockets: native,
+    attach(s) {
+      sink = s;
+    },
+    takeReady(max) {
+      return queue.take(max);
+    },
+    watch(fd, direction, token) {
+      if (poller === null) return -9; // EBADF: closed
+      const rc = poller.watch(fd, direction, token);
+      if (rc === 0) tokens.set(key(fd, direction), token);
+      return rc;
+    },
+    unwatch(fd, direction) {
+      if (poller === null) return;
+      poller.unwatch(fd, direction);
+      const token = tokens.get(key(fd, direction));
+      if (token !== undefined) {
+        tokens.delete(key(fd, direction));
+        queue.drop(token);
+      }
+    },
+    close() {
+      poller?.close();
+      poller = null;
+      sink = null;
+    },
   };
 }

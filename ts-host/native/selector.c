@@ -1,0 +1,549 @@
+/*
+ * wasmloop's native selector for Node.js: readiness of file descriptors from
+ * libuv's uv_poll (epoll on Linux), and non-blocking socket system calls done
+ * on demand. Nothing is read or written on the program's behalf.
+ *
+ * Readiness is delivered in batches: uv_poll callbacks queue tokens, and one
+ * uv_check callback per libuv iteration hands them to JavaScript in a shared
+ * Uint32Array, so a burst of ready sockets costs one call into JavaScript.
+ *
+ * Every function returns a negative errno on failure (as -EAGAIN when an
+ * operation would block); JavaScript turns those into errors.
+ *
+ * Built by the Makefile with the C compiler and Node's own headers; no
+ * node-gyp.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <uv.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READABLE 1
+#define WRITABLE 2
+#define NO_TOKEN 0xffffffffu
+
+#ifndef NODE_GYP_MODULE_NAME
+#define NODE_GYP_MODULE_NAME wasmloop_selector
+#endif
+
+/* --------------------------------------------------------------- helpers */
+
+#define CHECK(call)                                                          \
+  do {                                                                       \
+    if ((call) != napi_ok) {                                                 \
+      napi_throw_error(env, NULL, "wasmloop selector: N-API call failed: " #call); \
+      return NULL;                                                           \
+    }                                                                        \
+  } while (0)
+
+static napi_value int_value(napi_env env, int64_t v) {
+  napi_value out;
+  napi_create_int64(env, v, &out);
+  return out;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
+  if (argc < n) {
+    napi_throw_type_error(env, NULL, "wasmloop selector: missing arguments");
+    return -1;
+  }
+  return 0;
+}
+
+static int get_i32(napi_env env, napi_value v, int32_t *out) {
+  if (napi_get_value_int32(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "wasmloop selector: expected a number");
+    return -1;
+  }
+  return 0;
+}
+
+/* Parses a numeric IPv4 or IPv6 address and port into `sa`. */
+static int make_address(napi_env env, napi_value host, int32_t port, struct sockaddr_storage *sa, socklen_t *len) {
+  char text[64];
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, host, text, sizeof text, &n) != napi_ok) return -EINVAL;
+  memset(sa, 0, sizeof *sa);
+  struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+  struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+  if (inet_pton(AF_INET, text, &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons((uint16_t)port);
+    *len = sizeof *v4;
+    return 0;
+  }
+  if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons((uint16_t)port);
+    *len = sizeof *v6;
+    return 0;
+  }
+  return -EINVAL;
+}
+
+static napi_value address_string(napi_env env, struct sockaddr_storage *sa) {
+  char text[80];
+  char ip[64];
+  int port = 0;
+  int family = 4;
+  if (sa->ss_family == AF_INET6) {
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
+    inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof ip);
+    port = ntohs(v6->sin6_port);
+    family = 6;
+  } else {
+    struct sockaddr_in *v4 = (struct sockaddr_in *)sa;
+    inet_ntop(AF_INET, &v4->sin_addr, ip, sizeof ip);
+    port = ntohs(v4->sin_port);
+  }
+  snprintf(text, sizeof text, "%d %s %d", family, ip, port);
+  napi_value out;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+static void tune_tcp(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+/* Returns the byte range [data, data + length) of a Uint8Array argument. */
+static int get_bytes(napi_env env, napi_value array, napi_value offset, napi_value length, uint8_t **data, size_t *n) {
+  napi_typedarray_type type;
+  size_t count;
+  void *base;
+  if (napi_get_typedarray_info(env, array, &type, &count, &base, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "wasmloop selector: expected a Uint8Array");
+    return -1;
+  }
+  int32_t off, len;
+  if (get_i32(env, offset, &off) || get_i32(env, length, &len)) return -1;
+  if (off < 0 || len < 0 || (size_t)off + (size_t)len > count) {
+    napi_throw_range_error(env, NULL, "wasmloop selector: range outside the buffer");
+    return -1;
+  }
+  *data = (uint8_t *)base + off;
+  *n = (size_t)len;
+  return 0;
+}
+
+/* ---------------------------------------------------------- system calls */
+
+/* listen(host, port, backlog) -> fd | -errno */
+static napi_value js_listen(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (get_args(env, info, 3, argv)) return NULL;
+  int32_t port, backlog;
+  if (get_i32(env, argv[1], &port) || get_i32(env, argv[2], &backlog)) return NULL;
+  struct sockaddr_storage sa;
+  socklen_t len;
+  int rc = make_address(env, argv[0], port, &sa, &len);
+  if (rc) return int_value(env, rc);
+  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_value(env, -errno);
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, backlog) < 0) {
+    int err = errno;
+    close(fd);
+    return int_value(env, -err);
+  }
+  return int_value(env, fd);
+}
+
+/* accept(fd) -> fd | -errno (-EAGAIN: no pending connection) */
+static napi_value js_accept(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  int conn = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (conn < 0) return int_value(env, -errno);
+  tune_tcp(conn);
+  return int_value(env, conn);
+}
+
+/* connect(host, port) -> fd | -errno; the connection completes when the fd
+ * becomes writable (then connectError(fd) tells how it went). */
+static napi_value js_connect(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv)) return NULL;
+  int32_t port;
+  if (get_i32(env, argv[1], &port)) return NULL;
+  struct sockaddr_storage sa;
+  socklen_t len;
+  int rc = make_address(env, argv[0], port, &sa, &len);
+  if (rc) return int_value(env, rc);
+  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_value(env, -errno);
+  tune_tcp(fd);
+  if (connect(fd, (struct sockaddr *)&sa, len) < 0 && errno != EINPROGRESS) {
+    int err = errno;
+    close(fd);
+    return int_value(env, -err);
+  }
+  return int_value(env, fd);
+}
+
+/* connectError(fd) -> 0 | -errno (SO_ERROR) */
+static napi_value js_connect_error(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return int_value(env, -errno);
+  return int_value(env, -err);
+}
+
+/* read(fd, bytes, offset, length) -> n | 0 at end of stream | -errno */
+static napi_value js_read(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv)) return NULL;
+  int32_t fd;
+  uint8_t *data;
+  size_t n;
+  if (get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], argv[2], argv[3], &data, &n)) return NULL;
+  ssize_t got;
+  do got = read(fd, data, n);
+  while (got < 0 && errno == EINTR);
+  return int_value(env, got < 0 ? -errno : got);
+}
+
+/* write(fd, bytes, offset, length) -> n | -errno */
+static napi_value js_write(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv)) return NULL;
+  int32_t fd;
+  uint8_t *data;
+  size_t n;
+  if (get_i32(env, argv[0], &fd) || get_bytes(env, argv[1], argv[2], argv[3], &data, &n)) return NULL;
+  ssize_t put;
+  do put = send(fd, data, n, MSG_NOSIGNAL);
+  while (put < 0 && errno == EINTR);
+  if (put < 0 && errno == ENOTSOCK) {
+    do put = write(fd, data, n);
+    while (put < 0 && errno == EINTR);
+  }
+  return int_value(env, put < 0 ? -errno : put);
+}
+
+/* shutdownWrite(fd) -> 0 | -errno: half-close, the peer reads end of stream */
+static napi_value js_shutdown_write(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  return int_value(env, shutdown(fd, SHUT_WR) < 0 ? -errno : 0);
+}
+
+/* close(fd) -> 0 | -errno */
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  return int_value(env, close(fd) < 0 ? -errno : 0);
+}
+
+/* address(fd, peer) -> "family ip port" | -errno */
+static napi_value js_address(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv)) return NULL;
+  int32_t fd;
+  bool peer;
+  if (get_i32(env, argv[0], &fd) || napi_get_value_bool(env, argv[1], &peer) != napi_ok) return NULL;
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  int rc = peer ? getpeername(fd, (struct sockaddr *)&sa, &len) : getsockname(fd, (struct sockaddr *)&sa, &len);
+  if (rc < 0) return int_value(env, -errno);
+  return address_string(env, &sa);
+}
+
+/* pipe() -> [readFd, writeFd], both non-blocking, or -errno */
+static napi_value js_pipe(napi_env env, napi_callback_info info) {
+  (void)info;
+  int fds[2];
+  if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0) return int_value(env, -errno);
+  napi_value out;
+  CHECK(napi_create_array_with_length(env, 2, &out));
+  napi_set_element(env, out, 0, int_value(env, fds[0]));
+  napi_set_element(env, out, 1, int_value(env, fds[1]));
+  return out;
+}
+
+/* -------------------------------------------------------------- the poller */
+
+typedef struct poller poller;
+
+typedef struct watch {
+  uv_poll_t handle;
+  poller *owner;
+  int fd;
+  int events;
+  uint32_t tokens[3]; /* by direction: [READABLE], [WRITABLE] */
+  struct watch *next; /* in the poller's list */
+} watch;
+
+struct poller {
+  napi_env env;
+  uv_loop_t *loop;
+  uv_check_t check;
+  napi_ref callback;
+  napi_ref buffer_ref; /* Uint32Array shared with JavaScript */
+  uint32_t *buffer;
+  uint32_t capacity;
+  uint32_t count;
+  watch *watches;
+  int closed;
+  napi_async_context context;
+};
+
+static watch *find_watch(poller *p, int fd) {
+  for (watch *w = p->watches; w; w = w->next)
+    if (w->fd == fd) return w;
+  return NULL;
+}
+
+static void queue_token(poller *p, uint32_t token) {
+  if (token == NO_TOKEN || p->count == p->capacity) return; /* level-triggered: reported again next time */
+  p->buffer[p->count++] = token;
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  watch *w = (watch *)handle->data;
+  poller *p = w->owner;
+  if (status < 0) events = w->events; /* an error: wake both directions, the program's read or write reports it */
+  if (events & UV_READABLE) queue_token(p, w->tokens[READABLE]);
+  if (events & (UV_WRITABLE | UV_DISCONNECT)) queue_token(p, w->tokens[WRITABLE]);
+  if ((events & UV_DISCONNECT) && !(events & UV_READABLE)) queue_token(p, w->tokens[READABLE]);
+}
+
+/* Once per libuv iteration, after the poll phase: hand the batch to JavaScript. */
+static void on_check(uv_check_t *handle) {
+  poller *p = (poller *)handle->data;
+  if (p->count == 0 || p->closed) return;
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  napi_open_handle_scope(env, &scope);
+  napi_value callback, recv, argv[1], result;
+  napi_get_reference_value(env, p->callback, &callback);
+  napi_get_global(env, &recv);
+  argv[0] = int_value(env, p->count);
+  p->count = 0;
+  /* make_callback runs the microtasks and nextTicks the callback created. */
+  napi_make_callback(env, p->context, recv, callback, 1, argv, &result);
+  napi_close_handle_scope(env, scope);
+}
+
+static void free_watch(uv_handle_t *handle) {
+  free(handle->data);
+}
+
+static int apply(poller *p, watch *w) {
+  int uv_events = 0;
+  if (w->tokens[READABLE] != NO_TOKEN) uv_events |= UV_READABLE | UV_DISCONNECT;
+  if (w->tokens[WRITABLE] != NO_TOKEN) uv_events |= UV_WRITABLE;
+  w->events = uv_events;
+  if (uv_events == 0) {
+    /* Closing the handle removes the fd from epoll at once, so the program
+     * may close the fd right after. */
+    watch **link = &p->watches;
+    while (*link != w) link = &(*link)->next;
+    *link = w->next;
+    uv_close((uv_handle_t *)&w->handle, free_watch);
+    return 0;
+  }
+  return uv_poll_start(&w->handle, uv_events, on_poll);
+}
+
+static poller *get_poller(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
+  napi_value self;
+  void *data;
+  if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) return NULL;
+  if (argc < n) {
+    napi_throw_type_error(env, NULL, "wasmloop selector: missing arguments");
+    return NULL;
+  }
+  if (napi_unwrap(env, self, &data) != napi_ok || data == NULL) {
+    napi_throw_error(env, NULL, "wasmloop selector: not a poller");
+    return NULL;
+  }
+  poller *p = (poller *)data;
+  if (p->closed) {
+    napi_throw_error(env, NULL, "wasmloop selector: poller is closed");
+    return NULL;
+  }
+  return p;
+}
+
+/* poller.watch(fd, direction, token) -> 0 | -errno */
+static napi_value js_watch(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  poller *p = get_poller(env, info, 3, argv);
+  if (!p) return NULL;
+  int32_t fd, direction;
+  uint32_t token;
+  if (get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &direction)) return NULL;
+  if (napi_get_value_uint32(env, argv[2], &token) != napi_ok) return NULL;
+  if (direction != READABLE && direction != WRITABLE) return int_value(env, -EINVAL);
+  watch *w = find_watch(p, fd);
+  if (!w) {
+    w = calloc(1, sizeof *w);
+    if (!w) return int_value(env, -ENOMEM);
+    int rc = uv_poll_init(p->loop, &w->handle, fd);
+    if (rc < 0) {
+      free(w);
+      return int_value(env, rc);
+    }
+    w->handle.data = w;
+    w->owner = p;
+    w->fd = fd;
+    w->tokens[READABLE] = w->tokens[WRITABLE] = NO_TOKEN;
+    w->next = p->watches;
+    p->watches = w;
+  }
+  w->tokens[direction] = token;
+  return int_value(env, apply(p, w));
+}
+
+/* poller.unwatch(fd, direction) -> 0 */
+static napi_value js_unwatch(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  poller *p = get_poller(env, info, 2, argv);
+  if (!p) return NULL;
+  int32_t fd, direction;
+  if (get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &direction)) return NULL;
+  watch *w = find_watch(p, fd);
+  if (w && (direction == READABLE || direction == WRITABLE)) {
+    w->tokens[direction] = NO_TOKEN;
+    apply(p, w);
+  }
+  return int_value(env, 0);
+}
+
+static void finalize_poller(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  poller *p = (poller *)data;
+  if (!p->closed) {
+    /* Collected without close(): nothing can be running any more. */
+    p->closed = 1;
+  }
+}
+
+static void free_poller(uv_handle_t *handle) {
+  free(handle->data);
+}
+
+/* poller.close(): stops every watch; the poller cannot be used again. */
+static napi_value js_poller_close(napi_env env, napi_callback_info info) {
+  napi_value self;
+  void *data;
+  size_t argc = 0;
+  if (napi_get_cb_info(env, info, &argc, NULL, &self, NULL) != napi_ok) return NULL;
+  if (napi_remove_wrap(env, self, &data) != napi_ok || data == NULL) return NULL;
+  poller *p = (poller *)data;
+  p->closed = 1;
+  while (p->watches) {
+    watch *w = p->watches;
+    p->watches = w->next;
+    uv_close((uv_handle_t *)&w->handle, free_watch);
+  }
+  napi_delete_reference(env, p->callback);
+  napi_delete_reference(env, p->buffer_ref);
+  napi_async_destroy(env, p->context);
+  uv_check_stop(&p->check);
+  uv_close((uv_handle_t *)&p->check, free_poller);
+  return NULL;
+}
+
+/* new Poller(onReady(count), tokens: Uint32Array) */
+static napi_value js_poller_new(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], self;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "wasmloop selector: new Poller(onReady, tokens)");
+    return NULL;
+  }
+  napi_typedarray_type type;
+  size_t length;
+  void *base;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &base, NULL, NULL) != napi_ok || type != napi_uint32_array) {
+    napi_throw_type_error(env, NULL, "wasmloop selector: tokens must be a Uint32Array");
+    return NULL;
+  }
+  poller *p = calloc(1, sizeof *p);
+  if (!p) {
+    napi_throw_error(env, NULL, "wasmloop selector: out of memory");
+    return NULL;
+  }
+  p->env = env;
+  p->buffer = (uint32_t *)base;
+  p->capacity = (uint32_t)length;
+  CHECK(napi_get_uv_event_loop(env, &p->loop));
+  CHECK(napi_create_reference(env, argv[0], 1, &p->callback));
+  CHECK(napi_create_reference(env, argv[1], 1, &p->buffer_ref));
+  napi_value name;
+  napi_create_string_utf8(env, "wasmloop.selector", NAPI_AUTO_LENGTH, &name);
+  CHECK(napi_async_init(env, NULL, name, &p->context));
+  uv_check_init(p->loop, &p->check);
+  p->check.data = p;
+  uv_check_start(&p->check, on_check);
+  /* The check handle alone must not keep the process alive: watches do. */
+  uv_unref((uv_handle_t *)&p->check);
+  CHECK(napi_wrap(env, self, p, finalize_poller, NULL, NULL));
+  return self;
+}
+
+/* ------------------------------------------------------------------ module */
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor functions[] = {
+      {"listen", NULL, js_listen, NULL, NULL, NULL, napi_default, NULL},
+      {"accept", NULL, js_accept, NULL, NULL, NULL, napi_default, NULL},
+      {"connect", NULL, js_connect, NULL, NULL, NULL, napi_default, NULL},
+      {"connectError", NULL, js_connect_error, NULL, NULL, NULL, napi_default, NULL},
+      {"read", NULL, js_read, NULL, NULL, NULL, napi_default, NULL},
+      {"write", NULL, js_write, NULL, NULL, NULL, napi_default, NULL},
+      {"shutdownWrite", NULL, js_shutdown_write, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"address", NULL, js_address, NULL, NULL, NULL, napi_default, NULL},
+      {"pipe", NULL, js_pipe, NULL, NULL, NULL, napi_default, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions));
+  napi_property_descriptor methods[] = {
+      {"watch", NULL, js_watch, NULL, NULL, NULL, napi_default, NULL},
+      {"unwatch", NULL, js_unwatch, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, js_poller_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_value poller_class;
+  CHECK(napi_define_class(env, "Poller", NAPI_AUTO_LENGTH, js_poller_new, NULL, 3, methods, &poller_class));
+  CHECK(napi_set_named_property(env, exports, "Poller", poller_class));
+  napi_value codes;
+  CHECK(napi_create_object(env, &codes));
+  napi_set_named_property(env, codes, "EAGAIN", int_value(env, EAGAIN));
+  napi_set_named_property(env, codes, "EINPROGRESS", int_value(env, EINPROGRESS));
+  napi_set_named_property(env, exports, "errno", codes);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,142 @@
+/**
+ * The `completion` backend: the proactor model (asyncio's Proactor loop, IOCP)
+ * on Node.js's `net` module, whose I/O is callback-shaped: the host performs
+ * each read and write and reports when it finished. Pure JavaScript: it runs
+ * wherever `node:net` does.
+ */
+import type { Server as NetServer, Socket as NetSocket } from 'node:net';
+import { createRequire } from 'node:module';
+import {
+  type BackendSink,
+  type CompletionBackend,
+  type CompletionSocket,
+  type SocketAddress,
+  TokenQueue,
+  performanceClock,
+} from './backend.js';
+
+type NetModule = typeof import('node:net');
+
+let net: NetModule | null = null;
+
+function loadNet(): NetModule {
+  if (net !== null) return net;
+  if (typeof process === 'undefined' || process.versions?.node === undefined) {
+    throw new Error('the completion backend needs node:net (Node.js, Bun or Deno)');
+  }
+  net = createRequire(import.meta.url)('node:net') as NetModule;
+  return net;
+}
+
+function addressOf(host: string | undefined, port: number | undefined, family: string | undefined): SocketAddress {
+  return { host: host ?? '', port: port ?? 0, family: family === 'IPv6' || family === '6' ? 'IPv6' : 'IPv4' };
+}
+
+function wrap(socket: NetSocket): CompletionSocket {
+  socket.setNoDelay(true);
+  socket.pause();
+  // An error before the connection is started is kept and handed over then.
+  let early: Error | null = null;
+  let onErrorNow: ((error: Error) => void) | null = null;
+  socket.on('error', (error) => {
+    if (onErrorNow === null) early = error;
+    else onErrorNow(error);
+  });
+  return {
+    start(onData, onError) {
+      socket.on('data', (chunk: Buffer) => onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
+      socket.on('end', () => onData(null));
+      onErrorNow = onError;
+      if (early !== null) onError(early);
+    },
+    setFlowing(flowing) {
+      if (flowing) socket.resume();
+      else socket.pause();
+    },
+    write(data, done) {
+      socket.write(data, done);
+    },
+    end() {
+      socket.end();
+    },
+    destroy() {
+      socket.destroy();
+    },
+    get localAddress() {
+      return addressOf(socket.localAddress, socket.localPort, socket.localFamily);
+    },
+    get remoteAddress() {
+      return addressOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
+    },
+  };
+}
+
+export function createCompletionBackend(): CompletionBackend {
+  const netModule = loadNet();
+  const now = performanceClock();
+  const queue = new TokenQueue();
+  let sink: BackendSink | null = null;
+  const servers = new Set<NetServer>();
+  const sockets = new Set<NetSocket>();
+  return {
+    name: 'completion',
+    model: 'completion',
+    now,
+    attach(s) {
+      sink = s;
+    },
+    takeCompleted(max) {
+      return queue.take(max);
+    },
+    complete(token) {
+      queue.push(token);
+      sink?.wake();
+    },
+    listen({ host, port, backlog }, onSocket, done) {
+      const server = netModule.createServer({ pauseOnConnect: true });
+      server.on('connection', (socket) => {
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+        onSocket(wrap(socket));
+      });
+      const onError = (error: Error) => done(error);
+      server.once('error', onError);
+      server.listen({ host, port, backlog }, () => {
+        server.off('error', onError);
+        servers.add(server);
+        done(null, {
+          address() {
+            const a = server.address();
+            if (a === null || typeof a === 'string') return addressOf(host, port, undefined);
+            return addressOf(a.address, a.port, a.family);
+          },
+          close(closed) {
+            servers.delete(server);
+            server.close(() => closed());
+          },
+        });
+      });
+    },
+    connect({ host, port }, done) {
+      const socket = netModule.connect({ host, port });
+      const onError = (error: Error) => {
+        socket.destroy();
+        done(error);
+      };
+      socket.once('error', onError);
+      socket.once('connect', () => {
+        socket.off('error', onError);
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+        done(null, wrap(socket));
+      });
+    },
+    close() {
+      for (const s of servers) s.close();
+      for (const s of sockets) s.destroy();
+      servers.clear();
+      sockets.clear();
+      sink = null;
+    },
+  };
+}

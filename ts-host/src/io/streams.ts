@@ -1,0 +1,885 @@
+/**
+ * TCP streams over the loop: `Server` and `Connection`, one implementation
+ * per I/O model.
+ *
+ * - Readiness (`selector`): the connection owns a non-blocking descriptor.
+ *   `read()` reads when the descriptor is readable; `write()` writes what
+ *   the kernel takes and waits for writability for the rest. Nothing is read
+ *   ahead: data waits in the kernel until the program asks for it.
+ * - Completion (`completion`): the host performs reads and writes; a read
+ *   completes with the next chunk the host received (at most one high-water
+ *   mark of chunks is buffered, then the host stops reading), a write when
+ *   the host has accepted all of it.
+ *
+ * Either way, every completion reaches the program as a callback the loop
+ * core ordered: a watcher (readiness) or an expected completion (completion)
+ * in the iteration's batch, after timers.
+ */
+import { constants as osConstants } from 'node:os';
+import type {
+  CompletionBackend,
+  CompletionListener,
+  CompletionSocket,
+  ReadinessBackend,
+  SocketAddress,
+  SocketOps,
+} from '../backends/backend.js';
+import { READABLE, WRITABLE } from '../backends/backend.js';
+import {
+  AddressInUseError,
+  ConnectionClosedError,
+  ConnectionRefusedError,
+  ConnectionResetError,
+  IoError,
+  WasmloopError,
+  WriteAfterEndError,
+} from '../errors.js';
+
+/** A TCP connection. */
+export interface Connection extends AsyncIterable<Uint8Array> {
+  /**
+   * The next chunk of data, or `null` at the end of the stream. One read at
+   * a time. `signal` cancels a pending read (it rejects with the signal's
+   * reason; no data is lost).
+   */
+  read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null>;
+  /** Writes `data`; resolves when the system has accepted all of it (backpressure). */
+  write(data: Uint8Array | string): Promise<void>;
+  /** Half-closes after pending writes: the peer reads the end of the stream. */
+  end(): Promise<void>;
+  /** Closes now; pending reads and writes reject with ConnectionClosedError. Idempotent. */
+  close(): void;
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress;
+  /** True once closed (by `close()`, or after both directions ended). */
+  readonly closed: boolean;
+  /** The most bytes this connection ever held in memory for reading (completion model). */
+  readonly maxBuffered: number;
+}
+
+/** A listening TCP server. */
+export interface Server {
+  address(): SocketAddress;
+  /** Stops accepting; resolves once every open connection has closed. */
+  close(): Promise<void>;
+  /** Connections accepted and still open. */
+  readonly connections: number;
+}
+
+export type ConnectionHandler = (connection: Connection) => void | Promise<void>;
+
+/** What the streams need from the loop. */
+export interface IoLoop {
+  /** A persistent callback for readiness; its token is `slot`. */
+  _watch(callback: () => void): IoToken;
+  /** A one-shot callback for a completion; its token is `slot`. */
+  _expect(callback: () => void): IoToken;
+  /** Cancels a token's callback. */
+  _release(token: IoToken): void;
+  /** Reports an error that has no caller to reject (the exception handler). */
+  _report(message: string, error: unknown): void;
+  /** Tracks an open resource, closed with the loop. */
+  _track(resource: { close(): void }, open: boolean): void;
+}
+
+export interface IoToken {
+  readonly slot: number;
+  readonly generation: number;
+}
+
+/** The largest chunk a read returns, and the completion model's high-water mark. */
+export const CHUNK_BYTES = 64 * 1024;
+
+const encoder = new TextEncoder();
+
+// --------------------------------------------------------------- errors
+
+const errnoNames = new Map<number, string>(
+  Object.entries(osConstants.errno).map(([name, value]) => [value as number, name]),
+);
+const EAGAIN = osConstants.errno.EAGAIN;
+
+export function errnoName(errno: number): string {
+  return errnoNames.get(-errno) ?? `errno ${-errno}`;
+}
+
+/** The error for a failed `syscall` with `code` (`ECONNREFUSED`, ...). */
+export function ioError(syscall: string, code: string, detail?: string, cause?: unknown): IoError {
+  const options = cause === undefined ? undefined : { cause };
+  switch (code) {
+    case 'ECONNREFUSED':
+      return new ConnectionRefusedError(syscall, code, detail, options);
+    case 'EADDRINUSE':
+      return new AddressInUseError(syscall, code, detail, options);
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return new ConnectionResetError(syscall, code, detail, options);
+    default:
+      return new IoError(syscall, code, detail, options);
+  }
+}
+
+function fromHostError(syscall: string, error: unknown, detail?: string): IoError {
+  const code = (error as { code?: unknown }).code;
+  return ioError(syscall, typeof code === 'string' ? code : 'EIO', detail ?? (error as Error).message, error);
+}
+
+function parseAddress(text: string | number): SocketAddress {
+  if (typeof text === 'number') return { host: '', port: 0, family: 'IPv4' };
+  const [family, host, port] = text.split(' ');
+  return { host: host ?? '', port: Number(port), family: family === '6' ? 'IPv6' : 'IPv4' };
+}
+
+function toBytes(operation: string, data: unknown): Uint8Array {
+  if (typeof data === 'string') return encoder.encode(data);
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError(`${operation}: data must be a Uint8Array or a string, got ${data === null ? 'null' : typeof data}`);
+}
+
+function abortReason(signal: AbortSignal): unknown {
+  return signal.reason ?? new DOMException('The read was aborted', 'AbortError');
+}
+
+interface PendingRead {
+  resolve(chunk: Uint8Array | null): void;
+  reject(error: unknown): void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+interface QueuedWrite {
+  bytes: Uint8Array;
+  offset: number;
+  resolve(): void;
+  reject(error: unknown): void;
+}
+
+/** Shared parts of both connection models. */
+abstract class BaseConnection implements Connection {
+  protected pendingRead: PendingRead | null = null;
+  protected isClosed = false;
+  protected ended = false;
+  protected onClosed: Array<() => void> = [];
+  abstract readonly localAddress: SocketAddress;
+  abstract readonly remoteAddress: SocketAddress;
+  abstract read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null>;
+  abstract write(data: Uint8Array | string): Promise<void>;
+  abstract end(): Promise<void>;
+  abstract close(): void;
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  get maxBuffered(): number {
+    return 0;
+  }
+
+  /** Calls `fn` once the connection closes. */
+  whenClosed(fn: () => void): void {
+    if (this.isClosed) fn();
+    else this.onClosed.push(fn);
+  }
+
+  protected markClosed(): void {
+    this.isClosed = true;
+    const callbacks = this.onClosed;
+    this.onClosed = [];
+    for (const fn of callbacks) fn();
+  }
+
+  /** Checks a new read may start; returns a rejection if not. */
+  protected refuseRead(signal: AbortSignal | undefined): Promise<never> | null {
+    if (this.isClosed) return Promise.reject(new ConnectionClosedError('read: the connection is closed'));
+    if (this.pendingRead !== null) return Promise.reject(new WasmloopError('read: another read is pending on this connection'));
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
+    return null;
+  }
+
+  protected startPendingRead(signal: AbortSignal | undefined, onCancel: () => void): Promise<Uint8Array | null> {
+    return new Promise((resolve, reject) => {
+      const pending: PendingRead = { resolve, reject, signal, onAbort: undefined };
+      if (signal !== undefined) {
+        pending.onAbort = () => {
+          if (this.pendingRead !== pending) return;
+          this.pendingRead = null;
+          onCancel();
+          reject(abortReason(signal));
+        };
+        signal.addEventListener('abort', pending.onAbort, { once: true });
+      }
+      this.pendingRead = pending;
+    });
+  }
+
+  /** Ends the pending read with `chunk` or `error`. */
+  protected settleRead(chunk: Uint8Array | null, error?: unknown): void {
+    const pending = this.pendingRead;
+    if (pending === null) return;
+    this.pendingRead = null;
+    if (pending.signal !== undefined && pending.onAbort !== undefined) {
+      pending.signal.removeEventListener('abort', pending.onAbort);
+    }
+    if (error !== undefined) pending.reject(error);
+    else pending.resolve(chunk);
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
+    for (;;) {
+      const chunk = await this.read();
+      if (chunk === null) return;
+      yield chunk;
+    }
+  }
+}
+
+// ------------------------------------------------------------ readiness
+
+/** One scratch buffer per process: reads are synchronous, so it is never shared at once. */
+const scratch = new Uint8Array(CHUNK_BYTES);
+
+class ReadinessConnection extends BaseConnection {
+  readonly #loop: IoLoop;
+  readonly #backend: ReadinessBackend;
+  readonly #ops: SocketOps;
+  readonly #fd: number;
+  #readToken: IoToken | null = null;
+  #writeToken: IoToken | null = null;
+  #readWatched = false;
+  #writeWatched = false;
+  /** False after a read drained the socket: the next read waits for readiness instead of trying. */
+  #mayHaveData = true;
+  #eof = false;
+  #writes: QueuedWrite[] = [];
+  #endAfterWrites: { resolve(): void; reject(e: unknown): void } | null = null;
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress;
+
+  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number) {
+    super();
+    this.#loop = loop;
+    this.#backend = backend;
+    this.#ops = backend.sockets;
+    this.#fd = fd;
+    this.localAddress = parseAddress(this.#ops.address(fd, false));
+    this.remoteAddress = parseAddress(this.#ops.address(fd, true));
+    loop._track(this, true);
+  }
+
+  /** Reads once: a chunk, null at end of stream, or undefined if it would block. */
+  #tryRead(): Uint8Array | null | undefined {
+    const n = this.#ops.read(this.#fd, scratch, 0, CHUNK_BYTES);
+    if (n > 0) {
+      if (n < CHUNK_BYTES) this.#mayHaveData = false;
+      return scratch.slice(0, n);
+    }
+    if (n === 0) {
+      this.#eof = true;
+      this.#stopReading();
+      return null;
+    }
+    if (n === -EAGAIN) {
+      this.#mayHaveData = false;
+      return undefined;
+    }
+    throw ioError('read', errnoName(n));
+  }
+
+  read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
+    const signal = options?.signal;
+    const refused = this.refuseRead(signal);
+    if (refused !== null) return refused;
+    if (this.#eof) return Promise.resolve(null);
+    if (this.#mayHaveData) {
+      try {
+        const chunk = this.#tryRead();
+        if (chunk !== undefined) {
+          if (chunk === null) this.#closeIfDone();
+          return Promise.resolve(chunk);
+        }
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    const waiting = this.startPendingRead(signal, () => this.#stopReading());
+    this.#watchReadable();
+    return waiting;
+  }
+
+  /** The loop ran the read watcher: the descriptor is readable. */
+  readonly #onReadable = (): void => {
+    this.#mayHaveData = true;
+    if (this.pendingRead === null) {
+      // Level-triggered: stop watching until someone reads.
+      this.#stopReading();
+      return;
+    }
+    let chunk: Uint8Array | null | undefined;
+    try {
+      chunk = this.#tryRead();
+    } catch (error) {
+      this.#stopReading();
+      this.settleRead(null, error);
+      return;
+    }
+    if (chunk !== undefined) this.settleRead(chunk);
+    if (chunk === null) this.#closeIfDone();
+  };
+
+  /** Both directions are done (end of stream read, our end flushed): release the descriptor. */
+  #closeIfDone(): void {
+    if (this.#eof && this.ended && this.#writes.length === 0 && this.#endAfterWrites === null) this.close();
+  }
+
+  #watchReadable(): void {
+    if (this.#readWatched) return;
+    this.#readToken ??= this.#loop._watch(this.#onReadable);
+    const rc = this.#backend.watch(this.#fd, READABLE, this.#readToken.slot);
+    if (rc < 0) {
+      this.settleRead(null, ioError('watch', errnoName(rc)));
+      return;
+    }
+    this.#readWatched = true;
+  }
+
+  #stopReading(): void {
+    if (!this.#readWatched) return;
+    this.#backend.unwatch(this.#fd, READABLE);
+    this.#readWatched = false;
+  }
+
+  write(data: Uint8Array | string): Promise<void> {
+    if (this.isClosed) return Promise.reject(new ConnectionClosedError('write: the connection is closed'));
+    if (this.ended) return Promise.reject(new WriteAfterEndError('write: the connection was ended (end() was called)'));
+    let bytes: Uint8Array;
+    try {
+      bytes = toBytes('write', data);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    let offset = 0;
+    if (this.#writes.length === 0) {
+      const n = bytes.length === 0 ? 0 : this.#ops.write(this.#fd, bytes, 0, bytes.length);
+      if (n === bytes.length) return Promise.resolve();
+      if (n < 0 && n !== -EAGAIN) return Promise.reject(ioError('write', errnoName(n)));
+      offset = Math.max(n, 0);
+    }
+    return new Promise((resolve, reject) => {
+      this.#writes.push({ bytes, offset, resolve, reject });
+      this.#watchWritable();
+    });
+  }
+
+  /** The loop ran the write watcher: the descriptor is writable. */
+  readonly #onWritable = (): void => {
+    const writes = this.#writes;
+    while (writes.length > 0) {
+      const w = writes[0] as QueuedWrite;
+      const n = this.#ops.write(this.#fd, w.bytes, w.offset, w.bytes.length - w.offset);
+      if (n === -EAGAIN) return;
+      if (n < 0) {
+        this.#failWrites(ioError('write', errnoName(n)));
+        return;
+      }
+      w.offset += n;
+      if (w.offset < w.bytes.length) return;
+      writes.shift();
+      w.resolve();
+    }
+    this.#stopWriting();
+    if (this.#endAfterWrites !== null) this.#shutdown();
+  };
+
+  #watchWritable(): void {
+    if (this.#writeWatched) return;
+    this.#writeToken ??= this.#loop._watch(this.#onWritable);
+    const rc = this.#backend.watch(this.#fd, WRITABLE, this.#writeToken.slot);
+    if (rc < 0) {
+      this.#failWrites(ioError('watch', errnoName(rc)));
+      return;
+    }
+    this.#writeWatched = true;
+  }
+
+  #stopWriting(): void {
+    if (!this.#writeWatched) return;
+    this.#backend.unwatch(this.#fd, WRITABLE);
+    this.#writeWatched = false;
+  }
+
+  #failWrites(error: unknown): void {
+    const writes = this.#writes;
+    this.#writes = [];
+    this.#stopWriting();
+    for (const w of writes) w.reject(error);
+    const end = this.#endAfterWrites;
+    this.#endAfterWrites = null;
+    end?.reject(error);
+  }
+
+  end(): Promise<void> {
+    if (this.isClosed) return Promise.reject(new ConnectionClosedError('end: the connection is closed'));
+    if (this.ended) return Promise.reject(new WriteAfterEndError('end: the connection was already ended'));
+    this.ended = true;
+    return new Promise((resolve, reject) => {
+      this.#endAfterWrites = { resolve, reject };
+      if (this.#writes.length === 0) this.#shutdown();
+    });
+  }
+
+  #shutdown(): void {
+    const end = this.#endAfterWrites;
+    this.#endAfterWrites = null;
+    const rc = this.#ops.shutdownWrite(this.#fd);
+    if (rc < 0 && errnoName(rc) !== 'ENOTCONN') end?.reject(ioError('shutdown', errnoName(rc)));
+    else end?.resolve();
+    this.#closeIfDone();
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.#stopReading();
+    this.#stopWriting();
+    if (this.#readToken !== null) this.#loop._release(this.#readToken);
+    if (this.#writeToken !== null) this.#loop._release(this.#writeToken);
+    this.#readToken = this.#writeToken = null;
+    this.#ops.close(this.#fd);
+    this.#loop._track(this, false);
+    const closedError = new ConnectionClosedError('the connection was closed');
+    this.settleRead(null, closedError);
+    this.#failWrites(closedError);
+    this.markClosed();
+  }
+}
+
+class ReadinessServer implements Server {
+  readonly #loop: IoLoop;
+  readonly #backend: ReadinessBackend;
+  readonly #fd: number;
+  readonly #onConnection: ConnectionHandler;
+  readonly #connections = new Set<ReadinessConnection>();
+  readonly #address: SocketAddress;
+  #token: IoToken | null;
+  #closing: Promise<void> | null = null;
+  #allClosed: (() => void) | null = null;
+
+  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, onConnection: ConnectionHandler) {
+    this.#loop = loop;
+    this.#backend = backend;
+    this.#fd = fd;
+    this.#onConnection = onConnection;
+    this.#address = parseAddress(backend.sockets.address(fd, false));
+    this.#token = loop._watch(this.#onAcceptable);
+    const rc = backend.watch(fd, READABLE, this.#token.slot);
+    if (rc < 0) {
+      loop._release(this.#token);
+      backend.sockets.close(fd);
+      throw ioError('watch', errnoName(rc));
+    }
+    loop._track(this, true);
+  }
+
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  address(): SocketAddress {
+    return { ...this.#address };
+  }
+
+  readonly #onAcceptable = (): void => {
+    // Bounded, so one busy listener cannot monopolise an iteration; the
+    // level-triggered watch reports the rest next time.
+    for (let i = 0; i < 64; i++) {
+      const fd = this.#backend.sockets.accept(this.#fd);
+      if (fd === -EAGAIN) return;
+      if (fd < 0) {
+        this.#loop._report('accept failed', ioError('accept', errnoName(fd)));
+        return;
+      }
+      const connection = new ReadinessConnection(this.#loop, this.#backend, fd);
+      this.#adopt(connection);
+    }
+  };
+
+  #adopt(connection: ReadinessConnection): void {
+    this.#connections.add(connection);
+    connection.whenClosed(() => {
+      this.#connections.delete(connection);
+      if (this.#connections.size === 0) this.#allClosed?.();
+    });
+    runHandler(this.#loop, this.#onConnection, connection);
+  }
+
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    if (this.#token !== null) {
+      this.#backend.unwatch(this.#fd, READABLE);
+      this.#loop._release(this.#token);
+      this.#token = null;
+      this.#backend.sockets.close(this.#fd);
+    }
+    this.#closing = new Promise<void>((resolve) => {
+      this.#allClosed = () => {
+        this.#loop._track(this, false);
+        resolve();
+      };
+      if (this.#connections.size === 0) this.#allClosed();
+    });
+    return this.#closing;
+  }
+}
+
+/** Calls the connection handler; a handler that throws or rejects has its connection closed. */
+function runHandler(loop: IoLoop, handler: ConnectionHandler, connection: Connection): void {
+  try {
+    const result = handler(connection);
+    if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+      (result as Promise<void>).then(undefined, (error: unknown) => {
+        loop._report('the connection handler failed; its connection was closed', error);
+        connection.close();
+      });
+    }
+  } catch (error) {
+    loop._report('the connection handler failed; its connection was closed', error);
+    connection.close();
+  }
+}
+
+export function listenReadiness(
+  loop: IoLoop,
+  backend: ReadinessBackend,
+  onConnection: ConnectionHandler,
+  options: { host: string; port: number; backlog: number },
+): Server {
+  const fd = backend.sockets.listen(options.host, options.port, options.backlog);
+  if (fd < 0) throw ioError('listen', errnoName(fd), `${options.host}:${options.port}`);
+  return new ReadinessServer(loop, backend, fd, onConnection);
+}
+
+export function connectReadiness(
+  loop: IoLoop,
+  backend: ReadinessBackend,
+  options: { host: string; port: number },
+): Promise<Connection> {
+  const where = `${options.host}:${options.port}`;
+  const fd = backend.sockets.connect(options.host, options.port);
+  if (fd < 0) return Promise.reject(ioError('connect', errnoName(fd), where));
+  return new Promise((resolve, reject) => {
+    const token = loop._watch(() => {
+      backend.unwatch(fd, WRITABLE);
+      loop._release(token);
+      const rc = backend.sockets.connectError(fd);
+      if (rc < 0) {
+        backend.sockets.close(fd);
+        reject(ioError('connect', errnoName(rc), where));
+        return;
+      }
+      try {
+        resolve(new ReadinessConnection(loop, backend, fd));
+      } catch (error) {
+        reject(error);
+      }
+    });
+    const rc = backend.watch(fd, WRITABLE, token.slot);
+    if (rc < 0) {
+      loop._release(token);
+      backend.sockets.close(fd);
+      reject(ioError('watch', errnoName(rc), where));
+    }
+  });
+}
+
+// ----------------------------------------------------------- completion
+
+class CompletionConnection extends BaseConnection {
+  readonly #loop: IoLoop;
+  readonly #backend: CompletionBackend;
+  readonly #socket: CompletionSocket;
+  #chunks: Uint8Array[] = [];
+  #buffered = 0;
+  #maxBuffered = 0;
+  #flowing = true;
+  #eof = false;
+  #error: unknown = undefined;
+  /** The expected completion that wakes the pending read. */
+  #readToken: IoToken | null = null;
+  #writesInFlight = new Set<IoToken>();
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress;
+
+  constructor(loop: IoLoop, backend: CompletionBackend, socket: CompletionSocket) {
+    super();
+    this.#loop = loop;
+    this.#backend = backend;
+    this.#socket = socket;
+    this.localAddress = socket.localAddress;
+    this.remoteAddress = socket.remoteAddress;
+    loop._track(this, true);
+    socket.start(
+      (chunk) => {
+        if (chunk === null) this.#eof = true;
+        else {
+          this.#chunks.push(chunk);
+          this.#buffered += chunk.length;
+          if (this.#buffered > this.#maxBuffered) this.#maxBuffered = this.#buffered;
+          if (this.#buffered >= CHUNK_BYTES && this.#flowing) {
+            this.#flowing = false;
+            socket.setFlowing(false);
+          }
+        }
+        this.#completeRead();
+      },
+      (error) => {
+        this.#error = fromHostError('read', error);
+        this.#completeRead();
+      },
+    );
+    socket.setFlowing(true);
+  }
+
+  override get maxBuffered(): number {
+    return this.#maxBuffered;
+  }
+
+  /** The host finished a read: report the pending read's token. */
+  #completeRead(): void {
+    if (this.#readToken !== null) this.#backend.complete(this.#readToken.slot);
+  }
+
+  #take(): Uint8Array | null | undefined {
+    const chunk = this.#chunks.shift();
+    if (chunk !== undefined) {
+      this.#buffered -= chunk.length;
+      if (!this.#flowing && this.#buffered < CHUNK_BYTES && !this.isClosed) {
+        this.#flowing = true;
+        this.#socket.setFlowing(true);
+      }
+      return chunk;
+    }
+    if (this.#error !== undefined) throw this.#error;
+    if (this.#eof) return null;
+    return undefined;
+  }
+
+  read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
+    const signal = options?.signal;
+    const refused = this.refuseRead(signal);
+    if (refused !== null) return refused;
+    try {
+      const chunk = this.#take();
+      if (chunk !== undefined) {
+        if (chunk === null) this.#closeIfDone();
+        return Promise.resolve(chunk);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const waiting = this.startPendingRead(signal, () => this.#dropReadToken());
+    this.#readToken = this.#loop._expect(this.#onReadCompleted);
+    return waiting;
+  }
+
+  readonly #onReadCompleted = (): void => {
+    this.#readToken = null;
+    let chunk: Uint8Array | null | undefined;
+    try {
+      chunk = this.#take();
+    } catch (error) {
+      this.settleRead(null, error);
+      return;
+    }
+    if (chunk !== undefined) this.settleRead(chunk);
+    else if (this.pendingRead !== null) this.#readToken = this.#loop._expect(this.#onReadCompleted);
+    if (chunk === null) this.#closeIfDone();
+  };
+
+  /** Both directions are done: release the socket. */
+  #closeIfDone(): void {
+    if (this.#eof && this.#chunks.length === 0 && this.ended && this.#writesInFlight.size === 0) this.close();
+  }
+
+  #dropReadToken(): void {
+    if (this.#readToken !== null) this.#loop._release(this.#readToken);
+    this.#readToken = null;
+  }
+
+  write(data: Uint8Array | string): Promise<void> {
+    if (this.isClosed) return Promise.reject(new ConnectionClosedError('write: the connection is closed'));
+    if (this.ended) return Promise.reject(new WriteAfterEndError('write: the connection was ended (end() was called)'));
+    let bytes: Uint8Array;
+    try {
+      bytes = toBytes('write', data);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise((resolve, reject) => {
+      let failure: Error | null | undefined;
+      const token = this.#loop._expect(() => {
+        this.#writesInFlight.delete(token);
+        if (failure) reject(fromHostError('write', failure));
+        else resolve();
+        this.#closeIfDone();
+      });
+      this.#writesInFlight.add(token);
+      this.#socket.write(bytes, (error) => {
+        if (!this.#writesInFlight.has(token)) return;
+        failure = error;
+        this.#backend.complete(token.slot);
+      });
+    });
+  }
+
+  end(): Promise<void> {
+    if (this.isClosed) return Promise.reject(new ConnectionClosedError('end: the connection is closed'));
+    if (this.ended) return Promise.reject(new WriteAfterEndError('end: the connection was already ended'));
+    this.ended = true;
+    this.#socket.end();
+    this.#closeIfDone();
+    return Promise.resolve();
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.#socket.destroy();
+    this.#dropReadToken();
+    const closedError = new ConnectionClosedError('the connection was closed');
+    for (const token of this.#writesInFlight) this.#loop._release(token);
+    this.#writesInFlight.clear();
+    this.settleRead(null, closedError);
+    this.#chunks = [];
+    this.#loop._track(this, false);
+    this.markClosed();
+  }
+}
+
+class CompletionServer implements Server {
+  readonly #loop: IoLoop;
+  readonly #backend: CompletionBackend;
+  readonly #onConnection: ConnectionHandler;
+  readonly #connections = new Set<CompletionConnection>();
+  #listener: CompletionListener | null = null;
+  #address: SocketAddress | null = null;
+  #accepted: CompletionSocket[] = [];
+  #acceptToken: IoToken | null = null;
+  #closing: Promise<void> | null = null;
+  #allClosed: (() => void) | null = null;
+
+  constructor(loop: IoLoop, backend: CompletionBackend, onConnection: ConnectionHandler) {
+    this.#loop = loop;
+    this.#backend = backend;
+    this.#onConnection = onConnection;
+  }
+
+  listen(options: { host: string; port: number; backlog: number }): Promise<Server> {
+    return new Promise((resolve, reject) => {
+      this.#backend.listen(
+        options,
+        (socket) => {
+          if (this.#closing !== null) {
+            socket.destroy();
+            return;
+          }
+          // The host completed an accept: queue the socket, report once.
+          this.#accepted.push(socket);
+          if (this.#acceptToken === null) {
+            this.#acceptToken = this.#loop._expect(this.#onAccepted);
+            this.#backend.complete(this.#acceptToken.slot);
+          }
+        },
+        (error, listener) => {
+          if (error !== null || listener === undefined) {
+            reject(fromHostError('listen', error, `${options.host}:${options.port}`));
+            return;
+          }
+          this.#listener = listener;
+          this.#address = listener.address();
+          this.#loop._track(this, true);
+          resolve(this);
+        },
+      );
+    });
+  }
+
+  readonly #onAccepted = (): void => {
+    this.#acceptToken = null;
+    const sockets = this.#accepted;
+    this.#accepted = [];
+    for (const socket of sockets) {
+      const connection = new CompletionConnection(this.#loop, this.#backend, socket);
+      this.#connections.add(connection);
+      connection.whenClosed(() => {
+        this.#connections.delete(connection);
+        if (this.#connections.size === 0) this.#allClosed?.();
+      });
+      runHandler(this.#loop, this.#onConnection, connection);
+    }
+  };
+
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  address(): SocketAddress {
+    return { ...(this.#address as SocketAddress) };
+  }
+
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    if (this.#acceptToken !== null) this.#loop._release(this.#acceptToken);
+    for (const socket of this.#accepted) socket.destroy();
+    this.#accepted = [];
+    this.#closing = new Promise<void>((resolve) => {
+      let listenerClosed = false;
+      const maybeDone = () => {
+        if (listenerClosed && this.#connections.size === 0) {
+          this.#loop._track(this, false);
+          resolve();
+        }
+      };
+      this.#allClosed = maybeDone;
+      const listener = this.#listener;
+      if (listener === null) {
+        listenerClosed = true;
+        maybeDone();
+        return;
+      }
+      // Node's server.close() waits for connections itself; ours are tracked
+      // here, so stop listening and count.
+      listener.close(() => undefined);
+      listenerClosed = true;
+      maybeDone();
+    });
+    return this.#closing;
+  }
+}
+
+export function listenCompletion(
+  loop: IoLoop,
+  backend: CompletionBackend,
+  onConnection: ConnectionHandler,
+  options: { host: string; port: number; backlog: number },
+): Promise<Server> {
+  return new CompletionServer(loop, backend, onConnection).listen(options);
+}
+
+export function connectCompletion(
+  loop: IoLoop,
+  backend: CompletionBackend,
+  options: { host: string; port: number },
+): Promise<Connection> {
+  const where = `${options.host}:${options.port}`;
+  return new Promise((resolve, reject) => {
+    let outcome: { error: Error | null; socket?: CompletionSocket } | null = null;
+    const token = loop._expect(() => {
+      const o = outcome as { error: Error | null; socket?: CompletionSocket };
+      if (o.error !== null || o.socket === undefined) reject(fromHostError('connect', o.error, where));
+      else resolve(new CompletionConnection(loop, backend, o.socket));
+    });
+    backend.connect(options, (error, socket) => {
+      outcome = { error, socket };
+      backend.complete(token.slot);
+    });
+  });
+}
