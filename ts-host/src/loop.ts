@@ -118,6 +118,10 @@ export interface LoopStats {
   readyPending: number;
   /** Cancelled timers whose memory is not reclaimed yet. */
   timersCancelled: number;
+  /** I/O watchers registered (readers, writers, listening servers, connections waiting). */
+  watchers: number;
+  /** I/O operations submitted and not yet completed (completion backend). */
+  completionsPending: number;
   /** Slots the handle table has handed out (its high-water mark). */
   slotsAllocated: number;
   /** Bytes of Wasm linear memory the core holds. */
@@ -445,7 +449,10 @@ export class EventLoop implements IoLoop {
       this.#driver = Driver.Sleeping;
       // With nothing pending, no host timer is armed, so the loop does not
       // keep the host process alive; an outside call wakes it.
-      if (timeout > 0) this.#hostTimer = armTimer(this.#iterate, timeout);
+      if (timeout > 0) {
+        const backend = this.#backendImpl;
+        this.#hostTimer = armTimer(this.#iterate, backend.hostDelay ? backend.hostDelay(timeout) : timeout);
+      }
       return;
     }
   }
@@ -772,6 +779,8 @@ export class EventLoop implements IoLoop {
       timersPending: s.timersPending,
       readyPending: s.readyPending,
       timersCancelled: s.timersCancelled,
+      watchers: s.watchers,
+      completionsPending: s.completionsPending,
       slotsAllocated: s.slotsAllocated,
       wasmMemoryBytes: (this.#instance as CoreInstance).memory.buffer.byteLength,
     };

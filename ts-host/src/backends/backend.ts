@@ -36,6 +36,12 @@ export interface BackendBase {
   now(): number;
   /** Called once, when the loop is created. */
   attach(sink: BackendSink): void;
+  /**
+   * Optional: the host-timer delay (wall ms) to wait for `loopMs` ms of this
+   * backend's clock. Without it the loop assumes its clock runs at wall
+   * speed. Waking early is harmless (nothing fires before its deadline).
+   */
+  hostDelay?(loopMs: number): number;
   /** Releases what the backend holds; called once, by `loop.close()`. */
   close(): void;
 }

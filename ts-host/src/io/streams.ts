@@ -53,7 +53,7 @@ export interface Connection extends AsyncIterable<Uint8Array> {
   readonly remoteAddress: SocketAddress;
   /** True once closed (by `close()`, or after both directions ended). */
   readonly closed: boolean;
-  /** The most bytes this connection ever held in memory for reading (completion model). */
+  /** The most bytes this connection ever held in memory for reading: 0 for readiness, at most HIGH_WATER_MARK for completion. */
   readonly maxBuffered: number;
 }
 
@@ -87,8 +87,15 @@ export interface IoToken {
   readonly generation: number;
 }
 
-/** The largest chunk a read returns, and the completion model's high-water mark. */
+/** The largest chunk a read returns. */
 export const CHUNK_BYTES = 64 * 1024;
+
+/**
+ * The most a completion-model connection buffers for reading: the host
+ * stops reading once CHUNK_BYTES are buffered, and the chunk in flight
+ * at that moment can add at most CHUNK_BYTES more.
+ */
+export const HIGH_WATER_MARK = 2 * CHUNK_BYTES;
 
 const encoder = new TextEncoder();
 
@@ -531,19 +538,24 @@ class ReadinessServer implements Server {
   }
 }
 
-/** Calls the connection handler; a handler that throws or rejects has its connection closed. */
+/**
+ * Calls the connection handler; a handler that throws or rejects has its
+ * connection closed and the error reported, unless the error is only that
+ * the connection was closed under it (by the loop closing, say).
+ */
 function runHandler(loop: IoLoop, handler: ConnectionHandler, connection: Connection): void {
+  const failed = (error: unknown) => {
+    if (error instanceof ConnectionClosedError && connection.closed) return;
+    loop._report('the connection handler failed; its connection was closed', error);
+    connection.close();
+  };
   try {
     const result = handler(connection);
     if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
-      (result as Promise<void>).then(undefined, (error: unknown) => {
-        loop._report('the connection handler failed; its connection was closed', error);
-        connection.close();
-      });
+      (result as Promise<void>).then(undefined, failed);
     }
   } catch (error) {
-    loop._report('the connection handler failed; its connection was closed', error);
-    connection.close();
+    failed(error);
   }
 }
 
@@ -603,6 +615,8 @@ class CompletionConnection extends BaseConnection {
   #flowing = true;
   #eof = false;
   #error: unknown = undefined;
+  /** The socket's own error (a reset), which explains later write failures. */
+  #hostError: Error | null = null;
   /** The expected completion that wakes the pending read. */
   #readToken: IoToken | null = null;
   #writesInFlight = new Set<IoToken>();
@@ -632,6 +646,7 @@ class CompletionConnection extends BaseConnection {
         this.#completeRead();
       },
       (error) => {
+        this.#hostError = error;
         this.#error = fromHostError('read', error);
         this.#completeRead();
       },
@@ -718,7 +733,8 @@ class CompletionConnection extends BaseConnection {
       let failure: Error | null | undefined;
       const token = this.#loop._expect(() => {
         this.#writesInFlight.delete(token);
-        if (failure) reject(fromHostError('write', failure));
+        // A write the host abandoned because the socket failed reports why it failed.
+        if (failure) reject(fromHostError('write', this.#hostError ?? failure));
         else resolve();
         this.#closeIfDone();
       });

@@ -1,0 +1,142 @@
+// Choosing a backend: 'auto', names, and 'module:function'.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { BackendError, createLoop } from '../ts-host/dist/index.js';
+import { autoOrder, resolveBackend } from '../ts-host/dist/backends/resolve.js';
+import { capture } from './helpers.mjs';
+
+const auto = suite("backend 'auto'");
+
+auto('POSIX prefers the selector, Windows the completion backend', async () => {
+  assert.equal(autoOrder('linux'), ['selector', 'completion']);
+  assert.equal(autoOrder('darwin'), ['selector', 'completion']);
+  assert.equal(autoOrder('win32'), ['completion', 'selector']);
+  const onWindows = await resolveBackend('auto', { platform: 'win32' });
+  assert.is(onWindows.name, 'completion');
+  onWindows.close();
+  const here = await resolveBackend('auto');
+  assert.is(here.name, 'selector');
+  here.close();
+});
+
+auto('falls back to the next backend when the preferred one cannot start, and says so', async () => {
+  const logged = [];
+  const real = await resolveBackend('completion');
+  real.close();
+  const factories = new Map([
+    ['selector', () => {
+      throw new Error('addon missing');
+    }],
+    ['completion', () => resolveBackend('completion')],
+  ]);
+  const chosen = await resolveBackend('auto', { factories, log: (m) => logged.push(m), platform: 'linux' });
+  assert.is(chosen.name, 'completion');
+  assert.is(logged.length, 1);
+  assert.match(logged[0], /backend 'selector' cannot start here: addon missing; trying the next one/);
+  chosen.close();
+});
+
+auto('fails with every reason when no backend starts', async () => {
+  const factories = new Map([
+    ['selector', () => {
+      throw new Error('no addon');
+    }],
+    ['completion', () => {
+      throw new Error('no net');
+    }],
+  ]);
+  try {
+    await resolveBackend('auto', { factories, platform: 'linux' });
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, BackendError);
+    assert.match(error.message, /no backend starts here.*'selector'.*no addon.*'completion'.*no net/);
+  }
+});
+
+auto('createLoop reports the backend it chose', async () => {
+  for (const backend of ['auto', 'selector', 'completion']) {
+    const loop = await createLoop({ backend });
+    assert.is(loop.backend, backend === 'auto' ? 'selector' : backend);
+    await loop.close();
+  }
+});
+
+const user = suite("backend 'module:function'");
+
+user('loads a user backend relative to the working directory and runs on it', async () => {
+  const loop = await createLoop({ backend: './examples/custom-backend.mjs:createBackend' });
+  assert.is(loop.backend, 'accelerated-2x');
+  const wallStart = performance.now();
+  const loopStart = loop.time();
+  await loop.runUntilComplete(() => loop.sleep(60));
+  const wall = performance.now() - wallStart;
+  assert.ok(loop.time() - loopStart >= 60);
+  assert.ok(wall < 55, `60 ms of loop time took ${wall} ms of wall time at 2x`);
+  // Its I/O is the completion backend's.
+  await loop.runUntilComplete(async () => {
+    const server = await loop.createServer(async (c) => {
+      await c.write('hi');
+      c.close();
+    }, { port: 0 });
+    const client = await loop.createConnection({ port: server.address().port });
+    assert.is(Buffer.from(await client.read()).toString(), 'hi');
+    client.close();
+    await server.close();
+  });
+  await loop.close();
+});
+
+user('absolute paths, file URLs and a clock-only backend work', async () => {
+  const path = new URL('./fixtures/backends.mjs', import.meta.url);
+  for (const spec of [`${path.pathname}:clockOnly`, `${path.href}:clockOnly`]) {
+    const loop = await createLoop({ backend: spec });
+    assert.is(loop.backend, 'clock-only');
+    await loop.runUntilComplete(() => loop.sleep(1));
+    try {
+      await loop.runUntilComplete(() => loop.createConnection({ port: 1 }));
+      assert.unreachable();
+    } catch (error) {
+      assert.match(error.message, /createConnection: the 'clock-only' backend has no I\/O/);
+    }
+    await loop.close();
+  }
+});
+
+user('each failure names the spec and the problem', async () => {
+  const fixtures = './test/fixtures/backends.mjs';
+  const cases = [
+    [':createBackend', /backend ':createBackend': malformed/],
+    ['./examples/custom-backend.mjs:', /malformed/],
+    ['./examples/custom-backend.mjs:1bad', /malformed/],
+    ['./no/such/file.mjs:createBackend', /module '.\/no\/such\/file.mjs' not found/],
+    ['no-such-package-wasmloop:create', /module 'no-such-package-wasmloop' not found/],
+    [`${fixtures}:missing`, /has no export 'missing'/],
+    [`${fixtures}:notAFunction`, /export 'notAFunction' of '.*' is object, not a function/],
+    [`${fixtures}:throws`, /the factory threw: no backend for you/],
+    [`${fixtures}:returnsNumber`, /not a backend: it returned number, not an object/],
+    [`${fixtures}:returnsPartial`, /not a backend: the object it returned lacks or mistypes: attach, close/],
+  ];
+  for (const [spec, pattern] of cases) {
+    try {
+      const loop = await createLoop({ backend: spec });
+      await loop.close();
+      assert.unreachable(`${spec} loaded`);
+    } catch (error) {
+      assert.instance(error, BackendError, `${spec}: ${error}`);
+      assert.match(error.message, pattern);
+      assert.ok(error.message.includes(`backend '${spec}'`), error.message);
+    }
+  }
+});
+
+user('debug mode reports a fallback on the console', async () => {
+  const warnings = await capture('warn', async () => {
+    const loop = await createLoop({ backend: 'auto', debug: true });
+    await loop.close();
+  });
+  assert.equal(warnings, [], 'nothing to report when the preferred backend starts');
+});
+
+auto.run();
+user.run();

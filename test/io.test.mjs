@@ -1,0 +1,517 @@
+// I/O: one suite run against every backend (as CPython runs one test mixin
+// against every selector and the Proactor loop), then faults and bad input.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, readSync, writeSync } from 'node:fs';
+import {
+  AddressInUseError,
+  ConnectionClosedError,
+  ConnectionRefusedError,
+  ConnectionResetError,
+  createLoop,
+  IoError,
+  NotSupportedError,
+  WriteAfterEndError,
+} from '../ts-host/dist/index.js';
+import { loadSelectorAddon } from '../ts-host/dist/backends/selector.js';
+
+const BACKENDS = ['selector', 'completion'];
+
+/** Runs `fn(loop)` on a fresh loop of `backend` until it settles; closes the loop. */
+async function onLoop(backend, fn) {
+  const loop = await createLoop({ backend });
+  try {
+    return await loop.runUntilComplete(() => fn(loop));
+  } finally {
+    if (!loop.isRunning()) await loop.close();
+  }
+}
+
+async function echoServer(loop) {
+  return loop.createServer(
+    async (conn) => {
+      for await (const chunk of conn) await conn.write(chunk);
+      await conn.end();
+    },
+    { port: 0 },
+  );
+}
+
+async function readAll(conn) {
+  const parts = [];
+  for await (const chunk of conn) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+for (const backend of BACKENDS) {
+  const io = suite(`streams on '${backend}'`);
+
+  io('echo: what is written comes back, then end of stream', () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const client = await loop.createConnection({ host: '127.0.0.1', port: server.address().port });
+      assert.is(client.remoteAddress.port, server.address().port);
+      assert.is(client.localAddress.host, '127.0.0.1');
+      for (const message of ['hello', 'wasmloop', 'x'.repeat(1000)]) {
+        await client.write(message);
+        let got = '';
+        while (got.length < message.length) got += Buffer.from(await client.read()).toString();
+        assert.is(got, message);
+      }
+      await client.end();
+      assert.is(await client.read(), null);
+      await server.close();
+    }),
+  );
+
+  io('host names resolve: localhost', () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const client = await loop.createConnection({ host: 'localhost', port: server.address().port });
+      await client.write('ok');
+      assert.is(Buffer.from(await client.read()).toString(), 'ok');
+      client.close();
+      await server.close();
+    }),
+  );
+
+  io('many concurrent connections each get their own bytes back', () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const port = server.address().port;
+      const clients = await Promise.all(Array.from({ length: 100 }, () => loop.createConnection({ port })));
+      for (let i = 0; i < 100 && server.connections < 100; i++) await loop.sleep(1);
+      assert.is(server.connections, 100, 'the server accepted every connection');
+      await Promise.all(
+        clients.map(async (client, i) => {
+          for (let k = 0; k < 20; k++) {
+            const message = `client ${i} message ${k};`;
+            await client.write(message);
+            let got = '';
+            while (got.length < message.length) got += Buffer.from(await client.read()).toString();
+            assert.is(got, message);
+          }
+          await client.end();
+          assert.is(await client.read(), null);
+        }),
+      );
+      await server.close();
+      assert.is(server.connections, 0);
+    }),
+  );
+
+  io('half-close: the peer still writes after reading our end of stream', () =>
+    onLoop(backend, async (loop) => {
+      const server = await loop.createServer(
+        async (conn) => {
+          const request = await readAll(conn);
+          await conn.write(`got ${request.length} bytes: ${request}`);
+          await conn.end();
+        },
+        { port: 0 },
+      );
+      const client = await loop.createConnection({ port: server.address().port });
+      await client.write('question');
+      await client.end();
+      await assert.rejects?.(client.write('more'));
+      const answer = (await readAll(client)).toString();
+      assert.is(answer, 'got 8 bytes: question');
+      assert.ok(client.closed, 'both directions ended: the connection closed itself');
+      await server.close();
+    }),
+  );
+
+  io('large transfers arrive byte-exact', () =>
+    onLoop(backend, async (loop) => {
+      const payload = randomBytes(8 * 1024 * 1024 + 12345);
+      const server = await loop.createServer(
+        async (conn) => {
+          const data = await readAll(conn);
+          await conn.write(createHash('sha256').update(data).digest('hex') + ` ${data.length}`);
+          await conn.end();
+        },
+        { port: 0 },
+      );
+      const client = await loop.createConnection({ port: server.address().port });
+      for (let off = 0; off < payload.length; off += 1 << 20) await client.write(payload.subarray(off, off + (1 << 20)));
+      await client.end();
+      const reply = (await readAll(client)).toString();
+      assert.is(reply, `${createHash('sha256').update(payload).digest('hex')} ${payload.length}`);
+      await server.close();
+    }),
+  );
+
+  io('a pending read can be cancelled, and no data is lost', () =>
+    onLoop(backend, async (loop) => {
+      let serverSide;
+      const server = await loop.createServer((conn) => {
+        serverSide = conn;
+      }, { port: 0 });
+      const client = await loop.createConnection({ port: server.address().port });
+      while (serverSide === undefined) await loop.sleep(1);
+      const controller = new AbortController();
+      const pending = client.read({ signal: controller.signal });
+      loop.callLater(5, () => controller.abort(new Error('gave up')));
+      try {
+        await pending;
+        assert.unreachable('the read was cancelled');
+      } catch (error) {
+        assert.is(error.message, 'gave up');
+      }
+      await serverSide.write('after the cancel');
+      assert.is(Buffer.from(await client.read()).toString(), 'after the cancel');
+      // An already aborted signal rejects at once.
+      const aborted = AbortSignal.abort(new Error('already'));
+      try {
+        await client.read({ signal: aborted });
+        assert.unreachable();
+      } catch (error) {
+        assert.is(error.message, 'already');
+      }
+      client.close();
+      serverSide.close();
+      await server.close();
+    }),
+  );
+
+  io('server close stops accepting and waits for open connections', () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const port = server.address().port;
+      const client = await loop.createConnection({ port });
+      await client.write('a');
+      await client.read();
+      let closed = false;
+      const closing = server.close().then(() => {
+        closed = true;
+      });
+      await loop.sleep(20);
+      assert.not.ok(closed, 'a connection is still open');
+      try {
+        const late = await loop.createConnection({ port });
+        late.close();
+        assert.unreachable('the server no longer accepts');
+      } catch (error) {
+        assert.instance(error, ConnectionRefusedError);
+      }
+      await client.write('still served');
+      assert.is(Buffer.from(await client.read()).toString(), 'still served');
+      await client.end();
+      assert.is(await client.read(), null);
+      await closing;
+      assert.ok(closed);
+    }),
+  );
+
+  io('100 MB echoed byte-exact, with memory bounded per connection', () =>
+    onLoop(backend, async (loop) => {
+      const TOTAL = 100 * 1024 * 1024;
+      let serverConn;
+      const server = await loop.createServer(
+        async (conn) => {
+          serverConn = conn;
+          for await (const chunk of conn) await conn.write(chunk);
+          await conn.end();
+        },
+        { port: 0 },
+      );
+      const client = await loop.createConnection({ port: server.address().port });
+      const block = randomBytes(64 * 1024);
+      const sent = createHash('sha256');
+      const received = createHash('sha256');
+      const heapBefore = process.memoryUsage().heapUsed;
+      let peakHeap = heapBefore;
+      const writer = (async () => {
+        for (let n = 0; n < TOTAL; n += block.length) {
+          block[0] = n & 0xff; // vary the data
+          sent.update(block);
+          await client.write(Buffer.from(block));
+        }
+        await client.end();
+      })();
+      let got = 0;
+      for await (const chunk of client) {
+        received.update(chunk);
+        got += chunk.length;
+        if ((got & 0xffffff) < chunk.length) peakHeap = Math.max(peakHeap, process.memoryUsage().heapUsed);
+      }
+      await writer;
+      assert.is(got, TOTAL);
+      assert.is(received.digest('hex'), sent.digest('hex'));
+      assert.ok(serverConn.maxBuffered <= 128 * 1024, `server buffered ${serverConn.maxBuffered} bytes (high-water mark 128 KiB)`);
+      assert.ok(peakHeap - heapBefore < 64 * 1024 * 1024, `heap grew ${(peakHeap - heapBefore) >> 20} MiB`);
+      await server.close();
+    }),
+  );
+
+  io.run();
+}
+
+// --------------------------------------------------------- readiness only
+
+const readiness = suite('addReader / addWriter (selector)');
+
+readiness('addReader on a pipe runs when data arrives; removeReader stops it', () =>
+  onLoop('selector', async (loop) => {
+    const addon = loadSelectorAddon();
+    const [r, w] = addon.pipe();
+    const got = [];
+    const buffer = Buffer.alloc(64);
+    const done = new Promise((resolve) => {
+      loop.addReader(r, (tag) => {
+        const n = readSync(r, buffer, 0, 64, null);
+        got.push(`${tag}:${buffer.subarray(0, n)}`);
+        if (got.length === 2) resolve();
+      }, 'pipe');
+    });
+    writeSync(w, 'one');
+    await loop.sleep(5);
+    writeSync(w, 'two');
+    await done;
+    assert.equal(got, ['pipe:one', 'pipe:two']);
+    assert.ok(loop.removeReader(r));
+    assert.not.ok(loop.removeReader(r), 'already removed');
+    writeSync(w, 'three');
+    await loop.sleep(10);
+    assert.is(got.length, 2, 'no callback after removeReader');
+    assert.is(loop.stats().watchers, 0);
+    closeSync(r);
+    closeSync(w);
+  }),
+);
+
+readiness('addWriter runs while the pipe is writable; addReader replaces an earlier callback', () =>
+  onLoop('selector', async (loop) => {
+    const [r, w] = loadSelectorAddon().pipe();
+    let writable = 0;
+    await new Promise((resolve) =>
+      loop.addWriter(w, () => {
+        if (++writable === 3) {
+          loop.removeWriter(w);
+          resolve();
+        }
+      }),
+    );
+    assert.is(writable, 3);
+    const calls = [];
+    loop.addReader(r, () => calls.push('first'));
+    loop.addReader(r, () => {
+      calls.push('second');
+      readSync(r, Buffer.alloc(16), 0, 16, null);
+      loop.removeReader(r);
+    });
+    writeSync(w, 'x');
+    await loop.sleep(10);
+    assert.equal(calls, ['second']);
+    closeSync(r);
+    closeSync(w);
+  }),
+);
+
+readiness('an invalid or closed fd is a clear error and nothing is registered', () =>
+  onLoop('selector', async (loop) => {
+    const cb = () => {};
+    for (const fd of [-1, 1.5, NaN, '3', undefined]) {
+      assert.throws(() => loop.addReader(fd, cb), (e) => e instanceof TypeError && /addReader: fd must be a non-negative integer/.test(e.message));
+    }
+    assert.throws(() => loop.addWriter(3, 'nope'), (e) => e instanceof TypeError && /callback must be a function/.test(e.message));
+    const [r, w] = loadSelectorAddon().pipe();
+    closeSync(r);
+    closeSync(w);
+    try {
+      loop.addReader(r, cb);
+      assert.unreachable('a closed fd cannot be watched');
+    } catch (error) {
+      assert.instance(error, IoError);
+      assert.is(error.code, 'EBADF');
+      assert.match(error.message, /addReader: EBADF/);
+    }
+    assert.is(loop.stats().watchers, 0);
+    assert.not.ok(loop.removeReader(r));
+  }),
+);
+
+readiness.run();
+
+// ---------------------------------------------------------------- faults
+
+const faults = suite('faults and bad input');
+
+for (const backend of BACKENDS) {
+  faults(`${backend}: connection refused`, () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const port = server.address().port;
+      await server.close();
+      try {
+        await loop.createConnection({ port });
+        assert.unreachable();
+      } catch (error) {
+        assert.instance(error, ConnectionRefusedError);
+        assert.is(error.code, 'ECONNREFUSED');
+        assert.match(error.message, /connect: ECONNREFUSED/);
+      }
+    }),
+  );
+
+  faults(`${backend}: address in use`, () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      try {
+        await loop.createServer(() => {}, { port: server.address().port });
+        assert.unreachable();
+      } catch (error) {
+        assert.instance(error, AddressInUseError);
+        assert.is(error.code, 'EADDRINUSE');
+      }
+      // The first server still works.
+      const client = await loop.createConnection({ port: server.address().port });
+      await client.write('ok');
+      assert.is(Buffer.from(await client.read()).toString(), 'ok');
+      client.close();
+      await server.close();
+    }),
+  );
+
+  faults(`${backend}: the peer resets the connection in the middle of a write`, () =>
+    onLoop(backend, async (loop) => {
+      const server = await loop.createServer(async (conn) => {
+        await loop.sleep(20);
+        conn.close(); // unread data in its buffer: the kernel answers with a reset
+      }, { port: 0 });
+      const client = await loop.createConnection({ port: server.address().port });
+      const big = Buffer.alloc(32 * 1024 * 1024, 7);
+      try {
+        await client.write(big);
+        await client.write(big);
+        assert.unreachable('the write was reset');
+      } catch (error) {
+        assert.instance(error, ConnectionResetError);
+        assert.ok(['ECONNRESET', 'EPIPE'].includes(error.code), error.code);
+      }
+      client.close();
+      await server.close();
+    }),
+  );
+
+  faults(`${backend}: write after end, read after close, bad data`, () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const client = await loop.createConnection({ port: server.address().port });
+      await client.end();
+      for (const attempt of [() => client.write('late'), () => client.end()]) {
+        try {
+          await attempt();
+          assert.unreachable();
+        } catch (error) {
+          assert.instance(error, WriteAfterEndError);
+        }
+      }
+      const other = await loop.createConnection({ port: server.address().port });
+      try {
+        await other.write(12345);
+        assert.unreachable();
+      } catch (error) {
+        assert.instance(error, TypeError);
+        assert.match(error.message, /write: data must be a Uint8Array or a string, got number/);
+      }
+      other.close();
+      other.close();
+      for (const attempt of [() => other.read(), () => other.write('x'), () => other.end()]) {
+        try {
+          await attempt();
+          assert.unreachable();
+        } catch (error) {
+          assert.instance(error, ConnectionClosedError);
+        }
+      }
+      client.close();
+      await server.close();
+    }),
+  );
+
+  faults(`${backend}: a pending read rejects when its connection is closed`, () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const client = await loop.createConnection({ port: server.address().port });
+      const pending = client.read();
+      loop.callLater(5, () => client.close());
+      try {
+        await pending;
+        assert.unreachable();
+      } catch (error) {
+        assert.instance(error, ConnectionClosedError);
+      }
+      await server.close();
+    }),
+  );
+
+  faults(`${backend}: bad addresses are rejected with errors naming them`, () =>
+    onLoop(backend, async (loop) => {
+      const cases = [
+        [() => loop.createServer(() => {}, { port: 70000 }), RangeError, /createServer: port must be an integer from 0 to 65535, got number 70000/],
+        [() => loop.createServer(() => {}, { port: -1 }), RangeError, /port/],
+        [() => loop.createServer(() => {}, null), TypeError, /options must be an object/],
+        [() => loop.createServer('handler', { port: 0 }), TypeError, /callback must be a function/],
+        [() => loop.createServer(() => {}, { port: 0, backlog: 0 }), RangeError, /backlog must be a positive integer/],
+        [() => loop.createConnection({ port: 0 }), RangeError, /createConnection: port must be an integer from 1 to 65535/],
+        [() => loop.createConnection({ host: '', port: 80 }), TypeError, /host must be a non-empty string/],
+        [() => loop.createConnection({ host: 'no-such-host.invalid', port: 80 }), IoError, /cannot resolve no-such-host.invalid/],
+      ];
+      for (const [attempt, ErrorClass, pattern] of cases) {
+        try {
+          await attempt();
+          assert.unreachable(String(pattern));
+        } catch (error) {
+          assert.instance(error, ErrorClass, `${pattern}: ${error}`);
+          assert.match(error.message, pattern);
+        }
+      }
+    }),
+  );
+
+  faults(`${backend}: a connection handler that throws has its connection closed and the error reported`, () =>
+    onLoop(backend, async (loop) => {
+      const reports = [];
+      loop.setExceptionHandler((_, context) => reports.push(context));
+      const server = await loop.createServer(async (conn) => {
+        await conn.read();
+        throw new Error('handler broke');
+      }, { port: 0 });
+      const client = await loop.createConnection({ port: server.address().port });
+      await client.write('trigger');
+      assert.is(await client.read(), null, 'the server closed the connection');
+      assert.is(reports.length, 1);
+      assert.is(reports[0].error.message, 'handler broke');
+      client.close();
+      await server.close();
+    }),
+  );
+
+  faults(`${backend}: closing the loop closes its servers and connections`, async () => {
+    const loop = await createLoop({ backend });
+    const server = await loop.runUntilComplete(() => echoServer(loop));
+    const client = await loop.runUntilComplete(() => loop.createConnection({ port: server.address().port }));
+    await loop.close();
+    assert.ok(client.closed);
+    const other = await createLoop({ backend });
+    try {
+      await other.runUntilComplete(() => other.createConnection({ port: server.address().port }));
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, ConnectionRefusedError);
+    }
+    await other.close();
+  });
+}
+
+faults('completion: addReader and addWriter are not supported', () =>
+  onLoop('completion', async (loop) => {
+    for (const attempt of [() => loop.addReader(0, () => {}), () => loop.addWriter(1, () => {}), () => loop.removeReader(0)]) {
+      assert.throws(attempt, (e) => e instanceof NotSupportedError && /the 'completion' backend has no readiness I\/O/.test(e.message));
+    }
+  }),
+);
+
+faults.run();
