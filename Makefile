@@ -95,7 +95,15 @@ demo: $(DIST)
 bench/peers/dist/heap-loop.js: bench/peers/heap-loop.ts bench/peers/tsconfig.json node_modules/.package-lock.json
 	node_modules/.bin/tsc -p bench/peers
 
-bench: $(DIST) bench/peers/dist/heap-loop.js
+# Python's uvloop, a peer of the TCP benchmark (Debian's python3-uvloop, or PyPI).
+$(STAMPS)/uvloop:
+	@mkdir -p $(STAMPS)
+	@python3 -c 'import uvloop' 2>/dev/null || python3 -m pip install --quiet uvloop==0.23.0 \
+	  || { apt-get install -y python3-uvloop >/dev/null; }
+	@python3 -c 'import uvloop' || { echo "uvloop is missing: the TCP benchmark needs it"; exit 1; }
+	@touch $@
+
+bench: $(DIST) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop
 	node --expose-gc bench/run.mjs
 
 clean:

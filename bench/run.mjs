@@ -426,6 +426,13 @@ async function main() {
   const soon = inChild('soon');
   const mem = inChild('memory');
   const bound = inChild('boundary');
+  console.error('tcp echo...');
+  const tcp = JSON.parse(
+    execFileSync(process.execPath, [fileURLToPath(new URL('./tcp/run.mjs', import.meta.url))], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    }),
+  );
   console.error('cold start...');
   const cold = coldStart();
   const componentBytes = statSync(new URL('../build/core.component.wasm', import.meta.url)).size;
@@ -439,6 +446,27 @@ async function main() {
   const boundRows = Object.entries(bound)
     .map(([who, s]) => `| ${who} | ${fmt(s.median, 2)} | ${fmt(s.min, 2)}–${fmt(s.max, 2)} |`)
     .join('\n');
+
+  const tcpSections = tcp
+    .map((row) => {
+      const node = row.servers['node net'];
+      const uv = row.servers.uvloop;
+      const lines = Object.entries(row.servers).map(([who, r]) => {
+        const vsNode = r.roundTrips / node.roundTrips;
+        const p99VsNode = r.p99us / node.p99us;
+        const vsUv = r.roundTrips / uv.roundTrips;
+        const targets = who.startsWith('wasmloop')
+          ? `throughput >= 0.9x node: ${vsNode >= 0.9 ? 'met' : '**not met**'}; p99 <= 1.2x node: ${p99VsNode <= 1.2 ? 'met' : '**not met**'}; beats uvloop: ${vsUv > 1 ? 'met' : '**not met**'}`
+          : '';
+        return `| ${who} | ${Math.round(r.roundTrips).toLocaleString('en')} | ${Math.round(r.min).toLocaleString('en')}–${Math.round(r.max).toLocaleString('en')} | ${r.p50us} | ${r.p99us} | ${fmt(vsNode, 2)}x | ${fmt(p99VsNode, 2)}x | ${fmt(vsUv, 2)}x | ${targets} |`;
+      });
+      return `### ${row.connections} connection${row.connections > 1 ? 's' : ''}, ${row.bytes >= 1024 ? `${row.bytes / 1024} KiB` : `${row.bytes}-byte`} messages
+
+| server | round trips/s (median) | spread | p50 µs | p99 µs | throughput vs node | p99 vs node | throughput vs uvloop | targets |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+${lines.join('\n')}`;
+    })
+    .join('\n\n');
 
   const report = `# wasmloop benchmark results
 
@@ -479,7 +507,13 @@ ${boundRows}
 
 jco ${jcoVersion} bindings / raw Wasm: ${fmt(boundRatio, 2)}x (target: within 2x: ${boundRatio <= 2 ? 'met' : '**not met**'}).
 
-## 6. The component and start-up
+## 6. TCP echo over loopback
+
+One load client for every server: \`bench/tcp/echo-client.c\` (C, epoll), ping-pong (each connection sends a message and waits for all of it to come back, checked byte for byte), 3 alternating runs of 2 s per server after a validated warm-up. Servers: \`bench/tcp/wasmloop-echo.mjs\` (the \`read()\`/\`write()\` API) on each backend, Node's \`net\` (\`socket.on('data') -> write\`), and Python 3 asyncio and uvloop (\`pip install uvloop\`) with protocols (\`bench/tcp/asyncio-echo.py\`). Client and server share the machine's 2 cores.
+
+${tcpSections}
+
+## 7. The component and start-up
 
 - Core component: ${componentBytes.toLocaleString('en')} bytes (${fmt(componentBytes / 1024)} KiB; target at most 64 KiB: ${componentBytes <= 64 * 1024 ? 'met' : '**not met**'}).
 - Cold process, median of ${RUNS} (min–max): importing wasmloop ${fmt(cold.importMs.median, 2)} ms (${fmt(cold.importMs.min, 2)}–${fmt(cold.importMs.max, 2)}); first \`createLoop()\` (compiles the core) ${fmt(cold.firstLoopMs.median, 2)} ms (${fmt(cold.firstLoopMs.min, 2)}–${fmt(cold.firstLoopMs.max, 2)}); each later \`createLoop()\` ${fmt(cold.nextLoopMs.median, 2)} ms (${fmt(cold.nextLoopMs.min, 2)}–${fmt(cold.nextLoopMs.max, 2)}).

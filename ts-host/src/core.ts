@@ -54,10 +54,27 @@ export interface CoreInstance {
   readonly loop: CoreLoop;
   /** The instance's linear memory (for measurements). */
   readonly memory: WebAssembly.Memory;
+  /**
+   * `loop.runOnce()` without the generated lifting: jco lifts a `list<u32>`
+   * by slicing linear memory into a fresh ArrayBuffer, a malloc and a free
+   * per iteration that cost more than the rest of an idle iteration. This
+   * calls the same core export and copies the batch into `batch()`, a
+   * buffer reused from one iteration to the next; it returns the batch's
+   * length.
+   */
+  readonly runOnce: () => number;
+  /** The buffer the last `runOnce` filled (replaced when it grows). */
+  readonly batch: () => Uint32Array;
 }
+
+const RUN_ONCE = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.run-once';
+const RUN_ONCE_POST = `cabi_post_${RUN_ONCE}`;
+const RESOURCE_EXPORTS = '[export]wasmloop:core/event-loop@0.1.0';
 
 export function instantiateCore(modules: CoreModules, host: HostImports): CoreInstance {
   let memory: WebAssembly.Memory | undefined;
+  let coreExports: WebAssembly.Exports | undefined;
+  let rep = -1;
   const clock = { now: host.clock.now as unknown as () => bigint };
   const readiness = { takeReady: host.takeReady };
   const completion = { takeCompleted: host.takeCompleted };
@@ -76,13 +93,49 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
       return module;
     },
     imports as never,
-    (module, imports) => {
-      const instance = new WebAssembly.Instance(module, imports);
-      if (instance.exports.memory instanceof WebAssembly.Memory) memory = instance.exports.memory;
+    (module, coreImports) => {
+      const resources = (coreImports as Record<string, Record<string, (r: number) => number>> | undefined)?.[
+        RESOURCE_EXPORTS
+      ];
+      if (resources !== undefined) {
+        // Learn the rep (the core's pointer) of the loop resource as it is made.
+        const create = resources['[resource-new]event-loop'] as (r: number) => number;
+        resources['[resource-new]event-loop'] = (r: number) => {
+          rep = r;
+          return create(r);
+        };
+      }
+      const instance = new WebAssembly.Instance(module, coreImports);
+      if (instance.exports.memory instanceof WebAssembly.Memory) {
+        memory = instance.exports.memory;
+        coreExports = instance.exports;
+      }
       return instance;
     },
   );
   const loop = new root.eventLoop.EventLoop();
-  if (memory === undefined) throw new Error('the core component exports no memory');
-  return { loop, memory };
+  if (memory === undefined || coreExports === undefined) throw new Error('the core component exports no memory');
+  const raw = coreExports[RUN_ONCE] as ((rep: number) => number) | undefined;
+  const post = coreExports[RUN_ONCE_POST] as ((ret: number) => void) | undefined;
+  if (raw === undefined || post === undefined || rep < 0) throw new Error('the core component lacks event-loop.run-once');
+  const mem = memory;
+  const self = rep;
+  let batch = new Uint32Array(1024);
+  // A view of linear memory; memory.grow detaches its buffer (length 0).
+  let words = new Uint32Array(mem.buffer);
+  const runOnce = (): number => {
+    const ret = raw(self);
+    if (words.length === 0) words = new Uint32Array(mem.buffer);
+    const ptr = (words[ret >>> 2] as number) >>> 2;
+    const len = words[(ret >>> 2) + 1] as number;
+    if (len > batch.length) batch = new Uint32Array(Math.max(len, batch.length * 2));
+    if (len < 64) {
+      for (let i = 0; i < len; i++) batch[i] = words[ptr + i] as number;
+    } else {
+      batch.set(words.subarray(ptr, ptr + len));
+    }
+    post(ret);
+    return len;
+  };
+  return { loop, memory, runOnce, batch: () => batch };
 }

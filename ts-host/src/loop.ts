@@ -425,15 +425,19 @@ export class EventLoop implements IoLoop {
   };
 
   #iterateSlice(core: CoreLoop): void {
-    const sliceEnd = performance.now() + SLICE_MS;
+    const instance = this.#instance as CoreInstance;
+    let sliceEnd = -1;
     for (;;) {
       // Phases 0-3: release the last batch, read the clock, collect the
-      // ready callbacks and the due timers. One crossing.
+      // ready callbacks, the due timers and the I/O tokens. One crossing.
       this.#ioPending = false;
-      const batch = core.runOnce();
+      const length = instance.runOnce();
       this.#epoch = null;
+      // The slice is measured on the loop's own clock, read by runOnce.
+      const now = core.time();
+      if (sliceEnd < 0) sliceEnd = now + SLICE_MS;
       // Phase 4: run them.
-      if (batch.length > 0) this.#runBatch(batch);
+      if (length > 0) this.#runBatch(instance.batch(), length);
       if (this.#stopping) {
         this.#finishRun();
         return;
@@ -441,7 +445,7 @@ export class EventLoop implements IoLoop {
       // Wait: 0 if ready, ms to the earliest timer, or -1 for none.
       const timeout = this.#ioPending ? 0 : core.pollTimeout();
       if (timeout === 0) {
-        if (performance.now() < sliceEnd) continue;
+        if (now < sliceEnd) continue;
         this.#driver = Driver.Scheduled;
         this.#hostYield = yieldToHost(this.#iterate);
         return;
@@ -504,14 +508,14 @@ export class EventLoop implements IoLoop {
   }
 
   /** Phase 4: runs a batch in order, skipping callbacks cancelled meanwhile. */
-  #runBatch(batch: Uint32Array): void {
+  #runBatch(batch: Uint32Array, length: number): void {
     const chunks = this.#chunks;
     const checkpoint = runMicrotasks;
     const debug = this.#debug;
     let ran = 0;
     this.#inBatch = true;
     try {
-      for (let i = 0; i < batch.length; i++) {
+      for (let i = 0; i < length; i++) {
         const slot = batch[i] as number;
         const chunk = chunks[slot >>> CHUNK_BITS] as Array<Entry | undefined>;
         const entry = chunk[slot & CHUNK_MASK];

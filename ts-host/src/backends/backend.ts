@@ -146,11 +146,15 @@ export function contractViolation(value: unknown): string | null {
   return null;
 }
 
+const NO_TOKENS = new Uint32Array(0);
+
 /** A queue of tokens with de-duplication, as both I/O models need. */
 export class TokenQueue {
   #tokens = new Uint32Array(256);
   #length = 0;
   #queued = new Uint8Array(256);
+  /** take() hands out a view of this; the caller copies it before the next take. */
+  #out = new Uint32Array(256);
 
   push(token: number): void {
     if (token < this.#queued.length && this.#queued[token] === 1) return;
@@ -180,9 +184,17 @@ export class TokenQueue {
     this.#length = w;
   }
 
+  /**
+   * Removes and returns up to `max` tokens, oldest first. The result is a
+   * view of a buffer this queue reuses: valid until the next take (the core
+   * copies it at once).
+   */
   take(max: number): Uint32Array {
     const n = Math.min(max, this.#length);
-    const out = this.#tokens.slice(0, n);
+    if (n === 0) return NO_TOKENS;
+    if (this.#out.length < n) this.#out = new Uint32Array(this.#tokens.length);
+    const out = this.#out.subarray(0, n);
+    out.set(this.#tokens.subarray(0, n));
     for (let i = 0; i < n; i++) this.#queued[out[i] as number] = 0;
     if (n < this.#length) this.#tokens.copyWithin(0, n, this.#length);
     this.#length -= n;

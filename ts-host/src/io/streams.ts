@@ -243,8 +243,31 @@ abstract class BaseConnection implements Connection {
 
 // ------------------------------------------------------------ readiness
 
-/** One scratch buffer per process: reads are synchronous, so it is never shared at once. */
-const scratch = new Uint8Array(CHUNK_BYTES);
+/**
+ * Reads land in a slab and are returned as views of it, as Node's Buffer
+ * pool does: no copy, and no new backing store per read (which costs a
+ * malloc, and a second one when the chunk is later written from a small
+ * on-heap array). A slab lives as long as a view of it does.
+ */
+const SLAB_BYTES = 256 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabUsed = 0;
+
+/** Room for one read: at least CHUNK_BYTES / 4, at most CHUNK_BYTES. */
+function readRoom(): number {
+  if (SLAB_BYTES - slabUsed < CHUNK_BYTES / 4) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  return Math.min(CHUNK_BYTES, SLAB_BYTES - slabUsed);
+}
+
+/** Hands out the `n` bytes just read at the slab's free end. */
+function takeRead(n: number): Uint8Array {
+  const view = slab.subarray(slabUsed, slabUsed + n);
+  slabUsed = (slabUsed + n + 7) & ~7;
+  return view;
+}
 
 class ReadinessConnection extends BaseConnection {
   readonly #loop: IoLoop;
@@ -276,10 +299,11 @@ class ReadinessConnection extends BaseConnection {
 
   /** Reads once: a chunk, null at end of stream, or undefined if it would block. */
   #tryRead(): Uint8Array | null | undefined {
-    const n = this.#ops.read(this.#fd, scratch, 0, CHUNK_BYTES);
+    const room = readRoom();
+    const n = this.#ops.read(this.#fd, slab, slabUsed, room);
     if (n > 0) {
-      if (n < CHUNK_BYTES) this.#mayHaveData = false;
-      return scratch.slice(0, n);
+      if (n < room) this.#mayHaveData = false;
+      return takeRead(n);
     }
     if (n === 0) {
       this.#eof = true;

@@ -1,0 +1,104 @@
+// TCP echo over loopback: wasmloop (each backend) against Node's own `net`
+// echo server and Python's asyncio and uvloop, all driven by one C epoll
+// client (bench/tcp/echo-client.c), side by side in one run.
+//
+//   node bench/tcp/run.mjs [--seconds S] [--runs N]   (prints a Markdown section as JSON)
+//
+// Every server is validated first (a short run in which every echoed byte
+// is checked), then each configuration runs every server RUNS times,
+// alternating, with all servers up for the whole configuration.
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i === -1 ? fallback : args[i + 1];
+};
+const SECONDS = Number(option('--seconds', 2));
+const RUNS = Number(option('--runs', 3));
+const CLIENT = `${here}../../build/echo-client`;
+
+const CONFIGS = [
+  { connections: 1, bytes: 64 },
+  { connections: 50, bytes: 64 },
+  { connections: 1, bytes: 16 * 1024 },
+  { connections: 50, bytes: 16 * 1024 },
+];
+
+const SERVERS = {
+  'wasmloop selector': (port) => [process.execPath, [`${here}wasmloop-echo.mjs`, 'selector', port]],
+  'wasmloop completion': (port) => [process.execPath, [`${here}wasmloop-echo.mjs`, 'completion', port]],
+  'node net': (port) => [process.execPath, [`${here}node-echo.mjs`, port]],
+  uvloop: (port) => ['python3', [`${here}asyncio-echo.py`, 'uvloop', port]],
+  asyncio: (port) => ['python3', [`${here}asyncio-echo.py`, 'asyncio', port]],
+};
+
+function buildClient() {
+  mkdirSync(`${here}../../build`, { recursive: true });
+  execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', CLIENT, `${here}echo-client.c`]);
+}
+
+function start(name, port) {
+  const [command, argv] = SERVERS[name](String(port));
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 10_000);
+    child.stdout.on('data', (d) => {
+      if (String(d).includes('ready')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+  });
+}
+
+function client(port, { connections, bytes }, seconds) {
+  const out = execFileSync(CLIENT, ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)], {
+    encoding: 'utf8',
+  });
+  const result = JSON.parse(out);
+  if (result.badBytes !== 0 || result.rounds === 0) throw new Error(`port ${port}: ${out}`);
+  return result;
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main() {
+  buildClient();
+  const names = Object.keys(SERVERS);
+  const results = [];
+  let port = 19_500 + Math.floor(Math.random() * 1000);
+  for (const config of CONFIGS) {
+    const servers = {};
+    for (const name of names) servers[name] = { port: ++port, child: await start(name, port), runs: [] };
+    for (const name of names) client(servers[name].port, config, 0.5); // validate and warm up
+    for (let r = 0; r < RUNS; r++) {
+      for (let j = 0; j < names.length; j++) {
+        const name = names[(r + j) % names.length];
+        servers[name].runs.push(client(servers[name].port, config, SECONDS));
+      }
+    }
+    for (const name of names) servers[name].child.kill('SIGKILL');
+    const row = { ...config, servers: {} };
+    for (const name of names) {
+      const runs = servers[name].runs;
+      const rts = runs.map((x) => x.roundTripsPerSecond);
+      row.servers[name] = {
+        roundTrips: median(rts),
+        min: Math.min(...rts),
+        max: Math.max(...rts),
+        p99us: median(runs.map((x) => x.p99us)),
+        p50us: median(runs.map((x) => x.p50us)),
+      };
+    }
+    results.push(row);
+    console.error(`tcp ${config.connections}x${config.bytes}: done`);
+  }
+  process.stdout.write(JSON.stringify(results));
+}
+
+await main();
