@@ -22,6 +22,7 @@ test('the packed tarball installs into a fresh project and runs there', () => {
     'ts-host/dist/index.d.ts',
     'ts-host/dist/generated/core.core.wasm',
     'ts-host/dist/generated/core.component.wasm',
+    'ts-host/dist/native/wasmloop_selector.node',
     'wit/world.wit',
   ]) {
     assert.ok(files.includes(needed), `${needed} is in the tarball`);
@@ -42,11 +43,20 @@ test('the packed tarball installs into a fresh project and runs there', () => {
      loop.callLater(2, () => order.push('timer'));
      loop.callSoon(() => order.push('soon'));
      const v = await loop.runUntilComplete(async () => { await loop.sleep(5); return 'done'; });
+     const echoed = await loop.runUntilComplete(async () => {
+       const server = await loop.createServer(async (c) => { await c.write(await c.read()); c.close(); }, { port: 0 });
+       const client = await loop.createConnection({ port: server.address().port });
+       await client.write('over tcp');
+       const reply = new TextDecoder().decode(await client.read());
+       client.close();
+       await server.close();
+       return reply;
+     });
      await loop.close();
-     console.log(JSON.stringify({ backend: loop.backend, order, v }));`,
+     console.log(JSON.stringify({ backend: loop.backend, order, v, echoed }));`,
   );
   const result = execFileSync(process.execPath, ['main.mjs'], { cwd: project, encoding: 'utf8', env: { ...process.env, PATH: '/usr/bin:/bin' } });
-  assert.equal(JSON.parse(result), { backend: 'selector', order: ['soon', 'timer'], v: 'done' });
+  assert.equal(JSON.parse(result), { backend: 'selector', order: ['soon', 'timer'], v: 'done', echoed: 'over tcp' });
 
   // The types resolve for a TypeScript user.
   writeFileSync(

@@ -148,7 +148,7 @@ export interface ConnectOptions {
   port: number;
 }
 
-export class EventLoop implements IoLoop {
+export class EventLoop {
   /** The backend chosen when the loop was created. */
   readonly backend: string;
 
@@ -723,8 +723,8 @@ export class EventLoop implements IoLoop {
     this.#liveCore('createServer');
     const address = await resolveHost('createServer', host);
     const backend = this.#backendImpl;
-    if (backend.model === 'readiness') return listenReadiness(this, backend, onConnection, { host: address, port, backlog });
-    if (backend.model === 'completion') return listenCompletion(this, backend, onConnection, { host: address, port, backlog });
+    if (backend.model === 'readiness') return listenReadiness(this as IoLoop, backend, onConnection, { host: address, port, backlog });
+    if (backend.model === 'completion') return listenCompletion(this as IoLoop, backend, onConnection, { host: address, port, backlog });
     throw new NotSupportedError(`createServer: the '${backend.name}' backend has no I/O`);
   }
 
@@ -734,8 +734,8 @@ export class EventLoop implements IoLoop {
     this.#liveCore('createConnection');
     const address = await resolveHost('createConnection', host);
     const backend = this.#backendImpl;
-    if (backend.model === 'readiness') return connectReadiness(this, backend, { host: address, port });
-    if (backend.model === 'completion') return connectCompletion(this, backend, { host: address, port });
+    if (backend.model === 'readiness') return connectReadiness(this as IoLoop, backend, { host: address, port });
+    if (backend.model === 'completion') return connectCompletion(this as IoLoop, backend, { host: address, port });
     throw new NotSupportedError(`createConnection: the '${backend.name}' backend has no I/O`);
   }
 
