@@ -290,7 +290,11 @@ async function boundary() {
   let rep;
   const root = instantiate(
     (file) => modules.get(file),
-    { 'wasmloop:core/clock': { now: () => 0 }, 'wasmloop:core/clock@0.1.0': { now: () => 0 } },
+    {
+      'wasmloop:core/clock': { now: () => 0 },
+      'wasmloop:core/readiness': { takeReady: () => new Uint32Array(0) },
+      'wasmloop:core/completion': { takeCompleted: () => new Uint32Array(0) },
+    },
     (module, imports) => {
       const key = '[export]wasmloop:core/event-loop@0.1.0';
       if (imports?.[key]) {
