@@ -79,3 +79,15 @@ export class ConnectionClosedError extends WasmloopError {}
 
 /** `write` or `end` after `end()`. */
 export class WriteAfterEndError extends WasmloopError {}
+
+/** `runAll`/`runUntilIdle` ran more callbacks than their `limit`: work keeps re-arming itself. */
+export class LoopLimitError extends WasmloopError {
+  readonly limit: number;
+  constructor(operation: string, limit: number) {
+    super(
+      `${operation}: stopped after ${limit} callbacks (the limit): timers or callbacks keep re-arming themselves; ` +
+        `pass a larger { limit } if this is expected`,
+    );
+    this.limit = limit;
+  }
+}

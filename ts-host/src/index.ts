@@ -30,6 +30,10 @@ export type {
 } from './backends/backend.js';
 export { createCompletionBackend } from './backends/completion.js';
 export { createSelectorBackend } from './backends/selector.js';
+export { createVirtualBackend } from './backends/virtual.js';
+export type { VirtualBackend, VirtualOptions } from './backends/virtual.js';
+export { Immediate, Timeout, TIMEOUT_MAX } from './timers.js';
+export type { LoopTimers } from './timers.js';
 export { BACKEND_NAMES } from './backends/resolve.js';
 export {
   AddressInUseError,
@@ -40,6 +44,7 @@ export {
   IoError,
   LoopClosedError,
   LoopCrashedError,
+  LoopLimitError,
   LoopRunningError,
   LoopStoppedError,
   NotSupportedError,

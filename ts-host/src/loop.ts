@@ -14,9 +14,12 @@
 import { type Backend, type Direction, READABLE, WRITABLE } from './backends/backend.js';
 import type { CoreInstance, CoreLoop, HostImports } from './core.js';
 import { armTimer, cancelYield, disarmTimer, runMicrotasks, yieldToHost } from './driver.js';
+import { type VirtualBackend, isVirtual } from './backends/virtual.js';
+import { type LoopTimers, createTimers } from './timers.js';
 import {
   IoError,
   LoopClosedError,
+  LoopLimitError,
   LoopCrashedError,
   LoopRunningError,
   LoopStoppedError,
@@ -184,6 +187,9 @@ export class EventLoop {
   readonly #fdWatches = new Map<number, FdWatch>();
   /** Open servers and connections, closed with the loop. */
   readonly #resources = new Set<{ close(): void }>();
+  /** The backend, when it is the virtual one (its clock jumps). */
+  readonly #virtual: VirtualBackend | null;
+  #timers: LoopTimers | null = null;
 
   /**
    * The WIT imports for a loop on `backend`: its clock and I/O token queues.
@@ -208,7 +214,13 @@ export class EventLoop {
     this.#instance = instance;
     this.#core = instance.loop;
     this.#backendImpl = backend;
-    backend.attach({ wake: () => this.#ioWake() });
+    this.#virtual = isVirtual(backend) ? backend : null;
+    backend.attach({
+      wake: (fromHostCallback) => this.#ioWake(fromHostCallback === true),
+      schedule: (delayMs, fn) => {
+        this.callLater(delayMs, fn);
+      },
+    });
     this.backend = backend.name;
     this.#debug = settings.debug;
     this.#slowCallbackMs = settings.slowCallbackMs;
@@ -426,6 +438,7 @@ export class EventLoop {
 
   #iterateSlice(core: CoreLoop): void {
     const instance = this.#instance as CoreInstance;
+    const virtual = this.#virtual;
     let sliceEnd = -1;
     for (;;) {
       // Phases 0-3: release the last batch, read the clock, collect the
@@ -433,8 +446,9 @@ export class EventLoop {
       this.#ioPending = false;
       const length = instance.runOnce();
       this.#epoch = null;
-      // The slice is measured on the loop's own clock, read by runOnce.
-      const now = core.time();
+      // The slice is measured on the loop's own clock, read by runOnce (on
+      // wall time for virtual time, which jumps).
+      const now = virtual === null ? core.time() : performance.now();
       if (sliceEnd < 0) sliceEnd = now + SLICE_MS;
       // Phase 4: run them.
       if (length > 0) this.#runBatch(instance.batch(), length);
@@ -446,6 +460,14 @@ export class EventLoop {
       const timeout = this.#ioPending ? 0 : core.pollTimeout();
       if (timeout === 0) {
         if (now < sliceEnd) continue;
+        this.#driver = Driver.Scheduled;
+        this.#hostYield = yieldToHost(this.#iterate);
+        return;
+      }
+      if (timeout > 0 && virtual !== null) {
+        // Virtual time: nothing is ready, so jump to the earliest deadline.
+        virtual.advanceClock(timeout);
+        if (performance.now() < sliceEnd) continue;
         this.#driver = Driver.Scheduled;
         this.#hostYield = yieldToHost(this.#iterate);
         return;
@@ -473,12 +495,18 @@ export class EventLoop {
   }
 
   /**
-   * The backend queued I/O tokens. A sleeping loop runs an iteration at once:
-   * this is already a host callback, so there is no need for another turn.
+   * The backend queued I/O tokens. From a host callback a sleeping loop runs
+   * an iteration at once (no need for another host turn); otherwise it
+   * schedules one, since a microtask cannot drain the microtask queue that
+   * each callback's continuations need.
    */
-  #ioWake(): void {
+  #ioWake(fromHostCallback: boolean): void {
     this.#ioPending = true;
     if (this.#driver !== Driver.Sleeping) return;
+    if (!fromHostCallback) {
+      this.#wake();
+      return;
+    }
     if (this.#hostTimer !== null) {
       disarmTimer(this.#hostTimer);
       this.#hostTimer = null;
@@ -739,6 +767,131 @@ export class EventLoop {
     throw new NotSupportedError(`createConnection: the '${backend.name}' backend has no I/O`);
   }
 
+  // ----------------------------------------------------- timers and time
+
+  /**
+   * Node's timer functions bound to this loop (`setTimeout`, `clearTimeout`,
+   * `setInterval`, `clearInterval`, `setImmediate`, `clearImmediate`), with
+   * Node's argument handling. See `timers.ts` for the one difference.
+   */
+  get timers(): LoopTimers {
+    this.#liveCore('timers');
+    this.#timers ??= createTimers(this);
+    return this.#timers;
+  }
+
+  /** One iteration, now, outside the driver (virtual time's manual mode). */
+  #iterateNow(): number {
+    const instance = this.#instance as CoreInstance;
+    this.#ioPending = false;
+    const length = instance.runOnce();
+    this.#epoch = null;
+    if (length > 0) this.#runBatch(instance.batch(), length);
+    return length;
+  }
+
+  #manual(operation: string): VirtualBackend {
+    this.#liveCore(operation);
+    if (this.#virtual === null) {
+      throw new NotSupportedError(
+        `${operation}: only a loop on the 'virtual' backend can be driven by hand (this one is on '${this.backend}')`,
+      );
+    }
+    if (this.#driver !== Driver.Idle) throw new LoopRunningError(operation);
+    return this.#virtual;
+  }
+
+  /** Runs iterations until nothing is ready now; returns the callbacks run. */
+  #drainNow(operation: string, limit: number, ran: number): number {
+    const core = this.#core as CoreLoop;
+    while (this.#ioPending || core.pollTimeout() === 0) {
+      ran += this.#iterateNow();
+      if (ran > limit) throw new LoopLimitError(operation, limit);
+    }
+    return ran;
+  }
+
+  /**
+   * Virtual time: runs everything that is ready now, without moving the
+   * clock; returns the callbacks run. Throws LoopLimitError past `limit`
+   * callbacks (an endless callSoon chain).
+   */
+  runUntilIdle(options: { limit?: number } = {}): number {
+    this.#manual('runUntilIdle');
+    return this.#drainNow('runUntilIdle', checkLimit('runUntilIdle', options), 0);
+  }
+
+  /**
+   * Virtual time: moves the clock forward by `ms`, running every callback
+   * due on the way at its own time, in order; returns the callbacks run.
+   */
+  advance(ms: number, options: { limit?: number } = {}): number {
+    const virtual = this.#manual('advance');
+    if (typeof ms !== 'number' || ms !== ms) throw badTime('advance', 'ms', ms);
+    if (ms < 0 || ms === Infinity) {
+      throw new RangeError(`advance: ms must be a finite number >= 0 (time only moves forward), got ${describe(ms)}`);
+    }
+    const limit = checkLimit('advance', options);
+    const core = this.#core as CoreLoop;
+    const target = virtual.now() + Math.ceil(ms * 1e6);
+    let ran = this.#drainNow('advance', limit, 0);
+    for (;;) {
+      const wait = core.pollTimeout();
+      if (wait < 0 || virtual.now() + wait * 1e6 > target) break;
+      virtual.advanceClock(wait);
+      this.#syncTime();
+      ran = this.#drainNow('advance', limit, ran);
+    }
+    virtual.advanceClockTo(target);
+    this.#syncTime();
+    return this.#drainNow('advance', limit, ran);
+  }
+
+  /** The clock moved outside an iteration: the loop's time follows it now. */
+  #syncTime(): void {
+    (this.#core as CoreLoop).updateTime();
+    this.#epoch = null;
+  }
+
+  /**
+   * As `advance`, `runUntilIdle` and `runAll`, run from a host macrotask, so
+   * that promise continuations each callback creates run before the next
+   * callback even when called from async code. (A synchronous call made
+   * while a microtask is running cannot drain the microtask queue: that is
+   * what these are for, as sinon's tickAsync is.)
+   */
+  advanceAsync(ms: number, options: { limit?: number } = {}): Promise<number> {
+    return inMacrotask(() => this.advance(ms, options));
+  }
+
+  runUntilIdleAsync(options: { limit?: number } = {}): Promise<number> {
+    return inMacrotask(() => this.runUntilIdle(options));
+  }
+
+  runAllAsync(options: { limit?: number } = {}): Promise<number> {
+    return inMacrotask(() => this.runAll(options));
+  }
+
+  /**
+   * Virtual time: runs until no callback or timer is left, jumping the clock
+   * from deadline to deadline; returns the callbacks run. Throws
+   * LoopLimitError naming the limit when more than `limit` (default 100,000)
+   * callbacks run, as timers that keep re-arming would.
+   */
+  runAll(options: { limit?: number } = {}): number {
+    const virtual = this.#manual('runAll');
+    const limit = checkLimit('runAll', options);
+    const core = this.#core as CoreLoop;
+    let ran = this.#drainNow('runAll', limit, 0);
+    for (;;) {
+      const wait = core.pollTimeout();
+      if (wait < 0) return ran;
+      virtual.advanceClock(wait);
+      this.#syncTime();
+      ran = this.#drainNow('runAll', limit, ran);
+    }
+  }
+
   // ----------------------------------------------------------- exceptions
 
   /**
@@ -854,6 +1007,29 @@ export function describe(value: unknown): string {
   if (typeof value === 'function') return 'a function';
   if (Array.isArray(value)) return 'an array';
   return typeof value === 'object' ? 'an object' : typeof value;
+}
+
+function inMacrotask<T>(fn: () => T): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    yieldToHost(() => {
+      try {
+        resolve(fn());
+      } catch (error) {
+        reject(error);
+      }
+    });
+  });
+}
+
+function checkLimit(operation: string, options: unknown): number {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`${operation}: options must be an object, got ${describe(options)}`);
+  }
+  const { limit = 100_000 } = options as { limit?: unknown };
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`${operation}: limit must be a positive integer, got ${describe(limit)}`);
+  }
+  return limit;
 }
 
 function checkAddress(

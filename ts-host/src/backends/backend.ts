@@ -20,8 +20,18 @@
 
 /** What the loop gives its backend. */
 export interface BackendSink {
-  /** Tokens were queued: run an iteration soon. */
-  wake(): void;
+  /**
+   * Tokens were queued: run an iteration soon. Pass `fromHostCallback: true`
+   * only from a host macrotask (an I/O callback), never from a microtask: the
+   * loop then runs the iteration at once, inside that callback, saving a host
+   * turn; otherwise it schedules one.
+   */
+  wake(fromHostCallback?: boolean): void;
+  /**
+   * Runs `fn` as a loop callback `delayMs` of loop time from now (a timer).
+   * For backends that simulate I/O in loop time, as the virtual one does.
+   */
+  schedule(delayMs: number, fn: () => void): void;
 }
 
 export interface BackendBase {

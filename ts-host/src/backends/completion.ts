@@ -90,10 +90,12 @@ export function createCompletionBackend(): CompletionBackend {
     },
     complete(token) {
       queue.push(token);
-      sink?.wake();
+      // Called from net's callbacks (macrotasks), or from a write that
+      // completed in place: only the former may iterate at once.
+      sink?.wake(false);
     },
     listen({ host, port, backlog }, onSocket, done) {
-      const server = netModule.createServer({ pauseOnConnect: true });
+      const server = netModule.createServer({ pauseOnConnect: true, allowHalfOpen: true });
       server.on('connection', (socket) => {
         sockets.add(socket);
         socket.on('close', () => sockets.delete(socket));
@@ -118,7 +120,7 @@ export function createCompletionBackend(): CompletionBackend {
       });
     },
     connect({ host, port }, done) {
-      const socket = netModule.connect({ host, port });
+      const socket = netModule.connect({ host, port, allowHalfOpen: true });
       const onError = (error: Error) => {
         socket.destroy();
         done(error);

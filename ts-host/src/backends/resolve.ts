@@ -6,13 +6,15 @@ import { BackendError } from '../errors.js';
 import { type Backend, contractViolation } from './backend.js';
 import { createCompletionBackend } from './completion.js';
 import { createSelectorBackend } from './selector.js';
+import { createVirtualBackend } from './virtual.js';
 
 type Factory = () => Backend;
 
-/** Built-in backends by name. */
+/** Built-in backends by name. `auto` never picks `virtual`. */
 const BUILT_IN: ReadonlyArray<readonly [string, Factory]> = [
   ['selector', createSelectorBackend],
   ['completion', createCompletionBackend],
+  ['virtual', createVirtualBackend],
 ];
 
 /**

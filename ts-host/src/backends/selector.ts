@@ -57,7 +57,8 @@ export function createSelectorBackend(): ReadinessBackend {
   let sink: BackendSink | null = null;
   let poller: Poller | null = new native.Poller((count) => {
     for (let i = 0; i < count; i++) queue.push(shared[i] as number);
-    sink?.wake();
+    // A libuv check callback: a macrotask.
+    sink?.wake(true);
   }, shared);
   const key = (fd: number, direction: Direction) => fd * 4 + direction;
   return {

@@ -1,0 +1,329 @@
+// Virtual time: the 'virtual' backend, driving it by hand, Node's timer API
+// on a loop, and the scenario table on every timer implementation.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import FakeTimers from '@sinonjs/fake-timers';
+import {
+  createLoop,
+  LoopLimitError,
+  LoopRunningError,
+  NotSupportedError,
+  ConnectionRefusedError,
+  Timeout,
+} from '../ts-host/dist/index.js';
+import { scenarios } from './scenarios/timers.mjs';
+
+// ------------------------------------------------------------- autojump
+
+const autojump = suite('virtual backend: autojump');
+
+autojump('time starts at 0 and an hour of sleeping takes milliseconds', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  assert.is(loop.backend, 'virtual');
+  assert.is(loop.time(), 0);
+  const wall = performance.now();
+  const result = await loop.runUntilComplete(async () => {
+    await loop.sleep(60 * 60 * 1000);
+    return loop.time();
+  });
+  assert.is(result, 3_600_000);
+  assert.ok(performance.now() - wall < 500, 'an hour passed in virtual time only');
+  await loop.close();
+});
+
+autojump('the clock jumps only when nothing is ready, to the exact deadline', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  const seen = [];
+  loop.callLater(250, () => seen.push(['250', loop.time()]));
+  loop.callLater(100, () => {
+    seen.push(['100', loop.time()]);
+    loop.callSoon(() => seen.push(['soon after 100', loop.time()]));
+  });
+  loop.callLater(100.5, () => seen.push(['100.5', loop.time()]));
+  await loop.runUntilComplete(() => loop.sleep(1000));
+  assert.equal(seen, [
+    ['100', 100],
+    ['soon after 100', 100],
+    ['100.5', 100.5],
+    ['250', 250],
+  ]);
+  await loop.close();
+});
+
+autojump('network programs run in virtual time with latency', async () => {
+  const { createVirtualBackend } = await import('../ts-host/dist/index.js');
+  const loop = await createLoop({ backend: 'virtual' });
+  const result = await loop.runUntilComplete(async () => {
+    const server = await loop.createServer(async (conn) => {
+      for await (const chunk of conn) await conn.write(chunk);
+      await conn.end();
+    }, { port: 80 });
+    const client = await loop.createConnection({ port: 80 });
+    const t0 = loop.time();
+    await client.write('ping');
+    const reply = new TextDecoder().decode(await client.read());
+    await client.end();
+    assert.is(await client.read(), null);
+    await server.close();
+    return { reply, rtt: loop.time() - t0, port: client.remoteAddress.port };
+  });
+  assert.equal(result, { reply: 'ping', rtt: 0, port: 80 });
+  await loop.close();
+  assert.type(createVirtualBackend, 'function');
+});
+
+autojump('in-memory networking: refused connections and ports in use', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  await loop.runUntilComplete(async () => {
+    try {
+      await loop.createConnection({ port: 1234 });
+      assert.unreachable();
+    } catch (error) {
+      assert.instance(error, ConnectionRefusedError);
+    }
+    const server = await loop.createServer(() => {}, { port: 0 });
+    assert.ok(server.address().port >= 49152);
+    await server.close();
+  });
+  await loop.close();
+});
+
+// --------------------------------------------------------------- by hand
+
+const manual = suite('virtual backend: advance, runUntilIdle, runAll');
+
+manual('advance(ms) runs what is due on the way, each at its own time', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  const seen = [];
+  loop.callLater(10, () => seen.push(loop.time()));
+  loop.callLater(30, () => seen.push(loop.time()));
+  loop.callLater(31, () => seen.push(loop.time()));
+  assert.is(loop.advance(30), 2);
+  assert.equal(seen, [10, 30]);
+  assert.is(loop.time(), 30);
+  assert.is(loop.advance(0), 0);
+  assert.is(loop.advance(5), 1);
+  assert.equal(seen, [10, 30, 31]);
+  assert.is(loop.time(), 35);
+  await loop.close();
+});
+
+manual('advanceAsync runs promise continuations between callbacks, from async code', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  const seen = [];
+  (async () => {
+    await loop.sleep(10);
+    seen.push(`woke at ${loop.time()}`);
+    await loop.sleep(10);
+    seen.push(`woke again at ${loop.time()}`);
+  })();
+  assert.is(await loop.advanceAsync(25), 2);
+  assert.equal(seen, ['woke at 10', 'woke again at 20']);
+  loop.sleep(100).then(() => seen.push(`at ${loop.time()}`));
+  await loop.runAllAsync();
+  assert.equal(seen.at(-1), 'at 125');
+  await loop.close();
+});
+
+manual('synchronous advance from a host callback drains continuations too', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  const seen = [];
+  (async () => {
+    await loop.sleep(10);
+    seen.push(loop.time());
+    await loop.sleep(10);
+    seen.push(loop.time());
+  })();
+  await new Promise((resolve) =>
+    setImmediate(() => {
+      loop.advance(25);
+      resolve();
+    }),
+  );
+  assert.equal(seen, [10, 20]);
+  await loop.close();
+});
+
+manual('runUntilIdle runs what is ready without moving the clock', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  const seen = [];
+  loop.callSoon(() => {
+    seen.push('soon');
+    loop.callSoon(() => seen.push('chained'));
+  });
+  loop.callLater(0, () => seen.push('zero timer'));
+  loop.callLater(1, () => seen.push('1 ms'));
+  assert.is(loop.runUntilIdle(), 3);
+  assert.equal(seen, ['soon', 'zero timer', 'chained']);
+  assert.is(loop.time(), 0);
+  await loop.close();
+});
+
+manual('runAll jumps through every timer; re-arming timers hit the limit with an error naming it', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  let n = 0;
+  loop.callLater(1000, () => n++);
+  loop.callLater(5000, () => n++);
+  assert.is(loop.runAll(), 2);
+  assert.is(loop.time(), 5000);
+  const again = () => loop.callLater(1, again);
+  loop.callLater(1, again);
+  try {
+    loop.runAll({ limit: 500 });
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, LoopLimitError);
+    assert.is(error.limit, 500);
+    assert.match(error.message, /runAll: stopped after 500 callbacks \(the limit\)/);
+  }
+  const chain = () => loop.callSoon(chain);
+  loop.callSoon(chain);
+  try {
+    loop.runUntilIdle({ limit: 50 });
+    assert.unreachable();
+  } catch (error) {
+    assert.instance(error, LoopLimitError);
+  }
+  await loop.close();
+});
+
+manual('bad input: negative advance, bad limits, non-virtual loops, a running loop', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  assert.throws(() => loop.advance(-1), (e) => e instanceof RangeError && /advance: ms must be a finite number >= 0.*-1/.test(e.message));
+  assert.throws(() => loop.advance(Infinity), RangeError);
+  assert.throws(() => loop.advance(NaN), (e) => e instanceof TypeError && /advance: ms/.test(e.message));
+  assert.throws(() => loop.advance('5'), TypeError);
+  assert.throws(() => loop.runAll({ limit: 0 }), (e) => e instanceof RangeError && /runAll: limit must be a positive integer/.test(e.message));
+  assert.throws(() => loop.runAll(null), TypeError);
+  let inside;
+  await loop.runUntilComplete(async () => {
+    try {
+      loop.advance(1);
+    } catch (error) {
+      inside = error;
+    }
+  });
+  assert.instance(inside, LoopRunningError);
+  assert.is(loop.time(), 0, 'nothing moved');
+  await loop.close();
+  const real = await createLoop({ backend: 'selector' });
+  for (const attempt of [() => real.advance(1), () => real.runAll(), () => real.runUntilIdle()]) {
+    assert.throws(attempt, (e) => e instanceof NotSupportedError && /only a loop on the 'virtual' backend/.test(e.message));
+  }
+  await real.close();
+});
+
+// ---------------------------------------------------------------- timers
+
+const timers = suite('loop.timers');
+
+timers("Node's argument handling", async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  const t = loop.timers;
+  for (const bad of [undefined, null, 'f', 42]) {
+    assert.throws(() => t.setTimeout(bad, 1), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE');
+    assert.throws(() => t.setInterval(bad, 1), (e) => e.code === 'ERR_INVALID_ARG_TYPE');
+    assert.throws(() => t.setImmediate(bad), (e) => e.code === 'ERR_INVALID_ARG_TYPE');
+  }
+  const timeout = t.setTimeout(() => {}, 5);
+  assert.ok(timeout instanceof Timeout);
+  assert.type(+timeout, 'number');
+  assert.is(timeout.hasRef(), true);
+  assert.is(timeout.unref().hasRef(), false);
+  t.clearTimeout(undefined);
+  t.clearTimeout(null);
+  t.clearTimeout('not a timer');
+  t.clearTimeout(timeout);
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w);
+  process.on('warning', onWarning);
+  const seen = [];
+  t.setTimeout(() => seen.push(loop.time()), 2 ** 31);
+  loop.advance(5);
+  await new Promise((resolve) => setImmediate(resolve));
+  process.off('warning', onWarning);
+  assert.equal(seen, [1], 'an overflowing delay runs after 1 ms');
+  assert.is(warnings[0]?.name, 'TimeoutOverflowWarning');
+  await loop.close();
+});
+
+timers('refresh restarts the delay from now', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  const seen = [];
+  const timeout = loop.timers.setTimeout(() => seen.push(loop.time()), 10);
+  loop.advance(6);
+  timeout.refresh();
+  loop.advance(20);
+  assert.equal(seen, [16]);
+  await loop.close();
+});
+
+// ------------------------------------------------------------ scenarios
+
+const table = suite('timer scenarios: Node, sinon, loop.timers (virtual and real)');
+
+async function onNode(scenario) {
+  const log = [];
+  await new Promise((resolve, reject) => {
+    const guard = setTimeout(() => reject(new Error('scenario did not finish')), 5000);
+    const t = { setTimeout, clearTimeout, setInterval, clearInterval, setImmediate, clearImmediate };
+    scenario.run(t, (x) => log.push(x), () => {
+      clearTimeout(guard);
+      resolve();
+    });
+  });
+  return log;
+}
+
+function onSinon(scenario) {
+  const clock = FakeTimers.createClock();
+  const log = [];
+  let done = false;
+  scenario.run(clock, (x) => log.push(x), () => {
+    done = true;
+  });
+  clock.runAll();
+  assert.ok(done, 'sinon ran the scenario to its end');
+  return log;
+}
+
+async function onVirtual(scenario) {
+  const loop = await createLoop({ backend: 'virtual' });
+  const log = [];
+  let done = false;
+  scenario.run(loop.timers, (x) => log.push(x), () => {
+    done = true;
+  });
+  loop.runAll();
+  assert.ok(done);
+  await loop.close();
+  return log;
+}
+
+async function onLoop(scenario, backend) {
+  const loop = await createLoop({ backend });
+  const log = [];
+  await loop.runUntilComplete(
+    () => new Promise((resolve) => scenario.run(loop.timers, (x) => log.push(x), resolve)),
+  );
+  await loop.close();
+  return log;
+}
+
+for (const scenario of scenarios) {
+  table(scenario.name, async () => {
+    const results = {
+      'node timers': await onNode(scenario),
+      'sinon fake-timers': onSinon(scenario),
+      'loop.timers, virtual': await onVirtual(scenario),
+      'loop.timers, autojump': await onLoop(scenario, 'virtual'),
+      'loop.timers, selector': await onLoop(scenario, 'selector'),
+    };
+    for (const [who, log] of Object.entries(results)) assert.equal(log, scenario.expect, who);
+  });
+}
+
+autojump.run();
+manual.run();
+timers.run();
+table.run();
