@@ -13,6 +13,7 @@ import { BACKEND_NAMES, resolveBackend } from './backends/resolve.js';
 import { compileCore, instantiateCore } from './core.js';
 import { clockImport } from './imports/clock.js';
 import { EventLoop, describe } from './loop.js';
+import { type Trace, Tracer, traceProblem } from './trace.js';
 
 export { EventLoop } from './loop.js';
 export type { ConnectOptions, ExceptionContext, ExceptionHandler, LoopStats, ServerOptions } from './loop.js';
@@ -33,6 +34,8 @@ export { createSelectorBackend } from './backends/selector.js';
 export { createVirtualBackend } from './backends/virtual.js';
 export type { VirtualBackend, VirtualOptions } from './backends/virtual.js';
 export { Immediate, Timeout, TIMEOUT_MAX } from './timers.js';
+export { ReplayDivergenceError, TRACE_FORMAT } from './trace.js';
+export type { Trace, CallbackKind } from './trace.js';
 export type { LoopTimers } from './timers.js';
 export { BACKEND_NAMES } from './backends/resolve.js';
 export {
@@ -59,9 +62,17 @@ export interface LoopOptions {
   debug?: boolean;
   /** In debug mode, callbacks that run longer than this (ms) are reported. Default 100. */
   slowCallbackMs?: number;
+  /** Record the order of callbacks (and the I/O events that ran them): `loop.trace()`. */
+  record?: boolean;
+  /**
+   * Replay a trace (an object, or its JSON text) on the `virtual` backend:
+   * the same program runs in the same order, or the run fails with a
+   * ReplayDivergenceError at the first difference.
+   */
+  replay?: Trace | string;
 }
 
-const OPTION_NAMES = new Set(['backend', 'debug', 'slowCallbackMs']);
+const OPTION_NAMES = new Set(['backend', 'debug', 'slowCallbackMs', 'record', 'replay']);
 
 /** Creates an event loop on the chosen backend. */
 export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> {
@@ -73,7 +84,25 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
       throw new TypeError(`createLoop: unknown option '${key}' (known: ${[...OPTION_NAMES].join(', ')})`);
     }
   }
-  const { backend = 'auto', debug = false, slowCallbackMs = 100 } = options;
+  const { backend = 'auto', debug = false, slowCallbackMs = 100, record = false, replay } = options;
+  if (typeof record !== 'boolean') throw new TypeError(`createLoop: record must be a boolean, got ${describe(record)}`);
+  let expected: Trace | null = null;
+  if (replay !== undefined) {
+    if (backend !== 'virtual') {
+      throw new TypeError(`createLoop: replay needs backend 'virtual' (got backend '${String(backend)}')`);
+    }
+    let parsed: unknown = replay;
+    if (typeof replay === 'string') {
+      try {
+        parsed = JSON.parse(replay);
+      } catch (error) {
+        throw new TypeError(`createLoop: replay is not a wasmloop trace (invalid JSON: ${(error as Error).message})`);
+      }
+    }
+    const problem = traceProblem(parsed);
+    if (problem !== null) throw new TypeError(`createLoop: replay is not a wasmloop trace (${problem})`);
+    expected = parsed as Trace;
+  }
   if (typeof backend !== 'string') {
     throw new TypeError(`createLoop: backend must be a string (${BACKEND_NAMES.join(', ')}), got ${describe(backend)}`);
   }
@@ -88,7 +117,8 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
     let loop: EventLoop | null = null;
     const imports = EventLoop.hostImports(chosen, clockImport(chosen).now, () => loop?._ioBacklog());
     const instance = instantiateCore(await compileCore(), imports);
-    loop = new EventLoop(instance, chosen, { debug, slowCallbackMs });
+    const tracer = record || expected !== null ? new Tracer(chosen.name, expected) : null;
+    loop = new EventLoop(instance, chosen, { debug, slowCallbackMs, tracer });
     return loop;
   } catch (error) {
     chosen.close();

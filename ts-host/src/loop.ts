@@ -16,6 +16,7 @@ import type { CoreInstance, CoreLoop, HostImports } from './core.js';
 import { armTimer, cancelYield, disarmTimer, runMicrotasks, yieldToHost } from './driver.js';
 import { type VirtualBackend, isVirtual } from './backends/virtual.js';
 import { type LoopTimers, createTimers } from './timers.js';
+import { ReplayDivergenceError, type Trace, Tracer } from './trace.js';
 import {
   IoError,
   LoopClosedError,
@@ -134,6 +135,8 @@ export interface LoopStats {
 export interface LoopSettings {
   debug: boolean;
   slowCallbackMs: number;
+  /** Records (or, with a trace to follow, replays) the callback order. */
+  tracer: Tracer | null;
 }
 
 export interface ServerOptions {
@@ -190,6 +193,7 @@ export class EventLoop {
   /** The backend, when it is the virtual one (its clock jumps). */
   readonly #virtual: VirtualBackend | null;
   #timers: LoopTimers | null = null;
+  readonly #tracer: Tracer | null;
 
   /**
    * The WIT imports for a loop on `backend`: its clock and I/O token queues.
@@ -224,6 +228,14 @@ export class EventLoop {
     this.backend = backend.name;
     this.#debug = settings.debug;
     this.#slowCallbackMs = settings.slowCallbackMs;
+    this.#tracer = settings.tracer;
+    if (this.#tracer !== null) {
+      if (this.#tracer.replaying) {
+        (this.#virtual as VirtualBackend).advanceClockTo(this.#tracer.startTime);
+        instance.loop.updateTime();
+      }
+      this.#tracer.started(this.#loopNanos());
+    }
     this.#soonEpoch = { loop: this, time: NaN };
     this.#absoluteEpoch = { loop: this, time: 0 };
   }
@@ -248,7 +260,17 @@ export class EventLoop {
       if (this.#inBatch) {
         epoch = { loop: this, time: core.time() };
       } else {
-        epoch = { loop: this, time: core.updateTime() };
+        const tracer = this.#tracer;
+        if (tracer !== null) {
+          // A clock read outside an iteration is an input of the program:
+          // recorded, and replayed from the recording.
+          const recorded = tracer.nextRead();
+          if (recorded !== null && tracer.replaying) (this.#virtual as VirtualBackend).advanceClockTo(recorded);
+          epoch = { loop: this, time: core.updateTime() };
+          tracer.read(this.#loopNanos());
+        } else {
+          epoch = { loop: this, time: core.updateTime() };
+        }
         queueMicrotask(this.#expireEpoch);
       }
       this.#epoch = epoch;
@@ -266,6 +288,7 @@ export class EventLoop {
     const id = core.callSoon();
     const slot = id & SLOT_MASK;
     this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
+    if (this.#tracer !== null) this.#tracer.scheduled(slot, 'callSoon', callback);
     if (this.#driver === Driver.Sleeping) this.#wake();
     return makeHandle(this.#soonEpoch, slot, (id - slot) / SLOT_SPACE);
   }
@@ -283,6 +306,7 @@ export class EventLoop {
     const id = (this.#core as CoreLoop).callLater(delayMs);
     const slot = id & SLOT_MASK;
     this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
+    if (this.#tracer !== null) this.#tracer.scheduled(slot, 'callLater', callback);
     if (this.#driver === Driver.Sleeping) this.#wake();
     return makeTimerHandle(epoch, slot, (id - slot) / SLOT_SPACE, delayMs > 0 ? delayMs : 0);
   }
@@ -296,6 +320,7 @@ export class EventLoop {
     const id = core.callAt(whenMs);
     const slot = id & SLOT_MASK;
     this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
+    if (this.#tracer !== null) this.#tracer.scheduled(slot, 'callAt', callback);
     if (this.#driver === Driver.Sleeping) this.#wake();
     return makeTimerHandle(this.#absoluteEpoch, slot, (id - slot) / SLOT_SPACE, whenMs);
   }
@@ -430,6 +455,12 @@ export class EventLoop {
     try {
       this.#iterateSlice(core);
     } catch (error) {
+      if (error instanceof ReplayDivergenceError) {
+        // The run ends with the divergence; the loop itself is fine.
+        this.#stopping = true;
+        this.#finishRun(error);
+        return;
+      }
       // Only the core or the host primitives can throw here (callbacks'
       // errors are caught one by one): the loop cannot go on.
       this.#crash(error);
@@ -440,7 +471,9 @@ export class EventLoop {
     const instance = this.#instance as CoreInstance;
     const virtual = this.#virtual;
     let sliceEnd = -1;
+    const replaying = this.#tracer?.replaying === true;
     for (;;) {
+      if (replaying) this.#replayClock();
       // Phases 0-3: release the last batch, read the clock, collect the
       // ready callbacks, the due timers and the I/O tokens. One crossing.
       this.#ioPending = false;
@@ -464,9 +497,11 @@ export class EventLoop {
         this.#hostYield = yieldToHost(this.#iterate);
         return;
       }
+      if (replaying && this.#replayStalled(timeout)) return;
       if (timeout > 0 && virtual !== null) {
-        // Virtual time: nothing is ready, so jump to the earliest deadline.
-        virtual.advanceClock(timeout);
+        // Virtual time: nothing is ready, so jump to the earliest deadline
+        // (when replaying, the next iteration jumps to the recorded time).
+        if (!replaying || (this.#tracer as Tracer).nextTime() === null) virtual.advanceClock(timeout);
         if (performance.now() < sliceEnd) continue;
         this.#driver = Driver.Scheduled;
         this.#hostYield = yieldToHost(this.#iterate);
@@ -540,6 +575,8 @@ export class EventLoop {
     const chunks = this.#chunks;
     const checkpoint = runMicrotasks;
     const debug = this.#debug;
+    const tracer = this.#tracer;
+    const serials: number[] | null = tracer === null ? null : [];
     let ran = 0;
     this.#inBatch = true;
     try {
@@ -550,6 +587,7 @@ export class EventLoop {
         if (entry === undefined) continue; // cancelled during this batch
         if (typeof entry === 'function' || !entry.persistent) chunk[slot & CHUNK_MASK] = undefined;
         ran++;
+        if (serials !== null) serials.push((tracer as Tracer).serial(slot));
         if (debug) {
           this.#runTimed(entry, slot);
         } else {
@@ -579,6 +617,25 @@ export class EventLoop {
       this.#epoch = null;
       this.#callbacksRun += ran;
     }
+    if (serials !== null) (tracer as Tracer).iteration(this.#loopNanos(), serials);
+  }
+
+  /** The loop's time in whole nanoseconds (exact on the virtual backend). */
+  #loopNanos(): number {
+    const virtual = this.#virtual;
+    return virtual !== null ? virtual.now() : Math.round((this.#core as CoreLoop).time() * 1e6);
+  }
+
+  /**
+   * The callback order recorded so far (`createLoop({ record: true })`, or a
+   * replaying loop): a JSON-serialisable object; `JSON.stringify` it to save.
+   */
+  trace(): Trace {
+    this.#liveCore('trace');
+    if (this.#tracer === null) {
+      throw new NotSupportedError('trace: this loop does not record (createLoop({ record: true }))');
+    }
+    return this.#tracer.trace();
   }
 
   #runTimed(entry: Entry, slot: number): void {
@@ -620,6 +677,7 @@ export class EventLoop {
     const id = core.watch();
     const slot = id & SLOT_MASK;
     this.#store(slot, new CallRecord(callback, NO_ARGS, this.#debug ? scheduledAt() : undefined, true));
+    if (this.#tracer !== null) this.#tracer.scheduled(slot, 'watch', callback);
     return { slot, generation: (id - slot) / SLOT_SPACE };
   }
 
@@ -629,6 +687,7 @@ export class EventLoop {
     const id = core.expect();
     const slot = id & SLOT_MASK;
     this.#store(slot, this.#debug ? this.#record(callback, NO_ARGS) : callback);
+    if (this.#tracer !== null) this.#tracer.scheduled(slot, 'expect', callback);
     return { slot, generation: (id - slot) / SLOT_SPACE };
   }
 
@@ -712,6 +771,7 @@ export class EventLoop {
     const id = (this.#core as CoreLoop).watch();
     const slot = id & SLOT_MASK;
     const token = { slot, generation: (id - slot) / SLOT_SPACE };
+    if (this.#tracer !== null) this.#tracer.scheduled(slot, 'watch', callback);
     const rc = backend.watch(fd, direction, slot);
     if (rc < 0) {
       this._cancel(slot, token.generation);
@@ -780,9 +840,32 @@ export class EventLoop {
     return this.#timers;
   }
 
+  /** Replay: the clock moves to the time the next recorded iteration ran at. */
+  #replayClock(): void {
+    const t = (this.#tracer as Tracer).nextTime();
+    if (t !== null) (this.#virtual as VirtualBackend).advanceClockTo(t);
+  }
+
+  /** Replay: after an empty wait, is the program stuck short of the recording? Fails the run if so. */
+  #replayStalled(timeout: number): boolean {
+    const tracer = this.#tracer as Tracer;
+    const next = tracer.nextTime();
+    if (next === null || timeout === 0) return false;
+    const now = (this.#virtual as VirtualBackend).now();
+    // Nothing ready now, and nothing due by the recorded time: it diverged.
+    if (timeout > 0 && now + timeout * 1e6 <= next) return false;
+    if (now < next) return false;
+    const error = tracer.stalled(now);
+    if (error === null) return false;
+    this.#stopping = true;
+    this.#finishRun(error);
+    return true;
+  }
+
   /** One iteration, now, outside the driver (virtual time's manual mode). */
   #iterateNow(): number {
     const instance = this.#instance as CoreInstance;
+    if (this.#tracer?.replaying === true) this.#replayClock();
     this.#ioPending = false;
     const length = instance.runOnce();
     this.#epoch = null;
