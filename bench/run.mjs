@@ -15,6 +15,7 @@ import { createLoop } from '../ts-host/dist/index.js';
 import { compileCore } from '../ts-host/dist/core.js';
 import { instantiate } from '../ts-host/dist/generated/core.js';
 import { HeapLoop } from './peers/dist/heap-loop.js';
+import FakeTimers from '@sinonjs/fake-timers';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -195,6 +196,37 @@ const soonRun = {
   },
 };
 
+const HOUR = 3_600_000;
+const VIRTUAL_N = 100_000;
+/** Delays spread over one hour, the same for every contender. */
+const virtualDelays = Array.from({ length: VIRTUAL_N }, (_, i) => (i * 7919) % HOUR);
+
+const virtualHour = {
+  'wasmloop virtual': async (n) => {
+    const loop = await createLoop({ backend: 'virtual' });
+    let count = 0;
+    const cb = () => count++;
+    gc();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) loop.callLater(virtualDelays[i % VIRTUAL_N], cb);
+    loop.runAll({ limit: n + 1 });
+    const ms = performance.now() - t0;
+    const ok = loop.time() <= HOUR;
+    await loop.close();
+    return { ms, check: ok ? count : -1 };
+  },
+  'sinon fake-timers': async (n) => {
+    const clock = FakeTimers.createClock(0, n + 10);
+    let count = 0;
+    const cb = () => count++;
+    gc();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) clock.setTimeout(cb, virtualDelays[i % VIRTUAL_N]);
+    clock.runAll();
+    return { ms: performance.now() - t0, check: count };
+  },
+};
+
 // -------------------------------------------------------------- harness
 
 const stats = (xs) => {
@@ -210,17 +242,17 @@ async function validate(name, contenders) {
   }
 }
 
-/** Runs every contender RUNS times, alternating and rotating the order. */
-async function measure(name, contenders) {
+/** Runs every contender `runs` times on `n` items, alternating and rotating the order. */
+async function measure(name, contenders, n = N, runs = RUNS) {
   await validate(name, contenders);
   const names = Object.keys(contenders);
   const times = Object.fromEntries(names.map((k) => [k, []]));
-  for (let r = 0; r < RUNS; r++) {
+  for (let r = 0; r < runs; r++) {
     for (let j = 0; j < names.length; j++) {
       const who = names[(r + j) % names.length];
-      const { ms, check } = await contenders[who](N);
-      if (check !== N) throw new Error(`${name}: ${who} lost work in run ${r} (${check} of ${N})`);
-      times[who].push((ms * 1e6) / N);
+      const { ms, check } = await contenders[who](n);
+      if (check !== n) throw new Error(`${name}: ${who} lost work in run ${r} (${check} of ${n})`);
+      times[who].push((ms * 1e6) / n);
     }
   }
   return Object.fromEntries(names.map((k) => [k, stats(times[k])]));
@@ -403,6 +435,7 @@ const BENCHMARKS = {
   fired: () => measure('timers fired', timersFired),
   cancelled: () => measure('timers cancelled', timersCancelled),
   soon: () => measure('callSoon', soonRun),
+  virtual: () => measure('virtual hour', virtualHour, VIRTUAL_N, 9),
   memory: () => memory(),
   boundary: () => boundary(),
 };

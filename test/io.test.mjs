@@ -16,7 +16,7 @@ import {
 } from '../ts-host/dist/index.js';
 import { loadSelectorAddon } from '../ts-host/dist/backends/selector.js';
 
-const BACKENDS = ['selector', 'completion'];
+const BACKENDS = ['selector', 'completion', 'virtual'];
 
 /** Runs `fn(loop)` on a fresh loop of `backend` until it settles; closes the loop. */
 async function onLoop(backend, fn) {

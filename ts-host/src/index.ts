@@ -10,6 +10,7 @@
  * ```
  */
 import { BACKEND_NAMES, resolveBackend } from './backends/resolve.js';
+import { type VirtualOptions, createVirtualBackend } from './backends/virtual.js';
 import { compileCore, instantiateCore } from './core.js';
 import { clockImport } from './imports/clock.js';
 import { EventLoop, describe } from './loop.js';
@@ -70,9 +71,11 @@ export interface LoopOptions {
    * ReplayDivergenceError at the first difference.
    */
   replay?: Trace | string;
+  /** Options of the `virtual` backend: `{ latencyMs }`, the in-memory network's one-way latency. */
+  virtual?: VirtualOptions;
 }
 
-const OPTION_NAMES = new Set(['backend', 'debug', 'slowCallbackMs', 'record', 'replay']);
+const OPTION_NAMES = new Set(['backend', 'debug', 'slowCallbackMs', 'record', 'replay', 'virtual']);
 
 /** Creates an event loop on the chosen backend. */
 export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> {
@@ -84,7 +87,10 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
       throw new TypeError(`createLoop: unknown option '${key}' (known: ${[...OPTION_NAMES].join(', ')})`);
     }
   }
-  const { backend = 'auto', debug = false, slowCallbackMs = 100, record = false, replay } = options;
+  const { backend = 'auto', debug = false, slowCallbackMs = 100, record = false, replay, virtual } = options;
+  if (virtual !== undefined && backend !== 'virtual') {
+    throw new TypeError(`createLoop: the virtual option needs backend 'virtual' (got backend '${String(backend)}')`);
+  }
   if (typeof record !== 'boolean') throw new TypeError(`createLoop: record must be a boolean, got ${describe(record)}`);
   let expected: Trace | null = null;
   if (replay !== undefined) {
@@ -112,10 +118,13 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
   if (typeof slowCallbackMs !== 'number' || !(slowCallbackMs >= 0) || slowCallbackMs === Infinity) {
     throw new RangeError(`createLoop: slowCallbackMs must be a finite number >= 0, got ${describe(slowCallbackMs)}`);
   }
-  const chosen = await resolveBackend(backend, { log: debug ? (m) => console.warn(m) : undefined });
+  const chosen =
+    backend === 'virtual'
+      ? createVirtualBackend(virtual)
+      : await resolveBackend(backend, { log: debug ? (m) => console.warn(m) : undefined });
   try {
     let loop: EventLoop | null = null;
-    const imports = EventLoop.hostImports(chosen, clockImport(chosen).now, () => loop?._ioBacklog());
+    const imports = EventLoop.hostImports(chosen, clockImport(chosen).now, () => loop);
     const instance = instantiateCore(await compileCore(), imports);
     const tracer = record || expected !== null ? new Tracer(chosen.name, expected) : null;
     loop = new EventLoop(instance, chosen, { debug, slowCallbackMs, tracer });

@@ -11,7 +11,13 @@
  * docs/design.md numbers the phases of an iteration; `iterate` below follows
  * them.
  */
-import { type Backend, type Direction, READABLE, WRITABLE } from './backends/backend.js';
+import {
+  type Backend,
+  type Direction,
+  READABLE,
+  type ReadinessBackend as ReadinessBackendType,
+  WRITABLE,
+} from './backends/backend.js';
 import type { CoreInstance, CoreLoop, HostImports } from './core.js';
 import { armTimer, cancelYield, disarmTimer, runMicrotasks, yieldToHost } from './driver.js';
 import { type VirtualBackend, isVirtual } from './backends/virtual.js';
@@ -200,17 +206,27 @@ export class EventLoop {
    * `onOverflow` learns when the core took a full batch (more may be queued).
    * @internal
    */
-  static hostImports(backend: Backend, clockNow: () => number, onFullBatch: () => void): HostImports {
+  static hostImports(backend: Backend, clockNow: () => number, loop: () => EventLoop | null): HostImports {
     const fullCheck = (tokens: Uint32Array, max: number) => {
-      if (tokens.length === max) onFullBatch();
+      if (tokens.length === max) loop()?._ioBacklog();
       return tokens;
     };
     return {
       clock: { now: clockNow },
-      takeReady: backend.model === 'readiness' ? (max) => fullCheck(backend.takeReady(max), max) : () => EMPTY_TOKENS,
+      takeReady:
+        backend.model === 'readiness'
+          ? (max) => fullCheck(loop()?._takeReady(max) ?? backend.takeReady(max), max)
+          : () => EMPTY_TOKENS,
       takeCompleted:
         backend.model === 'completion' ? (max) => fullCheck(backend.takeCompleted(max), max) : () => EMPTY_TOKENS,
     };
+  }
+
+  /** @internal Readiness tokens: the backend's, or the recording's when replaying. */
+  _takeReady(max: number): Uint32Array {
+    const tracer = this.#tracer;
+    if (tracer !== null && tracer.replaying && tracer.nextTime() !== null) return tracer.recordedReady();
+    return (this.#backendImpl as ReadinessBackendType).takeReady(max);
   }
 
   /** @internal Use `createLoop()`. */
@@ -693,6 +709,7 @@ export class EventLoop {
 
   /** @internal Cancels a watcher or an expected completion. */
   _release(token: IoToken): void {
+    this.#tracer?.released(token.slot);
     this._cancel(token.slot, token.generation);
   }
 
@@ -884,12 +901,18 @@ export class EventLoop {
     return this.#virtual;
   }
 
-  /** Runs iterations until nothing is ready now; returns the callbacks run. */
-  #drainNow(operation: string, limit: number, ran: number): number {
+  /**
+   * Runs iterations until nothing is ready now (the clock is not moved);
+   * returns the callbacks run. `wait` is what pollTimeout last said, if the
+   * caller just asked.
+   */
+  #drainNow(operation: string, limit: number, ran: number, wait = -2): number {
     const core = this.#core as CoreLoop;
-    while (this.#ioPending || core.pollTimeout() === 0) {
+    if (wait === -2) wait = core.pollTimeout();
+    while (wait === 0 || this.#ioPending) {
       ran += this.#iterateNow();
       if (ran > limit) throw new LoopLimitError(operation, limit);
+      wait = core.pollTimeout();
     }
     return ran;
   }
@@ -915,19 +938,45 @@ export class EventLoop {
       throw new RangeError(`advance: ms must be a finite number >= 0 (time only moves forward), got ${describe(ms)}`);
     }
     const limit = checkLimit('advance', options);
+    return this.#jump('advance', virtual, limit, virtual.now() + Math.ceil(ms * 1e6));
+  }
+
+  /**
+   * Virtual time: runs until no callback or timer is left, jumping the clock
+   * from deadline to deadline; returns the callbacks run. Throws
+   * LoopLimitError naming the limit when more than `limit` (default 100,000)
+   * callbacks run, as timers that keep re-arming would.
+   */
+  runAll(options: { limit?: number } = {}): number {
+    const virtual = this.#manual('runAll');
+    return this.#jump('runAll', virtual, checkLimit('runAll', options), Infinity);
+  }
+
+  /** Runs what is due, jumping from deadline to deadline up to `target` (ns). */
+  #jump(operation: string, virtual: VirtualBackend, limit: number, target: number): number {
     const core = this.#core as CoreLoop;
-    const target = virtual.now() + Math.ceil(ms * 1e6);
-    let ran = this.#drainNow('advance', limit, 0);
+    let ran = 0;
+    let wait = core.pollTimeout();
     for (;;) {
-      const wait = core.pollTimeout();
+      while (wait === 0 || this.#ioPending) {
+        ran += this.#iterateNow();
+        if (ran > limit) throw new LoopLimitError(operation, limit);
+        wait = core.pollTimeout();
+      }
       if (wait < 0 || virtual.now() + wait * 1e6 > target) break;
       virtual.advanceClock(wait);
-      this.#syncTime();
-      ran = this.#drainNow('advance', limit, ran);
+      // The iteration reads the moved clock itself.
+      this.#epoch = null;
+      ran += this.#iterateNow();
+      if (ran > limit) throw new LoopLimitError(operation, limit);
+      wait = core.pollTimeout();
     }
-    virtual.advanceClockTo(target);
-    this.#syncTime();
-    return this.#drainNow('advance', limit, ran);
+    if (target !== Infinity) {
+      virtual.advanceClockTo(target);
+      this.#syncTime();
+      ran = this.#drainNow(operation, limit, ran);
+    }
+    return ran;
   }
 
   /** The clock moved outside an iteration: the loop's time follows it now. */
@@ -955,25 +1004,7 @@ export class EventLoop {
     return inMacrotask(() => this.runAll(options));
   }
 
-  /**
-   * Virtual time: runs until no callback or timer is left, jumping the clock
-   * from deadline to deadline; returns the callbacks run. Throws
-   * LoopLimitError naming the limit when more than `limit` (default 100,000)
-   * callbacks run, as timers that keep re-arming would.
-   */
-  runAll(options: { limit?: number } = {}): number {
-    const virtual = this.#manual('runAll');
-    const limit = checkLimit('runAll', options);
-    const core = this.#core as CoreLoop;
-    let ran = this.#drainNow('runAll', limit, 0);
-    for (;;) {
-      const wait = core.pollTimeout();
-      if (wait < 0) return ran;
-      virtual.advanceClock(wait);
-      this.#syncTime();
-      ran = this.#drainNow('runAll', limit, ran);
-    }
-  }
+
 
   // ----------------------------------------------------------- exceptions
 

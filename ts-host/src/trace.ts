@@ -83,6 +83,8 @@ export class Tracer {
   readonly #expected: Trace | null;
   /** Serial by slot, for the callbacks currently in the loop's table. */
   #serials = new Float64Array(4096);
+  /** Slot by serial, for I/O watchers (their tokens). */
+  readonly #watchers = new Map<number, number>();
   #replayIndex = 0;
 
   #readIndex = 0;
@@ -132,8 +134,30 @@ export class Tracer {
       grown.set(this.#serials);
       this.#serials = grown;
     }
-    this.#serials[slot] = this.#trace.callbacks.length;
+    const serial = this.#trace.callbacks.length;
+    this.#serials[slot] = serial;
+    if (kind === 'watch') this.#watchers.set(serial, slot);
     this.#trace.callbacks.push([kind, fn.name === '' ? '<anonymous>' : fn.name]);
+  }
+
+  /** A watcher was released. */
+  released(slot: number): void {
+    this.#watchers.delete(this.#serials[slot] as number);
+  }
+
+  /**
+   * Replay: the readiness tokens the next recorded iteration ran, as the
+   * current slots of those watchers, in the recorded order.
+   */
+  recordedReady(): Uint32Array {
+    const next = this.#expected?.iterations[this.#replayIndex];
+    if (next === undefined) return new Uint32Array(0);
+    const tokens: number[] = [];
+    for (const serial of next[1]) {
+      const slot = this.#watchers.get(serial);
+      if (slot !== undefined) tokens.push(slot);
+    }
+    return Uint32Array.from(tokens);
   }
 
   serial(slot: number): number {

@@ -8,25 +8,24 @@
  * ready (trio's autojump clock), so an hour of sleeping takes no wall time;
  * `loop.advance(ms)`, `runUntilIdle()` and `runAll()` drive it by hand.
  *
- * The network is the completion model over in-memory pipes: a write reaches
- * the peer after `latencyMs` of virtual time, delivered by a loop timer, so
- * network programs run in virtual time and in a reproducible order.
+ * The network is the readiness model, as the `selector` backend's, over
+ * in-memory descriptors: sockets, listeners and pipes, level-triggered like
+ * epoll. Data written reaches the peer after `latencyMs` of virtual time (at
+ * once by default), delivered by a loop timer. The streams API and
+ * `addReader`/`addWriter` work on it unchanged, and a program recorded on
+ * the `selector` backend replays here with its readiness events where the
+ * recording had them.
  */
-import type {
-  BackendSink,
-  CompletionBackend,
-  CompletionListener,
-  CompletionSocket,
-  SocketAddress,
-} from './backend.js';
-import { TokenQueue } from './backend.js';
+import { constants as osConstants } from 'node:os';
+import type { BackendSink, Direction, ReadinessBackend, SocketOps } from './backend.js';
+import { READABLE, WRITABLE } from './backend.js';
 
 export interface VirtualOptions {
   /** One-way latency of the in-memory network, in virtual ms. Default 0. */
   latencyMs?: number;
 }
 
-export interface VirtualBackend extends CompletionBackend {
+export interface VirtualBackend extends ReadinessBackend {
   readonly virtual: true;
   /** Moves the clock forward by `ms` (rounded up to whole ns; never back). */
   advanceClock(ms: number): void;
@@ -34,88 +33,40 @@ export interface VirtualBackend extends CompletionBackend {
   advanceClockTo(ns: number): void;
 }
 
-/** An error with a system error code, as Node's net reports them. */
-function systemError(code: string, message: string): Error {
-  return Object.assign(new Error(`${message} (${code})`), { code });
-}
-
+const E = osConstants.errno;
 const LOCALHOST = '127.0.0.1';
 const FIRST_EPHEMERAL_PORT = 49152;
+const FIRST_FD = 1000;
+/** Bytes a connection's receiving end holds before writes to it block (a kernel's socket buffers). */
+export const VIRTUAL_BUFFER_BYTES = 4 * 1024 * 1024;
 
-interface Schedule {
-  (delayMs: number, fn: () => void): void;
+/** An in-memory descriptor. */
+interface Listener {
+  kind: 'listener';
+  port: number;
+  pending: number[];
 }
 
-/** One end of an in-memory connection. */
-class MemorySocket implements CompletionSocket {
-  peer: MemorySocket | null = null;
-  #onData: ((chunk: Uint8Array | null) => void) | null = null;
-  #flowing = false;
-  #pending: Array<Uint8Array | null> = [];
-  #destroyed = false;
-  #ended = false;
-  readonly #schedule: Schedule;
-  readonly #latency: number;
-  readonly localAddress: SocketAddress;
-  readonly remoteAddress: SocketAddress;
-
-  constructor(schedule: Schedule, latency: number, local: number, remote: number) {
-    this.#schedule = schedule;
-    this.#latency = latency;
-    this.localAddress = { host: LOCALHOST, port: local, family: 'IPv4' };
-    this.remoteAddress = { host: LOCALHOST, port: remote, family: 'IPv4' };
-  }
-
-  start(onData: (chunk: Uint8Array | null) => void): void {
-    this.#onData = onData;
-    this.#flush();
-  }
-
-  setFlowing(flowing: boolean): void {
-    this.#flowing = flowing;
-    this.#flush();
-  }
-
-  #flush(): void {
-    while (this.#flowing && this.#onData !== null && this.#pending.length > 0) {
-      this.#onData(this.#pending.shift() as Uint8Array | null);
-    }
-  }
-
-  /** Data (or end of stream: null) arriving from the peer. */
-  receive(chunk: Uint8Array | null): void {
-    if (this.#destroyed) return;
-    this.#pending.push(chunk);
-    this.#flush();
-  }
-
-  write(data: Uint8Array, done: (error?: Error | null) => void): void {
-    if (this.#destroyed || this.#ended) {
-      done(systemError('EPIPE', 'write after the connection ended'));
-      return;
-    }
-    const copy = data.slice();
-    const peer = this.peer;
-    this.#schedule(this.#latency, () => peer?.receive(copy));
-    done(null);
-  }
-
-  end(): void {
-    if (this.#ended || this.#destroyed) return;
-    this.#ended = true;
-    const peer = this.peer;
-    this.#schedule(this.#latency, () => peer?.receive(null));
-  }
-
-  destroy(): void {
-    if (this.#destroyed) return;
-    const wasEnded = this.#ended;
-    this.#destroyed = true;
-    this.#pending = [];
-    const peer = this.peer;
-    if (!wasEnded) this.#schedule(this.#latency, () => peer?.receive(null));
-  }
+interface Stream {
+  kind: 'stream';
+  localPort: number;
+  remotePort: number;
+  /** The descriptor at the other end; null for a pipe's write end reading, or once gone. */
+  peer: number | null;
+  chunks: Uint8Array[];
+  /** Bytes written to this end and not yet read (delivered or in flight). */
+  buffered: number;
+  /** No more data will arrive (peer shut down or closed). */
+  eof: boolean;
+  /** The peer closed with data it had not read: reads and writes fail (a TCP reset). */
+  reset: boolean;
+  /** This end shut down writing. */
+  shut: boolean;
+  /** A pipe end: no addresses, one direction. */
+  pipe: boolean;
 }
+
+type Descriptor = Listener | Stream;
 
 export function createVirtualBackend(options: VirtualOptions = {}): VirtualBackend {
   const latency = options.latencyMs ?? 0;
@@ -124,21 +75,186 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
   }
   let nowNs = 0;
   let sink: BackendSink | null = null;
-  const queue = new TokenQueue();
-  const listeners = new Map<number, (socket: MemorySocket) => void>();
+  const fds = new Map<number, Descriptor>();
+  const ports = new Map<number, number>(); // port -> listener fd
+  /** Watched descriptors: fd * 4 + direction -> token. */
+  const watches = new Map<number, number>();
+  let nextFd = FIRST_FD;
   let nextPort = FIRST_EPHEMERAL_PORT;
   const freePort = () => {
-    while (listeners.has(nextPort)) nextPort++;
+    while (ports.has(nextPort)) nextPort++;
     return nextPort++;
   };
-  const schedule: Schedule = (delayMs, fn) => {
-    if (sink?.schedule === undefined) throw new Error('virtual backend: not attached to a loop');
-    sink.schedule(delayMs, fn);
+  const stream = (fd: number): Stream | null => {
+    const d = fds.get(fd);
+    return d?.kind === 'stream' ? d : null;
   };
+  /** Runs `fn` after the network latency: at once, or as a loop timer. */
+  const deliver = (fn: () => void) => {
+    if (latency === 0) {
+      fn();
+      sink?.wake();
+      return;
+    }
+    if (sink === null) return;
+    sink.schedule(latency, () => {
+      fn();
+      sink?.wake();
+    });
+  };
+  const newStream = (localPort: number, remotePort: number, pipe: boolean): number => {
+    const fd = nextFd++;
+    fds.set(fd, {
+      kind: 'stream',
+      localPort,
+      remotePort,
+      peer: null,
+      chunks: [],
+      buffered: 0,
+      eof: false,
+      reset: false,
+      shut: false,
+      pipe,
+    });
+    return fd;
+  };
+
+  const sockets: SocketOps = {
+    listen(_host, port, _backlog) {
+      const chosen = port === 0 ? freePort() : port;
+      if (ports.has(chosen)) return -E.EADDRINUSE;
+      const fd = nextFd++;
+      fds.set(fd, { kind: 'listener', port: chosen, pending: [] });
+      ports.set(chosen, fd);
+      return fd;
+    },
+    accept(fd) {
+      const d = fds.get(fd);
+      if (d === undefined) return -E.EBADF;
+      if (d.kind !== 'listener') return -E.EINVAL;
+      return d.pending.shift() ?? -E.EAGAIN;
+    },
+    connect(_host, port) {
+      const listenerFd = ports.get(port);
+      const listener = listenerFd === undefined ? undefined : fds.get(listenerFd);
+      if (listener === undefined || listener.kind !== 'listener') return -E.ECONNREFUSED;
+      const localPort = freePort();
+      const client = newStream(localPort, port, false);
+      const server = newStream(port, localPort, false);
+      (fds.get(client) as Stream).peer = server;
+      (fds.get(server) as Stream).peer = client;
+      listener.pending.push(server);
+      sink?.wake();
+      return client;
+    },
+    connectError(fd) {
+      return fds.has(fd) ? 0 : -E.EBADF;
+    },
+    read(fd, bytes, offset, length) {
+      const s = stream(fd);
+      if (s === null) return fds.has(fd) ? -E.EINVAL : -E.EBADF;
+      if (s.reset) return -E.ECONNRESET;
+      let n = 0;
+      while (n < length && s.chunks.length > 0) {
+        const chunk = s.chunks[0] as Uint8Array;
+        const take = Math.min(chunk.length, length - n);
+        bytes.set(chunk.subarray(0, take), offset + n);
+        n += take;
+        if (take === chunk.length) s.chunks.shift();
+        else s.chunks[0] = chunk.subarray(take);
+      }
+      if (n > 0) {
+        s.buffered -= n;
+        return n;
+      }
+      return s.eof ? 0 : -E.EAGAIN;
+    },
+    write(fd, bytes, offset, length) {
+      const s = stream(fd);
+      if (s === null) return fds.has(fd) ? -E.EINVAL : -E.EBADF;
+      if (s.shut) return -E.EPIPE;
+      if (s.reset) return -E.ECONNRESET;
+      const peerFd = s.peer;
+      const peer = peerFd === null ? null : stream(peerFd);
+      if (peer === null) return -E.EPIPE;
+      const room = VIRTUAL_BUFFER_BYTES - peer.buffered;
+      if (room <= 0) return -E.EAGAIN;
+      const n = Math.min(length, room);
+      peer.buffered += n;
+      const copy = bytes.slice(offset, offset + n);
+      deliver(() => {
+        const target = stream(peerFd as number);
+        if (target !== null && !target.eof) target.chunks.push(copy);
+      });
+      return n;
+    },
+    shutdownWrite(fd) {
+      const s = stream(fd);
+      if (s === null) return -E.EBADF;
+      if (s.shut) return 0;
+      s.shut = true;
+      const peerFd = s.peer;
+      deliver(() => {
+        const target = peerFd === null ? null : stream(peerFd);
+        if (target !== null) target.eof = true;
+      });
+      return 0;
+    },
+    close(fd) {
+      const d = fds.get(fd);
+      if (d === undefined) return -E.EBADF;
+      fds.delete(fd);
+      for (const direction of [READABLE, WRITABLE]) watches.delete(fd * 4 + direction);
+      if (d.kind === 'listener') {
+        ports.delete(d.port);
+        for (const pending of d.pending) fds.delete(pending);
+        return 0;
+      }
+      const peerFd = d.peer;
+      // Closing with unread data resets the connection, as TCP does.
+      const reset = d.buffered > 0;
+      if (peerFd !== null) {
+        deliver(() => {
+          const target = stream(peerFd);
+          if (target !== null) {
+            target.eof = true;
+            target.peer = null;
+            if (reset) target.reset = true;
+          }
+        });
+      }
+      return 0;
+    },
+    address(fd, peer) {
+      const d = fds.get(fd);
+      if (d === undefined) return -E.EBADF;
+      if (d.kind === 'listener') return peer ? -E.ENOTCONN : `4 ${LOCALHOST} ${d.port}`;
+      return `4 ${LOCALHOST} ${peer ? d.remotePort : d.localPort}`;
+    },
+    pipe() {
+      const r = newStream(0, 0, true);
+      const w = newStream(0, 0, true);
+      (fds.get(w) as Stream).peer = r;
+      return [r, w];
+    },
+  };
+
+  /** Level-triggered readiness of a watched descriptor. */
+  const ready = (fd: number, direction: Direction): boolean => {
+    const d = fds.get(fd);
+    if (d === undefined) return false;
+    if (d.kind === 'listener') return direction === READABLE && d.pending.length > 0;
+    if (direction === READABLE) return d.chunks.length > 0 || d.eof;
+    if (d.shut) return false;
+    const peer = d.peer === null ? null : stream(d.peer);
+    return peer === null || d.reset || peer.buffered < VIRTUAL_BUFFER_BYTES;
+  };
+
   return {
     name: 'virtual',
-    model: 'completion',
+    model: 'readiness',
     virtual: true,
+    sockets,
     now: () => nowNs,
     advanceClock(ms) {
       if (ms > 0) nowNs += Math.ceil(ms * 1e6);
@@ -149,48 +265,30 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
     attach(s) {
       sink = s;
     },
-    takeCompleted(max) {
-      return queue.take(max);
+    watch(fd, direction, token) {
+      if (!fds.has(fd)) return -E.EBADF;
+      watches.set(fd * 4 + direction, token);
+      if (ready(fd, direction)) sink?.wake();
+      return 0;
     },
-    complete(token) {
-      queue.push(token);
-      sink?.wake();
+    unwatch(fd, direction) {
+      watches.delete(fd * 4 + direction);
     },
-    listen({ port }, onSocket, done) {
-      const chosen = port === 0 ? freePort() : port;
-      if (listeners.has(chosen)) {
-        done(systemError('EADDRINUSE', `listen: port ${chosen} is in use on the virtual network`));
-        return;
+    takeReady(max) {
+      const out: number[] = [];
+      for (const [key, token] of watches) {
+        if (out.length === max) break;
+        if (ready(Math.floor(key / 4), (key % 4) as Direction)) out.push(token);
       }
-      listeners.set(chosen, onSocket);
-      const listener: CompletionListener = {
-        address: () => ({ host: LOCALHOST, port: chosen, family: 'IPv4' }),
-        close(closed) {
-          listeners.delete(chosen);
-          closed();
-        },
-      };
-      done(null, listener);
-    },
-    connect({ port }, done) {
-      const localPort = freePort();
-      // The handshake takes one trip each way.
-      schedule(latency, () => {
-        const accept = listeners.get(port);
-        if (accept === undefined) {
-          schedule(latency, () => done(systemError('ECONNREFUSED', `connect: nothing listens on port ${port}`)));
-          return;
-        }
-        const client = new MemorySocket(schedule, latency, localPort, port);
-        const server = new MemorySocket(schedule, latency, port, localPort);
-        client.peer = server;
-        server.peer = client;
-        accept(server);
-        schedule(latency, () => done(null, client));
-      });
+      // Level-triggered, as epoll: while anything is ready, look again next
+      // iteration (what the program did may or may not have consumed it).
+      if (out.length > 0) sink?.wake();
+      return Uint32Array.from(out);
     },
     close() {
-      listeners.clear();
+      fds.clear();
+      ports.clear();
+      watches.clear();
       sink = null;
     },
   };
