@@ -461,6 +461,7 @@ async function main() {
   const fired = inChild('fired');
   const cancelled = inChild('cancelled');
   const soon = inChild('soon');
+  const virt = inChild('virtual');
   const mem = inChild('memory');
   const bound = inChild('boundary');
   console.error('tcp echo...');
@@ -525,6 +526,12 @@ ${table(cancelled, 'wasmloop', { 'node setTimeout': 2, 'ts heap loop': 1 })}
 ## 3. ${N.toLocaleString('en')} \`callSoon\`, all run
 
 ${table(soon, 'wasmloop', { 'node setImmediate': 2, 'ts heap loop': 1 })}
+
+## 3b. Virtual time: ${VIRTUAL_N.toLocaleString('en')} timers spread over one virtual hour, all fired
+
+Scheduling plus running them all (\`loop.runAll()\` on the \`virtual\` backend, \`clock.runAll()\` for sinon), per timer; 9 alternating runs.
+
+${table(virt, 'wasmloop virtual', { 'sinon fake-timers': 5 })}
 
 ## 4. Memory per pending timer at ${N.toLocaleString('en')} pending
 
