@@ -10,7 +10,7 @@
 //! at the price of at most 12.5% unused memory.
 
 use core::arch::wasm32;
-use core::cell::UnsafeCell;
+use core::cell::{Cell, UnsafeCell};
 use core::ptr;
 use std::alloc::{GlobalAlloc, Layout};
 
@@ -22,6 +22,21 @@ const MIN_GROW_PAGES: usize = 4;
 /// Each grow adds at least `current / GROW_DIVISOR` pages.
 const GROW_DIVISOR: usize = 8;
 
+/// The most pages linear memory may grow to; 0 = no cap.
+struct MemoryCap(Cell<usize>);
+
+// SAFETY: one thread.
+unsafe impl Sync for MemoryCap {}
+
+static CAP: MemoryCap = MemoryCap(Cell::new(0));
+
+/// Caps linear memory at `bytes` (0: no cap). Allocations that would grow
+/// past it fail, and the core traps.
+pub fn set_memory_limit(bytes: u64) {
+    let pages = (bytes / PAGE as u64).min(usize::MAX as u64) as usize;
+    CAP.0.set(if bytes == 0 { 0 } else { pages.max(1) });
+}
+
 struct GeometricPages;
 
 // SAFETY: the regions returned come from `memory.grow`, are owned by no one
@@ -29,7 +44,15 @@ struct GeometricPages;
 unsafe impl Allocator for GeometricPages {
     fn alloc(&self, size: usize) -> (*mut u8, usize, u32) {
         let needed = size.div_ceil(PAGE);
-        let step = needed.max(wasm32::memory_size(0) / GROW_DIVISOR).max(MIN_GROW_PAGES);
+        let current = wasm32::memory_size(0);
+        let mut step = needed.max(current / GROW_DIVISOR).max(MIN_GROW_PAGES);
+        let cap = CAP.0.get();
+        if cap != 0 {
+            if current + needed > cap {
+                return (ptr::null_mut(), 0, 0);
+            }
+            step = step.min(cap - current);
+        }
         let (prev, pages) = match wasm32::memory_grow(0, step) {
             usize::MAX if step > needed => (wasm32::memory_grow(0, needed), needed),
             prev => (prev, step),

@@ -87,6 +87,10 @@ impl GuestEventLoop for LoopResource {
         self.0.borrow_mut().poll_timeout_ms()
     }
 
+    fn set_memory_limit(&self, bytes: u64) {
+        crate::alloc::set_memory_limit(bytes);
+    }
+
     fn stats(&self) -> LoopStats {
         let s = self.0.borrow().stats();
         LoopStats {

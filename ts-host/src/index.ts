@@ -73,9 +73,15 @@ export interface LoopOptions {
   replay?: Trace | string;
   /** Options of the `virtual` backend: `{ latencyMs }`, the in-memory network's one-way latency. */
   virtual?: VirtualOptions;
+  /**
+   * Caps the core's linear memory. A loop that needs more crashes: it
+   * closes, the operation and the run in progress fail with
+   * LoopCrashedError, and other loops go on. Default: no cap.
+   */
+  memoryLimitBytes?: number;
 }
 
-const OPTION_NAMES = new Set(['backend', 'debug', 'slowCallbackMs', 'record', 'replay', 'virtual']);
+const OPTION_NAMES = new Set(['backend', 'debug', 'slowCallbackMs', 'record', 'replay', 'virtual', 'memoryLimitBytes']);
 
 /** Creates an event loop on the chosen backend. */
 export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> {
@@ -87,7 +93,11 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
       throw new TypeError(`createLoop: unknown option '${key}' (known: ${[...OPTION_NAMES].join(', ')})`);
     }
   }
-  const { backend = 'auto', debug = false, slowCallbackMs = 100, record = false, replay, virtual } = options;
+  const { backend = 'auto', debug = false, slowCallbackMs = 100, record = false, replay, virtual, memoryLimitBytes = 0 } =
+    options;
+  if (typeof memoryLimitBytes !== 'number' || !Number.isSafeInteger(memoryLimitBytes) || memoryLimitBytes < 0) {
+    throw new RangeError(`createLoop: memoryLimitBytes must be a whole number of bytes >= 0, got ${describe(memoryLimitBytes)}`);
+  }
   if (virtual !== undefined && backend !== 'virtual') {
     throw new TypeError(`createLoop: the virtual option needs backend 'virtual' (got backend '${String(backend)}')`);
   }
@@ -127,7 +137,7 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
     const imports = EventLoop.hostImports(chosen, clockImport(chosen).now, () => loop);
     const instance = instantiateCore(await compileCore(), imports);
     const tracer = record || expected !== null ? new Tracer(chosen.name, expected) : null;
-    loop = new EventLoop(instance, chosen, { debug, slowCallbackMs, tracer });
+    loop = new EventLoop(instance, chosen, { debug, slowCallbackMs, tracer, memoryLimitBytes });
     return loop;
   } catch (error) {
     chosen.close();

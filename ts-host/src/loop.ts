@@ -140,6 +140,8 @@ export interface LoopStats {
 
 export interface LoopSettings {
   debug: boolean;
+  /** Caps the core's linear memory (bytes); 0 = no cap. */
+  memoryLimitBytes: number;
   slowCallbackMs: number;
   /** Records (or, with a trace to follow, replays) the callback order. */
   tracer: Tracer | null;
@@ -245,6 +247,7 @@ export class EventLoop {
     this.#debug = settings.debug;
     this.#slowCallbackMs = settings.slowCallbackMs;
     this.#tracer = settings.tracer;
+    if (settings.memoryLimitBytes > 0) instance.loop.setMemoryLimit(BigInt(settings.memoryLimitBytes));
     if (this.#tracer !== null) {
       if (this.#tracer.replaying) {
         (this.#virtual as VirtualBackend).advanceClockTo(this.#tracer.startTime);
@@ -273,6 +276,19 @@ export class EventLoop {
     if (epoch === null) {
       const core = this.#core;
       if (core === null) throw new LoopClosedError(operation);
+      try {
+        epoch = this.#readEpoch(core);
+      } catch (error) {
+        this.#coreFailed(error);
+      }
+      this.#epoch = epoch;
+    }
+    return epoch;
+  }
+
+  #readEpoch(core: CoreLoop): Epoch {
+    let epoch: Epoch;
+    {
       if (this.#inBatch) {
         epoch = { loop: this, time: core.time() };
       } else {
@@ -289,7 +305,6 @@ export class EventLoop {
         }
         queueMicrotask(this.#expireEpoch);
       }
-      this.#epoch = epoch;
     }
     return epoch;
   }
@@ -301,7 +316,12 @@ export class EventLoop {
     if (typeof callback !== 'function') throw notAFunction('callSoon', callback);
     const core = this.#core;
     if (core === null) throw new LoopClosedError('callSoon');
-    const id = core.callSoon();
+    let id: number;
+    try {
+      id = core.callSoon();
+    } catch (error) {
+      this.#coreFailed(error);
+    }
     const slot = id & SLOT_MASK;
     this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
     if (this.#tracer !== null) this.#tracer.scheduled(slot, 'callSoon', callback);
@@ -319,7 +339,12 @@ export class EventLoop {
     if (typeof delayMs !== 'number' || delayMs !== delayMs) throw badTime('callLater', 'delayMs', delayMs);
     if (typeof callback !== 'function') throw notAFunction('callLater', callback);
     const epoch = this.#currentEpoch('callLater');
-    const id = (this.#core as CoreLoop).callLater(delayMs);
+    let id: number;
+    try {
+      id = (this.#core as CoreLoop).callLater(delayMs);
+    } catch (error) {
+      this.#coreFailed(error);
+    }
     const slot = id & SLOT_MASK;
     this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
     if (this.#tracer !== null) this.#tracer.scheduled(slot, 'callLater', callback);
@@ -333,7 +358,12 @@ export class EventLoop {
     if (typeof callback !== 'function') throw notAFunction('callAt', callback);
     const core = this.#core;
     if (core === null) throw new LoopClosedError('callAt');
-    const id = core.callAt(whenMs);
+    let id: number;
+    try {
+      id = core.callAt(whenMs);
+    } catch (error) {
+      this.#coreFailed(error);
+    }
     const slot = id & SLOT_MASK;
     this.#store(slot, args.length === 0 && !this.#debug ? callback : this.#record(callback, args));
     if (this.#tracer !== null) this.#tracer.scheduled(slot, 'callAt', callback);
@@ -367,7 +397,14 @@ export class EventLoop {
   /** @internal Called by `Handle.cancel()`. */
   _cancel(slot: number, generation: number): void {
     const core = this.#core;
-    if (core !== null && core.cancel(slot, generation)) {
+    if (core === null) return;
+    let cancelled: boolean;
+    try {
+      cancelled = core.cancel(slot, generation);
+    } catch (error) {
+      this.#coreFailed(error);
+    }
+    if (cancelled) {
       // Drop the callback now; the core frees the slot itself.
       (this.#chunks[slot >>> CHUNK_BITS] as Array<Entry | undefined>)[slot & CHUNK_MASK] = undefined;
     }
@@ -534,15 +571,45 @@ export class EventLoop {
     }
   }
 
-  /** The core failed (a trap): close the loop and fail the run. */
-  #crash(cause: unknown): void {
-    const error = new LoopCrashedError(cause);
-    this.#stopping = true;
-    this.#finishRun(error);
+  /**
+   * The core trapped (a Wasm RuntimeError: out of memory, a broken
+   * invariant): the instance is unusable. Closes the loop without touching
+   * the core again, fails the run in progress, and returns the
+   * LoopCrashedError to throw. Other loops have their own instances and are
+   * unaffected.
+   */
+  #crash(cause: unknown): LoopCrashedError {
+    const error = cause instanceof LoopCrashedError ? cause : new LoopCrashedError(cause);
+    if (this.#core === null) return error;
     this.#core = null;
     this.#instance = null;
     this.#chunks = [];
-    this.#backendImpl.close();
+    this.#epoch = null;
+    for (const resource of [...this.#resources]) {
+      try {
+        resource.close();
+      } catch {
+        // Closing what is left must not hide the crash.
+      }
+    }
+    this.#resources.clear();
+    const backend = this.#backendImpl;
+    if (backend.model === 'readiness') {
+      for (const key of this.#fdWatches.keys()) backend.unwatch(Math.floor(key / 4), (key % 4) as Direction);
+    }
+    this.#fdWatches.clear();
+    backend.close();
+    if (this.#driver !== Driver.Idle) {
+      this.#stopping = true;
+      this.#finishRun(error);
+    }
+    return error;
+  }
+
+  /** Rethrows `error` from a core call: a trap crashes the loop. */
+  #coreFailed(error: unknown): never {
+    if (error instanceof WebAssembly.RuntimeError) throw this.#crash(error);
+    throw error;
   }
 
   /**
@@ -690,7 +757,12 @@ export class EventLoop {
   /** @internal A persistent callback run whenever the backend reports its token. */
   _watch(callback: () => void): IoToken {
     const core = this.#liveCore('watch');
-    const id = core.watch();
+    let id: number;
+    try {
+      id = core.watch();
+    } catch (error) {
+      this.#coreFailed(error);
+    }
     const slot = id & SLOT_MASK;
     this.#store(slot, new CallRecord(callback, NO_ARGS, this.#debug ? scheduledAt() : undefined, true));
     if (this.#tracer !== null) this.#tracer.scheduled(slot, 'watch', callback);
@@ -700,7 +772,12 @@ export class EventLoop {
   /** @internal A one-shot callback run when the backend reports its token completed. */
   _expect(callback: () => void): IoToken {
     const core = this.#liveCore('expect');
-    const id = core.expect();
+    let id: number;
+    try {
+      id = core.expect();
+    } catch (error) {
+      this.#coreFailed(error);
+    }
     const slot = id & SLOT_MASK;
     this.#store(slot, this.#debug ? this.#record(callback, NO_ARGS) : callback);
     if (this.#tracer !== null) this.#tracer.scheduled(slot, 'expect', callback);
@@ -785,7 +862,12 @@ export class EventLoop {
       this.#store(existing.token.slot, record);
       return;
     }
-    const id = (this.#core as CoreLoop).watch();
+    let id: number;
+    try {
+      id = (this.#core as CoreLoop).watch();
+    } catch (error) {
+      this.#coreFailed(error);
+    }
     const slot = id & SLOT_MASK;
     const token = { slot, generation: (id - slot) / SLOT_SPACE };
     if (this.#tracer !== null) this.#tracer.scheduled(slot, 'watch', callback);
@@ -924,7 +1006,12 @@ export class EventLoop {
    */
   runUntilIdle(options: { limit?: number } = {}): number {
     this.#manual('runUntilIdle');
-    return this.#drainNow('runUntilIdle', checkLimit('runUntilIdle', options), 0);
+    const limit = checkLimit('runUntilIdle', options);
+    try {
+      return this.#drainNow('runUntilIdle', limit, 0);
+    } catch (error) {
+      this.#coreFailed(error);
+    }
   }
 
   /**
@@ -938,7 +1025,11 @@ export class EventLoop {
       throw new RangeError(`advance: ms must be a finite number >= 0 (time only moves forward), got ${describe(ms)}`);
     }
     const limit = checkLimit('advance', options);
-    return this.#jump('advance', virtual, limit, virtual.now() + Math.ceil(ms * 1e6));
+    try {
+      return this.#jump('advance', virtual, limit, virtual.now() + Math.ceil(ms * 1e6));
+    } catch (error) {
+      this.#coreFailed(error);
+    }
   }
 
   /**
@@ -949,7 +1040,12 @@ export class EventLoop {
    */
   runAll(options: { limit?: number } = {}): number {
     const virtual = this.#manual('runAll');
-    return this.#jump('runAll', virtual, checkLimit('runAll', options), Infinity);
+    const limit = checkLimit('runAll', options);
+    try {
+      return this.#jump('runAll', virtual, limit, Infinity);
+    } catch (error) {
+      this.#coreFailed(error);
+    }
   }
 
   /** Runs what is due, jumping from deadline to deadline up to `target` (ns). */
@@ -1043,7 +1139,12 @@ export class EventLoop {
   stats(): LoopStats {
     const core = this.#core;
     if (core === null) throw new LoopClosedError('stats');
-    const s = core.stats();
+    let s: ReturnType<CoreLoop['stats']>;
+    try {
+      s = core.stats();
+    } catch (error) {
+      this.#coreFailed(error);
+    }
     return {
       iterations: Number(s.iterations),
       callbacksRun: this.#callbacksRun,
