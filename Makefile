@@ -23,7 +23,7 @@ RUST_SOURCES := $(shell find rust-core/src -name '*.rs') rust-core/Cargo.toml
 WIT_SOURCES  := $(wildcard wit/*.wit)
 TS_SOURCES   := $(shell find ts-host/src -name '*.ts' -not -path '*/generated/*') ts-host/tsconfig.json
 
-.PHONY: all deps test test-rust test-js test-pack demo bench clean
+.PHONY: all deps test test-rust test-js test-pack test-stress stress demo bench clean
 
 all: $(DIST)
 
@@ -78,13 +78,20 @@ $(DIST): $(GENERATED) $(TS_SOURCES) ts-host/native/selector.c
 
 # ---------------------------------------------------------------- checks
 
-test: test-rust test-js test-pack
+test: test-rust test-js test-pack test-stress
 
 test-rust: $(STAMPS)/apt
 	cd rust-core && cargo test --quiet
 
 test-js: $(DIST)
 	node --expose-gc node_modules/uvu/bin.js test '\.test\.mjs$$'
+
+# 10 million pending timers and 100 million schedule/cancel pairs (about 15 s).
+test-stress: $(DIST)
+	node --expose-gc bench/stress.mjs
+
+stress: $(DIST)
+	node --expose-gc bench/stress.mjs --results bench/RESULTS.md
 
 test-pack: $(DIST)
 	node node_modules/uvu/bin.js test/pack '\.check\.mjs$$'
