@@ -23,7 +23,7 @@ RUST_SOURCES := $(shell find rust-core/src -name '*.rs') rust-core/Cargo.toml
 WIT_SOURCES  := $(wildcard wit/*.wit)
 TS_SOURCES   := $(shell find ts-host/src -name '*.ts' -not -path '*/generated/*') ts-host/tsconfig.json
 
-.PHONY: all deps test test-rust test-js test-pack test-stress stress demo bench clean
+.PHONY: all deps test test-rust test-js test-pack test-stress stress soak fuzz proptest-long demo bench clean
 
 all: $(DIST)
 
@@ -92,6 +92,25 @@ test-stress: $(DIST)
 
 stress: $(DIST)
 	node --expose-gc bench/stress.mjs --results bench/RESULTS.md
+
+# A TCP echo load on each backend for a minute: bytes checked, memory sampled.
+soak: $(DIST)
+	node bench/soak.mjs --results bench/RESULTS.md
+
+# libFuzzer over the core's host-facing inputs, for FUZZ_SECONDS (default 60).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@mkdir -p build rust-core/fuzz/corpus/core_ops
+	cd rust-core/fuzz && cargo +nightly fuzz run core_ops corpus/core_ops regressions -- -max_total_time=$(FUZZ_SECONDS) -max_len=1024 2>&1 \
+	  | tee ../../build/fuzz.log | grep -E "^(Done|==[0-9]+==|SUMMARY)" || true
+	@grep -q "Done [0-9]* runs" build/fuzz.log || { echo "fuzz: the run did not complete, see build/fuzz.log (a crash is saved in rust-core/fuzz/artifacts: copy it to rust-core/fuzz/regressions once fixed)"; exit 1; }
+	@printf '\n## Fuzzing (`make fuzz`, %s)\n\n- libFuzzer over the core'"'"'s host-facing inputs (rust-core/src/fuzzing.rs): %s, no crash, no broken invariant; %s inputs in the working corpus.\n' \
+	  "$$(date -u +%Y-%m-%d)" "$$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' build/fuzz.log | tail -1)" "$$(ls rust-core/fuzz/corpus/core_ops | wc -l)" >> bench/RESULTS.md
+
+# More model-based property tests than make test runs.
+proptest-long:
+	cd rust-core && PROPTEST_CASES=5000 cargo test --release --test model -- --nocapture
 
 test-pack: $(DIST)
 	node node_modules/uvu/bin.js test/pack '\.check\.mjs$$'

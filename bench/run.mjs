@@ -562,8 +562,20 @@ ${tcpSections}
 - Core component: ${componentBytes.toLocaleString('en')} bytes (${fmt(componentBytes / 1024)} KiB; target at most 64 KiB: ${componentBytes <= 64 * 1024 ? 'met' : '**not met**'}).
 - Cold process, median of ${RUNS} (min–max): importing wasmloop ${fmt(cold.importMs.median, 2)} ms (${fmt(cold.importMs.min, 2)}–${fmt(cold.importMs.max, 2)}); first \`createLoop()\` (compiles the core) ${fmt(cold.firstLoopMs.median, 2)} ms (${fmt(cold.firstLoopMs.min, 2)}–${fmt(cold.firstLoopMs.max, 2)}); each later \`createLoop()\` ${fmt(cold.nextLoopMs.median, 2)} ms (${fmt(cold.nextLoopMs.min, 2)}–${fmt(cold.nextLoopMs.max, 2)}).
 `;
-  writeFileSync(OUT, report);
-  console.log(report);
+  // Sections other targets append (stress, soak, fuzzing) are kept.
+  let kept = '';
+  try {
+    const previous = readFileSync(OUT, 'utf8');
+    kept = previous
+      .split(/\n(?=## )/)
+      .filter((section) => /^## (Stress|Soak|Fuzzing)/.test(section))
+      .map((section) => `\n${section.trimEnd()}\n`)
+      .join('');
+  } catch {
+    // No earlier results.
+  }
+  writeFileSync(OUT, report + kept);
+  console.log(report + kept);
 }
 
 await main();

@@ -3,6 +3,8 @@
 //! logic is in the modules, and `cargo test` runs it natively.
 
 pub mod event_loop;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fuzzing;
 pub mod handles;
 pub mod time;
 

@@ -1,0 +1,89 @@
+// Soak: a TCP echo load on each backend for a bounded time (default one
+// minute each): the C client checks every byte comes back in order, and the
+// server's memory is sampled to show it stays flat after warm-up. Exits
+// non-zero on lost or reordered bytes or growing memory.
+//
+//   node bench/soak.mjs [--seconds S] [--results FILE]
+import { execFileSync, spawn } from 'node:child_process';
+import { appendFileSync, mkdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const args = process.argv.slice(2);
+const option = (name, fallback) => {
+  const i = args.indexOf(name);
+  return i === -1 ? fallback : args[i + 1];
+};
+const SECONDS = Number(option('--seconds', 60));
+const RESULTS = option('--results', null);
+const CLIENT = `${here}../build/echo-client`;
+const CHUNK = 5;
+const WARM_UP_CHUNKS = 2;
+/** Growth allowed after warm-up: a slab or a GC high-water mark, not a leak. */
+const SLACK_BYTES = 24 * 1024 * 1024;
+
+mkdirSync(`${here}../build`, { recursive: true });
+execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', CLIENT, `${here}tcp/echo-client.c`]);
+
+const rss = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+
+async function soak(backend, port) {
+  const server = spawn(process.execPath, [`${here}tcp/wasmloop-echo.mjs`, backend, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise((resolve, reject) => {
+    server.stdout.on('data', (d) => String(d).includes('ready') && resolve());
+    server.on('exit', (code) => reject(new Error(`${backend} server exited with ${code}`)));
+  });
+  const samples = [];
+  let rounds = 0;
+  let bytes = 0;
+  let bad = 0;
+  const chunks = Math.max(WARM_UP_CHUNKS + 2, Math.round(SECONDS / CHUNK));
+  for (let c = 0; c < chunks; c++) {
+    // Alternate small and large messages on 50 connections.
+    const size = c % 2 === 0 ? 64 : 16 * 1024;
+    const out = JSON.parse(execFileSync(CLIENT, ['127.0.0.1', String(port), '50', String(size), String(CHUNK)], { encoding: 'utf8' }));
+    rounds += out.rounds;
+    bytes += out.rounds * size * 2;
+    bad += out.badBytes;
+    samples.push(rss(server.pid));
+  }
+  server.kill('SIGTERM');
+  const afterWarmUp = samples.slice(WARM_UP_CHUNKS);
+  const growth = Math.max(...afterWarmUp) - afterWarmUp[0];
+  return { backend, seconds: chunks * CHUNK, rounds, bytes, bad, samples, growth };
+}
+
+const results = [];
+let port = 21_000 + Math.floor(Math.random() * 1000);
+for (const backend of ['selector', 'completion']) {
+  const r = await soak(backend, ++port);
+  results.push(r);
+  const mib = (x) => (x / 2 ** 20).toFixed(1);
+  console.log(
+    `soak ${backend}: ${r.seconds} s, ${r.rounds.toLocaleString('en')} round trips, ${mib(r.bytes)} MiB echoed, ` +
+      `${r.bad} bad bytes; server RSS ${r.samples.map(mib).join(' ')} MiB (growth after warm-up ${mib(r.growth)} MiB)`,
+  );
+}
+let failed = false;
+for (const r of results) {
+  if (r.bad !== 0) {
+    console.error(`soak: FAILED: ${r.backend} echoed ${r.bad} wrong bytes`);
+    failed = true;
+  }
+  if (r.growth > SLACK_BYTES) {
+    console.error(`soak: FAILED: ${r.backend} grew ${r.growth} bytes after warm-up`);
+    failed = true;
+  }
+}
+if (RESULTS !== null) {
+  const lines = results.map(
+    (r) =>
+      `- \`${r.backend}\`: ${r.seconds} s of 50 connections (64-byte and 16 KiB messages, alternating every ${CHUNK} s): ` +
+      `${r.rounds.toLocaleString('en')} round trips, ${(r.bytes / 2 ** 20).toFixed(0)} MiB echoed, ${r.bad} bytes lost or reordered; ` +
+      `server RSS every ${CHUNK} s (MiB): ${r.samples.map((x) => (x / 2 ** 20).toFixed(0)).join(', ')}; growth after warm-up ${(r.growth / 2 ** 20).toFixed(1)} MiB.`,
+  );
+  appendFileSync(RESULTS, `\n## Soak (\`make soak\`, ${new Date().toISOString().slice(0, 10)})\n\n${lines.join('\n')}\n`);
+}
+process.exit(failed ? 1 : 0);
