@@ -75,6 +75,7 @@ $(DIST): $(GENERATED) $(TS_SOURCES) ts-host/native/selector.c
 	@mkdir -p ts-host/dist/native
 	@test -f $(NODE_HEADERS)/node_api.h || { echo "Node's headers ($(NODE_HEADERS)/node_api.h) are missing: the native selector cannot be built"; exit 1; }
 	cc -O2 -Wall -Wextra -Werror -fPIC -shared -I$(NODE_HEADERS) -o $(ADDON) ts-host/native/selector.c
+	chmod +x ts-host/dist/cli.js
 
 # ---------------------------------------------------------------- checks
 
@@ -105,8 +106,9 @@ fuzz:
 	cd rust-core/fuzz && cargo +nightly fuzz run core_ops corpus/core_ops regressions -- -max_total_time=$(FUZZ_SECONDS) -max_len=1024 2>&1 \
 	  | tee ../../build/fuzz.log | grep -E "^(Done|==[0-9]+==|SUMMARY)" || true
 	@grep -q "Done [0-9]* runs" build/fuzz.log || { echo "fuzz: the run did not complete, see build/fuzz.log (a crash is saved in rust-core/fuzz/artifacts: copy it to rust-core/fuzz/regressions once fixed)"; exit 1; }
-	@printf '\n## Fuzzing (`make fuzz`, %s)\n\n- libFuzzer over the core'"'"'s host-facing inputs (rust-core/src/fuzzing.rs): %s, no crash, no broken invariant; %s inputs in the working corpus.\n' \
-	  "$$(date -u +%Y-%m-%d)" "$$(grep -o 'Done [0-9]* runs in [0-9]* second(s)' build/fuzz.log | tail -1)" "$$(ls rust-core/fuzz/corpus/core_ops | wc -l)" >> bench/RESULTS.md
+	@printf '(`make fuzz`, %s)\n\n- libFuzzer over the core'"'"'s host-facing inputs (rust-core/src/fuzzing.rs): %s runs in %s s, no crash, no broken invariant; %s inputs in the working corpus.\n' \
+	  "$$(date -u +%Y-%m-%d)" "$$(grep -o 'Done [0-9]* runs' build/fuzz.log | tail -1 | grep -o '[0-9]*')" "$$(grep -o 'runs in [0-9]* second' build/fuzz.log | tail -1 | grep -o '[0-9]*')" \
+	  "$$(ls rust-core/fuzz/corpus/core_ops | wc -l)" | node bench/results-section.mjs bench/RESULTS.md Fuzzing
 
 # More model-based property tests than make test runs.
 proptest-long:

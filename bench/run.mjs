@@ -450,6 +450,67 @@ function inChild(name) {
   return JSON.parse(out);
 }
 
+/**
+ * The results as one SVG bar chart: for each benchmark and peer, how many
+ * times faster wasmloop was (peer time / wasmloop time, or wasmloop
+ * throughput / peer throughput for TCP). 1x is a tie; targets are marked.
+ */
+function chart(fired, cancelled, soon, virt, tcp) {
+  const rows = [];
+  const timed = (title, result, ours, targets) => {
+    for (const [who, s] of Object.entries(result)) {
+      if (who === ours) continue;
+      rows.push({ label: `${title}: vs ${who}`, ratio: s.median / result[ours].median, target: targets[who] });
+    }
+  };
+  timed('1M timers fired', fired, 'wasmloop', { 'node setTimeout': 3, 'ts heap loop': 1 });
+  timed('1M timers cancelled', cancelled, 'wasmloop', { 'node setTimeout': 2, 'ts heap loop': 1 });
+  timed('1M callSoon', soon, 'wasmloop', { 'node setImmediate': 2, 'ts heap loop': 1 });
+  timed('virtual hour', virt, 'wasmloop virtual', { 'sinon fake-timers': 5 });
+  for (const row of tcp) {
+    const name = `TCP ${row.connections}x${row.bytes >= 1024 ? `${row.bytes / 1024}KiB` : `${row.bytes}B`}`;
+    for (const ours of ['wasmloop selector', 'wasmloop completion']) {
+      for (const peer of ['node net', 'uvloop', 'asyncio']) {
+        rows.push({
+          label: `${name} ${ours.replace('wasmloop ', '')}: vs ${peer}`,
+          ratio: row.servers[ours].roundTrips / row.servers[peer].roundTrips,
+          target: peer === 'node net' ? 0.9 : peer === 'uvloop' ? 1 : undefined,
+        });
+      }
+    }
+  }
+  const left = 330;
+  const width = 900;
+  const barH = 16;
+  const gap = 6;
+  const top = 40;
+  const max = Math.max(2, ...rows.map((r) => Math.max(r.ratio, r.target ?? 0))) * 1.05;
+  const x = (v) => left + (v / max) * (width - left - 60);
+  const height = top + rows.length * (barH + gap) + 30;
+  const esc = (t) => t.replace(/&/g, '&amp;').replace(/</g, '&lt;');
+  const bars = rows
+    .map((r, i) => {
+      const y = top + i * (barH + gap);
+      const ok = r.target === undefined || r.ratio >= r.target;
+      const fill = r.ratio >= 1 ? (ok ? '#2f855a' : '#d69e2e') : ok ? '#d69e2e' : '#c53030';
+      const mark = r.target === undefined ? '' : `<line x1="${x(r.target)}" y1="${y - 2}" x2="${x(r.target)}" y2="${y + barH + 2}" stroke="#1a202c" stroke-width="2"/>`;
+      return (
+        `<text x="${left - 8}" y="${y + barH - 4}" text-anchor="end" font-size="12">${esc(r.label)}</text>` +
+        `<rect x="${left}" y="${y}" width="${Math.max(1, x(r.ratio) - left)}" height="${barH}" fill="${fill}"/>` +
+        `<text x="${x(r.ratio) + 4}" y="${y + barH - 4}" font-size="11">${r.ratio.toFixed(2)}x</text>${mark}`
+      );
+    })
+    .join('\n');
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">
+<rect width="100%" height="100%" fill="white"/>
+<text x="10" y="22" font-size="15" font-weight="bold">wasmloop against its peers: how many times faster (higher is better; black marks: targets)</text>
+<line x1="${x(1)}" y1="${top - 6}" x2="${x(1)}" y2="${height - 24}" stroke="#718096" stroke-dasharray="4 3"/>
+<text x="${x(1)}" y="${height - 10}" font-size="11" text-anchor="middle">1x (a tie)</text>
+${bars}
+</svg>
+`;
+}
+
 async function main() {
   const only = option('--only', null);
   if (only !== null) {
@@ -511,7 +572,7 @@ ${lines.join('\n')}`;
 Machine: ${machine()}
 Date: ${started.toISOString().slice(0, 10)} (${started.toISOString()})
 Command: \`make bench\` (\`node --expose-gc bench/run.mjs\`), N = ${N.toLocaleString('en')}, ${RUNS} alternating runs per contender, full GC before each timed run, every contender validated before timing, one shared callback per benchmark. Each benchmark runs in a fresh process of its own, its contenders side by side in that process.
-Ratios are peer time / wasmloop time from the same run (higher is better for wasmloop).
+Ratios are peer time / wasmloop time from the same run (higher is better for wasmloop). The same ratios, as a chart: [results.svg](results.svg).
 
 ## 1. ${N.toLocaleString('en')} \`callLater\` with delays spread over 1..${SPREAD_MS} ms, all fired
 
@@ -562,6 +623,7 @@ ${tcpSections}
 - Core component: ${componentBytes.toLocaleString('en')} bytes (${fmt(componentBytes / 1024)} KiB; target at most 64 KiB: ${componentBytes <= 64 * 1024 ? 'met' : '**not met**'}).
 - Cold process, median of ${RUNS} (min–max): importing wasmloop ${fmt(cold.importMs.median, 2)} ms (${fmt(cold.importMs.min, 2)}–${fmt(cold.importMs.max, 2)}); first \`createLoop()\` (compiles the core) ${fmt(cold.firstLoopMs.median, 2)} ms (${fmt(cold.firstLoopMs.min, 2)}–${fmt(cold.firstLoopMs.max, 2)}); each later \`createLoop()\` ${fmt(cold.nextLoopMs.median, 2)} ms (${fmt(cold.nextLoopMs.min, 2)}–${fmt(cold.nextLoopMs.max, 2)}).
 `;
+  writeFileSync(new URL('./results.svg', import.meta.url), chart(fired, cancelled, soon, virt, tcp));
   // Sections other targets append (stress, soak, fuzzing) are kept.
   let kept = '';
   try {

@@ -4,7 +4,7 @@
 // appends them as a Markdown section).
 //
 //   node --expose-gc bench/stress.mjs [--timers N] [--churn N] [--results FILE]
-import { appendFileSync } from 'node:fs';
+import { putSection } from './results-section.mjs';
 import { createLoop } from '../ts-host/dist/index.js';
 
 const args = process.argv.slice(2);
@@ -114,9 +114,10 @@ console.log(
     `${b.lives.toLocaleString('en')} live timers among stale handles, all ${b.liveFired.toLocaleString('en')} fired`,
 );
 if (RESULTS !== null) {
-  appendFileSync(
+  putSection(
     RESULTS,
-    `\n## Stress (\`make stress\`, ${new Date().toISOString().slice(0, 10)})\n\n` +
+    'Stress',
+    `(\`make stress\`, ${new Date().toISOString().slice(0, 10)})\n\n` +
       `- ${a.timers.toLocaleString('en')} pending timers: ${a.perTimer.toFixed(1)} bytes per timer (Wasm memory + the loop's JS tables); ` +
       `all ${a.fired.toLocaleString('en')} fired, and ${a.cancelled.toLocaleString('en')} more were cancelled and never ran; none early, none lost; ${a.totalMs.toFixed(0)} ms in all.\n` +
       `- ${b.pairs.toLocaleString('en')} schedule/cancel pairs with slot reuse in ${b.ms.toFixed(0)} ms; ${b.slots.toLocaleString('en')} slots ever allocated; ` +

@@ -1,64 +1,64 @@
-// `make demo`: the loop doing real work, and what happened.
+// `make demo`: `wasmloop run` serving the example echo server on the `auto`
+// backend, a client driving it for a few seconds, then the server's stats.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createLoop } from '../ts-host/dist/index.js';
 
-const loop = await createLoop({ backend: 'auto' });
-console.log(`wasmloop demo: backend '${loop.backend}', loop time ${loop.time().toFixed(3)} ms`);
+const root = fileURLToPath(new URL('..', import.meta.url));
+const SECONDS = Number(process.argv[2] ?? 3);
+const CONNECTIONS = 20;
 
-// 1. 20,000 timers spread over 1..100 ms: did they fire in order, and how
-//    late after their deadline?
-const N = 20_000;
-const lateness = new Float64Array(N);
-const handles = new Array(N);
-let fired = 0;
-let order = true;
-let lastWhen = -Infinity;
-const onTimer = (i) => {
-  const when = handles[i].when();
-  if (when < lastWhen) order = false;
-  lastWhen = when;
-  lateness[fired++] = loop.time() - when;
-};
-const start = performance.now();
-for (let i = 0; i < N; i++) handles[i] = loop.callLater(1 + ((i * 7919) % 100), onTimer, i);
-
-// 2. A quarter of another batch of timers is cancelled before it fires.
-let cancelledRan = 0;
-const doomed = [];
-for (let i = 0; i < 40_000; i++) doomed.push(loop.callLater(20 + (i % 30), () => cancelledRan++));
-for (let i = 0; i < doomed.length; i += 4) doomed[i].cancel();
-
-// 3. Concurrent async tasks, each sleeping on the loop.
-const tasks = Array.from({ length: 5 }, async (_, t) => {
-  let steps = 0;
-  for (let k = 0; k < 10; k++) {
-    await loop.sleep(3 + t);
-    steps++;
-  }
-  return steps;
+console.log('$ wasmloop run ./examples/echo-server.mjs:main --backend auto --port 0 --stats');
+const server = spawn(
+  process.execPath,
+  [`${root}ts-host/dist/cli.js`, 'run', './examples/echo-server.mjs:main', '--backend', 'auto', '--port', '0', '--stats'],
+  { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+);
+let serverOut = '';
+server.stdout.on('data', (d) => (serverOut += d));
+const port = await new Promise((resolve, reject) => {
+  server.stdout.on('data', () => {
+    const m = /listening on [\d.]+:(\d+)/.exec(serverOut);
+    if (m) resolve(Number(m[1]));
+  });
+  server.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
 });
+process.stdout.write(serverOut);
 
-// 4. A callback that throws does not stop anything.
-const errors = [];
-loop.setExceptionHandler((_, context) => errors.push(context.message));
-loop.callLater(5, function brokenCallback() {
-  throw new Error('demo failure');
+// The client: its own loop, CONNECTIONS connections in ping-pong.
+const loop = await createLoop();
+const latencies = [];
+let bytes = 0;
+let wrong = 0;
+await loop.runUntilComplete(async () => {
+  const end = loop.time() + SECONDS * 1000;
+  await Promise.all(
+    Array.from({ length: CONNECTIONS }, async (_, c) => {
+      const conn = await loop.createConnection({ port });
+      for (let i = 0; loop.time() < end; i++) {
+        const message = `connection ${c} message ${i} ${'x'.repeat((i * 37) % 200)}`;
+        const t0 = performance.now();
+        await conn.write(message);
+        let got = '';
+        while (got.length < message.length) got += new TextDecoder().decode(await conn.read());
+        latencies.push(performance.now() - t0);
+        if (got !== message) wrong++;
+        bytes += message.length * 2;
+      }
+      conn.close();
+    }),
+  );
 });
-
-const steps = await loop.runUntilComplete(async () => {
-  const done = await Promise.all(tasks);
-  await loop.sleep(110);
-  return done.reduce((a, b) => a + b, 0);
-});
-const wall = performance.now() - start;
-
-const sorted = Array.from(lateness).sort((a, b) => a - b);
-const pct = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))].toFixed(3);
-const s = loop.stats();
-console.log(`timers: ${fired.toLocaleString('en')} of ${N.toLocaleString('en')} fired, in deadline order: ${order}`);
-console.log(`  lateness after the deadline (ms): min ${pct(0)}  p50 ${pct(0.5)}  p99 ${pct(0.99)}  max ${pct(1)}  (never early: ${sorted[0] >= 0})`);
-console.log(`cancelled timers: ${doomed.filter((h) => h.cancelled()).length.toLocaleString('en')} cancelled, ${cancelledRan.toLocaleString('en')} of the other ${(doomed.length * 3 / 4).toLocaleString('en')} ran`);
-console.log(`async tasks: ${steps} sleeps completed across 5 tasks`);
-console.log(`exceptions reported to the handler: ${errors.length} (${errors[0]})`);
-console.log(`loop: ${s.iterations.toLocaleString('en')} iterations, ${s.callbacksRun.toLocaleString('en')} callbacks run, ${s.timersPending} timers pending, Wasm memory ${(s.wasmMemoryBytes / 2 ** 20).toFixed(1)} MiB`);
-console.log(`wall time ${wall.toFixed(1)} ms`);
 await loop.close();
+latencies.sort((a, b) => a - b);
+const pct = (p) => `${(latencies[Math.floor(p * (latencies.length - 1))] * 1000).toFixed(0)} µs`;
+console.log(
+  `client: ${CONNECTIONS} connections for ${SECONDS} s: ${latencies.length.toLocaleString('en')} round trips ` +
+    `(${Math.round(latencies.length / SECONDS).toLocaleString('en')}/s), ${(bytes / 2 ** 20).toFixed(1)} MiB echoed, ` +
+    `${wrong} wrong replies; latency p50 ${pct(0.5)}, p99 ${pct(0.99)}`,
+);
+
+server.kill('SIGTERM');
+await new Promise((resolve) => server.on('exit', resolve));
+process.stdout.write(serverOut.slice(serverOut.indexOf('wasmloop stats')));
+if (wrong > 0) process.exit(1);

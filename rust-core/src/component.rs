@@ -102,6 +102,10 @@ impl GuestEventLoop for LoopResource {
             completions_pending: s.completions_pending,
             slots_allocated: s.slots_allocated,
             table_bytes: s.table_bytes,
+            lag_samples: s.lag_samples,
+            lag_p50: s.lag_p50,
+            lag_p99: s.lag_p99,
+            lag_max: s.lag_max,
         }
     }
 }

@@ -21,6 +21,7 @@
 //! earliest deadline otherwise, or -1 if nothing could ever become ready.
 
 use crate::handles::{Slots, State, GENERATION_LIMIT, MAX_SLOTS};
+use crate::time::lag::LagHistogram;
 use crate::time::wheel::TimerWheel;
 use crate::time::{deadline_after, deadline_at, to_millis, Nanos, NEVER};
 
@@ -49,6 +50,12 @@ pub struct Stats {
     pub completions_pending: u32,
     pub slots_allocated: u32,
     pub table_bytes: u64,
+    /// Timers that ran, and how late (ns after their deadline, at the start
+    /// of the iteration that ran them): median, 99th percentile, maximum.
+    pub lag_samples: u64,
+    pub lag_p50: u64,
+    pub lag_p99: u64,
+    pub lag_max: u64,
 }
 
 /// Returned by [`EventLoop::poll_timeout_ms`] when no timer or callback
@@ -77,6 +84,7 @@ pub struct EventLoop<H: Host> {
     /// Expected I/O completions not yet reported (`Awaiting`).
     awaiting: u32,
     iterations: u64,
+    lag: LagHistogram,
 }
 
 impl<H: Host> EventLoop<H> {
@@ -96,6 +104,7 @@ impl<H: Host> EventLoop<H> {
             watchers: 0,
             awaiting: 0,
             iterations: 0,
+            lag: LagHistogram::default(),
         }
     }
 
@@ -266,7 +275,7 @@ impl<H: Host> EventLoop<H> {
                 true
             }
         });
-        self.timers.expire(&mut self.slots, self.now, &mut self.batch);
+        self.timers.expire(&mut self.slots, self.now, &mut self.batch, &mut self.lag);
 
         // 3. I/O tokens, readiness then completions.
         if self.watchers > 0 {
@@ -329,6 +338,10 @@ impl<H: Host> EventLoop<H> {
             table_bytes: (self.slots.bytes()
                 + self.timers.bytes()
                 + (self.ready.capacity() + self.batch.capacity()) * 4) as u64,
+            lag_samples: self.lag.samples(),
+            lag_p50: self.lag.percentile(0.5),
+            lag_p99: self.lag.percentile(0.99),
+            lag_max: self.lag.max(),
         }
     }
 }
@@ -554,5 +567,18 @@ mod tests {
         l.run_once();
         let (again, _) = split(l.call_soon());
         assert_eq!(again, w, "the slot was freed and reused");
+    }
+
+    #[test]
+    fn lag_is_how_late_timers_run() {
+        let mut l = new_loop();
+        l.call_later(10.0);
+        l.call_later(10.0);
+        advance(&mut l, 13);
+        l.run_once();
+        let s = l.stats();
+        assert_eq!(s.lag_samples, 2);
+        assert_eq!(s.lag_max, 3 * MS);
+        assert!(s.lag_p50 >= 3 * MS - MS / 4 && s.lag_p50 <= 3 * MS, "p50 {}", s.lag_p50);
     }
 }

@@ -144,10 +144,17 @@ static int get_bytes(napi_env env, napi_value array, napi_value offset, napi_val
 
 /* ---------------------------------------------------------- system calls */
 
-/* listen(host, port, backlog) -> fd | -errno */
+/* listen(host, port, backlog, reusePort?) -> fd | -errno */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  if (get_args(env, info, 3, argv)) return NULL;
+  napi_value argv[4];
+  size_t argc = 4;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc < 3) {
+    napi_throw_type_error(env, NULL, "wasmloop selector: missing arguments");
+    return NULL;
+  }
+  bool reuse_port = false;
+  if (argc >= 4) napi_get_value_bool(env, argv[3], &reuse_port);
   int32_t port, backlog;
   if (get_i32(env, argv[1], &port) || get_i32(env, argv[2], &backlog)) return NULL;
   struct sockaddr_storage sa;
@@ -158,6 +165,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   if (fd < 0) return int_value(env, -errno);
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, backlog) < 0) {
     int err = errno;
     close(fd);

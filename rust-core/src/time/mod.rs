@@ -6,6 +6,7 @@
 //! float rounding. Conversions round delays *up*, so a timer never fires
 //! before `time() + delay`, and saturate instead of overflowing.
 
+pub mod lag;
 pub mod wheel;
 
 /// An instant or a duration in nanoseconds on the host clock's scale.

@@ -48,6 +48,7 @@
 use std::collections::VecDeque;
 
 use super::{Nanos, NEVER};
+use super::lag::LagHistogram;
 use crate::handles::{Slots, State};
 
 /// log2 of the tick length in nanoseconds.
@@ -330,7 +331,7 @@ impl TimerWheel {
 
     /// Moves every timer due at `now` into `out` (state `Running`), in
     /// (deadline, sequence) order, freeing the tombstones it meets.
-    pub fn expire(&mut self, slots: &mut Slots, now: Nanos, out: &mut Vec<u32>) {
+    pub fn expire(&mut self, slots: &mut Slots, now: Nanos, out: &mut Vec<u32>, lag: &mut LagHistogram) {
         let now_tick = tick_of(now);
         loop {
             // Near entries are all earlier than anything in the buckets.
@@ -338,7 +339,7 @@ impl TimerWheel {
                 if e.deadline > now {
                     break;
                 }
-                let slot = e.slot;
+                let (slot, deadline) = (e.slot, e.deadline);
                 self.near.pop();
                 if slots.state(slot) == State::Tombstone {
                     slots.free(slot);
@@ -347,6 +348,7 @@ impl TimerWheel {
                     debug_assert_eq!(slots.state(slot), State::Timer, "slot {slot} in the near queue");
                     slots.set_state(slot, State::Running);
                     out.push(slot);
+                    lag.record(now - deadline);
                     self.live -= 1;
                 }
             }
@@ -365,7 +367,7 @@ impl TimerWheel {
             self.earliest[b] = NEVER;
             self.elapsed = start;
             if level == 0 {
-                self.drain(slots, &bucket, now, out);
+                self.drain(slots, &bucket, now, out, lag);
             } else {
                 self.cascade(slots, &bucket);
             }
@@ -387,7 +389,7 @@ impl TimerWheel {
 
     /// A level-0 bucket whose tick has come: emit what is due in (deadline,
     /// sequence) order; the rest waits in the near queue.
-    fn drain(&mut self, slots: &mut Slots, bucket: &Bucket, now: Nanos, out: &mut Vec<u32>) {
+    fn drain(&mut self, slots: &mut Slots, bucket: &Bucket, now: Nanos, out: &mut Vec<u32>, lag: &mut LagHistogram) {
         // Fast path, one scan: a bucket already in order and all due (direct
         // inserts arrive in sequence order) is emitted as it is scanned.
         let mark = out.len();
@@ -410,6 +412,12 @@ impl TimerWheel {
             i += 1;
         }
         if i == bucket.len {
+            for j in 0..bucket.len {
+                let e = bucket.get(j);
+                if slots.state(e.slot) == State::Running {
+                    lag.record(now - e.deadline);
+                }
+            }
             return;
         }
         // Out of order or not all due: undo the emitted part and sort.
@@ -444,6 +452,7 @@ impl TimerWheel {
             if e.deadline <= now {
                 slots.set_state(e.slot, State::Running);
                 out.push(e.slot);
+                lag.record(now - e.deadline);
                 self.live -= 1;
             } else {
                 self.near.push(*e);
@@ -576,7 +585,7 @@ mod tests {
         }
         fn expire(&mut self, now: Nanos) -> Vec<u32> {
             let mut out = Vec::new();
-            self.wheel.expire(&mut self.slots, now, &mut out);
+            self.wheel.expire(&mut self.slots, now, &mut out, &mut LagHistogram::default());
             for &s in &out {
                 self.slots.free(s);
             }

@@ -67,7 +67,7 @@ export const WRITABLE: Direction = 2;
  * Addresses are numeric IPv4 or IPv6 strings.
  */
 export interface SocketOps {
-  listen(host: string, port: number, backlog: number): number;
+  listen(host: string, port: number, backlog: number, reusePort?: boolean): number;
   accept(fd: number): number;
   connect(host: string, port: number): number;
   /** After a connect became writable: 0, or the negative errno it failed with. */

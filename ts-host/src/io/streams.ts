@@ -587,9 +587,9 @@ export function listenReadiness(
   loop: IoLoop,
   backend: ReadinessBackend,
   onConnection: ConnectionHandler,
-  options: { host: string; port: number; backlog: number },
+  options: { host: string; port: number; backlog: number; reusePort: boolean },
 ): Server {
-  const fd = backend.sockets.listen(options.host, options.port, options.backlog);
+  const fd = backend.sockets.listen(options.host, options.port, options.backlog, options.reusePort);
   if (fd < 0) throw ioError('listen', errnoName(fd), `${options.host}:${options.port}`);
   return new ReadinessServer(loop, backend, fd, onConnection);
 }
