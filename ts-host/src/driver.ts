@@ -41,9 +41,62 @@ export function armTimer(fn: () => void, ms: number): Scheduled {
 
 export const disarmTimer: (id: Scheduled) => void = host.clearTimeout.bind(globalThis);
 
+/** The candidates for a synchronous microtask drain, by host. */
+function drainCandidates(): Array<() => void> {
+  const out: Array<() => void> = [];
+  // Node: the function its own timers call between two timers.
+  if (typeof host.process?._tickCallback === 'function') out.push(host.process._tickCallback);
+  // Deno: its core's drain.
+  const deno = (globalThis as { Deno?: Record<symbol | string, unknown> & { internal?: symbol } }).Deno;
+  const core = deno?.internal === undefined ? undefined : (deno[deno.internal] as { core?: { runMicrotasks?: () => void } })?.core;
+  if (typeof core?.runMicrotasks === 'function') out.push(core.runMicrotasks.bind(core));
+  return out;
+}
+
+let drain: (() => void) | null | undefined;
+
 /**
- * Drains the microtask queue now, or `null` where the host has no way to do
- * that synchronously.
+ * A function that drains the microtask queue synchronously, or `null` where
+ * the host has none (browsers, workerd, Bun, whose `_tickCallback` does not
+ * drain). Found by trying each candidate once: call it from a host macrotask
+ * (the driver does), never from a microtask, where no drain can work.
  */
-export const runMicrotasks: (() => void) | null =
-  typeof host.process?._tickCallback === 'function' ? host.process._tickCallback : null;
+export function microtaskDrain(): (() => void) | null {
+  if (drain !== undefined) return drain;
+  drain = null;
+  for (const candidate of drainCandidates()) {
+    let ran = false;
+    queueMicrotask(() => {
+      ran = true;
+    });
+    try {
+      candidate();
+    } catch {
+      continue;
+    }
+    if (ran) {
+      drain = candidate;
+      break;
+    }
+  }
+  return drain;
+}
+
+/**
+ * Runs `fn` in the next host macrotask as fast as the host allows, for hosts
+ * without a synchronous drain: the loop then runs each callback in a
+ * macrotask of its own, so promise continuations still run in between.
+ */
+export const nextMacrotask: (fn: () => void) => void = (() => {
+  if (typeof host.setImmediate === 'function') return (fn: () => void) => void host.setImmediate?.(fn);
+  if (typeof MessageChannel === 'function') {
+    const queue: Array<() => void> = [];
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => (queue.shift() as () => void)();
+    return (fn: () => void) => {
+      queue.push(fn);
+      channel.port2.postMessage(null);
+    };
+  }
+  return (fn: () => void) => void host.setTimeout(fn, 0);
+})();

@@ -19,7 +19,7 @@ import {
   WRITABLE,
 } from './backends/backend.js';
 import type { CoreInstance, CoreLoop, HostImports } from './core.js';
-import { armTimer, cancelYield, disarmTimer, runMicrotasks, yieldToHost } from './driver.js';
+import { armTimer, cancelYield, disarmTimer, microtaskDrain, nextMacrotask, yieldToHost } from './driver.js';
 import { type VirtualBackend, isVirtual } from './backends/virtual.js';
 import { type LoopTimers, createTimers } from './timers.js';
 import { ReplayDivergenceError, type Trace, Tracer } from './trace.js';
@@ -581,7 +581,15 @@ export class EventLoop {
       const now = virtual === null ? core.time() : performance.now();
       if (sliceEnd < 0) sliceEnd = now + SLICE_MS;
       // Phase 4: run them.
-      if (length > 0) this.#runBatch(instance.batch(), length);
+      if (length > 0) {
+        if (microtaskDrain() === null) {
+          // No synchronous drain on this host: one callback per macrotask,
+          // then the driver goes on from a fresh slice.
+          this.#runBatchAsync(instance.batch().slice(0, length));
+          return;
+        }
+        this.#runBatch(instance.batch(), length);
+      }
       const batchEnd = performance.now();
       this.#busyMs += batchEnd - batchStart;
       this.#lastBatchEnd = batchEnd;
@@ -702,10 +710,46 @@ export class EventLoop {
     onStopped?.(error);
   }
 
+  /**
+   * Phase 4 where the host cannot drain microtasks synchronously: each
+   * callback in a host macrotask of its own (microtasks drain between
+   * macrotasks on every host), then the driver goes on.
+   */
+  #runBatchAsync(batch: Uint32Array): void {
+    let i = 0;
+    const step = (): void => {
+      if (this.#core === null) return;
+      try {
+        if (i < batch.length) {
+          this.#runBatch(batch.subarray(i, i + 1), 1);
+          i++;
+          // Continuations of this callback run before the next macrotask,
+          // still inside the iteration (its time holds).
+          this.#inBatch = true;
+          nextMacrotask(step);
+          return;
+        }
+      } catch (error) {
+        this.#inBatch = false;
+        this.#crash(error);
+        return;
+      }
+      this.#inBatch = false;
+      this.#epoch = null;
+      if (this.#stopping) {
+        this.#finishRun();
+        return;
+      }
+      this.#iterate();
+    };
+    this.#driver = Driver.Iterating;
+    step();
+  }
+
   /** Phase 4: runs a batch in order, skipping callbacks cancelled meanwhile. */
   #runBatch(batch: Uint32Array, length: number): void {
     const chunks = this.#chunks;
-    const checkpoint = runMicrotasks;
+    const checkpoint = microtaskDrain();
     const debug = this.#debug;
     const tracer = this.#tracer;
     const serials: number[] | null = tracer === null ? null : [];
