@@ -8,9 +8,10 @@ import { capture } from './helpers.mjs';
 const auto = suite("backend 'auto'");
 
 auto('POSIX prefers the selector, Windows the completion backend', async () => {
-  assert.equal(autoOrder('linux'), ['selector', 'completion']);
-  assert.equal(autoOrder('darwin'), ['selector', 'completion']);
-  assert.equal(autoOrder('win32'), ['completion', 'selector']);
+  assert.equal(autoOrder('linux'), ['selector', 'completion', 'clock']);
+  assert.equal(autoOrder('darwin'), ['selector', 'completion', 'clock']);
+  assert.equal(autoOrder('win32'), ['completion', 'selector', 'clock']);
+  assert.equal(autoOrder('browser'), ['selector', 'completion', 'clock'], 'where no I/O backend starts, timers still run');
   const onWindows = await resolveBackend('auto', { platform: 'win32' });
   assert.is(onWindows.name, 'completion');
   onWindows.close();
@@ -52,6 +53,33 @@ auto('fails with every reason when no backend starts', async () => {
     assert.instance(error, BackendError);
     assert.match(error.message, /no backend starts here.*'selector'.*no addon.*'completion'.*no net/);
   }
+});
+
+auto("where no I/O backend starts, 'auto' falls back to the clock: timers run, I/O says why not", async () => {
+  const factories = new Map([
+    ['selector', () => {
+      throw new Error('no addon');
+    }],
+    ['completion', () => {
+      throw new Error('no net');
+    }],
+    ['clock', (await import('../ts-host/dist/backends/clock.js')).createClockBackend],
+  ]);
+  const chosen = await resolveBackend('auto', { factories, platform: 'browser' });
+  assert.is(chosen.name, 'clock');
+  chosen.close();
+  const loop = await createLoop({ backend: 'clock' });
+  assert.is(await loop.runUntilComplete(() => loop.sleep(2, 'timers work')), 'timers work');
+  for (const attempt of [() => loop.createServer(() => {}, { port: 0 }), () => loop.createConnection({ port: 1 })]) {
+    try {
+      await attempt();
+      assert.unreachable();
+    } catch (error) {
+      assert.match(error.message, /the 'clock' backend has no I\/O/);
+    }
+  }
+  assert.throws(() => loop.addReader(0, () => {}), (e) => /the 'clock' backend has no readiness I\/O/.test(e.message));
+  await loop.close();
 });
 
 auto('createLoop reports the backend it chose', async () => {

@@ -37,6 +37,25 @@ async function readModuleBytes(file: string): Promise<BufferSource> {
   return response.arrayBuffer();
 }
 
+/**
+ * Uses modules the host compiled (workerd binds Wasm as modules and cannot
+ * compile bytes at run time): `{ 'core.core.wasm': module, ... }`.
+ */
+export function coreModulesFrom(given: Record<string, unknown>): CoreModules {
+  const modules = new Map<string, WebAssembly.Module>();
+  for (const file of MODULE_FILES) {
+    const module = given[file];
+    if (!(module instanceof WebAssembly.Module)) {
+      throw new TypeError(`createLoop: coreModules['${file}'] must be a WebAssembly.Module`);
+    }
+    modules.set(file, module);
+  }
+  return modules;
+}
+
+/** The names of the core's Wasm modules, as coreModules needs them. */
+export const CORE_MODULE_FILES: readonly string[] = MODULE_FILES;
+
 /** Compiles the core modules (once per process). */
 export function compileCore(): Promise<CoreModules> {
   compiled ??= Promise.all(

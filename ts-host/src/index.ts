@@ -11,7 +11,7 @@
  */
 import { BACKEND_NAMES, resolveBackend } from './backends/resolve.js';
 import { type VirtualOptions, createVirtualBackend } from './backends/virtual.js';
-import { compileCore, instantiateCore } from './core.js';
+import { compileCore, coreModulesFrom, instantiateCore } from './core.js';
 import { clockImport } from './imports/clock.js';
 import { EventLoop, describe } from './loop.js';
 import { type Trace, Tracer, traceProblem } from './trace.js';
@@ -33,6 +33,8 @@ export type {
 export { createCompletionBackend } from './backends/completion.js';
 export { createSelectorBackend } from './backends/selector.js';
 export { createVirtualBackend } from './backends/virtual.js';
+export { createClockBackend } from './backends/clock.js';
+export { CORE_MODULE_FILES } from './core.js';
 export type { VirtualBackend, VirtualOptions } from './backends/virtual.js';
 export { Immediate, Timeout, TIMEOUT_MAX } from './timers.js';
 export { ReplayDivergenceError, TRACE_FORMAT } from './trace.js';
@@ -79,9 +81,24 @@ export interface LoopOptions {
    * LoopCrashedError, and other loops go on. Default: no cap.
    */
   memoryLimitBytes?: number;
+  /**
+   * The core's Wasm modules, compiled by the host, for hosts that cannot
+   * compile Wasm from bytes at run time (workerd binds them as modules):
+   * `{ 'core.core.wasm': module, 'core.core2.wasm': ..., 'core.core3.wasm': ... }`.
+   */
+  coreModules?: Record<string, WebAssembly.Module>;
 }
 
-const OPTION_NAMES = new Set(['backend', 'debug', 'slowCallbackMs', 'record', 'replay', 'virtual', 'memoryLimitBytes']);
+const OPTION_NAMES = new Set([
+  'backend',
+  'debug',
+  'slowCallbackMs',
+  'record',
+  'replay',
+  'virtual',
+  'memoryLimitBytes',
+  'coreModules',
+]);
 
 /** Creates an event loop on the chosen backend. */
 export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> {
@@ -93,8 +110,20 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
       throw new TypeError(`createLoop: unknown option '${key}' (known: ${[...OPTION_NAMES].join(', ')})`);
     }
   }
-  const { backend = 'auto', debug = false, slowCallbackMs = 100, record = false, replay, virtual, memoryLimitBytes = 0 } =
-    options;
+  const {
+    backend = 'auto',
+    debug = false,
+    slowCallbackMs = 100,
+    record = false,
+    replay,
+    virtual,
+    memoryLimitBytes = 0,
+    coreModules,
+  } = options;
+  if (coreModules !== undefined && (typeof coreModules !== 'object' || coreModules === null)) {
+    throw new TypeError(`createLoop: coreModules must be an object of WebAssembly.Module, got ${describe(coreModules)}`);
+  }
+  const modules = coreModules === undefined ? undefined : coreModulesFrom(coreModules);
   if (typeof memoryLimitBytes !== 'number' || !Number.isSafeInteger(memoryLimitBytes) || memoryLimitBytes < 0) {
     throw new RangeError(`createLoop: memoryLimitBytes must be a whole number of bytes >= 0, got ${describe(memoryLimitBytes)}`);
   }
@@ -135,7 +164,7 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
   try {
     let loop: EventLoop | null = null;
     const imports = EventLoop.hostImports(chosen, clockImport(chosen).now, () => loop);
-    const instance = instantiateCore(await compileCore(), imports);
+    const instance = instantiateCore(modules ?? (await compileCore()), imports);
     const tracer = record || expected !== null ? new Tracer(chosen.name, expected) : null;
     loop = new EventLoop(instance, chosen, { debug, slowCallbackMs, tracer, memoryLimitBytes });
     return loop;

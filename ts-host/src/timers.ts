@@ -162,7 +162,7 @@ function invalidCallback(value: unknown): TypeError {
 function coerceDelay(delay: unknown): number {
   let after = (delay as number) * 1;
   if (!(after >= 1 && after <= TIMEOUT_MAX)) {
-    if (after > TIMEOUT_MAX) {
+    if (after > TIMEOUT_MAX && typeof process !== 'undefined' && typeof process.emitWarning === 'function') {
       process.emitWarning(
         `${after} does not fit into a 32-bit signed integer.\nTimeout duration was set to 1.`,
         'TimeoutOverflowWarning',

@@ -5,7 +5,6 @@
  * wherever `node:net` does.
  */
 import type { Server as NetServer, Socket as NetSocket } from 'node:net';
-import { createRequire } from 'node:module';
 import {
   type BackendSink,
   type CompletionBackend,
@@ -18,13 +17,16 @@ import {
 type NetModule = typeof import('node:net');
 
 let net: NetModule | null = null;
+try {
+  net = (await import('node:net')) as NetModule;
+} catch {
+  // No node:net here: the completion backend cannot start.
+}
 
 function loadNet(): NetModule {
-  if (net !== null) return net;
-  if (typeof process === 'undefined' || process.versions?.node === undefined) {
+  if (net === null || typeof net.createServer !== 'function') {
     throw new Error('the completion backend needs node:net (Node.js, Bun or Deno)');
   }
-  net = createRequire(import.meta.url)('node:net') as NetModule;
   return net;
 }
 

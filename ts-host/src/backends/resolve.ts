@@ -4,6 +4,7 @@
  */
 import { BackendError } from '../errors.js';
 import { type Backend, contractViolation } from './backend.js';
+import { createClockBackend } from './clock.js';
 import { createCompletionBackend } from './completion.js';
 import { createSelectorBackend } from './selector.js';
 import { createVirtualBackend } from './virtual.js';
@@ -15,6 +16,7 @@ const BUILT_IN: ReadonlyArray<readonly [string, Factory]> = [
   ['selector', createSelectorBackend],
   ['completion', createCompletionBackend],
   ['virtual', createVirtualBackend],
+  ['clock', createClockBackend],
 ];
 
 /**
@@ -23,7 +25,8 @@ const BUILT_IN: ReadonlyArray<readonly [string, Factory]> = [
  * Selector or Proactor loop.
  */
 export function autoOrder(platform: string): string[] {
-  return platform === 'win32' ? ['completion', 'selector'] : ['selector', 'completion'];
+  // Last: timers and callbacks without I/O, where no I/O backend starts.
+  return platform === 'win32' ? ['completion', 'selector', 'clock'] : ['selector', 'completion', 'clock'];
 }
 
 /** Names `createLoop` accepts for `backend`. */
@@ -86,6 +89,9 @@ async function loadUserBackend(spec: string): Promise<Backend> {
   }
   let specifier = modulePart;
   if (modulePart.startsWith('.') || modulePart.startsWith('/') || /^[A-Za-z]:[\\/]/.test(modulePart)) {
+    if (typeof process === 'undefined' || typeof process.cwd !== 'function') {
+      fail('a relative or absolute path needs a working directory; use a URL or a package name on this host');
+    }
     const { pathToFileURL } = await import('node:url');
     const { resolve } = await import('node:path');
     specifier = pathToFileURL(resolve(process.cwd(), modulePart)).href;

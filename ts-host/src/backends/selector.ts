@@ -7,7 +7,13 @@
  * The addon hands ready tokens over once per libuv iteration, in a shared
  * Uint32Array; the backend de-duplicates them and wakes the loop.
  */
-import { createRequire } from 'node:module';
+type NodeModule = { createRequire(url: string): (id: string) => unknown };
+let nodeModule: NodeModule | null = null;
+try {
+  nodeModule = (await import('node:module')) as NodeModule;
+} catch {
+  // Not Node-compatible: the selector cannot load here.
+}
 import {
   type BackendSink,
   type Direction,
@@ -39,7 +45,8 @@ export function loadSelectorAddon(): Addon {
     throw new Error('the native selector needs Node.js');
   }
   if (process.platform === 'win32') throw new Error('the native selector needs a POSIX system');
-  const require = createRequire(import.meta.url);
+  if (nodeModule === null) throw new Error('the native selector needs node:module');
+  const require = nodeModule.createRequire(import.meta.url);
   addon = require(ADDON_PATH) as Addon;
   return addon;
 }

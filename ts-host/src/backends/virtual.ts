@@ -16,9 +16,9 @@
  * the `selector` backend replays here with its readiness events where the
  * recording had them.
  */
-import { constants as osConstants } from 'node:os';
 import type { BackendSink, Direction, ReadinessBackend, SocketOps } from './backend.js';
 import { READABLE, WRITABLE } from './backend.js';
+import { ERRNO } from '../errno.js';
 
 export interface VirtualOptions {
   /** One-way latency of the in-memory network, in virtual ms. Default 0. */
@@ -33,7 +33,16 @@ export interface VirtualBackend extends ReadinessBackend {
   advanceClockTo(ns: number): void;
 }
 
-const E = osConstants.errno;
+const E = ERRNO as Record<string, number> & {
+  EADDRINUSE: number;
+  EAGAIN: number;
+  EBADF: number;
+  ECONNREFUSED: number;
+  ECONNRESET: number;
+  EINVAL: number;
+  ENOTCONN: number;
+  EPIPE: number;
+};
 const LOCALHOST = '127.0.0.1';
 const FIRST_EPHEMERAL_PORT = 49152;
 const FIRST_FD = 1000;

@@ -15,7 +15,6 @@
  * core ordered: a watcher (readiness) or an expected completion (completion)
  * in the iteration's batch, after timers.
  */
-import { constants as osConstants } from 'node:os';
 import type {
   CompletionBackend,
   CompletionListener,
@@ -25,6 +24,7 @@ import type {
   SocketOps,
 } from '../backends/backend.js';
 import { READABLE, WRITABLE } from '../backends/backend.js';
+import { ERRNO, errnoName } from '../errno.js';
 import {
   AddressInUseError,
   ConnectionClosedError,
@@ -101,14 +101,9 @@ const encoder = new TextEncoder();
 
 // --------------------------------------------------------------- errors
 
-const errnoNames = new Map<number, string>(
-  Object.entries(osConstants.errno).map(([name, value]) => [value as number, name]),
-);
-const EAGAIN = osConstants.errno.EAGAIN;
+const EAGAIN = ERRNO.EAGAIN as number;
 
-export function errnoName(errno: number): string {
-  return errnoNames.get(-errno) ?? `errno ${-errno}`;
-}
+export { errnoName };
 
 /** The error for a failed `syscall` with `code` (`ECONNREFUSED`, ...). */
 export function ioError(syscall: string, code: string, detail?: string, cause?: unknown): IoError {
