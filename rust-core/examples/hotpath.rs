@@ -20,7 +20,9 @@ fn main() {
     let mut l = EventLoop::new(Clock(1_000_000_000));
     for round in 0..3 {
         let t = Instant::now();
-        let ids: Vec<f64> = (0..N).map(|i| l.call_later(1.0 + (i % 50) as f64)).collect();
+        let ids: Vec<f64> = (0..N)
+            .map(|i| l.call_later(1.0 + (i % 50) as f64))
+            .collect();
         let schedule = t.elapsed();
         let t = Instant::now();
         for &id in &ids {

@@ -114,4 +114,6 @@ unsafe impl GlobalAlloc for SingleThreaded {
 }
 
 #[global_allocator]
-static ALLOCATOR: SingleThreaded = SingleThreaded(UnsafeCell::new(Dlmalloc::new_with_allocator(GeometricPages)));
+static ALLOCATOR: SingleThreaded = SingleThreaded(UnsafeCell::new(Dlmalloc::new_with_allocator(
+    GeometricPages,
+)));

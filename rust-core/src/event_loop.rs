@@ -190,7 +190,10 @@ impl<H: Host> EventLoop<H> {
 
     /// The slot of a live handle, or `None` for a stale or forged one.
     fn lookup(&self, slot: u32, generation: u32) -> Option<State> {
-        if generation >= GENERATION_LIMIT || !self.slots.contains(slot) || self.slots.generation(slot) != generation {
+        if generation >= GENERATION_LIMIT
+            || !self.slots.contains(slot)
+            || self.slots.generation(slot) != generation
+        {
             return None;
         }
         Some(self.slots.state(slot))
@@ -275,7 +278,8 @@ impl<H: Host> EventLoop<H> {
                 true
             }
         });
-        self.timers.expire(&mut self.slots, self.now, &mut self.batch, &mut self.lag);
+        self.timers
+            .expire(&mut self.slots, self.now, &mut self.batch, &mut self.lag);
 
         // 3. I/O tokens, readiness then completions.
         if self.watchers > 0 {
@@ -337,7 +341,8 @@ impl<H: Host> EventLoop<H> {
             slots_allocated: self.slots.allocated(),
             table_bytes: (self.slots.bytes()
                 + self.timers.bytes()
-                + (self.ready.capacity() + self.batch.capacity()) * 4) as u64,
+                + (self.ready.capacity() + self.batch.capacity()) * 4)
+                as u64,
             lag_samples: self.lag.samples(),
             lag_p50: self.lag.percentile(0.5),
             lag_p99: self.lag.percentile(0.99),
@@ -386,7 +391,11 @@ mod tests {
     fn reads_the_clock_once_per_iteration() {
         let mut l = new_loop();
         advance(&mut l, 5);
-        assert_eq!(l.time_ms(), 1000.0, "time only moves when an iteration begins");
+        assert_eq!(
+            l.time_ms(),
+            1000.0,
+            "time only moves when an iteration begins"
+        );
         l.run_once();
         assert_eq!(l.time_ms(), 1005.0);
     }
@@ -433,7 +442,10 @@ mod tests {
         let (b, gb) = split(l.call_soon());
         assert_eq!(a, b);
         assert_ne!(ga, gb);
-        assert!(!l.cancel(a, ga), "a stale handle must not cancel the slot's new callback");
+        assert!(
+            !l.cancel(a, ga),
+            "a stale handle must not cancel the slot's new callback"
+        );
         assert_eq!(l.run_once(), &[b]);
         l.run_once();
         assert!(!l.cancel(b, gb), "cancel after it ran");
@@ -493,7 +505,10 @@ mod tests {
         l.call_later(6.0);
         l.cancel(t, g);
         let s = l.stats();
-        assert_eq!((s.ready_pending, s.timers_pending, s.timers_cancelled), (1, 1, 1));
+        assert_eq!(
+            (s.ready_pending, s.timers_pending, s.timers_cancelled),
+            (1, 1, 1)
+        );
         l.run_once();
         assert_eq!(l.stats().iterations, 1);
         assert_eq!(l.stats().ready_pending, 0);
@@ -504,7 +519,11 @@ mod tests {
         let mut l = new_loop();
         let (w, gw) = split(l.watch());
         assert!(l.alive());
-        assert_eq!(l.poll_timeout_ms(), WAIT_FOREVER, "no timer: wait for I/O only");
+        assert_eq!(
+            l.poll_timeout_ms(),
+            WAIT_FOREVER,
+            "no timer: wait for I/O only"
+        );
         l.host_mut().1 = vec![w, w];
         assert_eq!(l.run_once(), &[w], "a token reported twice runs once");
         assert_eq!(l.run_once(), &[] as &[u32]);
@@ -512,7 +531,11 @@ mod tests {
         assert_eq!(l.run_once(), &[w]);
         assert!(l.cancel(w, gw));
         l.host_mut().1 = vec![w];
-        assert_eq!(l.run_once(), &[] as &[u32], "a cancelled watcher's token is ignored");
+        assert_eq!(
+            l.run_once(),
+            &[] as &[u32],
+            "a cancelled watcher's token is ignored"
+        );
         assert!(!l.alive());
         assert_eq!(l.stats().watchers, 0);
     }
@@ -579,6 +602,10 @@ mod tests {
         let s = l.stats();
         assert_eq!(s.lag_samples, 2);
         assert_eq!(s.lag_max, 3 * MS);
-        assert!(s.lag_p50 >= 3 * MS - MS / 4 && s.lag_p50 <= 3 * MS, "p50 {}", s.lag_p50);
+        assert!(
+            s.lag_p50 >= 3 * MS - MS / 4 && s.lag_p50 <= 3 * MS,
+            "p50 {}",
+            s.lag_p50
+        );
     }
 }

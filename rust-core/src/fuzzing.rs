@@ -82,16 +82,25 @@ struct Issued {
 /// Runs the harness on `data`. Panics when an invariant breaks.
 pub fn run(data: &[u8]) {
     let mut bytes = Bytes(data);
-    let mut core = EventLoop::new(FuzzHost { now: 1 << 30, ..FuzzHost::default() });
+    let mut core = EventLoop::new(FuzzHost {
+        now: 1 << 30,
+        ..FuzzHost::default()
+    });
     let mut issued: Vec<Issued> = Vec::new();
     // The newest handle given each slot.
     let mut owner: HashMap<u32, usize> = HashMap::new();
-    let mut issue = |core_id: f64, kind: Kind, issued: &mut Vec<Issued>, owner: &mut HashMap<u32, usize>| {
-        let id = core_id as u64;
-        let slot = (id & ((1 << SLOT_BITS) - 1)) as u32;
-        owner.insert(slot, issued.len());
-        issued.push(Issued { id, kind, cancelled: false, runs: 0 });
-    };
+    let mut issue =
+        |core_id: f64, kind: Kind, issued: &mut Vec<Issued>, owner: &mut HashMap<u32, usize>| {
+            let id = core_id as u64;
+            let slot = (id & ((1 << SLOT_BITS) - 1)) as u32;
+            owner.insert(slot, issued.len());
+            issued.push(Issued {
+                id,
+                kind,
+                cancelled: false,
+                runs: 0,
+            });
+        };
     while let Some(op) = bytes.u8() {
         match op % 12 {
             0 => {
@@ -116,7 +125,10 @@ pub fn run(data: &[u8]) {
                 }
                 let i = bytes.u32() as usize % issued.len();
                 let id = issued[i].id;
-                let cancelled = core.cancel((id & ((1 << SLOT_BITS) - 1)) as u32, (id >> SLOT_BITS) as u32);
+                let cancelled = core.cancel(
+                    (id & ((1 << SLOT_BITS) - 1)) as u32,
+                    (id >> SLOT_BITS) as u32,
+                );
                 if cancelled && issued[i].runs == 0 {
                     issued[i].cancelled = true;
                 }
@@ -126,12 +138,18 @@ pub fn run(data: &[u8]) {
                 let (slot, generation) = (bytes.u32(), bytes.u32());
                 let forged = ((generation as u64) << SLOT_BITS) | slot as u64;
                 let cancelled = core.cancel(slot, generation);
-                if let Some(i) = issued.iter().position(|h| h.id == forged && slot < (1 << SLOT_BITS)) {
+                if let Some(i) = issued
+                    .iter()
+                    .position(|h| h.id == forged && slot < (1 << SLOT_BITS))
+                {
                     if cancelled && issued[i].runs == 0 {
                         issued[i].cancelled = true;
                     }
                 } else {
-                    assert!(!cancelled, "a forged handle ({slot}, {generation}) cancelled something");
+                    assert!(
+                        !cancelled,
+                        "a forged handle ({slot}, {generation}) cancelled something"
+                    );
                 }
             }
             7 => {
@@ -163,15 +181,22 @@ pub fn run(data: &[u8]) {
                 let mut seen = HashSet::new();
                 for slot in batch {
                     assert!(seen.insert(slot), "slot {slot} twice in one batch");
-                    let i = *owner.get(&slot).unwrap_or_else(|| panic!("slot {slot} in a batch was never issued"));
+                    let i = *owner
+                        .get(&slot)
+                        .unwrap_or_else(|| panic!("slot {slot} in a batch was never issued"));
                     let h = &mut issued[i];
                     assert!(!h.cancelled, "cancelled callback (slot {slot}) ran");
                     h.runs += 1;
                     match h.kind {
-                        Kind::OneShot => assert_eq!(h.runs, 1, "one-shot callback (slot {slot}) ran twice"),
+                        Kind::OneShot => {
+                            assert_eq!(h.runs, 1, "one-shot callback (slot {slot}) ran twice")
+                        }
                         Kind::Timer(deadline) => {
                             assert_eq!(h.runs, 1, "timer (slot {slot}) ran twice");
-                            assert!(deadline <= now, "timer (slot {slot}) due at {deadline} ran at {now}");
+                            assert!(
+                                deadline <= now,
+                                "timer (slot {slot}) due at {deadline} ran at {now}"
+                            );
                         }
                         Kind::Watcher => {}
                     }
@@ -180,7 +205,10 @@ pub fn run(data: &[u8]) {
         }
     }
     let stats = core.stats();
-    assert!(stats.slots_allocated as usize <= issued.len(), "more slots than callbacks");
+    assert!(
+        stats.slots_allocated as usize <= issued.len(),
+        "more slots than callbacks"
+    );
 }
 
 #[cfg(test)]

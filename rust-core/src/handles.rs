@@ -117,18 +117,31 @@ impl Default for Slots {
 
 impl Slots {
     pub fn new() -> Slots {
-        Slots { chunks: Vec::new(), len: 0, free: Vec::new(), retired: 0 }
+        Slots {
+            chunks: Vec::new(),
+            len: 0,
+            free: Vec::new(),
+            retired: 0,
+        }
     }
 
     #[inline]
     fn meta(&self, slot: u32) -> u32 {
-        debug_assert!(slot < self.len, "slot {slot} out of range (len {})", self.len);
+        debug_assert!(
+            slot < self.len,
+            "slot {slot} out of range (len {})",
+            self.len
+        );
         self.chunks[(slot >> CHUNK_BITS) as usize][(slot & CHUNK_MASK) as usize]
     }
 
     #[inline]
     fn meta_mut(&mut self, slot: u32) -> &mut u32 {
-        debug_assert!(slot < self.len, "slot {slot} out of range (len {})", self.len);
+        debug_assert!(
+            slot < self.len,
+            "slot {slot} out of range (len {})",
+            self.len
+        );
         &mut self.chunks[(slot >> CHUNK_BITS) as usize][(slot & CHUNK_MASK) as usize]
     }
 
@@ -139,7 +152,11 @@ impl Slots {
     pub fn alloc(&mut self, state: State) -> Option<u32> {
         while let Some(slot) = self.free.pop() {
             let meta = self.meta_mut(slot);
-            debug_assert_eq!(*meta & STATE_MASK, State::Free as u32, "slot {slot} on the free stack is in use");
+            debug_assert_eq!(
+                *meta & STATE_MASK,
+                State::Free as u32,
+                "slot {slot} on the free stack is in use"
+            );
             let generation = (*meta >> STATE_BITS) + 1;
             if generation == GENERATION_LIMIT {
                 // Retired for good: its last handle keeps the last generation

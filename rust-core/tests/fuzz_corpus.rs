@@ -4,7 +4,9 @@
 //! and the working corpus of the last `make fuzz` when there is one.
 
 fn replay(dir: &std::path::Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     let mut inputs = 0;
     for entry in entries {
         let path = entry.unwrap().path();

@@ -125,7 +125,10 @@ struct Model {
 
 fn split(id: f64) -> (u32, u32) {
     let id = id as u64;
-    ((id & ((1 << SLOT_BITS) - 1)) as u32, (id >> SLOT_BITS) as u32)
+    (
+        (id & ((1 << SLOT_BITS) - 1)) as u32,
+        (id >> SLOT_BITS) as u32,
+    )
 }
 
 impl Model {
@@ -141,8 +144,17 @@ impl Model {
     fn add(&mut self, id: f64, kind: Kind) -> usize {
         let index = self.handles.len();
         // A reused slot makes the old handle with that slot stale; ids are unique.
-        assert!(self.by_id.insert(id as u64, index).is_none(), "id {id} handed out twice");
-        self.handles.push(Handle { id, kind, life: Life::Pending, runs: 0, cancelled: false });
+        assert!(
+            self.by_id.insert(id as u64, index).is_none(),
+            "id {id} handed out twice"
+        );
+        self.handles.push(Handle {
+            id,
+            kind,
+            life: Life::Pending,
+            runs: 0,
+            cancelled: false,
+        });
         index
     }
 
@@ -170,7 +182,11 @@ impl Model {
         // 0. Release the last batch.
         for &i in &self.last_batch {
             let h = &mut self.handles[i];
-            h.life = if h.kind == Kind::Watcher && !h.cancelled { Life::Pending } else { Life::Done };
+            h.life = if h.kind == Kind::Watcher && !h.cancelled {
+                Life::Pending
+            } else {
+                Life::Done
+            };
         }
         // 1. Clock.
         if now > self.loop_now {
@@ -197,7 +213,11 @@ impl Model {
         // 3. Reported watchers (once each), then completions; the core asks
         // the host only while watchers (completions) are pending, so tokens
         // otherwise stay queued, and a token is whatever its slot is now.
-        let pending_kind = |m: &Model, kind: Kind| m.handles.iter().any(|h| h.kind == kind && h.life == Life::Pending);
+        let pending_kind = |m: &Model, kind: Kind| {
+            m.handles
+                .iter()
+                .any(|h| h.kind == kind && h.life == Life::Pending)
+        };
         if pending_kind(self, Kind::Watcher) {
             for slot in std::mem::take(&mut self.reported) {
                 if let Some(i) = self.owner(slot) {
@@ -212,7 +232,8 @@ impl Model {
             for slot in std::mem::take(&mut self.completed) {
                 if let Some(i) = self.owner(slot) {
                     let h = &self.handles[i];
-                    if h.kind == Kind::Completion && h.life == Life::Pending && !batch.contains(&i) {
+                    if h.kind == Kind::Completion && h.life == Life::Pending && !batch.contains(&i)
+                    {
                         batch.push(i);
                     }
                 }
@@ -229,7 +250,10 @@ impl Model {
 
     fn stats(&self) -> (u32, u32, u32, u32) {
         let pending = |pred: &dyn Fn(&Handle) -> bool| {
-            self.handles.iter().filter(|h| h.life == Life::Pending && pred(h)).count() as u32
+            self.handles
+                .iter()
+                .filter(|h| h.life == Life::Pending && pred(h))
+                .count() as u32
         };
         let watchers = self
             .handles
@@ -246,11 +270,17 @@ impl Model {
 }
 
 fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut host = FakeHost { now: 1_000_000_000, ..FakeHost::default() };
+    let mut host = FakeHost {
+        now: 1_000_000_000,
+        ..FakeHost::default()
+    };
     let start = host.now;
     host.now = start;
     let mut core = EventLoop::new(host);
-    let mut model = Model { loop_now: start, ..Model::default() };
+    let mut model = Model {
+        loop_now: start,
+        ..Model::default()
+    };
     for (step, op) in ops.into_iter().enumerate() {
         match op {
             Op::Soon => {
@@ -287,7 +317,13 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let i = pick % model.handles.len();
                 let (slot, generation) = split(model.handles[i].id);
                 let expected = model.cancel(i);
-                prop_assert_eq!(core.cancel(slot, generation), expected, "step {}: cancel handle {}", step, i);
+                prop_assert_eq!(
+                    core.cancel(slot, generation),
+                    expected,
+                    "step {}: cancel handle {}",
+                    step,
+                    i
+                );
             }
             Op::CancelForged(slot, generation) => {
                 let id = (generation as u64) << SLOT_BITS | slot as u64;
@@ -295,7 +331,12 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     Some(&i) => model.cancel(i),
                     None => false,
                 };
-                prop_assert_eq!(core.cancel(slot, generation), expected, "step {}: forged cancel", step);
+                prop_assert_eq!(
+                    core.cancel(slot, generation),
+                    expected,
+                    "step {}: forged cancel",
+                    step
+                );
             }
             Op::Report(pick) => {
                 if model.handles.is_empty() {
@@ -322,16 +363,29 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Run(advance) => {
                 core.host_mut().now += advance;
                 let now = core.host_mut().now;
-                let expected: Vec<f64> = model.run_once(now).into_iter().map(|i| model.handles[i].id).collect();
+                let expected: Vec<f64> = model
+                    .run_once(now)
+                    .into_iter()
+                    .map(|i| model.handles[i].id)
+                    .collect();
                 let got: Vec<f64> = {
                     let batch = core.run_once().to_vec();
-                    batch.iter().map(|&slot| model.handles[model.owner(slot).unwrap()].id).collect()
+                    batch
+                        .iter()
+                        .map(|&slot| model.handles[model.owner(slot).unwrap()].id)
+                        .collect()
                 };
                 prop_assert_eq!(&got, &expected, "step {}: batch at now {}", step, now);
                 for &id in &got {
                     let h = &model.handles[model.by_id[&(id as u64)]];
                     if let Kind::Timer { deadline, .. } = h.kind {
-                        prop_assert!(deadline <= now, "step {}: timer due {} ran early at {}", step, deadline, now);
+                        prop_assert!(
+                            deadline <= now,
+                            "step {}: timer due {} ran early at {}",
+                            step,
+                            deadline,
+                            now
+                        );
                     }
                 }
                 let s: Stats = core.stats();
@@ -339,7 +393,12 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 prop_assert_eq!(s.timers_pending, timers, "step {}: timers pending", step);
                 prop_assert_eq!(s.ready_pending, ready, "step {}: ready pending", step);
                 prop_assert_eq!(s.watchers, watchers, "step {}: watchers", step);
-                prop_assert_eq!(s.completions_pending, completions, "step {}: completions pending", step);
+                prop_assert_eq!(
+                    s.completions_pending,
+                    completions,
+                    "step {}: completions pending",
+                    step
+                );
             }
         }
     }
@@ -358,9 +417,16 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
 fn the_core_agrees_with_the_reference_model() {
     use proptest::test_runner::{Config, TestRunner};
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(256);
     let operations = AtomicUsize::new(0);
-    let mut runner = TestRunner::new(Config { cases, max_shrink_iters: 10_000, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases,
+        max_shrink_iters: 10_000,
+        ..Config::default()
+    });
     runner
         .run(&proptest::collection::vec(op(), 400..500), |ops| {
             operations.fetch_add(ops.len(), Ordering::Relaxed);
@@ -369,5 +435,8 @@ fn the_core_agrees_with_the_reference_model() {
         .unwrap();
     let total = operations.load(Ordering::Relaxed);
     eprintln!("model-based test: {cases} sequences, {total} operations checked against the reference model");
-    assert!(cases < 256 || total >= 100_000, "only {total} operations checked");
+    assert!(
+        cases < 256 || total >= 100_000,
+        "only {total} operations checked"
+    );
 }

@@ -22,7 +22,11 @@ pub struct LagHistogram {
 
 impl Default for LagHistogram {
     fn default() -> Self {
-        LagHistogram { counts: [0; BUCKETS], samples: 0, max: 0 }
+        LagHistogram {
+            counts: [0; BUCKETS],
+            samples: 0,
+            max: 0,
+        }
     }
 }
 
@@ -46,7 +50,8 @@ fn upper(b: usize) -> u64 {
     let quarter = (b % SUB) as u64;
     let base = 1u64 << octave;
     let step = base >> 2;
-    base.checked_add((quarter + 1) * step).map_or(u64::MAX, |end| end - 1)
+    base.checked_add((quarter + 1) * step)
+        .map_or(u64::MAX, |end| end - 1)
 }
 
 impl LagHistogram {
@@ -92,7 +97,19 @@ mod tests {
     #[test]
     fn buckets_are_ordered_and_bound_their_values() {
         let mut last = 0;
-        for late in [0u64, 1023, 1024, 1279, 1280, 2047, 2048, 1 << 20, (1 << 20) + 5, 1 << 40, u64::MAX] {
+        for late in [
+            0u64,
+            1023,
+            1024,
+            1279,
+            1280,
+            2047,
+            2048,
+            1 << 20,
+            (1 << 20) + 5,
+            1 << 40,
+            u64::MAX,
+        ] {
             let b = bucket(late);
             assert!(b >= last, "bucket of {late}");
             assert!(upper(b) >= late, "upper bound of bucket {b} below {late}");

@@ -32,9 +32,25 @@ pub fn delay_nanos(delay_ms: f64) -> Option<Nanos> {
     if !(delay_ms > 0.0) {
         return Some(0);
     }
-    // `as` saturates: anything at or above 2^64 becomes u64::MAX.
-    Some((delay_ms * NANOS_PER_MILLI).ceil() as u64)
+    let (whole, fraction) = split_millis(delay_ms);
+    Some(whole.saturating_add(fraction.ceil() as u64))
 }
+
+/// Splits a positive, finite `ms` into whole milliseconds in ns (exact, and
+/// saturating) and the remainder in ns as f64. Scaling the parts apart keeps
+/// whole milliseconds exact far beyond 2^53 ns (104 days): hosts whose clock
+/// reads epoch time (workerd's `performance.now()` is about 1.8e12 ms) need
+/// that, or `(t + 10) * 1e6` lands on the nearest multiple of 256 ns.
+fn split_millis(ms: f64) -> (Nanos, f64) {
+    let whole = ms.floor();
+    // `as` saturates: anything at or above 2^64 becomes u64::MAX.
+    (
+        (whole as u64).saturating_mul(NANOS_PER_MILLI_INT),
+        (ms - whole) * NANOS_PER_MILLI,
+    )
+}
+
+const NANOS_PER_MILLI_INT: u64 = 1_000_000;
 
 /// The deadline `delay_ms` after `now`: saturating at [`LATEST`], or
 /// [`NEVER`] for +Infinity.
@@ -47,16 +63,27 @@ pub fn deadline_after(now: Nanos, delay_ms: f64) -> Nanos {
 
 /// The deadline at loop time `when_ms`: [`NEVER`] for +Infinity, 0 for NaN
 /// and negative times (already due), saturating at [`LATEST`].
+///
+/// An instant rounds to the *nearest* ns, unlike a delay: `when_ms` is
+/// usually `time() + d`, and [`to_millis`] already rounded `time()`, so
+/// rounding up would make `call_at(time() + d)` fall a nanosecond after
+/// `call_later(d)` and break their scheduling order. Half a nanosecond is
+/// far below the resolution of any host clock.
 pub fn deadline_at(when_ms: f64) -> Nanos {
-    match delay_nanos(when_ms) {
-        None => NEVER,
-        Some(at) => at.min(LATEST),
+    if when_ms == f64::INFINITY {
+        return NEVER;
     }
+    if !(when_ms > 0.0) {
+        return 0;
+    }
+    let (whole, fraction) = split_millis(when_ms);
+    whole.saturating_add(fraction.round() as u64).min(LATEST)
 }
 
-/// Nanoseconds to the host's milliseconds.
+/// Nanoseconds to the host's milliseconds. Whole milliseconds convert
+/// exactly up to 2^53 ms, whatever the size of `ns`.
 pub fn to_millis(ns: Nanos) -> f64 {
-    ns as f64 / NANOS_PER_MILLI
+    (ns / NANOS_PER_MILLI_INT) as f64 + (ns % NANOS_PER_MILLI_INT) as f64 / NANOS_PER_MILLI
 }
 
 #[cfg(test)]
@@ -85,5 +112,62 @@ mod tests {
         assert_eq!(deadline_after(LATEST - 1, 1.0), LATEST);
         assert_eq!(deadline_at(f64::MAX), LATEST);
         assert_eq!(deadline_at(-3.0), 0);
+        assert_eq!(deadline_at(f64::INFINITY), NEVER);
+    }
+
+    /// `call_at(time() + d)` must land exactly where `call_later(d)` does,
+    /// or equal deadlines stop running in scheduling order.
+    fn assert_at_matches_after(now: Nanos, delay_ms: f64) {
+        let at = deadline_at(to_millis(now) + delay_ms);
+        let after = deadline_after(now, delay_ms);
+        assert_eq!(
+            at, after,
+            "now {now} ns, delay {delay_ms} ms: at {at} != after {after}"
+        );
+    }
+
+    #[test]
+    fn call_at_time_plus_delay_equals_call_later_on_a_process_clock() {
+        // Node and Deno: ms since process start, with a fraction.
+        let mut now: Nanos = 12_345;
+        for _ in 0..10_000 {
+            now = now
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407)
+                % (1 << 50);
+            for delay in [
+                0.0,
+                1.0,
+                4.0,
+                10.0,
+                250.0,
+                1000.0,
+                60_000.0,
+                2_147_483_647.0,
+            ] {
+                assert_at_matches_after(now, delay);
+            }
+        }
+    }
+
+    #[test]
+    fn call_at_time_plus_delay_equals_call_later_on_an_epoch_clock() {
+        // workerd: performance.now() is epoch ms, whole milliseconds.
+        let mut ms: u64 = 1_795_636_166_567;
+        for step in 0..10_000u64 {
+            ms += step * 7919;
+            for delay in [0.0, 1.0, 10.0, 1000.0, 86_400_000.0] {
+                assert_at_matches_after(ms * 1_000_000, delay);
+            }
+        }
+    }
+
+    #[test]
+    fn whole_milliseconds_convert_exactly_beyond_2_pow_53_ns() {
+        let ns: Nanos = 1_795_636_166_577_000_000;
+        assert_eq!(to_millis(ns), 1_795_636_166_577.0);
+        assert_eq!(deadline_at(1_795_636_166_577.0), ns);
+        assert_eq!(delay_nanos(1_795_636_166_577.0), Some(ns));
+        assert_eq!(to_millis(1_500_000), 1.5);
     }
 }

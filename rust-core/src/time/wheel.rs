@@ -47,8 +47,8 @@
 
 use std::collections::VecDeque;
 
-use super::{Nanos, NEVER};
 use super::lag::LagHistogram;
+use super::{Nanos, NEVER};
 use crate::handles::{Slots, State};
 
 /// log2 of the tick length in nanoseconds.
@@ -117,7 +117,11 @@ impl Bucket {
     fn push(&mut self, e: Entry, spare: &mut Vec<Box<Block>>) {
         let offset = self.len % BLOCK_LEN;
         if offset == 0 {
-            self.blocks.push(spare.pop().unwrap_or_else(|| Box::new([Entry::default(); BLOCK_LEN])));
+            self.blocks.push(
+                spare
+                    .pop()
+                    .unwrap_or_else(|| Box::new([Entry::default(); BLOCK_LEN])),
+            );
         }
         let last = self.blocks.len() - 1;
         self.blocks[last][offset] = e;
@@ -210,7 +214,11 @@ impl NearQueue {
                 break;
             }
             let right = left + 1;
-            let child = if right < n && self.heap[right].before(&self.heap[left]) { right } else { left };
+            let child = if right < n && self.heap[right].before(&self.heap[left]) {
+                right
+            } else {
+                left
+            };
             if !self.heap[child].before(&e) {
                 break;
             }
@@ -258,7 +266,9 @@ impl TimerWheel {
     pub fn new(now: Nanos) -> TimerWheel {
         TimerWheel {
             elapsed: tick_of(now),
-            buckets: (0..LEVELS * BUCKETS_PER_LEVEL).map(|_| Bucket::default()).collect(),
+            buckets: (0..LEVELS * BUCKETS_PER_LEVEL)
+                .map(|_| Bucket::default())
+                .collect(),
             occupied: [0; LEVELS],
             earliest: vec![NEVER; LEVELS * BUCKETS_PER_LEVEL],
             near: NearQueue::default(),
@@ -281,8 +291,14 @@ impl TimerWheel {
 
     /// Bytes the queue holds.
     pub fn bytes(&self) -> usize {
-        let blocks: usize = self.buckets.iter().map(|b| b.blocks.len()).sum::<usize>() + self.spare.len();
-        let pointers: usize = self.buckets.iter().map(|b| b.blocks.capacity()).sum::<usize>() + self.spare.capacity();
+        let blocks: usize =
+            self.buckets.iter().map(|b| b.blocks.len()).sum::<usize>() + self.spare.len();
+        let pointers: usize = self
+            .buckets
+            .iter()
+            .map(|b| b.blocks.capacity())
+            .sum::<usize>()
+            + self.spare.capacity();
         std::mem::size_of::<TimerWheel>()
             + blocks * std::mem::size_of::<Block>()
             + pointers * std::mem::size_of::<Box<Block>>()
@@ -296,8 +312,15 @@ impl TimerWheel {
     /// ordered among equal deadlines by `seq`.
     #[inline]
     pub fn insert(&mut self, slot: u32, deadline: Nanos, seq: u32) {
-        debug_assert_ne!(deadline, NEVER, "slot {slot}: a NEVER timer must not be queued");
-        self.link(Entry { deadline, seq, slot });
+        debug_assert_ne!(
+            deadline, NEVER,
+            "slot {slot}: a NEVER timer must not be queued"
+        );
+        self.link(Entry {
+            deadline,
+            seq,
+            slot,
+        });
         self.live += 1;
     }
 
@@ -321,7 +344,11 @@ impl TimerWheel {
     /// Records that the timer in `slot` was cancelled (the caller has made it
     /// a tombstone). Compacts when tombstones outnumber live timers.
     pub fn cancelled(&mut self, slots: &mut Slots, slot: u32) {
-        debug_assert_eq!(slots.state(slot), State::Tombstone, "slot {slot} cancelled but not a tombstone");
+        debug_assert_eq!(
+            slots.state(slot),
+            State::Tombstone,
+            "slot {slot} cancelled but not a tombstone"
+        );
         self.live -= 1;
         self.tombstones += 1;
         if self.tombstones >= MIN_COMPACTION && self.tombstones > self.live {
@@ -331,7 +358,13 @@ impl TimerWheel {
 
     /// Moves every timer due at `now` into `out` (state `Running`), in
     /// (deadline, sequence) order, freeing the tombstones it meets.
-    pub fn expire(&mut self, slots: &mut Slots, now: Nanos, out: &mut Vec<u32>, lag: &mut LagHistogram) {
+    pub fn expire(
+        &mut self,
+        slots: &mut Slots,
+        now: Nanos,
+        out: &mut Vec<u32>,
+        lag: &mut LagHistogram,
+    ) {
         let now_tick = tick_of(now);
         loop {
             // Near entries are all earlier than anything in the buckets.
@@ -345,7 +378,11 @@ impl TimerWheel {
                     slots.free(slot);
                     self.tombstones -= 1;
                 } else {
-                    debug_assert_eq!(slots.state(slot), State::Timer, "slot {slot} in the near queue");
+                    debug_assert_eq!(
+                        slots.state(slot),
+                        State::Timer,
+                        "slot {slot} in the near queue"
+                    );
                     slots.set_state(slot, State::Running);
                     out.push(slot);
                     lag.record(now - deadline);
@@ -356,11 +393,17 @@ impl TimerWheel {
                 // The earliest remaining timer is not due; nor is any bucket.
                 return;
             }
-            let Some((level, index, start)) = self.next_occupied() else { break };
+            let Some((level, index, start)) = self.next_occupied() else {
+                break;
+            };
             if start > now_tick {
                 break;
             }
-            debug_assert!(start >= self.elapsed, "wheel went back: start {start} < elapsed {}", self.elapsed);
+            debug_assert!(
+                start >= self.elapsed,
+                "wheel went back: start {start} < elapsed {}",
+                self.elapsed
+            );
             let b = level * BUCKETS_PER_LEVEL + index;
             let bucket = std::mem::take(&mut self.buckets[b]);
             self.occupied[level] &= !(1 << index);
@@ -389,7 +432,14 @@ impl TimerWheel {
 
     /// A level-0 bucket whose tick has come: emit what is due in (deadline,
     /// sequence) order; the rest waits in the near queue.
-    fn drain(&mut self, slots: &mut Slots, bucket: &Bucket, now: Nanos, out: &mut Vec<u32>, lag: &mut LagHistogram) {
+    fn drain(
+        &mut self,
+        slots: &mut Slots,
+        bucket: &Bucket,
+        now: Nanos,
+        out: &mut Vec<u32>,
+        lag: &mut LagHistogram,
+    ) {
         // Fast path, one scan: a bucket already in order and all due (direct
         // inserts arrive in sequence order) is emitted as it is scanned.
         let mark = out.len();
@@ -485,7 +535,8 @@ impl TimerWheel {
             }
             let shift = level as u32 * LEVEL_BITS;
             let now_index = ((self.elapsed >> shift) & SLOT_MASK) as u32;
-            let index = (occupied.rotate_right(now_index).trailing_zeros() + now_index) as usize % BUCKETS_PER_LEVEL;
+            let index = (occupied.rotate_right(now_index).trailing_zeros() + now_index) as usize
+                % BUCKETS_PER_LEVEL;
             debug_assert!(
                 index as u32 > now_index || (level > 0 && index as u32 == now_index),
                 "level {level}: occupied bucket {index} is behind elapsed bucket {now_index} (elapsed {}, occupied {:#x})",
@@ -571,7 +622,11 @@ mod tests {
 
     impl Fixture {
         fn new(now: Nanos) -> Fixture {
-            Fixture { slots: Slots::new(), wheel: TimerWheel::new(now), seq: 0 }
+            Fixture {
+                slots: Slots::new(),
+                wheel: TimerWheel::new(now),
+                seq: 0,
+            }
         }
         fn add(&mut self, deadline: Nanos) -> u32 {
             let slot = self.slots.alloc(State::Timer).unwrap();
@@ -585,7 +640,8 @@ mod tests {
         }
         fn expire(&mut self, now: Nanos) -> Vec<u32> {
             let mut out = Vec::new();
-            self.wheel.expire(&mut self.slots, now, &mut out, &mut LagHistogram::default());
+            self.wheel
+                .expire(&mut self.slots, now, &mut out, &mut LagHistogram::default());
             for &s in &out {
                 self.slots.free(s);
             }
@@ -645,7 +701,11 @@ mod tests {
         assert_eq!(f.wheel.live(), 1);
         assert_eq!(f.expire(2 * MS), vec![b]);
         assert_eq!(f.wheel.tombstones(), 0);
-        assert_eq!(f.slots.free_count(), 2, "the tombstone, and b once the fixture released it");
+        assert_eq!(
+            f.slots.free_count(),
+            2,
+            "the tombstone, and b once the fixture released it"
+        );
     }
 
     #[test]
@@ -662,7 +722,9 @@ mod tests {
         assert_eq!(f.slots.free_count(), n as u32 / 2 + 1);
         let fired = f.expire(u64::MAX - 1);
         assert_eq!(fired.len(), n as usize / 2 - 1);
-        assert!(fired.iter().all(|s| ids[(n as usize / 2 + 1)..].contains(s)));
+        assert!(fired
+            .iter()
+            .all(|s| ids[(n as usize / 2 + 1)..].contains(s)));
     }
 
     #[test]
@@ -733,7 +795,11 @@ mod tests {
                         expected.extend(reference.drain(..due).map(|e| e.2));
                         assert_eq!(fired, expected, "round {round} at now {now}");
                         if let Some(wake) = f.wheel.next_deadline(&mut f.slots) {
-                            assert!(wake <= reference[0].0, "wake {wake} after earliest {}", reference[0].0);
+                            assert!(
+                                wake <= reference[0].0,
+                                "wake {wake} after earliest {}",
+                                reference[0].0
+                            );
                         } else {
                             assert!(reference.is_empty());
                         }

@@ -216,10 +216,24 @@ export class TokenQueue {
   }
 }
 
+/**
+ * Where the built-in backends' clocks count from: `performance.now()` when
+ * wasmloop first needed a clock in this process, in whole milliseconds. One
+ * origin for all loops, so their times compare.
+ *
+ * The origin keeps the clock's nanoseconds below 2^53 (104 days), where an
+ * f64 holds every one exactly. Without it, a host whose `performance.now()`
+ * is epoch time (workerd: about 1.8e12 ms) hands the core nanoseconds rounded
+ * to 256, and `callAt(loop.time() + d)` would land apart from `callLater(d)`.
+ */
+let clockOriginMs: number | null = null;
+
+/** The host's monotonic clock in nanoseconds since the shared origin. */
 export function performanceClock(): () => number {
   const perf = globalThis.performance;
   if (perf === undefined || typeof perf.now !== 'function') {
     throw new Error('no monotonic clock: globalThis.performance.now is missing');
   }
-  return () => perf.now() * 1e6;
+  const origin = (clockOriginMs ??= Math.floor(perf.now()));
+  return () => (perf.now() - origin) * 1e6;
 }

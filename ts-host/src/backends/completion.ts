@@ -14,6 +14,13 @@ import {
   performanceClock,
 } from './backend.js';
 
+import { NotSupportedError } from '../errors.js';
+
+/** Cloudflare's workerd, which names itself in navigator.userAgent. */
+function isWorkerd(): boolean {
+  return (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent === 'Cloudflare-Workers';
+}
+
 type NetModule = typeof import('node:net');
 
 let net: NetModule | null = null;
@@ -97,6 +104,13 @@ export function createCompletionBackend(): CompletionBackend {
       sink?.wake(false);
     },
     listen({ host, port, backlog }, onSocket, done) {
+      // workerd's node:net "listens" on a made-up port that no connection
+      // ever reaches: a worker cannot accept TCP. Say so instead.
+      if (isWorkerd()) {
+        throw new NotSupportedError(
+          'createServer: workerd cannot accept TCP connections in a worker; the completion backend there connects out only',
+        );
+      }
       const server = netModule.createServer({ pauseOnConnect: true, allowHalfOpen: true });
       server.on('connection', (socket) => {
         sockets.add(socket);

@@ -45,7 +45,16 @@ export function loadSelectorAddon(): Addon {
     throw new Error('the native selector needs Node.js');
   }
   if (process.platform === 'win32') throw new Error('the native selector needs a POSIX system');
+  // The addon drives libuv's uv_poll. Deno's and Bun's Node-API run addons
+  // without libuv (Deno hands out a stand-in loop, Bun aborts on uv_poll_init),
+  // and either way the process dies, so the addon is never loaded there.
+  if ('Deno' in globalThis) throw new Error("the native selector needs libuv, which Deno's Node-API does not provide");
+  if ('Bun' in globalThis) throw new Error("the native selector needs libuv, which Bun's Node-API does not provide");
   if (nodeModule === null) throw new Error('the native selector needs node:module');
+  // workerd, for one, offers node:module but loads no files and no addons.
+  if (typeof import.meta.url !== 'string' || !import.meta.url.startsWith('file:')) {
+    throw new Error('the native selector loads a native addon from a file, and modules here are not files');
+  }
   const require = nodeModule.createRequire(import.meta.url);
   addon = require(ADDON_PATH) as Addon;
   return addon;

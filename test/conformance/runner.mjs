@@ -1,0 +1,215 @@
+// The conformance runner: runs one vector on one loop and returns what it
+// logged. Every JavaScript host (Node, Deno, Bun, workerd, Chromium) imports
+// this same file, so the vectors mean the same thing everywhere. It uses only
+// the loop's public API and ECMAScript built-ins: no node: imports.
+//
+// A vector is JSON:
+//   { "about": "...", "program": [step...], "run": ms | "runForever": true,
+//     "virtualOnly"?: true, "expect": ["name", "error:<message>", "stopped", ...] }
+// Steps:
+//   { "soon": name, "then"?: [step...] }            loop.callSoon, logs name
+//   { "later": name, "ms": n, "then"?: [...] }      loop.callLater(n)
+//   { "at": name, "ms": n, "then"?: [...] }         loop.callAt(loop.time() + n)
+//   { "cancel": name }                              cancels that handle
+//   { "throw": message, "ms": n }                   a timer whose callback throws
+//   { "microtask": name }                           a promise continuation, logs name
+//   { "sleep": name, "ms": n }                      loop.sleep(n), logs name when it resolves
+//   { "time": name }                                logs "<name> on time" if loop time has
+//                                                   reached the deadline `name` was given
+//   { "stop": true }                                loop.stop()
+// "ms" may be the string "Infinity".
+
+/** Runs `vector` on a fresh loop from `createLoop(options)`; resolves to the log. */
+export async function runVector(createLoop, vector, options) {
+  const loop = await createLoop(options);
+  const log = [];
+  const handles = new Map();
+  const deadlines = new Map();
+  loop.setExceptionHandler((_loop, context) => {
+    const error = context.error;
+    log.push(`error:${error && typeof error === 'object' && 'message' in error ? error.message : String(error)}`);
+  });
+  const delay = (step) => (step.ms === 'Infinity' ? Infinity : step.ms);
+  const body = (step) => () => {
+    log.push(step.soon ?? step.later ?? step.at);
+    for (const inner of step.then ?? []) perform(inner);
+  };
+  function perform(step) {
+    if ('soon' in step) {
+      handles.set(step.soon, loop.callSoon(body(step)));
+    } else if ('later' in step) {
+      deadlines.set(step.later, loop.time() + Math.max(0, delay(step)));
+      handles.set(step.later, loop.callLater(delay(step), body(step)));
+    } else if ('at' in step) {
+      const when = loop.time() + delay(step);
+      deadlines.set(step.at, when);
+      handles.set(step.at, loop.callAt(when, body(step)));
+    } else if ('cancel' in step) {
+      handles.get(step.cancel)?.cancel();
+    } else if ('throw' in step) {
+      loop.callLater(delay(step), () => {
+        throw new Error(step.throw);
+      });
+    } else if ('microtask' in step) {
+      Promise.resolve().then(() => log.push(step.microtask));
+    } else if ('sleep' in step) {
+      loop.sleep(delay(step)).then(() => log.push(step.sleep));
+    } else if ('time' in step) {
+      if (loop.time() >= deadlines.get(step.time)) log.push(`${step.time} on time`);
+      else log.push(`${step.time} early: time ${loop.time()} < deadline ${deadlines.get(step.time)}`);
+    } else if ('stop' in step) {
+      loop.stop();
+    } else {
+      throw new TypeError(`conformance vector: unknown step ${JSON.stringify(step)}`);
+    }
+  }
+  try {
+    for (const step of vector.program) perform(step);
+    if (vector.runForever) {
+      await loop.runForever();
+      log.push('stopped');
+    } else {
+      await loop.runUntilComplete(() => loop.sleep(vector.run));
+    }
+  } finally {
+    await loop.close();
+  }
+  return log;
+}
+
+/** Runs every vector that applies to `backend`; resolves to one result per vector. */
+export async function runAll(createLoop, vectors, backend) {
+  const results = [];
+  for (const [name, vector] of Object.entries(vectors)) {
+    if (vector.virtualOnly && backend !== 'virtual') continue;
+    let got;
+    try {
+      got = await runVector(createLoop, vector, { backend });
+    } catch (error) {
+      got = [`runner error: ${error && error.stack ? error.stack : error}`];
+    }
+    const pass = JSON.stringify(got) === JSON.stringify(vector.expect);
+    results.push({ name, backend, pass, got, expect: vector.expect });
+  }
+  return results;
+}
+
+/**
+ * TCP echo over loopback on `backend`: a server echoes what it reads; a client
+ * sends `bytes` bytes of a known pattern in 64 KiB writes and reads them back.
+ * Resolves to { pass, detail }, and `supported: false` when the host cannot
+ * do it and the loop said so with a NotSupportedError. Uses only the loop's own I/O API.
+ */
+export async function echoCheck(createLoop, backend, bytes = 4 << 20) {
+  const loop = await createLoop({ backend });
+  try {
+    return await loop.runUntilComplete(async () => {
+      const server = await loop.createServer(
+        async (conn) => {
+          for await (const chunk of conn) await conn.write(chunk);
+          await conn.end();
+        },
+        { host: '127.0.0.1', port: 0 },
+      );
+      const client = await loop.createConnection({ host: '127.0.0.1', port: server.address().port });
+      const payload = new Uint8Array(bytes);
+      for (let i = 0; i < bytes; i++) payload[i] = (i * 31 + (i >>> 11)) & 0xff;
+      const reading = (async () => {
+        let received = 0;
+        let bad = -1;
+        for await (const chunk of client) {
+          for (let i = 0; i < chunk.length && bad < 0; i++) if (chunk[i] !== payload[received + i]) bad = received + i;
+          received += chunk.length;
+        }
+        return { received, bad };
+      })();
+      for (let off = 0; off < bytes; off += 1 << 16) await client.write(payload.subarray(off, off + (1 << 16)));
+      await client.end();
+      const { received, bad } = await reading;
+      await server.close();
+      const pass = received === bytes && bad < 0;
+      return { pass, detail: `${received} of ${bytes} bytes echoed${bad >= 0 ? `, first wrong byte at ${bad}` : ''}` };
+    });
+  } catch (error) {
+    if (error && error.name === 'NotSupportedError') return { pass: false, supported: false, detail: `${error.name}: ${error.message}` };
+    return { pass: false, detail: `echo failed: ${error && error.stack ? error.stack : error}` };
+  } finally {
+    await loop.close();
+  }
+}
+
+/** Hex SHA-256 of `bytes`, with WebCrypto (present on every host we run on). */
+export async function sha256(bytes) {
+  const digest = await crypto.subtle.digest('SHA-256', bytes);
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Whether `needle` occurs in `haystack` byte for byte. */
+export function contains(haystack, needle) {
+  outer: for (let i = 0; i + needle.length <= haystack.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (haystack[i + j] !== needle[j]) continue outer;
+    return true;
+  }
+  return false;
+}
+
+/**
+ * Everything a JS host reports: the vectors on `auto` and `virtual`, which
+ * backends start here (and the error of those that do not), TCP echo on
+ * every backend that has a network, the error `auto` gives for TCP when it
+ * has none, and the sha256 of the core component shipped beside the host.
+ */
+export async function hostReport(wasmloop, { host, version, component, coreModule, createOptions = {} }) {
+  const createLoop = (options) => wasmloop.createLoop({ ...options, ...createOptions });
+  const backends = {};
+  for (const name of wasmloop.BACKEND_NAMES) {
+    try {
+      const loop = await createLoop({ backend: name });
+      backends[name] = { starts: true, chose: loop.backend };
+      await loop.close();
+    } catch (error) {
+      backends[name] = { starts: false, error: `${error.name}: ${error.message}` };
+    }
+  }
+  const autoBackend = backends.auto.chose;
+  const vectors = vectorsOf();
+  const results = [...(await runAll(createLoop, vectors, 'auto')), ...(await runAll(createLoop, vectors, 'virtual'))];
+  const echo = {};
+  for (const name of ['selector', 'completion', 'virtual']) {
+    if (backends[name].starts) echo[name] = await echoCheck(createLoop, name, name === 'virtual' ? 1 << 20 : 4 << 20);
+  }
+  let autoTcp = 'works';
+  if (autoBackend === 'clock') {
+    const loop = await createLoop({ backend: 'auto' });
+    try {
+      await loop.createConnection({ host: '127.0.0.1', port: 9 });
+      autoTcp = 'connected (unexpected)';
+    } catch (error) {
+      autoTcp = `${error.name}: ${error.message}`;
+    } finally {
+      await loop.close();
+    }
+  }
+  return {
+    host,
+    version,
+    autoBackend,
+    backends,
+    componentSha256: await sha256(component),
+    coreModuleInComponent: contains(component, coreModule),
+    results,
+    echo,
+    autoTcp,
+  };
+}
+
+let loadedVectors = null;
+/** The vectors a host was given (see `useVectors`). */
+function vectorsOf() {
+  if (loadedVectors === null) throw new Error('conformance runner: call useVectors(vectors) first');
+  return loadedVectors;
+}
+/** Hands the runner the vectors, as each host loads them its own way. */
+export function useVectors(vectors) {
+  loadedVectors = vectors;
+}
