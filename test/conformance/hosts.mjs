@@ -1,0 +1,218 @@
+// Runs the conformance vectors on every host and collects their reports.
+// Node, Deno and Bun run hosts/script.mjs; workerd serves hosts/worker.mjs
+// from a generated config; Chromium loads hosts/browser.html over local HTTP;
+// wasmtime runs the composed driver component (wasmtime/run.mjs).
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, extname, join, normalize, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const BIN = join(ROOT, 'node_modules/.bin');
+const GENERATED = join(ROOT, 'ts-host/dist/generated');
+
+/** The vectors, by file name without `.json`. */
+export function loadVectors() {
+  const dir = join(ROOT, 'test/conformance/vectors');
+  const vectors = {};
+  for (const file of readdirSync(dir).sort()) {
+    if (file.endsWith('.json')) vectors[file.slice(0, -5)] = JSON.parse(readFileSync(join(dir, file), 'utf8'));
+  }
+  return vectors;
+}
+
+/** sha256 of the core component `make` built, the one every host must report. */
+export function builtComponentSha256() {
+  return createHash('sha256').update(readFileSync(join(ROOT, 'build/core.component.wasm'))).digest('hex');
+}
+
+/** Runs `command`; resolves to its stdout, rejects with its stderr on failure. */
+function run(command, args, { timeoutMs = 120_000, env } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env } });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      reject(new Error(`${command}: ${error.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${command} ${args.join(' ')} exited with ${signal ?? code}:\n${err.slice(-4000)}`));
+    });
+  });
+}
+
+/** The last line of `stdout` as JSON (hosts may print warnings before it). */
+function lastJson(stdout, host) {
+  const line = stdout.trim().split('\n').pop();
+  try {
+    return JSON.parse(line);
+  } catch {
+    throw new Error(`${host}: no JSON report on stdout:\n${stdout.slice(-2000)}`);
+  }
+}
+
+/** A scratch file holding every vector, for the hosts that read a file. */
+function vectorsFile(dir) {
+  const file = join(dir, 'vectors.json');
+  writeFileSync(file, JSON.stringify(loadVectors()));
+  return file;
+}
+
+async function scriptHost(host, command, args) {
+  const dir = mkdtempSync(join(tmpdir(), `wasmloop-${host}-`));
+  try {
+    const script = join(ROOT, 'test/conformance/hosts/script.mjs');
+    return lastJson(await run(command, [...args, script, vectorsFile(dir)]), host);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export const runNode = () => scriptHost('node', process.execPath, []);
+export const runDeno = () => scriptHost('deno', join(BIN, 'deno'), ['run', '--allow-read', '--allow-net', '--allow-env', '--allow-ffi', '--allow-sys']);
+export const runBun = () => scriptHost('bun', join(BIN, 'bun'), []);
+
+/** A TCP port free right now on 127.0.0.1. */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createNetServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * workerd: a config naming every module of the host (dist without the CLI),
+ * the runner, the vectors, and the core's Wasm as `wasm` modules (Workers
+ * bind Wasm as modules; they do not compile bytes). Module names mirror the
+ * repository's paths so relative imports resolve; the files are copied beside
+ * the config because workerd embeds only paths below it.
+ */
+export async function runWorkerd() {
+  const dir = mkdtempSync(join(tmpdir(), 'wasmloop-workerd-'));
+  const modules = [
+    ['test/conformance/hosts/worker.mjs', 'esModule', join(ROOT, 'test/conformance/hosts/worker.mjs')],
+    ['test/conformance/runner.mjs', 'esModule', join(ROOT, 'test/conformance/runner.mjs')],
+    ...readdirSync(join(ROOT, 'ts-host/dist'), { recursive: true })
+      .filter((f) => f.endsWith('.js') && f !== 'cli.js')
+      .map((f) => [`ts-host/dist/${f}`, 'esModule', join(ROOT, 'ts-host/dist', f)]),
+    ['test/conformance/hosts/vectors.json', 'json', vectorsFile(dir)],
+    ['ts-host/dist/generated/core.component.wasm.bin', 'data', join(GENERATED, 'core.component.wasm')],
+    ['ts-host/dist/generated/core.core.wasm.bin', 'data', join(GENERATED, 'core.core.wasm')],
+    ...['core.core.wasm', 'core.core2.wasm', 'core.core3.wasm'].map((f) => [`ts-host/dist/generated/${f}`, 'wasm', join(GENERATED, f)]),
+  ];
+  for (const [name, , source] of modules) {
+    mkdirSync(join(dir, 'worker', dirname(name)), { recursive: true });
+    cpSync(source, join(dir, 'worker', name));
+  }
+  const port = await freePort();
+  writeFileSync(
+    join(dir, 'config.capnp'),
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "main", worker = .worker) ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+);
+const worker :Workerd.Worker = (
+  modules = [
+${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = embed ${JSON.stringify(`worker/${name}`)}),`).join('\n')}
+  ],
+  compatibilityDate = "2026-11-01",
+);
+`,
+  );
+  const child = spawn(join(BIN, 'workerd'), ['serve', join(dir, 'config.capnp')], { cwd: dir });
+  let log = '';
+  child.stdout.on('data', (d) => (log += d));
+  child.stderr.on('data', (d) => (log += d));
+  try {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`workerd exited with ${child.exitCode}:\n${log}`);
+      try {
+        const response = await fetch(`http://127.0.0.1:${port}/`);
+        const report = await response.json();
+        report.version = (await run(join(BIN, 'workerd'), ['--version'])).trim();
+        return report;
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`workerd did not answer: ${error.message}\n${log}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
+  } finally {
+    child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Debian's Chromium, where `make deps` installs it. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * Chromium, headless: a page with no Node APIs imports the host from
+ * ts-host/dist over HTTP and runs the vectors; the report is read back from
+ * window.report.
+ */
+export async function runChromium() {
+  if (!existsSync(CHROMIUM)) throw new Error(`chromium: ${CHROMIUM} is missing (make deps installs Debian's chromium)`);
+  const { chromium } = await import('playwright-core');
+  const vectors = JSON.stringify(loadVectors());
+  const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm' };
+  const server = createServer((request, response) => {
+    const path = new URL(request.url, 'http://localhost').pathname;
+    if (path === '/vectors.json') {
+      response.writeHead(200, { 'content-type': 'application/json' });
+      response.end(vectors);
+      return;
+    }
+    const file = join(ROOT, normalize(path));
+    if (relative(ROOT, file).startsWith('..') || !existsSync(file)) {
+      response.writeHead(404);
+      response.end();
+      return;
+    }
+    response.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+    response.end(readFileSync(file));
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking'],
+  });
+  try {
+    const page = await browser.newPage();
+    const errors = [];
+    page.on('pageerror', (error) => errors.push(String(error)));
+    await page.goto(`http://127.0.0.1:${server.address().port}/test/conformance/hosts/browser.html`);
+    await page.waitForFunction(() => window.report !== undefined, null, { timeout: 60_000 });
+    const report = await page.evaluate(() => window.report);
+    if (errors.length > 0) report.pageErrors = errors;
+    report.version = `Chromium ${browser.version()}`;
+    return report;
+  } finally {
+    await browser.close();
+    server.close();
+  }
+}
+
+/** Every host, in the README's order: name → function resolving to its report. */
+export const HOSTS = {
+  node: runNode,
+  deno: runDeno,
+  bun: runBun,
+  workerd: runWorkerd,
+  chromium: runChromium,
+};
