@@ -23,6 +23,10 @@ RUST_SOURCES := $(shell find rust-core/src -name '*.rs') rust-core/Cargo.toml
 WIT_SOURCES  := $(wildcard wit/*.wit)
 TS_SOURCES   := $(shell find ts-host/src -name '*.ts' -not -path '*/generated/*') ts-host/tsconfig.json
 
+# The wasmtime host's tools, its composed component and
+# test-conformance-wasmtime (its variables are needed by the rules below).
+include test/conformance/wasmtime/rules.mk
+
 .PHONY: all deps test test-rust test-js test-hosts test-pack test-stress stress soak fuzz proptest-long demo bench clean
 
 all: $(DIST)
@@ -53,7 +57,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-deps: $(STAMPS)/apt $(STAMPS)/chromium node_modules/.package-lock.json
+deps: $(STAMPS)/apt $(STAMPS)/chromium node_modules/.package-lock.json $(WASMTIME) $(WAC)
 
 # ---------------------------------------------------------------- build
 
@@ -98,8 +102,8 @@ test-js: $(DIST)
 
 # The conformance vectors on Node, Deno, Bun, workerd, Chromium and wasmtime
 # (about 10 s), then the README's host table from what they reported.
-test-hosts: $(DIST) $(STAMPS)/chromium
-	node node_modules/uvu/bin.js test '^hosts\.test\.mjs$$'
+test-hosts: $(DIST) $(STAMPS)/chromium $(WASMTIME_CONFORMANCE) $(WASMTIME)
+	WASMTIME=$(WASMTIME) WASMTIME_CONFORMANCE=$(WASMTIME_CONFORMANCE) node node_modules/uvu/bin.js test '^hosts\.test\.mjs$$'
 	node test/conformance/table.mjs
 
 # 10 million pending timers and 100 million schedule/cancel pairs (about 15 s).

@@ -123,7 +123,10 @@ export async function runWorkerd() {
     join(dir, 'config.capnp'),
     `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
-  services = [ (name = "main", worker = .worker) ],
+  services = [
+    (name = "main", worker = .worker),
+    (name = "loopback", network = (allow = ["local"])),
+  ],
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
 );
 const worker :Workerd.Worker = (
@@ -131,9 +134,13 @@ const worker :Workerd.Worker = (
 ${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = embed ${JSON.stringify(`worker/${name}`)}),`).join('\n')}
   ],
   compatibilityDate = "2026-11-01",
+  globalOutbound = "loopback",
 );
 `,
   );
+  // An echo server outside the worker, which the worker may connect to.
+  const echo = createNetServer((socket) => socket.pipe(socket));
+  await new Promise((resolve) => echo.listen(0, '127.0.0.1', resolve));
   const child = spawn(join(BIN, 'workerd'), ['serve', join(dir, 'config.capnp')], { cwd: dir });
   let log = '';
   child.stdout.on('data', (d) => (log += d));
@@ -143,7 +150,7 @@ ${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = 
     for (;;) {
       if (child.exitCode !== null) throw new Error(`workerd exited with ${child.exitCode}:\n${log}`);
       try {
-        const response = await fetch(`http://127.0.0.1:${port}/`);
+        const response = await fetch(`http://127.0.0.1:${port}/?echoPort=${echo.address().port}`);
         const report = await response.json();
         report.version = (await run(join(BIN, 'workerd'), ['--version'])).trim();
         return report;
@@ -154,6 +161,7 @@ ${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = 
     }
   } finally {
     child.kill('SIGKILL');
+    echo.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -208,6 +216,28 @@ export async function runChromium() {
   }
 }
 
+/**
+ * wasmtime: `make` builds the composed component (shim -> core -> driver) and
+ * installs the CLI, and passes both paths in WASMTIME and
+ * WASMTIME_CONFORMANCE (see wasmtime/rules.mk).
+ */
+export async function runWasmtime() {
+  const { WASMTIME: wasmtime, WASMTIME_CONFORMANCE: component } = process.env;
+  if (!wasmtime || !component) {
+    throw new Error('wasmtime: WASMTIME and WASMTIME_CONFORMANCE are not set; run this through `make test-hosts`');
+  }
+  const { runWasmtime: run } = await import('./wasmtime/run.mjs');
+  const report = await run({ wasmtime: join(ROOT, wasmtime), component: join(ROOT, component), coreComponent: join(ROOT, 'build/core.component.wasm') });
+  // The composed binary nests the core component itself, byte for byte.
+  return {
+    ...report,
+    coreModuleInComponent: report.coreComponentInComposed,
+    // No JS backends here: the driver is the host.
+    backendsNote: 'driver on WASI 0.2: real time (`wasi:clocks/monotonic-clock`, waits with `wasi:io/poll`), virtual time (the shim\'s clock)',
+    tcpNote: 'none: the plain CLI gives a component no sockets',
+  };
+}
+
 /** Every host, in the README's order: name → function resolving to its report. */
 export const HOSTS = {
   node: runNode,
@@ -215,4 +245,5 @@ export const HOSTS = {
   bun: runBun,
   workerd: runWorkerd,
   chromium: runChromium,
+  wasmtime: runWasmtime,
 };

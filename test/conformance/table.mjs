@@ -16,11 +16,12 @@ const BACKENDS = ['selector', 'completion', 'virtual', 'clock'];
 const reason = (error) => error.replace(/^BackendError: backend '\w+' cannot start here: /, '');
 
 function tcp(report) {
+  if (report.tcpNote) return report.tcpNote;
   const echo = report.echo ?? {};
   const real = Object.entries(echo).filter(([name]) => name !== 'virtual');
   if (real.length === 0) return report.autoTcp ? `none: \`${report.autoTcp.split(':')[0]}\`` : 'none';
   return real
-    .map(([name, e]) => (e.pass ? `${name}: server + client` : e.supported === false ? `${name}: client only (server: \`NotSupportedError\`)` : `${name}: **failed**`))
+    .map(([name, e]) => (e.pass ? `${name}: server + client` : e.supported === false ? `${name}: ${e.client?.pass ? 'client' : 'no client'} (server: \`NotSupportedError\`)` : `${name}: **failed**`))
     .join('; ');
 }
 
@@ -31,7 +32,7 @@ const rows = Object.entries(run.reports).map(([name, r]) => {
     if (state === undefined) return null;
     return state.starts ? `\`${b}\`` : `~~${b}~~ (${reason(state.error)})`;
   }).filter((x) => x !== null);
-  return `| ${name} | ${r.version} | ${passed}/${r.results.length} | \`${r.autoBackend}\` | ${backends.join(', ')} | ${tcp(r)} | \`${r.componentSha256.slice(0, 16)}…\` |`;
+  return `| ${name} | ${r.version} | ${passed}/${r.results.length} | \`${r.autoBackend}\` | ${r.backendsNote ?? backends.join(', ')} | ${tcp(r)} | \`${r.componentSha256.slice(0, 16)}…\` |`;
 });
 
 const table = [

@@ -17,6 +17,8 @@ use std::cell::Cell;
 
 wit_bindgen::generate!({
     path: ["../../../../wit", "../wit"],
+    // Bindings for the core's interfaces too, though they live in its package (../../../../wit).
+    generate_all,
     world: "wasmloop:conformance/shim",
 });
 
