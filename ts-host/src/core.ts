@@ -89,6 +89,28 @@ export interface CoreInstance {
 const RUN_ONCE = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.run-once';
 const RUN_ONCE_POST = `cabi_post_${RUN_ONCE}`;
 const RESOURCE_EXPORTS = '[export]wasmloop:core/event-loop@0.1.0';
+const CLOCK_MODULE = 'wasmloop:core/clock@0.1.0';
+
+/**
+ * The clock import as the core module calls it (an i64, so a BigInt),
+ * without the generated lowering: that one wraps every reading in
+ * `BigInt.asUintN(64, BigInt(ns))`, two BigInts per read. `now` already
+ * gives whole, non-negative nanoseconds below 2^53; a reading equal to the
+ * last one (a virtual clock between jumps, workerd's frozen clock, two reads
+ * in one iteration) reuses the last BigInt.
+ */
+function bigintClock(now: () => number): () => bigint {
+  let lastNs = -1;
+  let last = 0n;
+  return () => {
+    const ns = now();
+    if (ns !== lastNs) {
+      lastNs = ns;
+      last = BigInt(ns);
+    }
+    return last;
+  };
+}
 
 export function instantiateCore(modules: CoreModules, host: HostImports): CoreInstance {
   let memory: WebAssembly.Memory | undefined;
@@ -113,6 +135,8 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
     },
     imports as never,
     (module, coreImports) => {
+      const clockImports = (coreImports as Record<string, Record<string, unknown>> | undefined)?.[CLOCK_MODULE];
+      if (clockImports !== undefined && typeof clockImports.now === 'function') clockImports.now = bigintClock(host.clock.now);
       const resources = (coreImports as Record<string, Record<string, (r: number) => number>> | undefined)?.[
         RESOURCE_EXPORTS
       ];
