@@ -83,6 +83,10 @@ impl GuestEventLoop for LoopResource {
         self.0.borrow_mut().run_once().to_vec()
     }
 
+    fn jump_and_run_once(&self) -> Vec<u32> {
+        self.0.borrow_mut().jump_and_run_once().to_vec()
+    }
+
     fn poll_timeout(&self) -> f64 {
         self.0.borrow_mut().poll_timeout_ms()
     }

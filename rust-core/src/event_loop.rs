@@ -62,6 +62,16 @@ pub struct Stats {
 /// could ever become ready: wait only for outside wakeups.
 pub const WAIT_FOREVER: f64 = -1.0;
 
+/// Where an iteration's time comes from (phase 1).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum TimeStep {
+    /// The host's clock, read once: [`EventLoop::run_once`].
+    ReadClock,
+    /// The earliest timer's deadline when nothing is ready, no clock read:
+    /// [`EventLoop::jump_and_run_once`].
+    JumpToNextTimer,
+}
+
 /// One event loop's scheduler state.
 pub struct EventLoop<H: Host> {
     host: H,
@@ -247,6 +257,18 @@ impl<H: Host> EventLoop<H> {
     /// One iteration: phases 0 to 4 of the module doc. Returns the slots
     /// whose callbacks the host should run, in order.
     pub fn run_once(&mut self) -> &[u32] {
+        self.iterate(TimeStep::ReadClock)
+    }
+
+    /// Virtual time in one crossing: [`Self::run_once`], except that phase
+    /// 1 reads no clock; with no callback ready, the loop's time moves to
+    /// the earliest pending timer's deadline instead (trio's autojump, done
+    /// where the deadlines are). The host's virtual clock follows `time()`.
+    pub fn jump_and_run_once(&mut self) -> &[u32] {
+        self.iterate(TimeStep::JumpToNextTimer)
+    }
+
+    fn iterate(&mut self, step: TimeStep) -> &[u32] {
         // 0. Release the previous batch (watchers stay registered).
         for &slot in &self.batch {
             match self.slots.state(slot) {
@@ -262,8 +284,19 @@ impl<H: Host> EventLoop<H> {
         }
         self.batch.clear();
 
-        // 1. Read the clock once.
-        self.update_time();
+        // 1. Read the clock once (or, on virtual time, jump to the next timer).
+        match step {
+            TimeStep::ReadClock => {
+                self.update_time();
+            }
+            TimeStep::JumpToNextTimer => {
+                if self.ready_live == 0 {
+                    if let Some(deadline) = self.timers.next_deadline(&mut self.slots) {
+                        self.now = self.now.max(deadline);
+                    }
+                }
+            }
+        }
 
         // 2. Callbacks queued before this iteration, then due timers.
         std::mem::swap(&mut self.ready, &mut self.batch);
@@ -398,6 +431,58 @@ mod tests {
         );
         l.run_once();
         assert_eq!(l.time_ms(), 1005.0);
+    }
+
+    #[test]
+    fn jump_and_run_once_moves_to_each_deadline_in_turn_without_the_clock() {
+        let mut l = new_loop();
+        let (c, _) = split(l.call_later(30.0));
+        let (a, _) = split(l.call_later(10.0));
+        let (b1, _) = split(l.call_later(20.0));
+        let (b2, _) = split(l.call_at(1020.0));
+        // The clock never moves: every step comes from the deadlines.
+        assert_eq!(l.jump_and_run_once(), &[a]);
+        assert_eq!(l.time_ms(), 1010.0);
+        assert_eq!(
+            l.jump_and_run_once(),
+            &[b1, b2],
+            "equal deadlines, in scheduling order"
+        );
+        assert_eq!(l.time_ms(), 1020.0);
+        assert_eq!(l.jump_and_run_once(), &[c]);
+        assert_eq!(l.time_ms(), 1030.0);
+        assert_eq!(l.jump_and_run_once(), &[] as &[u32]);
+        assert_eq!(l.time_ms(), 1030.0, "nothing pending: time stays");
+        assert_eq!(l.poll_timeout_ms(), WAIT_FOREVER);
+    }
+
+    #[test]
+    fn jump_and_run_once_does_not_jump_past_ready_callbacks_or_back_in_time() {
+        let mut l = new_loop();
+        let (t, _) = split(l.call_later(50.0));
+        let (s, _) = split(l.call_soon());
+        assert_eq!(
+            l.jump_and_run_once(),
+            &[s],
+            "a ready callback runs first, at the same time"
+        );
+        assert_eq!(l.time_ms(), 1000.0);
+        // A clock read past the deadline: the deadline is not a step back.
+        advance(&mut l, 80);
+        l.update_time();
+        assert_eq!(l.jump_and_run_once(), &[t]);
+        assert_eq!(l.time_ms(), 1080.0);
+        // A cancelled earliest timer may still be stepped to, as poll-timeout
+        // may wake for it (one spare, empty step; never a late one).
+        let (x, gx) = split(l.call_later(5.0));
+        let (y, _) = split(l.call_later(9.0));
+        assert!(l.cancel(x, gx));
+        let spare = l.jump_and_run_once().len();
+        if spare == 0 {
+            assert_eq!(l.time_ms(), 1085.0);
+            assert_eq!(l.jump_and_run_once(), &[y]);
+        }
+        assert_eq!(l.time_ms(), 1089.0);
     }
 
     #[test]

@@ -82,12 +82,17 @@ export interface CoreInstance {
    * length.
    */
   readonly runOnce: () => number;
-  /** The buffer the last `runOnce` filled (replaced when it grows). */
+  /** `loop.jumpAndRunOnce()`, lifted the same way into the same buffer. */
+  readonly jumpAndRunOnce: () => number;
+  /** The buffer the last `runOnce` or `jumpAndRunOnce` filled (replaced when it grows). */
   readonly batch: () => Uint32Array;
+  /** `loop.time()` in ns (exact below 2^32 ms), without the generated wrapper. */
+  readonly timeNs: () => number;
 }
 
 const RUN_ONCE = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.run-once';
-const RUN_ONCE_POST = `cabi_post_${RUN_ONCE}`;
+const JUMP_AND_RUN_ONCE = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.jump-and-run-once';
+const TIME = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.time';
 const RESOURCE_EXPORTS = '[export]wasmloop:core/event-loop@0.1.0';
 const CLOCK_MODULE = 'wasmloop:core/clock@0.1.0';
 
@@ -158,27 +163,40 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
   );
   const loop = new root.eventLoop.EventLoop();
   if (memory === undefined || coreExports === undefined) throw new Error('the core component exports no memory');
-  const raw = coreExports[RUN_ONCE] as ((rep: number) => number) | undefined;
-  const post = coreExports[RUN_ONCE_POST] as ((ret: number) => void) | undefined;
-  if (raw === undefined || post === undefined || rep < 0) throw new Error('the core component lacks event-loop.run-once');
+  const exported = coreExports;
+  const exportedFunction = <F>(name: string): F => {
+    const f = exported[name];
+    if (typeof f !== 'function') throw new Error(`the core component lacks ${name}`);
+    return f as F;
+  };
+  if (rep < 0) throw new Error('the core component made no event-loop resource');
   const mem = memory;
   const self = rep;
   let batch = new Uint32Array(1024);
   // A view of linear memory; memory.grow detaches its buffer (length 0).
   let words = new Uint32Array(mem.buffer);
-  const runOnce = (): number => {
-    const ret = raw(self);
-    if (words.length === 0) words = new Uint32Array(mem.buffer);
-    const ptr = (words[ret >>> 2] as number) >>> 2;
-    const len = words[(ret >>> 2) + 1] as number;
-    if (len > batch.length) batch = new Uint32Array(Math.max(len, batch.length * 2));
-    if (len < 64) {
-      for (let i = 0; i < len; i++) batch[i] = words[ptr + i] as number;
-    } else {
-      batch.set(words.subarray(ptr, ptr + len));
-    }
-    post(ret);
-    return len;
+  /** A `list<u32>`-returning method, lifted into `batch`; returns the length. */
+  const lifted = (name: string): (() => number) => {
+    const raw = exportedFunction<(rep: number) => number>(name);
+    const post = exportedFunction<(ret: number) => void>(`cabi_post_${name}`);
+    return () => {
+      const ret = raw(self);
+      if (words.length === 0) words = new Uint32Array(mem.buffer);
+      const ptr = (words[ret >>> 2] as number) >>> 2;
+      const len = words[(ret >>> 2) + 1] as number;
+      if (len > batch.length) batch = new Uint32Array(Math.max(len, batch.length * 2));
+      if (len < 64) {
+        for (let i = 0; i < len; i++) batch[i] = words[ptr + i] as number;
+      } else {
+        batch.set(words.subarray(ptr, ptr + len));
+      }
+      post(ret);
+      return len;
+    };
   };
-  return { loop, memory, runOnce, batch: () => batch };
+  const runOnce = lifted(RUN_ONCE);
+  const jumpAndRunOnce = lifted(JUMP_AND_RUN_ONCE);
+  const rawTime = exportedFunction<(rep: number) => number>(TIME);
+  const timeNs = () => Math.round(rawTime(self) * 1e6);
+  return { loop, memory, runOnce, jumpAndRunOnce, batch: () => batch, timeNs };
 }

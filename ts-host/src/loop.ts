@@ -1154,6 +1154,10 @@ export class EventLoop {
   /** Runs what is due, jumping from deadline to deadline up to `target` (ns). */
   #jump(operation: string, virtual: VirtualBackend, limit: number, target: number): number {
     const core = this.#core as CoreLoop;
+    // With no end to reach and no trace to keep, the core jumps to each
+    // deadline itself: one crossing per step instead of a poll-timeout, a
+    // clock move and a run-once reading the clock.
+    const coreJumps = target === Infinity && this.#tracer === null;
     let ran = 0;
     let wait = core.pollTimeout();
     for (;;) {
@@ -1163,17 +1167,40 @@ export class EventLoop {
         wait = core.pollTimeout();
       }
       if (wait < 0 || virtual.now() + wait * 1e6 > target) break;
-      virtual.advanceClock(wait);
-      // The iteration reads the moved clock itself.
-      this.#epoch = null;
-      ran += this.#iterateNow();
-      if (ran > limit) throw new LoopLimitError(operation, limit);
+      if (coreJumps) {
+        ran = this.#jumpInCore(operation, virtual, limit, ran);
+      } else {
+        virtual.advanceClock(wait);
+        // The iteration reads the moved clock itself.
+        this.#epoch = null;
+        ran += this.#iterateNow();
+        if (ran > limit) throw new LoopLimitError(operation, limit);
+      }
       wait = core.pollTimeout();
     }
     if (target !== Infinity) {
       virtual.advanceClockTo(target);
       this.#syncTime();
       ran = this.#drainNow(operation, limit, ran);
+    }
+    return ran;
+  }
+
+  /**
+   * Steps with `jumpAndRunOnce` while they find work and no I/O is in
+   * flight (I/O takes the clock-reading path); the virtual clock follows the
+   * core's time after each step, before any callback can read it.
+   */
+  #jumpInCore(operation: string, virtual: VirtualBackend, limit: number, ran: number): number {
+    const instance = this.#instance as CoreInstance;
+    while (!this.#ioPending) {
+      const length = instance.jumpAndRunOnce();
+      virtual.advanceClockTo(instance.timeNs());
+      this.#epoch = null;
+      if (length === 0) break;
+      this.#runBatch(instance.batch(), length);
+      ran += length;
+      if (ran > limit) throw new LoopLimitError(operation, limit);
     }
     return ran;
   }
