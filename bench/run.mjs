@@ -614,7 +614,7 @@ jco ${jcoVersion} bindings / raw Wasm: ${fmt(boundRatio, 2)}x (target: within 2x
 
 ## 6. TCP echo over loopback
 
-One load client for every server: \`bench/tcp/echo-client.c\` (C, epoll), ping-pong (each connection sends a message and waits for all of it to come back, checked byte for byte), 3 alternating runs of 2 s per server after a validated warm-up. Servers: \`bench/tcp/wasmloop-echo.mjs\` (the \`read()\`/\`write()\` API) on each backend, Node's \`net\` (\`socket.on('data') -> write\`), and Python 3 asyncio and uvloop (\`pip install uvloop\`) with protocols (\`bench/tcp/asyncio-echo.py\`). Client and server share the machine's 2 cores.
+One load client for every server: \`bench/tcp/echo-client.c\` (C, epoll), ping-pong (each connection sends a message and waits for all of it to come back, checked byte for byte), 3 alternating runs of 2 s per server after a validated warm-up. Servers: \`bench/tcp/wasmloop-echo.mjs\` (the \`read()\`/\`write()\` API) on each backend, the completion backend in both its implementations (native I/O, as \`completion\` picks on Node, and the portable \`node:net\` one), Node's \`net\` (\`socket.on('data') -> write\`), and Python 3 asyncio and uvloop (\`pip install uvloop\`) with protocols (\`bench/tcp/asyncio-echo.py\`). Client and server share the machine's 2 cores.
 
 ${tcpSections}
 

@@ -3,6 +3,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BackendError, createLoop } from '../ts-host/dist/index.js';
 import { autoOrder, resolveBackend } from '../ts-host/dist/backends/resolve.js';
+import { createNetCompletionBackend } from '../ts-host/dist/backends/completion.js';
+import { fileURLToPath } from 'node:url';
 import { capture } from './helpers.mjs';
 
 const auto = suite("backend 'auto'");
@@ -88,6 +90,21 @@ auto('createLoop reports the backend it chose', async () => {
     assert.is(loop.backend, backend === 'auto' ? 'selector' : backend);
     await loop.close();
   }
+});
+
+auto("the completion backend does its I/O natively on Node, and on node:net where asked (or where the addon cannot load)", async () => {
+  const native = await resolveBackend('completion');
+  assert.is(native.name, 'completion');
+  assert.is(native.implementation, 'native');
+  native.close();
+  const portable = createNetCompletionBackend();
+  assert.is(portable.name, 'completion');
+  assert.is(portable.implementation, 'node:net');
+  portable.close();
+  const spec = `${fileURLToPath(new URL('../ts-host/dist/backends/completion.js', import.meta.url))}:createNetCompletionBackend`;
+  const loop = await createLoop({ backend: spec });
+  assert.is(loop.backend, 'completion');
+  await loop.close();
 });
 
 const user = suite("backend 'module:function'");

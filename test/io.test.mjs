@@ -4,6 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, readSync, writeSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import {
   AddressInUseError,
   ConnectionClosedError,
@@ -16,7 +17,11 @@ import {
 } from '../ts-host/dist/index.js';
 import { loadSelectorAddon } from '../ts-host/dist/backends/selector.js';
 
-const BACKENDS = ['selector', 'completion', 'virtual'];
+/** The completion backend's portable implementation (on `node:net`), loaded as a `module:function` backend. */
+const NET_COMPLETION = `${fileURLToPath(new URL('../ts-host/dist/backends/completion.js', import.meta.url))}:createNetCompletionBackend`;
+const BACKENDS = ['selector', 'completion', NET_COMPLETION, 'virtual'];
+/** A backend's name in test titles. */
+const label = (backend) => (backend === NET_COMPLETION ? 'completion on node:net' : backend);
 
 /** Runs `fn(loop)` on a fresh loop of `backend` until it settles; closes the loop. */
 async function onLoop(backend, fn) {
@@ -45,7 +50,7 @@ async function readAll(conn) {
 }
 
 for (const backend of BACKENDS) {
-  const io = suite(`streams on '${backend}'`);
+  const io = suite(`streams on '${label(backend)}'`);
 
   io('echo: what is written comes back, then end of stream', () =>
     onLoop(backend, async (loop) => {
@@ -339,7 +344,7 @@ readiness.run();
 const faults = suite('faults and bad input');
 
 for (const backend of BACKENDS) {
-  faults(`${backend}: connection refused`, () =>
+  faults(`${label(backend)}: connection refused`, () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
       const port = server.address().port;
@@ -355,7 +360,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${backend}: address in use`, () =>
+  faults(`${label(backend)}: address in use`, () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
       try {
@@ -374,7 +379,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${backend}: the peer resets the connection in the middle of a write`, () =>
+  faults(`${label(backend)}: the peer resets the connection in the middle of a write`, () =>
     onLoop(backend, async (loop) => {
       const server = await loop.createServer(async (conn) => {
         await loop.sleep(20);
@@ -395,7 +400,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${backend}: write after end, read after close, bad data`, () =>
+  faults(`${label(backend)}: write after end, read after close, bad data`, () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
       const client = await loop.createConnection({ port: server.address().port });
@@ -431,7 +436,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${backend}: a pending read rejects when its connection is closed`, () =>
+  faults(`${label(backend)}: a pending read rejects when its connection is closed`, () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
       const client = await loop.createConnection({ port: server.address().port });
@@ -447,7 +452,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${backend}: bad addresses are rejected with errors naming them`, () =>
+  faults(`${label(backend)}: bad addresses are rejected with errors naming them`, () =>
     onLoop(backend, async (loop) => {
       const cases = [
         [() => loop.createServer(() => {}, { port: 70000 }), RangeError, /createServer: port must be an integer from 0 to 65535, got number 70000/],
@@ -471,7 +476,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${backend}: a connection handler that throws has its connection closed and the error reported`, () =>
+  faults(`${label(backend)}: a connection handler that throws has its connection closed and the error reported`, () =>
     onLoop(backend, async (loop) => {
       const reports = [];
       loop.setExceptionHandler((_, context) => reports.push(context));
@@ -489,7 +494,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${backend}: closing the loop closes its servers and connections`, async () => {
+  faults(`${label(backend)}: closing the loop closes its servers and connections`, async () => {
     const loop = await createLoop({ backend });
     const server = await loop.runUntilComplete(() => echoServer(loop));
     const client = await loop.runUntilComplete(() => loop.createConnection({ port: server.address().port }));

@@ -31,6 +31,11 @@ const CONFIGS = [
 const SERVERS = {
   'wasmloop selector': (port) => [process.execPath, [`${here}wasmloop-echo.mjs`, 'selector', port]],
   'wasmloop completion': (port) => [process.execPath, [`${here}wasmloop-echo.mjs`, 'completion', port]],
+  // The completion backend's portable implementation, where the addon cannot load.
+  'wasmloop completion (node:net)': (port) => [
+    process.execPath,
+    [`${here}wasmloop-echo.mjs`, `${here}../../ts-host/dist/backends/completion.js:createNetCompletionBackend`, port],
+  ],
   'node net': (port) => [process.execPath, [`${here}node-echo.mjs`, port]],
   uvloop: (port) => ['python3', [`${here}asyncio-echo.py`, 'uvloop', port]],
   asyncio: (port) => ['python3', [`${here}asyncio-echo.py`, 'asyncio', port]],

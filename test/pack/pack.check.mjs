@@ -43,20 +43,36 @@ test('the packed tarball installs into a fresh project and runs there', () => {
      loop.callLater(2, () => order.push('timer'));
      loop.callSoon(() => order.push('soon'));
      const v = await loop.runUntilComplete(async () => { await loop.sleep(5); return 'done'; });
-     const echoed = await loop.runUntilComplete(async () => {
-       const server = await loop.createServer(async (c) => { await c.write(await c.read()); c.close(); }, { port: 0 });
-       const client = await loop.createConnection({ port: server.address().port });
-       await client.write('over tcp');
-       const reply = new TextDecoder().decode(await client.read());
-       client.close();
-       await server.close();
-       return reply;
-     });
      await loop.close();
+     // Echo over TCP on each I/O backend, the portable completion backend
+     // named as a 'module:function' spec by this package's name.
+     const echoed = {};
+     for (const backend of ['auto', 'completion', 'wasmloop:createNetCompletionBackend']) {
+       const io = await createLoop({ backend });
+       echoed[backend] = io.backend + ' ' + await io.runUntilComplete(async () => {
+         const server = await io.createServer(async (c) => { await c.write(await c.read()); c.close(); }, { port: 0 });
+         const client = await io.createConnection({ port: server.address().port });
+         await client.write('over tcp');
+         const reply = new TextDecoder().decode(await client.read());
+         client.close();
+         await server.close();
+         return reply;
+       });
+       await io.close();
+     }
      console.log(JSON.stringify({ backend: loop.backend, order, v, echoed }));`,
   );
   const result = execFileSync(process.execPath, ['main.mjs'], { cwd: project, encoding: 'utf8', env: { ...process.env, PATH: '/usr/bin:/bin' } });
-  assert.equal(JSON.parse(result), { backend: 'selector', order: ['soon', 'timer'], v: 'done', echoed: 'over tcp' });
+  assert.equal(JSON.parse(result), {
+    backend: 'selector',
+    order: ['soon', 'timer'],
+    v: 'done',
+    echoed: {
+      auto: 'selector over tcp',
+      completion: 'completion over tcp',
+      'wasmloop:createNetCompletionBackend': 'completion over tcp',
+    },
+  });
 
   // The types resolve for a TypeScript user.
   writeFileSync(

@@ -30,7 +30,7 @@ export type {
   SocketAddress,
   SocketOps,
 } from './backends/backend.js';
-export { createCompletionBackend } from './backends/completion.js';
+export { createCompletionBackend, createNetCompletionBackend } from './backends/completion.js';
 export { createSelectorBackend } from './backends/selector.js';
 export { createVirtualBackend } from './backends/virtual.js';
 export { createClockBackend } from './backends/clock.js';

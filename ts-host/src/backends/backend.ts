@@ -40,6 +40,12 @@ export interface BackendBase {
   /** `'none'`: the backend supplies only a clock (timers and callbacks work, I/O does not). */
   readonly model: 'readiness' | 'completion' | 'none';
   /**
+   * Optional, informational: how this backend does its I/O when a model has
+   * more than one implementation (the built-in `completion` backend reports
+   * `'native'` or `'node:net'`).
+   */
+  readonly implementation?: string;
+  /**
    * Monotonic time in nanoseconds since a point the backend fixes, as a
    * number. Must never decrease. Read at most once per loop iteration.
    */

@@ -1,8 +1,12 @@
 /**
- * The `completion` backend: the proactor model (asyncio's Proactor loop, IOCP)
- * on Node.js's `net` module, whose I/O is callback-shaped: the host performs
- * each read and write and reports when it finished. Pure JavaScript: it runs
- * wherever `node:net` does.
+ * The `completion` backend: the proactor model (asyncio's Proactor loop, IOCP):
+ * the host performs each read and write and reports when it finished.
+ *
+ * Two implementations, one behaviour: on Node.js the host does the I/O with
+ * the native addon (`completion-native.ts`); elsewhere (Deno, Bun, workerd,
+ * Windows, or wherever the addon cannot load) with the `net` module, whose
+ * I/O is callback-shaped already. The second is pure JavaScript and runs
+ * wherever `node:net` does; `createNetCompletionBackend` picks it on purpose.
  */
 import type { Server as NetServer, Socket as NetSocket } from 'node:net';
 import {
@@ -14,6 +18,7 @@ import {
   performanceClock,
 } from './backend.js';
 
+import { createNativeCompletionBackend } from './completion-native.js';
 import { NotSupportedError } from '../errors.js';
 
 /** Cloudflare's workerd, which names itself in navigator.userAgent. */
@@ -80,7 +85,17 @@ function wrap(socket: NetSocket): CompletionSocket {
   };
 }
 
+/** The `completion` backend: native I/O where the addon loads, else `node:net`. */
 export function createCompletionBackend(): CompletionBackend {
+  try {
+    return createNativeCompletionBackend();
+  } catch {
+    return createNetCompletionBackend();
+  }
+}
+
+/** The `completion` backend on `node:net`, wherever that module exists. */
+export function createNetCompletionBackend(): CompletionBackend {
   const netModule = loadNet();
   const now = performanceClock();
   const queue = new TokenQueue();
@@ -90,6 +105,7 @@ export function createCompletionBackend(): CompletionBackend {
   return {
     name: 'completion',
     model: 'completion',
+    implementation: 'node:net',
     now,
     attach(s) {
       sink = s;

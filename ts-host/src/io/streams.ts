@@ -25,6 +25,7 @@ import type {
 } from '../backends/backend.js';
 import { READABLE, WRITABLE } from '../backends/backend.js';
 import { ERRNO, errnoName } from '../errno.js';
+import { CHUNK_BYTES, currentSlab, readRoom, slabOffset, takeRead } from './slab.js';
 import {
   AddressInUseError,
   ConnectionClosedError,
@@ -87,8 +88,7 @@ export interface IoToken {
   readonly generation: number;
 }
 
-/** The largest chunk a read returns. */
-export const CHUNK_BYTES = 64 * 1024;
+export { CHUNK_BYTES };
 
 /**
  * The most a completion-model connection buffers for reading: the host
@@ -238,32 +238,6 @@ abstract class BaseConnection implements Connection {
 
 // ------------------------------------------------------------ readiness
 
-/**
- * Reads land in a slab and are returned as views of it, as Node's Buffer
- * pool does: no copy, and no new backing store per read (which costs a
- * malloc, and a second one when the chunk is later written from a small
- * on-heap array). A slab lives as long as a view of it does.
- */
-const SLAB_BYTES = 256 * 1024;
-let slab = new Uint8Array(SLAB_BYTES);
-let slabUsed = 0;
-
-/** Room for one read: at least CHUNK_BYTES / 4, at most CHUNK_BYTES. */
-function readRoom(): number {
-  if (SLAB_BYTES - slabUsed < CHUNK_BYTES / 4) {
-    slab = new Uint8Array(SLAB_BYTES);
-    slabUsed = 0;
-  }
-  return Math.min(CHUNK_BYTES, SLAB_BYTES - slabUsed);
-}
-
-/** Hands out the `n` bytes just read at the slab's free end. */
-function takeRead(n: number): Uint8Array {
-  const view = slab.subarray(slabUsed, slabUsed + n);
-  slabUsed = (slabUsed + n + 7) & ~7;
-  return view;
-}
-
 class ReadinessConnection extends BaseConnection {
   readonly #loop: IoLoop;
   readonly #backend: ReadinessBackend;
@@ -295,7 +269,7 @@ class ReadinessConnection extends BaseConnection {
   /** Reads once: a chunk, null at end of stream, or undefined if it would block. */
   #tryRead(): Uint8Array | null | undefined {
     const room = readRoom();
-    const n = this.#ops.read(this.#fd, slab, slabUsed, room);
+    const n = this.#ops.read(this.#fd, currentSlab(), slabOffset(), room);
     if (n > 0) {
       if (n < room) this.#mayHaveData = false;
       return takeRead(n);

@@ -1,0 +1,476 @@
+/**
+ * The `completion` backend's native implementation on Node.js: the host
+ * performs each read and write itself and reports when it finished (the
+ * proactor model), doing the I/O with the native selector's addon
+ * (`ts-host/native/selector.c`: libuv's `uv_poll` and non-blocking system
+ * calls) instead of `net.Socket`. libuv does the same for its streams: a
+ * completion interface over readiness.
+ *
+ * How an operation completes:
+ * - read: while a socket is flowing its descriptor stays watched for
+ *   readability; each readiness reads up to CHUNK_BYTES at a time into a
+ *   slab and hands the chunks over (`onData`) until the socket would block
+ *   or the connection pauses it (`setFlowing(false)` at its high-water mark).
+ * - write: written at once as far as the kernel takes it; the rest is queued
+ *   and written as the descriptor becomes writable; `done` when all of it is.
+ * - accept and connect: on readability of the listener, on writability of
+ *   the connecting socket.
+ *
+ * Readiness arrives once per libuv iteration (the addon's check callback), so
+ * every completion of a burst reaches the loop in one iteration: the backend
+ * wakes the loop once, at the end of the burst.
+ */
+import {
+  type BackendSink,
+  type CompletionBackend,
+  type CompletionListener,
+  type CompletionSocket,
+  type Direction,
+  READABLE,
+  type SocketAddress,
+  type SocketOps,
+  TokenQueue,
+  WRITABLE,
+  performanceClock,
+} from './backend.js';
+import { loadSelectorAddon } from './selector.js';
+import { ERRNO, errnoName } from '../errno.js';
+import { currentSlab, readRoom, slabOffset, takeRead } from '../io/slab.js';
+
+const EAGAIN = ERRNO.EAGAIN as number;
+
+/** Readiness tokens handed over by the addon per libuv iteration, at most. */
+const BATCH = 4096;
+
+/** Connections a listener accepts per readiness, at most (the rest next time). */
+const ACCEPTS_PER_READINESS = 64;
+
+/** A host error, shaped as Node's system errors (`code`, `syscall`). */
+function systemError(syscall: string, negativeErrno: number): Error {
+  const code = errnoName(negativeErrno);
+  return Object.assign(new Error(`${syscall} failed: ${code}`), { code, syscall });
+}
+
+function parseAddress(text: string | number): SocketAddress {
+  if (typeof text === 'number') return { host: '', port: 0, family: 'IPv4' };
+  const [family, host, port] = text.split(' ');
+  return { host: host ?? '', port: Number(port), family: family === '6' ? 'IPv6' : 'IPv4' };
+}
+
+/** Something watched through the poller: told which direction became ready. */
+interface Endpoint {
+  ready(direction: Direction): void;
+}
+
+interface QueuedWrite {
+  bytes: Uint8Array;
+  offset: number;
+  done: (error?: Error | null) => void;
+}
+
+/** The poller, shared by every endpoint of one backend. */
+class Watcher {
+  readonly #poller: { watch(fd: number, d: number, token: number): number; unwatch(fd: number, d: number): number; close(): void };
+  readonly #endpoints = new Map<number, Endpoint>();
+  #nextId = 1;
+  /** True while a burst of readiness is being handed out. */
+  dispatching = false;
+
+  constructor(native: ReturnType<typeof loadSelectorAddon>, onBurstEnd: () => void) {
+    const shared = new Uint32Array(BATCH);
+    this.#poller = new native.Poller((count) => {
+      this.dispatching = true;
+      try {
+        for (let i = 0; i < count; i++) {
+          const token = shared[i] as number;
+          // A token of an endpoint closed earlier in this burst finds nothing.
+          this.#endpoints.get(token >>> 2)?.ready((token & 3) as Direction);
+        }
+      } finally {
+        this.dispatching = false;
+        onBurstEnd();
+      }
+    }, shared);
+  }
+
+  register(endpoint: Endpoint): number {
+    const id = this.#nextId++;
+    this.#endpoints.set(id, endpoint);
+    return id;
+  }
+
+  unregister(id: number): void {
+    this.#endpoints.delete(id);
+  }
+
+  watch(fd: number, direction: Direction, id: number): number {
+    return this.#poller.watch(fd, direction, id * 4 + direction);
+  }
+
+  unwatch(fd: number, direction: Direction): void {
+    this.#poller.unwatch(fd, direction);
+  }
+
+  close(): void {
+    this.#poller.close();
+    this.#endpoints.clear();
+  }
+}
+
+class NativeSocket implements CompletionSocket, Endpoint {
+  readonly #ops: SocketOps;
+  readonly #watcher: Watcher;
+  readonly #fd: number;
+  readonly #id: number;
+  readonly #onClose: (socket: NativeSocket) => void;
+  #onData: ((chunk: Uint8Array | null) => void) | null = null;
+  #onError: ((error: Error) => void) | null = null;
+  #flowing = false;
+  #readWatched = false;
+  #writeWatched = false;
+  #eof = false;
+  #writes: QueuedWrite[] = [];
+  #endRequested = false;
+  #destroyed = false;
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress;
+
+  constructor(ops: SocketOps, watcher: Watcher, fd: number, onClose: (socket: NativeSocket) => void) {
+    this.#ops = ops;
+    this.#watcher = watcher;
+    this.#fd = fd;
+    this.#onClose = onClose;
+    this.#id = watcher.register(this);
+    this.localAddress = parseAddress(ops.address(fd, false));
+    this.remoteAddress = parseAddress(ops.address(fd, true));
+  }
+
+  start(onData: (chunk: Uint8Array | null) => void, onError: (error: Error) => void): void {
+    this.#onData = onData;
+    this.#onError = onError;
+    this.#updateReadWatch();
+  }
+
+  setFlowing(flowing: boolean): void {
+    this.#flowing = flowing;
+    this.#updateReadWatch();
+  }
+
+  ready(direction: Direction): void {
+    if (this.#destroyed) return;
+    if (direction === READABLE) this.#readAvailable();
+    else this.#flushWrites();
+  }
+
+  /** Reads while flowing until the socket would block, ends or fails. */
+  #readAvailable(): void {
+    while (this.#flowing && !this.#eof && !this.#destroyed && this.#onData !== null) {
+      const room = readRoom();
+      const n = this.#ops.read(this.#fd, currentSlab(), slabOffset(), room);
+      if (n === -EAGAIN) return;
+      if (n < 0) {
+        this.#eof = true;
+        this.#updateReadWatch();
+        (this.#onError as (error: Error) => void)(systemError('read', n));
+        return;
+      }
+      if (n === 0) {
+        this.#eof = true;
+        this.#updateReadWatch();
+        this.#onData(null);
+        return;
+      }
+      this.#onData(takeRead(n));
+      // A short read emptied the socket: wait for the next readiness
+      // instead of asking the kernel again.
+      if (n < room) return;
+    }
+  }
+
+  #updateReadWatch(): void {
+    const want = this.#flowing && !this.#eof && !this.#destroyed && this.#onData !== null;
+    if (want === this.#readWatched) return;
+    if (want) {
+      const rc = this.#watcher.watch(this.#fd, READABLE, this.#id);
+      if (rc < 0) {
+        this.#eof = true;
+        (this.#onError as (error: Error) => void)(systemError('watch', rc));
+        return;
+      }
+    } else {
+      this.#watcher.unwatch(this.#fd, READABLE);
+    }
+    this.#readWatched = want;
+  }
+
+  write(data: Uint8Array, done: (error?: Error | null) => void): void {
+    if (this.#destroyed) {
+      done(systemError('write', -(ERRNO.EBADF as number)));
+      return;
+    }
+    this.#writes.push({ bytes: data, offset: 0, done });
+    if (this.#writes.length === 1) this.#flushWrites();
+  }
+
+  /** Writes what the kernel takes; completes each write once all of it is written. */
+  #flushWrites(): void {
+    const writes = this.#writes;
+    while (writes.length > 0) {
+      const w = writes[0] as QueuedWrite;
+      const length = w.bytes.length - w.offset;
+      const n = length === 0 ? 0 : this.#ops.write(this.#fd, w.bytes, w.offset, length);
+      if (n === -EAGAIN) {
+        this.#watchWritable(true);
+        return;
+      }
+      if (n < 0) {
+        this.#failWrites(systemError('write', n));
+        return;
+      }
+      w.offset += n;
+      if (w.offset < w.bytes.length) {
+        this.#watchWritable(true);
+        return;
+      }
+      writes.shift();
+      w.done(null);
+      if (this.#destroyed) return;
+    }
+    this.#watchWritable(false);
+    if (this.#endRequested) this.#shutdown();
+  }
+
+  #watchWritable(want: boolean): void {
+    if (want === this.#writeWatched || this.#destroyed) return;
+    if (want) {
+      const rc = this.#watcher.watch(this.#fd, WRITABLE, this.#id);
+      if (rc < 0) {
+        this.#failWrites(systemError('watch', rc));
+        return;
+      }
+    } else {
+      this.#watcher.unwatch(this.#fd, WRITABLE);
+    }
+    this.#writeWatched = want;
+  }
+
+  #failWrites(error: Error): void {
+    const writes = this.#writes;
+    this.#writes = [];
+    this.#watchWritable(false);
+    for (const w of writes) w.done(error);
+  }
+
+  end(): void {
+    if (this.#endRequested || this.#destroyed) return;
+    this.#endRequested = true;
+    if (this.#writes.length === 0) this.#shutdown();
+  }
+
+  #shutdown(): void {
+    this.#endRequested = false;
+    // ENOTCONN: the peer is gone already; there is nothing left to end.
+    this.#ops.shutdownWrite(this.#fd);
+  }
+
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    if (this.#readWatched) this.#watcher.unwatch(this.#fd, READABLE);
+    if (this.#writeWatched) this.#watcher.unwatch(this.#fd, WRITABLE);
+    this.#readWatched = this.#writeWatched = false;
+    this.#watcher.unregister(this.#id);
+    // Unwatched first: the poller lets go of the descriptor before it closes.
+    this.#ops.close(this.#fd);
+    this.#writes = [];
+    this.#onData = null;
+    this.#onClose(this);
+  }
+}
+
+class NativeListener implements CompletionListener, Endpoint {
+  readonly #ops: SocketOps;
+  readonly #watcher: Watcher;
+  readonly #fd: number;
+  readonly #id: number;
+  readonly #address: SocketAddress;
+  readonly #accepted: (fd: number) => void;
+  readonly #failed: (error: Error) => void;
+  #closed = false;
+
+  constructor(ops: SocketOps, watcher: Watcher, fd: number, accepted: (fd: number) => void, failed: (error: Error) => void) {
+    this.#ops = ops;
+    this.#watcher = watcher;
+    this.#fd = fd;
+    this.#accepted = accepted;
+    this.#failed = failed;
+    this.#id = watcher.register(this);
+    this.#address = parseAddress(ops.address(fd, false));
+  }
+
+  /** Starts accepting: 0 or a negative errno. */
+  start(): number {
+    return this.#watcher.watch(this.#fd, READABLE, this.#id);
+  }
+
+  ready(): void {
+    for (let i = 0; i < ACCEPTS_PER_READINESS && !this.#closed; i++) {
+      const fd = this.#ops.accept(this.#fd);
+      if (fd === -EAGAIN) return;
+      if (fd < 0) {
+        this.#failed(systemError('accept', fd));
+        return;
+      }
+      this.#accepted(fd);
+    }
+  }
+
+  address(): SocketAddress {
+    return { ...this.#address };
+  }
+
+  close(done: () => void): void {
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#watcher.unwatch(this.#fd, READABLE);
+      this.#watcher.unregister(this.#id);
+      this.#ops.close(this.#fd);
+    }
+    done();
+  }
+}
+
+/**
+ * The native `completion` backend. Throws where the addon cannot load
+ * (Deno, Bun, workerd, Windows, browsers); `createCompletionBackend` then
+ * uses `node:net`.
+ */
+export function createNativeCompletionBackend(): CompletionBackend {
+  const native = loadSelectorAddon();
+  const ops: SocketOps = native;
+  const now = performanceClock();
+  const queue = new TokenQueue();
+  let sink: BackendSink | null = null;
+  let completedInBurst = false;
+  const watcher = new Watcher(native, () => {
+    // One wake for the whole burst, from the host callback itself.
+    if (completedInBurst) {
+      completedInBurst = false;
+      sink?.wake(true);
+    }
+  });
+  const sockets = new Set<NativeSocket>();
+  const listeners = new Set<NativeListener>();
+  /** Descriptors of connections still being made. */
+  const pending = new Set<number>();
+  const forget = (socket: NativeSocket) => sockets.delete(socket);
+  const adopt = (fd: number): NativeSocket => {
+    const socket = new NativeSocket(ops, watcher, fd, forget);
+    sockets.add(socket);
+    return socket;
+  };
+  let closed = false;
+
+  return {
+    name: 'completion',
+    model: 'completion',
+    implementation: 'native',
+    now,
+    attach(s) {
+      sink = s;
+    },
+    takeCompleted(max) {
+      return queue.take(max);
+    },
+    complete(token) {
+      queue.push(token);
+      if (watcher.dispatching) completedInBurst = true;
+      // Outside a burst: a write that completed in place, in a loop
+      // callback, or a listen that completed at once.
+      else sink?.wake(false);
+    },
+    listen({ host, port, backlog }, onSocket, done) {
+      if (closed) {
+        done(systemError('listen', -(ERRNO.EBADF as number)));
+        return;
+      }
+      const fd = ops.listen(host, port, backlog);
+      if (fd < 0) {
+        done(systemError('listen', fd));
+        return;
+      }
+      const listener: NativeListener = new NativeListener(
+        ops,
+        watcher,
+        fd,
+        (conn) => onSocket(adopt(conn)),
+        // A failed accept (EMFILE, say) leaves the listener as it is; the
+        // next readiness tries again, as libuv does.
+        () => undefined,
+      );
+      const rc = listener.start();
+      if (rc < 0) {
+        listener.close(() => undefined);
+        done(systemError('watch', rc));
+        return;
+      }
+      listeners.add(listener);
+      done(null, {
+        address: () => listener.address(),
+        close(closedDone) {
+          listeners.delete(listener);
+          listener.close(closedDone);
+        },
+      });
+    },
+    connect({ host, port }, done) {
+      if (closed) {
+        done(systemError('connect', -(ERRNO.EBADF as number)));
+        return;
+      }
+      const fd = ops.connect(host, port);
+      if (fd < 0) {
+        done(systemError('connect', fd));
+        return;
+      }
+      // The connection is made (or refused) when the descriptor becomes writable.
+      const connector: Endpoint = {
+        ready() {
+          watcher.unwatch(fd, WRITABLE);
+          watcher.unregister(id);
+          pending.delete(fd);
+          const rc = ops.connectError(fd);
+          if (rc < 0) {
+            ops.close(fd);
+            done(systemError('connect', rc));
+            return;
+          }
+          done(null, adopt(fd));
+        },
+      };
+      const id = watcher.register(connector);
+      const rc = watcher.watch(fd, WRITABLE, id);
+      if (rc < 0) {
+        watcher.unregister(id);
+        ops.close(fd);
+        done(systemError('watch', rc));
+        return;
+      }
+      pending.add(fd);
+    },
+    close() {
+      closed = true;
+      for (const socket of [...sockets]) socket.destroy();
+      for (const listener of [...listeners]) listener.close(() => undefined);
+      for (const fd of pending) {
+        watcher.unwatch(fd, WRITABLE);
+        ops.close(fd);
+      }
+      sockets.clear();
+      listeners.clear();
+      pending.clear();
+      watcher.close();
+      sink = null;
+    },
+  };
+}
