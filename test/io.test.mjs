@@ -5,6 +5,8 @@ import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, readSync, writeSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { spawn } from 'node:child_process';
+import { connect as netConnect } from 'node:net';
 import {
   AddressInUseError,
   ConnectionClosedError,
@@ -510,6 +512,57 @@ for (const backend of BACKENDS) {
     await other.close();
   });
 }
+
+/** Runs test/fixtures/emfile-server.mjs with few descriptors and connects `count` clients to it. */
+async function outOfDescriptors(backend, count) {
+  const fixture = fileURLToPath(new URL('./fixtures/emfile-server.mjs', import.meta.url));
+  const child = spawn('bash', ['-c', 'ulimit -n 48 && exec "$0" "$@"', process.execPath, fixture, backend, String(count)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = [];
+  const clients = [];
+  let buffered = '';
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  child.stdout.on('data', (data) => {
+    buffered += data;
+    let newline;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline);
+      buffered = buffered.slice(newline + 1);
+      lines.push(line);
+      if (line.startsWith('port ')) {
+        for (let i = 0; i < count; i++) {
+          const client = netConnect(Number(line.slice(5)), '127.0.0.1');
+          client.on('error', () => undefined);
+          clients.push(client);
+        }
+      }
+    }
+  });
+  const code = await exited;
+  for (const client of clients) client.destroy();
+  assert.is(code, 0, `the server exited with ${code}`);
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+for (const backend of ['selector', 'completion']) {
+  faults(`${backend}: out of descriptors, a server pauses accepting, reports it once, and resumes`, async () => {
+    const result = await outOfDescriptors(backend, 60);
+    assert.ok(result.reports.length >= 1, 'the failure is reported');
+    assert.ok(result.reports.length <= 3, `one report per pause, not one per attempt: ${result.reports.length}`);
+    assert.match(result.reports[0], /accept failed; the server stops accepting for 1000 ms: EMFILE/);
+    assert.ok(result.iterationsWhilePaused < 50, `the loop idles while paused (${result.iterationsWhilePaused} iterations in 500 ms)`);
+    assert.is(result.accepted, 60, 'every connection is accepted once descriptors are free again');
+  });
+}
+
+faults('completion on node:net: out of descriptors, the server neither spins nor crashes', async () => {
+  // Node's own listener sheds connections it cannot accept (libuv's EMFILE
+  // handling), so not all get in; none of it may spin or throw.
+  const result = await outOfDescriptors(NET_COMPLETION, 60);
+  assert.ok(result.accepted > 0 && result.accepted <= 60);
+  assert.ok(result.iterationsWhilePaused < 50, `the loop idles (${result.iterationsWhilePaused} iterations in 500 ms)`);
+});
 
 faults('completion: addReader and addWriter are not supported', () =>
   onLoop('completion', async (loop) => {

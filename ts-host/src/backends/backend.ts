@@ -126,12 +126,35 @@ export interface CompletionBackend extends BackendBase {
   takeCompleted(max: number): Uint32Array;
   /** Queues `token` as finished (the backend's own operations call this). */
   complete(token: number): void;
+  /**
+   * Listens; `onSocket` for each accepted connection. When an accept fails
+   * for any reason but a transient one (`acceptErrorIsTransient`), the
+   * backend stops accepting for ACCEPT_RETRY_MS ms, then goes on, and tells
+   * `onAcceptError` (a listener must never spin on a failing accept).
+   */
   listen(
     options: { host: string; port: number; backlog: number },
     onSocket: (socket: CompletionSocket) => void,
     done: (error: Error | null, listener?: CompletionListener) => void,
+    onAcceptError?: (error: Error) => void,
   ): void;
   connect(options: { host: string; port: number }, done: (error: Error | null, socket?: CompletionSocket) => void): void;
+}
+
+/**
+ * How long a server stops accepting after an accept failed for lack of
+ * resources (EMFILE: out of descriptors, ENFILE, ENOBUFS, ENOMEM), in ms of
+ * loop time. The failure is reported once per pause; connections wait in
+ * the kernel's backlog meanwhile. asyncio does the same, for the same time.
+ */
+export const ACCEPT_RETRY_MS = 1000;
+
+/**
+ * True for accept failures that concern one connection only (it was
+ * aborted before it was accepted): skip it and accept the next.
+ */
+export function acceptErrorIsTransient(code: string): boolean {
+  return code === 'ECONNABORTED' || code === 'EINTR' || code === 'EPROTO' || code === 'EPERM';
 }
 
 export interface ClockBackend extends BackendBase {

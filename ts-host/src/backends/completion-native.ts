@@ -21,6 +21,7 @@
  * wakes the loop once, at the end of the burst.
  */
 import {
+  ACCEPT_RETRY_MS,
   type BackendSink,
   type CompletionBackend,
   type CompletionListener,
@@ -31,6 +32,7 @@ import {
   type SocketOps,
   TokenQueue,
   WRITABLE,
+  acceptErrorIsTransient,
   performanceClock,
 } from './backend.js';
 import { loadSelectorAddon } from './selector.js';
@@ -296,14 +298,23 @@ class NativeListener implements CompletionListener, Endpoint {
   readonly #address: SocketAddress;
   readonly #accepted: (fd: number) => void;
   readonly #failed: (error: Error) => void;
+  readonly #later: (delayMs: number, fn: () => void) => void;
   #closed = false;
 
-  constructor(ops: SocketOps, watcher: Watcher, fd: number, accepted: (fd: number) => void, failed: (error: Error) => void) {
+  constructor(
+    ops: SocketOps,
+    watcher: Watcher,
+    fd: number,
+    accepted: (fd: number) => void,
+    failed: (error: Error) => void,
+    later: (delayMs: number, fn: () => void) => void,
+  ) {
     this.#ops = ops;
     this.#watcher = watcher;
     this.#fd = fd;
     this.#accepted = accepted;
     this.#failed = failed;
+    this.#later = later;
     this.#id = watcher.register(this);
     this.#address = parseAddress(ops.address(fd, false));
   }
@@ -318,11 +329,26 @@ class NativeListener implements CompletionListener, Endpoint {
       const fd = this.#ops.accept(this.#fd);
       if (fd === -EAGAIN) return;
       if (fd < 0) {
-        this.#failed(systemError('accept', fd));
+        if (acceptErrorIsTransient(errnoName(fd))) continue;
+        this.#pause(systemError('accept', fd));
         return;
       }
       this.#accepted(fd);
     }
+  }
+
+  /**
+   * An accept failed (out of descriptors, say): the listener stays readable,
+   * so watching it on would spin. Stop, report once, try again later.
+   */
+  #pause(error: Error): void {
+    this.#watcher.unwatch(this.#fd, READABLE);
+    this.#failed(error);
+    this.#later(ACCEPT_RETRY_MS, () => {
+      if (this.#closed) return;
+      const rc = this.start();
+      if (rc < 0) this.#pause(systemError('watch', rc));
+    });
   }
 
   address(): SocketAddress {
@@ -389,7 +415,7 @@ export function createNativeCompletionBackend(): CompletionBackend {
       // callback, or a listen that completed at once.
       else sink?.wake(false);
     },
-    listen({ host, port, backlog }, onSocket, done) {
+    listen({ host, port, backlog }, onSocket, done, onAcceptError) {
       if (closed) {
         done(systemError('listen', -(ERRNO.EBADF as number)));
         return;
@@ -404,9 +430,8 @@ export function createNativeCompletionBackend(): CompletionBackend {
         watcher,
         fd,
         (conn) => onSocket(adopt(conn)),
-        // A failed accept (EMFILE, say) leaves the listener as it is; the
-        // next readiness tries again, as libuv does.
-        () => undefined,
+        (error) => onAcceptError?.(error),
+        (delayMs, fn) => sink?.schedule(delayMs, fn),
       );
       const rc = listener.start();
       if (rc < 0) {

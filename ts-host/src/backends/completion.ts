@@ -119,7 +119,7 @@ export function createNetCompletionBackend(): CompletionBackend {
       // completed in place: only the former may iterate at once.
       sink?.wake(false);
     },
-    listen({ host, port, backlog }, onSocket, done) {
+    listen({ host, port, backlog }, onSocket, done, onAcceptError) {
       // workerd's node:net "listens" on a made-up port that no connection
       // ever reaches: a worker cannot accept TCP. Say so instead.
       if (isWorkerd()) {
@@ -137,6 +137,8 @@ export function createNetCompletionBackend(): CompletionBackend {
       server.once('error', onError);
       server.listen({ host, port, backlog }, () => {
         server.off('error', onError);
+        // Later errors are failed accepts; unheard, one would be thrown.
+        server.on('error', (error) => onAcceptError?.(error));
         servers.add(server);
         done(null, {
           address() {

@@ -23,7 +23,7 @@ import type {
   SocketAddress,
   SocketOps,
 } from '../backends/backend.js';
-import { READABLE, WRITABLE } from '../backends/backend.js';
+import { ACCEPT_RETRY_MS, READABLE, WRITABLE, acceptErrorIsTransient } from '../backends/backend.js';
 import { ERRNO, errnoName } from '../errno.js';
 import { CHUNK_BYTES, currentSlab, readRoom, slabOffset, takeRead } from './slab.js';
 import {
@@ -81,6 +81,8 @@ export interface IoLoop {
   _report(message: string, error: unknown): void;
   /** Tracks an open resource, closed with the loop. */
   _track(resource: { close(): void }, open: boolean): void;
+  /** A timer: `callback` after `delayMs` of loop time. */
+  callLater(delayMs: number, callback: () => void): { cancel(): void };
 }
 
 export interface IoToken {
@@ -461,6 +463,8 @@ class ReadinessServer implements Server {
   readonly #connections = new Set<ReadinessConnection>();
   readonly #address: SocketAddress;
   #token: IoToken | null;
+  /** The timer that resumes accepting after a failed accept. */
+  #retry: { cancel(): void } | null = null;
   #closing: Promise<void> | null = null;
   #allClosed: (() => void) | null = null;
 
@@ -495,13 +499,30 @@ class ReadinessServer implements Server {
       const fd = this.#backend.sockets.accept(this.#fd);
       if (fd === -EAGAIN) return;
       if (fd < 0) {
-        this.#loop._report('accept failed', ioError('accept', errnoName(fd)));
+        const code = errnoName(fd);
+        if (acceptErrorIsTransient(code)) continue;
+        this.#pauseAccepting(ioError('accept', code));
         return;
       }
       const connection = new ReadinessConnection(this.#loop, this.#backend, fd);
       this.#adopt(connection);
     }
   };
+
+  /**
+   * An accept failed (out of descriptors, say): the listener stays readable,
+   * so watching it on would spin. Stop, report once, try again later.
+   */
+  #pauseAccepting(error: IoError): void {
+    this.#backend.unwatch(this.#fd, READABLE);
+    this.#loop._report(`accept failed; the server stops accepting for ${ACCEPT_RETRY_MS} ms`, error);
+    this.#retry = this.#loop.callLater(ACCEPT_RETRY_MS, () => {
+      this.#retry = null;
+      if (this.#token === null) return;
+      const rc = this.#backend.watch(this.#fd, READABLE, this.#token.slot);
+      if (rc < 0) this.#pauseAccepting(ioError('watch', errnoName(rc)));
+    });
+  }
 
   #adopt(connection: ReadinessConnection): void {
     this.#connections.add(connection);
@@ -514,6 +535,8 @@ class ReadinessServer implements Server {
 
   close(): Promise<void> {
     if (this.#closing !== null) return this.#closing;
+    this.#retry?.cancel();
+    this.#retry = null;
     if (this.#token !== null) {
       this.#backend.unwatch(this.#fd, READABLE);
       this.#loop._release(this.#token);
@@ -806,6 +829,13 @@ class CompletionServer implements Server {
           this.#address = listener.address();
           this.#loop._track(this, true);
           resolve(this);
+        },
+        (error) => {
+          if (this.#closing !== null) return;
+          this.#loop._report(
+            `accept failed; the server stops accepting for ${ACCEPT_RETRY_MS} ms`,
+            fromHostError('accept', error),
+          );
         },
       );
     });
