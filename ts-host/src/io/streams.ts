@@ -745,21 +745,37 @@ class CompletionConnection extends BaseConnection {
     } catch (error) {
       return Promise.reject(error);
     }
+    // A write the host completes in place (the kernel took all of it at
+    // once: IOCP's "skip completion port on success") resolves at once, as
+    // on the readiness model; only a write that has to wait is a completion
+    // the loop orders.
+    let inPlace = true;
+    let finished = false;
+    let failure: Error | null | undefined;
+    let token: IoToken | null = null;
+    this.#socket.write(bytes, (error) => {
+      failure = error;
+      if (inPlace) {
+        finished = true;
+        return;
+      }
+      if (token === null || !this.#writesInFlight.has(token)) return;
+      this.#backend.complete(token.slot);
+    });
+    inPlace = false;
+    if (finished) {
+      // A write the host abandoned because the socket failed reports why it failed.
+      return failure ? Promise.reject(fromHostError('write', this.#hostError ?? failure)) : Promise.resolve();
+    }
     return new Promise((resolve, reject) => {
-      let failure: Error | null | undefined;
-      const token = this.#loop._expect(() => {
-        this.#writesInFlight.delete(token);
-        // A write the host abandoned because the socket failed reports why it failed.
+      const expected: IoToken = this.#loop._expect(() => {
+        this.#writesInFlight.delete(expected);
         if (failure) reject(fromHostError('write', this.#hostError ?? failure));
         else resolve();
         this.#closeIfDone();
       });
-      this.#writesInFlight.add(token);
-      this.#socket.write(bytes, (error) => {
-        if (!this.#writesInFlight.has(token)) return;
-        failure = error;
-        this.#backend.complete(token.slot);
-      });
+      token = expected;
+      this.#writesInFlight.add(expected);
     });
   }
 
