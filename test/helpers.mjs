@@ -35,3 +35,24 @@ export async function capture(method, fn) {
   }
   return calls;
 }
+
+/**
+ * Runs `fn` and counts the host timers with a positive delay armed meanwhile
+ * (the loop arms one whenever it waits for real time). Zero means the work
+ * ran without waiting on the wall clock: virtual time, checked without
+ * timing anything.
+ */
+export async function countHostWaits(fn) {
+  const real = globalThis.setTimeout;
+  let waits = 0;
+  globalThis.setTimeout = function (callback, ms, ...args) {
+    if (ms > 0) waits++;
+    return real.call(this, callback, ms, ...args);
+  };
+  try {
+    const value = await fn();
+    return { value, waits };
+  } finally {
+    globalThis.setTimeout = real;
+  }
+}
