@@ -95,6 +95,49 @@ const JUMP_AND_RUN_ONCE = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.jum
 const TIME = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.time';
 const RESOURCE_EXPORTS = '[export]wasmloop:core/event-loop@0.1.0';
 const CLOCK_MODULE = 'wasmloop:core/clock@0.1.0';
+const READINESS_MODULE = 'wasmloop:core/readiness@0.1.0';
+const COMPLETION_MODULE = 'wasmloop:core/completion@0.1.0';
+
+/** What a hand-lowered import needs of the instance, once it exists. */
+interface LinearMemory {
+  /** `cabi_realloc(old, oldSize, align, newSize)`: allocates in the core's heap. */
+  realloc(old: number, oldSize: number, align: number, size: number): number;
+  /** A Uint32Array over linear memory, current (memory.grow replaces the buffer). */
+  words(): Uint32Array;
+}
+
+/**
+ * A `list<u32>`-returning import (`take-ready`, `take-completed`) as the
+ * core module calls it, `(max, retArea)`, lowered by hand: the generated
+ * lowering goes through an adapter module and a JS trampoline that makes two
+ * byte views and two DataViews per call. This allocates the list with the
+ * core's `cabi_realloc`, copies the tokens in, and writes (pointer, length)
+ * to the return area. An empty list owns no memory: its pointer is the
+ * alignment, 4, as `cabi_realloc` itself returns for a size of 0 (Rust's
+ * dangling pointer for an empty Vec).
+ */
+function loweredTokens(take: (max: number) => Uint32Array, memory: LinearMemory): (max: number, retArea: number) => void {
+  return (max, retArea) => {
+    const tokens = take(max >>> 0);
+    const length = tokens.length;
+    let ptr = 4;
+    let words: Uint32Array;
+    if (length > 0) {
+      ptr = memory.realloc(0, 0, 4, length * 4);
+      words = memory.words();
+      const at = ptr >>> 2;
+      if (length < 16) {
+        for (let i = 0; i < length; i++) words[at + i] = tokens[i] as number;
+      } else {
+        words.set(tokens, at);
+      }
+    } else {
+      words = memory.words();
+    }
+    words[retArea >>> 2] = ptr;
+    words[(retArea >>> 2) + 1] = length;
+  };
+}
 
 /**
  * The clock import as the core module calls it (an i64, so a BigInt),
@@ -121,6 +164,15 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
   let memory: WebAssembly.Memory | undefined;
   let coreExports: WebAssembly.Exports | undefined;
   let rep = -1;
+  // Filled in once the instance exists; the lowered imports run only later.
+  const linear: LinearMemory = {
+    realloc: () => {
+      throw new Error('the core called an import before it was instantiated');
+    },
+    words: () => {
+      throw new Error('the core called an import before it was instantiated');
+    },
+  };
   const clock = { now: host.clock.now as unknown as () => bigint };
   const readiness = { takeReady: host.takeReady };
   const completion = { takeCompleted: host.takeCompleted };
@@ -140,8 +192,17 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
     },
     imports as never,
     (module, coreImports) => {
-      const clockImports = (coreImports as Record<string, Record<string, unknown>> | undefined)?.[CLOCK_MODULE];
+      const byModule = coreImports as Record<string, Record<string, unknown>> | undefined;
+      const clockImports = byModule?.[CLOCK_MODULE];
       if (clockImports !== undefined && typeof clockImports.now === 'function') clockImports.now = bigintClock(host.clock.now);
+      const readinessImports = byModule?.[READINESS_MODULE];
+      if (readinessImports !== undefined && 'take-ready' in readinessImports) {
+        readinessImports['take-ready'] = loweredTokens(host.takeReady, linear);
+      }
+      const completionImports = byModule?.[COMPLETION_MODULE];
+      if (completionImports !== undefined && 'take-completed' in completionImports) {
+        completionImports['take-completed'] = loweredTokens(host.takeCompleted, linear);
+      }
       const resources = (coreImports as Record<string, Record<string, (r: number) => number>> | undefined)?.[
         RESOURCE_EXPORTS
       ];
@@ -175,6 +236,11 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
   let batch = new Uint32Array(1024);
   // A view of linear memory; memory.grow detaches its buffer (length 0).
   let words = new Uint32Array(mem.buffer);
+  linear.words = () => {
+    if (words.length === 0) words = new Uint32Array(mem.buffer);
+    return words;
+  };
+  linear.realloc = exportedFunction<LinearMemory['realloc']>('cabi_realloc');
   /** A `list<u32>`-returning method, lifted into `batch`; returns the length. */
   const lifted = (name: string): (() => number) => {
     const raw = exportedFunction<(rep: number) => number>(name);
