@@ -213,6 +213,29 @@ stats('stats count iterations, callbacks and pending work', async ({ loop }) => 
   assert.ok(s2.wasmMemoryBytes > 0);
 });
 
+for (const backend of ['selector', 'completion', 'clock']) {
+  stats(`busyMs counts time in callbacks, idleMs time waiting between them ('${backend}')`, async () => {
+    const loop = await createLoop({ backend });
+    try {
+      const start = performance.now();
+      await loop.runUntilComplete(async () => {
+        await loop.sleep(40);
+        loop.callSoon(() => spin(30));
+        await loop.sleep(40);
+      });
+      const elapsed = performance.now() - start;
+      const { busyMs, idleMs } = loop.stats();
+      assert.ok(busyMs >= 30, `a 30 ms callback counts as busy: ${busyMs}`);
+      // The first sleep waits 40 ms; the second, 10 ms after the callback.
+      assert.ok(idleMs >= 40, `waiting on timers counts as idle: ${idleMs}`);
+      assert.ok(busyMs < idleMs, `the waits are not busy time: busy ${busyMs}, idle ${idleMs}`);
+      assert.ok(busyMs + idleMs <= elapsed + 1, `busy ${busyMs} + idle ${idleMs} fit in the ${elapsed} ms the run took`);
+    } finally {
+      await loop.close();
+    }
+  });
+}
+
 create.run();
 host.run();
 debug.run();

@@ -17,6 +17,7 @@ import {
   READABLE,
   type ReadinessBackend as ReadinessBackendType,
   WRITABLE,
+  performanceOriginOf,
 } from './backends/backend.js';
 import type { CoreInstance, CoreLoop, HostImports } from './core.js';
 import { armTimer, cancelYield, disarmTimer, microtaskDrain, nextMacrotask, yieldToHost } from './driver.js';
@@ -217,6 +218,12 @@ export class EventLoop {
   #idleMs = 0;
   /** Wall time the last batch ended, while running; -1 when not running. */
   #lastBatchEnd = -1;
+  /**
+   * Where the backend's clock counts from on the `performance.now()` scale,
+   * when it is the built-in wall clock: then the iteration's own clock
+   * reading tells when its batch started. Null otherwise.
+   */
+  readonly #wallOrigin: number | null;
   /** Debug mode: the callback running now, for reports of unhandled rejections. */
   #current: Entry | null = null;
   readonly #onUnhandledRejection = (reason: unknown): void => {
@@ -276,6 +283,7 @@ export class EventLoop {
     this.#core = instance.loop;
     this.#backendImpl = backend;
     this.#virtual = isVirtual(backend) ? backend : null;
+    this.#wallOrigin = performanceOriginOf(backend.now);
     backend.attach({
       wake: (fromHostCallback) => this.#ioWake(fromHostCallback === true),
       schedule: (delayMs, fn) => {
@@ -567,8 +575,9 @@ export class EventLoop {
     const virtual = this.#virtual;
     let sliceEnd = -1;
     const replaying = this.#tracer?.replaying === true;
-    let batchStart = performance.now();
-    if (this.#lastBatchEnd >= 0) this.#idleMs += batchStart - this.#lastBatchEnd;
+    const wallOrigin = this.#wallOrigin;
+    // When the start is not known from the loop's clock, read the wall clock.
+    let batchStart = wallOrigin === null ? performance.now() : -1;
     for (;;) {
       if (replaying) this.#replayClock();
       // Phases 0-3: release the last batch, read the clock, collect the
@@ -579,7 +588,12 @@ export class EventLoop {
       // The slice is measured on the loop's own clock, read by runOnce (on
       // wall time for virtual time, which jumps).
       const now = virtual === null ? core.time() : performance.now();
-      if (sliceEnd < 0) sliceEnd = now + SLICE_MS;
+      if (sliceEnd < 0) {
+        sliceEnd = now + SLICE_MS;
+        // The slice's first iteration: the loop was idle until it started.
+        if (batchStart < 0) batchStart = now + (wallOrigin as number);
+        if (this.#lastBatchEnd >= 0) this.#idleMs += batchStart - this.#lastBatchEnd;
+      }
       // Phase 4: run them.
       if (length > 0) {
         if (microtaskDrain() === null) {

@@ -233,8 +233,13 @@ export class TokenQueue {
     if (n === 0) return NO_TOKENS;
     if (this.#out.length < n) this.#out = new Uint32Array(this.#tokens.length);
     const out = this.#out.subarray(0, n);
-    out.set(this.#tokens.subarray(0, n));
-    for (let i = 0; i < n; i++) this.#queued[out[i] as number] = 0;
+    const tokens = this.#tokens;
+    const queued = this.#queued;
+    for (let i = 0; i < n; i++) {
+      const token = tokens[i] as number;
+      out[i] = token;
+      queued[token] = 0;
+    }
     if (n < this.#length) this.#tokens.copyWithin(0, n, this.#length);
     this.#length -= n;
     return out;
@@ -257,6 +262,9 @@ export class TokenQueue {
  */
 let clockOriginMs: number | null = null;
 
+/** Clocks made by performanceClock(). */
+const performanceClocks = new WeakSet<() => number>();
+
 /** The host's monotonic clock in nanoseconds since the shared origin. */
 export function performanceClock(): () => number {
   const perf = globalThis.performance;
@@ -264,5 +272,17 @@ export function performanceClock(): () => number {
     throw new Error('no monotonic clock: globalThis.performance.now is missing');
   }
   const origin = (clockOriginMs ??= Math.floor(perf.now()));
-  return () => (perf.now() - origin) * 1e6;
+  const now = () => (perf.now() - origin) * 1e6;
+  performanceClocks.add(now);
+  return now;
+}
+
+/**
+ * If `now` is a performanceClock(), where it counts from on the
+ * `performance.now()` scale (ms): a loop time plus this is a
+ * `performance.now()` reading, so the loop need not read the wall clock
+ * again for its own accounting. Null for any other clock.
+ */
+export function performanceOriginOf(now: () => number): number | null {
+  return performanceClocks.has(now) ? (clockOriginMs as number) : null;
 }
