@@ -554,7 +554,7 @@ function chart(fired, cancelled, soon, virt, tcp) {
   timed('virtual hour', virt, 'wasmloop virtual', { 'sinon fake-timers': 5 });
   for (const row of tcp) {
     const name = `TCP ${row.connections}x${row.bytes >= 1024 ? `${row.bytes / 1024}KiB` : `${row.bytes}B`}`;
-    for (const ours of ['wasmloop selector', 'wasmloop completion']) {
+    for (const ours of ['wasmloop selector', 'wasmloop completion', 'wasmloop selector, protocol', 'wasmloop completion, protocol']) {
       for (const peer of ['node net', 'uvloop', 'asyncio']) {
         rows.push({
           label: `${name} ${ours.replace('wasmloop ', '')}: vs ${peer}`,
@@ -712,7 +712,7 @@ The loop adds ${fmt(iteration['wasmloop selector (addReader)'].median - iteratio
 
 ## 6. TCP echo over loopback
 
-One load client for every server: \`bench/tcp/echo-client.c\` (C, epoll), ping-pong (each connection sends a message and waits for all of it to come back, checked byte for byte), 3 alternating runs of 2 s per server after a validated warm-up. Servers: \`bench/tcp/wasmloop-echo.mjs\` (the \`read()\`/\`write()\` API) on each backend, the completion backend in both its implementations (native I/O, as \`completion\` picks on Node, and the portable \`node:net\` one), Node's \`net\` (\`socket.on('data') -> write\`), and Python 3 asyncio and uvloop (\`pip install uvloop\`) with protocols (\`bench/tcp/asyncio-echo.py\`). Client and server share the machine's 2 cores.
+One load client for every server: \`bench/tcp/echo-client.c\` (C, epoll), ping-pong (each connection sends a message and waits for all of it to come back, checked byte for byte), 3 alternating runs of 2 s per server after a validated warm-up. Servers: \`bench/tcp/wasmloop-echo.mjs\` (the \`read()\`/\`write()\` streams API) on each backend, the completion backend in both its implementations (native I/O, as \`completion\` picks on Node, and the portable \`node:net\` one), \`bench/tcp/wasmloop-protocol-echo.mjs\` (the protocol API, \`createProtocolServer\`, as the uvloop server uses protocols) on each backend, Node's \`net\` (\`socket.on('data') -> write\`), and Python 3 asyncio and uvloop (\`pip install uvloop\`) with protocols (\`bench/tcp/asyncio-echo.py\`). Client and server share the machine's 2 cores.
 
 ${tcpSections}
 

@@ -19,6 +19,7 @@ import { type Trace, Tracer, traceProblem } from './trace.js';
 export { EventLoop } from './loop.js';
 export type { ConnectOptions, ExceptionContext, ExceptionHandler, LoopStats, ServerOptions } from './loop.js';
 export type { Connection, Server } from './io/streams.js';
+export type { Protocol, ProtocolFactory, Transport } from './io/protocols.js';
 export { Handle, TimerHandle } from './handles.js';
 export type {
   Backend,

@@ -83,6 +83,9 @@ export interface IoLoop {
   _track(resource: { close(): void }, open: boolean): void;
   /** A timer: `callback` after `delayMs` of loop time. */
   callLater(delayMs: number, callback: () => void): { cancel(): void };
+  /** `callback` in the next iteration. */
+  callSoon(callback: () => void): unknown;
+  isClosed(): boolean;
 }
 
 export interface IoToken {
@@ -123,18 +126,18 @@ export function ioError(syscall: string, code: string, detail?: string, cause?: 
   }
 }
 
-function fromHostError(syscall: string, error: unknown, detail?: string): IoError {
+export function fromHostError(syscall: string, error: unknown, detail?: string): IoError {
   const code = (error as { code?: unknown }).code;
   return ioError(syscall, typeof code === 'string' ? code : 'EIO', detail ?? (error as Error).message, error);
 }
 
-function parseAddress(text: string | number): SocketAddress {
+export function parseAddress(text: string | number): SocketAddress {
   if (typeof text === 'number') return { host: '', port: 0, family: 'IPv4' };
   const [family, host, port] = text.split(' ');
   return { host: host ?? '', port: Number(port), family: family === '6' ? 'IPv6' : 'IPv4' };
 }
 
-function toBytes(operation: string, data: unknown): Uint8Array {
+export function toBytes(operation: string, data: unknown): Uint8Array {
   if (typeof data === 'string') return encoder.encode(data);
   if (data instanceof Uint8Array) return data;
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
@@ -455,12 +458,18 @@ class ReadinessConnection extends BaseConnection {
   }
 }
 
+/** What a server opens for each accepted connection: a stream or a protocol's transport. */
+export interface Accepted {
+  /** Calls `fn` once it has closed (at once if it has). */
+  whenClosed(fn: () => void): void;
+}
+
 class ReadinessServer implements Server {
   readonly #loop: IoLoop;
   readonly #backend: ReadinessBackend;
   readonly #fd: number;
-  readonly #onConnection: ConnectionHandler;
-  readonly #connections = new Set<ReadinessConnection>();
+  readonly #open: (fd: number) => Accepted;
+  readonly #connections = new Set<Accepted>();
   readonly #address: SocketAddress;
   #token: IoToken | null;
   /** The timer that resumes accepting after a failed accept. */
@@ -468,11 +477,11 @@ class ReadinessServer implements Server {
   #closing: Promise<void> | null = null;
   #allClosed: (() => void) | null = null;
 
-  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, onConnection: ConnectionHandler) {
+  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, open: (fd: number) => Accepted) {
     this.#loop = loop;
     this.#backend = backend;
     this.#fd = fd;
-    this.#onConnection = onConnection;
+    this.#open = open;
     this.#address = parseAddress(backend.sockets.address(fd, false));
     this.#token = loop._watch(this.#onAcceptable);
     const rc = backend.watch(fd, READABLE, this.#token.slot);
@@ -504,8 +513,7 @@ class ReadinessServer implements Server {
         this.#pauseAccepting(ioError('accept', code));
         return;
       }
-      const connection = new ReadinessConnection(this.#loop, this.#backend, fd);
-      this.#adopt(connection);
+      this.#adopt(this.#open(fd));
     }
   };
 
@@ -524,13 +532,12 @@ class ReadinessServer implements Server {
     });
   }
 
-  #adopt(connection: ReadinessConnection): void {
+  #adopt(connection: Accepted): void {
     this.#connections.add(connection);
     connection.whenClosed(() => {
       this.#connections.delete(connection);
       if (this.#connections.size === 0) this.#allClosed?.();
     });
-    runHandler(this.#loop, this.#onConnection, connection);
   }
 
   close(): Promise<void> {
@@ -575,15 +582,34 @@ function runHandler(loop: IoLoop, handler: ConnectionHandler, connection: Connec
   }
 }
 
+/** Listens; `open(fd)` makes what each accepted connection becomes. */
+export function listenReadinessWith(
+  loop: IoLoop,
+  backend: ReadinessBackend,
+  open: (fd: number) => Accepted,
+  options: { host: string; port: number; backlog: number; reusePort: boolean },
+): Server {
+  const fd = backend.sockets.listen(options.host, options.port, options.backlog, options.reusePort);
+  if (fd < 0) throw ioError('listen', errnoName(fd), `${options.host}:${options.port}`);
+  return new ReadinessServer(loop, backend, fd, open);
+}
+
 export function listenReadiness(
   loop: IoLoop,
   backend: ReadinessBackend,
   onConnection: ConnectionHandler,
   options: { host: string; port: number; backlog: number; reusePort: boolean },
 ): Server {
-  const fd = backend.sockets.listen(options.host, options.port, options.backlog, options.reusePort);
-  if (fd < 0) throw ioError('listen', errnoName(fd), `${options.host}:${options.port}`);
-  return new ReadinessServer(loop, backend, fd, onConnection);
+  return listenReadinessWith(
+    loop,
+    backend,
+    (fd) => {
+      const connection = new ReadinessConnection(loop, backend, fd);
+      runHandler(loop, onConnection, connection);
+      return connection;
+    },
+    options,
+  );
 }
 
 export function connectReadiness(
@@ -591,6 +617,16 @@ export function connectReadiness(
   backend: ReadinessBackend,
   options: { host: string; port: number },
 ): Promise<Connection> {
+  return connectReadinessWith(loop, backend, options, (fd) => new ReadinessConnection(loop, backend, fd));
+}
+
+/** Connects; `open(fd)` makes what the connected descriptor becomes. */
+export function connectReadinessWith<T>(
+  loop: IoLoop,
+  backend: ReadinessBackend,
+  options: { host: string; port: number },
+  open: (fd: number) => T,
+): Promise<T> {
   const where = `${options.host}:${options.port}`;
   const fd = backend.sockets.connect(options.host, options.port);
   if (fd < 0) return Promise.reject(ioError('connect', errnoName(fd), where));
@@ -605,7 +641,7 @@ export function connectReadiness(
         return;
       }
       try {
-        resolve(new ReadinessConnection(loop, backend, fd));
+        resolve(open(fd));
       } catch (error) {
         reject(error);
       }
@@ -805,8 +841,8 @@ class CompletionConnection extends BaseConnection {
 class CompletionServer implements Server {
   readonly #loop: IoLoop;
   readonly #backend: CompletionBackend;
-  readonly #onConnection: ConnectionHandler;
-  readonly #connections = new Set<CompletionConnection>();
+  readonly #open: (socket: CompletionSocket) => Accepted;
+  readonly #connections = new Set<Accepted>();
   #listener: CompletionListener | null = null;
   #address: SocketAddress | null = null;
   #accepted: CompletionSocket[] = [];
@@ -814,10 +850,10 @@ class CompletionServer implements Server {
   #closing: Promise<void> | null = null;
   #allClosed: (() => void) | null = null;
 
-  constructor(loop: IoLoop, backend: CompletionBackend, onConnection: ConnectionHandler) {
+  constructor(loop: IoLoop, backend: CompletionBackend, open: (socket: CompletionSocket) => Accepted) {
     this.#loop = loop;
     this.#backend = backend;
-    this.#onConnection = onConnection;
+    this.#open = open;
   }
 
   listen(options: { host: string; port: number; backlog: number }): Promise<Server> {
@@ -862,13 +898,12 @@ class CompletionServer implements Server {
     const sockets = this.#accepted;
     this.#accepted = [];
     for (const socket of sockets) {
-      const connection = new CompletionConnection(this.#loop, this.#backend, socket);
+      const connection = this.#open(socket);
       this.#connections.add(connection);
       connection.whenClosed(() => {
         this.#connections.delete(connection);
         if (this.#connections.size === 0) this.#allClosed?.();
       });
-      runHandler(this.#loop, this.#onConnection, connection);
     }
   };
 
@@ -910,13 +945,32 @@ class CompletionServer implements Server {
   }
 }
 
+/** Listens; `open(socket)` makes what each accepted connection becomes. */
+export function listenCompletionWith(
+  loop: IoLoop,
+  backend: CompletionBackend,
+  open: (socket: CompletionSocket) => Accepted,
+  options: { host: string; port: number; backlog: number },
+): Promise<Server> {
+  return new CompletionServer(loop, backend, open).listen(options);
+}
+
 export function listenCompletion(
   loop: IoLoop,
   backend: CompletionBackend,
   onConnection: ConnectionHandler,
   options: { host: string; port: number; backlog: number },
 ): Promise<Server> {
-  return new CompletionServer(loop, backend, onConnection).listen(options);
+  return listenCompletionWith(
+    loop,
+    backend,
+    (socket) => {
+      const connection = new CompletionConnection(loop, backend, socket);
+      runHandler(loop, onConnection, connection);
+      return connection;
+    },
+    options,
+  );
 }
 
 export function connectCompletion(
@@ -924,13 +978,29 @@ export function connectCompletion(
   backend: CompletionBackend,
   options: { host: string; port: number },
 ): Promise<Connection> {
+  return connectCompletionWith(loop, backend, options, (socket) => new CompletionConnection(loop, backend, socket));
+}
+
+/** Connects; `open(socket)` makes what the connected socket becomes. */
+export function connectCompletionWith<T>(
+  loop: IoLoop,
+  backend: CompletionBackend,
+  options: { host: string; port: number },
+  open: (socket: CompletionSocket) => T,
+): Promise<T> {
   const where = `${options.host}:${options.port}`;
   return new Promise((resolve, reject) => {
     let outcome: { error: Error | null; socket?: CompletionSocket } | null = null;
     const token = loop._expect(() => {
       const o = outcome as { error: Error | null; socket?: CompletionSocket };
       if (o.error !== null || o.socket === undefined) reject(fromHostError('connect', o.error, where));
-      else resolve(new CompletionConnection(loop, backend, o.socket));
+      else {
+        try {
+          resolve(open(o.socket));
+        } catch (error) {
+          reject(error);
+        }
+      }
     });
     backend.connect(options, (error, socket) => {
       outcome = { error, socket };
