@@ -15,6 +15,7 @@ import {
   type Backend,
   type Direction,
   READABLE,
+  type CompletionBackend,
   type ReadinessBackend as ReadinessBackendType,
   WRITABLE,
   performanceOriginOf,
@@ -52,6 +53,9 @@ import {
   listenReadinessWith,
 } from './io/streams.js';
 import { type Protocol, type ProtocolFactory, type Transport, completionTransport, readinessTransport } from './io/protocols.js';
+
+/** A backend that does I/O, in either model. */
+type IoBackend = ReadinessBackendType | CompletionBackend;
 
 /** A callback as the loop stores it: the function itself when it takes no arguments. */
 type Callback = (...args: any[]) => unknown;
@@ -1022,30 +1026,16 @@ export class EventLoop {
    */
   async createServer(onConnection: ConnectionHandler, options: ServerOptions): Promise<Server> {
     if (typeof onConnection !== 'function') throw notAFunction('createServer', onConnection);
-    const { host, port, backlog } = checkAddress('createServer', options, true);
-    const reusePort = (options as ServerOptions).reusePort ?? false;
-    if (typeof reusePort !== 'boolean') {
-      throw new TypeError(`createServer: reusePort must be a boolean, got ${describe(reusePort)}`);
-    }
-    this.#liveCore('createServer');
-    const address = await resolveHost('createServer', host);
-    const backend = this.#backendImpl;
-    if (backend.model === 'readiness') {
-      return listenReadiness(this as IoLoop, backend, onConnection, { host: address, port, backlog, reusePort });
-    }
-    if (backend.model === 'completion') return listenCompletion(this as IoLoop, backend, onConnection, { host: address, port, backlog });
-    throw new NotSupportedError(`createServer: the '${backend.name}' backend has no I/O`);
+    const { backend, ...at } = await this.#listenTarget('createServer', options);
+    if (backend.model === 'readiness') return listenReadiness(this as IoLoop, backend, onConnection, at);
+    return listenCompletion(this as IoLoop, backend, onConnection, at);
   }
 
   /** Opens a TCP connection. */
   async createConnection(options: ConnectOptions): Promise<Connection> {
-    const { host, port } = checkAddress('createConnection', options, false);
-    this.#liveCore('createConnection');
-    const address = await resolveHost('createConnection', host);
-    const backend = this.#backendImpl;
-    if (backend.model === 'readiness') return connectReadiness(this as IoLoop, backend, { host: address, port });
-    if (backend.model === 'completion') return connectCompletion(this as IoLoop, backend, { host: address, port });
-    throw new NotSupportedError(`createConnection: the '${backend.name}' backend has no I/O`);
+    const { backend, ...at } = await this.#connectTarget('createConnection', options);
+    if (backend.model === 'readiness') return connectReadiness(this as IoLoop, backend, at);
+    return connectCompletion(this as IoLoop, backend, at);
   }
 
   /**
@@ -1058,33 +1048,24 @@ export class EventLoop {
    * handler and its connection aborted.
    */
   async createProtocolServer(protocolFactory: ProtocolFactory, options: ServerOptions): Promise<Server> {
-    if (typeof protocolFactory !== 'function') throw notAFunction('createProtocolServer', protocolFactory, 'protocolFactory');
-    const { host, port, backlog } = checkAddress('createProtocolServer', options, true);
-    const reusePort = (options as ServerOptions).reusePort ?? false;
-    if (typeof reusePort !== 'boolean') {
-      throw new TypeError(`createProtocolServer: reusePort must be a boolean, got ${describe(reusePort)}`);
-    }
-    this.#liveCore('createProtocolServer');
-    const address = await resolveHost('createProtocolServer', host);
-    const backend = this.#backendImpl;
+    const operation = 'createProtocolServer';
+    if (typeof protocolFactory !== 'function') throw notAFunction(operation, protocolFactory, 'protocolFactory');
+    const { backend, ...at } = await this.#listenTarget(operation, options);
     const loop = this as IoLoop;
     if (backend.model === 'readiness') {
       return listenReadinessWith(
         loop,
         backend,
-        (fd) => this.#withProtocol('createProtocolServer', protocolFactory, (p) => readinessTransport(loop, backend, fd, p), () => backend.sockets.close(fd)),
-        { host: address, port, backlog, reusePort },
+        (fd) => this.#withProtocol(operation, protocolFactory, (p) => readinessTransport(loop, backend, fd, p), () => backend.sockets.close(fd)),
+        at,
       );
     }
-    if (backend.model === 'completion') {
-      return listenCompletionWith(
-        loop,
-        backend,
-        (socket) => this.#withProtocol('createProtocolServer', protocolFactory, (p) => completionTransport(loop, backend, socket, p), () => socket.destroy()),
-        { host: address, port, backlog },
-      );
-    }
-    throw new NotSupportedError(`createProtocolServer: the '${backend.name}' backend has no I/O`);
+    return listenCompletionWith(
+      loop,
+      backend,
+      (socket) => this.#withProtocol(operation, protocolFactory, (p) => completionTransport(loop, backend, socket, p), () => socket.destroy()),
+      at,
+    );
   }
 
   /**
@@ -1095,34 +1076,62 @@ export class EventLoop {
     protocolFactory: ProtocolFactory<P>,
     options: ConnectOptions,
   ): Promise<{ transport: Transport; protocol: P }> {
-    if (typeof protocolFactory !== 'function') throw notAFunction('createProtocolConnection', protocolFactory, 'protocolFactory');
-    const { host, port } = checkAddress('createProtocolConnection', options, false);
-    this.#liveCore('createProtocolConnection');
-    const address = await resolveHost('createProtocolConnection', host);
-    const backend = this.#backendImpl;
+    const operation = 'createProtocolConnection';
+    if (typeof protocolFactory !== 'function') throw notAFunction(operation, protocolFactory, 'protocolFactory');
+    const { backend, ...at } = await this.#connectTarget(operation, options);
     const loop = this as IoLoop;
-    const made = (protocol: P, transport: Transport) => ({ transport, protocol });
-    const make = (raw: (protocol: P) => Transport, closeRaw: () => void) => {
+    /** The protocol for the connected socket; if the factory fails, the socket is closed and the error thrown. */
+    const make = (open: (protocol: P) => Transport, closeRaw: () => void) => {
       let protocol: P;
       try {
-        protocol = checkProtocol('createProtocolConnection', protocolFactory());
+        protocol = checkProtocol(operation, protocolFactory());
       } catch (error) {
         closeRaw();
         throw error;
       }
-      return made(protocol, raw(protocol));
+      return { transport: open(protocol), protocol };
     };
     if (backend.model === 'readiness') {
-      return connectReadinessWith(loop, backend, { host: address, port }, (fd) =>
+      return connectReadinessWith(loop, backend, at, (fd) =>
         make((p) => readinessTransport(loop, backend, fd, p), () => backend.sockets.close(fd)),
       );
     }
-    if (backend.model === 'completion') {
-      return connectCompletionWith(loop, backend, { host: address, port }, (socket) =>
-        make((p) => completionTransport(loop, backend, socket, p), () => socket.destroy()),
-      );
+    return connectCompletionWith(loop, backend, at, (socket) =>
+      make((p) => completionTransport(loop, backend, socket, p), () => socket.destroy()),
+    );
+  }
+
+  /**
+   * A listen's checked arguments, its host resolved, and the backend's I/O:
+   * what `createServer` and `createProtocolServer` share.
+   */
+  async #listenTarget(
+    operation: string,
+    options: ServerOptions,
+  ): Promise<{ backend: IoBackend; host: string; port: number; backlog: number; reusePort: boolean }> {
+    const { host, port, backlog } = checkAddress(operation, options, true);
+    const reusePort = (options as ServerOptions).reusePort ?? false;
+    if (typeof reusePort !== 'boolean') {
+      throw new TypeError(`${operation}: reusePort must be a boolean, got ${describe(reusePort)}`);
     }
-    throw new NotSupportedError(`createProtocolConnection: the '${backend.name}' backend has no I/O`);
+    this.#liveCore(operation);
+    const address = await resolveHost(operation, host);
+    return { backend: this.#ioBackend(operation), host: address, port, backlog, reusePort };
+  }
+
+  /** A connect's checked arguments and resolved host, and the backend's I/O. */
+  async #connectTarget(operation: string, options: ConnectOptions): Promise<{ backend: IoBackend; host: string; port: number }> {
+    const { host, port } = checkAddress(operation, options, false);
+    this.#liveCore(operation);
+    const address = await resolveHost(operation, host);
+    return { backend: this.#ioBackend(operation), host: address, port };
+  }
+
+  /** The backend, if it does I/O; NotSupportedError if it is a clock only. */
+  #ioBackend(operation: string): IoBackend {
+    const backend = this.#backendImpl;
+    if (backend.model === 'none') throw new NotSupportedError(`${operation}: the '${backend.name}' backend has no I/O`);
+    return backend;
   }
 
   /** A server's accepted connection with a fresh protocol, or, if the factory fails, reported and closed. */
