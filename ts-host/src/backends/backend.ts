@@ -169,6 +169,13 @@ export interface SocketAddress {
   family: 'IPv4' | 'IPv6';
 }
 
+/** A `SocketOps.address()` result as a SocketAddress (an errno gives an empty one). */
+export function parseAddress(text: string | number): SocketAddress {
+  if (typeof text === 'number') return { host: '', port: 0, family: 'IPv4' };
+  const [family, host, port] = text.split(' ');
+  return { host: host ?? '', port: Number(port), family: family === '6' ? 'IPv6' : 'IPv4' };
+}
+
 /** Why `value` does not implement the backend contract, or null if it does. */
 export function contractViolation(value: unknown): string | null {
   if (typeof value !== 'object' || value === null) return `it returned ${value === null ? 'null' : typeof value}, not an object`;

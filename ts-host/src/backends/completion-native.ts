@@ -33,6 +33,7 @@ import {
   TokenQueue,
   WRITABLE,
   acceptErrorIsTransient,
+  parseAddress,
   performanceClock,
 } from './backend.js';
 import { loadSelectorAddon } from './selector.js';
@@ -51,12 +52,6 @@ const ACCEPTS_PER_READINESS = 64;
 function systemError(syscall: string, negativeErrno: number): Error {
   const code = errnoName(negativeErrno);
   return Object.assign(new Error(`${syscall} failed: ${code}`), { code, syscall });
-}
-
-function parseAddress(text: string | number): SocketAddress {
-  if (typeof text === 'number') return { host: '', port: 0, family: 'IPv4' };
-  const [family, host, port] = text.split(' ');
-  return { host: host ?? '', port: Number(port), family: family === '6' ? 'IPv6' : 'IPv4' };
 }
 
 /** Something watched through the poller: told which direction became ready. */

@@ -12,7 +12,7 @@
  * `connectionLost` is scheduled with `callSoon`, as asyncio does.
  */
 import type { CompletionBackend, CompletionSocket, ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
-import { READABLE, WRITABLE } from '../backends/backend.js';
+import { READABLE, WRITABLE, parseAddress } from '../backends/backend.js';
 import { ERRNO, errnoName } from '../errno.js';
 import { ConnectionClosedError, WriteAfterEndError } from '../errors.js';
 import { currentSlab, readRoom, slabOffset, takeRead } from './slab.js';
@@ -22,7 +22,6 @@ import {
   type IoToken,
   fromHostError,
   ioError,
-  parseAddress,
   toBytes,
 } from './streams.js';
 

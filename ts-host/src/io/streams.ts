@@ -23,7 +23,7 @@ import type {
   SocketAddress,
   SocketOps,
 } from '../backends/backend.js';
-import { ACCEPT_RETRY_MS, READABLE, WRITABLE, acceptErrorIsTransient } from '../backends/backend.js';
+import { ACCEPT_RETRY_MS, READABLE, WRITABLE, acceptErrorIsTransient, parseAddress } from '../backends/backend.js';
 import { ERRNO, errnoName } from '../errno.js';
 import { CHUNK_BYTES, currentSlab, readRoom, slabOffset, takeRead } from './slab.js';
 import {
@@ -129,12 +129,6 @@ export function ioError(syscall: string, code: string, detail?: string, cause?: 
 export function fromHostError(syscall: string, error: unknown, detail?: string): IoError {
   const code = (error as { code?: unknown }).code;
   return ioError(syscall, typeof code === 'string' ? code : 'EIO', detail ?? (error as Error).message, error);
-}
-
-export function parseAddress(text: string | number): SocketAddress {
-  if (typeof text === 'number') return { host: '', port: 0, family: 'IPv4' };
-  const [family, host, port] = text.split(' ');
-  return { host: host ?? '', port: Number(port), family: family === '6' ? 'IPv6' : 'IPv4' };
 }
 
 export function toBytes(operation: string, data: unknown): Uint8Array {
