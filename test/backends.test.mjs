@@ -4,8 +4,7 @@ import * as assert from 'uvu/assert';
 import { BackendError, createLoop } from '../ts-host/dist/index.js';
 import { autoOrder, resolveBackend } from '../ts-host/dist/backends/resolve.js';
 import { createNetCompletionBackend } from '../ts-host/dist/backends/completion.js';
-import { fileURLToPath } from 'node:url';
-import { capture } from './helpers.mjs';
+import { NET_COMPLETION, capture } from './helpers.mjs';
 
 const auto = suite("backend 'auto'");
 
@@ -101,8 +100,7 @@ auto("the completion backend does its I/O natively on Node, and on node:net wher
   assert.is(portable.name, 'completion');
   assert.is(portable.implementation, 'node:net');
   portable.close();
-  const spec = `${fileURLToPath(new URL('../ts-host/dist/backends/completion.js', import.meta.url))}:createNetCompletionBackend`;
-  const loop = await createLoop({ backend: spec });
+  const loop = await createLoop({ backend: NET_COMPLETION });
   assert.is(loop.backend, 'completion');
   await loop.close();
 });

@@ -1,5 +1,25 @@
 // Shared by the test suites: a fresh loop per case, and small utilities.
+import { fileURLToPath } from 'node:url';
 import { createLoop } from '../ts-host/dist/index.js';
+
+/** The completion backend's portable implementation (on `node:net`), as a `module:function` backend spec. */
+export const NET_COMPLETION = `${fileURLToPath(new URL('../ts-host/dist/backends/completion.js', import.meta.url))}:createNetCompletionBackend`;
+
+/** Every backend with a network: the I/O suites run against each. */
+export const IO_BACKENDS = ['selector', 'completion', NET_COMPLETION, 'virtual'];
+
+/** A backend's name in test titles. */
+export const backendLabel = (backend) => (backend === NET_COMPLETION ? 'completion on node:net' : backend);
+
+/** Runs `fn(loop)` on a fresh loop of `backend` until it settles; closes the loop. */
+export async function onLoop(backend, fn) {
+  const loop = await createLoop({ backend });
+  try {
+    return await loop.runUntilComplete(() => fn(loop));
+  } finally {
+    if (!loop.isRunning()) await loop.close();
+  }
+}
 
 /** A uvu `before.each`/`after.each` pair giving every case `context.loop`, a fresh loop. */
 export function freshLoop(suite, options = {}) {

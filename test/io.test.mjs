@@ -18,22 +18,8 @@ import {
   WriteAfterEndError,
 } from '../ts-host/dist/index.js';
 import { loadSelectorAddon } from '../ts-host/dist/backends/selector.js';
+import { IO_BACKENDS, NET_COMPLETION, backendLabel, onLoop } from './helpers.mjs';
 
-/** The completion backend's portable implementation (on `node:net`), loaded as a `module:function` backend. */
-const NET_COMPLETION = `${fileURLToPath(new URL('../ts-host/dist/backends/completion.js', import.meta.url))}:createNetCompletionBackend`;
-const BACKENDS = ['selector', 'completion', NET_COMPLETION, 'virtual'];
-/** A backend's name in test titles. */
-const label = (backend) => (backend === NET_COMPLETION ? 'completion on node:net' : backend);
-
-/** Runs `fn(loop)` on a fresh loop of `backend` until it settles; closes the loop. */
-async function onLoop(backend, fn) {
-  const loop = await createLoop({ backend });
-  try {
-    return await loop.runUntilComplete(() => fn(loop));
-  } finally {
-    if (!loop.isRunning()) await loop.close();
-  }
-}
 
 async function echoServer(loop) {
   return loop.createServer(
@@ -51,8 +37,8 @@ async function readAll(conn) {
   return Buffer.concat(parts);
 }
 
-for (const backend of BACKENDS) {
-  const io = suite(`streams on '${label(backend)}'`);
+for (const backend of IO_BACKENDS) {
+  const io = suite(`streams on '${backendLabel(backend)}'`);
 
   io('echo: what is written comes back, then end of stream', () =>
     onLoop(backend, async (loop) => {
@@ -345,8 +331,8 @@ readiness.run();
 
 const faults = suite('faults and bad input');
 
-for (const backend of BACKENDS) {
-  faults(`${label(backend)}: connection refused`, () =>
+for (const backend of IO_BACKENDS) {
+  faults(`${backendLabel(backend)}: connection refused`, () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
       const port = server.address().port;
@@ -362,7 +348,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${label(backend)}: address in use`, () =>
+  faults(`${backendLabel(backend)}: address in use`, () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
       try {
@@ -381,7 +367,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${label(backend)}: the peer resets the connection in the middle of a write`, () =>
+  faults(`${backendLabel(backend)}: the peer resets the connection in the middle of a write`, () =>
     onLoop(backend, async (loop) => {
       const server = await loop.createServer(async (conn) => {
         await loop.sleep(20);
@@ -402,7 +388,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${label(backend)}: write after end, read after close, bad data`, () =>
+  faults(`${backendLabel(backend)}: write after end, read after close, bad data`, () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
       const client = await loop.createConnection({ port: server.address().port });
@@ -438,7 +424,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${label(backend)}: a pending read rejects when its connection is closed`, () =>
+  faults(`${backendLabel(backend)}: a pending read rejects when its connection is closed`, () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
       const client = await loop.createConnection({ port: server.address().port });
@@ -454,7 +440,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${label(backend)}: bad addresses are rejected with errors naming them`, () =>
+  faults(`${backendLabel(backend)}: bad addresses are rejected with errors naming them`, () =>
     onLoop(backend, async (loop) => {
       const cases = [
         [() => loop.createServer(() => {}, { port: 70000 }), RangeError, /createServer: port must be an integer from 0 to 65535, got number 70000/],
@@ -478,7 +464,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${label(backend)}: a connection handler that throws has its connection closed and the error reported`, () =>
+  faults(`${backendLabel(backend)}: a connection handler that throws has its connection closed and the error reported`, () =>
     onLoop(backend, async (loop) => {
       const reports = [];
       loop.setExceptionHandler((_, context) => reports.push(context));
@@ -496,7 +482,7 @@ for (const backend of BACKENDS) {
     }),
   );
 
-  faults(`${label(backend)}: closing the loop closes its servers and connections`, async () => {
+  faults(`${backendLabel(backend)}: closing the loop closes its servers and connections`, async () => {
     const loop = await createLoop({ backend });
     const server = await loop.runUntilComplete(() => echoServer(loop));
     const client = await loop.runUntilComplete(() => loop.createConnection({ port: server.address().port }));

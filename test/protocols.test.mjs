@@ -2,23 +2,10 @@
 // against every backend, then faults and bad input.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { fileURLToPath } from 'node:url';
 import { ConnectionClosedError, createLoop, WriteAfterEndError } from '../ts-host/dist/index.js';
+import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
 
-const NET_COMPLETION = `${fileURLToPath(new URL('../ts-host/dist/backends/completion.js', import.meta.url))}:createNetCompletionBackend`;
-const BACKENDS = ['selector', 'completion', NET_COMPLETION, 'virtual'];
-const label = (backend) => (backend === NET_COMPLETION ? 'completion on node:net' : backend);
 const text = (chunks) => Buffer.concat(chunks).toString();
-
-/** Runs `fn(loop)` on a fresh loop of `backend` until it settles; closes the loop. */
-async function onLoop(backend, fn) {
-  const loop = await createLoop({ backend });
-  try {
-    return await loop.runUntilComplete(() => fn(loop));
-  } finally {
-    if (!loop.isRunning()) await loop.close();
-  }
-}
 
 /** A protocol that records what happened to it, and can be awaited until its connection is lost. */
 class Recorder {
@@ -53,8 +40,8 @@ class Echo {
   }
 }
 
-for (const backend of BACKENDS) {
-  const proto = suite(`protocols on '${label(backend)}'`);
+for (const backend of IO_BACKENDS) {
+  const proto = suite(`protocols on '${backendLabel(backend)}'`);
 
   proto('echo: connectionMade, dataReceived, eofReceived and connectionLost in order', () =>
     onLoop(backend, async (loop) => {
