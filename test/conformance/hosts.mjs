@@ -10,6 +10,7 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { execute } from './process.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'node_modules/.bin');
@@ -30,25 +31,11 @@ export function builtComponentSha256() {
   return createHash('sha256').update(readFileSync(join(ROOT, 'build/core.component.wasm'))).digest('hex');
 }
 
-/** Runs `command`; resolves to its stdout, rejects with its stderr on failure. */
-function run(command, args, { timeoutMs = 120_000, env } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...env } });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(new Error(`${command}: ${error.message}`));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(out);
-      else reject(new Error(`${command} ${args.join(' ')} exited with ${signal ?? code}:\n${err.slice(-4000)}`));
-    });
-  });
+/** Runs `command` in the repository; resolves to its stdout, rejects with its stderr on failure. */
+async function run(command, args) {
+  const { code, signal, stdout, stderr } = await execute(command, args, { cwd: ROOT });
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${signal ?? code}:\n${stderr.slice(-4000)}`);
+  return stdout;
 }
 
 /** The last line of `stdout` as JSON (hosts may print warnings before it). */

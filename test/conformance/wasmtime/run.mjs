@@ -3,29 +3,9 @@
 // shape of the JS hosts' (runner.mjs `hostReport`), with what only this side
 // knows filled in: the wasmtime version, the sha256 of the core component,
 // and whether the composed binary nests those exact bytes.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-
-/** Runs `command` to completion; resolves to { code, signal, stdout, stderr }. */
-function execute(command, args, timeoutMs) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      reject(new Error(`${command}: ${error.message}`));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout, stderr });
-    });
-  });
-}
+import { execute } from '../process.mjs';
 
 /**
  * Runs `wasmtime run <component>` and resolves to the report. `wasmtime` is
@@ -34,9 +14,9 @@ function execute(command, args, timeoutMs) {
  * stderr, if wasmtime fails or prints no report.
  */
 export async function runWasmtime({ wasmtime, component, coreComponent, timeoutMs = 120_000 }) {
-  const version = await execute(wasmtime, ['--version'], timeoutMs);
+  const version = await execute(wasmtime, ['--version'], { timeoutMs });
   if (version.code !== 0) throw new Error(`${wasmtime} --version failed (${version.signal ?? version.code}):\n${version.stderr}`);
-  const run = await execute(wasmtime, ['run', component], timeoutMs);
+  const run = await execute(wasmtime, ['run', component], { timeoutMs });
   if (run.code !== 0) {
     throw new Error(`${wasmtime} run ${component} exited with ${run.signal ?? run.code}:\n${run.stderr.slice(-4000)}`);
   }
