@@ -36,7 +36,7 @@ import {
   parseAddress,
   performanceClock,
 } from './backend.js';
-import { loadSelectorAddon } from './selector.js';
+import { type Poller, loadSelectorAddon } from './selector.js';
 import { ERRNO, errnoName } from '../errno.js';
 import { currentSlab, readRoom, slabOffset, takeRead } from '../io/slab.js';
 
@@ -67,7 +67,7 @@ interface QueuedWrite {
 
 /** The poller, shared by every endpoint of one backend. */
 class Watcher {
-  readonly #poller: { watch(fd: number, d: number, token: number): number; unwatch(fd: number, d: number): number; close(): void };
+  readonly #poller: Poller;
   readonly #endpoints = new Map<number, Endpoint>();
   #nextId = 1;
   /** True while a burst of readiness is being handed out. */

@@ -23,7 +23,8 @@ import {
   performanceClock,
 } from './backend.js';
 
-interface Poller {
+/** The addon's poller: uv_poll watches whose tokens it hands over once per libuv iteration. */
+export interface Poller {
   watch(fd: number, direction: number, token: number): number;
   unwatch(fd: number, direction: number): number;
   close(): void;
