@@ -23,6 +23,7 @@ import {
   fromHostError,
   ioError,
   toBytes,
+  writeToHost,
 } from './streams.js';
 
 const EAGAIN = ERRNO.EAGAIN as number;
@@ -469,26 +470,19 @@ class CompletionTransport extends BaseTransport {
   write(data: Uint8Array | string): void {
     const bytes = this.checkWrite(data);
     if (bytes.length === 0) return;
-    let inPlace = true;
-    let doneInPlace = false;
     this.buffered += bytes.length;
-    this.#socket.write(bytes, (error) => {
-      if (inPlace) {
-        doneInPlace = true;
-        this.#writeFinished(bytes.length, error ?? null);
-        return;
-      }
+    const inPlace = writeToHost(this.#socket, bytes, (error) => {
       if (this.finished) return;
       // A write that finished later reaches the protocol through the loop.
       this.#writesDone += bytes.length;
-      this.#writeError ??= error ?? null;
+      this.#writeError ??= error;
       if (this.#writesToken === null) {
         this.#writesToken = this.loop._expect(this.#onWritesDone);
         this.#backend.complete(this.#writesToken.slot);
       }
     });
-    inPlace = false;
-    if (!doneInPlace) this.flowControl();
+    if (inPlace !== undefined) this.#writeFinished(bytes.length, inPlace);
+    else this.flowControl();
   }
 
   readonly #onWritesDone = (): void => {

@@ -651,6 +651,27 @@ export function connectReadinessWith<T>(
 
 // ----------------------------------------------------------- completion
 
+/**
+ * Hands `bytes` to a completion socket. A write the host finished in place
+ * (IOCP's "skip completion port on success") returns its outcome: null, or
+ * the error. Otherwise it returns undefined and `later(outcome)` runs when
+ * the host finishes, from a host callback.
+ */
+export function writeToHost(
+  socket: CompletionSocket,
+  bytes: Uint8Array,
+  later: (error: Error | null) => void,
+): Error | null | undefined {
+  let inPlace = true;
+  let outcome: Error | null | undefined;
+  socket.write(bytes, (error) => {
+    if (inPlace) outcome = error ?? null;
+    else later(error ?? null);
+  });
+  inPlace = false;
+  return outcome;
+}
+
 class CompletionConnection extends BaseConnection {
   readonly #loop: IoLoop;
   readonly #backend: CompletionBackend;
@@ -776,26 +797,17 @@ class CompletionConnection extends BaseConnection {
       return Promise.reject(error);
     }
     // A write the host completes in place (the kernel took all of it at
-    // once: IOCP's "skip completion port on success") resolves at once, as
-    // on the readiness model; only a write that has to wait is a completion
-    // the loop orders.
-    let inPlace = true;
-    let finished = false;
-    let failure: Error | null | undefined;
+    // once) resolves at once, as on the readiness model; only a write that
+    // has to wait is a completion the loop orders.
+    let failure: Error | null = null;
     let token: IoToken | null = null;
-    this.#socket.write(bytes, (error) => {
+    const inPlace = writeToHost(this.#socket, bytes, (error) => {
       failure = error;
-      if (inPlace) {
-        finished = true;
-        return;
-      }
-      if (token === null || !this.#writesInFlight.has(token)) return;
-      this.#backend.complete(token.slot);
+      if (token !== null && this.#writesInFlight.has(token)) this.#backend.complete(token.slot);
     });
-    inPlace = false;
-    if (finished) {
+    if (inPlace !== undefined) {
       // A write the host abandoned because the socket failed reports why it failed.
-      return failure ? Promise.reject(fromHostError('write', this.#hostError ?? failure)) : Promise.resolve();
+      return inPlace !== null ? Promise.reject(fromHostError('write', this.#hostError ?? inPlace)) : Promise.resolve();
     }
     return new Promise((resolve, reject) => {
       const expected: IoToken = this.#loop._expect(() => {
