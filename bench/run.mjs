@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { createLoop } from '../ts-host/dist/index.js';
 import { compileCore } from '../ts-host/dist/core.js';
 import { instantiate } from '../ts-host/dist/generated/core.js';
+import { makeTimerHandle } from '../ts-host/dist/handles.js';
 import { HeapLoop } from './peers/dist/heap-loop.js';
 import FakeTimers from '@sinonjs/fake-timers';
 
@@ -138,7 +139,51 @@ const timersCancelled = {
     await loop.runUntilComplete(new Promise((resolve) => setTimeout(resolve, SPREAD_MS + 5)));
     return { ms, check: fired === 0 && handles.every((h) => h.cancelled()) ? n : -1 };
   },
+  'host-side floor (no core)': async (n) => {
+    const floor = new HostFloor();
+    const handles = new Array(n);
+    let fired = 0;
+    const cb = () => fired++;
+    gc();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) handles[i] = floor.callLater(1 + (i % SPREAD_MS), cb);
+    for (let i = 0; i < n; i++) handles[i].cancel();
+    const ms = performance.now() - t0;
+    return { ms, check: floor.pending() === 0 && handles.every((h) => h.cancelled()) ? n : -1 };
+  },
 };
+
+/**
+ * What `callLater` and `cancel` cost on the host's side alone, with no
+ * timer queue behind them: the argument checks, the callback table (chunks
+ * of 4096, as the loop keeps it), and the loop's own handle object
+ * (`makeTimerHandle`, the same literal), whose `cancel` clears the table
+ * entry. No core is called. Node's time over this one is the best ratio any
+ * core, however fast, could reach with this handle.
+ */
+class HostFloor {
+  #chunks = [];
+  #next = 0;
+  #epoch = { loop: this, time: performance.now() };
+  callLater(delayMs, callback) {
+    if (typeof delayMs !== 'number' || delayMs !== delayMs) throw new TypeError('callLater: delayMs must be a number');
+    if (typeof callback !== 'function') throw new TypeError('callLater: callback must be a function');
+    const slot = this.#next++;
+    let chunk = this.#chunks[slot >>> 12];
+    if (chunk === undefined) {
+      chunk = new Array(4096);
+      this.#chunks[slot >>> 12] = chunk;
+    }
+    chunk[slot & 4095] = callback;
+    return makeTimerHandle(this.#epoch, slot, 0, delayMs > 0 ? delayMs : 0);
+  }
+  _cancel(slot) {
+    this.#chunks[slot >>> 12][slot & 4095] = undefined;
+  }
+  pending() {
+    return this.#chunks.reduce((n, chunk) => n + chunk.filter((entry) => entry !== undefined).length, 0);
+  }
+}
 
 const soonRun = {
   wasmloop: async (n) => {
@@ -669,6 +714,8 @@ ${table(fired, 'wasmloop', { 'node setTimeout': 3, 'ts heap loop': 1 })}
 ## 2. ${N.toLocaleString('en')} \`callLater\`, handles kept, then all cancelled
 
 ${table(cancelled, 'wasmloop', { 'node setTimeout': 2, 'ts heap loop': 1 })}
+
+The host-side floor is no scheduler: the same argument checks, callback table and handle object (\`makeTimerHandle\`) with no core behind them. Node's time over the floor's, ${fmt(cancelled['node setTimeout'].median / cancelled['host-side floor (no core)'].median, 2)}x, is the most any core could reach with this handle; the core itself adds ${fmt(cancelled.wasmloop.median - cancelled['host-side floor (no core)'].median)} ns per timer (schedule and cancel).
 
 ## 3. ${N.toLocaleString('en')} \`callSoon\`, all run
 

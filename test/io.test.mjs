@@ -58,6 +58,22 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
+  io('a write the host takes at once resolves before the next callback runs', () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const client = await loop.createConnection({ port: server.address().port });
+      const order = [];
+      loop.callSoon(() => order.push('next callback'));
+      await client.write('small');
+      order.push('write resolved');
+      await new Promise((resolve) => loop.callSoon(resolve));
+      assert.equal(order, ['write resolved', 'next callback']);
+      assert.is(Buffer.from(await client.read()).toString(), 'small', 'and the bytes went out');
+      client.close();
+      await server.close();
+    }),
+  );
+
   io('host names resolve: localhost', () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);

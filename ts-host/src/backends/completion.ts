@@ -68,7 +68,20 @@ function wrap(socket: NetSocket): CompletionSocket {
       else socket.pause();
     },
     write(data, done) {
-      socket.write(data, done);
+      let reported = false;
+      socket.write(data, (error) => {
+        if (reported) return;
+        reported = true;
+        done(error ?? null);
+      });
+      // libuv tries the write at once; when the kernel took all of it, the
+      // stream's buffer is empty again now, though Node calls back only on a
+      // later tick. Report the completion in place then (IOCP's skip on
+      // success), as the native implementation does, and ignore that call.
+      if (!reported && socket.writableLength === 0 && !socket.errored && !socket.destroyed) {
+        reported = true;
+        done(null);
+      }
     },
     end() {
       socket.end();
