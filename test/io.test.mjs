@@ -74,6 +74,88 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
+  io('connect: a signal aborted beforehand rejects with its reason and opens nothing', () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const before = loop.stats();
+      const controller = new AbortController();
+      controller.abort(new Error('changed my mind'));
+      const error = await loop.createConnection({ port: server.address().port, signal: controller.signal }).catch((e) => e);
+      assert.is(error.message, 'changed my mind');
+      await loop.sleep(10);
+      assert.is(server.connections, 0, 'no connection reached the server');
+      assert.is(loop.stats().watchers, before.watchers);
+      assert.is(loop.stats().completionsPending, before.completionsPending);
+      await server.close();
+    }),
+  );
+
+  io('connect: aborting while the connection is being made abandons it and leaks nothing', () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const port = server.address().port;
+      const before = loop.stats();
+      const controller = new AbortController();
+      const attempt = loop.createConnection({ port, signal: controller.signal });
+      // Runs in the next iteration, before the connect's own callback.
+      loop.callSoon(() => controller.abort());
+      const error = await attempt.catch((e) => e);
+      assert.instance(error, DOMException);
+      assert.is(error.name, 'AbortError');
+      assert.is(loop.stats().watchers, before.watchers, 'no watcher left behind');
+      assert.is(loop.stats().completionsPending, before.completionsPending, 'no completion left expected');
+      // The server may have accepted the abandoned connection: it sees it end.
+      for (let i = 0; i < 200 && server.connections > 0; i++) await loop.sleep(2);
+      assert.is(server.connections, 0, 'the abandoned connection was closed');
+      const client = await loop.createConnection({ port });
+      await client.write('still here');
+      assert.is(Buffer.from(await client.read()).toString(), 'still here');
+      client.close();
+      await server.close();
+    }),
+  );
+
+  if (backend !== 'virtual') {
+    // The virtual network has no accept queue to fill.
+    io('connect: a connect the peer never answers times out with loop.timeoutSignal', () =>
+      onLoop(backend, async (loop) => {
+        // A listener that never accepts, with a queue of one: the first
+        // connection fills it, the kernel drops the SYNs of the next.
+        const addon = loadSelectorAddon();
+        const fd = addon.listen('127.0.0.1', 0, 0);
+        const port = Number(String(addon.address(fd, false)).split(' ')[2]);
+        const filler = netConnect({ host: '127.0.0.1', port });
+        await new Promise((resolve, reject) => filler.once('connect', resolve).once('error', reject));
+        try {
+          const before = loop.stats();
+          const t0 = loop.time();
+          const error = await loop.createConnection({ port, signal: loop.timeoutSignal(50) }).catch((e) => e);
+          assert.instance(error, DOMException);
+          assert.is(error.name, 'TimeoutError');
+          assert.ok(loop.time() - t0 >= 50, `gave up after ${loop.time() - t0} ms of loop time`);
+          assert.is(loop.stats().watchers, before.watchers, 'no watcher left behind');
+          assert.is(loop.stats().completionsPending, before.completionsPending, 'no completion left expected');
+        } finally {
+          filler.destroy();
+          addon.close(fd);
+        }
+      }),
+    );
+  }
+
+  io('read: loop.timeoutSignal ends a read that gets no data; the connection goes on', () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const client = await loop.createConnection({ port: server.address().port });
+      const error = await client.read({ signal: loop.timeoutSignal(20) }).catch((e) => e);
+      assert.is(error.name, 'TimeoutError');
+      await client.write('after');
+      assert.is(Buffer.from(await client.read()).toString(), 'after');
+      client.close();
+      await server.close();
+    }),
+  );
+
   io('host names resolve: localhost', () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
@@ -440,6 +522,20 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
+  faults(`${backendLabel(backend)}: a read with a signal that is not an AbortSignal rejects, and the connection goes on`, () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const client = await loop.createConnection({ port: server.address().port });
+      const error = await client.read({ signal: 5 }).catch((e) => e);
+      assert.instance(error, TypeError);
+      assert.match(error.message, /read: signal must be an AbortSignal, got number 5/);
+      await client.write('fine');
+      assert.is(Buffer.from(await client.read()).toString(), 'fine');
+      client.close();
+      await server.close();
+    }),
+  );
+
   faults(`${backendLabel(backend)}: a pending read rejects when its connection is closed`, () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
@@ -467,6 +563,9 @@ for (const backend of IO_BACKENDS) {
         [() => loop.createConnection({ port: 0 }), RangeError, /createConnection: port must be an integer from 1 to 65535/],
         [() => loop.createConnection({ host: '', port: 80 }), TypeError, /host must be a non-empty string/],
         [() => loop.createConnection({ host: 'no-such-host.invalid', port: 80 }), IoError, /cannot resolve no-such-host.invalid/],
+        [() => loop.createConnection({ port: 80, signal: 'soon' }), TypeError, /createConnection: signal must be an AbortSignal, got string "soon"/],
+        [() => loop.createConnection({ port: 80, signal: null }), TypeError, /signal must be an AbortSignal, got null/],
+        [() => loop.createProtocolConnection(() => ({}), { port: 80, signal: {} }), TypeError, /createProtocolConnection: signal must be an AbortSignal, got an object/],
       ];
       for (const [attempt, ErrorClass, pattern] of cases) {
         try {

@@ -43,6 +43,26 @@ class Echo {
 for (const backend of IO_BACKENDS) {
   const proto = suite(`protocols on '${backendLabel(backend)}'`);
 
+  proto('connect: aborting the signal while connecting abandons it; no protocol is made', () =>
+    onLoop(backend, async (loop) => {
+      const server = await loop.createProtocolServer(() => new Echo(), { port: 0 });
+      const before = loop.stats();
+      const controller = new AbortController();
+      let made = 0;
+      const attempt = loop.createProtocolConnection(() => {
+        made++;
+        return new Recorder();
+      }, { port: server.address().port, signal: controller.signal });
+      loop.callSoon(() => controller.abort());
+      const error = await attempt.catch((e) => e);
+      assert.is(error.name, 'AbortError');
+      assert.is(made, 0, 'the protocol factory never ran');
+      assert.is(loop.stats().watchers, before.watchers);
+      assert.is(loop.stats().completionsPending, before.completionsPending);
+      await server.close();
+    }),
+  );
+
   proto('echo: connectionMade, dataReceived, eofReceived and connectionLost in order', () =>
     onLoop(backend, async (loop) => {
       const server = await loop.createProtocolServer(() => new Echo(), { port: 0 });

@@ -33,6 +33,7 @@ import {
   LoopRunningError,
   LoopStoppedError,
   NotSupportedError,
+  describe,
 } from './errors.js';
 import { type Epoch, type Handle, type TimerHandle, makeHandle, makeTimerHandle } from './handles.js';
 import {
@@ -41,6 +42,8 @@ import {
   type IoLoop,
   type IoToken,
   type Server,
+  abortable,
+  checkSignal,
   connectCompletion,
   connectCompletionWith,
   connectReadiness,
@@ -191,6 +194,13 @@ export interface ConnectOptions {
   /** Numeric address or host name. Default '127.0.0.1'. */
   host?: string;
   port: number;
+  /**
+   * Abandons the attempt when it aborts (`loop.timeoutSignal(ms)` for a
+   * connect timeout on the loop's clock): whatever was opened is closed and
+   * the promise rejects with the signal's reason. It covers the connect
+   * only; aborting it later does nothing to the connection.
+   */
+  signal?: AbortSignal;
 }
 
 export class EventLoop {
@@ -436,6 +446,66 @@ export class EventLoop {
     if (this.#core === null) throw new LoopClosedError('sleep');
     return new Promise<T>((resolve) => {
       this.callLater(ms, resolve as (v: T) => void, value as T);
+    });
+  }
+
+  /**
+   * An AbortSignal that aborts once `ms` ms of loop time have passed, with a
+   * `TimeoutError` DOMException as its reason: `AbortSignal.timeout(ms)` on
+   * the loop's clock (so virtual time drives it too). For a connect or read
+   * timeout: `loop.createConnection({ port, signal: loop.timeoutSignal(5000) })`.
+   * `ms` follows `callLater`'s rules (`Infinity` never aborts).
+   */
+  timeoutSignal(ms: number): AbortSignal {
+    if (typeof ms !== 'number' || ms !== ms) throw badTime('timeoutSignal', 'ms', ms);
+    if (this.#core === null) throw new LoopClosedError('timeoutSignal');
+    const controller = new AbortController();
+    this.callLater(ms, () => controller.abort(timedOut('timeoutSignal', ms)));
+    return controller.signal;
+  }
+
+  /**
+   * Waits for `work` at most `timeoutMs` ms of loop time (asyncio's
+   * `wait_for`): resolves or rejects as `work` does, or rejects with a
+   * `TimeoutError` DOMException once the time is up. A function is called
+   * at once with an AbortSignal that aborts at the timeout, so the work it
+   * starts can be abandoned too: `loop.waitFor((signal) => conn.read({ signal }), 1000)`.
+   * The timer is cancelled as soon as `work` settles.
+   */
+  waitFor<T>(work: PromiseLike<T> | ((signal: AbortSignal) => T | PromiseLike<T>), timeoutMs: number): Promise<Awaited<T>> {
+    if (typeof timeoutMs !== 'number' || timeoutMs !== timeoutMs) throw badTime('waitFor', 'timeoutMs', timeoutMs);
+    const isFunction = typeof work === 'function';
+    if (!isFunction && typeof (work as PromiseLike<T> | null)?.then !== 'function') {
+      throw new TypeError(`waitFor: work must be a promise or a function, got ${describe(work)}`);
+    }
+    if (this.#core === null) throw new LoopClosedError('waitFor');
+    const controller = new AbortController();
+    return new Promise<Awaited<T>>((resolve, reject) => {
+      let settled = false;
+      const timer = this.callLater(timeoutMs, () => {
+        if (settled) return;
+        settled = true;
+        const reason = timedOut('waitFor', timeoutMs);
+        controller.abort(reason);
+        reject(reason);
+      });
+      const settle = (outcome: () => void): void => {
+        if (settled) return;
+        settled = true;
+        timer.cancel();
+        outcome();
+      };
+      let result: T | PromiseLike<T>;
+      try {
+        result = isFunction ? (work as (signal: AbortSignal) => T | PromiseLike<T>)(controller.signal) : (work as PromiseLike<T>);
+      } catch (error) {
+        settle(() => reject(error));
+        return;
+      }
+      Promise.resolve(result).then(
+        (value) => settle(() => resolve(value)),
+        (error: unknown) => settle(() => reject(error)),
+      );
     });
   }
 
@@ -1120,11 +1190,15 @@ export class EventLoop {
   }
 
   /** A connect's checked arguments and resolved host, and the backend's I/O. */
-  async #connectTarget(operation: string, options: ConnectOptions): Promise<{ backend: IoBackend; host: string; port: number }> {
+  async #connectTarget(
+    operation: string,
+    options: ConnectOptions,
+  ): Promise<{ backend: IoBackend; host: string; port: number; signal: AbortSignal | undefined }> {
     const { host, port } = checkAddress(operation, options, false);
+    const signal = checkSignal(operation, (options as ConnectOptions).signal);
     this.#liveCore(operation);
-    const address = await resolveHost(operation, host);
-    return { backend: this.#ioBackend(operation), host: address, port };
+    const address = await abortable(resolveHost(operation, host), signal);
+    return { backend: this.#ioBackend(operation), host: address, port, signal };
   }
 
   /** The backend, if it does I/O; NotSupportedError if it is a clock only. */
@@ -1472,16 +1546,10 @@ function scheduledAt(): string {
   return stack.split('\n').slice(4).join('\n');
 }
 
-/** A short description of a bad argument for error messages. */
-export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (typeof value === 'string') return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
-  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
-    return `${typeof value} ${String(value)}`;
-  }
-  if (typeof value === 'function') return 'a function';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : typeof value;
+
+/** The reason a `timeoutSignal` or `waitFor` gives: what `AbortSignal.timeout` gives. */
+function timedOut(operation: string, ms: number): DOMException {
+  return new DOMException(`${operation}: timed out after ${ms} ms of loop time`, 'TimeoutError');
 }
 
 function inMacrotask<T>(fn: () => T): Promise<T> {

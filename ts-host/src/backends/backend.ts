@@ -138,7 +138,16 @@ export interface CompletionBackend extends BackendBase {
     done: (error: Error | null, listener?: CompletionListener) => void,
     onAcceptError?: (error: Error) => void,
   ): void;
-  connect(options: { host: string; port: number }, done: (error: Error | null, socket?: CompletionSocket) => void): void;
+  /**
+   * Connects; `done` once the connection is made or failed. May return a
+   * function that abandons the attempt (close what it opened; `done` is then
+   * never called); the loop calls it when the caller's AbortSignal aborts.
+   * Without one, a socket delivered after the caller gave up is destroyed.
+   */
+  connect(
+    options: { host: string; port: number },
+    done: (error: Error | null, socket?: CompletionSocket) => void,
+  ): void | (() => void);
 }
 
 /**

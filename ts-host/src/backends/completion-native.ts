@@ -477,6 +477,12 @@ export function createNativeCompletionBackend(): CompletionBackend {
         return;
       }
       pending.add(fd);
+      return () => {
+        if (!pending.delete(fd)) return;
+        watcher.unwatch(fd, WRITABLE);
+        watcher.unregister(id);
+        ops.close(fd);
+      };
     },
     close() {
       closed = true;

@@ -179,6 +179,13 @@ export function createNetCompletionBackend(): CompletionBackend {
         socket.on('close', () => sockets.delete(socket));
         done(null, wrap(socket));
       });
+      return () => {
+        socket.removeAllListeners('connect');
+        socket.off('error', onError);
+        // An error still on its way from the abandoned attempt has no one to tell.
+        socket.on('error', () => undefined);
+        socket.destroy();
+      };
     },
     close() {
       for (const s of servers) s.close();

@@ -34,6 +34,7 @@ import {
   IoError,
   WasmloopError,
   WriteAfterEndError,
+  describe,
 } from '../errors.js';
 
 /** A TCP connection. */
@@ -138,8 +139,47 @@ export function toBytes(operation: string, data: unknown): Uint8Array {
   throw new TypeError(`${operation}: data must be a Uint8Array or a string, got ${data === null ? 'null' : typeof data}`);
 }
 
-function abortReason(signal: AbortSignal): unknown {
-  return signal.reason ?? new DOMException('The read was aborted', 'AbortError');
+function abortReason(signal: AbortSignal, what = 'read'): unknown {
+  return signal.reason ?? new DOMException(`The ${what} was aborted`, 'AbortError');
+}
+
+/** `signal` as an operation's option: undefined, or an AbortSignal (TypeError otherwise). */
+export function checkSignal(operation: string, signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  const s = signal as Partial<AbortSignal> | null;
+  if (typeof s !== 'object' || s === null || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function') {
+    throw new TypeError(`${operation}: signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  return signal as AbortSignal;
+}
+
+/** `promise`, unless `signal` aborts first: then its reason. */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(abortReason(signal, 'connect'));
+  return new Promise<T>((resolve, reject) => {
+    const stop = onAbortOf(signal, () => reject(abortReason(signal, 'connect')));
+    promise.then(
+      (value) => {
+        stop();
+        resolve(value);
+      },
+      (error: unknown) => {
+        stop();
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * Calls `onAbort` once if `signal` aborts; returns the function that stops
+ * listening (call it once the operation finished either way).
+ */
+function onAbortOf(signal: AbortSignal | undefined, onAbort: () => void): () => void {
+  if (signal === undefined) return () => undefined;
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
 }
 
 interface PendingRead {
@@ -192,6 +232,11 @@ abstract class BaseConnection implements Connection {
 
   /** Checks a new read may start; returns a rejection if not. */
   protected refuseRead(signal: AbortSignal | undefined): Promise<never> | null {
+    try {
+      checkSignal('read', signal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.isClosed) return Promise.reject(new ConnectionClosedError('read: the connection is closed'));
     if (this.pendingRead !== null) return Promise.reject(new WasmloopError('read: another read is pending on this connection'));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
@@ -606,26 +651,42 @@ export function listenReadiness(
   );
 }
 
-export function connectReadiness(
-  loop: IoLoop,
-  backend: ReadinessBackend,
-  options: { host: string; port: number },
-): Promise<Connection> {
+/** Where to connect, and the signal that may abandon the attempt. */
+export interface ConnectTarget {
+  host: string;
+  port: number;
+  signal?: AbortSignal | undefined;
+}
+
+export function connectReadiness(loop: IoLoop, backend: ReadinessBackend, options: ConnectTarget): Promise<Connection> {
   return connectReadinessWith(loop, backend, options, (fd) => new ReadinessConnection(loop, backend, fd));
 }
 
-/** Connects; `open(fd)` makes what the connected descriptor becomes. */
+/**
+ * Connects; `open(fd)` makes what the connected descriptor becomes. If
+ * `options.signal` aborts first, the attempt is abandoned (its descriptor
+ * closed) and the promise rejects with the signal's reason.
+ */
 export function connectReadinessWith<T>(
   loop: IoLoop,
   backend: ReadinessBackend,
-  options: { host: string; port: number },
+  options: ConnectTarget,
   open: (fd: number) => T,
 ): Promise<T> {
   const where = `${options.host}:${options.port}`;
+  const signal = options.signal;
+  if (signal?.aborted) return Promise.reject(abortReason(signal, 'connect'));
   const fd = backend.sockets.connect(options.host, options.port);
   if (fd < 0) return Promise.reject(ioError('connect', errnoName(fd), where));
   return new Promise((resolve, reject) => {
+    const stopListening = onAbortOf(signal, () => {
+      backend.unwatch(fd, WRITABLE);
+      loop._release(token);
+      backend.sockets.close(fd);
+      reject(abortReason(signal as AbortSignal, 'connect'));
+    });
     const token = loop._watch(() => {
+      stopListening();
       backend.unwatch(fd, WRITABLE);
       loop._release(token);
       const rc = backend.sockets.connectError(fd);
@@ -642,6 +703,7 @@ export function connectReadinessWith<T>(
     });
     const rc = backend.watch(fd, WRITABLE, token.slot);
     if (rc < 0) {
+      stopListening();
       loop._release(token);
       backend.sockets.close(fd);
       reject(ioError('watch', errnoName(rc), where));
@@ -979,25 +1041,39 @@ export function listenCompletion(
   );
 }
 
-export function connectCompletion(
-  loop: IoLoop,
-  backend: CompletionBackend,
-  options: { host: string; port: number },
-): Promise<Connection> {
+export function connectCompletion(loop: IoLoop, backend: CompletionBackend, options: ConnectTarget): Promise<Connection> {
   return connectCompletionWith(loop, backend, options, (socket) => new CompletionConnection(loop, backend, socket));
 }
 
-/** Connects; `open(socket)` makes what the connected socket becomes. */
+/**
+ * Connects; `open(socket)` makes what the connected socket becomes. If
+ * `options.signal` aborts first, the attempt is abandoned: the backend's
+ * cancel function runs if it returned one, a socket it still delivers is
+ * destroyed, and the promise rejects with the signal's reason.
+ */
 export function connectCompletionWith<T>(
   loop: IoLoop,
   backend: CompletionBackend,
-  options: { host: string; port: number },
+  options: ConnectTarget,
   open: (socket: CompletionSocket) => T,
 ): Promise<T> {
   const where = `${options.host}:${options.port}`;
+  const signal = options.signal;
+  if (signal?.aborted) return Promise.reject(abortReason(signal, 'connect'));
   return new Promise((resolve, reject) => {
     let outcome: { error: Error | null; socket?: CompletionSocket } | null = null;
+    let abandoned = false;
+    let cancel: void | (() => void);
+    const stopListening = onAbortOf(signal, () => {
+      abandoned = true;
+      loop._release(token);
+      // Connected already, its completion not yet run: that socket is ours to close.
+      if (outcome?.socket !== undefined) outcome.socket.destroy();
+      else if (typeof cancel === 'function') cancel();
+      reject(abortReason(signal as AbortSignal, 'connect'));
+    });
     const token = loop._expect(() => {
+      stopListening();
       const o = outcome as { error: Error | null; socket?: CompletionSocket };
       if (o.error !== null || o.socket === undefined) reject(fromHostError('connect', o.error, where));
       else {
@@ -1008,7 +1084,11 @@ export function connectCompletionWith<T>(
         }
       }
     });
-    backend.connect(options, (error, socket) => {
+    cancel = backend.connect({ host: options.host, port: options.port }, (error, socket) => {
+      if (abandoned) {
+        socket?.destroy();
+        return;
+      }
       outcome = { error, socket };
       backend.complete(token.slot);
     });
