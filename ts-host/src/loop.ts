@@ -263,6 +263,8 @@ export class EventLoop {
   readonly #fdWatches = new Map<number, FdWatch>();
   /** Open servers and connections, closed with the loop. */
   readonly #resources = new Set<{ close(): void }>();
+  /** addSignalHandler's registrations by signal name (each also in #resources). */
+  readonly #signalHandlers = new Map<string, { close(): void }>();
   /** The backend, when it is the virtual one (its clock jumps). */
   readonly #virtual: VirtualBackend | null;
   #timers: LoopTimers | null = null;
@@ -1015,6 +1017,47 @@ export class EventLoop {
   }
 
   /**
+   * Runs `callback(...args)` as a loop callback each time the process
+   * receives `signal` (a name such as `'SIGINT'` or `'SIGTERM'`), until
+   * `removeSignalHandler` or `close()` (asyncio's `add_signal_handler`). A
+   * second handler for the same signal replaces the first. While a handler
+   * is set, the host's default action (ending the process, for most
+   * signals) does not happen. Needs a host with process signals (Node,
+   * Deno, Bun); elsewhere NotSupportedError.
+   */
+  addSignalHandler<A extends unknown[]>(signal: string, callback: (...args: A) => unknown, ...args: A): void {
+    const operation = 'addSignalHandler';
+    const name = checkSignalName(operation, signal);
+    if (typeof callback !== 'function') throw notAFunction(operation, callback);
+    this.#liveCore(operation);
+    const host = processSignals(operation);
+    this.#signalHandlers.get(name)?.close();
+    const listener = (): void => {
+      if (this.#core !== null) this.callSoon(callback, ...args);
+    };
+    const registration = {
+      close: (): void => {
+        host.off(name, listener);
+        if (this.#signalHandlers.get(name) === registration) this.#signalHandlers.delete(name);
+        this._track(registration, false);
+      },
+    };
+    host.on(name, listener);
+    this.#signalHandlers.set(name, registration);
+    this._track(registration, true);
+  }
+
+  /** Removes the handler of `signal`; true if there was one. */
+  removeSignalHandler(signal: string): boolean {
+    const name = checkSignalName('removeSignalHandler', signal);
+    this.#liveCore('removeSignalHandler');
+    const registration = this.#signalHandlers.get(name);
+    if (registration === undefined) return false;
+    registration.close();
+    return true;
+  }
+
+  /**
    * Calls `callback(...args)` whenever `fd` is readable, until removeReader.
    * A second addReader for the same fd replaces the callback. Selector only.
    */
@@ -1612,6 +1655,44 @@ async function resolveHost(operation: string, host: string): Promise<string> {
       cause: error,
     });
   }
+}
+
+/** Signal names a process can receive, as Node names them. */
+const SIGNAL_NAMES = new Set([
+  'SIGABRT', 'SIGALRM', 'SIGBREAK', 'SIGBUS', 'SIGCHLD', 'SIGCONT', 'SIGFPE', 'SIGHUP', 'SIGILL', 'SIGINFO',
+  'SIGINT', 'SIGIO', 'SIGIOT', 'SIGKILL', 'SIGLOST', 'SIGPIPE', 'SIGPOLL', 'SIGPROF', 'SIGPWR', 'SIGQUIT',
+  'SIGSEGV', 'SIGSTKFLT', 'SIGSTOP', 'SIGSYS', 'SIGTERM', 'SIGTRAP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU',
+  'SIGUNUSED', 'SIGURG', 'SIGUSR1', 'SIGUSR2', 'SIGVTALRM', 'SIGWINCH', 'SIGXCPU', 'SIGXFSZ',
+]);
+
+/**
+ * Signals a handler cannot take: SIGKILL and SIGSTOP never reach a
+ * process; the faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL) are raised again
+ * when their handler returns.
+ */
+const UNCATCHABLE_SIGNALS = new Set(['SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL']);
+
+function checkSignalName(operation: string, signal: unknown): string {
+  if (typeof signal !== 'string') {
+    throw new TypeError(`${operation}: signal must be a signal name such as 'SIGINT', got ${describe(signal)}`);
+  }
+  if (!SIGNAL_NAMES.has(signal)) throw new RangeError(`${operation}: signal ${JSON.stringify(signal)} is not a signal name`);
+  if (UNCATCHABLE_SIGNALS.has(signal)) throw new RangeError(`${operation}: ${signal} cannot be handled`);
+  return signal;
+}
+
+interface ProcessSignals {
+  on(name: string, listener: () => void): unknown;
+  off(name: string, listener: () => void): unknown;
+}
+
+/** The host's process signals (Node, Deno, Bun); NotSupportedError elsewhere. */
+function processSignals(operation: string): ProcessSignals {
+  const host = (globalThis as { process?: Partial<ProcessSignals> & { pid?: unknown } }).process;
+  if (host === undefined || typeof host.on !== 'function' || typeof host.off !== 'function' || typeof host.pid !== 'number') {
+    throw new NotSupportedError(`${operation}: this host has no process signals`);
+  }
+  return host as ProcessSignals;
 }
 
 function notAFunction(operation: string, value: unknown, argument = 'callback'): TypeError {
