@@ -14,6 +14,7 @@ import {
   ConnectionResetError,
   createLoop,
   IoError,
+  LoopClosedError,
   NotSupportedError,
   WriteAfterEndError,
 } from '../ts-host/dist/index.js';
@@ -142,6 +143,23 @@ for (const backend of IO_BACKENDS) {
       }),
     );
   }
+
+  io('connect: closing the loop while a connect is pending rejects it and releases the signal', async () => {
+    const loop = await createLoop({ backend });
+    const controller = new AbortController();
+    let server;
+    let attempt;
+    await loop.runUntilComplete(async () => {
+      server = await echoServer(loop);
+      // The connect's own callback runs in a later iteration; the run ends first.
+      attempt = loop.createConnection({ port: server.address().port, signal: controller.signal }).catch((e) => e);
+    });
+    await loop.close();
+    const error = await attempt;
+    assert.instance(error, LoopClosedError);
+    assert.match(error.message, /connect: the event loop is closed/);
+    controller.abort(); // nothing is listening any more: no double close, no throw
+  });
 
   io('read: loop.timeoutSignal ends a read that gets no data; the connection goes on', () =>
     onLoop(backend, async (loop) => {

@@ -32,6 +32,7 @@ import {
   ConnectionRefusedError,
   ConnectionResetError,
   IoError,
+  LoopClosedError,
   WasmloopError,
   WriteAfterEndError,
   describe,
@@ -651,6 +652,39 @@ export function listenReadiness(
   );
 }
 
+/**
+ * A connect in progress: settled once, by its own outcome, by the caller's
+ * signal, or by the loop closing (a resource the loop closes like its
+ * connections). `abandon(reason)` runs `cleanUp` (close what was opened)
+ * and rejects; `settle()` just stops listening.
+ */
+function pendingConnect(
+  loop: IoLoop,
+  signal: AbortSignal | undefined,
+  reject: (reason: unknown) => void,
+  cleanUp: () => void,
+): { settle(): boolean; abandon(reason: unknown): void } {
+  let settled = false;
+  const attempt = {
+    settle(): boolean {
+      if (settled) return false;
+      settled = true;
+      stopListening();
+      loop._track(resource, false);
+      return true;
+    },
+    abandon(reason: unknown): void {
+      if (!attempt.settle()) return;
+      cleanUp();
+      reject(reason);
+    },
+  };
+  const resource = { close: () => attempt.abandon(new LoopClosedError('connect')) };
+  const stopListening = onAbortOf(signal, () => attempt.abandon(abortReason(signal as AbortSignal, 'connect')));
+  loop._track(resource, true);
+  return attempt;
+}
+
 /** Where to connect, and the signal that may abandon the attempt. */
 export interface ConnectTarget {
   host: string;
@@ -679,14 +713,13 @@ export function connectReadinessWith<T>(
   const fd = backend.sockets.connect(options.host, options.port);
   if (fd < 0) return Promise.reject(ioError('connect', errnoName(fd), where));
   return new Promise((resolve, reject) => {
-    const stopListening = onAbortOf(signal, () => {
+    const attempt = pendingConnect(loop, signal, reject, () => {
       backend.unwatch(fd, WRITABLE);
       loop._release(token);
       backend.sockets.close(fd);
-      reject(abortReason(signal as AbortSignal, 'connect'));
     });
     const token = loop._watch(() => {
-      stopListening();
+      if (!attempt.settle()) return;
       backend.unwatch(fd, WRITABLE);
       loop._release(token);
       const rc = backend.sockets.connectError(fd);
@@ -703,7 +736,7 @@ export function connectReadinessWith<T>(
     });
     const rc = backend.watch(fd, WRITABLE, token.slot);
     if (rc < 0) {
-      stopListening();
+      attempt.settle();
       loop._release(token);
       backend.sockets.close(fd);
       reject(ioError('watch', errnoName(rc), where));
@@ -1064,16 +1097,15 @@ export function connectCompletionWith<T>(
     let outcome: { error: Error | null; socket?: CompletionSocket } | null = null;
     let abandoned = false;
     let cancel: void | (() => void);
-    const stopListening = onAbortOf(signal, () => {
+    const attempt = pendingConnect(loop, signal, reject, () => {
       abandoned = true;
       loop._release(token);
       // Connected already, its completion not yet run: that socket is ours to close.
       if (outcome?.socket !== undefined) outcome.socket.destroy();
       else if (typeof cancel === 'function') cancel();
-      reject(abortReason(signal as AbortSignal, 'connect'));
     });
     const token = loop._expect(() => {
-      stopListening();
+      if (!attempt.settle()) return;
       const o = outcome as { error: Error | null; socket?: CompletionSocket };
       if (o.error !== null || o.socket === undefined) reject(fromHostError('connect', o.error, where));
       else {
