@@ -105,6 +105,22 @@ waitFor('a function that throws rejects with its error and leaves no timer', asy
   assert.is(loop.stats().timersPending, 0);
 });
 
+waitFor('closing the loop first rejects with LoopClosedError and aborts the signal', async ({ loop }) => {
+  let given = null;
+  const waiting = loop
+    .waitFor((signal) => {
+      given = signal;
+      return new Promise(() => {});
+    }, 1000)
+    .catch((e) => e);
+  await loop.close();
+  const error = await waiting;
+  assert.instance(error, LoopClosedError);
+  assert.match(error.message, /waitFor/);
+  assert.is(given.aborted, true);
+  assert.is(given.reason, error);
+});
+
 waitFor('bad input: TypeErrors naming the argument; on a closed loop: LoopClosedError', async ({ loop }) => {
   assert.throws(() => loop.waitFor(Promise.resolve(1), NaN), (e) => e instanceof TypeError && /waitFor: timeoutMs must be/.test(e.message));
   assert.throws(() => loop.waitFor(Promise.resolve(1), '5'), (e) => e instanceof TypeError && /timeoutMs/.test(e.message));

@@ -472,7 +472,8 @@ export class EventLoop {
    * `TimeoutError` DOMException once the time is up. A function is called
    * at once with an AbortSignal that aborts at the timeout, so the work it
    * starts can be abandoned too: `loop.waitFor((signal) => conn.read({ signal }), 1000)`.
-   * The timer is cancelled as soon as `work` settles.
+   * The timer is cancelled as soon as `work` settles. If the loop closes
+   * first, it rejects with LoopClosedError (and aborts the signal).
    */
   waitFor<T>(work: PromiseLike<T> | ((signal: AbortSignal) => T | PromiseLike<T>), timeoutMs: number): Promise<Awaited<T>> {
     if (typeof timeoutMs !== 'number' || timeoutMs !== timeoutMs) throw badTime('waitFor', 'timeoutMs', timeoutMs);
@@ -484,16 +485,21 @@ export class EventLoop {
     const controller = new AbortController();
     return new Promise<Awaited<T>>((resolve, reject) => {
       let settled = false;
-      const timer = this.callLater(timeoutMs, () => {
+      /** Gives up: at the timeout, or when the loop closes first (no timeout can come then). */
+      const giveUp = (reason: unknown): void => {
         if (settled) return;
         settled = true;
-        const reason = timedOut('waitFor', timeoutMs);
+        this._track(closing, false);
         controller.abort(reason);
         reject(reason);
-      });
+      };
+      const closing = { close: () => giveUp(new LoopClosedError('waitFor')) };
+      const timer = this.callLater(timeoutMs, () => giveUp(timedOut('waitFor', timeoutMs)));
+      this._track(closing, true);
       const settle = (outcome: () => void): void => {
         if (settled) return;
         settled = true;
+        this._track(closing, false);
         timer.cancel();
         outcome();
       };
