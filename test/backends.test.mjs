@@ -1,7 +1,7 @@
 // Choosing a backend: 'auto', names, and 'module:function'.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { BackendError, createLoop } from '../ts-host/dist/index.js';
+import { BackendError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
 import { autoOrder, resolveBackend } from '../ts-host/dist/backends/resolve.js';
 import { createNetCompletionBackend } from '../ts-host/dist/backends/completion.js';
 import { NET_COMPLETION, capture } from './helpers.mjs';
@@ -142,6 +142,29 @@ user('absolute paths, file URLs and a clock-only backend work', async () => {
     } catch (error) {
       assert.match(error.message, /createConnection: the 'clock-only' backend has no I\/O/);
     }
+    await loop.close();
+  }
+});
+
+user('a readiness backend without Unix socket operations refuses a path with NotSupportedError', async () => {
+  const loop = await createLoop({ backend: './test/fixtures/backends.mjs:tcpOnlySelector' });
+  try {
+    await loop.runUntilComplete(async () => {
+      for (const attempt of [
+        () => loop.createServer(() => {}, { path: '/tmp/never.sock' }),
+        () => loop.createConnection({ path: '/tmp/never.sock' }),
+      ]) {
+        const error = await attempt().catch((e) => e);
+        assert.instance(error, NotSupportedError);
+        assert.match(error.message, /the 'tcp-only' backend has no Unix domain sockets/);
+      }
+      // TCP still works.
+      const server = await loop.createServer((conn) => conn.close(), { port: 0 });
+      const client = await loop.createConnection({ port: server.address().port });
+      client.close();
+      await server.close();
+    });
+  } finally {
     await loop.close();
   }
 });

@@ -3,7 +3,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, readSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { connect as netConnect } from 'node:net';
@@ -171,6 +173,72 @@ for (const backend of IO_BACKENDS) {
       assert.is(Buffer.from(await client.read()).toString(), 'after');
       client.close();
       await server.close();
+    }),
+  );
+
+  io('unix domain sockets: echo, addresses, and the socket file goes when the server closes', () =>
+    onLoop(backend, async (loop) => {
+      const dir = mkdtempSync(join(tmpdir(), 'wasmloop-'));
+      const path = join(dir, 'echo.sock');
+      try {
+        let serverSide = null;
+        const server = await loop.createServer(
+          async (conn) => {
+            serverSide = conn;
+            for await (const chunk of conn) await conn.write(chunk);
+            await conn.end();
+          },
+          { path },
+        );
+        assert.equal(server.address(), { host: '', port: 0, family: 'unix', path });
+        if (backend !== 'virtual') assert.ok(existsSync(path), 'the socket file exists while the server listens');
+        const client = await loop.createConnection({ path });
+        assert.is(client.remoteAddress.family, 'unix');
+        assert.is(client.remoteAddress.path, path);
+        for (const message of ['over a', 'unix socket', 'y'.repeat(1_000_000)]) {
+          // Read while writing: a megabyte does not fit in a Unix socket's buffers.
+          const writing = client.write(message);
+          let got = '';
+          while (got.length < message.length) got += Buffer.from(await client.read()).toString();
+          await writing;
+          assert.is(got, message);
+        }
+        assert.is(serverSide.localAddress.path, path);
+        await client.end();
+        assert.is(await client.read(), null);
+        await server.close();
+        assert.not.ok(existsSync(path), 'closing the server removed the socket file');
+        const error = await loop.createConnection({ path }).catch((e) => e);
+        assert.instance(error, IoError);
+        assert.is(error.code, 'ENOENT');
+        assert.match(error.message, path);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }),
+  );
+
+  io('unix domain sockets: a path that exists is AddressInUseError, and is left alone', () =>
+    onLoop(backend, async (loop) => {
+      const dir = mkdtempSync(join(tmpdir(), 'wasmloop-'));
+      const path = join(dir, 'taken.sock');
+      try {
+        const first = await loop.createServer((conn) => conn.close(), { path });
+        const error = await loop.createServer(() => {}, { path }).catch((e) => e);
+        assert.instance(error, AddressInUseError);
+        assert.match(error.message, path);
+        const client = await loop.createConnection({ path });
+        client.close();
+        await first.close();
+        if (backend !== 'virtual') {
+          writeFileSync(path, 'not a socket');
+          const onFile = await loop.createServer(() => {}, { path }).catch((e) => e);
+          assert.instance(onFile, AddressInUseError, 'a plain file is not replaced');
+          assert.ok(existsSync(path));
+        }
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     }),
   );
 
@@ -582,6 +650,13 @@ for (const backend of IO_BACKENDS) {
         [() => loop.createConnection({ host: '', port: 80 }), TypeError, /host must be a non-empty string/],
         [() => loop.createConnection({ host: 'no-such-host.invalid', port: 80 }), IoError, /cannot resolve no-such-host.invalid/],
         [() => loop.createConnection({ port: 80, signal: 'soon' }), TypeError, /createConnection: signal must be an AbortSignal, got string "soon"/],
+        [() => loop.createServer(() => {}, { path: '' }), TypeError, /createServer: path must be a non-empty string, got string ""/],
+        [() => loop.createConnection({ path: 42 }), TypeError, /createConnection: path must be a non-empty string, got number 42/],
+        [() => loop.createServer(() => {}, { path: '/tmp/x.sock', port: 80 }), TypeError, /createServer: give a path or a host and port, not both/],
+        [() => loop.createConnection({ path: '/tmp/x.sock', host: '127.0.0.1' }), TypeError, /give a path or a host and port, not both/],
+        [() => loop.createServer(() => {}, { path: `/tmp/${'x'.repeat(120)}` }), RangeError, /createServer: path must be at most 107 bytes \(a Unix socket's limit\), got 125/],
+        [() => loop.createServer(() => {}, { path: '/tmp/a\0b' }), TypeError, /path must not contain NUL characters/],
+        [() => loop.createServer(() => {}, { path: '/tmp/x.sock', reusePort: true }), TypeError, /createServer: reusePort is for TCP ports, not a path/],
         [() => loop.createConnection({ port: 80, signal: null }), TypeError, /signal must be an AbortSignal, got null/],
         [() => loop.createProtocolConnection(() => ({}), { port: 80, signal: {} }), TypeError, /createProtocolConnection: signal must be an AbortSignal, got an object/],
       ];

@@ -3,6 +3,9 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { ConnectionClosedError, createLoop, WriteAfterEndError } from '../ts-host/dist/index.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
 
 const text = (chunks) => Buffer.concat(chunks).toString();
@@ -42,6 +45,28 @@ class Echo {
 
 for (const backend of IO_BACKENDS) {
   const proto = suite(`protocols on '${backendLabel(backend)}'`);
+
+  proto('over a unix domain socket: the same callbacks, in the same order', () =>
+    onLoop(backend, async (loop) => {
+      const dir = mkdtempSync(join(tmpdir(), 'wasmloop-'));
+      const path = join(dir, 'proto.sock');
+      try {
+        const server = await loop.createProtocolServer(() => new Echo(), { path });
+        assert.is(server.address().path, path);
+        const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), { path });
+        assert.is(transport.remoteAddress.family, 'unix');
+        transport.write('ping over unix');
+        for (let i = 0; i < 200 && text(protocol.chunks).length < 14; i++) await loop.sleep(1);
+        assert.is(text(protocol.chunks), 'ping over unix');
+        transport.close();
+        await protocol.lost;
+        assert.equal(protocol.events, ['made', 'lost']);
+        await server.close();
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }),
+  );
 
   proto('connect: aborting the signal while connecting abandons it; no protocol is made', () =>
     onLoop(backend, async (loop) => {

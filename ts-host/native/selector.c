@@ -24,11 +24,13 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #define READABLE 1
@@ -96,11 +98,21 @@ static int make_address(napi_env env, napi_value host, int32_t port, struct sock
   return -EINVAL;
 }
 
-static napi_value address_string(napi_env env, struct sockaddr_storage *sa) {
-  char text[80];
+static napi_value address_string(napi_env env, struct sockaddr_storage *sa, socklen_t len) {
+  char text[160];
   char ip[64];
   int port = 0;
   int family = 4;
+  if (sa->ss_family == AF_UNIX) {
+    /* "unix PATH"; an unnamed end (a connecting client's) has no path. */
+    struct sockaddr_un *un = (struct sockaddr_un *)sa;
+    size_t path_len = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path) : 0;
+    path_len = strnlen(un->sun_path, path_len < sizeof un->sun_path ? path_len : sizeof un->sun_path);
+    snprintf(text, sizeof text, "unix %.*s", (int)path_len, un->sun_path);
+    napi_value out;
+    napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &out);
+    return out;
+  }
   if (sa->ss_family == AF_INET6) {
     struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)sa;
     inet_ntop(AF_INET6, &v6->sin6_addr, ip, sizeof ip);
@@ -172,6 +184,68 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     return int_value(env, -err);
   }
   return int_value(env, fd);
+}
+
+/* A Unix domain socket address for the path argument; -ENAMETOOLONG if it
+ * does not fit (sun_path holds 107 bytes and the NUL). */
+static int make_unix_address(napi_env env, napi_value path, struct sockaddr_un *un, socklen_t *len) {
+  memset(un, 0, sizeof *un);
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, path, un->sun_path, sizeof un->sun_path, &n) != napi_ok) return -EINVAL;
+  size_t full = 0;
+  if (napi_get_value_string_utf8(env, path, NULL, 0, &full) != napi_ok) return -EINVAL;
+  if (full >= sizeof un->sun_path || full == 0) return -ENAMETOOLONG;
+  un->sun_family = AF_UNIX;
+  *len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+  return 0;
+}
+
+/* listenUnix(path, backlog) -> fd | -errno (-EADDRINUSE if the path exists) */
+static napi_value js_listen_unix(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv)) return NULL;
+  int32_t backlog;
+  if (get_i32(env, argv[1], &backlog)) return NULL;
+  struct sockaddr_un un;
+  socklen_t len;
+  int rc = make_unix_address(env, argv[0], &un, &len);
+  if (rc) return int_value(env, rc);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_value(env, -errno);
+  if (bind(fd, (struct sockaddr *)&un, len) < 0 || listen(fd, backlog) < 0) {
+    int err = errno;
+    close(fd);
+    return int_value(env, -err);
+  }
+  return int_value(env, fd);
+}
+
+/* connectUnix(path) -> fd | -errno; as connect, done when the fd is writable. */
+static napi_value js_connect_unix(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv)) return NULL;
+  struct sockaddr_un un;
+  socklen_t len;
+  int rc = make_unix_address(env, argv[0], &un, &len);
+  if (rc) return int_value(env, rc);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_value(env, -errno);
+  if (connect(fd, (struct sockaddr *)&un, len) < 0 && errno != EINPROGRESS) {
+    int err = errno;
+    close(fd);
+    return int_value(env, -err);
+  }
+  return int_value(env, fd);
+}
+
+/* unlink(path) -> 0 | -errno: removes a closed Unix listener's socket file. */
+static napi_value js_unlink(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv)) return NULL;
+  char path[sizeof ((struct sockaddr_un *)0)->sun_path];
+  size_t n = 0;
+  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &n) != napi_ok) return int_value(env, -EINVAL);
+  return int_value(env, unlink(path) < 0 ? -errno : 0);
 }
 
 /* accept(fd) -> fd | -errno (-EAGAIN: no pending connection) */
@@ -281,7 +355,7 @@ static napi_value js_address(napi_env env, napi_callback_info info) {
   socklen_t len = sizeof sa;
   int rc = peer ? getpeername(fd, (struct sockaddr *)&sa, &len) : getsockname(fd, (struct sockaddr *)&sa, &len);
   if (rc < 0) return int_value(env, -errno);
-  return address_string(env, &sa);
+  return address_string(env, &sa, len);
 }
 
 /* pipe() -> [readFd, writeFd], both non-blocking, or -errno */
@@ -536,6 +610,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"address", NULL, js_address, NULL, NULL, NULL, napi_default, NULL},
       {"pipe", NULL, js_pipe, NULL, NULL, NULL, napi_default, NULL},
+      {"listenUnix", NULL, js_listen_unix, NULL, NULL, NULL, napi_default, NULL},
+      {"connectUnix", NULL, js_connect_unix, NULL, NULL, NULL, napi_default, NULL},
+      {"unlink", NULL, js_unlink, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions));
   napi_property_descriptor methods[] = {

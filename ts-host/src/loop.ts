@@ -177,8 +177,14 @@ export interface LoopSettings {
 export interface ServerOptions {
   /** Numeric IPv4/IPv6 address or host name to listen on. Default '127.0.0.1'. */
   host?: string;
-  /** Port; 0 picks a free one (see `server.address()`). */
-  port: number;
+  /** Port; 0 picks a free one (see `server.address()`). Not with `path`. */
+  port?: number;
+  /**
+   * Listen on a Unix domain socket at this file path instead of TCP
+   * (asyncio's `create_unix_server`). The path must not exist yet
+   * (AddressInUseError); closing the server removes it.
+   */
+  path?: string;
   /** Pending-connection queue length. Default 511. */
   backlog?: number;
   /**
@@ -193,7 +199,10 @@ export interface ServerOptions {
 export interface ConnectOptions {
   /** Numeric address or host name. Default '127.0.0.1'. */
   host?: string;
-  port: number;
+  /** Not with `path`. */
+  port?: number;
+  /** Connect to the Unix domain socket at this path instead of TCP. */
+  path?: string;
   /**
    * Abandons the attempt when it aborts (`loop.timeoutSignal(ms)` for a
    * connect timeout on the loop's clock): whatever was opened is closed and
@@ -1227,27 +1236,45 @@ export class EventLoop {
   async #listenTarget(
     operation: string,
     options: ServerOptions,
-  ): Promise<{ backend: IoBackend; host: string; port: number; backlog: number; reusePort: boolean }> {
-    const { host, port, backlog } = checkAddress(operation, options, true);
+  ): Promise<{ backend: IoBackend; host: string; port: number; backlog: number; reusePort: boolean; path?: string }> {
+    const { host, port, backlog, path } = checkAddress(operation, options, true);
     const reusePort = (options as ServerOptions).reusePort ?? false;
     if (typeof reusePort !== 'boolean') {
       throw new TypeError(`${operation}: reusePort must be a boolean, got ${describe(reusePort)}`);
     }
+    if (path !== undefined && reusePort) throw new TypeError(`${operation}: reusePort is for TCP ports, not a path`);
     this.#liveCore(operation);
+    const backend = this.#ioBackend(operation);
+    if (path !== undefined) {
+      this.#unixSockets(operation, backend);
+      return { backend, host: '', port: UNIX_PORT, backlog, reusePort, path };
+    }
     const address = await resolveHost(operation, host);
-    return { backend: this.#ioBackend(operation), host: address, port, backlog, reusePort };
+    return { backend, host: address, port, backlog, reusePort };
+  }
+
+  /** NotSupportedError unless the backend has Unix domain sockets. */
+  #unixSockets(operation: string, backend: IoBackend): void {
+    if (backend.model === 'readiness' && typeof backend.sockets.listenUnix !== 'function') {
+      throw new NotSupportedError(`${operation}: the '${backend.name}' backend has no Unix domain sockets`);
+    }
   }
 
   /** A connect's checked arguments and resolved host, and the backend's I/O. */
   async #connectTarget(
     operation: string,
     options: ConnectOptions,
-  ): Promise<{ backend: IoBackend; host: string; port: number; signal: AbortSignal | undefined }> {
-    const { host, port } = checkAddress(operation, options, false);
+  ): Promise<{ backend: IoBackend; host: string; port: number; signal: AbortSignal | undefined; path?: string }> {
+    const { host, port, path } = checkAddress(operation, options, false);
     const signal = checkSignal(operation, (options as ConnectOptions).signal);
     this.#liveCore(operation);
+    const backend = this.#ioBackend(operation);
+    if (path !== undefined) {
+      this.#unixSockets(operation, backend);
+      return { backend, host: '', port: UNIX_PORT, signal, path };
+    }
     const address = await abortable(resolveHost(operation, host), signal);
-    return { backend: this.#ioBackend(operation), host: address, port, signal };
+    return { backend, host: address, port, signal };
   }
 
   /** The backend, if it does I/O; NotSupportedError if it is a clock only. */
@@ -1624,15 +1651,46 @@ function checkLimit(operation: string, options: unknown): number {
   return limit;
 }
 
+/**
+ * The port passed to a backend with `path`: not a port, so a backend that
+ * knows nothing of Unix domain sockets fails instead of listening on TCP.
+ */
+const UNIX_PORT = -1;
+
+/** Longest Unix domain socket path, in bytes (sun_path holds 108 with the NUL). */
+const MAX_UNIX_PATH_BYTES = 107;
+
 function checkAddress(
   operation: string,
   options: unknown,
   listening: boolean,
-): { host: string; port: number; backlog: number } {
+): { host: string; port: number; backlog: number; path?: string } {
   if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`${operation}: options must be an object with a port, got ${describe(options)}`);
+    throw new TypeError(`${operation}: options must be an object with a port or a path, got ${describe(options)}`);
   }
-  const { host = '127.0.0.1', port, backlog = 511 } = options as { host?: unknown; port?: unknown; backlog?: unknown };
+  const { host = '127.0.0.1', port, backlog = 511, path } = options as {
+    host?: unknown;
+    port?: unknown;
+    backlog?: unknown;
+    path?: unknown;
+  };
+  if (path !== undefined) {
+    if (typeof path !== 'string' || path === '') {
+      throw new TypeError(`${operation}: path must be a non-empty string, got ${describe(path)}`);
+    }
+    if (path.includes('\0')) throw new TypeError(`${operation}: path must not contain NUL characters`);
+    const bytes = new TextEncoder().encode(path).length;
+    if (bytes > MAX_UNIX_PATH_BYTES) {
+      throw new RangeError(`${operation}: path must be at most ${MAX_UNIX_PATH_BYTES} bytes (a Unix socket's limit), got ${bytes}`);
+    }
+    if (port !== undefined || (options as { host?: unknown }).host !== undefined) {
+      throw new TypeError(`${operation}: give a path or a host and port, not both`);
+    }
+    if (typeof backlog !== 'number' || !Number.isInteger(backlog) || backlog < 1) {
+      throw new RangeError(`${operation}: backlog must be a positive integer, got ${describe(backlog)}`);
+    }
+    return { host: '', port: UNIX_PORT, backlog, path };
+  }
   if (typeof host !== 'string' || host === '') {
     throw new TypeError(`${operation}: host must be a non-empty string, got ${describe(host)}`);
   }

@@ -86,6 +86,14 @@ export interface SocketOps {
   address(fd: number, peer: boolean): string | number;
   /** A non-blocking pipe: [readFd, writeFd], or a negative errno. */
   pipe(): number[] | number;
+  /**
+   * Unix domain sockets (optional: without them `path` is NotSupportedError).
+   * `listenUnix` fails with -EADDRINUSE if `path` exists; `unlink` removes a
+   * closed listener's socket file; `address` gives "unix PATH".
+   */
+  listenUnix?(path: string, backlog: number): number;
+  connectUnix?(path: string): number;
+  unlink?(path: string): number;
 }
 
 export interface ReadinessBackend extends BackendBase {
@@ -132,8 +140,9 @@ export interface CompletionBackend extends BackendBase {
    * backend stops accepting for ACCEPT_RETRY_MS ms, then goes on, and tells
    * `onAcceptError` (a listener must never spin on a failing accept).
    */
+  /** With `path`, a Unix domain socket at that path (host and port unused). */
   listen(
-    options: { host: string; port: number; backlog: number },
+    options: { host: string; port: number; backlog: number; path?: string },
     onSocket: (socket: CompletionSocket) => void,
     done: (error: Error | null, listener?: CompletionListener) => void,
     onAcceptError?: (error: Error) => void,
@@ -145,7 +154,7 @@ export interface CompletionBackend extends BackendBase {
    * Without one, a socket delivered after the caller gave up is destroyed.
    */
   connect(
-    options: { host: string; port: number },
+    options: { host: string; port: number; path?: string },
     done: (error: Error | null, socket?: CompletionSocket) => void,
   ): void | (() => void);
 }
@@ -172,17 +181,29 @@ export interface ClockBackend extends BackendBase {
 
 export type Backend = ReadinessBackend | CompletionBackend | ClockBackend;
 
+/**
+ * One end of a connection or a listener. A Unix domain socket has family
+ * 'unix', its `path` (empty for an unnamed end, as a connecting client's),
+ * an empty host and port 0.
+ */
 export interface SocketAddress {
   host: string;
   port: number;
-  family: 'IPv4' | 'IPv6';
+  family: 'IPv4' | 'IPv6' | 'unix';
+  path?: string;
 }
 
 /** A `SocketOps.address()` result as a SocketAddress (an errno gives an empty one). */
 export function parseAddress(text: string | number): SocketAddress {
   if (typeof text === 'number') return { host: '', port: 0, family: 'IPv4' };
+  if (text.startsWith('unix ')) return unixAddress(text.slice(5));
   const [family, host, port] = text.split(' ');
   return { host: host ?? '', port: Number(port), family: family === '6' ? 'IPv6' : 'IPv4' };
+}
+
+/** The SocketAddress of a Unix domain socket. */
+export function unixAddress(path: string): SocketAddress {
+  return { host: '', port: 0, family: 'unix', path };
 }
 
 /** Why `value` does not implement the backend contract, or null if it does. */

@@ -356,6 +356,8 @@ class NativeListener implements CompletionListener, Endpoint {
       this.#watcher.unwatch(this.#fd, READABLE);
       this.#watcher.unregister(this.#id);
       this.#ops.close(this.#fd);
+      const { family, path } = this.#address;
+      if (family === 'unix' && path) this.#ops.unlink?.(path);
     }
     done();
   }
@@ -410,12 +412,12 @@ export function createNativeCompletionBackend(): CompletionBackend {
       // callback, or a listen that completed at once.
       else sink?.wake(false);
     },
-    listen({ host, port, backlog }, onSocket, done, onAcceptError) {
+    listen({ host, port, backlog, path }, onSocket, done, onAcceptError) {
       if (closed) {
         done(systemError('listen', -(ERRNO.EBADF as number)));
         return;
       }
-      const fd = ops.listen(host, port, backlog);
+      const fd = path !== undefined ? native.listenUnix(path, backlog) : ops.listen(host, port, backlog);
       if (fd < 0) {
         done(systemError('listen', fd));
         return;
@@ -443,12 +445,12 @@ export function createNativeCompletionBackend(): CompletionBackend {
         },
       });
     },
-    connect({ host, port }, done) {
+    connect({ host, port, path }, done) {
       if (closed) {
         done(systemError('connect', -(ERRNO.EBADF as number)));
         return;
       }
-      const fd = ops.connect(host, port);
+      const fd = path !== undefined ? native.connectUnix(path) : ops.connect(host, port);
       if (fd < 0) {
         done(systemError('connect', fd));
         return;

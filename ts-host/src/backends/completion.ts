@@ -16,6 +16,7 @@ import {
   type SocketAddress,
   TokenQueue,
   performanceClock,
+  unixAddress,
 } from './backend.js';
 
 import { createNativeCompletionBackend } from './completion-native.js';
@@ -46,7 +47,13 @@ function addressOf(host: string | undefined, port: number | undefined, family: s
   return { host: host ?? '', port: port ?? 0, family: family === 'IPv6' || family === '6' ? 'IPv6' : 'IPv4' };
 }
 
-function wrap(socket: NetSocket): CompletionSocket {
+/** The two ends of a Unix domain socket connection (Node reports no addresses for them). */
+interface UnixEnds {
+  local: string;
+  remote: string;
+}
+
+function wrap(socket: NetSocket, unix?: UnixEnds): CompletionSocket {
   socket.setNoDelay(true);
   socket.pause();
   // An error before the connection is started is kept and handed over then.
@@ -90,9 +97,11 @@ function wrap(socket: NetSocket): CompletionSocket {
       socket.destroy();
     },
     get localAddress() {
+      if (unix !== undefined) return unixAddress(unix.local);
       return addressOf(socket.localAddress, socket.localPort, socket.localFamily);
     },
     get remoteAddress() {
+      if (unix !== undefined) return unixAddress(unix.remote);
       return addressOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
     },
   };
@@ -132,7 +141,7 @@ export function createNetCompletionBackend(): CompletionBackend {
       // completed in place: only the former may iterate at once.
       sink?.wake(false);
     },
-    listen({ host, port, backlog }, onSocket, done, onAcceptError) {
+    listen({ host, port, backlog, path }, onSocket, done, onAcceptError) {
       // workerd's node:net "listens" on a made-up port that no connection
       // ever reaches: a worker cannot accept TCP. Say so instead.
       if (isWorkerd()) {
@@ -141,20 +150,22 @@ export function createNetCompletionBackend(): CompletionBackend {
         );
       }
       const server = netModule.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+      const ends = path === undefined ? undefined : { local: path, remote: '' };
       server.on('connection', (socket) => {
         sockets.add(socket);
         socket.on('close', () => sockets.delete(socket));
-        onSocket(wrap(socket));
+        onSocket(wrap(socket, ends));
       });
       const onError = (error: Error) => done(error);
       server.once('error', onError);
-      server.listen({ host, port, backlog }, () => {
+      server.listen(path === undefined ? { host, port, backlog } : { path, backlog }, () => {
         server.off('error', onError);
         // Later errors are failed accepts; unheard, one would be thrown.
         server.on('error', (error) => onAcceptError?.(error));
         servers.add(server);
         done(null, {
           address() {
+            if (path !== undefined) return unixAddress(path);
             const a = server.address();
             if (a === null || typeof a === 'string') return addressOf(host, port, undefined);
             return addressOf(a.address, a.port, a.family);
@@ -166,8 +177,10 @@ export function createNetCompletionBackend(): CompletionBackend {
         });
       });
     },
-    connect({ host, port }, done) {
-      const socket = netModule.connect({ host, port, allowHalfOpen: true });
+    connect({ host, port, path }, done) {
+      const socket = netModule.connect(
+        path === undefined ? { host, port, allowHalfOpen: true } : { path, allowHalfOpen: true },
+      );
       const onError = (error: Error) => {
         socket.destroy();
         done(error);
@@ -177,7 +190,7 @@ export function createNetCompletionBackend(): CompletionBackend {
         socket.off('error', onError);
         sockets.add(socket);
         socket.on('close', () => sockets.delete(socket));
-        done(null, wrap(socket));
+        done(null, wrap(socket, path === undefined ? undefined : { local: '', remote: path }));
       });
       return () => {
         socket.removeAllListeners('connect');

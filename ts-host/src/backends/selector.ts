@@ -32,6 +32,9 @@ export interface Poller {
 
 interface Addon extends SocketOps {
   Poller: new (onReady: (count: number) => void, tokens: Uint32Array) => Poller;
+  listenUnix(path: string, backlog: number): number;
+  connectUnix(path: string): number;
+  unlink(path: string): number;
 }
 
 /** Where the built addon lives, relative to this file in ts-host/dist/backends/. */

@@ -40,6 +40,7 @@ const E = ERRNO as Record<string, number> & {
   ECONNREFUSED: number;
   ECONNRESET: number;
   EINVAL: number;
+  ENOENT: number;
   ENOTCONN: number;
   EPIPE: number;
 };
@@ -53,6 +54,8 @@ export const VIRTUAL_BUFFER_BYTES = 4 * 1024 * 1024;
 interface Listener {
   kind: 'listener';
   port: number;
+  /** A Unix domain socket listener's path (its port is then 0). */
+  path?: string;
   pending: number[];
 }
 
@@ -73,6 +76,8 @@ interface Stream {
   shut: boolean;
   /** A pipe end: no addresses, one direction. */
   pipe: boolean;
+  /** The paths of a Unix domain socket connection's ends ('' for the unnamed client end). */
+  unix?: { local: string; remote: string };
 }
 
 type Descriptor = Listener | Stream;
@@ -86,6 +91,7 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
   let sink: BackendSink | null = null;
   const fds = new Map<number, Descriptor>();
   const ports = new Map<number, number>(); // port -> listener fd
+  const paths = new Map<string, number>(); // Unix socket path -> listener fd
   /** Watched descriptors: fd * 4 + direction -> token. */
   const watches = new Map<number, number>();
   let nextFd = FIRST_FD;
@@ -156,6 +162,33 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       sink?.wake();
       return client;
     },
+    listenUnix(path, _backlog) {
+      if (paths.has(path)) return -E.EADDRINUSE;
+      const fd = nextFd++;
+      fds.set(fd, { kind: 'listener', port: 0, path, pending: [] });
+      paths.set(path, fd);
+      return fd;
+    },
+    connectUnix(path) {
+      const listenerFd = paths.get(path);
+      const listener = listenerFd === undefined ? undefined : fds.get(listenerFd);
+      if (listener === undefined || listener.kind !== 'listener') return -E.ENOENT;
+      const client = newStream(0, 0, false);
+      const server = newStream(0, 0, false);
+      const c = fds.get(client) as Stream;
+      const sv = fds.get(server) as Stream;
+      c.peer = server;
+      sv.peer = client;
+      c.unix = { local: '', remote: path };
+      sv.unix = { local: path, remote: '' };
+      listener.pending.push(server);
+      sink?.wake();
+      return client;
+    },
+    unlink(_path) {
+      // A virtual listener's path goes when the listener closes: nothing is left to remove.
+      return 0;
+    },
     connectError(fd) {
       return fds.has(fd) ? 0 : -E.EBADF;
     },
@@ -215,7 +248,8 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       fds.delete(fd);
       for (const direction of [READABLE, WRITABLE]) watches.delete(fd * 4 + direction);
       if (d.kind === 'listener') {
-        ports.delete(d.port);
+        if (d.path !== undefined) paths.delete(d.path);
+        else ports.delete(d.port);
         for (const pending of d.pending) fds.delete(pending);
         return 0;
       }
@@ -237,7 +271,11 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
     address(fd, peer) {
       const d = fds.get(fd);
       if (d === undefined) return -E.EBADF;
-      if (d.kind === 'listener') return peer ? -E.ENOTCONN : `4 ${LOCALHOST} ${d.port}`;
+      if (d.kind === 'listener') {
+        if (peer) return -E.ENOTCONN;
+        return d.path !== undefined ? `unix ${d.path}` : `4 ${LOCALHOST} ${d.port}`;
+      }
+      if (d.unix !== undefined) return `unix ${peer ? d.unix.remote : d.unix.local}`;
       return `4 ${LOCALHOST} ${peer ? d.remotePort : d.localPort}`;
     },
     pipe() {
@@ -297,6 +335,7 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
     close() {
       fds.clear();
       ports.clear();
+      paths.clear();
       watches.clear();
       sink = null;
     },

@@ -589,6 +589,9 @@ class ReadinessServer implements Server {
       this.#loop._release(this.#token);
       this.#token = null;
       this.#backend.sockets.close(this.#fd);
+      // A Unix listener's socket file goes with it (as Node and libuv do).
+      const { family, path } = this.#address;
+      if (family === 'unix' && path) this.#backend.sockets.unlink?.(path);
     }
     this.#closing = new Promise<void>((resolve) => {
       this.#allClosed = () => {
@@ -623,14 +626,32 @@ function runHandler(loop: IoLoop, handler: ConnectionHandler, connection: Connec
 }
 
 /** Listens; `open(fd)` makes what each accepted connection becomes. */
+/** What to listen on: a TCP host and port, or a Unix domain socket's path. */
+export interface ListenTarget {
+  host: string;
+  port: number;
+  backlog: number;
+  reusePort: boolean;
+  path?: string | undefined;
+}
+
+/** An address as error messages name it. */
+function where(target: { host: string; port: number; path?: string | undefined }): string {
+  return target.path ?? `${target.host}:${target.port}`;
+}
+
 export function listenReadinessWith(
   loop: IoLoop,
   backend: ReadinessBackend,
   open: (fd: number) => Accepted,
-  options: { host: string; port: number; backlog: number; reusePort: boolean },
+  options: ListenTarget,
 ): Server {
-  const fd = backend.sockets.listen(options.host, options.port, options.backlog, options.reusePort);
-  if (fd < 0) throw ioError('listen', errnoName(fd), `${options.host}:${options.port}`);
+  const { sockets } = backend;
+  const fd =
+    options.path !== undefined
+      ? (sockets.listenUnix as (path: string, backlog: number) => number)(options.path, options.backlog)
+      : sockets.listen(options.host, options.port, options.backlog, options.reusePort);
+  if (fd < 0) throw ioError('listen', errnoName(fd), where(options));
   return new ReadinessServer(loop, backend, fd, open);
 }
 
@@ -638,7 +659,7 @@ export function listenReadiness(
   loop: IoLoop,
   backend: ReadinessBackend,
   onConnection: ConnectionHandler,
-  options: { host: string; port: number; backlog: number; reusePort: boolean },
+  options: ListenTarget,
 ): Server {
   return listenReadinessWith(
     loop,
@@ -689,6 +710,7 @@ function pendingConnect(
 export interface ConnectTarget {
   host: string;
   port: number;
+  path?: string | undefined;
   signal?: AbortSignal | undefined;
 }
 
@@ -707,11 +729,15 @@ export function connectReadinessWith<T>(
   options: ConnectTarget,
   open: (fd: number) => T,
 ): Promise<T> {
-  const where = `${options.host}:${options.port}`;
+  const at = where(options);
   const signal = options.signal;
   if (signal?.aborted) return Promise.reject(abortReason(signal, 'connect'));
-  const fd = backend.sockets.connect(options.host, options.port);
-  if (fd < 0) return Promise.reject(ioError('connect', errnoName(fd), where));
+  const { sockets } = backend;
+  const fd =
+    options.path !== undefined
+      ? (sockets.connectUnix as (path: string) => number)(options.path)
+      : sockets.connect(options.host, options.port);
+  if (fd < 0) return Promise.reject(ioError('connect', errnoName(fd), at));
   return new Promise((resolve, reject) => {
     const attempt = pendingConnect(loop, signal, reject, () => {
       backend.unwatch(fd, WRITABLE);
@@ -725,7 +751,7 @@ export function connectReadinessWith<T>(
       const rc = backend.sockets.connectError(fd);
       if (rc < 0) {
         backend.sockets.close(fd);
-        reject(ioError('connect', errnoName(rc), where));
+        reject(ioError('connect', errnoName(rc), at));
         return;
       }
       try {
@@ -739,7 +765,7 @@ export function connectReadinessWith<T>(
       attempt.settle();
       loop._release(token);
       backend.sockets.close(fd);
-      reject(ioError('watch', errnoName(rc), where));
+      reject(ioError('watch', errnoName(rc), at));
     }
   });
 }
@@ -957,7 +983,7 @@ class CompletionServer implements Server {
     this.#open = open;
   }
 
-  listen(options: { host: string; port: number; backlog: number }): Promise<Server> {
+  listen(options: { host: string; port: number; backlog: number; path?: string | undefined }): Promise<Server> {
     return new Promise((resolve, reject) => {
       this.#backend.listen(
         options,
@@ -975,7 +1001,7 @@ class CompletionServer implements Server {
         },
         (error, listener) => {
           if (error !== null || listener === undefined) {
-            reject(fromHostError('listen', error, `${options.host}:${options.port}`));
+            reject(fromHostError('listen', error, where(options)));
             return;
           }
           this.#listener = listener;
@@ -1051,7 +1077,7 @@ export function listenCompletionWith(
   loop: IoLoop,
   backend: CompletionBackend,
   open: (socket: CompletionSocket) => Accepted,
-  options: { host: string; port: number; backlog: number },
+  options: { host: string; port: number; backlog: number; path?: string | undefined },
 ): Promise<Server> {
   return new CompletionServer(loop, backend, open).listen(options);
 }
@@ -1060,7 +1086,7 @@ export function listenCompletion(
   loop: IoLoop,
   backend: CompletionBackend,
   onConnection: ConnectionHandler,
-  options: { host: string; port: number; backlog: number },
+  options: { host: string; port: number; backlog: number; path?: string | undefined },
 ): Promise<Server> {
   return listenCompletionWith(
     loop,
@@ -1090,7 +1116,7 @@ export function connectCompletionWith<T>(
   options: ConnectTarget,
   open: (socket: CompletionSocket) => T,
 ): Promise<T> {
-  const where = `${options.host}:${options.port}`;
+  const at = where(options);
   const signal = options.signal;
   if (signal?.aborted) return Promise.reject(abortReason(signal, 'connect'));
   return new Promise((resolve, reject) => {
@@ -1107,7 +1133,7 @@ export function connectCompletionWith<T>(
     const token = loop._expect(() => {
       if (!attempt.settle()) return;
       const o = outcome as { error: Error | null; socket?: CompletionSocket };
-      if (o.error !== null || o.socket === undefined) reject(fromHostError('connect', o.error, where));
+      if (o.error !== null || o.socket === undefined) reject(fromHostError('connect', o.error, at));
       else {
         try {
           resolve(open(o.socket));
@@ -1116,7 +1142,8 @@ export function connectCompletionWith<T>(
         }
       }
     });
-    cancel = backend.connect({ host: options.host, port: options.port }, (error, socket) => {
+    const target = options.path === undefined ? { host: options.host, port: options.port } : { host: '', port: options.port, path: options.path };
+    cancel = backend.connect(target, (error, socket) => {
       if (abandoned) {
         socket?.destroy();
         return;
