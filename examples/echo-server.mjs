@@ -1,5 +1,6 @@
 // An echo server for `wasmloop run`:
 //   wasmloop run ./examples/echo-server.mjs:main --port 8000 [--workers 2]
+//   wasmloop run ./examples/echo-server.mjs:main --uds /tmp/echo.sock
 // Answers `pid\n` with its process id, and `crash\n` by crashing its process
 // (to show --workers restarting it); echoes everything else.
 export async function main(loop, options) {
@@ -20,6 +21,8 @@ export async function main(loop, options) {
   }, options.listen);
   // A heartbeat, so the stats show how late the loop runs its timers.
   loop.timers.setInterval(() => {}, 50);
-  console.log(`listening on ${server.address().host}:${server.address().port} (pid ${process.pid}, backend ${loop.backend})`);
+  const at = server.address();
+  const where = at.family === 'unix' ? at.path : `${at.host}:${at.port}`;
+  console.log(`listening on ${where} (pid ${process.pid}, backend ${loop.backend})`);
   return server;
 }

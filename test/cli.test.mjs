@@ -2,7 +2,10 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -83,6 +86,8 @@ cli('bad flags and targets print one clear line and exit non-zero', () => {
     [['run', `${APPS}:hello`, '--backend'], /^wasmloop: --backend needs a value$/],
     [['run', `${APPS}:hello`, '--slow-callback-ms', '-3'], /slow-callback-ms must be an integer/],
     [['run', `${APPS}:hello`, '--workers', '2', '--backend', 'virtual'], /--workers needs a real backend/],
+    [['run', `${APPS}:hello`, '--uds', '/tmp/x.sock', '--workers', '2'], /^wasmloop: --uds cannot be shared by --workers/],
+    [['run', `${APPS}:hello`, '--uds'], /^wasmloop: --uds needs a value$/],
     [['run', './test/fixtures/missing.mjs:main'], /^wasmloop: cannot find module '.\/test\/fixtures\/missing.mjs'$/],
     [['run', `${APPS}:missing`], /^wasmloop: module '.\/test\/fixtures\/apps.mjs' has no export 'missing'$/],
     [['run', `${APPS}:notAFunction`], /^wasmloop: export 'notAFunction' of '.*' is number, not a function$/],
@@ -174,6 +179,37 @@ cli('a server shuts down gracefully on SIGTERM: it lets an open connection finis
   assert.is(code, 0, server.output().err);
   assert.match(server.output().err, /SIGTERM: .*closing, open connections get 10000 ms/);
   assert.match(server.output().out, /wasmloop stats/);
+});
+
+cli('--uds serves on a Unix domain socket and removes it on shutdown', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wasmloop-cli-'));
+  const path = join(dir, 'echo.sock');
+  try {
+    for (const backend of ['selector', 'completion']) {
+      const server = start(['run', './examples/echo-server.mjs:main', '--uds', path, '--backend', backend], /listening on (\S+) /);
+      assert.is((await server.ready)[1], path);
+      const reply = await new Promise((resolve, reject) => {
+        const s = net.connect({ path });
+        let got = '';
+        s.on('data', (d) => {
+          got += d;
+          if (got.endsWith('\n')) {
+            s.end();
+            resolve(got);
+          }
+        });
+        s.once('error', reject);
+        s.write('over uds\n');
+      });
+      assert.is(reply, 'over uds\n');
+      server.child.kill('SIGTERM');
+      const { code } = await server.exited;
+      assert.is(code, 0, server.output().err);
+      assert.not.ok(existsSync(path), `${backend}: the socket file was removed`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 cli('on shutdown, connections still open after the timeout are closed and the process exits 0', async () => {

@@ -36,6 +36,8 @@ Options:
                              restarted and logged
   --host <host>              host to listen on, passed to the function (default 127.0.0.1)
   --port <port>              port to listen on, passed to the function (default 8000)
+  --uds <path>               listen on a Unix domain socket at <path> instead
+                             (options.listen is then { path }; not with --workers)
   --debug                    debug mode: report slow callbacks and unhandled
                              rejections with where they were scheduled
   --slow-callback-ms <ms>    what debug mode calls slow (default 100)
@@ -44,7 +46,7 @@ Options:
   -h, --help                 show this help
 
 In the function, listen with:
-  await loop.createServer(handler, options.listen)   // { host, port, reusePort }
+  await loop.createServer(handler, options.listen)   // { host, port, reusePort } or { path }
 `;
 
 export class UsageError extends Error {}
@@ -55,6 +57,8 @@ export interface RunOptions {
   workers: number;
   host: string;
   port: number;
+  /** A Unix domain socket path to listen on instead of host and port (uvicorn's --uds). */
+  uds: string | null;
   debug: boolean;
   slowCallbackMs: number;
   stats: boolean;
@@ -82,6 +86,7 @@ export function parseArgs(argv: string[]): RunOptions | null {
     workers: 1,
     host: '127.0.0.1',
     port: 8000,
+    uds: null,
     debug: false,
     slowCallbackMs: 100,
     stats: false,
@@ -108,6 +113,9 @@ export function parseArgs(argv: string[]): RunOptions | null {
       case '--port':
         options.port = integer(flag, value(), 0, 65535);
         break;
+      case '--uds':
+        options.uds = value();
+        break;
       case '--debug':
         options.debug = true;
         break;
@@ -131,6 +139,9 @@ export function parseArgs(argv: string[]): RunOptions | null {
   if (colon <= 0 || colon === options.target.length - 1) {
     throw new UsageError(`'${options.target}' is not <module>:<function>`);
   }
+  if (options.workers > 1 && options.uds !== null) {
+    throw new UsageError('--uds cannot be shared by --workers: each process would need the path to itself');
+  }
   if (options.workers > 1 && options.backend === 'virtual') {
     throw new UsageError('--workers needs a real backend: the virtual network does not span processes');
   }
@@ -142,8 +153,8 @@ type AppFunction = (loop: EventLoop, options: AppOptions) => unknown;
 export interface AppOptions {
   host: string;
   port: number;
-  /** Spread into `loop.createServer(handler, options.listen)`. */
-  listen: { host: string; port: number; reusePort: boolean };
+  /** Spread into `loop.createServer(handler, options.listen)`: TCP, or `{ path }` with --uds. */
+  listen: { host: string; port: number; reusePort: boolean } | { path: string };
   workers: number;
   /** This process's worker number (1..workers), or 0 without workers. */
   worker: number;
@@ -204,7 +215,10 @@ async function runApp(options: RunOptions, worker: number): Promise<number> {
   const appOptions: AppOptions = {
     host: options.host,
     port: options.port,
-    listen: { host: options.host, port: options.port, reusePort: options.workers > 1 },
+    listen:
+      options.uds !== null
+        ? { path: options.uds }
+        : { host: options.host, port: options.port, reusePort: options.workers > 1 },
     workers: options.workers,
     worker,
     debug: options.debug,
