@@ -15,7 +15,9 @@ import {
   ConnectionRefusedError,
   ConnectionResetError,
   createLoop,
+  IncompleteReadError,
   IoError,
+  LimitOverrunError,
   LoopClosedError,
   NotSupportedError,
   WriteAfterEndError,
@@ -239,6 +241,116 @@ for (const backend of IO_BACKENDS) {
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
+    }),
+  );
+
+  /** A server that writes `parts` to each connection, a few ms apart, then ends. */
+  const sender = (loop, parts) =>
+    loop.createServer(
+      async (conn) => {
+        for (const part of parts) {
+          await conn.write(part);
+          await loop.sleep(3);
+        }
+        await conn.end();
+        while ((await conn.read()) !== null);
+      },
+      { port: 0 },
+    );
+  const str = (bytes) => Buffer.from(bytes).toString();
+
+  io('readExactly: exact byte counts across chunks; the rest stays for the next read', () =>
+    onLoop(backend, async (loop) => {
+      const server = await sender(loop, ['abc', 'defgh', 'ij']);
+      const client = await loop.createConnection({ port: server.address().port });
+      assert.is(str(await client.readExactly(4)), 'abcd');
+      assert.is(str(await client.readExactly(0)), '');
+      assert.is(str(await client.readExactly(3)), 'efg');
+      let rest = '';
+      for await (const chunk of client) rest += str(chunk);
+      assert.is(rest, 'hij', 'read() and iteration return what readExactly left');
+      client.close();
+      await server.close();
+    }),
+  );
+
+  io('readExactly: the end of the stream first is IncompleteReadError with the partial data', () =>
+    onLoop(backend, async (loop) => {
+      const server = await sender(loop, ['only', ' nine']);
+      const client = await loop.createConnection({ port: server.address().port });
+      const error = await client.readExactly(20).catch((e) => e);
+      assert.instance(error, IncompleteReadError);
+      assert.is(str(error.partial), 'only nine');
+      assert.is(error.expected, 20);
+      assert.match(error.message, /readExactly: the stream ended after 9 of 20 bytes/);
+      assert.is(await client.read(), null);
+      client.close();
+      await server.close();
+    }),
+  );
+
+  io('readUntil and readLine: lines split across chunks and several in one', () =>
+    onLoop(backend, async (loop) => {
+      const server = await sender(loop, ['first li', 'ne\nsecond\nthi', 'rd\r\n', 'END;tail']);
+      const client = await loop.createConnection({ port: server.address().port });
+      assert.is(str(await client.readLine()), 'first line\n');
+      assert.is(str(await client.readUntil('\n')), 'second\n');
+      assert.is(str(await client.readUntil('\r\n')), 'third\r\n');
+      assert.is(str(await client.readUntil(new TextEncoder().encode('END;'))), 'END;');
+      assert.is(str(await client.readLine()), 'tail', 'the last line without its newline');
+      assert.is(await client.readLine(), null, 'then the end of the stream');
+      client.close();
+      await server.close();
+    }),
+  );
+
+  io('readUntil: the end of the stream first is IncompleteReadError; a long line overruns the limit and stays readable', () =>
+    onLoop(backend, async (loop) => {
+      const server = await sender(loop, ['x'.repeat(30), 'y'.repeat(30), '\nno separator']);
+      const client = await loop.createConnection({ port: server.address().port });
+      const overrun = await client.readUntil('\n', { limit: 40 }).catch((e) => e);
+      assert.instance(overrun, LimitOverrunError);
+      assert.match(overrun.message, /readUntil: no separator within the limit of 40 bytes/);
+      const line = await client.readLine();
+      assert.is(str(line), `${'x'.repeat(30)}${'y'.repeat(30)}\n`, 'nothing was lost to the overrun');
+      const incomplete = await client.readUntil('\n').catch((e) => e);
+      assert.instance(incomplete, IncompleteReadError);
+      assert.is(str(incomplete.partial), 'no separator');
+      assert.is(incomplete.expected, null);
+      client.close();
+      await server.close();
+    }),
+  );
+
+  io('framed reads: a cancelled readExactly loses nothing; one read at a time', () =>
+    onLoop(backend, async (loop) => {
+      let release;
+      const gate = new Promise((resolve) => (release = resolve));
+      const server = await loop.createServer(
+        async (conn) => {
+          await conn.write('12345');
+          await gate;
+          await conn.write('67890');
+          await conn.end();
+          while ((await conn.read()) !== null);
+        },
+        { port: 0 },
+      );
+      const client = await loop.createConnection({ port: server.address().port });
+      const controller = new AbortController();
+      const waiting = client.readExactly(8, { signal: controller.signal });
+      const busy = await client.read().catch((e) => e);
+      assert.match(busy.message, /read: another read is pending/);
+      const busyLine = await client.readLine().catch((e) => e);
+      assert.match(busyLine.message, /readLine: another read is pending/);
+      await loop.sleep(10);
+      controller.abort();
+      const error = await waiting.catch((e) => e);
+      assert.is(error.name, 'AbortError');
+      release();
+      assert.is(str(await client.readExactly(10)), '1234567890', 'the cancelled read gave its bytes back');
+      client.close();
+      await server.close();
     }),
   );
 
@@ -617,6 +729,32 @@ for (const backend of IO_BACKENDS) {
       assert.match(error.message, /read: signal must be an AbortSignal, got number 5/);
       await client.write('fine');
       assert.is(Buffer.from(await client.read()).toString(), 'fine');
+      client.close();
+      await server.close();
+    }),
+  );
+
+  faults(`${backendLabel(backend)}: framed reads refuse bad arguments with errors naming them`, () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const client = await loop.createConnection({ port: server.address().port });
+      const cases = [
+        [() => client.readExactly(-1), RangeError, /readExactly: n must be an integer >= 0, got number -1/],
+        [() => client.readExactly(1.5), RangeError, /n must be an integer >= 0, got number 1.5/],
+        [() => client.readExactly('4'), TypeError, /readExactly: n must be a number of bytes, got string "4"/],
+        [() => client.readUntil(''), TypeError, /readUntil: separator must not be empty/],
+        [() => client.readUntil(42), TypeError, /readUntil: data must be a Uint8Array or a string/],
+        [() => client.readUntil('\n', { limit: 0 }), RangeError, /readUntil: limit must be an integer >= 1, got number 0/],
+        [() => client.readLine({ limit: 'big' }), RangeError, /readLine: limit must be an integer >= 1/],
+        [() => client.readExactly(1, { signal: 'x' }), TypeError, /read: signal must be an AbortSignal/],
+      ];
+      for (const [attempt, ErrorClass, pattern] of cases) {
+        const error = await attempt().catch((e) => e);
+        assert.instance(error, ErrorClass, String(pattern));
+        assert.match(error.message, pattern);
+      }
+      await client.write('still fine\n');
+      assert.is(Buffer.from(await client.readLine()).toString(), 'still fine\n');
       client.close();
       await server.close();
     }),

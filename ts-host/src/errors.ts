@@ -80,6 +80,39 @@ export class ConnectionClosedError extends WasmloopError {}
 /** `write` or `end` after `end()`. */
 export class WriteAfterEndError extends WasmloopError {}
 
+/**
+ * The stream ended before `readExactly` had its bytes or `readUntil` its
+ * separator (asyncio's `IncompleteReadError`). `partial` holds what was read.
+ */
+export class IncompleteReadError extends WasmloopError {
+  readonly partial: Uint8Array;
+  /** The bytes `readExactly` wanted; null for `readUntil`. */
+  readonly expected: number | null;
+  constructor(operation: string, partial: Uint8Array, expected: number | null) {
+    super(
+      expected === null
+        ? `${operation}: the stream ended after ${partial.length} bytes, before the separator`
+        : `${operation}: the stream ended after ${partial.length} of ${expected} bytes`,
+    );
+    this.partial = partial;
+    this.expected = expected;
+  }
+}
+
+/**
+ * `readUntil` or `readLine` found no separator within `limit` bytes
+ * (asyncio's `LimitOverrunError`). The data stays buffered: the next read
+ * returns it.
+ */
+export class LimitOverrunError extends WasmloopError {
+  /** Bytes buffered when the limit was overrun. */
+  readonly consumed: number;
+  constructor(operation: string, limit: number, consumed: number) {
+    super(`${operation}: no separator within the limit of ${limit} bytes (${consumed} buffered)`);
+    this.consumed = consumed;
+  }
+}
+
 /** `runAll`/`runUntilIdle` ran more callbacks than their `limit`: work keeps re-arming itself. */
 export class LoopLimitError extends WasmloopError {
   readonly limit: number;

@@ -31,7 +31,9 @@ import {
   ConnectionClosedError,
   ConnectionRefusedError,
   ConnectionResetError,
+  IncompleteReadError,
   IoError,
+  LimitOverrunError,
   LoopClosedError,
   WasmloopError,
   WriteAfterEndError,
@@ -46,6 +48,25 @@ export interface Connection extends AsyncIterable<Uint8Array> {
    * reason; no data is lost).
    */
   read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null>;
+  /**
+   * Exactly `n` bytes (asyncio's `readexactly`), across as many chunks as it
+   * takes; what a chunk holds beyond them is kept for the next read.
+   * IncompleteReadError if the stream ends first. A cancelled
+   * `readExactly` loses nothing: what it had read is read again next.
+   */
+  readExactly(n: number, options?: { signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * The data up to and including `separator` (default `'\n'`; asyncio's
+   * `readuntil`). IncompleteReadError if the stream ends first;
+   * LimitOverrunError if `limit` bytes (default 65536) arrive without it, the
+   * data then staying buffered.
+   */
+  readUntil(separator?: Uint8Array | string, options?: { limit?: number; signal?: AbortSignal }): Promise<Uint8Array>;
+  /**
+   * One line, with its `'\n'` (asyncio's `readline`): at the end of the
+   * stream the last, unterminated part, then `null`.
+   */
+  readLine(options?: { limit?: number; signal?: AbortSignal }): Promise<Uint8Array | null>;
   /** Writes `data`; resolves when the system has accepted all of it (backpressure). */
   write(data: Uint8Array | string): Promise<void>;
   /** Half-closes after pending writes: the peer reads the end of the stream. */
@@ -140,6 +161,45 @@ export function toBytes(operation: string, data: unknown): Uint8Array {
   throw new TypeError(`${operation}: data must be a Uint8Array or a string, got ${data === null ? 'null' : typeof data}`);
 }
 
+const NEWLINE = new Uint8Array([10]);
+
+/** The default and largest `limit` of readUntil and readLine, in bytes. */
+const DEFAULT_READ_LIMIT = 64 * 1024;
+
+function checkLimit(operation: string, limit: unknown): number {
+  if (limit === undefined) return DEFAULT_READ_LIMIT;
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`${operation}: limit must be an integer >= 1, got ${describe(limit)}`);
+  }
+  return limit;
+}
+
+/** `parts` joined into one new array. */
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0] as Uint8Array;
+  let length = 0;
+  for (const part of parts) length += part.length;
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/** Where `needle` first occurs in `haystack` at or after `from`, or -1. */
+function indexOfBytes(haystack: Uint8Array, needle: Uint8Array, from: number): number {
+  const first = needle[0] as number;
+  const last = haystack.length - needle.length;
+  for (let i = haystack.indexOf(first, from); i !== -1 && i <= last; i = haystack.indexOf(first, i + 1)) {
+    let j = 1;
+    while (j < needle.length && haystack[i + j] === needle[j]) j++;
+    if (j === needle.length) return i;
+  }
+  return -1;
+}
+
 function abortReason(signal: AbortSignal, what = 'read'): unknown {
   return signal.reason ?? new DOMException(`The ${what} was aborted`, 'AbortError');
 }
@@ -205,8 +265,142 @@ abstract class BaseConnection implements Connection {
   protected onClosed: Array<() => void> = [];
   abstract readonly localAddress: SocketAddress;
   abstract readonly remoteAddress: SocketAddress;
-  abstract read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null>;
+  /** The transport's next chunk (what `read()` returns when nothing is buffered here). */
+  protected abstract readChunk(options?: { signal?: AbortSignal }): Promise<Uint8Array | null>;
   abstract write(data: Uint8Array | string): Promise<void>;
+  /** Bytes a framed read took beyond what it returned (or gave back when cancelled): read first. */
+  #buffered: Uint8Array | null = null;
+  /** A framed read (readExactly, readUntil, readLine) is in progress. */
+  #framing = false;
+
+  read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
+    if (this.#framing) return Promise.reject(new WasmloopError('read: another read is pending on this connection'));
+    return this.#next(options);
+  }
+
+  /** What a framed read left over, else the transport's next chunk. */
+  #next(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
+    const buffered = this.#buffered;
+    if (buffered === null) return this.readChunk(options);
+    const refused = this.refuseRead(options?.signal);
+    if (refused !== null) return refused;
+    this.#buffered = null;
+    return Promise.resolve(buffered);
+  }
+
+  /** Puts `bytes` back in front of what is buffered. */
+  #unread(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#buffered = this.#buffered === null ? bytes : concatBytes([bytes, this.#buffered]);
+  }
+
+  /** Runs a framed read: one at a time, and not beside a plain read. */
+  async #framed<T>(operation: string, body: () => Promise<T>): Promise<T> {
+    if (this.#framing || this.pendingRead !== null) {
+      throw new WasmloopError(`${operation}: another read is pending on this connection`);
+    }
+    this.#framing = true;
+    try {
+      return await body();
+    } finally {
+      this.#framing = false;
+    }
+  }
+
+  readExactly(n: number, options?: { signal?: AbortSignal }): Promise<Uint8Array> {
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0) {
+      return Promise.reject(
+        typeof n === 'number'
+          ? new RangeError(`readExactly: n must be an integer >= 0, got ${describe(n)}`)
+          : new TypeError(`readExactly: n must be a number of bytes, got ${describe(n)}`),
+      );
+    }
+    return this.#framed('readExactly', async () => {
+      const parts: Uint8Array[] = [];
+      let have = 0;
+      try {
+        while (have < n) {
+          const chunk = await this.#next(options);
+          if (chunk === null) {
+            const partial = concatBytes(parts);
+            parts.length = 0;
+            throw new IncompleteReadError('readExactly', partial, n);
+          }
+          const take = Math.min(chunk.length, n - have);
+          parts.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+          have += take;
+          if (take < chunk.length) this.#unread(chunk.subarray(take));
+        }
+      } catch (error) {
+        // Cancelled or failed: what was read is read again next time.
+        this.#unread(concatBytes(parts));
+        throw error;
+      }
+      return parts.length === 1 ? (parts[0] as Uint8Array) : concatBytes(parts);
+    });
+  }
+
+  readUntil(separator: Uint8Array | string = '\n', options?: { limit?: number; signal?: AbortSignal }): Promise<Uint8Array> {
+    let sep: Uint8Array;
+    let limit: number;
+    try {
+      sep = toBytes('readUntil', separator);
+      if (sep.length === 0) throw new TypeError('readUntil: separator must not be empty');
+      limit = checkLimit('readUntil', options?.limit);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#framed('readUntil', () => this.#readUntil('readUntil', sep, limit, options?.signal));
+  }
+
+  readLine(options?: { limit?: number; signal?: AbortSignal }): Promise<Uint8Array | null> {
+    let limit: number;
+    try {
+      limit = checkLimit('readLine', options?.limit);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#framed('readLine', async () => {
+      try {
+        return await this.#readUntil('readLine', NEWLINE, limit, options?.signal);
+      } catch (error) {
+        // The last line may lack its newline; after it, the end of the stream.
+        if (error instanceof IncompleteReadError) return error.partial.length > 0 ? error.partial : null;
+        throw error;
+      }
+    });
+  }
+
+  async #readUntil(operation: string, sep: Uint8Array, limit: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+    let data: Uint8Array = new Uint8Array(0);
+    let from = 0;
+    for (;;) {
+      const at = indexOfBytes(data, sep, from);
+      if (at >= 0) {
+        const end = at + sep.length;
+        if (end > limit) {
+          this.#unread(data);
+          throw new LimitOverrunError(operation, limit, data.length);
+        }
+        this.#unread(data.subarray(end));
+        return data.subarray(0, end);
+      }
+      if (data.length > limit) {
+        this.#unread(data);
+        throw new LimitOverrunError(operation, limit, data.length);
+      }
+      from = Math.max(0, data.length - sep.length + 1);
+      let chunk: Uint8Array | null;
+      try {
+        chunk = await this.#next(signal === undefined ? undefined : { signal });
+      } catch (error) {
+        this.#unread(data);
+        throw error;
+      }
+      if (chunk === null) throw new IncompleteReadError(operation, data, null);
+      data = data.length === 0 ? chunk : concatBytes([data, chunk]);
+    }
+  }
   abstract end(): Promise<void>;
   abstract close(): void;
 
@@ -331,7 +525,7 @@ class ReadinessConnection extends BaseConnection {
     throw ioError('read', errnoName(n));
   }
 
-  read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
+  protected readChunk(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
     const signal = options?.signal;
     const refused = this.refuseRead(signal);
     if (refused !== null) return refused;
@@ -866,7 +1060,7 @@ class CompletionConnection extends BaseConnection {
     return undefined;
   }
 
-  read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
+  protected readChunk(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
     const signal = options?.signal;
     const refused = this.refuseRead(signal);
     if (refused !== null) return refused;
