@@ -5,7 +5,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { createLoop, LoopClosedError } from '../ts-host/dist/index.js';
+import { ConnectionResetError, createLoop, IncompleteReadError, LimitOverrunError, LoopClosedError } from '../ts-host/dist/index.js';
 
 const RUNS = Number(process.env.FAST_CHECK_RUNS ?? 200);
 let operationsChecked = 0;
@@ -177,6 +177,109 @@ props('the real backend agrees: random programs on selector time', async () => {
       await loop.close();
     }),
     { numRuns: 25, seed: 7 },
+  );
+});
+
+/** A read a stream client makes, for the framed-read model below. */
+const readStep = fc.oneof(
+  fc.record({ op: fc.constant('read') }),
+  fc.record({ op: fc.constant('exactly'), n: fc.integer({ min: 0, max: 30 }) }),
+  fc.record({ op: fc.constant('until'), sep: fc.constantFrom('\n', 'ab', 'xyz'), limit: fc.integer({ min: 1, max: 40 }) }),
+  fc.record({ op: fc.constant('line'), limit: fc.integer({ min: 1, max: 40 }) }),
+);
+
+/**
+ * Framed reads against a model: the stream is `text` (bytes 0..255 as
+ * latin1), written in the given chunk sizes; every read's outcome must be
+ * what the concatenated stream dictates, whatever the chunking.
+ */
+async function checkFramedReads(text, cuts, steps) {
+  const loop = await createLoop({ backend: 'virtual' });
+  const bytes = Buffer.from(text, 'latin1');
+  const latin = (b) => Buffer.from(b).toString('latin1');
+  try {
+    await loop.runUntilComplete(async () => {
+      const server = await loop.createServer(
+        async (conn) => {
+          try {
+            let at = 0;
+            for (const cut of cuts) {
+              if (at >= bytes.length) break;
+              await conn.write(bytes.subarray(at, Math.min(bytes.length, at + cut)));
+              at += cut;
+              // One write per virtual millisecond: the client reads between them.
+              await loop.sleep(1);
+            }
+            if (at < bytes.length) await conn.write(bytes.subarray(at));
+            await conn.end();
+            while ((await conn.read()) !== null);
+          } catch (error) {
+            // The client may finish its reads and close before the whole stream is sent.
+            if (!(error instanceof ConnectionResetError)) throw error;
+            conn.close();
+          }
+        },
+        { port: 0 },
+      );
+      const client = await loop.createConnection({ port: server.address().port });
+      let cursor = 0;
+      for (const step of steps) {
+        const rest = text.slice(cursor);
+        if (step.op === 'read') {
+          const chunk = await client.read();
+          if (rest.length === 0) assert.is(chunk, null);
+          else {
+            assert.ok(chunk !== null && chunk.length > 0 && rest.startsWith(latin(chunk)), 'read: a prefix of the rest');
+            cursor += chunk.length;
+          }
+        } else if (step.op === 'exactly') {
+          const outcome = await client.readExactly(step.n).catch((e) => e);
+          if (rest.length >= step.n) {
+            assert.is(latin(outcome), rest.slice(0, step.n));
+            cursor += step.n;
+          } else {
+            assert.instance(outcome, IncompleteReadError);
+            assert.is(latin(outcome.partial), rest);
+            cursor = text.length;
+          }
+        } else {
+          const sep = step.op === 'line' ? '\n' : step.sep;
+          const outcome = await (step.op === 'line' ? client.readLine({ limit: step.limit }) : client.readUntil(sep, { limit: step.limit })).catch((e) => e);
+          const found = rest.indexOf(sep);
+          if (found >= 0 && found + sep.length <= step.limit) {
+            assert.is(latin(outcome), rest.slice(0, found + sep.length));
+            cursor += found + sep.length;
+          } else if (found >= 0 || rest.length > step.limit) {
+            assert.instance(outcome, LimitOverrunError, `${step.op} ${JSON.stringify(sep)} limit ${step.limit} on ${JSON.stringify(rest)}`);
+          } else if (step.op === 'line') {
+            assert.is(outcome === null ? null : latin(outcome), rest.length === 0 ? null : rest);
+            cursor = text.length;
+          } else {
+            assert.instance(outcome, IncompleteReadError);
+            assert.is(latin(outcome.partial), rest);
+            cursor = text.length;
+          }
+        }
+      }
+      client.close();
+      await server.close();
+    });
+  } finally {
+    await loop.close();
+  }
+}
+
+props('framed reads agree with a model of the stream, whatever its chunking', async () => {
+  // Few letters, so separators ('ab', 'xyz', newlines) are common and often cut by a chunk boundary.
+  const text = fc.string({ unit: fc.constantFrom('a', 'b', 'x', 'y', 'z', '\n', '\u00ff', '\u0000'), maxLength: 120 });
+  await fc.assert(
+    fc.asyncProperty(
+      text,
+      fc.array(fc.integer({ min: 1, max: 8 }), { minLength: 1, maxLength: 40 }),
+      fc.array(readStep, { minLength: 1, maxLength: 25 }),
+      checkFramedReads,
+    ),
+    { numRuns: Math.max(100, RUNS * 2), seed: 11, includeErrorInReport: true },
   );
 });
 
