@@ -248,6 +248,93 @@ static napi_value js_unlink(napi_env env, napi_callback_info info) {
   return int_value(env, unlink(path) < 0 ? -errno : 0);
 }
 
+/* ------------------------------------------------------------- datagrams */
+
+/* The sender of the last datagram recvFrom received (recvAddress() reads it). */
+static struct sockaddr_storage last_sender;
+static socklen_t last_sender_len;
+
+/* udpBind(host, port) -> fd | -errno: a non-blocking UDP socket bound there. */
+static napi_value js_udp_bind(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (get_args(env, info, 2, argv)) return NULL;
+  int32_t port;
+  if (get_i32(env, argv[1], &port)) return NULL;
+  struct sockaddr_storage sa;
+  socklen_t len;
+  int rc = make_address(env, argv[0], port, &sa, &len);
+  if (rc) return int_value(env, rc);
+  int fd = socket(sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return int_value(env, -errno);
+  if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
+    int err = errno;
+    close(fd);
+    return int_value(env, -err);
+  }
+  return int_value(env, fd);
+}
+
+/* udpConnect(fd, host, port) -> 0 | -errno: the default destination, and
+ * the only source datagrams are then taken from. */
+static napi_value js_udp_connect(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (get_args(env, info, 3, argv)) return NULL;
+  int32_t fd, port;
+  if (get_i32(env, argv[0], &fd) || get_i32(env, argv[2], &port)) return NULL;
+  struct sockaddr_storage sa;
+  socklen_t len;
+  int rc = make_address(env, argv[1], port, &sa, &len);
+  if (rc) return int_value(env, rc);
+  return int_value(env, connect(fd, (struct sockaddr *)&sa, len) < 0 ? -errno : 0);
+}
+
+/* sendTo(fd, bytes, offset, length, host | null, port) -> bytes sent | -errno;
+ * a null host sends to the connected destination. */
+static napi_value js_send_to(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (get_args(env, info, 6, argv)) return NULL;
+  int32_t fd, port;
+  if (get_i32(env, argv[0], &fd) || get_i32(env, argv[5], &port)) return NULL;
+  uint8_t *data;
+  size_t n;
+  if (get_bytes(env, argv[1], argv[2], argv[3], &data, &n)) return NULL;
+  napi_valuetype host_type;
+  if (napi_typeof(env, argv[4], &host_type) != napi_ok) return NULL;
+  ssize_t sent;
+  if (host_type == napi_null) {
+    sent = send(fd, data, n, MSG_NOSIGNAL);
+  } else {
+    struct sockaddr_storage sa;
+    socklen_t len;
+    int rc = make_address(env, argv[4], port, &sa, &len);
+    if (rc) return int_value(env, rc);
+    sent = sendto(fd, data, n, MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+  }
+  return int_value(env, sent < 0 ? -errno : sent);
+}
+
+/* recvFrom(fd, bytes, offset, length) -> datagram length | -errno (-EAGAIN:
+ * none waiting). A datagram longer than length is cut (its full length is
+ * still returned, as MSG_TRUNC reports it). */
+static napi_value js_recv_from(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (get_args(env, info, 4, argv)) return NULL;
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  uint8_t *data;
+  size_t n;
+  if (get_bytes(env, argv[1], argv[2], argv[3], &data, &n)) return NULL;
+  last_sender_len = sizeof last_sender;
+  ssize_t got = recvfrom(fd, data, n, MSG_TRUNC, (struct sockaddr *)&last_sender, &last_sender_len);
+  return int_value(env, got < 0 ? -errno : got);
+}
+
+/* recvAddress() -> "family ip port" of the last datagram's sender. */
+static napi_value js_recv_address(napi_env env, napi_callback_info info) {
+  (void)info;
+  return address_string(env, &last_sender, last_sender_len);
+}
+
 /* accept(fd) -> fd | -errno (-EAGAIN: no pending connection) */
 static napi_value js_accept(napi_env env, napi_callback_info info) {
   napi_value argv[1];
@@ -613,6 +700,11 @@ static napi_value init(napi_env env, napi_value exports) {
       {"listenUnix", NULL, js_listen_unix, NULL, NULL, NULL, napi_default, NULL},
       {"connectUnix", NULL, js_connect_unix, NULL, NULL, NULL, napi_default, NULL},
       {"unlink", NULL, js_unlink, NULL, NULL, NULL, napi_default, NULL},
+      {"udpBind", NULL, js_udp_bind, NULL, NULL, NULL, napi_default, NULL},
+      {"udpConnect", NULL, js_udp_connect, NULL, NULL, NULL, napi_default, NULL},
+      {"sendTo", NULL, js_send_to, NULL, NULL, NULL, napi_default, NULL},
+      {"recvFrom", NULL, js_recv_from, NULL, NULL, NULL, napi_default, NULL},
+      {"recvAddress", NULL, js_recv_address, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions));
   napi_property_descriptor methods[] = {

@@ -18,7 +18,15 @@ import { describe } from './errors.js';
 import { type Trace, Tracer, traceProblem } from './trace.js';
 
 export { EventLoop } from './loop.js';
-export type { ConnectOptions, ExceptionContext, ExceptionHandler, LoopStats, ServerOptions } from './loop.js';
+export type {
+  ConnectOptions,
+  DatagramEndpointOptions,
+  ExceptionContext,
+  ExceptionHandler,
+  LoopStats,
+  ServerOptions,
+} from './loop.js';
+export type { DatagramProtocol, DatagramProtocolFactory, DatagramTransport } from './io/datagrams.js';
 export type { Connection, Server } from './io/streams.js';
 export type { Protocol, ProtocolFactory, Transport } from './io/protocols.js';
 export { Handle, TimerHandle } from './handles.js';

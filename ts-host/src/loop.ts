@@ -56,6 +56,12 @@ import {
   listenReadinessWith,
 } from './io/streams.js';
 import { type Protocol, type ProtocolFactory, type Transport, completionTransport, readinessTransport } from './io/protocols.js';
+import {
+  type DatagramProtocol,
+  type DatagramProtocolFactory,
+  type DatagramTransport,
+  readinessDatagramEndpoint,
+} from './io/datagrams.js';
 
 /** A backend that does I/O, in either model. */
 type IoBackend = ReadinessBackendType | CompletionBackend;
@@ -194,6 +200,13 @@ export interface ServerOptions {
    * cluster instead.
    */
   reusePort?: boolean;
+}
+
+export interface DatagramEndpointOptions {
+  /** Where to bind: host default '127.0.0.1', port default 0 (a free one). */
+  localAddress?: { host?: string; port?: number };
+  /** The peer to connect to: sendto() without an address goes there, and only its datagrams arrive. */
+  remoteAddress?: { host?: string; port: number };
 }
 
 export interface ConnectOptions {
@@ -1230,6 +1243,44 @@ export class EventLoop {
   }
 
   /**
+   * Opens a UDP endpoint with asyncio's datagram protocol API
+   * (`create_datagram_endpoint`): `localAddress` to bind (default: any
+   * address of the remote's family, a free port), `remoteAddress` to connect
+   * it to (then it sends there and receives only from there). Resolves once
+   * `connectionMade` has run.
+   */
+  async createDatagramEndpoint<P extends DatagramProtocol>(
+    protocolFactory: DatagramProtocolFactory<P>,
+    options: DatagramEndpointOptions,
+  ): Promise<{ transport: DatagramTransport; protocol: P }> {
+    const operation = 'createDatagramEndpoint';
+    if (typeof protocolFactory !== 'function') throw notAFunction(operation, protocolFactory, 'protocolFactory');
+    const { local, remote } = checkDatagramOptions(operation, options);
+    this.#liveCore(operation);
+    const backend = this.#ioBackend(operation);
+    if (backend.model !== 'readiness' || typeof backend.sockets.udpBind !== 'function') {
+      throw new NotSupportedError(`${operation}: the '${backend.name}' backend has no datagram endpoints`);
+    }
+    const remoteHost = remote === null ? null : await resolveHost(operation, remote.host);
+    // Without a localAddress, any address of the remote's family (to reach it
+    // from whichever interface routes there); a localAddress without a host
+    // means loopback, as createServer's default.
+    const wildcard = remoteHost?.includes(':') ? '::' : '0.0.0.0';
+    const localHost = local === null ? wildcard : await resolveHost(operation, local.host ?? '127.0.0.1');
+    this.#liveCore(operation);
+    const protocol = protocolFactory();
+    if (typeof protocol !== 'object' || protocol === null) {
+      throw new TypeError(`${operation}: the protocol factory must return an object, got ${describe(protocol)}`);
+    }
+    const target = {
+      local: { host: localHost, port: local?.port ?? 0 },
+      remote: remote === null ? null : { host: remoteHost as string, port: remote.port },
+    };
+    const transport = readinessDatagramEndpoint(this as IoLoop, backend, target, protocol);
+    return { transport, protocol };
+  }
+
+  /**
    * A listen's checked arguments, its host resolved, and the backend's I/O:
    * what `createServer` and `createProtocolServer` share.
    */
@@ -1649,6 +1700,37 @@ function checkLimit(operation: string, options: unknown): number {
     throw new RangeError(`${operation}: limit must be a positive integer, got ${describe(limit)}`);
   }
   return limit;
+}
+
+/** The local and remote addresses of a datagram endpoint, checked. */
+function checkDatagramOptions(
+  operation: string,
+  options: unknown,
+): { local: { host?: string; port: number } | null; remote: { host: string; port: number } | null } {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`${operation}: options must be an object with localAddress and/or remoteAddress, got ${describe(options)}`);
+  }
+  const { localAddress, remoteAddress } = options as { localAddress?: unknown; remoteAddress?: unknown };
+  if (localAddress === undefined && remoteAddress === undefined) {
+    throw new TypeError(`${operation}: give localAddress, remoteAddress or both`);
+  }
+  const address = (name: string, value: unknown, portRequired: boolean): { host?: string; port: number } => {
+    if (typeof value !== 'object' || value === null) {
+      throw new TypeError(`${operation}: ${name} must be an object { host, port }, got ${describe(value)}`);
+    }
+    const { host, port = portRequired ? undefined : 0 } = value as { host?: unknown; port?: unknown };
+    if (host !== undefined && (typeof host !== 'string' || host === '')) {
+      throw new TypeError(`${operation}: ${name}.host must be a non-empty string, got ${describe(host)}`);
+    }
+    const min = portRequired ? 1 : 0;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < min || port > 65535) {
+      throw new RangeError(`${operation}: ${name}.port must be an integer from ${min} to 65535, got ${describe(port)}`);
+    }
+    return host === undefined ? { port } : { host, port };
+  };
+  const local = localAddress === undefined ? null : address('localAddress', localAddress, false);
+  const remote = remoteAddress === undefined ? null : address('remoteAddress', remoteAddress, true);
+  return { local, remote: remote === null ? null : { host: remote.host ?? '127.0.0.1', port: remote.port } };
 }
 
 /**

@@ -94,6 +94,17 @@ export interface SocketOps {
   listenUnix?(path: string, backlog: number): number;
   connectUnix?(path: string): number;
   unlink?(path: string): number;
+  /**
+   * UDP (optional: without them a datagram endpoint is NotSupportedError).
+   * `sendTo` with a null host sends to the connected destination; `recvFrom`
+   * returns one datagram's length (-EAGAIN when none waits) and
+   * `recvAddress` its sender, as `address` formats addresses.
+   */
+  udpBind?(host: string, port: number): number;
+  udpConnect?(fd: number, host: string, port: number): number;
+  sendTo?(fd: number, bytes: Uint8Array, offset: number, length: number, host: string | null, port: number): number;
+  recvFrom?(fd: number, bytes: Uint8Array, offset: number, length: number): number;
+  recvAddress?(): string;
 }
 
 export interface ReadinessBackend extends BackendBase {

@@ -35,6 +35,11 @@ interface Addon extends SocketOps {
   listenUnix(path: string, backlog: number): number;
   connectUnix(path: string): number;
   unlink(path: string): number;
+  udpBind(host: string, port: number): number;
+  udpConnect(fd: number, host: string, port: number): number;
+  sendTo(fd: number, bytes: Uint8Array, offset: number, length: number, host: string | null, port: number): number;
+  recvFrom(fd: number, bytes: Uint8Array, offset: number, length: number): number;
+  recvAddress(): string;
 }
 
 /** Where the built addon lives, relative to this file in ts-host/dist/backends/. */

@@ -80,7 +80,16 @@ interface Stream {
   unix?: { local: string; remote: string };
 }
 
-type Descriptor = Listener | Stream;
+/** A UDP endpoint on the virtual network (loopback only). */
+interface Datagram {
+  kind: 'datagram';
+  port: number;
+  /** The connected peer's port, or null. */
+  remote: number | null;
+  queue: Array<{ data: Uint8Array; from: number }>;
+}
+
+type Descriptor = Listener | Stream | Datagram;
 
 export function createVirtualBackend(options: VirtualOptions = {}): VirtualBackend {
   const latency = options.latencyMs ?? 0;
@@ -92,6 +101,8 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
   const fds = new Map<number, Descriptor>();
   const ports = new Map<number, number>(); // port -> listener fd
   const paths = new Map<string, number>(); // Unix socket path -> listener fd
+  const udpPorts = new Map<number, number>(); // UDP port -> datagram fd
+  let lastSender = 0;
   /** Watched descriptors: fd * 4 + direction -> token. */
   const watches = new Map<number, number>();
   let nextFd = FIRST_FD;
@@ -185,6 +196,56 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       sink?.wake();
       return client;
     },
+    udpBind(_host, port) {
+      let chosen = port;
+      if (port === 0) {
+        chosen = FIRST_EPHEMERAL_PORT;
+        while (udpPorts.has(chosen)) chosen++;
+      }
+      if (udpPorts.has(chosen)) return -E.EADDRINUSE;
+      const fd = nextFd++;
+      fds.set(fd, { kind: 'datagram', port: chosen, remote: null, queue: [] });
+      udpPorts.set(chosen, fd);
+      return fd;
+    },
+    udpConnect(fd, _host, port) {
+      const d = fds.get(fd);
+      if (d === undefined) return -E.EBADF;
+      if (d.kind !== 'datagram') return -E.EINVAL;
+      d.remote = port;
+      return 0;
+    },
+    sendTo(fd, bytes, offset, length, host, port) {
+      const d = fds.get(fd);
+      if (d === undefined) return -E.EBADF;
+      if (d.kind !== 'datagram') return -E.EINVAL;
+      const to = host === null ? d.remote : port;
+      if (to === null) return -E.EINVAL;
+      const data = bytes.slice(offset, offset + length);
+      const from = d.port;
+      // Datagrams to a port nobody bound, or that a connected endpoint does not take, are lost.
+      deliver(() => {
+        const targetFd = udpPorts.get(to);
+        const target = targetFd === undefined ? undefined : fds.get(targetFd);
+        if (target?.kind === 'datagram' && (target.remote === null || target.remote === from)) {
+          target.queue.push({ data, from });
+        }
+      });
+      return length;
+    },
+    recvFrom(fd, bytes, offset, length) {
+      const d = fds.get(fd);
+      if (d === undefined) return -E.EBADF;
+      if (d.kind !== 'datagram') return -E.EINVAL;
+      const next = d.queue.shift();
+      if (next === undefined) return -E.EAGAIN;
+      bytes.set(next.data.subarray(0, length), offset);
+      lastSender = next.from;
+      return next.data.length;
+    },
+    recvAddress() {
+      return `4 ${LOCALHOST} ${lastSender}`;
+    },
     unlink(_path) {
       // A virtual listener's path goes when the listener closes: nothing is left to remove.
       return 0;
@@ -247,6 +308,10 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       if (d === undefined) return -E.EBADF;
       fds.delete(fd);
       for (const direction of [READABLE, WRITABLE]) watches.delete(fd * 4 + direction);
+      if (d.kind === 'datagram') {
+        udpPorts.delete(d.port);
+        return 0;
+      }
       if (d.kind === 'listener') {
         if (d.path !== undefined) paths.delete(d.path);
         else ports.delete(d.port);
@@ -271,6 +336,10 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
     address(fd, peer) {
       const d = fds.get(fd);
       if (d === undefined) return -E.EBADF;
+      if (d.kind === 'datagram') {
+        if (peer) return d.remote === null ? -E.ENOTCONN : `4 ${LOCALHOST} ${d.remote}`;
+        return `4 ${LOCALHOST} ${d.port}`;
+      }
       if (d.kind === 'listener') {
         if (peer) return -E.ENOTCONN;
         return d.path !== undefined ? `unix ${d.path}` : `4 ${LOCALHOST} ${d.port}`;
@@ -291,6 +360,7 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
     const d = fds.get(fd);
     if (d === undefined) return false;
     if (d.kind === 'listener') return direction === READABLE && d.pending.length > 0;
+    if (d.kind === 'datagram') return direction === WRITABLE || d.queue.length > 0;
     if (direction === READABLE) return d.chunks.length > 0 || d.eof;
     if (d.shut) return false;
     const peer = d.peer === null ? null : stream(d.peer);
@@ -336,6 +406,7 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       fds.clear();
       ports.clear();
       paths.clear();
+      udpPorts.clear();
       watches.clear();
       sink = null;
     },

@@ -1,0 +1,210 @@
+// Datagram endpoints (asyncio's create_datagram_endpoint): one suite run
+// against every backend with UDP, then bad input.
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { AddressInUseError, ConnectionClosedError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
+import { UDP_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
+
+const text = (data) => Buffer.from(data).toString();
+
+/** A protocol that records what happens to it; `received` resolves after `count` datagrams. */
+class Recorder {
+  constructor() {
+    this.events = [];
+    this.datagrams = [];
+    this.errors = [];
+    this.lost = new Promise((resolve) => (this.onLost = resolve));
+  }
+  connectionMade(transport) {
+    this.transport = transport;
+    this.events.push('made');
+  }
+  datagramReceived(data, addr) {
+    this.datagrams.push({ data: text(data), length: data.length, from: addr });
+  }
+  errorReceived(error) {
+    this.errors.push(error);
+  }
+  connectionLost(error) {
+    this.events.push(error === null ? 'lost' : `lost: ${error.message}`);
+    this.onLost();
+  }
+}
+
+/** Echoes every datagram to its sender. */
+class Echo {
+  connectionMade(transport) {
+    this.transport = transport;
+  }
+  datagramReceived(data, addr) {
+    this.transport.sendto(data, addr);
+  }
+}
+
+async function until(loop, done) {
+  for (let i = 0; i < 500 && !done(); i++) await loop.sleep(1);
+}
+
+for (const backend of UDP_BACKENDS) {
+  const udp = suite(`datagram endpoints on '${backendLabel(backend)}'`);
+
+  udp('echo: a connected client sends and receives; connectionMade first, connectionLost(null) last', () =>
+    onLoop(backend, async (loop) => {
+      const server = await loop.createDatagramEndpoint(() => new Echo(), { localAddress: { port: 0 } });
+      const { port } = server.transport.localAddress;
+      assert.is(server.transport.localAddress.host, '127.0.0.1');
+      assert.is(server.transport.remoteAddress, null);
+      const { transport, protocol } = await loop.createDatagramEndpoint(() => new Recorder(), { remoteAddress: { port } });
+      assert.equal(protocol.events, ['made'], 'connectionMade ran before the endpoint was handed over');
+      assert.is(transport.remoteAddress.port, port);
+      for (const message of ['one', 'two', 'three']) transport.sendto(message);
+      await until(loop, () => protocol.datagrams.length === 3);
+      assert.equal(
+        protocol.datagrams.map((d) => d.data),
+        ['one', 'two', 'three'],
+        'each datagram arrives whole, in order (loopback)',
+      );
+      assert.is(protocol.datagrams[0].from.port, port);
+      transport.close();
+      assert.ok(transport.isClosing());
+      await protocol.lost;
+      assert.equal(protocol.events, ['made', 'lost']);
+      assert.throws(() => transport.sendto('late'), (e) => e instanceof ConnectionClosedError);
+      server.transport.close();
+    }),
+  );
+
+  udp('an unconnected endpoint talks to several peers and learns who sent what', () =>
+    onLoop(backend, async (loop) => {
+      const hub = await loop.createDatagramEndpoint(() => new Recorder(), { localAddress: { host: '127.0.0.1', port: 0 } });
+      const peers = await Promise.all(
+        [0, 1, 2].map(() => loop.createDatagramEndpoint(() => new Recorder(), { localAddress: { port: 0 } })),
+      );
+      peers.forEach(({ transport }, i) => transport.sendto(`from peer ${i}`, hub.transport.localAddress));
+      await until(loop, () => hub.protocol.datagrams.length === 3);
+      for (const { data, from } of hub.protocol.datagrams) {
+        const i = Number(data.at(-1));
+        assert.is(from.port, peers[i].transport.localAddress.port, `${data} came from peer ${i}'s port`);
+        hub.transport.sendto(`reply ${i}`, from);
+      }
+      await until(loop, () => peers.every((p) => p.protocol.datagrams.length === 1));
+      peers.forEach(({ protocol }, i) => assert.is(protocol.datagrams[0].data, `reply ${i}`));
+      for (const { transport } of [hub, ...peers]) transport.close();
+    }),
+  );
+
+  udp('datagram boundaries hold: empty, small and 60 KB datagrams arrive as sent', () =>
+    onLoop(backend, async (loop) => {
+      const server = await loop.createDatagramEndpoint(() => new Echo(), { localAddress: { port: 0 } });
+      const { transport, protocol } = await loop.createDatagramEndpoint(() => new Recorder(), {
+        remoteAddress: server.transport.localAddress,
+      });
+      const big = new Uint8Array(60_000).map((_, i) => i % 251);
+      transport.sendto(new Uint8Array(0));
+      transport.sendto('x');
+      transport.sendto(big);
+      await until(loop, () => protocol.datagrams.length === 3);
+      assert.equal(protocol.datagrams.map((d) => d.length), [0, 1, 60_000]);
+      transport.close();
+      server.transport.close();
+    }),
+  );
+
+  udp('a protocol method that throws is reported; its endpoint is aborted; others go on', () =>
+    onLoop(backend, async (loop) => {
+      const reported = [];
+      loop.setExceptionHandler((_loop, context) => reported.push(context.message));
+      const events = [];
+      const failing = await loop.createDatagramEndpoint(
+        () => ({
+          datagramReceived() {
+            throw new Error('bad datagram');
+          },
+          connectionLost(error) {
+            events.push(error);
+          },
+        }),
+        { localAddress: { port: 0 } },
+      );
+      const sender = await loop.createDatagramEndpoint(() => new Recorder(), { remoteAddress: failing.transport.localAddress });
+      sender.transport.sendto('boom');
+      await until(loop, () => events.length === 1);
+      assert.equal(events, [null]);
+      assert.ok(failing.transport.isClosing());
+      assert.match(reported[0], /protocol.datagramReceived\(\) failed; its endpoint was aborted/);
+      sender.transport.close();
+    }),
+  );
+
+  udp('binding a port that is taken is AddressInUseError', () =>
+    onLoop(backend, async (loop) => {
+      const first = await loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 0 } });
+      const error = await loop
+        .createDatagramEndpoint(() => ({}), { localAddress: { port: first.transport.localAddress.port } })
+        .catch((e) => e);
+      assert.instance(error, AddressInUseError);
+      first.transport.close();
+    }),
+  );
+
+  udp('closing the loop closes its endpoints', async () => {
+    const loop = await createLoop({ backend });
+    const endpoint = await loop.runUntilComplete(() => loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 0 } }));
+    await loop.close();
+    assert.ok(endpoint.transport.isClosing());
+  });
+
+  udp('bad input: errors naming the argument; the endpoint stays usable', () =>
+    onLoop(backend, async (loop) => {
+      const cases = [
+        [() => loop.createDatagramEndpoint(() => ({}), {}), TypeError, /createDatagramEndpoint: give localAddress, remoteAddress or both/],
+        [() => loop.createDatagramEndpoint(() => ({}), null), TypeError, /options must be an object/],
+        [() => loop.createDatagramEndpoint('factory', { localAddress: {} }), TypeError, /protocolFactory must be a function/],
+        [() => loop.createDatagramEndpoint(() => 5, { localAddress: {} }), TypeError, /the protocol factory must return an object, got number 5/],
+        [() => loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 70000 } }), RangeError, /localAddress.port must be an integer from 0 to 65535/],
+        [() => loop.createDatagramEndpoint(() => ({}), { remoteAddress: { host: '127.0.0.1' } }), RangeError, /remoteAddress.port must be an integer from 1 to 65535, got undefined/],
+        [() => loop.createDatagramEndpoint(() => ({}), { remoteAddress: 'here' }), TypeError, /remoteAddress must be an object/],
+        [() => loop.createDatagramEndpoint(() => ({}), { localAddress: { host: '' } }), TypeError, /localAddress.host must be a non-empty string/],
+      ];
+      for (const [attempt, ErrorClass, pattern] of cases) {
+        const error = await attempt().catch((e) => e);
+        assert.instance(error, ErrorClass, `${pattern}: ${error}`);
+        assert.match(error.message, pattern);
+      }
+      const open = await loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 0 } });
+      const connected = await loop.createDatagramEndpoint(() => ({}), { remoteAddress: open.transport.localAddress });
+      const sendCases = [
+        [() => open.transport.sendto('x'), TypeError, /sendto: addr is required: this endpoint has no remote address/],
+        [() => open.transport.sendto('x', { host: 'localhost', port: 9 }), TypeError, /addr.host must be a numeric IP address, got string "localhost"/],
+        [() => open.transport.sendto('x', { host: '127.0.0.1', port: 0 }), RangeError, /addr.port must be an integer from 1 to 65535, got number 0/],
+        [() => open.transport.sendto(42, { host: '127.0.0.1', port: 9 }), TypeError, /sendto: data must be a Uint8Array or a string/],
+        [() => open.transport.sendto(new Uint8Array(70_000), { host: '127.0.0.1', port: 9 }), RangeError, /a datagram holds at most 65507 bytes, got 70000/],
+        [() => connected.transport.sendto('x', { host: '127.0.0.1', port: 9 }), TypeError, /this endpoint is connected; send without addr/],
+      ];
+      for (const [attempt, ErrorClass, pattern] of sendCases) {
+        assert.throws(attempt, (e) => e instanceof ErrorClass && pattern.test(e.message), String(pattern));
+      }
+      assert.not.ok(open.transport.isClosing(), 'refused sends leave the endpoint open');
+      open.transport.close();
+      connected.transport.close();
+    }),
+  );
+
+  udp.run();
+}
+
+const unsupported = suite('datagram endpoints where there are none');
+
+unsupported('a clock-only backend refuses with NotSupportedError', async () => {
+  const loop = await createLoop({ backend: './test/fixtures/backends.mjs:clockOnly' });
+  try {
+    const error = await loop.runUntilComplete(() =>
+      loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 0 } }).catch((e) => e),
+    );
+    assert.instance(error, NotSupportedError);
+  } finally {
+    await loop.close();
+  }
+});
+
+unsupported.run();

@@ -1,0 +1,300 @@
+/**
+ * Datagram endpoints: asyncio's UDP API (`loop.create_datagram_endpoint`).
+ * A protocol's `datagramReceived(data, addr)` runs for each datagram, inside
+ * a loop callback the core ordered (the read watcher on the readiness model,
+ * an expected completion on the completion model); `transport.sendto(data,
+ * addr)` sends at once and queues what the system cannot take yet.
+ * `connectionLost` is scheduled with `callSoon`, as asyncio does.
+ */
+import type { ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
+import { READABLE, WRITABLE, parseAddress } from '../backends/backend.js';
+import { ERRNO, errnoName } from '../errno.js';
+import { ConnectionClosedError, describe } from '../errors.js';
+import { type IoLoop, type IoToken, ioError, toBytes } from './streams.js';
+
+const EAGAIN = ERRNO.EAGAIN as number;
+
+/** The largest UDP payload (IPv4: 65,535 minus the headers). */
+const MAX_DATAGRAM_BYTES = 65_507;
+
+/** Datagrams taken per readiness of one endpoint, so one busy endpoint cannot monopolise an iteration. */
+const DATAGRAMS_PER_READINESS = 64;
+
+/** Where datagrams are received (each is copied out to an array of its own size). */
+const scratch = new Uint8Array(MAX_DATAGRAM_BYTES);
+
+/** What a datagram protocol may implement; every method is optional. */
+export interface DatagramProtocol {
+  /** The endpoint is open; `transport` sends from it. */
+  connectionMade?(transport: DatagramTransport): void;
+  /** A datagram arrived from `addr`. The array is the protocol's to keep. */
+  datagramReceived?(data: Uint8Array, addr: SocketAddress): void;
+  /**
+   * A send or receive failed (an ICMP "port unreachable" for a connected
+   * endpoint arrives as ECONNREFUSED); the endpoint stays open.
+   */
+  errorReceived?(error: Error): void;
+  /** The endpoint is closed: `null` after `close()`/`abort()`. */
+  connectionLost?(error: Error | null): void;
+}
+
+/** A UDP endpoint as a protocol sees it. */
+export interface DatagramTransport {
+  /**
+   * Sends `data` as one datagram to `addr` (a numeric address), or to the
+   * remote address of a connected endpoint; never blocks.
+   */
+  sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void;
+  /** Closes once queued datagrams are sent; `connectionLost(null)` follows. Idempotent. */
+  close(): void;
+  /** Closes now, dropping queued datagrams; `connectionLost(null)` follows. Idempotent. */
+  abort(): void;
+  /** True once `close()` or `abort()` was called. */
+  isClosing(): boolean;
+  /** Bytes of datagrams queued and not yet sent. */
+  writeBufferSize(): number;
+  readonly localAddress: SocketAddress;
+  /** The connected peer, or null for an endpoint that sends anywhere. */
+  readonly remoteAddress: SocketAddress | null;
+}
+
+export type DatagramProtocolFactory<P extends DatagramProtocol = DatagramProtocol> = () => P;
+
+/** A readiness backend's socket operations, with the datagram ones it has (checked before use). */
+type DatagramOps = SocketOps & Required<Pick<SocketOps, 'sendTo' | 'recvFrom' | 'recvAddress'>>;
+
+interface QueuedDatagram {
+  bytes: Uint8Array;
+  host: string | null;
+  port: number;
+}
+
+const IP_LITERAL = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
+
+/** `addr` of a `sendto`: a numeric host and a port 1..65535. */
+function checkDestination(addr: unknown): { host: string; port: number } {
+  if (typeof addr !== 'object' || addr === null) {
+    throw new TypeError(`sendto: addr must be an object { host, port }, got ${describe(addr)}`);
+  }
+  const { host, port } = addr as { host?: unknown; port?: unknown };
+  if (typeof host !== 'string' || !IP_LITERAL.test(host)) {
+    throw new TypeError(`sendto: addr.host must be a numeric IP address, got ${describe(host)}`);
+  }
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`sendto: addr.port must be an integer from 1 to 65535, got ${describe(port)}`);
+  }
+  return { host, port };
+}
+
+/** A datagram endpoint on a readiness backend: a non-blocking UDP descriptor. */
+class ReadinessDatagramTransport implements DatagramTransport {
+  readonly #loop: IoLoop;
+  readonly #backend: ReadinessBackend;
+  readonly #ops: DatagramOps;
+  readonly #fd: number;
+  readonly #protocol: DatagramProtocol;
+  readonly #readToken: IoToken;
+  #writeToken: IoToken | null = null;
+  #queue: QueuedDatagram[] = [];
+  #queuedBytes = 0;
+  #closing = false;
+  #finished = false;
+  readonly #tracked = { close: () => this.abort() };
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress | null;
+
+  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, protocol: DatagramProtocol, connected: boolean) {
+    this.#loop = loop;
+    this.#backend = backend;
+    this.#ops = backend.sockets as DatagramOps;
+    this.#fd = fd;
+    this.#protocol = protocol;
+    this.localAddress = parseAddress(backend.sockets.address(fd, false));
+    this.remoteAddress = connected ? parseAddress(backend.sockets.address(fd, true)) : null;
+    this.#readToken = loop._watch(this.#onReadable);
+    const rc = backend.watch(fd, READABLE, this.#readToken.slot);
+    if (rc < 0) {
+      loop._release(this.#readToken);
+      backend.sockets.close(fd);
+      throw ioError('watch', errnoName(rc));
+    }
+    loop._track(this.#tracked, true);
+    this.#call('connectionMade', this);
+  }
+
+  isClosing(): boolean {
+    return this.#closing;
+  }
+
+  writeBufferSize(): number {
+    return this.#queuedBytes;
+  }
+
+  sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void {
+    if (this.#closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
+    const bytes = toBytes('sendto', data);
+    if (bytes.length > MAX_DATAGRAM_BYTES) {
+      throw new RangeError(`sendto: a datagram holds at most ${MAX_DATAGRAM_BYTES} bytes, got ${bytes.length}`);
+    }
+    let host: string | null = null;
+    let port = 0;
+    if (addr === undefined) {
+      if (this.remoteAddress === null) throw new TypeError('sendto: addr is required: this endpoint has no remote address');
+    } else {
+      ({ host, port } = checkDestination(addr));
+      if (this.remoteAddress !== null) {
+        throw new TypeError('sendto: this endpoint is connected; send without addr (to its remote address)');
+      }
+    }
+    if (this.#queue.length > 0) {
+      this.#enqueue({ bytes, host, port });
+      return;
+    }
+    const n = this.#ops.sendTo(this.#fd, bytes, 0, bytes.length, host, port);
+    if (n === -EAGAIN) this.#enqueue({ bytes, host, port });
+    else if (n < 0) this.#errorReceived(ioError('sendto', errnoName(n), host === null ? undefined : `${host}:${port}`));
+  }
+
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    if (this.#queue.length === 0) this.#teardown();
+  }
+
+  abort(): void {
+    this.#closing = true;
+    this.#queue = [];
+    this.#queuedBytes = 0;
+    this.#teardown();
+  }
+
+  #enqueue(datagram: QueuedDatagram): void {
+    this.#queue.push(datagram);
+    this.#queuedBytes += datagram.bytes.length;
+    if (this.#writeToken !== null) return;
+    this.#writeToken = this.#loop._watch(this.#onWritable);
+    const rc = this.#backend.watch(this.#fd, WRITABLE, this.#writeToken.slot);
+    if (rc < 0) {
+      this.#errorReceived(ioError('watch', errnoName(rc)));
+      this.abort();
+    }
+  }
+
+  readonly #onWritable = (): void => {
+    const queue = this.#queue;
+    while (queue.length > 0) {
+      const d = queue[0] as QueuedDatagram;
+      const n = this.#ops.sendTo(this.#fd, d.bytes, 0, d.bytes.length, d.host, d.port);
+      if (n === -EAGAIN) return;
+      queue.shift();
+      this.#queuedBytes -= d.bytes.length;
+      if (n < 0) this.#errorReceived(ioError('sendto', errnoName(n), d.host === null ? undefined : `${d.host}:${d.port}`));
+      if (this.#finished) return;
+    }
+    this.#stopWriting();
+    if (this.#closing) this.#teardown();
+  };
+
+  #stopWriting(): void {
+    if (this.#writeToken === null) return;
+    this.#backend.unwatch(this.#fd, WRITABLE);
+    this.#loop._release(this.#writeToken);
+    this.#writeToken = null;
+  }
+
+  readonly #onReadable = (): void => {
+    for (let i = 0; i < DATAGRAMS_PER_READINESS && !this.#closing; i++) {
+      const n = this.#ops.recvFrom(this.#fd, scratch, 0, scratch.length);
+      if (n === -EAGAIN) return;
+      if (n < 0) {
+        this.#errorReceived(ioError('recvfrom', errnoName(n)));
+        continue;
+      }
+      const from = parseAddress(this.#ops.recvAddress());
+      const data = scratch.slice(0, Math.min(n, scratch.length));
+      const protocol = this.#protocol;
+      if (protocol.datagramReceived === undefined) continue;
+      try {
+        protocol.datagramReceived(data, from);
+      } catch (error) {
+        this.#failed('datagramReceived', error);
+        return;
+      }
+    }
+  };
+
+  #errorReceived(error: Error): void {
+    this.#call('errorReceived', error);
+  }
+
+  /** Calls a protocol method; one that throws has its endpoint aborted and the error reported. */
+  #call(method: 'connectionMade' | 'errorReceived', arg: unknown): void {
+    const fn = this.#protocol[method] as ((arg: unknown) => unknown) | undefined;
+    if (typeof fn !== 'function') return;
+    try {
+      fn.call(this.#protocol, arg);
+    } catch (error) {
+      this.#failed(method, error);
+    }
+  }
+
+  #failed(method: string, error: unknown): void {
+    this.#loop._report(`protocol.${method}() failed; its endpoint was aborted`, error);
+    this.abort();
+  }
+
+  /** Releases the descriptor and schedules `connectionLost(null)` once. */
+  #teardown(): void {
+    this.#closing = true;
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#stopWriting();
+    this.#backend.unwatch(this.#fd, READABLE);
+    this.#loop._release(this.#readToken);
+    this.#backend.sockets.close(this.#fd);
+    this.#loop._track(this.#tracked, false);
+    const protocol = this.#protocol;
+    if (typeof protocol.connectionLost === 'function' && !this.#loop.isClosed()) {
+      this.#loop.callSoon(() => {
+        try {
+          protocol.connectionLost?.(null);
+        } catch (thrown) {
+          this.#loop._report('protocol.connectionLost() failed', thrown);
+        }
+      });
+    }
+  }
+}
+
+/** Where a datagram endpoint binds, and the peer it is connected to, if any. */
+export interface DatagramTarget {
+  local: { host: string; port: number };
+  remote: { host: string; port: number } | null;
+}
+
+/** Opens a datagram endpoint on a readiness backend. */
+export function readinessDatagramEndpoint(
+  loop: IoLoop,
+  backend: ReadinessBackend,
+  target: DatagramTarget,
+  protocol: DatagramProtocol,
+): DatagramTransport {
+  const ops = backend.sockets;
+  const bind = ops.udpBind as (host: string, port: number) => number;
+  const fd = bind.call(ops, target.local.host, target.local.port);
+  if (fd < 0) throw ioError('bind', errnoName(fd), `${target.local.host}:${target.local.port}`);
+  if (target.remote !== null) {
+    const connect = ops.udpConnect as (fd: number, host: string, port: number) => number;
+    const rc = connect.call(ops, fd, target.remote.host, target.remote.port);
+    if (rc < 0) {
+      ops.close(fd);
+      throw ioError('connect', errnoName(rc), `${target.remote.host}:${target.remote.port}`);
+    }
+  }
+  try {
+    return new ReadinessDatagramTransport(loop, backend, fd, protocol, target.remote !== null);
+  } catch (error) {
+    ops.close(fd);
+    throw error;
+  }
+}
