@@ -1,9 +1,9 @@
 // Datagram endpoints (asyncio's create_datagram_endpoint): one suite run
-// against every backend with UDP, then bad input.
+// against every backend, bad input included.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { AddressInUseError, ConnectionClosedError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
-import { UDP_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
+import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
 
 const text = (data) => Buffer.from(data).toString();
 
@@ -45,7 +45,7 @@ async function until(loop, done) {
   for (let i = 0; i < 500 && !done(); i++) await loop.sleep(1);
 }
 
-for (const backend of UDP_BACKENDS) {
+for (const backend of IO_BACKENDS) {
   const udp = suite(`datagram endpoints on '${backendLabel(backend)}'`);
 
   udp('echo: a connected client sends and receives; connectionMade first, connectionLost(null) last', () =>

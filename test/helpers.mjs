@@ -8,9 +8,6 @@ export const NET_COMPLETION = `${fileURLToPath(new URL('../ts-host/dist/backends
 /** Every backend with a network: the I/O suites run against each. */
 export const IO_BACKENDS = ['selector', 'completion', NET_COMPLETION, 'virtual'];
 
-/** Every backend with datagram endpoints. */
-export const UDP_BACKENDS = ['selector', 'virtual'];
-
 /** A backend's name in test titles. */
 export const backendLabel = (backend) => (backend === NET_COMPLETION ? 'completion on node:net' : backend);
 

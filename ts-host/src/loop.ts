@@ -60,6 +60,7 @@ import {
   type DatagramProtocol,
   type DatagramProtocolFactory,
   type DatagramTransport,
+  completionDatagramEndpoint,
   readinessDatagramEndpoint,
 } from './io/datagrams.js';
 
@@ -1258,9 +1259,9 @@ export class EventLoop {
     const { local, remote } = checkDatagramOptions(operation, options);
     this.#liveCore(operation);
     const backend = this.#ioBackend(operation);
-    if (backend.model !== 'readiness' || typeof backend.sockets.udpBind !== 'function') {
-      throw new NotSupportedError(`${operation}: the '${backend.name}' backend has no datagram endpoints`);
-    }
+    const supported =
+      backend.model === 'readiness' ? typeof backend.sockets.udpBind === 'function' : typeof backend.datagram === 'function';
+    if (!supported) throw new NotSupportedError(`${operation}: the '${backend.name}' backend has no datagram endpoints`);
     const remoteHost = remote === null ? null : await resolveHost(operation, remote.host);
     // Without a localAddress, any address of the remote's family (to reach it
     // from whichever interface routes there); a localAddress without a host
@@ -1276,7 +1277,11 @@ export class EventLoop {
       local: { host: localHost, port: local?.port ?? 0 },
       remote: remote === null ? null : { host: remoteHost as string, port: remote.port },
     };
-    const transport = readinessDatagramEndpoint(this as IoLoop, backend, target, protocol);
+    const loop = this as IoLoop;
+    const transport =
+      backend.model === 'readiness'
+        ? readinessDatagramEndpoint(loop, backend, target, protocol)
+        : await completionDatagramEndpoint(loop, backend, target, protocol);
     return { transport, protocol };
   }
 

@@ -134,6 +134,19 @@ export interface CompletionSocket {
   readonly remoteAddress: SocketAddress;
 }
 
+/** A UDP endpoint the host runs for a completion backend. */
+export interface CompletionDatagram {
+  /**
+   * Sends one datagram (`host` null: to the connected peer); `done` once the
+   * host took it, at once if it could.
+   */
+  send(data: Uint8Array, host: string | null, port: number, done: (error: Error | null) => void): void;
+  /** Stops receiving and releases the endpoint; no callback follows. */
+  close(): void;
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress | null;
+}
+
 export interface CompletionListener {
   address(): SocketAddress;
   close(done: () => void): void;
@@ -168,6 +181,18 @@ export interface CompletionBackend extends BackendBase {
     options: { host: string; port: number; path?: string },
     done: (error: Error | null, socket?: CompletionSocket) => void,
   ): void | (() => void);
+  /**
+   * A UDP endpoint (optional: without it, datagram endpoints are
+   * NotSupportedError): bound to `local`, connected to `remote` if given.
+   * `onDatagram` for each datagram that arrives and `onError` for failed
+   * receives, from host callbacks; `done` once it is open or failed.
+   */
+  datagram?(
+    options: { local: { host: string; port: number }; remote: { host: string; port: number } | null },
+    onDatagram: (data: Uint8Array, from: SocketAddress) => void,
+    onError: (error: Error) => void,
+    done: (error: Error | null, endpoint?: CompletionDatagram) => void,
+  ): void;
 }
 
 /**

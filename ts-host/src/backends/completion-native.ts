@@ -24,6 +24,7 @@ import {
   ACCEPT_RETRY_MS,
   type BackendSink,
   type CompletionBackend,
+  type CompletionDatagram,
   type CompletionListener,
   type CompletionSocket,
   type Direction,
@@ -363,6 +364,124 @@ class NativeListener implements CompletionListener, Endpoint {
   }
 }
 
+/** The largest UDP payload; datagrams are received here and copied out. */
+const MAX_DATAGRAM_BYTES = 65_507;
+const datagramScratch = new Uint8Array(MAX_DATAGRAM_BYTES);
+/** Datagrams taken per readiness, so one busy endpoint cannot hold up the others. */
+const DATAGRAMS_PER_READINESS = 64;
+
+interface QueuedDatagram {
+  bytes: Uint8Array;
+  host: string | null;
+  port: number;
+  done: (error: Error | null) => void;
+}
+
+/** A UDP endpoint: receives as datagrams arrive, sends at once, queues what would block. */
+class NativeDatagram implements CompletionDatagram, Endpoint {
+  readonly #native: ReturnType<typeof loadSelectorAddon>;
+  readonly #watcher: Watcher;
+  readonly #fd: number;
+  readonly #id: number;
+  readonly #onDatagram: (data: Uint8Array, from: SocketAddress) => void;
+  readonly #onError: (error: Error) => void;
+  readonly #onClose: (endpoint: NativeDatagram) => void;
+  #queue: QueuedDatagram[] = [];
+  #writeWatched = false;
+  #closed = false;
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress | null;
+
+  constructor(
+    native: ReturnType<typeof loadSelectorAddon>,
+    watcher: Watcher,
+    fd: number,
+    connected: boolean,
+    onDatagram: (data: Uint8Array, from: SocketAddress) => void,
+    onError: (error: Error) => void,
+    onClose: (endpoint: NativeDatagram) => void,
+  ) {
+    this.#native = native;
+    this.#watcher = watcher;
+    this.#fd = fd;
+    this.#onDatagram = onDatagram;
+    this.#onError = onError;
+    this.#onClose = onClose;
+    this.localAddress = parseAddress(native.address(fd, false));
+    this.remoteAddress = connected ? parseAddress(native.address(fd, true)) : null;
+    this.#id = watcher.register(this);
+  }
+
+  /** Starts receiving: 0, or -errno. */
+  start(): number {
+    return this.#watcher.watch(this.#fd, READABLE, this.#id);
+  }
+
+  ready(direction: Direction): void {
+    if (direction === WRITABLE) {
+      this.#flush();
+      return;
+    }
+    for (let i = 0; i < DATAGRAMS_PER_READINESS && !this.#closed; i++) {
+      const n = this.#native.recvFrom(this.#fd, datagramScratch, 0, datagramScratch.length);
+      if (n === -EAGAIN) return;
+      if (n < 0) {
+        this.#onError(systemError('recvfrom', n));
+        continue;
+      }
+      const data = datagramScratch.slice(0, Math.min(n, datagramScratch.length));
+      this.#onDatagram(data, parseAddress(this.#native.recvAddress()));
+    }
+  }
+
+  send(data: Uint8Array, host: string | null, port: number, done: (error: Error | null) => void): void {
+    if (this.#closed) {
+      done(systemError('sendto', -(ERRNO.EBADF as number)));
+      return;
+    }
+    if (this.#queue.length > 0) {
+      this.#queue.push({ bytes: data, host, port, done });
+      return;
+    }
+    const n = this.#native.sendTo(this.#fd, data, 0, data.length, host, port);
+    if (n === -EAGAIN) {
+      this.#queue.push({ bytes: data, host, port, done });
+      if (!this.#writeWatched) {
+        this.#writeWatched = true;
+        this.#watcher.watch(this.#fd, WRITABLE, this.#id);
+      }
+      return;
+    }
+    done(n < 0 ? systemError('sendto', n) : null);
+  }
+
+  #flush(): void {
+    const queue = this.#queue;
+    while (queue.length > 0 && !this.#closed) {
+      const d = queue[0] as QueuedDatagram;
+      const n = this.#native.sendTo(this.#fd, d.bytes, 0, d.bytes.length, d.host, d.port);
+      if (n === -EAGAIN) return;
+      queue.shift();
+      d.done(n < 0 ? systemError('sendto', n) : null);
+    }
+    if (this.#writeWatched) {
+      this.#writeWatched = false;
+      this.#watcher.unwatch(this.#fd, WRITABLE);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue = [];
+    this.#watcher.unwatch(this.#fd, READABLE);
+    if (this.#writeWatched) this.#watcher.unwatch(this.#fd, WRITABLE);
+    this.#watcher.unregister(this.#id);
+    this.#native.close(this.#fd);
+    this.#onClose(this);
+  }
+}
+
 /**
  * The native `completion` backend. Throws where the addon cannot load
  * (Deno, Bun, workerd, Windows, browsers); `createCompletionBackend` then
@@ -384,6 +503,7 @@ export function createNativeCompletionBackend(): CompletionBackend {
   });
   const sockets = new Set<NativeSocket>();
   const listeners = new Set<NativeListener>();
+  const datagrams = new Set<NativeDatagram>();
   /** Descriptors of connections still being made. */
   const pending = new Set<number>();
   const forget = (socket: NativeSocket) => sockets.delete(socket);
@@ -486,8 +606,37 @@ export function createNativeCompletionBackend(): CompletionBackend {
         ops.close(fd);
       };
     },
+    datagram({ local, remote }, onDatagram, onError, done) {
+      if (closed) {
+        done(systemError('bind', -(ERRNO.EBADF as number)));
+        return;
+      }
+      const fd = native.udpBind(local.host, local.port);
+      if (fd < 0) {
+        done(systemError('bind', fd));
+        return;
+      }
+      if (remote !== null) {
+        const rc = native.udpConnect(fd, remote.host, remote.port);
+        if (rc < 0) {
+          native.close(fd);
+          done(systemError('connect', rc));
+          return;
+        }
+      }
+      const endpoint = new NativeDatagram(native, watcher, fd, remote !== null, onDatagram, onError, (e) => datagrams.delete(e));
+      const rc = endpoint.start();
+      if (rc < 0) {
+        endpoint.close();
+        done(systemError('watch', rc));
+        return;
+      }
+      datagrams.add(endpoint);
+      done(null, endpoint);
+    },
     close() {
       closed = true;
+      for (const endpoint of [...datagrams]) endpoint.close();
       for (const socket of [...sockets]) socket.destroy();
       for (const listener of [...listeners]) listener.close(() => undefined);
       for (const fd of pending) {

@@ -12,6 +12,7 @@ import type { Server as NetServer, Socket as NetSocket } from 'node:net';
 import {
   type BackendSink,
   type CompletionBackend,
+  type CompletionDatagram,
   type CompletionSocket,
   type SocketAddress,
   TokenQueue,
@@ -28,6 +29,15 @@ function isWorkerd(): boolean {
 }
 
 type NetModule = typeof import('node:net');
+type DgramModule = typeof import('node:dgram');
+
+let dgram: DgramModule | null = null;
+try {
+  dgram = (await import('node:dgram')) as DgramModule;
+  if (typeof dgram.createSocket !== 'function') dgram = null;
+} catch {
+  // No node:dgram here (workerd): no datagram endpoints on this backend.
+}
 
 let net: NetModule | null = null;
 try {
@@ -104,6 +114,57 @@ function wrap(socket: NetSocket, unix?: UnixEnds): CompletionSocket {
       if (unix !== undefined) return unixAddress(unix.remote);
       return addressOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
     },
+  };
+}
+
+/** UDP endpoints on `node:dgram`. */
+function netDatagram(dgramModule: DgramModule): NonNullable<CompletionBackend['datagram']> {
+  return ({ local, remote }, onDatagram, onError, done) => {
+    const socket = dgramModule.createSocket({ type: local.host.includes(':') ? 'udp6' : 'udp4' });
+    let closed = false;
+    const close = () => {
+      if (closed) return;
+      closed = true;
+      socket.close();
+    };
+    const fail = (error: Error) => {
+      close();
+      done(error);
+    };
+    socket.once('error', fail);
+    const endpoint: CompletionDatagram = {
+      send(data, host, port, sent) {
+        if (closed) {
+          sent(Object.assign(new Error('sendto failed: EBADF'), { code: 'EBADF', syscall: 'sendto' }));
+          return;
+        }
+        const callback = (error: Error | null) => sent(error ?? null);
+        if (host === null) socket.send(data, callback);
+        else socket.send(data, port, host, callback);
+      },
+      close,
+      get localAddress() {
+        const a = socket.address();
+        return addressOf(a.address, a.port, a.family);
+      },
+      get remoteAddress() {
+        if (remote === null) return null;
+        const a = socket.remoteAddress();
+        return addressOf(a.address, a.port, a.family);
+      },
+    };
+    socket.bind(local.port, local.host, () => {
+      const opened = () => {
+        socket.off('error', fail);
+        socket.on('error', (error) => onError(error));
+        socket.on('message', (message, info) =>
+          onDatagram(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), addressOf(info.address, info.port, info.family)),
+        );
+        done(null, endpoint);
+      };
+      if (remote === null) opened();
+      else socket.connect(remote.port, remote.host, opened);
+    });
   };
 }
 
@@ -200,6 +261,7 @@ export function createNetCompletionBackend(): CompletionBackend {
         socket.destroy();
       };
     },
+    ...(dgram === null ? {} : { datagram: netDatagram(dgram) }),
     close() {
       for (const s of servers) s.close();
       for (const s of sockets) s.destroy();

@@ -6,11 +6,11 @@
  * addr)` sends at once and queues what the system cannot take yet.
  * `connectionLost` is scheduled with `callSoon`, as asyncio does.
  */
-import type { ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
+import type { CompletionBackend, CompletionDatagram, ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
 import { READABLE, WRITABLE, parseAddress } from '../backends/backend.js';
 import { ERRNO, errnoName } from '../errno.js';
 import { ConnectionClosedError, describe } from '../errors.js';
-import { type IoLoop, type IoToken, ioError, toBytes } from './streams.js';
+import { type IoLoop, type IoToken, fromHostError, ioError, toBytes } from './streams.js';
 
 const EAGAIN = ERRNO.EAGAIN as number;
 
@@ -132,20 +132,7 @@ class ReadinessDatagramTransport implements DatagramTransport {
 
   sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void {
     if (this.#closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
-    const bytes = toBytes('sendto', data);
-    if (bytes.length > MAX_DATAGRAM_BYTES) {
-      throw new RangeError(`sendto: a datagram holds at most ${MAX_DATAGRAM_BYTES} bytes, got ${bytes.length}`);
-    }
-    let host: string | null = null;
-    let port = 0;
-    if (addr === undefined) {
-      if (this.remoteAddress === null) throw new TypeError('sendto: addr is required: this endpoint has no remote address');
-    } else {
-      ({ host, port } = checkDestination(addr));
-      if (this.remoteAddress !== null) {
-        throw new TypeError('sendto: this endpoint is connected; send without addr (to its remote address)');
-      }
-    }
+    const { bytes, host, port } = checkSend(data, addr, this.remoteAddress !== null);
     if (this.#queue.length > 0) {
       this.#enqueue({ bytes, host, port });
       return;
@@ -253,17 +240,190 @@ class ReadinessDatagramTransport implements DatagramTransport {
     this.#loop._release(this.#readToken);
     this.#backend.sockets.close(this.#fd);
     this.#loop._track(this.#tracked, false);
-    const protocol = this.#protocol;
-    if (typeof protocol.connectionLost === 'function' && !this.#loop.isClosed()) {
-      this.#loop.callSoon(() => {
-        try {
-          protocol.connectionLost?.(null);
-        } catch (thrown) {
-          this.#loop._report('protocol.connectionLost() failed', thrown);
-        }
-      });
+    scheduleLost(this.#loop, this.#protocol);
+  }
+}
+
+/**
+ * A datagram endpoint on a completion backend: the host receives and sends;
+ * what it received (and failed receives) reaches the protocol through one
+ * expected completion per burst, so protocol calls are ordered by the core
+ * as on the readiness model.
+ */
+class CompletionDatagramTransport implements DatagramTransport {
+  readonly #loop: IoLoop;
+  readonly #backend: CompletionBackend;
+  readonly #protocol: DatagramProtocol;
+  #endpoint: CompletionDatagram | null = null;
+  /** Arrived datagrams and errors, waiting for the loop. */
+  #inbox: Array<{ data: Uint8Array; from: SocketAddress } | Error> = [];
+  #deliverToken: IoToken | null = null;
+  /** Bytes of sends the host has not finished. */
+  #sending = 0;
+  #closing = false;
+  #finished = false;
+  readonly #tracked = { close: () => this.abort() };
+  localAddress: SocketAddress = { host: '', port: 0, family: 'IPv4' };
+  remoteAddress: SocketAddress | null = null;
+
+  constructor(loop: IoLoop, backend: CompletionBackend, protocol: DatagramProtocol) {
+    this.#loop = loop;
+    this.#backend = backend;
+    this.#protocol = protocol;
+  }
+
+  /** The host's endpoint is open: start. */
+  opened(endpoint: CompletionDatagram): void {
+    this.#endpoint = endpoint;
+    this.localAddress = endpoint.localAddress;
+    this.remoteAddress = endpoint.remoteAddress;
+    this.#loop._track(this.#tracked, true);
+    this.#call('connectionMade', this);
+  }
+
+  /** From the host: a datagram or a failed receive. */
+  arrived(item: { data: Uint8Array; from: SocketAddress } | Error): void {
+    if (this.#finished) return;
+    this.#inbox.push(item);
+    if (this.#deliverToken === null) {
+      this.#deliverToken = this.#loop._expect(this.#deliver);
+      this.#backend.complete(this.#deliverToken.slot);
     }
   }
+
+  readonly #deliver = (): void => {
+    this.#deliverToken = null;
+    const inbox = this.#inbox;
+    while (inbox.length > 0 && !this.#closing) {
+      const item = inbox.shift() as { data: Uint8Array; from: SocketAddress } | Error;
+      if (item instanceof Error) {
+        this.#call('errorReceived', item);
+        continue;
+      }
+      const protocol = this.#protocol;
+      if (protocol.datagramReceived === undefined) continue;
+      try {
+        protocol.datagramReceived(item.data, item.from);
+      } catch (error) {
+        this.#failed('datagramReceived', error);
+        return;
+      }
+    }
+  };
+
+  isClosing(): boolean {
+    return this.#closing;
+  }
+
+  writeBufferSize(): number {
+    return this.#sending;
+  }
+
+  sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void {
+    if (this.#closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
+    const { bytes, host, port } = checkSend(data, addr, this.remoteAddress !== null);
+    this.#sending += bytes.length;
+    (this.#endpoint as CompletionDatagram).send(bytes, host, port, (error) => {
+      this.#sending -= bytes.length;
+      if (error !== null) this.arrived(fromHostError('sendto', error, host === null ? undefined : `${host}:${port}`));
+      if (this.#closing && this.#sending === 0) this.#teardown();
+    });
+  }
+
+  close(): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    if (this.#sending === 0) this.#teardown();
+  }
+
+  abort(): void {
+    this.#closing = true;
+    this.#teardown();
+  }
+
+  #call(method: 'connectionMade' | 'errorReceived', arg: unknown): void {
+    const fn = this.#protocol[method] as ((arg: unknown) => unknown) | undefined;
+    if (typeof fn !== 'function') return;
+    try {
+      fn.call(this.#protocol, arg);
+    } catch (error) {
+      this.#failed(method, error);
+    }
+  }
+
+  #failed(method: string, error: unknown): void {
+    this.#loop._report(`protocol.${method}() failed; its endpoint was aborted`, error);
+    this.abort();
+  }
+
+  #teardown(): void {
+    this.#closing = true;
+    if (this.#finished) return;
+    this.#finished = true;
+    this.#inbox = [];
+    if (this.#deliverToken !== null) this.#loop._release(this.#deliverToken);
+    this.#deliverToken = null;
+    this.#endpoint?.close();
+    this.#loop._track(this.#tracked, false);
+    scheduleLost(this.#loop, this.#protocol);
+  }
+}
+
+/** Schedules `connectionLost(null)` (asyncio calls it soon, not at once). */
+function scheduleLost(loop: IoLoop, protocol: DatagramProtocol): void {
+  if (typeof protocol.connectionLost !== 'function' || loop.isClosed()) return;
+  loop.callSoon(() => {
+    try {
+      protocol.connectionLost?.(null);
+    } catch (thrown) {
+      loop._report('protocol.connectionLost() failed', thrown);
+    }
+  });
+}
+
+/** A `sendto`'s checked arguments: the bytes and where they go (null host: the connected peer). */
+function checkSend(
+  data: Uint8Array | string,
+  addr: { host: string; port: number } | undefined,
+  connected: boolean,
+): { bytes: Uint8Array; host: string | null; port: number } {
+  const bytes = toBytes('sendto', data);
+  if (bytes.length > MAX_DATAGRAM_BYTES) {
+    throw new RangeError(`sendto: a datagram holds at most ${MAX_DATAGRAM_BYTES} bytes, got ${bytes.length}`);
+  }
+  if (addr === undefined) {
+    if (!connected) throw new TypeError('sendto: addr is required: this endpoint has no remote address');
+    return { bytes, host: null, port: 0 };
+  }
+  const { host, port } = checkDestination(addr);
+  if (connected) throw new TypeError('sendto: this endpoint is connected; send without addr (to its remote address)');
+  return { bytes, host, port };
+}
+
+/** Opens a datagram endpoint on a completion backend. */
+export function completionDatagramEndpoint(
+  loop: IoLoop,
+  backend: CompletionBackend,
+  target: DatagramTarget,
+  protocol: DatagramProtocol,
+): Promise<DatagramTransport> {
+  const transport = new CompletionDatagramTransport(loop, backend, protocol);
+  const where = `${target.local.host}:${target.local.port}`;
+  return new Promise((resolve, reject) => {
+    (backend.datagram as NonNullable<CompletionBackend['datagram']>)(
+      target,
+      (data, from) => transport.arrived({ data, from }),
+      (error) => transport.arrived(fromHostError('recvfrom', error)),
+      (error, endpoint) => {
+        if (error !== null || endpoint === undefined) {
+          reject(fromHostError('bind', error, where));
+          return;
+        }
+        transport.opened(endpoint);
+        resolve(transport);
+      },
+    );
+  });
 }
 
 /** Where a datagram endpoint binds, and the peer it is connected to, if any. */
