@@ -2,7 +2,7 @@
 // against every backend, bad input included.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { AddressInUseError, ConnectionClosedError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
+import { AddressInUseError, ConnectionClosedError, LoopClosedError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
 
 const text = (data) => Buffer.from(data).toString();
@@ -146,6 +146,22 @@ for (const backend of IO_BACKENDS) {
       first.transport.close();
     }),
   );
+
+  udp('closing the loop while an endpoint opens rejects it with LoopClosedError, or closes it', async () => {
+    const loop = await createLoop({ backend });
+    let opening;
+    await loop.runUntilComplete(() => {
+      opening = loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 0 } }).then(
+        (endpoint) => endpoint,
+        (error) => error,
+      );
+    });
+    await loop.close();
+    const outcome = await opening;
+    // Readiness backends open at once (then the loop closed it); completion hosts may answer later.
+    if (outcome instanceof Error) assert.instance(outcome, LoopClosedError);
+    else assert.ok(outcome.transport.isClosing());
+  });
 
   udp('closing the loop closes its endpoints', async () => {
     const loop = await createLoop({ backend });

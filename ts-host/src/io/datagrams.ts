@@ -9,7 +9,7 @@
 import type { CompletionBackend, CompletionDatagram, ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
 import { READABLE, WRITABLE, parseAddress } from '../backends/backend.js';
 import { ERRNO, errnoName } from '../errno.js';
-import { ConnectionClosedError, describe } from '../errors.js';
+import { ConnectionClosedError, LoopClosedError, describe } from '../errors.js';
 import { type IoLoop, type IoToken, fromHostError, ioError, toBytes } from './streams.js';
 
 const EAGAIN = ERRNO.EAGAIN as number;
@@ -417,6 +417,12 @@ export function completionDatagramEndpoint(
       (error, endpoint) => {
         if (error !== null || endpoint === undefined) {
           reject(fromHostError('bind', error, where));
+          return;
+        }
+        if (loop.isClosed()) {
+          // The loop closed while the host was opening it: nobody will close it later.
+          endpoint.close();
+          reject(new LoopClosedError('createDatagramEndpoint'));
           return;
         }
         transport.opened(endpoint);
