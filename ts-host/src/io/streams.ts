@@ -1198,6 +1198,12 @@ class CompletionServer implements Server {
             reject(fromHostError('listen', error, where(options)));
             return;
           }
+          if (this.#loop.isClosed()) {
+            // The loop closed while the host was listening: nobody will close it later.
+            listener.close(() => undefined);
+            reject(new LoopClosedError('listen'));
+            return;
+          }
           this.#listener = listener;
           this.#address = listener.address();
           this.#loop._track(this, true);
