@@ -354,6 +354,57 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
+  io('web streams: writable and readable carry the bytes; closing the writable ends the stream', () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const client = await loop.createConnection({ port: server.address().port });
+      const writer = client.writable.getWriter();
+      await writer.write('web ');
+      await writer.write(new TextEncoder().encode('streams '));
+      await writer.write('x'.repeat(200_000));
+      await writer.close();
+      const text = await new Response(client.readable).text();
+      assert.is(text, `web streams ${'x'.repeat(200_000)}`);
+      assert.ok(client.closed, 'both directions ended');
+      await server.close();
+    }),
+  );
+
+  io('web streams: pipeTo proxies one connection into another, both ways', () =>
+    onLoop(backend, async (loop) => {
+      const upstream = await echoServer(loop);
+      const proxy = await loop.createServer(
+        async (conn) => {
+          const up = await loop.createConnection({ port: upstream.address().port });
+          await Promise.all([conn.readable.pipeTo(up.writable), up.readable.pipeTo(conn.writable)]);
+        },
+        { port: 0 },
+      );
+      const client = await loop.createConnection({ port: proxy.address().port });
+      const reply = client.readable.pipeThrough(new TextDecoderStream()).getReader();
+      await client.write('through the proxy');
+      let got = '';
+      while (got.length < 17) got += (await reply.read()).value;
+      assert.is(got, 'through the proxy');
+      await client.end();
+      assert.is((await reply.read()).done, true, 'the end of the stream went through too');
+      await proxy.close();
+      await upstream.close();
+    }),
+  );
+
+  io('web streams: cancelling the readable closes the connection', () =>
+    onLoop(backend, async (loop) => {
+      const server = await echoServer(loop);
+      const client = await loop.createConnection({ port: server.address().port });
+      await client.readable.cancel();
+      assert.ok(client.closed);
+      for (let i = 0; i < 200 && server.connections > 0; i++) await loop.sleep(1);
+      assert.is(server.connections, 0, 'the server saw it close');
+      await server.close();
+    }),
+  );
+
   io('host names resolve: localhost', () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);

@@ -69,6 +69,18 @@ export interface Connection extends AsyncIterable<Uint8Array> {
   readLine(options?: { limit?: number; signal?: AbortSignal }): Promise<Uint8Array | null>;
   /** Writes `data`; resolves when the system has accepted all of it (backpressure). */
   write(data: Uint8Array | string): Promise<void>;
+  /**
+   * The connection's incoming bytes as a WHATWG ReadableStream (for
+   * `pipeTo`, `pipeThrough(new TextDecoderStream())`, `new Response(...)`):
+   * it pulls with `read()`, so it takes the place of reading by hand;
+   * cancelling it closes the connection.
+   */
+  readonly readable: ReadableStream<Uint8Array>;
+  /**
+   * A WritableStream over `write()`: closing it calls `end()` (the peer reads
+   * the end of the stream), aborting it `close()`.
+   */
+  readonly writable: WritableStream<Uint8Array | string>;
   /** Half-closes after pending writes: the peer reads the end of the stream. */
   end(): Promise<void>;
   /** Closes now; pending reads and writes reject with ConnectionClosedError. Idempotent. */
@@ -276,6 +288,34 @@ abstract class BaseConnection implements Connection {
   read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
     if (this.#framing) return Promise.reject(new WasmloopError('read: another read is pending on this connection'));
     return this.#next(options);
+  }
+
+  #readable: ReadableStream<Uint8Array> | null = null;
+  #writable: WritableStream<Uint8Array | string> | null = null;
+
+  get readable(): ReadableStream<Uint8Array> {
+    this.#readable ??= new ReadableStream<Uint8Array>(
+      {
+        pull: async (controller) => {
+          const chunk = await this.read();
+          if (chunk === null) controller.close();
+          else controller.enqueue(chunk);
+        },
+        cancel: () => this.close(),
+      },
+      // Read only when the consumer asks: data waits in the kernel, not here.
+      { highWaterMark: 0 },
+    );
+    return this.#readable;
+  }
+
+  get writable(): WritableStream<Uint8Array | string> {
+    this.#writable ??= new WritableStream<Uint8Array | string>({
+      write: (chunk) => this.write(chunk),
+      close: () => this.end(),
+      abort: () => this.close(),
+    });
+    return this.#writable;
   }
 
   /** What a framed read left over, else the transport's next chunk. */
