@@ -250,9 +250,10 @@ static napi_value js_unlink(napi_env env, napi_callback_info info) {
 
 /* ------------------------------------------------------------- datagrams */
 
-/* The sender of the last datagram recvFrom received (recvAddress() reads it). */
-static struct sockaddr_storage last_sender;
-static socklen_t last_sender_len;
+/* The sender of the last datagram recvFrom received (recvAddress() reads it).
+ * Per thread: loops in worker threads share this library. */
+static _Thread_local struct sockaddr_storage last_sender;
+static _Thread_local socklen_t last_sender_len;
 
 /* udpBind(host, port) -> fd | -errno: a non-blocking UDP socket bound there. */
 static napi_value js_udp_bind(napi_env env, napi_callback_info info) {
