@@ -18,6 +18,7 @@ import {
   type CompletionBackend,
   type ReadinessBackend as ReadinessBackendType,
   WRITABLE,
+  isIpLiteral,
   performanceOriginOf,
 } from './backends/backend.js';
 import type { CoreInstance, CoreLoop, HostImports } from './core.js';
@@ -1792,11 +1793,9 @@ function checkAddress(
   return { host, port, backlog };
 }
 
-const IP_LITERAL = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
-
 /** A numeric address for `host` (IPv4 preferred for names, as most servers listen there). */
 async function resolveHost(operation: string, host: string): Promise<string> {
-  if (IP_LITERAL.test(host)) return host;
+  if (isIpLiteral(host)) return host;
   const { lookup } = await import('node:dns/promises');
   try {
     const { address } = await lookup(host, { order: 'ipv4first' } as never);

@@ -229,6 +229,25 @@ export interface SocketAddress {
   path?: string;
 }
 
+const IP_LITERAL = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
+
+/** True for a numeric IPv4 or IPv6 address (no name lookup needed). */
+export function isIpLiteral(host: string): boolean {
+  return IP_LITERAL.test(host);
+}
+
+/** The largest UDP payload (IPv4: 65,535 bytes minus the headers). */
+export const MAX_DATAGRAM_BYTES = 65_507;
+
+/** Datagrams an endpoint takes per readiness, so one busy endpoint cannot monopolise an iteration. */
+export const DATAGRAMS_PER_READINESS = 64;
+
+/**
+ * Where datagrams are received, on either model; each is copied out to an
+ * array of its own size at once, so one buffer serves every endpoint.
+ */
+export const datagramScratch = new Uint8Array(MAX_DATAGRAM_BYTES);
+
 /** A `SocketOps.address()` result as a SocketAddress (an errno gives an empty one). */
 export function parseAddress(text: string | number): SocketAddress {
   if (typeof text === 'number') return { host: '', port: 0, family: 'IPv4' };

@@ -33,7 +33,9 @@ import {
   type SocketOps,
   TokenQueue,
   WRITABLE,
+  DATAGRAMS_PER_READINESS,
   acceptErrorIsTransient,
+  datagramScratch,
   parseAddress,
   performanceClock,
 } from './backend.js';
@@ -363,12 +365,6 @@ class NativeListener implements CompletionListener, Endpoint {
     done();
   }
 }
-
-/** The largest UDP payload; datagrams are received here and copied out. */
-const MAX_DATAGRAM_BYTES = 65_507;
-const datagramScratch = new Uint8Array(MAX_DATAGRAM_BYTES);
-/** Datagrams taken per readiness, so one busy endpoint cannot hold up the others. */
-const DATAGRAMS_PER_READINESS = 64;
 
 interface QueuedDatagram {
   bytes: Uint8Array;

@@ -7,21 +7,21 @@
  * `connectionLost` is scheduled with `callSoon`, as asyncio does.
  */
 import type { CompletionBackend, CompletionDatagram, ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
-import { READABLE, WRITABLE, parseAddress } from '../backends/backend.js';
+import {
+  DATAGRAMS_PER_READINESS,
+  MAX_DATAGRAM_BYTES,
+  READABLE,
+  WRITABLE,
+  datagramScratch,
+  isIpLiteral,
+  parseAddress,
+} from '../backends/backend.js';
 import { ERRNO, errnoName } from '../errno.js';
 import { ConnectionClosedError, LoopClosedError, describe } from '../errors.js';
 import { type IoLoop, type IoToken, fromHostError, ioError, toBytes } from './streams.js';
 
 const EAGAIN = ERRNO.EAGAIN as number;
 
-/** The largest UDP payload (IPv4: 65,535 minus the headers). */
-const MAX_DATAGRAM_BYTES = 65_507;
-
-/** Datagrams taken per readiness of one endpoint, so one busy endpoint cannot monopolise an iteration. */
-const DATAGRAMS_PER_READINESS = 64;
-
-/** Where datagrams are received (each is copied out to an array of its own size). */
-const scratch = new Uint8Array(MAX_DATAGRAM_BYTES);
 
 /** What a datagram protocol may implement; every method is optional. */
 export interface DatagramProtocol {
@@ -69,15 +69,13 @@ interface QueuedDatagram {
   port: number;
 }
 
-const IP_LITERAL = /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:.]*)$/;
-
 /** `addr` of a `sendto`: a numeric host and a port 1..65535. */
 function checkDestination(addr: unknown): { host: string; port: number } {
   if (typeof addr !== 'object' || addr === null) {
     throw new TypeError(`sendto: addr must be an object { host, port }, got ${describe(addr)}`);
   }
   const { host, port } = addr as { host?: unknown; port?: unknown };
-  if (typeof host !== 'string' || !IP_LITERAL.test(host)) {
+  if (typeof host !== 'string' || !isIpLiteral(host)) {
     throw new TypeError(`sendto: addr.host must be a numeric IP address, got ${describe(host)}`);
   }
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
@@ -86,29 +84,111 @@ function checkDestination(addr: unknown): { host: string; port: number } {
   return { host, port };
 }
 
+/**
+ * What both models share: the protocol calls (one that throws aborts the
+ * endpoint and is reported), the closing state, and the teardown that
+ * schedules `connectionLost(null)` once.
+ */
+abstract class BaseDatagramTransport implements DatagramTransport {
+  protected readonly loop: IoLoop;
+  protected readonly protocol: DatagramProtocol;
+  /** close() or abort() was called: no new sends, no more deliveries. */
+  protected closing = false;
+  /** Released, and connectionLost scheduled. */
+  protected finished = false;
+  /** What the loop closes when it closes: the endpoint, at once. */
+  readonly #tracked = { close: () => this.abort() };
+  abstract readonly localAddress: SocketAddress;
+  abstract readonly remoteAddress: SocketAddress | null;
+
+  constructor(loop: IoLoop, protocol: DatagramProtocol) {
+    this.loop = loop;
+    this.protocol = protocol;
+  }
+
+  abstract sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void;
+  abstract close(): void;
+  abstract abort(): void;
+  abstract writeBufferSize(): number;
+
+  isClosing(): boolean {
+    return this.closing;
+  }
+
+  /** Open: tracked by the loop, `connectionMade` called. */
+  protected begin(): void {
+    this.loop._track(this.#tracked, true);
+    this.call('connectionMade', this);
+  }
+
+  /** Hands a datagram to the protocol; false if the protocol threw (the endpoint is then aborted). */
+  protected received(data: Uint8Array, from: SocketAddress): boolean {
+    const protocol = this.protocol;
+    if (protocol.datagramReceived === undefined) return true;
+    try {
+      protocol.datagramReceived(data, from);
+      return true;
+    } catch (error) {
+      this.#failed('datagramReceived', error);
+      return false;
+    }
+  }
+
+  /** Calls a protocol method; one that throws has its endpoint aborted and the error reported. */
+  protected call(method: 'connectionMade' | 'errorReceived', arg: unknown): void {
+    const fn = this.protocol[method] as ((arg: unknown) => unknown) | undefined;
+    if (typeof fn !== 'function') return;
+    try {
+      fn.call(this.protocol, arg);
+    } catch (error) {
+      this.#failed(method, error);
+    }
+  }
+
+  #failed(method: string, error: unknown): void {
+    this.loop._report(`protocol.${method}() failed; its endpoint was aborted`, error);
+    this.abort();
+  }
+
+  /** Releases the model's resources and schedules `connectionLost(null)`, once. */
+  protected teardown(): void {
+    this.closing = true;
+    if (this.finished) return;
+    this.finished = true;
+    this.release();
+    this.loop._track(this.#tracked, false);
+    const protocol = this.protocol;
+    if (typeof protocol.connectionLost !== 'function' || this.loop.isClosed()) return;
+    this.loop.callSoon(() => {
+      try {
+        protocol.connectionLost?.(null);
+      } catch (thrown) {
+        this.loop._report('protocol.connectionLost() failed', thrown);
+      }
+    });
+  }
+
+  /** Frees the model's resources (descriptor, watches, tokens, host endpoint). */
+  protected abstract release(): void;
+}
+
 /** A datagram endpoint on a readiness backend: a non-blocking UDP descriptor. */
-class ReadinessDatagramTransport implements DatagramTransport {
-  readonly #loop: IoLoop;
+class ReadinessDatagramTransport extends BaseDatagramTransport {
   readonly #backend: ReadinessBackend;
   readonly #ops: DatagramOps;
   readonly #fd: number;
-  readonly #protocol: DatagramProtocol;
   readonly #readToken: IoToken;
   #writeToken: IoToken | null = null;
   #queue: QueuedDatagram[] = [];
   #queuedBytes = 0;
-  #closing = false;
-  #finished = false;
-  readonly #tracked = { close: () => this.abort() };
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress | null;
 
   constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, protocol: DatagramProtocol, connected: boolean) {
-    this.#loop = loop;
+    super(loop, protocol);
     this.#backend = backend;
     this.#ops = backend.sockets as DatagramOps;
     this.#fd = fd;
-    this.#protocol = protocol;
     this.localAddress = parseAddress(backend.sockets.address(fd, false));
     this.remoteAddress = connected ? parseAddress(backend.sockets.address(fd, true)) : null;
     this.#readToken = loop._watch(this.#onReadable);
@@ -118,12 +198,7 @@ class ReadinessDatagramTransport implements DatagramTransport {
       backend.sockets.close(fd);
       throw ioError('watch', errnoName(rc));
     }
-    loop._track(this.#tracked, true);
-    this.#call('connectionMade', this);
-  }
-
-  isClosing(): boolean {
-    return this.#closing;
+    this.begin();
   }
 
   writeBufferSize(): number {
@@ -131,7 +206,7 @@ class ReadinessDatagramTransport implements DatagramTransport {
   }
 
   sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void {
-    if (this.#closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
+    if (this.closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
     const { bytes, host, port } = checkSend(data, addr, this.remoteAddress !== null);
     if (this.#queue.length > 0) {
       this.#enqueue({ bytes, host, port });
@@ -139,30 +214,30 @@ class ReadinessDatagramTransport implements DatagramTransport {
     }
     const n = this.#ops.sendTo(this.#fd, bytes, 0, bytes.length, host, port);
     if (n === -EAGAIN) this.#enqueue({ bytes, host, port });
-    else if (n < 0) this.#errorReceived(ioError('sendto', errnoName(n), host === null ? undefined : `${host}:${port}`));
+    else if (n < 0) this.call('errorReceived', sendError(n, host, port));
   }
 
   close(): void {
-    if (this.#closing) return;
-    this.#closing = true;
-    if (this.#queue.length === 0) this.#teardown();
+    if (this.closing) return;
+    this.closing = true;
+    if (this.#queue.length === 0) this.teardown();
   }
 
   abort(): void {
-    this.#closing = true;
+    this.closing = true;
     this.#queue = [];
     this.#queuedBytes = 0;
-    this.#teardown();
+    this.teardown();
   }
 
   #enqueue(datagram: QueuedDatagram): void {
     this.#queue.push(datagram);
     this.#queuedBytes += datagram.bytes.length;
     if (this.#writeToken !== null) return;
-    this.#writeToken = this.#loop._watch(this.#onWritable);
+    this.#writeToken = this.loop._watch(this.#onWritable);
     const rc = this.#backend.watch(this.#fd, WRITABLE, this.#writeToken.slot);
     if (rc < 0) {
-      this.#errorReceived(ioError('watch', errnoName(rc)));
+      this.call('errorReceived', ioError('watch', errnoName(rc)));
       this.abort();
     }
   }
@@ -175,73 +250,44 @@ class ReadinessDatagramTransport implements DatagramTransport {
       if (n === -EAGAIN) return;
       queue.shift();
       this.#queuedBytes -= d.bytes.length;
-      if (n < 0) this.#errorReceived(ioError('sendto', errnoName(n), d.host === null ? undefined : `${d.host}:${d.port}`));
-      if (this.#finished) return;
+      if (n < 0) this.call('errorReceived', sendError(n, d.host, d.port));
+      if (this.finished) return;
     }
     this.#stopWriting();
-    if (this.#closing) this.#teardown();
+    if (this.closing) this.teardown();
   };
 
   #stopWriting(): void {
     if (this.#writeToken === null) return;
     this.#backend.unwatch(this.#fd, WRITABLE);
-    this.#loop._release(this.#writeToken);
+    this.loop._release(this.#writeToken);
     this.#writeToken = null;
   }
 
   readonly #onReadable = (): void => {
-    for (let i = 0; i < DATAGRAMS_PER_READINESS && !this.#closing; i++) {
-      const n = this.#ops.recvFrom(this.#fd, scratch, 0, scratch.length);
+    for (let i = 0; i < DATAGRAMS_PER_READINESS && !this.closing; i++) {
+      const n = this.#ops.recvFrom(this.#fd, datagramScratch, 0, datagramScratch.length);
       if (n === -EAGAIN) return;
       if (n < 0) {
-        this.#errorReceived(ioError('recvfrom', errnoName(n)));
+        this.call('errorReceived', ioError('recvfrom', errnoName(n)));
         continue;
       }
       const from = parseAddress(this.#ops.recvAddress());
-      const data = scratch.slice(0, Math.min(n, scratch.length));
-      const protocol = this.#protocol;
-      if (protocol.datagramReceived === undefined) continue;
-      try {
-        protocol.datagramReceived(data, from);
-      } catch (error) {
-        this.#failed('datagramReceived', error);
-        return;
-      }
+      if (!this.received(datagramScratch.slice(0, Math.min(n, datagramScratch.length)), from)) return;
     }
   };
 
-  #errorReceived(error: Error): void {
-    this.#call('errorReceived', error);
-  }
-
-  /** Calls a protocol method; one that throws has its endpoint aborted and the error reported. */
-  #call(method: 'connectionMade' | 'errorReceived', arg: unknown): void {
-    const fn = this.#protocol[method] as ((arg: unknown) => unknown) | undefined;
-    if (typeof fn !== 'function') return;
-    try {
-      fn.call(this.#protocol, arg);
-    } catch (error) {
-      this.#failed(method, error);
-    }
-  }
-
-  #failed(method: string, error: unknown): void {
-    this.#loop._report(`protocol.${method}() failed; its endpoint was aborted`, error);
-    this.abort();
-  }
-
-  /** Releases the descriptor and schedules `connectionLost(null)` once. */
-  #teardown(): void {
-    this.#closing = true;
-    if (this.#finished) return;
-    this.#finished = true;
+  protected release(): void {
     this.#stopWriting();
     this.#backend.unwatch(this.#fd, READABLE);
-    this.#loop._release(this.#readToken);
+    this.loop._release(this.#readToken);
     this.#backend.sockets.close(this.#fd);
-    this.#loop._track(this.#tracked, false);
-    scheduleLost(this.#loop, this.#protocol);
   }
+}
+
+/** The error of a failed send, naming where it went. */
+function sendError(negativeErrno: number, host: string | null, port: number): Error {
+  return ioError('sendto', errnoName(negativeErrno), host === null ? undefined : `${host}:${port}`);
 }
 
 /**
@@ -250,26 +296,20 @@ class ReadinessDatagramTransport implements DatagramTransport {
  * expected completion per burst, so protocol calls are ordered by the core
  * as on the readiness model.
  */
-class CompletionDatagramTransport implements DatagramTransport {
-  readonly #loop: IoLoop;
+class CompletionDatagramTransport extends BaseDatagramTransport {
   readonly #backend: CompletionBackend;
-  readonly #protocol: DatagramProtocol;
   #endpoint: CompletionDatagram | null = null;
   /** Arrived datagrams and errors, waiting for the loop. */
   #inbox: Array<{ data: Uint8Array; from: SocketAddress } | Error> = [];
   #deliverToken: IoToken | null = null;
   /** Bytes of sends the host has not finished. */
   #sending = 0;
-  #closing = false;
-  #finished = false;
-  readonly #tracked = { close: () => this.abort() };
   localAddress: SocketAddress = { host: '', port: 0, family: 'IPv4' };
   remoteAddress: SocketAddress | null = null;
 
   constructor(loop: IoLoop, backend: CompletionBackend, protocol: DatagramProtocol) {
-    this.#loop = loop;
+    super(loop, protocol);
     this.#backend = backend;
-    this.#protocol = protocol;
   }
 
   /** The host's endpoint is open: start. */
@@ -277,16 +317,15 @@ class CompletionDatagramTransport implements DatagramTransport {
     this.#endpoint = endpoint;
     this.localAddress = endpoint.localAddress;
     this.remoteAddress = endpoint.remoteAddress;
-    this.#loop._track(this.#tracked, true);
-    this.#call('connectionMade', this);
+    this.begin();
   }
 
   /** From the host: a datagram or a failed receive. */
   arrived(item: { data: Uint8Array; from: SocketAddress } | Error): void {
-    if (this.#finished) return;
+    if (this.finished) return;
     this.#inbox.push(item);
     if (this.#deliverToken === null) {
-      this.#deliverToken = this.#loop._expect(this.#deliver);
+      this.#deliverToken = this.loop._expect(this.#deliver);
       this.#backend.complete(this.#deliverToken.slot);
     }
   }
@@ -294,91 +333,45 @@ class CompletionDatagramTransport implements DatagramTransport {
   readonly #deliver = (): void => {
     this.#deliverToken = null;
     const inbox = this.#inbox;
-    while (inbox.length > 0 && !this.#closing) {
+    while (inbox.length > 0 && !this.closing) {
       const item = inbox.shift() as { data: Uint8Array; from: SocketAddress } | Error;
-      if (item instanceof Error) {
-        this.#call('errorReceived', item);
-        continue;
-      }
-      const protocol = this.#protocol;
-      if (protocol.datagramReceived === undefined) continue;
-      try {
-        protocol.datagramReceived(item.data, item.from);
-      } catch (error) {
-        this.#failed('datagramReceived', error);
-        return;
-      }
+      if (item instanceof Error) this.call('errorReceived', item);
+      else if (!this.received(item.data, item.from)) return;
     }
   };
-
-  isClosing(): boolean {
-    return this.#closing;
-  }
 
   writeBufferSize(): number {
     return this.#sending;
   }
 
   sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void {
-    if (this.#closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
+    if (this.closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
     const { bytes, host, port } = checkSend(data, addr, this.remoteAddress !== null);
     this.#sending += bytes.length;
     (this.#endpoint as CompletionDatagram).send(bytes, host, port, (error) => {
       this.#sending -= bytes.length;
       if (error !== null) this.arrived(fromHostError('sendto', error, host === null ? undefined : `${host}:${port}`));
-      if (this.#closing && this.#sending === 0) this.#teardown();
+      if (this.closing && this.#sending === 0) this.teardown();
     });
   }
 
   close(): void {
-    if (this.#closing) return;
-    this.#closing = true;
-    if (this.#sending === 0) this.#teardown();
+    if (this.closing) return;
+    this.closing = true;
+    if (this.#sending === 0) this.teardown();
   }
 
   abort(): void {
-    this.#closing = true;
-    this.#teardown();
+    this.closing = true;
+    this.teardown();
   }
 
-  #call(method: 'connectionMade' | 'errorReceived', arg: unknown): void {
-    const fn = this.#protocol[method] as ((arg: unknown) => unknown) | undefined;
-    if (typeof fn !== 'function') return;
-    try {
-      fn.call(this.#protocol, arg);
-    } catch (error) {
-      this.#failed(method, error);
-    }
-  }
-
-  #failed(method: string, error: unknown): void {
-    this.#loop._report(`protocol.${method}() failed; its endpoint was aborted`, error);
-    this.abort();
-  }
-
-  #teardown(): void {
-    this.#closing = true;
-    if (this.#finished) return;
-    this.#finished = true;
+  protected release(): void {
     this.#inbox = [];
-    if (this.#deliverToken !== null) this.#loop._release(this.#deliverToken);
+    if (this.#deliverToken !== null) this.loop._release(this.#deliverToken);
     this.#deliverToken = null;
     this.#endpoint?.close();
-    this.#loop._track(this.#tracked, false);
-    scheduleLost(this.#loop, this.#protocol);
   }
-}
-
-/** Schedules `connectionLost(null)` (asyncio calls it soon, not at once). */
-function scheduleLost(loop: IoLoop, protocol: DatagramProtocol): void {
-  if (typeof protocol.connectionLost !== 'function' || loop.isClosed()) return;
-  loop.callSoon(() => {
-    try {
-      protocol.connectionLost?.(null);
-    } catch (thrown) {
-      loop._report('protocol.connectionLost() failed', thrown);
-    }
-  });
 }
 
 /** A `sendto`'s checked arguments: the bytes and where they go (null host: the connected peer). */
