@@ -156,6 +156,36 @@ static int get_bytes(napi_env env, napi_value array, napi_value offset, napi_val
 
 /* ---------------------------------------------------------- system calls */
 
+/* A non-blocking socket of `type` bound to `sa`, listening with `backlog`
+ * unless it is negative (a datagram socket): fd | -errno. */
+static int open_bound(const struct sockaddr *sa, socklen_t len, int type, int backlog, bool reuse_addr, bool reuse_port) {
+  int fd = socket(sa->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  int one = 1;
+  if (reuse_addr) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (bind(fd, sa, len) < 0 || (backlog >= 0 && listen(fd, backlog) < 0)) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+/* A non-blocking stream socket connecting to `sa`; the connection is made
+ * (or refused) when it becomes writable: fd | -errno. */
+static int open_connecting(const struct sockaddr *sa, socklen_t len) {
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (sa->sa_family != AF_UNIX) tune_tcp(fd);
+  if (connect(fd, sa, len) < 0 && errno != EINPROGRESS) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+
 /* listen(host, port, backlog, reusePort?) -> fd | -errno */
 static napi_value js_listen(napi_env env, napi_callback_info info) {
   napi_value argv[4];
@@ -173,17 +203,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   socklen_t len;
   int rc = make_address(env, argv[0], port, &sa, &len);
   if (rc) return int_value(env, rc);
-  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return int_value(env, -errno);
-  int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&sa, len) < 0 || listen(fd, backlog) < 0) {
-    int err = errno;
-    close(fd);
-    return int_value(env, -err);
-  }
-  return int_value(env, fd);
+  return int_value(env, open_bound((struct sockaddr *)&sa, len, SOCK_STREAM, backlog, true, reuse_port));
 }
 
 /* A Unix domain socket address for the path argument; -ENAMETOOLONG if it
@@ -210,14 +230,7 @@ static napi_value js_listen_unix(napi_env env, napi_callback_info info) {
   socklen_t len;
   int rc = make_unix_address(env, argv[0], &un, &len);
   if (rc) return int_value(env, rc);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return int_value(env, -errno);
-  if (bind(fd, (struct sockaddr *)&un, len) < 0 || listen(fd, backlog) < 0) {
-    int err = errno;
-    close(fd);
-    return int_value(env, -err);
-  }
-  return int_value(env, fd);
+  return int_value(env, open_bound((struct sockaddr *)&un, len, SOCK_STREAM, backlog, false, false));
 }
 
 /* connectUnix(path) -> fd | -errno; as connect, done when the fd is writable. */
@@ -228,14 +241,7 @@ static napi_value js_connect_unix(napi_env env, napi_callback_info info) {
   socklen_t len;
   int rc = make_unix_address(env, argv[0], &un, &len);
   if (rc) return int_value(env, rc);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return int_value(env, -errno);
-  if (connect(fd, (struct sockaddr *)&un, len) < 0 && errno != EINPROGRESS) {
-    int err = errno;
-    close(fd);
-    return int_value(env, -err);
-  }
-  return int_value(env, fd);
+  return int_value(env, open_connecting((struct sockaddr *)&un, len));
 }
 
 /* unlink(path) -> 0 | -errno: removes a closed Unix listener's socket file. */
@@ -265,14 +271,7 @@ static napi_value js_udp_bind(napi_env env, napi_callback_info info) {
   socklen_t len;
   int rc = make_address(env, argv[0], port, &sa, &len);
   if (rc) return int_value(env, rc);
-  int fd = socket(sa.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return int_value(env, -errno);
-  if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
-    int err = errno;
-    close(fd);
-    return int_value(env, -err);
-  }
-  return int_value(env, fd);
+  return int_value(env, open_bound((struct sockaddr *)&sa, len, SOCK_DGRAM, -1, false, false));
 }
 
 /* udpConnect(fd, host, port) -> 0 | -errno: the default destination, and
@@ -359,15 +358,7 @@ static napi_value js_connect(napi_env env, napi_callback_info info) {
   socklen_t len;
   int rc = make_address(env, argv[0], port, &sa, &len);
   if (rc) return int_value(env, rc);
-  int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return int_value(env, -errno);
-  tune_tcp(fd);
-  if (connect(fd, (struct sockaddr *)&sa, len) < 0 && errno != EINPROGRESS) {
-    int err = errno;
-    close(fd);
-    return int_value(env, -err);
-  }
-  return int_value(env, fd);
+  return int_value(env, open_connecting((struct sockaddr *)&sa, len));
 }
 
 /* connectError(fd) -> 0 | -errno (SO_ERROR) */
