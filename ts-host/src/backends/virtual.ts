@@ -107,8 +107,9 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
   const watches = new Map<number, number>();
   let nextFd = FIRST_FD;
   let nextPort = FIRST_EPHEMERAL_PORT;
-  const freePort = () => {
-    while (ports.has(nextPort)) nextPort++;
+  /** The next ephemeral port not in `taken` (TCP listeners by default). */
+  const freePort = (taken: Map<number, number> = ports) => {
+    while (taken.has(nextPort)) nextPort++;
     return nextPort++;
   };
   const stream = (fd: number): Stream | null => {
@@ -197,11 +198,7 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       return client;
     },
     udpBind(_host, port) {
-      let chosen = port;
-      if (port === 0) {
-        chosen = FIRST_EPHEMERAL_PORT;
-        while (udpPorts.has(chosen)) chosen++;
-      }
+      const chosen = port === 0 ? freePort(udpPorts) : port;
       if (udpPorts.has(chosen)) return -E.EADDRINUSE;
       const fd = nextFd++;
       fds.set(fd, { kind: 'datagram', port: chosen, remote: null, queue: [] });

@@ -1217,7 +1217,7 @@ class CompletionServer implements Server {
     this.#open = open;
   }
 
-  listen(options: { host: string; port: number; backlog: number; path?: string | undefined }): Promise<Server> {
+  listen(options: ListenTarget): Promise<Server> {
     return new Promise((resolve, reject) => {
       this.#backend.listen(
         options,
@@ -1317,7 +1317,7 @@ export function listenCompletionWith(
   loop: IoLoop,
   backend: CompletionBackend,
   open: (socket: CompletionSocket) => Accepted,
-  options: { host: string; port: number; backlog: number; path?: string | undefined },
+  options: ListenTarget,
 ): Promise<Server> {
   return new CompletionServer(loop, backend, open).listen(options);
 }
@@ -1326,7 +1326,7 @@ export function listenCompletion(
   loop: IoLoop,
   backend: CompletionBackend,
   onConnection: ConnectionHandler,
-  options: { host: string; port: number; backlog: number; path?: string | undefined },
+  options: ListenTarget,
 ): Promise<Server> {
   return listenCompletionWith(
     loop,
