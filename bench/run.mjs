@@ -695,12 +695,13 @@ async function main() {
         const targets = who.startsWith('wasmloop')
           ? `throughput >= 0.9x node: ${vsNode >= 0.9 ? 'met' : '**not met**'}; p99 <= 1.2x node: ${p99VsNode <= 1.2 ? 'met' : '**not met**'}; beats uvloop: ${vsUv > 1 ? 'met' : '**not met**'}`
           : '';
-        return `| ${who} | ${Math.round(r.roundTrips).toLocaleString('en')} | ${Math.round(r.min).toLocaleString('en')}–${Math.round(r.max).toLocaleString('en')} | ${r.p50us} | ${r.p99us} | ${fmt(vsNode, 2)}x | ${fmt(p99VsNode, 2)}x | ${fmt(vsUv, 2)}x | ${targets} |`;
+        const cpu = r.serverUserUs === null ? 'n/a' : `${fmt(r.serverUserUs, 2)} + ${fmt(r.serverSysUs, 2)}`;
+        return `| ${who} | ${Math.round(r.roundTrips).toLocaleString('en')} | ${Math.round(r.min).toLocaleString('en')}–${Math.round(r.max).toLocaleString('en')} | ${r.p50us} | ${r.p99us} | ${cpu} | ${Math.round(r.clientCpu * 100)}% | ${fmt(vsNode, 2)}x | ${fmt(p99VsNode, 2)}x | ${fmt(vsUv, 2)}x | ${targets} |`;
       });
       return `### ${row.connections} connection${row.connections > 1 ? 's' : ''}, ${row.bytes >= 1024 ? `${row.bytes / 1024} KiB` : `${row.bytes}-byte`} messages
 
-| server | round trips/s (median) | spread | p50 µs | p99 µs | throughput vs node | p99 vs node | throughput vs uvloop | targets |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| server | round trips/s (median) | spread | p50 µs | p99 µs | server CPU µs/round trip (user + sys) | client CPU | throughput vs node | p99 vs node | throughput vs uvloop | targets |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 ${lines.join('\n')}`;
     })
     .join('\n\n');
@@ -767,6 +768,8 @@ The loop adds ${fmt(iteration['wasmloop selector (addReader)'].median - iteratio
 ## 6. TCP echo over loopback
 
 One load client for every server: \`bench/tcp/echo-client.c\` (C, epoll), ping-pong (each connection sends a message and waits for all of it to come back, checked byte for byte), 3 alternating runs of 2 s per server after a validated warm-up. Servers: \`bench/tcp/wasmloop-echo.mjs\` (the \`read()\`/\`write()\` streams API) on each backend, the completion backend in both its implementations (native I/O, as \`completion\` picks on Node, and the portable \`node:net\` one), \`bench/tcp/wasmloop-protocol-echo.mjs\` (the protocol API, \`createProtocolServer\`, as the uvloop server uses protocols) on each backend, Node's \`net\` (\`socket.on('data') -> write\`), and Python 3 asyncio and uvloop (\`pip install uvloop\`) with protocols (\`bench/tcp/asyncio-echo.py\`). Client and server share the machine's 2 cores.
+
+Two columns say where a run's limit lies. *Server CPU* is the CPU time the server process used per round trip (all its threads, from /proc, in clock ticks over each 2 s run), user and kernel apart; *client CPU* is the share of one core the client used. Where the client is near 100%, the client is the limit and servers cannot pull apart; where neither is, as with one connection, each round trip waits on the wakeups of two sleeping processes.
 
 ${tcpSections}
 

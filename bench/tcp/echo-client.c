@@ -7,7 +7,9 @@
  * Each connection sends one message, waits until the whole message has come
  * back (and checks it byte for byte), then sends the next: ping-pong. Prints
  * one JSON line: round trips per second, latency percentiles in
- * microseconds, and how many bytes failed the check (must be 0).
+ * microseconds, how many bytes failed the check (must be 0), and the CPU
+ * time the client itself used while measuring (so a report can show when
+ * the client, not the server, is what limits a run).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +47,13 @@ static int cmp_u32(const void *a, const void *b) {
 
 static void fill(uint8_t *msg, size_t n, uint32_t round, int id) {
   for (size_t i = 0; i < n; i++) msg[i] = (uint8_t)(i * 31 + round * 7 + id);
+}
+
+/* User plus system CPU time this process has used, in microseconds. */
+static uint64_t cpu_us(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u + (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 int main(int argc, char **argv) {
@@ -83,6 +93,7 @@ int main(int argc, char **argv) {
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
   }
   uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9);
+  uint64_t cpu_start = cpu_us();
   /* Kick off: each connection sends its first message. */
   for (int i = 0; i < nconn; i++) {
     fill(out, size, 0, i);
@@ -140,9 +151,10 @@ int main(int argc, char **argv) {
     }
   }
   double elapsed = (double)(now_ns() - start) / 1e9;
+  uint64_t client_cpu = cpu_us() - cpu_start;
   qsort(lat, nlat, sizeof *lat, cmp_u32);
-  printf("{\"roundTripsPerSecond\":%.0f,\"p50us\":%u,\"p99us\":%u,\"maxUs\":%u,\"rounds\":%llu,\"badBytes\":%llu,\"seconds\":%.3f}\n",
+  printf("{\"roundTripsPerSecond\":%.0f,\"p50us\":%u,\"p99us\":%u,\"maxUs\":%u,\"rounds\":%llu,\"badBytes\":%llu,\"seconds\":%.3f,\"clientCpuUs\":%llu}\n",
          (double)rounds / elapsed, lat[nlat / 2], lat[(size_t)((double)nlat * 0.99)], lat[nlat - 1],
-         (unsigned long long)rounds, (unsigned long long)bad, elapsed);
+         (unsigned long long)rounds, (unsigned long long)bad, elapsed, (unsigned long long)client_cpu);
   return 0;
 }

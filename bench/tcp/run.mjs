@@ -8,7 +8,7 @@
 // is checked), then each configuration runs every server RUNS times,
 // alternating, with all servers up for the whole configuration.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -64,6 +64,43 @@ function start(name, port) {
   });
 }
 
+/** Clock ticks per second of /proc/PID/stat's CPU times. */
+const CLOCK_TICKS = (() => {
+  try {
+    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    return 100;
+  }
+})();
+
+/**
+ * CPU time a server process has used so far, user and system, in
+ * microseconds (Linux's /proc; null elsewhere). All its threads count: a
+ * runtime's helper threads (GC, compilers) are part of what it costs.
+ */
+function serverCpu(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the command name (which may hold spaces): utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { user: (Number(fields[11]) * 1e6) / CLOCK_TICKS, sys: (Number(fields[12]) * 1e6) / CLOCK_TICKS };
+  } catch {
+    return null;
+  }
+}
+
+/** One timed run against `server`, with the server's CPU time per round trip. */
+function measured(server, config, seconds) {
+  const before = serverCpu(server.child.pid);
+  const result = client(server.port, config, seconds);
+  const after = serverCpu(server.child.pid);
+  if (before !== null && after !== null) {
+    result.serverUserUs = (after.user - before.user) / result.rounds;
+    result.serverSysUs = (after.sys - before.sys) / result.rounds;
+  }
+  return result;
+}
+
 function client(port, { connections, bytes }, seconds) {
   const out = execFileSync(CLIENT, ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)], {
     encoding: 'utf8',
@@ -87,7 +124,7 @@ async function main() {
     for (let r = 0; r < RUNS; r++) {
       for (let j = 0; j < names.length; j++) {
         const name = names[(r + j) % names.length];
-        servers[name].runs.push(client(servers[name].port, config, SECONDS));
+        servers[name].runs.push(measured(servers[name], config, SECONDS));
       }
     }
     for (const name of names) servers[name].child.kill('SIGKILL');
@@ -101,6 +138,11 @@ async function main() {
         max: Math.max(...rts),
         p99us: median(runs.map((x) => x.p99us)),
         p50us: median(runs.map((x) => x.p50us)),
+        // CPU per round trip in µs (null where /proc is missing), and the
+        // share of one core the client used.
+        serverUserUs: runs[0].serverUserUs === undefined ? null : median(runs.map((x) => x.serverUserUs)),
+        serverSysUs: runs[0].serverSysUs === undefined ? null : median(runs.map((x) => x.serverSysUs)),
+        clientCpu: median(runs.map((x) => x.clientCpuUs / (x.seconds * 1e6))),
       };
     }
     results.push(row);

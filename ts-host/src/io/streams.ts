@@ -143,6 +143,13 @@ const encoder = new TextEncoder();
 
 const EAGAIN = ERRNO.EAGAIN as number;
 
+/**
+ * What a write the kernel (or host) took at once returns: one settled
+ * promise shared by all of them, as nothing can change a settled promise,
+ * so the common write allocates none.
+ */
+const WRITTEN: Promise<void> = Promise.resolve();
+
 export { errnoName };
 
 /** The error for a failed `syscall` with `code` (`ECONNREFUSED`, ...). */
@@ -581,7 +588,7 @@ class ReadinessConnection extends BaseConnection {
         return Promise.reject(error);
       }
     }
-    const waiting = this.startPendingRead(signal, () => this.#stopReading());
+    const waiting = this.startPendingRead(signal, this.#stopReadingNow);
     this.#watchReadable();
     return waiting;
   }
@@ -622,6 +629,9 @@ class ReadinessConnection extends BaseConnection {
     this.#readWatched = true;
   }
 
+  /** What a cancelled read undoes (one function per connection, not one per read). */
+  readonly #stopReadingNow = (): void => this.#stopReading();
+
   #stopReading(): void {
     if (!this.#readWatched) return;
     this.#backend.unwatch(this.#fd, READABLE);
@@ -640,7 +650,7 @@ class ReadinessConnection extends BaseConnection {
     let offset = 0;
     if (this.#writes.length === 0) {
       const n = bytes.length === 0 ? 0 : this.#ops.write(this.#fd, bytes, 0, bytes.length);
-      if (n === bytes.length) return Promise.resolve();
+      if (n === bytes.length) return WRITTEN;
       if (n < 0 && n !== -EAGAIN) return Promise.reject(ioError('write', errnoName(n)));
       offset = Math.max(n, 0);
     }
@@ -1113,7 +1123,7 @@ class CompletionConnection extends BaseConnection {
     } catch (error) {
       return Promise.reject(error);
     }
-    const waiting = this.startPendingRead(signal, () => this.#dropReadToken());
+    const waiting = this.startPendingRead(signal, this.#dropReadTokenNow);
     this.#readToken = this.#loop._expect(this.#onReadCompleted);
     return waiting;
   }
@@ -1136,6 +1146,9 @@ class CompletionConnection extends BaseConnection {
   #closeIfDone(): void {
     if (this.#eof && this.#chunks.length === 0 && this.ended && this.#writesInFlight.size === 0) this.close();
   }
+
+  /** What a cancelled read undoes (one function per connection, not one per read). */
+  readonly #dropReadTokenNow = (): void => this.#dropReadToken();
 
   #dropReadToken(): void {
     if (this.#readToken !== null) this.#loop._release(this.#readToken);
@@ -1162,7 +1175,7 @@ class CompletionConnection extends BaseConnection {
     });
     if (inPlace !== undefined) {
       // A write the host abandoned because the socket failed reports why it failed.
-      return inPlace !== null ? Promise.reject(fromHostError('write', this.#hostError ?? inPlace)) : Promise.resolve();
+      return inPlace !== null ? Promise.reject(fromHostError('write', this.#hostError ?? inPlace)) : WRITTEN;
     }
     return new Promise((resolve, reject) => {
       const expected: IoToken = this.#loop._expect(() => {
