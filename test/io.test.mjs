@@ -649,6 +649,45 @@ readiness('addWriter runs while the pipe is writable; addReader replaces an earl
   }),
 );
 
+readiness('600 pipes watched at once each report their own data; their descriptors can be watched again once reused', () =>
+  onLoop('selector', async (loop) => {
+    const addon = loadSelectorAddon();
+    const pipes = Array.from({ length: 600 }, () => addon.pipe());
+    // Past the poller's first table of 256 descriptors.
+    assert.ok(Math.max(...pipes.map(([r]) => r)) > 600, 'descriptors above 600');
+    const seen = new Map();
+    const buffer = Buffer.alloc(16);
+    const all = new Promise((resolve) => {
+      for (const [r] of pipes) {
+        loop.addReader(r, () => {
+          const n = readSync(r, buffer, 0, 16, null);
+          seen.set(r, String(buffer.subarray(0, n)));
+          loop.removeReader(r);
+          if (seen.size === pipes.length) resolve();
+        });
+      }
+    });
+    // Written in reverse, each with its own descriptor as the payload.
+    for (const [r, w] of [...pipes].reverse()) writeSync(w, String(r));
+    await all;
+    for (const [r] of pipes) assert.is(seen.get(r), String(r), `pipe ${r} got its own data`);
+    assert.is(loop.stats().watchers, 0);
+    for (const [r, w] of pipes) {
+      closeSync(r);
+      closeSync(w);
+    }
+    // The same descriptor numbers, new pipes: nothing of the old watches is left.
+    const [r2, w2] = addon.pipe();
+    assert.ok(pipes.some(([r, w]) => r === r2 || w === r2), 'a descriptor number was reused');
+    const got = new Promise((resolve) => loop.addReader(r2, () => resolve(readSync(r2, buffer, 0, 16, null))));
+    writeSync(w2, 'again');
+    assert.is(await got, 5);
+    loop.removeReader(r2);
+    closeSync(r2);
+    closeSync(w2);
+  }),
+);
+
 readiness('an invalid or closed fd is a clear error and nothing is registered', () =>
   onLoop('selector', async (loop) => {
     const cb = () => {};

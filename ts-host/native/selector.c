@@ -459,7 +459,6 @@ typedef struct watch {
   int fd;
   int events;
   uint32_t tokens[3]; /* by direction: [READABLE], [WRITABLE] */
-  struct watch *next; /* in the poller's list */
 } watch;
 
 struct poller {
@@ -471,15 +470,29 @@ struct poller {
   uint32_t *buffer;
   uint32_t capacity;
   uint32_t count;
-  watch *watches;
+  /* Watches by descriptor (NULL where none), so a watch or unwatch costs
+   * the same with ten thousand connections as with one. */
+  watch **by_fd;
+  int by_fd_len;
   int closed;
   napi_async_context context;
 };
 
 static watch *find_watch(poller *p, int fd) {
-  for (watch *w = p->watches; w; w = w->next)
-    if (w->fd == fd) return w;
-  return NULL;
+  return fd >= 0 && fd < p->by_fd_len ? p->by_fd[fd] : NULL;
+}
+
+/* Makes room in the table for descriptor `fd`: 0 or -ENOMEM. */
+static int reserve_fd(poller *p, int fd) {
+  if (fd < p->by_fd_len) return 0;
+  int len = p->by_fd_len == 0 ? 256 : p->by_fd_len;
+  while (len <= fd) len *= 2;
+  watch **table = realloc(p->by_fd, (size_t)len * sizeof *table);
+  if (!table) return -ENOMEM;
+  memset(table + p->by_fd_len, 0, (size_t)(len - p->by_fd_len) * sizeof *table);
+  p->by_fd = table;
+  p->by_fd_len = len;
+  return 0;
 }
 
 static void queue_token(poller *p, uint32_t token) {
@@ -525,9 +538,7 @@ static int apply(poller *p, watch *w) {
   if (uv_events == 0) {
     /* Closing the handle removes the fd from epoll at once, so the program
      * may close the fd right after. */
-    watch **link = &p->watches;
-    while (*link != w) link = &(*link)->next;
-    *link = w->next;
+    p->by_fd[w->fd] = NULL;
     uv_close((uv_handle_t *)&w->handle, free_watch);
     return 0;
   }
@@ -565,8 +576,10 @@ static napi_value js_watch(napi_env env, napi_callback_info info) {
   if (get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &direction)) return NULL;
   if (napi_get_value_uint32(env, argv[2], &token) != napi_ok) return NULL;
   if (direction != READABLE && direction != WRITABLE) return int_value(env, -EINVAL);
+  if (fd < 0) return int_value(env, -EBADF);
   watch *w = find_watch(p, fd);
   if (!w) {
+    if (reserve_fd(p, fd) < 0) return int_value(env, -ENOMEM);
     w = calloc(1, sizeof *w);
     if (!w) return int_value(env, -ENOMEM);
     int rc = uv_poll_init(p->loop, &w->handle, fd);
@@ -578,8 +591,7 @@ static napi_value js_watch(napi_env env, napi_callback_info info) {
     w->owner = p;
     w->fd = fd;
     w->tokens[READABLE] = w->tokens[WRITABLE] = NO_TOKEN;
-    w->next = p->watches;
-    p->watches = w;
+    p->by_fd[fd] = w;
   }
   w->tokens[direction] = token;
   return int_value(env, apply(p, w));
@@ -611,7 +623,9 @@ static void finalize_poller(napi_env env, void *data, void *hint) {
 }
 
 static void free_poller(uv_handle_t *handle) {
-  free(handle->data);
+  poller *p = (poller *)handle->data;
+  free(p->by_fd);
+  free(p);
 }
 
 /* poller.close(): stops every watch; the poller cannot be used again. */
@@ -623,9 +637,10 @@ static napi_value js_poller_close(napi_env env, napi_callback_info info) {
   if (napi_remove_wrap(env, self, &data) != napi_ok || data == NULL) return NULL;
   poller *p = (poller *)data;
   p->closed = 1;
-  while (p->watches) {
-    watch *w = p->watches;
-    p->watches = w->next;
+  for (int fd = 0; fd < p->by_fd_len; fd++) {
+    watch *w = p->by_fd[fd];
+    if (!w) continue;
+    p->by_fd[fd] = NULL;
     uv_close((uv_handle_t *)&w->handle, free_watch);
   }
   napi_delete_reference(env, p->callback);
