@@ -88,6 +88,8 @@ $(DIST): $(GENERATED) $(TS_SOURCES) ts-host/native/selector.c
 	@mkdir -p ts-host/dist/native
 	@test -f $(NODE_HEADERS)/node_api.h || { echo "Node's headers ($(NODE_HEADERS)/node_api.h) are missing: the native selector cannot be built"; exit 1; }
 	cc -O2 -Wall -Wextra -Werror -fPIC -shared -I$(NODE_HEADERS) -o $(ADDON) ts-host/native/selector.c
+	@# The poller's other half (a uv_poll per descriptor, used off Linux) must keep compiling too.
+	cc -fsyntax-only -Wall -Wextra -Werror -U__linux__ -I$(NODE_HEADERS) ts-host/native/selector.c
 	chmod +x ts-host/dist/cli.js
 
 # ---------------------------------------------------------------- checks

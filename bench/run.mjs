@@ -605,6 +605,7 @@ function chart(fired, cancelled, soon, virt, tcp) {
   timed('1M callSoon', soon, 'wasmloop', { 'node setImmediate': 2, 'ts heap loop': 1 });
   timed('virtual hour', virt, 'wasmloop virtual', { 'sinon fake-timers': 5 });
   for (const row of tcp) {
+    if (row.scale) continue;
     const name = `TCP ${row.connections}x${row.bytes >= 1024 ? `${row.bytes / 1024}KiB` : `${row.bytes}B`}`;
     for (const ours of ['wasmloop selector', 'wasmloop completion', 'wasmloop selector, protocol', 'wasmloop completion, protocol']) {
       for (const peer of ['node net', 'uvloop', 'asyncio']) {
@@ -692,16 +693,26 @@ async function main() {
         const vsNode = r.roundTrips / node.roundTrips;
         const p99VsNode = r.p99us / node.p99us;
         const vsUv = r.roundTrips / uv.roundTrips;
-        const targets = who.startsWith('wasmloop')
+        const targets = who.startsWith('wasmloop') && !row.scale
           ? `throughput >= 0.9x node: ${vsNode >= 0.9 ? 'met' : '**not met**'}; p99 <= 1.2x node: ${p99VsNode <= 1.2 ? 'met' : '**not met**'}; beats uvloop: ${vsUv > 1 ? 'met' : '**not met**'}`
           : '';
         const cpu = r.serverUserUs === null ? 'n/a' : `${fmt(r.serverUserUs, 2)} + ${fmt(r.serverSysUs, 2)}`;
-        return `| ${who} | ${Math.round(r.roundTrips).toLocaleString('en')} | ${Math.round(r.min).toLocaleString('en')}–${Math.round(r.max).toLocaleString('en')} | ${r.p50us} | ${r.p99us} | ${cpu} | ${Math.round(r.clientCpu * 100)}% | ${fmt(vsNode, 2)}x | ${fmt(p99VsNode, 2)}x | ${fmt(vsUv, 2)}x | ${targets} |`;
+        const mib = (bytes) => fmt(bytes / 2 ** 20, 0);
+        const memory =
+          r.rss === null
+            ? 'n/a'
+            : row.scale && r.idleRss !== null
+              ? `${mib(r.rss)} (${fmt((r.rss - r.idleRss) / row.connections / 1024, 1)} KiB per connection)`
+              : mib(r.rss);
+        return `| ${who} | ${Math.round(r.roundTrips).toLocaleString('en')} | ${Math.round(r.min).toLocaleString('en')}–${Math.round(r.max).toLocaleString('en')} | ${r.p50us} | ${r.p99us} | ${cpu} | ${Math.round(r.clientCpu * 100)}% | ${memory} | ${fmt(vsNode, 2)}x | ${fmt(p99VsNode, 2)}x | ${fmt(vsUv, 2)}x | ${targets} |`;
       });
-      return `### ${row.connections} connection${row.connections > 1 ? 's' : ''}, ${row.bytes >= 1024 ? `${row.bytes / 1024} KiB` : `${row.bytes}-byte`} messages
+      const scaleNote = row.scale
+        ? `\n\nA scale check, with no target: ${row.connections.toLocaleString('en')} connections open at once, every one a ping-pong. Memory per connection is the server's resident memory under load less its memory before the first connection, over the number of connections.`
+        : '';
+      return `### ${row.connections.toLocaleString('en')} connection${row.connections > 1 ? 's' : ''}, ${row.bytes >= 1024 ? `${row.bytes / 1024} KiB` : `${row.bytes}-byte`} messages${scaleNote}
 
-| server | round trips/s (median) | spread | p50 µs | p99 µs | server CPU µs/round trip (user + sys) | client CPU | throughput vs node | p99 vs node | throughput vs uvloop | targets |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+| server | round trips/s (median) | spread | p50 µs | p99 µs | server CPU µs/round trip (user + sys) | client CPU | server RSS MiB | throughput vs node | p99 vs node | throughput vs uvloop | targets |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
 ${lines.join('\n')}`;
     })
     .join('\n\n');

@@ -441,6 +441,34 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
+  io('data and the end of the stream arriving together: read() returns the data, then null', () =>
+    onLoop(backend, async (loop) => {
+      let reading;
+      const serverReading = new Promise((resolve) => (reading = resolve));
+      let seen;
+      const handled = new Promise((resolve) => (seen = resolve));
+      const server = await loop.createServer(
+        async (conn) => {
+          // Waiting before the peer sends: its data and its end then arrive
+          // together, and one readiness report covers both.
+          const first = conn.read();
+          reading();
+          const data = await first;
+          seen([Buffer.from(data).toString(), await conn.read()]);
+          conn.close();
+        },
+        { port: 0 },
+      );
+      const client = await loop.createConnection({ port: server.address().port });
+      await serverReading;
+      client.write('last words');
+      await client.end();
+      assert.equal(await loop.waitFor(handled, 5000), ['last words', null]);
+      client.close();
+      await server.close();
+    }),
+  );
+
   io('half-close: the peer still writes after reading our end of stream', () =>
     onLoop(backend, async (loop) => {
       const server = await loop.createServer(

@@ -112,6 +112,34 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
+  proto('data and the end of the stream arriving together: dataReceived, then eofReceived', () =>
+    onLoop(backend, async (loop) => {
+      let made;
+      const serverSide = new Promise((resolve) => (made = resolve));
+      const server = await loop.createProtocolServer(
+        () => {
+          const recorder = new Recorder();
+          made(recorder);
+          return recorder;
+        },
+        { port: 0 },
+      );
+      const { transport } = await loop.createProtocolConnection(() => new Recorder(), {
+        host: '127.0.0.1',
+        port: server.address().port,
+      });
+      const peer = await serverSide;
+      // The server side reads already; both arrive before it reads again.
+      transport.write('last words');
+      transport.writeEof();
+      assert.is(await loop.waitFor(peer.lost, 5000), null);
+      assert.is(text(peer.chunks), 'last words');
+      assert.equal(peer.events, ['made', 'eof', 'lost']);
+      transport.close();
+      await server.close();
+    }),
+  );
+
   proto('half-close: eofReceived returning true keeps the transport open to write the rest', () =>
     onLoop(backend, async (loop) => {
       const server = await loop.createProtocolServer(

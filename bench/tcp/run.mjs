@@ -26,6 +26,9 @@ const CONFIGS = [
   { connections: 50, bytes: 64 },
   { connections: 1, bytes: 16 * 1024 },
   { connections: 50, bytes: 16 * 1024 },
+  // A scale check with no target: ten thousand connections at once, each a
+  // ping-pong, and what the server's memory grows by per connection.
+  { connections: 10_000, bytes: 64, scale: true },
 ];
 
 const SERVERS = {
@@ -89,25 +92,72 @@ function serverCpu(pid) {
   }
 }
 
-/** One timed run against `server`, with the server's CPU time per round trip. */
-function measured(server, config, seconds) {
+/** A process's resident memory in bytes (Linux's /proc; null elsewhere). */
+function residentBytes(pid) {
+  try {
+    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return match === null ? null : Number(match[1]) * 1024;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * One timed run against `server`: the client's result, with the server's
+ * CPU time per round trip and its resident memory three quarters of the way
+ * through (every connection open and busy).
+ */
+async function measured(server, config, seconds) {
   const before = serverCpu(server.child.pid);
-  const result = client(server.port, config, seconds);
+  let rss = null;
+  const sample = setTimeout(() => {
+    rss = residentBytes(server.child.pid);
+  }, seconds * 750);
+  const result = await clientRun(server.port, config, seconds);
+  clearTimeout(sample);
   const after = serverCpu(server.child.pid);
   if (before !== null && after !== null) {
     result.serverUserUs = (after.user - before.user) / result.rounds;
     result.serverSysUs = (after.sys - before.sys) / result.rounds;
   }
+  result.serverRss = rss;
   return result;
 }
 
-function client(port, { connections, bytes }, seconds) {
-  const out = execFileSync(CLIENT, ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)], {
-    encoding: 'utf8',
-  });
+function clientArgs(port, { connections, bytes }, seconds) {
+  return ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)];
+}
+
+function checked(port, out) {
   const result = JSON.parse(out);
   if (result.badBytes !== 0 || result.rounds === 0) throw new Error(`port ${port}: ${out}`);
   return result;
+}
+
+function client(port, config, seconds) {
+  return checked(port, execFileSync(CLIENT, clientArgs(port, config, seconds), { encoding: 'utf8' }));
+}
+
+/** The client as a child process, so the server can be sampled while it runs. */
+function clientRun(port, config, seconds) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(CLIENT, clientArgs(port, config, seconds), { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code !== 0) reject(new Error(`echo-client exited with ${code} against port ${port}`));
+      else {
+        try {
+          resolve(checked(port, out));
+        } catch (error) {
+          reject(error);
+        }
+      }
+    });
+  });
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -120,11 +170,13 @@ async function main() {
   for (const config of CONFIGS) {
     const servers = {};
     for (const name of names) servers[name] = { port: ++port, child: await start(name, port), runs: [] };
+    // Each server's memory before its first connection.
+    for (const name of names) servers[name].idleRss = residentBytes(servers[name].child.pid);
     for (const name of names) client(servers[name].port, config, 0.5); // validate and warm up
     for (let r = 0; r < RUNS; r++) {
       for (let j = 0; j < names.length; j++) {
         const name = names[(r + j) % names.length];
-        servers[name].runs.push(measured(servers[name], config, SECONDS));
+        servers[name].runs.push(await measured(servers[name], config, SECONDS));
       }
     }
     for (const name of names) servers[name].child.kill('SIGKILL');
@@ -143,6 +195,9 @@ async function main() {
         serverUserUs: runs[0].serverUserUs === undefined ? null : median(runs.map((x) => x.serverUserUs)),
         serverSysUs: runs[0].serverSysUs === undefined ? null : median(runs.map((x) => x.serverSysUs)),
         clientCpu: median(runs.map((x) => x.clientCpuUs / (x.seconds * 1e6))),
+        // Resident memory under load, and before the first connection (bytes; null without /proc).
+        rss: runs[0].serverRss === null ? null : median(runs.map((x) => x.serverRss)),
+        idleRss: servers[name].idleRss,
       };
     }
     results.push(row);

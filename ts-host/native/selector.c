@@ -451,7 +451,218 @@ static napi_value js_pipe(napi_env env, napi_callback_info info) {
 
 /* -------------------------------------------------------------- the poller */
 
+/*
+ * Readiness reaches JavaScript as tokens, collected during libuv's poll
+ * phase and handed over once per libuv iteration (the check phase); the
+ * program reads and writes afterwards, in the loop's callbacks.
+ *
+ * On Linux the poller keeps an epoll set of its own, and libuv watches that
+ * one descriptor. Two reasons:
+ *
+ * - One epoll_wait per libuv iteration, for at most as many events as there
+ *   is room for tokens. A descriptor watched through libuv directly stays
+ *   readable until the program reads it, after the poll phase; libuv's own
+ *   poll goes on waiting (up to 48 rounds of 1,024 events) while whole rounds
+ *   come back, and with thousands of busy connections it polls the same
+ *   unread sockets over and over: most of a server's time at 10,000
+ *   connections went to tcp_poll that way.
+ * - Edge-triggered watches: a watch the program marks `edge` (its watcher
+ *   reads or writes until the kernel would block, or until a short read or
+ *   write, before it waits again) is registered with EPOLLET, so a socket
+ *   that was reported is not polled again until something new happens to
+ *   it. Other watches (addReader, listeners, UDP) are level-triggered, as
+ *   asyncio's selectors are.
+ *
+ * Elsewhere each descriptor is a uv_poll watch, level-triggered whatever the
+ * program asked for, which every watcher handles.
+ */
+
 typedef struct poller poller;
+
+static void queue_token(poller *p, uint32_t token);
+
+#ifdef __linux__
+#include <sys/epoll.h>
+
+/* One descriptor's watch, in a table indexed by descriptor. */
+typedef struct watch {
+  uint32_t tokens[3]; /* by direction: [READABLE], [WRITABLE]; NO_TOKEN when not watched */
+  uint8_t edge[3];    /* by direction: the watcher handles edge-triggered readiness */
+  uint8_t hung_up;    /* the peer hung up or the socket failed: level-triggered from then on */
+  uint32_t events;    /* what the epoll set holds for it; 0 when it is not in the set */
+} watch;
+
+struct poller {
+  napi_env env;
+  uv_loop_t *loop;
+  uv_check_t check;
+  uv_poll_t set_handle; /* libuv's watch on the epoll set */
+  int epfd;
+  int watching;         /* descriptors in the set */
+  watch *table;         /* by descriptor, so a watch costs the same with 10,000 as with 1 */
+  int table_len;
+  napi_ref callback;
+  napi_ref buffer_ref; /* Uint32Array shared with JavaScript */
+  uint32_t *buffer;
+  uint32_t capacity;
+  uint32_t count;
+  int closed;
+  napi_async_context context;
+};
+
+/* Events taken from the epoll set per libuv iteration, at most. */
+#define WAIT_EVENTS 1024
+
+/* The epoll set is readable: collect what is ready, as tokens. */
+static void on_set_ready(uv_poll_t *handle, int status, int events) {
+  (void)status;
+  (void)events;
+  poller *p = (poller *)handle->data;
+  /* Each event gives at most two tokens. What is not collected now stays in
+   * the set's ready list, which keeps the set readable: libuv reports it
+   * again on its next iteration, after the program has had its turn. */
+  uint32_t room = (p->capacity - p->count) / 2;
+  int max = room < WAIT_EVENTS ? (int)room : WAIT_EVENTS;
+  if (max == 0) return;
+  struct epoll_event ready[WAIT_EVENTS];
+  int n = epoll_wait(p->epfd, ready, max, 0);
+  for (int i = 0; i < n; i++) {
+    int fd = (int)ready[i].data.u32;
+    if (fd >= p->table_len || p->table[fd].events == 0) continue;
+    watch *w = &p->table[fd];
+    uint32_t ev = ready[i].events;
+    if ((ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !w->hung_up) {
+      /* A watcher that stops at a short read may not have read the end of
+       * the stream yet, and no new edge will come for it: from now on the
+       * descriptor is reported for as long as it stays readable. */
+      w->hung_up = 1;
+      if (w->events & EPOLLET) {
+        struct epoll_event e = {.events = w->events & ~EPOLLET, .data = {.u32 = (uint32_t)fd}};
+        if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &e) == 0) w->events = e.events;
+      }
+    }
+    /* An error or hang-up wakes both directions: the program's read or
+     * write reports it (as libuv's uv_poll does). */
+    if (ev & (EPOLLERR | EPOLLHUP)) ev |= EPOLLIN | EPOLLOUT;
+    if (ev & (EPOLLIN | EPOLLRDHUP)) queue_token(p, w->tokens[READABLE]);
+    if (ev & EPOLLOUT) queue_token(p, w->tokens[WRITABLE]);
+  }
+}
+
+/* Brings the epoll set in line with `fd`'s watch: 0 or -errno. */
+static int apply(poller *p, int fd) {
+  watch *w = &p->table[fd];
+  uint32_t want = 0;
+  int edge = 1;
+  if (w->tokens[READABLE] != NO_TOKEN) {
+    want |= EPOLLIN | EPOLLRDHUP;
+    edge &= w->edge[READABLE];
+  }
+  if (w->tokens[WRITABLE] != NO_TOKEN) {
+    want |= EPOLLOUT;
+    edge &= w->edge[WRITABLE];
+  }
+  if (want != 0 && edge && !w->hung_up) want |= EPOLLET;
+  if (want == w->events) return 0;
+  struct epoll_event e = {.events = want, .data = {.u32 = (uint32_t)fd}};
+  if (want == 0) {
+    /* Out of the set at once, so the program may close the fd right after. */
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, &e);
+    w->events = 0;
+    w->hung_up = 0; /* the number may next belong to another socket */
+    /* Watches keep the process alive, as uv_poll watches do; none, none. */
+    if (--p->watching == 0) uv_poll_stop(&p->set_handle);
+    return 0;
+  }
+  int adding = w->events == 0;
+  if (adding && p->watching == 0) {
+    int rc = uv_poll_start(&p->set_handle, UV_READABLE, on_set_ready);
+    if (rc < 0) return rc;
+  }
+  /* ADD and MOD both report at once what is ready now, edge-triggered too. */
+  if (epoll_ctl(p->epfd, adding ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &e) < 0) {
+    int rc = -errno;
+    if (adding && p->watching == 0) uv_poll_stop(&p->set_handle);
+    return rc;
+  }
+  if (adding) p->watching++;
+  w->events = want;
+  return 0;
+}
+
+/* The table entry for `fd`, grown as needed; NULL when out of memory. */
+static watch *entry(poller *p, int fd) {
+  if (fd < p->table_len) return &p->table[fd];
+  int len = p->table_len == 0 ? 256 : p->table_len;
+  while (len <= fd) len *= 2;
+  watch *table = realloc(p->table, (size_t)len * sizeof *table);
+  if (!table) return NULL;
+  for (int i = p->table_len; i < len; i++) {
+    table[i] = (watch){.tokens = {NO_TOKEN, NO_TOKEN, NO_TOKEN}, .edge = {0, 0, 0}, .hung_up = 0, .events = 0};
+  }
+  p->table = table;
+  p->table_len = len;
+  return &table[fd];
+}
+
+static int poller_watch(poller *p, int fd, int direction, uint32_t token, int edge) {
+  if (fd < 0) return -EBADF;
+  watch *w = entry(p, fd);
+  if (!w) return -ENOMEM;
+  uint32_t token_before = w->tokens[direction];
+  uint8_t edge_before = w->edge[direction];
+  w->tokens[direction] = token;
+  w->edge[direction] = (uint8_t)(edge != 0);
+  int rc = apply(p, fd);
+  if (rc < 0) {
+    /* Nothing changed in the set: neither here. */
+    w->tokens[direction] = token_before;
+    w->edge[direction] = edge_before;
+  }
+  return rc;
+}
+
+static void poller_unwatch(poller *p, int fd, int direction) {
+  if (fd < 0 || fd >= p->table_len) return;
+  p->table[fd].tokens[direction] = NO_TOKEN;
+  apply(p, fd);
+}
+
+static int poller_init(poller *p) {
+  p->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (p->epfd < 0) return -errno;
+  int rc = uv_poll_init(p->loop, &p->set_handle, p->epfd);
+  if (rc < 0) {
+    close(p->epfd);
+    return rc;
+  }
+  p->set_handle.data = p;
+  return 0;
+}
+
+static void free_poller(uv_handle_t *handle) {
+  poller *p = (poller *)handle->data;
+  /* Only now, with libuv done with its handle: closed earlier, the number
+   * could go to a new poller's set while libuv still held this handle, and
+   * closing the handle would take that set out of libuv's epoll. */
+  close(p->epfd);
+  free(p->table);
+  free(p);
+}
+
+static void close_set(uv_handle_t *handle) {
+  /* The check handle is closed: the set's handle goes last and frees the poller. */
+  poller *p = (poller *)handle->data;
+  uv_close((uv_handle_t *)&p->set_handle, free_poller);
+}
+
+static void poller_close(poller *p) {
+  uv_poll_stop(&p->set_handle);
+  uv_check_stop(&p->check);
+  uv_close((uv_handle_t *)&p->check, close_set);
+}
+
+#else /* not Linux: a uv_poll watch per descriptor */
 
 typedef struct watch {
   uv_poll_t handle;
@@ -465,39 +676,19 @@ struct poller {
   napi_env env;
   uv_loop_t *loop;
   uv_check_t check;
+  watch **by_fd; /* by descriptor, NULL where none */
+  int by_fd_len;
   napi_ref callback;
   napi_ref buffer_ref; /* Uint32Array shared with JavaScript */
   uint32_t *buffer;
   uint32_t capacity;
   uint32_t count;
-  /* Watches by descriptor (NULL where none), so a watch or unwatch costs
-   * the same with ten thousand connections as with one. */
-  watch **by_fd;
-  int by_fd_len;
   int closed;
   napi_async_context context;
 };
 
 static watch *find_watch(poller *p, int fd) {
   return fd >= 0 && fd < p->by_fd_len ? p->by_fd[fd] : NULL;
-}
-
-/* Makes room in the table for descriptor `fd`: 0 or -ENOMEM. */
-static int reserve_fd(poller *p, int fd) {
-  if (fd < p->by_fd_len) return 0;
-  int len = p->by_fd_len == 0 ? 256 : p->by_fd_len;
-  while (len <= fd) len *= 2;
-  watch **table = realloc(p->by_fd, (size_t)len * sizeof *table);
-  if (!table) return -ENOMEM;
-  memset(table + p->by_fd_len, 0, (size_t)(len - p->by_fd_len) * sizeof *table);
-  p->by_fd = table;
-  p->by_fd_len = len;
-  return 0;
-}
-
-static void queue_token(poller *p, uint32_t token) {
-  if (token == NO_TOKEN || p->count == p->capacity) return; /* level-triggered: reported again next time */
-  p->buffer[p->count++] = token;
 }
 
 static void on_poll(uv_poll_t *handle, int status, int events) {
@@ -507,6 +698,94 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   if (events & UV_READABLE) queue_token(p, w->tokens[READABLE]);
   if (events & (UV_WRITABLE | UV_DISCONNECT)) queue_token(p, w->tokens[WRITABLE]);
   if ((events & UV_DISCONNECT) && !(events & UV_READABLE)) queue_token(p, w->tokens[READABLE]);
+}
+
+static void free_watch(uv_handle_t *handle) {
+  free(handle->data);
+}
+
+static int apply(poller *p, watch *w) {
+  int uv_events = 0;
+  if (w->tokens[READABLE] != NO_TOKEN) uv_events |= UV_READABLE | UV_DISCONNECT;
+  if (w->tokens[WRITABLE] != NO_TOKEN) uv_events |= UV_WRITABLE;
+  w->events = uv_events;
+  if (uv_events == 0) {
+    /* Closing the handle stops polling the fd at once, so the program may
+     * close the fd right after. */
+    p->by_fd[w->fd] = NULL;
+    uv_close((uv_handle_t *)&w->handle, free_watch);
+    return 0;
+  }
+  return uv_poll_start(&w->handle, uv_events, on_poll);
+}
+
+static int poller_watch(poller *p, int fd, int direction, uint32_t token, int edge) {
+  (void)edge; /* level-triggered here: every watcher handles that */
+  if (fd < 0) return -EBADF;
+  watch *w = find_watch(p, fd);
+  if (!w) {
+    if (fd >= p->by_fd_len) {
+      int len = p->by_fd_len == 0 ? 256 : p->by_fd_len;
+      while (len <= fd) len *= 2;
+      watch **table = realloc(p->by_fd, (size_t)len * sizeof *table);
+      if (!table) return -ENOMEM;
+      memset(table + p->by_fd_len, 0, (size_t)(len - p->by_fd_len) * sizeof *table);
+      p->by_fd = table;
+      p->by_fd_len = len;
+    }
+    w = calloc(1, sizeof *w);
+    if (!w) return -ENOMEM;
+    int rc = uv_poll_init(p->loop, &w->handle, fd);
+    if (rc < 0) {
+      free(w);
+      return rc;
+    }
+    w->handle.data = w;
+    w->owner = p;
+    w->fd = fd;
+    w->tokens[READABLE] = w->tokens[WRITABLE] = NO_TOKEN;
+    p->by_fd[fd] = w;
+  }
+  w->tokens[direction] = token;
+  return apply(p, w);
+}
+
+static void poller_unwatch(poller *p, int fd, int direction) {
+  watch *w = find_watch(p, fd);
+  if (!w) return;
+  w->tokens[direction] = NO_TOKEN;
+  apply(p, w);
+}
+
+static int poller_init(poller *p) {
+  (void)p;
+  return 0;
+}
+
+static void free_poller(uv_handle_t *handle) {
+  poller *p = (poller *)handle->data;
+  free(p->by_fd);
+  free(p);
+}
+
+static void poller_close(poller *p) {
+  for (int fd = 0; fd < p->by_fd_len; fd++) {
+    watch *w = p->by_fd[fd];
+    if (!w) continue;
+    p->by_fd[fd] = NULL;
+    uv_close((uv_handle_t *)&w->handle, free_watch);
+  }
+  uv_check_stop(&p->check);
+  uv_close((uv_handle_t *)&p->check, free_poller);
+}
+
+#endif
+
+static void queue_token(poller *p, uint32_t token) {
+  /* Full: a level-triggered watch is reported again next time; the epoll
+   * set never hands over more edge-triggered events than there is room for. */
+  if (token == NO_TOKEN || p->count == p->capacity) return;
+  p->buffer[p->count++] = token;
 }
 
 /* Once per libuv iteration, after the poll phase: hand the batch to JavaScript. */
@@ -526,34 +805,8 @@ static void on_check(uv_check_t *handle) {
   napi_close_handle_scope(env, scope);
 }
 
-static void free_watch(uv_handle_t *handle) {
-  free(handle->data);
-}
-
-static int apply(poller *p, watch *w) {
-  int uv_events = 0;
-  if (w->tokens[READABLE] != NO_TOKEN) uv_events |= UV_READABLE | UV_DISCONNECT;
-  if (w->tokens[WRITABLE] != NO_TOKEN) uv_events |= UV_WRITABLE;
-  w->events = uv_events;
-  if (uv_events == 0) {
-    /* Closing the handle removes the fd from epoll at once, so the program
-     * may close the fd right after. */
-    p->by_fd[w->fd] = NULL;
-    uv_close((uv_handle_t *)&w->handle, free_watch);
-    return 0;
-  }
-  return uv_poll_start(&w->handle, uv_events, on_poll);
-}
-
-static poller *get_poller(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
-  size_t argc = n;
-  napi_value self;
+static poller *unwrap_poller(napi_env env, napi_value self) {
   void *data;
-  if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) return NULL;
-  if (argc < n) {
-    napi_throw_type_error(env, NULL, "wasmloop selector: missing arguments");
-    return NULL;
-  }
   if (napi_unwrap(env, self, &data) != napi_ok || data == NULL) {
     napi_throw_error(env, NULL, "wasmloop selector: not a poller");
     return NULL;
@@ -566,49 +819,42 @@ static poller *get_poller(napi_env env, napi_callback_info info, size_t n, napi_
   return p;
 }
 
-/* poller.watch(fd, direction, token) -> 0 | -errno */
+/* poller.watch(fd, direction, token, edge = false) -> 0 | -errno. `edge`:
+ * the watcher handles edge-triggered readiness (see above); a hint. */
 static napi_value js_watch(napi_env env, napi_callback_info info) {
-  napi_value argv[3];
-  poller *p = get_poller(env, info, 3, argv);
+  size_t argc = 4;
+  napi_value argv[4], self;
+  if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) return NULL;
+  if (argc < 3) {
+    napi_throw_type_error(env, NULL, "wasmloop selector: missing arguments");
+    return NULL;
+  }
+  poller *p = unwrap_poller(env, self);
   if (!p) return NULL;
   int32_t fd, direction;
   uint32_t token;
+  bool edge = false;
   if (get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &direction)) return NULL;
   if (napi_get_value_uint32(env, argv[2], &token) != napi_ok) return NULL;
+  if (argc > 3) napi_get_value_bool(env, argv[3], &edge);
   if (direction != READABLE && direction != WRITABLE) return int_value(env, -EINVAL);
-  if (fd < 0) return int_value(env, -EBADF);
-  watch *w = find_watch(p, fd);
-  if (!w) {
-    if (reserve_fd(p, fd) < 0) return int_value(env, -ENOMEM);
-    w = calloc(1, sizeof *w);
-    if (!w) return int_value(env, -ENOMEM);
-    int rc = uv_poll_init(p->loop, &w->handle, fd);
-    if (rc < 0) {
-      free(w);
-      return int_value(env, rc);
-    }
-    w->handle.data = w;
-    w->owner = p;
-    w->fd = fd;
-    w->tokens[READABLE] = w->tokens[WRITABLE] = NO_TOKEN;
-    p->by_fd[fd] = w;
-  }
-  w->tokens[direction] = token;
-  return int_value(env, apply(p, w));
+  return int_value(env, poller_watch(p, fd, direction, token, edge));
 }
 
 /* poller.unwatch(fd, direction) -> 0 */
 static napi_value js_unwatch(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  poller *p = get_poller(env, info, 2, argv);
+  size_t argc = 2;
+  napi_value argv[2], self;
+  if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) return NULL;
+  if (argc < 2) {
+    napi_throw_type_error(env, NULL, "wasmloop selector: missing arguments");
+    return NULL;
+  }
+  poller *p = unwrap_poller(env, self);
   if (!p) return NULL;
   int32_t fd, direction;
   if (get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &direction)) return NULL;
-  watch *w = find_watch(p, fd);
-  if (w && (direction == READABLE || direction == WRITABLE)) {
-    w->tokens[direction] = NO_TOKEN;
-    apply(p, w);
-  }
+  if (direction == READABLE || direction == WRITABLE) poller_unwatch(p, fd, direction);
   return int_value(env, 0);
 }
 
@@ -622,12 +868,6 @@ static void finalize_poller(napi_env env, void *data, void *hint) {
   }
 }
 
-static void free_poller(uv_handle_t *handle) {
-  poller *p = (poller *)handle->data;
-  free(p->by_fd);
-  free(p);
-}
-
 /* poller.close(): stops every watch; the poller cannot be used again. */
 static napi_value js_poller_close(napi_env env, napi_callback_info info) {
   napi_value self;
@@ -637,17 +877,10 @@ static napi_value js_poller_close(napi_env env, napi_callback_info info) {
   if (napi_remove_wrap(env, self, &data) != napi_ok || data == NULL) return NULL;
   poller *p = (poller *)data;
   p->closed = 1;
-  for (int fd = 0; fd < p->by_fd_len; fd++) {
-    watch *w = p->by_fd[fd];
-    if (!w) continue;
-    p->by_fd[fd] = NULL;
-    uv_close((uv_handle_t *)&w->handle, free_watch);
-  }
   napi_delete_reference(env, p->callback);
   napi_delete_reference(env, p->buffer_ref);
   napi_async_destroy(env, p->context);
-  uv_check_stop(&p->check);
-  uv_close((uv_handle_t *)&p->check, free_poller);
+  poller_close(p);
   return NULL;
 }
 
@@ -667,6 +900,10 @@ static napi_value js_poller_new(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "wasmloop selector: tokens must be a Uint32Array");
     return NULL;
   }
+  if (length < 2) {
+    napi_throw_range_error(env, NULL, "wasmloop selector: tokens must hold at least 2 entries");
+    return NULL;
+  }
   poller *p = calloc(1, sizeof *p);
   if (!p) {
     napi_throw_error(env, NULL, "wasmloop selector: out of memory");
@@ -676,6 +913,11 @@ static napi_value js_poller_new(napi_env env, napi_callback_info info) {
   p->buffer = (uint32_t *)base;
   p->capacity = (uint32_t)length;
   CHECK(napi_get_uv_event_loop(env, &p->loop));
+  if (poller_init(p) < 0) {
+    free(p);
+    napi_throw_error(env, NULL, "wasmloop selector: cannot create the poller's epoll set");
+    return NULL;
+  }
   CHECK(napi_create_reference(env, argv[0], 1, &p->callback));
   CHECK(napi_create_reference(env, argv[1], 1, &p->buffer_ref));
   napi_value name;

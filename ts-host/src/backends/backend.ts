@@ -111,8 +111,15 @@ export interface ReadinessBackend extends BackendBase {
   readonly model: 'readiness';
   /** Tokens that became ready since the last call, each once, oldest first, at most `max`. */
   takeReady(max: number): Uint32Array;
-  /** Reports `token` whenever `fd` is ready in `direction`; 0 or a negative errno. */
-  watch(fd: number, direction: Direction, token: number): number;
+  /**
+   * Reports `token` whenever `fd` is ready in `direction`; 0 or a negative
+   * errno. `edge`, a hint: the watcher handles edge-triggered readiness (it
+   * reads or writes until the kernel would block, or until a short read or
+   * write, before it waits for `token` again, and it tolerates a report
+   * that finds nothing to do), so the backend may report `fd` only when
+   * something new happens to it. Level-triggered reports are always correct.
+   */
+  watch(fd: number, direction: Direction, token: number, edge?: boolean): number;
   /** Stops reporting `fd` in `direction`; drops its queued token. */
   unwatch(fd: number, direction: Direction): void;
   readonly sockets: SocketOps;

@@ -103,8 +103,9 @@ class Watcher {
     this.#endpoints.delete(id);
   }
 
-  watch(fd: number, direction: Direction, id: number): number {
-    return this.#poller.watch(fd, direction, id * 4 + direction);
+  /** `edge`: the endpoint handles edge-triggered readiness (ReadinessBackend.watch). */
+  watch(fd: number, direction: Direction, id: number, edge = false): number {
+    return this.#poller.watch(fd, direction, id * 4 + direction, edge);
   }
 
   unwatch(fd: number, direction: Direction): void {
@@ -191,7 +192,9 @@ class NativeSocket implements CompletionSocket, Endpoint {
     const want = this.#flowing && !this.#eof && !this.#destroyed && this.#onData !== null;
     if (want === this.#readWatched) return;
     if (want) {
-      const rc = this.#watcher.watch(this.#fd, READABLE, this.#id);
+      // Edge-triggered will do: #readAvailable reads until EAGAIN, a short
+      // read or a pause, and pausing unwatches.
+      const rc = this.#watcher.watch(this.#fd, READABLE, this.#id, true);
       if (rc < 0) {
         this.#eof = true;
         (this.#onError as (error: Error) => void)(systemError('watch', rc));
@@ -243,7 +246,8 @@ class NativeSocket implements CompletionSocket, Endpoint {
   #watchWritable(want: boolean): void {
     if (want === this.#writeWatched || this.#destroyed) return;
     if (want) {
-      const rc = this.#watcher.watch(this.#fd, WRITABLE, this.#id);
+      // Edge-triggered will do: #flushWrites writes until EAGAIN or a short write.
+      const rc = this.#watcher.watch(this.#fd, WRITABLE, this.#id, true);
       if (rc < 0) {
         this.#failWrites(systemError('watch', rc));
         return;

@@ -25,7 +25,8 @@ import {
 
 /** The addon's poller: uv_poll watches whose tokens it hands over once per libuv iteration. */
 export interface Poller {
-  watch(fd: number, direction: number, token: number): number;
+  /** `edge`: the watcher handles edge-triggered readiness (ReadinessBackend.watch). */
+  watch(fd: number, direction: number, token: number, edge?: boolean): number;
   unwatch(fd: number, direction: number): number;
   close(): void;
 }
@@ -97,9 +98,9 @@ export function createSelectorBackend(): ReadinessBackend {
     takeReady(max) {
       return queue.take(max);
     },
-    watch(fd, direction, token) {
+    watch(fd, direction, token, edge) {
       if (poller === null) return -9; // EBADF: closed
-      const rc = poller.watch(fd, direction, token);
+      const rc = poller.watch(fd, direction, token, edge === true);
       if (rc === 0) tokens.set(key(fd, direction), token);
       return rc;
     },

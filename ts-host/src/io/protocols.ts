@@ -275,7 +275,9 @@ class ReadinessTransport extends BaseTransport {
     const want = this.reading && !this.closing;
     if (want === this.#readWatched) return;
     if (want) {
-      const rc = this.#backend.watch(this.#fd, READABLE, this.#readToken.slot);
+      // Edge-triggered will do: #onReadable reads until EAGAIN or a short
+      // read, and pausing unwatches (watching again reports what waits).
+      const rc = this.#backend.watch(this.#fd, READABLE, this.#readToken.slot, true);
       if (rc < 0) {
         this.teardown(ioError('watch', errnoName(rc)));
         return;
@@ -344,7 +346,8 @@ class ReadinessTransport extends BaseTransport {
     if (want === this.#writeWatched) return;
     if (want) {
       this.#writeToken ??= this.loop._watch(this.#onWritable);
-      const rc = this.#backend.watch(this.#fd, WRITABLE, this.#writeToken.slot);
+      // Edge-triggered will do: #onWritable writes until EAGAIN or a short write.
+      const rc = this.#backend.watch(this.#fd, WRITABLE, this.#writeToken.slot, true);
       if (rc < 0) {
         this.teardown(ioError('watch', errnoName(rc)));
         return;

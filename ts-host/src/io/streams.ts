@@ -621,7 +621,9 @@ class ReadinessConnection extends BaseConnection {
   #watchReadable(): void {
     if (this.#readWatched) return;
     this.#readToken ??= this.#loop._watch(this.#onReadable);
-    const rc = this.#backend.watch(this.#fd, READABLE, this.#readToken.slot);
+    // Edge-triggered will do: a read that comes back short or with EAGAIN
+    // (#mayHaveData false) is the only thing that makes the next one wait.
+    const rc = this.#backend.watch(this.#fd, READABLE, this.#readToken.slot, true);
     if (rc < 0) {
       this.settleRead(null, ioError('watch', errnoName(rc)));
       return;
@@ -683,7 +685,8 @@ class ReadinessConnection extends BaseConnection {
   #watchWritable(): void {
     if (this.#writeWatched) return;
     this.#writeToken ??= this.#loop._watch(this.#onWritable);
-    const rc = this.#backend.watch(this.#fd, WRITABLE, this.#writeToken.slot);
+    // Edge-triggered will do: #onWritable writes until EAGAIN or a short write.
+    const rc = this.#backend.watch(this.#fd, WRITABLE, this.#writeToken.slot, true);
     if (rc < 0) {
       this.#failWrites(ioError('watch', errnoName(rc)));
       return;
