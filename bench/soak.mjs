@@ -5,8 +5,9 @@
 //
 //   node bench/soak.mjs [--seconds S] [--results FILE]
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { putSection } from './results-section.mjs';
+import { residentBytes } from './tcp/proc.mjs';
 import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -35,7 +36,12 @@ const SLACK_BYTES = 8 * 1024 * 1024;
 mkdirSync(`${here}../build`, { recursive: true });
 execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', CLIENT, `${here}tcp/echo-client.c`]);
 
-const rss = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+/** The server's resident memory: the soak's measure, so it cannot go without. */
+function rss(pid) {
+  const bytes = residentBytes(pid);
+  if (bytes === null) throw new Error(`soak: cannot read the resident memory of process ${pid} (it needs Linux's /proc)`);
+  return bytes;
+}
 
 async function soak(backend, port) {
   const server = spawn(process.execPath, [`${here}tcp/wasmloop-echo.mjs`, backend, String(port)], {

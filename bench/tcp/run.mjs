@@ -8,8 +8,9 @@
 // is checked), then each configuration runs every server RUNS times,
 // alternating, with all servers up for the whole configuration.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { processCpu, residentBytes } from './proc.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const args = process.argv.slice(2);
@@ -67,55 +68,20 @@ function start(name, port) {
   });
 }
 
-/** Clock ticks per second of /proc/PID/stat's CPU times. */
-const CLOCK_TICKS = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-/**
- * CPU time a server process has used so far, user and system, in
- * microseconds (Linux's /proc; null elsewhere). All its threads count: a
- * runtime's helper threads (GC, compilers) are part of what it costs.
- */
-function serverCpu(pid) {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may hold spaces): utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { user: (Number(fields[11]) * 1e6) / CLOCK_TICKS, sys: (Number(fields[12]) * 1e6) / CLOCK_TICKS };
-  } catch {
-    return null;
-  }
-}
-
-/** A process's resident memory in bytes (Linux's /proc; null elsewhere). */
-function residentBytes(pid) {
-  try {
-    const match = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return match === null ? null : Number(match[1]) * 1024;
-  } catch {
-    return null;
-  }
-}
-
 /**
  * One timed run against `server`: the client's result, with the server's
  * CPU time per round trip and its resident memory three quarters of the way
  * through (every connection open and busy).
  */
 async function measured(server, config, seconds) {
-  const before = serverCpu(server.child.pid);
+  const before = processCpu(server.child.pid);
   let rss = null;
   const sample = setTimeout(() => {
     rss = residentBytes(server.child.pid);
   }, seconds * 750);
-  const result = await clientRun(server.port, config, seconds);
+  const result = await client(server.port, config, seconds);
   clearTimeout(sample);
-  const after = serverCpu(server.child.pid);
+  const after = processCpu(server.child.pid);
   if (before !== null && after !== null) {
     result.serverUserUs = (after.user - before.user) / result.rounds;
     result.serverSysUs = (after.sys - before.sys) / result.rounds;
@@ -124,37 +90,27 @@ async function measured(server, config, seconds) {
   return result;
 }
 
-function clientArgs(port, { connections, bytes }, seconds) {
-  return ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)];
-}
-
-function checked(port, out) {
-  const result = JSON.parse(out);
-  if (result.badBytes !== 0 || result.rounds === 0) throw new Error(`port ${port}: ${out}`);
-  return result;
-}
-
-function client(port, config, seconds) {
-  return checked(port, execFileSync(CLIENT, clientArgs(port, config, seconds), { encoding: 'utf8' }));
-}
-
-/** The client as a child process, so the server can be sampled while it runs. */
-function clientRun(port, config, seconds) {
+/** Runs the client (a child process, so the server can be sampled meanwhile); its checked result. */
+function client(port, { connections, bytes }, seconds) {
   return new Promise((resolve, reject) => {
-    const child = spawn(CLIENT, clientArgs(port, config, seconds), { stdio: ['ignore', 'pipe', 'inherit'] });
+    const args = ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)];
+    const child = spawn(CLIENT, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
     });
     child.on('error', reject);
     child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`echo-client exited with ${code} against port ${port}`));
-      else {
-        try {
-          resolve(checked(port, out));
-        } catch (error) {
-          reject(error);
-        }
+      if (code !== 0) {
+        reject(new Error(`echo-client exited with ${code} against port ${port}`));
+        return;
+      }
+      try {
+        const result = JSON.parse(out);
+        if (result.badBytes !== 0 || result.rounds === 0) throw new Error(`port ${port}: ${out}`);
+        resolve(result);
+      } catch (error) {
+        reject(error);
       }
     });
   });
@@ -172,7 +128,7 @@ async function main() {
     for (const name of names) servers[name] = { port: ++port, child: await start(name, port), runs: [] };
     // Each server's memory before its first connection.
     for (const name of names) servers[name].idleRss = residentBytes(servers[name].child.pid);
-    for (const name of names) client(servers[name].port, config, 0.5); // validate and warm up
+    for (const name of names) await client(servers[name].port, config, 0.5); // validate and warm up
     for (let r = 0; r < RUNS; r++) {
       for (let j = 0; j < names.length; j++) {
         const name = names[(r + j) % names.length];

@@ -57,14 +57,20 @@ static napi_value int_value(napi_env env, int64_t v) {
   return out;
 }
 
-static int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
-  size_t argc = n;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return -1;
-  if (argc < n) {
+/* The call's arguments, at least `n` of the `*argc` that `argv` holds
+ * (`*argc` becomes how many were passed), and its receiver if `self`. */
+static int get_call(napi_env env, napi_callback_info info, size_t n, size_t *argc, napi_value *argv, napi_value *self) {
+  if (napi_get_cb_info(env, info, argc, argv, self, NULL) != napi_ok) return -1;
+  if (*argc < n) {
     napi_throw_type_error(env, NULL, "wasmloop selector: missing arguments");
     return -1;
   }
   return 0;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv) {
+  size_t argc = n;
+  return get_call(env, info, n, &argc, argv, NULL);
 }
 
 static int get_i32(napi_env env, napi_value v, int32_t *out) {
@@ -190,11 +196,7 @@ static int open_connecting(const struct sockaddr *sa, socklen_t len) {
 static napi_value js_listen(napi_env env, napi_callback_info info) {
   napi_value argv[4];
   size_t argc = 4;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 3) {
-    napi_throw_type_error(env, NULL, "wasmloop selector: missing arguments");
-    return NULL;
-  }
+  if (get_call(env, info, 3, &argc, argv, NULL)) return NULL;
   bool reuse_port = false;
   if (argc >= 4) napi_get_value_bool(env, argv[3], &reuse_port);
   int32_t port, backlog;
@@ -805,8 +807,11 @@ static void on_check(uv_check_t *handle) {
   napi_close_handle_scope(env, scope);
 }
 
-static poller *unwrap_poller(napi_env env, napi_value self) {
+/* A poller method's poller and arguments, as get_call; NULL (thrown) if the poller is closed. */
+static poller *get_poller(napi_env env, napi_callback_info info, size_t n, size_t *argc, napi_value *argv) {
+  napi_value self;
   void *data;
+  if (get_call(env, info, n, argc, argv, &self)) return NULL;
   if (napi_unwrap(env, self, &data) != napi_ok || data == NULL) {
     napi_throw_error(env, NULL, "wasmloop selector: not a poller");
     return NULL;
@@ -823,13 +828,8 @@ static poller *unwrap_poller(napi_env env, napi_value self) {
  * the watcher handles edge-triggered readiness (see above); a hint. */
 static napi_value js_watch(napi_env env, napi_callback_info info) {
   size_t argc = 4;
-  napi_value argv[4], self;
-  if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) return NULL;
-  if (argc < 3) {
-    napi_throw_type_error(env, NULL, "wasmloop selector: missing arguments");
-    return NULL;
-  }
-  poller *p = unwrap_poller(env, self);
+  napi_value argv[4];
+  poller *p = get_poller(env, info, 3, &argc, argv);
   if (!p) return NULL;
   int32_t fd, direction;
   uint32_t token;
@@ -844,13 +844,8 @@ static napi_value js_watch(napi_env env, napi_callback_info info) {
 /* poller.unwatch(fd, direction) -> 0 */
 static napi_value js_unwatch(napi_env env, napi_callback_info info) {
   size_t argc = 2;
-  napi_value argv[2], self;
-  if (napi_get_cb_info(env, info, &argc, argv, &self, NULL) != napi_ok) return NULL;
-  if (argc < 2) {
-    napi_throw_type_error(env, NULL, "wasmloop selector: missing arguments");
-    return NULL;
-  }
-  poller *p = unwrap_poller(env, self);
+  napi_value argv[2];
+  poller *p = get_poller(env, info, 2, &argc, argv);
   if (!p) return NULL;
   int32_t fd, direction;
   if (get_i32(env, argv[0], &fd) || get_i32(env, argv[1], &direction)) return NULL;
