@@ -5,9 +5,10 @@
  * - `yieldToHost(fn)`: run `fn` in a new host macrotask, after the host has
  *   had a turn for its own I/O and timers (Node: `setImmediate`).
  * - `armTimer(fn, ms)`: one host timer for the earliest deadline.
- * - `runMicrotasks()`: drain the microtask queue synchronously between two
- *   callbacks, as Node does between two of its own macrotasks (Node exposes
- *   this as `process._tickCallback`, the function its timers call).
+ * - `microtaskDrain()`: a function that drains the microtask queue
+ *   synchronously between two callbacks, as Node does between two of its
+ *   own macrotasks (Node exposes this as `process._tickCallback`, the
+ *   function its timers call), or null where the host has none.
  */
 
 type Scheduled = unknown;
@@ -20,10 +21,12 @@ interface HostGlobals {
   process?: { _tickCallback?: () => void };
 }
 
+import { INT32_MAX } from './limits.js';
+
 const host = globalThis as unknown as HostGlobals;
 
 /** The longest delay a host timer accepts (2^31 - 1 ms); longer waits re-arm. */
-export const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = INT32_MAX;
 
 /** Runs `fn` in a later host macrotask. */
 export const yieldToHost: (fn: () => void) => Scheduled =

@@ -50,3 +50,6 @@ const names = new Map<number, string>(Object.entries(ERRNO).map(([name, value]) 
 export function errnoName(negative: number): string {
   return names.get(-negative) ?? `errno ${-negative}`;
 }
+
+/** `EAGAIN` on this host: a non-blocking operation returns `-EAGAIN` when it would block. */
+export const EAGAIN = ERRNO.EAGAIN as number;

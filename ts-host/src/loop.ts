@@ -18,9 +18,10 @@ import {
   type CompletionBackend,
   type ReadinessBackend as ReadinessBackendType,
   WRITABLE,
-  isIpLiteral,
-  performanceOriginOf,
 } from './backends/backend.js';
+import { performanceOriginOf } from './backends/wall-clock.js';
+import { isIpLiteral } from './net/address.js';
+import { INT32_MAX } from './limits.js';
 import type { CoreInstance, CoreLoop, HostImports } from './core.js';
 import { armTimer, cancelYield, disarmTimer, microtaskDrain, nextMacrotask, yieldToHost } from './driver.js';
 import { type VirtualBackend, isVirtual } from './backends/virtual.js';
@@ -1111,7 +1112,7 @@ export class EventLoop {
   }
 
   #addFdWatch(operation: string, fd: number, direction: Direction, callback: Callback, args: unknown[]): void {
-    if (!Number.isInteger(fd) || fd < 0 || fd > 0x7fffffff) {
+    if (!Number.isInteger(fd) || fd < 0 || fd > INT32_MAX) {
       throw new TypeError(`${operation}: fd must be a non-negative integer file descriptor, got ${describe(fd)}`);
     }
     if (typeof callback !== 'function') throw notAFunction(operation, callback);

@@ -17,9 +17,10 @@
  * took to start.
  */
 import type { Handle, TimerHandle } from './handles.js';
+import { INT32_MAX } from './limits.js';
 
 /** The longest delay Node accepts (2^31 - 1 ms); longer ones become 1 ms. */
-export const TIMEOUT_MAX = 2 ** 31 - 1;
+export const TIMEOUT_MAX = INT32_MAX;
 
 type Callback = (...args: any[]) => unknown;
 

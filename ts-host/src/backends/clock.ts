@@ -4,7 +4,7 @@
  * (browsers, workerd); its I/O operations throw NotSupportedError.
  */
 import type { ClockBackend } from './backend.js';
-import { performanceClock } from './backend.js';
+import { performanceClock } from './wall-clock.js';
 
 export function createClockBackend(): ClockBackend {
   return {

@@ -31,19 +31,16 @@ import {
   READABLE,
   type SocketAddress,
   type SocketOps,
-  TokenQueue,
   WRITABLE,
-  DATAGRAMS_PER_READINESS,
   acceptErrorIsTransient,
-  datagramScratch,
-  parseAddress,
-  performanceClock,
 } from './backend.js';
+import { TokenQueue } from './token-queue.js';
+import { DATAGRAMS_PER_READINESS, datagramScratch } from '../net/datagram-buffer.js';
+import { parseAddress } from '../net/address.js';
+import { performanceClock } from './wall-clock.js';
 import { type Poller, loadSelectorAddon } from './selector.js';
-import { ERRNO, errnoName } from '../errno.js';
-import { currentSlab, readRoom, slabOffset, takeRead } from '../io/slab.js';
-
-const EAGAIN = ERRNO.EAGAIN as number;
+import { EAGAIN, ERRNO, errnoName } from '../errno.js';
+import { currentSlab, readRoom, slabOffset, takeRead } from '../net/slab.js';
 
 /** Readiness tokens handed over by the addon per libuv iteration, at most. */
 const BATCH = 4096;

@@ -15,10 +15,10 @@ import {
   type CompletionDatagram,
   type CompletionSocket,
   type SocketAddress,
-  TokenQueue,
-  performanceClock,
-  unixAddress,
 } from './backend.js';
+import { TokenQueue } from './token-queue.js';
+import { performanceClock } from './wall-clock.js';
+import { unixAddress } from '../net/address.js';
 
 import { createNativeCompletionBackend } from './completion-native.js';
 import { NotSupportedError } from '../errors.js';

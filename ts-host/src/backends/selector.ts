@@ -14,14 +14,9 @@ try {
 } catch {
   // Not Node-compatible: the selector cannot load here.
 }
-import {
-  type BackendSink,
-  type Direction,
-  type ReadinessBackend,
-  type SocketOps,
-  TokenQueue,
-  performanceClock,
-} from './backend.js';
+import { type BackendSink, type Direction, type ReadinessBackend, type SocketOps } from './backend.js';
+import { TokenQueue } from './token-queue.js';
+import { performanceClock } from './wall-clock.js';
 
 /** The addon's poller: uv_poll watches whose tokens it hands over once per libuv iteration. */
 export interface Poller {

@@ -7,21 +7,12 @@
  * `connectionLost` is scheduled with `callSoon`, as asyncio does.
  */
 import type { CompletionBackend, CompletionDatagram, ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
-import {
-  DATAGRAMS_PER_READINESS,
-  MAX_DATAGRAM_BYTES,
-  READABLE,
-  WRITABLE,
-  datagramScratch,
-  isIpLiteral,
-  parseAddress,
-} from '../backends/backend.js';
-import { ERRNO, errnoName } from '../errno.js';
+import { READABLE, WRITABLE } from '../backends/backend.js';
+import { DATAGRAMS_PER_READINESS, MAX_DATAGRAM_BYTES, datagramScratch } from '../net/datagram-buffer.js';
+import { isIpLiteral, parseAddress } from '../net/address.js';
+import { EAGAIN, errnoName } from '../errno.js';
 import { ConnectionClosedError, LoopClosedError, describe } from '../errors.js';
 import { type IoLoop, type IoToken, fromHostError, ioError, toBytes } from './streams.js';
-
-const EAGAIN = ERRNO.EAGAIN as number;
-
 
 /** What a datagram protocol may implement; every method is optional. */
 export interface DatagramProtocol {

@@ -12,10 +12,11 @@
  * `connectionLost` is scheduled with `callSoon`, as asyncio does.
  */
 import type { CompletionBackend, CompletionSocket, ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
-import { READABLE, WRITABLE, parseAddress } from '../backends/backend.js';
-import { ERRNO, errnoName } from '../errno.js';
+import { READABLE, WRITABLE } from '../backends/backend.js';
+import { parseAddress } from '../net/address.js';
+import { EAGAIN, errnoName } from '../errno.js';
 import { ConnectionClosedError, WriteAfterEndError } from '../errors.js';
-import { currentSlab, readRoom, slabOffset, takeRead } from './slab.js';
+import { currentSlab, readRoom, slabOffset, takeRead } from '../net/slab.js';
 import {
   type Accepted,
   type IoLoop,
@@ -25,8 +26,6 @@ import {
   toBytes,
   writeToHost,
 } from './streams.js';
-
-const EAGAIN = ERRNO.EAGAIN as number;
 
 /** What a protocol may implement; every method is optional. */
 export interface Protocol {

@@ -23,9 +23,10 @@ import type {
   SocketAddress,
   SocketOps,
 } from '../backends/backend.js';
-import { ACCEPT_RETRY_MS, READABLE, WRITABLE, acceptErrorIsTransient, parseAddress } from '../backends/backend.js';
-import { ERRNO, errnoName } from '../errno.js';
-import { CHUNK_BYTES, currentSlab, readRoom, slabOffset, takeRead } from './slab.js';
+import { ACCEPT_RETRY_MS, READABLE, WRITABLE, acceptErrorIsTransient } from '../backends/backend.js';
+import { parseAddress } from '../net/address.js';
+import { EAGAIN, errnoName } from '../errno.js';
+import { CHUNK_BYTES, currentSlab, readRoom, slabOffset, takeRead } from '../net/slab.js';
 import {
   AddressInUseError,
   ConnectionClosedError,
@@ -140,8 +141,6 @@ export const HIGH_WATER_MARK = 2 * CHUNK_BYTES;
 const encoder = new TextEncoder();
 
 // --------------------------------------------------------------- errors
-
-const EAGAIN = ERRNO.EAGAIN as number;
 
 /**
  * What a write the kernel (or host) took at once returns: one settled
