@@ -1,23 +1,34 @@
 /**
  * Loading the loop core: the component's core Wasm modules are compiled once
  * per process and instantiated once per loop, so each loop has its own linear
- * memory (freed with the loop) and its own clock import.
+ * memory (freed with the loop) and its own imports.
+ *
+ * The boundary itself is in wit/, one file per WIT interface:
+ *
+ *     wit/clock-import.ts       clock       host -> core: the time
+ *     wit/readiness-import.ts   readiness   host -> core: ready tokens
+ *     wit/completion-import.ts  completion  host -> core: completed tokens
+ *     wit/event-loop-export.ts  event-loop  core -> host: the loop resource
+ *
+ * This file wires them into jco's instantiation (`instantiateCore`).
  */
 import { instantiate } from './generated/core.js';
-import type { EventLoop as CoreLoopClass } from './generated/interfaces/wasmloop-core-event-loop.js';
-import type { ClockImport } from './imports/clock.js';
+import type { LinearMemory } from './wit/canonical-abi.js';
+import { CLOCK_MODULE, type ClockImport, lowerClock } from './wit/clock-import.js';
+import { COMPLETION_MODULE, type TakeCompleted, lowerTakeCompleted } from './wit/completion-import.js';
+import { type CoreInstance, RESOURCE_EXPORTS, liftEventLoop } from './wit/event-loop-export.js';
+import { READINESS_MODULE, type TakeReady, lowerTakeReady } from './wit/readiness-import.js';
+
+export type { CoreInstance, CoreLoop } from './wit/event-loop-export.js';
 
 /** The host's side of the WIT imports, one set per loop. */
 export interface HostImports {
   clock: ClockImport;
   /** `readiness.take-ready`. */
-  takeReady(max: number): Uint32Array;
+  takeReady: TakeReady;
   /** `completion.take-completed`. */
-  takeCompleted(max: number): Uint32Array;
+  takeCompleted: TakeCompleted;
 }
-
-/** The core's `event-loop` resource, as the generated bindings expose it. */
-export type CoreLoop = CoreLoopClass;
 
 /** The core Wasm modules of the component, by the file names jco gave them. */
 export type CoreModules = ReadonlyMap<string, WebAssembly.Module>;
@@ -68,98 +79,6 @@ export function compileCore(): Promise<CoreModules> {
   return compiled;
 }
 
-/** One instance of the component: its loop resource and its memory. */
-export interface CoreInstance {
-  readonly loop: CoreLoop;
-  /** The instance's linear memory (for measurements). */
-  readonly memory: WebAssembly.Memory;
-  /**
-   * `loop.runOnce()` without the generated lifting: jco lifts a `list<u32>`
-   * by slicing linear memory into a fresh ArrayBuffer, a malloc and a free
-   * per iteration that cost more than the rest of an idle iteration. This
-   * calls the same core export and copies the batch into `batch()`, a
-   * buffer reused from one iteration to the next; it returns the batch's
-   * length.
-   */
-  readonly runOnce: () => number;
-  /** `loop.jumpAndRunOnce()`, lifted the same way into the same buffer. */
-  readonly jumpAndRunOnce: () => number;
-  /** The buffer the last `runOnce` or `jumpAndRunOnce` filled (replaced when it grows). */
-  readonly batch: () => Uint32Array;
-  /** `loop.time()` in ns (exact below 2^32 ms), without the generated wrapper. */
-  readonly timeNs: () => number;
-}
-
-const RUN_ONCE = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.run-once';
-const JUMP_AND_RUN_ONCE = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.jump-and-run-once';
-const TIME = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.time';
-const RESOURCE_EXPORTS = '[export]wasmloop:core/event-loop@0.1.0';
-const CLOCK_MODULE = 'wasmloop:core/clock@0.1.0';
-const READINESS_MODULE = 'wasmloop:core/readiness@0.1.0';
-const COMPLETION_MODULE = 'wasmloop:core/completion@0.1.0';
-
-/** What a hand-lowered import needs of the instance, once it exists. */
-interface LinearMemory {
-  /** `cabi_realloc(old, oldSize, align, newSize)`: allocates in the core's heap. */
-  realloc(old: number, oldSize: number, align: number, size: number): number;
-  /** A Uint32Array over linear memory, current (memory.grow replaces the buffer). */
-  words(): Uint32Array;
-}
-
-/**
- * A `list<u32>`-returning import (`take-ready`, `take-completed`) as the
- * core module calls it, `(max, retArea)`, lowered by hand: the generated
- * lowering goes through an adapter module and a JS trampoline that makes two
- * byte views and two DataViews per call. This allocates the list with the
- * core's `cabi_realloc`, copies the tokens in, and writes (pointer, length)
- * to the return area. An empty list owns no memory: its pointer is the
- * alignment, 4, as `cabi_realloc` itself returns for a size of 0 (Rust's
- * dangling pointer for an empty Vec).
- */
-function loweredTokens(take: (max: number) => Uint32Array, memory: LinearMemory): (max: number, retArea: number) => void {
-  return (max, retArea) => {
-    const tokens = take(max >>> 0);
-    const length = tokens.length;
-    let ptr = 4;
-    let words: Uint32Array;
-    if (length > 0) {
-      ptr = memory.realloc(0, 0, 4, length * 4);
-      words = memory.words();
-      const at = ptr >>> 2;
-      if (length < 16) {
-        for (let i = 0; i < length; i++) words[at + i] = tokens[i] as number;
-      } else {
-        words.set(tokens, at);
-      }
-    } else {
-      words = memory.words();
-    }
-    words[retArea >>> 2] = ptr;
-    words[(retArea >>> 2) + 1] = length;
-  };
-}
-
-/**
- * The clock import as the core module calls it (an i64, so a BigInt),
- * without the generated lowering: that one wraps every reading in
- * `BigInt.asUintN(64, BigInt(ns))`, two BigInts per read. `now` already
- * gives whole, non-negative nanoseconds below 2^53; a reading equal to the
- * last one (a virtual clock between jumps, workerd's frozen clock, two reads
- * in one iteration) reuses the last BigInt.
- */
-function bigintClock(now: () => number): () => bigint {
-  let lastNs = -1;
-  let last = 0n;
-  return () => {
-    const ns = now();
-    if (ns !== lastNs) {
-      lastNs = ns;
-      last = BigInt(ns);
-    }
-    return last;
-  };
-}
-
 export function instantiateCore(modules: CoreModules, host: HostImports): CoreInstance {
   let memory: WebAssembly.Memory | undefined;
   let coreExports: WebAssembly.Exports | undefined;
@@ -178,11 +97,11 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
   const completion = { takeCompleted: host.takeCompleted };
   const imports = {
     'wasmloop:core/clock': clock,
-    'wasmloop:core/clock@0.1.0': clock,
+    [CLOCK_MODULE]: clock,
     'wasmloop:core/readiness': readiness,
-    'wasmloop:core/readiness@0.1.0': readiness,
+    [READINESS_MODULE]: readiness,
     'wasmloop:core/completion': completion,
-    'wasmloop:core/completion@0.1.0': completion,
+    [COMPLETION_MODULE]: completion,
   };
   const root = instantiate(
     (file) => {
@@ -192,16 +111,17 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
     },
     imports as never,
     (module, coreImports) => {
+      // Replace jco's lowerings of the three imports with the host's own.
       const byModule = coreImports as Record<string, Record<string, unknown>> | undefined;
       const clockImports = byModule?.[CLOCK_MODULE];
-      if (clockImports !== undefined && typeof clockImports.now === 'function') clockImports.now = bigintClock(host.clock.now);
+      if (clockImports !== undefined && typeof clockImports.now === 'function') clockImports.now = lowerClock(host.clock.now);
       const readinessImports = byModule?.[READINESS_MODULE];
       if (readinessImports !== undefined && 'take-ready' in readinessImports) {
-        readinessImports['take-ready'] = loweredTokens(host.takeReady, linear);
+        readinessImports['take-ready'] = lowerTakeReady(host.takeReady, linear);
       }
       const completionImports = byModule?.[COMPLETION_MODULE];
       if (completionImports !== undefined && 'take-completed' in completionImports) {
-        completionImports['take-completed'] = loweredTokens(host.takeCompleted, linear);
+        completionImports['take-completed'] = lowerTakeCompleted(host.takeCompleted, linear);
       }
       const resources = (coreImports as Record<string, Record<string, (r: number) => number>> | undefined)?.[
         RESOURCE_EXPORTS
@@ -224,45 +144,15 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
   );
   const loop = new root.eventLoop.EventLoop();
   if (memory === undefined || coreExports === undefined) throw new Error('the core component exports no memory');
-  const exported = coreExports;
-  const exportedFunction = <F>(name: string): F => {
-    const f = exported[name];
-    if (typeof f !== 'function') throw new Error(`the core component lacks ${name}`);
-    return f as F;
-  };
   if (rep < 0) throw new Error('the core component made no event-loop resource');
   const mem = memory;
-  const self = rep;
-  let batch = new Uint32Array(1024);
-  // A view of linear memory; memory.grow detaches its buffer (length 0).
+  const realloc = coreExports.cabi_realloc;
+  if (typeof realloc !== 'function') throw new Error('the core component lacks cabi_realloc');
   let words = new Uint32Array(mem.buffer);
   linear.words = () => {
     if (words.length === 0) words = new Uint32Array(mem.buffer);
     return words;
   };
-  linear.realloc = exportedFunction<LinearMemory['realloc']>('cabi_realloc');
-  /** A `list<u32>`-returning method, lifted into `batch`; returns the length. */
-  const lifted = (name: string): (() => number) => {
-    const raw = exportedFunction<(rep: number) => number>(name);
-    const post = exportedFunction<(ret: number) => void>(`cabi_post_${name}`);
-    return () => {
-      const ret = raw(self);
-      if (words.length === 0) words = new Uint32Array(mem.buffer);
-      const ptr = (words[ret >>> 2] as number) >>> 2;
-      const len = words[(ret >>> 2) + 1] as number;
-      if (len > batch.length) batch = new Uint32Array(Math.max(len, batch.length * 2));
-      if (len < 64) {
-        for (let i = 0; i < len; i++) batch[i] = words[ptr + i] as number;
-      } else {
-        batch.set(words.subarray(ptr, ptr + len));
-      }
-      post(ret);
-      return len;
-    };
-  };
-  const runOnce = lifted(RUN_ONCE);
-  const jumpAndRunOnce = lifted(JUMP_AND_RUN_ONCE);
-  const rawTime = exportedFunction<(rep: number) => number>(TIME);
-  const timeNs = () => Math.round(rawTime(self) * 1e6);
-  return { loop, memory, runOnce, jumpAndRunOnce, batch: () => batch, timeNs };
+  linear.realloc = realloc as LinearMemory['realloc'];
+  return { loop, memory: mem, ...liftEventLoop(coreExports, mem, rep) };
 }

@@ -12,7 +12,7 @@
 import { BACKEND_NAMES, resolveBackend } from './backends/resolve.js';
 import { type VirtualOptions, createVirtualBackend } from './backends/virtual.js';
 import { compileCore, coreModulesFrom, instantiateCore } from './core.js';
-import { clockImport } from './imports/clock.js';
+import { clockImport } from './wit/clock-import.js';
 import { EventLoop } from './loop.js';
 import { describe } from './errors.js';
 import { type Trace, Tracer, traceProblem } from './trace.js';

@@ -1,0 +1,52 @@
+/**
+ * The `wasmloop:core/clock` import (wit/clock.wit): the loop's monotonic
+ * clock, in nanoseconds, from the backend's `now()`. The core reads it once
+ * per iteration (phase 1), in `poll-timeout` and in `update-time`.
+ *
+ *     backend.now() --clockImport--> whole ns, never decreasing
+ *                   --lowerClock---> BigInt for the core's u64
+ *
+ * Both steps are the host's, not jco's: the generated lowering would wrap
+ * every reading in `BigInt.asUintN(64, BigInt(ns))`, two BigInts per read;
+ * `lowerClock` makes one per new value and reuses it while the clock stands
+ * still (a virtual clock between jumps, workerd's frozen clock, two reads in
+ * one iteration).
+ */
+import type { Backend } from '../backends/backend.js';
+
+export interface ClockImport {
+  /** Whole nanoseconds, never decreasing, below 2^64. */
+  now(): number;
+}
+
+/** The core module's name for this interface. */
+export const CLOCK_MODULE = 'wasmloop:core/clock@0.1.0';
+
+/**
+ * The clock import for one loop. Values are whole nanoseconds, never
+ * decreasing even if the backend's clock steps back.
+ */
+export function clockImport(backend: Backend): ClockImport {
+  let last = 0;
+  return {
+    now() {
+      const ns = Math.floor(backend.now());
+      if (ns > last) last = ns;
+      return last;
+    },
+  };
+}
+
+/** `now` as the core module calls it: an i64, so a BigInt. */
+export function lowerClock(now: () => number): () => bigint {
+  let lastNs = -1;
+  let last = 0n;
+  return () => {
+    const ns = now();
+    if (ns !== lastNs) {
+      lastNs = ns;
+      last = BigInt(ns);
+    }
+    return last;
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * The `wasmloop:core/event-loop` export (wit/event-loop.wit) as the host
+ * calls it: jco's generated resource for most methods, and by hand the
+ * three the driver calls every iteration.
+ *
+ * - `run-once` and `jump-and-run-once` return the batch as a `list<u32>`;
+ *   jco lifts one by slicing linear memory into a fresh ArrayBuffer, a
+ *   malloc and a free per iteration. These call the same core exports and
+ *   copy the batch into one buffer reused from iteration to iteration.
+ * - `time` in whole nanoseconds, without the generated wrapper.
+ *
+ * Handle ids cross as an f64 holding `generation * 2^26 + slot` (see
+ * handles.ts for the split).
+ */
+import type { EventLoop as CoreLoopClass } from '../generated/interfaces/wasmloop-core-event-loop.js';
+
+/** The core's `event-loop` resource, as the generated bindings expose it. */
+export type CoreLoop = CoreLoopClass;
+
+/** One instance of the component: its loop resource, its memory and the hand-lifted methods. */
+export interface CoreInstance {
+  readonly loop: CoreLoop;
+  /** The instance's linear memory (for measurements). */
+  readonly memory: WebAssembly.Memory;
+  /** `loop.runOnce()`, the batch copied into `batch()`; returns the batch's length. */
+  readonly runOnce: () => number;
+  /** `loop.jumpAndRunOnce()`, lifted the same way into the same buffer. */
+  readonly jumpAndRunOnce: () => number;
+  /** The buffer the last `runOnce` or `jumpAndRunOnce` filled (replaced when it grows). */
+  readonly batch: () => Uint32Array;
+  /** `loop.time()` in ns (exact below 2^32 ms), without the generated wrapper. */
+  readonly timeNs: () => number;
+}
+
+const PREFIX = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.';
+const RUN_ONCE = `${PREFIX}run-once`;
+const JUMP_AND_RUN_ONCE = `${PREFIX}jump-and-run-once`;
+const TIME = `${PREFIX}time`;
+
+/** The core module's name for the resource's own imports (`[resource-new]` and friends). */
+export const RESOURCE_EXPORTS = '[export]wasmloop:core/event-loop@0.1.0';
+
+/**
+ * The hand-lifted methods of the loop resource `self` (the core's pointer
+ * for it) in an instance with `exports` and `memory`.
+ */
+export function liftEventLoop(
+  exports: WebAssembly.Exports,
+  memory: WebAssembly.Memory,
+  self: number,
+): Pick<CoreInstance, 'runOnce' | 'jumpAndRunOnce' | 'batch' | 'timeNs'> {
+  const exported = <F>(name: string): F => {
+    const f = exports[name];
+    if (typeof f !== 'function') throw new Error(`the core component lacks ${name}`);
+    return f as F;
+  };
+  let batch = new Uint32Array(1024);
+  // A view of linear memory; memory.grow detaches its buffer (length 0).
+  let words = new Uint32Array(memory.buffer);
+  /** A `list<u32>`-returning method, lifted into `batch`; returns the length. */
+  const lifted = (name: string): (() => number) => {
+    const raw = exported<(rep: number) => number>(name);
+    const post = exported<(ret: number) => void>(`cabi_post_${name}`);
+    return () => {
+      const ret = raw(self);
+      if (words.length === 0) words = new Uint32Array(memory.buffer);
+      const ptr = (words[ret >>> 2] as number) >>> 2;
+      const len = words[(ret >>> 2) + 1] as number;
+      if (len > batch.length) batch = new Uint32Array(Math.max(len, batch.length * 2));
+      if (len < 64) {
+        for (let i = 0; i < len; i++) batch[i] = words[ptr + i] as number;
+      } else {
+        batch.set(words.subarray(ptr, ptr + len));
+      }
+      post(ret);
+      return len;
+    };
+  };
+  const rawTime = exported<(rep: number) => number>(TIME);
+  return {
+    runOnce: lifted(RUN_ONCE),
+    jumpAndRunOnce: lifted(JUMP_AND_RUN_ONCE),
+    batch: () => batch,
+    timeNs: () => Math.round(rawTime(self) * 1e6),
+  };
+}
