@@ -66,7 +66,7 @@ interface QueuedWrite {
 }
 
 /** The poller, shared by every endpoint of one backend. */
-class Watcher {
+class EndpointPoller {
   readonly #poller: Poller;
   readonly #endpoints = new Map<number, Endpoint>();
   #nextId = 1;
@@ -117,7 +117,7 @@ class Watcher {
 
 class NativeSocket implements CompletionSocket, Endpoint {
   readonly #ops: SocketOps;
-  readonly #watcher: Watcher;
+  readonly #watcher: EndpointPoller;
   readonly #fd: number;
   readonly #id: number;
   readonly #onClose: (socket: NativeSocket) => void;
@@ -133,7 +133,7 @@ class NativeSocket implements CompletionSocket, Endpoint {
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 
-  constructor(ops: SocketOps, watcher: Watcher, fd: number, onClose: (socket: NativeSocket) => void) {
+  constructor(ops: SocketOps, watcher: EndpointPoller, fd: number, onClose: (socket: NativeSocket) => void) {
     this.#ops = ops;
     this.#watcher = watcher;
     this.#fd = fd;
@@ -291,7 +291,7 @@ class NativeSocket implements CompletionSocket, Endpoint {
 
 class NativeListener implements CompletionListener, Endpoint {
   readonly #ops: SocketOps;
-  readonly #watcher: Watcher;
+  readonly #watcher: EndpointPoller;
   readonly #fd: number;
   readonly #id: number;
   readonly #address: SocketAddress;
@@ -302,7 +302,7 @@ class NativeListener implements CompletionListener, Endpoint {
 
   constructor(
     ops: SocketOps,
-    watcher: Watcher,
+    watcher: EndpointPoller,
     fd: number,
     accepted: (fd: number) => void,
     failed: (error: Error) => void,
@@ -377,7 +377,7 @@ interface QueuedDatagram {
 /** A UDP endpoint: receives as datagrams arrive, sends at once, queues what would block. */
 class NativeDatagram implements CompletionDatagram, Endpoint {
   readonly #native: ReturnType<typeof loadSelectorAddon>;
-  readonly #watcher: Watcher;
+  readonly #watcher: EndpointPoller;
   readonly #fd: number;
   readonly #id: number;
   readonly #onDatagram: (data: Uint8Array, from: SocketAddress) => void;
@@ -391,7 +391,7 @@ class NativeDatagram implements CompletionDatagram, Endpoint {
 
   constructor(
     native: ReturnType<typeof loadSelectorAddon>,
-    watcher: Watcher,
+    watcher: EndpointPoller,
     fd: number,
     connected: boolean,
     onDatagram: (data: Uint8Array, from: SocketAddress) => void,
@@ -491,7 +491,7 @@ export function createNativeCompletionBackend(): CompletionBackend {
   const queue = new TokenQueue();
   let sink: BackendSink | null = null;
   let completedInBurst = false;
-  const watcher = new Watcher(native, () => {
+  const watcher = new EndpointPoller(native, () => {
     // One wake for the whole burst, from the host callback itself.
     if (completedInBurst) {
       completedInBurst = false;
