@@ -14,6 +14,27 @@
  * (negative). `instanceof Handle` and `instanceof TimerHandle` work.
  */
 
+/** Bits of a handle id that hold the slot (wit/event-loop.wit: `id = generation * 2^26 + slot`). */
+const ID_SLOT_BITS = 26;
+const ID_SLOT_MASK = (1 << ID_SLOT_BITS) - 1;
+const ID_GENERATION_UNIT = 2 ** ID_SLOT_BITS;
+
+/** The slot of handle id `id`: one `&`. @internal */
+export function slotOf(id: number): number {
+  return id & ID_SLOT_MASK;
+}
+
+/** The generation of handle id `id` whose slot is `slot`: one division. @internal */
+export function generationOf(id: number, slot: number): number {
+  return (id - slot) / ID_GENERATION_UNIT;
+}
+
+/**
+ * A generation no handle can have (the core's limit, 2^27): a handle made
+ * with it is inert. @internal
+ */
+export const NO_GENERATION = 2 ** 27;
+
 /**
  * What a handle needs from its loop: a loop for `cancel`, and the loop time
  * its delay counts from. All handles created at the same loop time share one
@@ -22,6 +43,7 @@
  * @internal
  */
 export interface Epoch {
+  /** What cancels: the loop's callback table. */
   readonly loop: { _cancel(slot: number, generation: number): void };
   /** Loop time (ms) the delays of handles in this epoch count from. */
   readonly time: number;

@@ -1,6 +1,6 @@
 /**
- * How a JavaScript host drives the loop: host primitives the loop needs to
- * run iterations without blocking the host.
+ * The host's task queues, as the driver (driver.ts) uses them to run
+ * iterations without blocking the host.
  *
  * - `yieldToHost(fn)`: run `fn` in a new host macrotask, after the host has
  *   had a turn for its own I/O and timers (Node: `setImmediate`).
@@ -10,6 +10,7 @@
  *   own macrotasks (Node exposes this as `process._tickCallback`, the
  *   function its timers call), or null where the host has none.
  */
+import { INT32_MAX } from './limits.js';
 
 type Scheduled = unknown;
 
@@ -20,8 +21,6 @@ interface HostGlobals {
   clearTimeout: (id: Scheduled) => void;
   process?: { _tickCallback?: () => void };
 }
-
-import { INT32_MAX } from './limits.js';
 
 const host = globalThis as unknown as HostGlobals;
 

@@ -11,8 +11,7 @@
  */
 import { BACKEND_NAMES, resolveBackend } from './backends/resolve.js';
 import { type VirtualOptions, createVirtualBackend } from './backends/virtual.js';
-import { compileCore, coreModulesFrom, instantiateCore } from './core.js';
-import { clockImport } from './wit/clock-import.js';
+import { compileCore, coreModulesFrom } from './core.js';
 import { EventLoop } from './loop.js';
 import { describe } from './errors.js';
 import { type Trace, Tracer, traceProblem } from './trace.js';
@@ -174,12 +173,14 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
       ? createVirtualBackend(virtual)
       : await resolveBackend(backend, { log: debug ? (m) => console.warn(m) : undefined });
   try {
-    let loop: EventLoop | null = null;
-    const imports = EventLoop.hostImports(chosen, clockImport(chosen).now, () => loop);
-    const instance = instantiateCore(modules ?? (await compileCore()), imports);
     const tracer = record || expected !== null ? new Tracer(chosen.name, expected) : null;
-    loop = new EventLoop(instance, chosen, { debug, slowCallbackMs, tracer, memoryLimitBytes });
-    return loop;
+    return new EventLoop(modules ?? (await compileCore()), chosen, {
+      debug,
+      slowCallbackMs,
+      tracer,
+      memoryLimitBytes,
+      logger: console,
+    });
   } catch (error) {
     chosen.close();
     throw error;

@@ -1,0 +1,214 @@
+/**
+ * Argument checks for the loop's public API: each returns the checked value
+ * or throws a TypeError or RangeError that names the operation and the
+ * argument. The loop (loop.ts) checks everything here before it touches the
+ * core or a backend, so a bad argument never leaves anything half done.
+ */
+import { describe } from './errors.js';
+import { INT32_MAX } from './limits.js';
+
+export interface ServerOptions {
+  /** Numeric IPv4/IPv6 address or host name to listen on. Default '127.0.0.1'. */
+  host?: string;
+  /** Port; 0 picks a free one (see `server.address()`). Not with `path`. */
+  port?: number;
+  /**
+   * Listen on a Unix domain socket at this file path instead of TCP
+   * (asyncio's `create_unix_server`). The path must not exist yet
+   * (AddressInUseError); closing the server removes it.
+   */
+  path?: string;
+  /** Pending-connection queue length. Default 511. */
+  backlog?: number;
+  /**
+   * Let other processes listen on the same port, the kernel balancing
+   * connections between them (SO_REUSEPORT; `wasmloop run --workers`).
+   * Selector backend; the completion backend shares ports through Node's
+   * cluster instead.
+   */
+  reusePort?: boolean;
+}
+
+export interface ConnectOptions {
+  /** Numeric address or host name. Default '127.0.0.1'. */
+  host?: string;
+  /** Not with `path`. */
+  port?: number;
+  /** Connect to the Unix domain socket at this path instead of TCP. */
+  path?: string;
+  /**
+   * Abandons the attempt when it aborts (`loop.timeoutSignal(ms)` for a
+   * connect timeout on the loop's clock): whatever was opened is closed and
+   * the promise rejects with the signal's reason. It covers the connect
+   * only; aborting it later does nothing to the connection.
+   */
+  signal?: AbortSignal;
+}
+
+export interface DatagramEndpointOptions {
+  /** Where to bind: host default '127.0.0.1', port default 0 (a free one). */
+  localAddress?: { host?: string; port?: number };
+  /** The peer to connect to: sendto() without an address goes there, and only its datagrams arrive. */
+  remoteAddress?: { host?: string; port: number };
+}
+
+/** A listen or connect address, checked: TCP (`host`, `port`) or a Unix socket (`path`). */
+export interface CheckedAddress {
+  host: string;
+  port: number;
+  backlog: number;
+  reusePort: boolean;
+  path?: string;
+}
+
+/**
+ * The port passed to a backend with `path`: not a port, so a backend that
+ * knows nothing of Unix domain sockets fails instead of listening on TCP.
+ */
+export const UNIX_PORT = -1;
+
+/** Longest Unix domain socket path, in bytes (sun_path holds 108 with the NUL). */
+const MAX_UNIX_PATH_BYTES = 107;
+
+/** The default of runAll/runUntilIdle/advance's `limit`. */
+const DEFAULT_CALLBACK_LIMIT = 100_000;
+
+export function notAFunction(operation: string, value: unknown, argument = 'callback'): TypeError {
+  return new TypeError(`${operation}: ${argument} must be a function, got ${describe(value)}`);
+}
+
+/** A time or delay in ms: any number but NaN (Infinity means never). */
+export function checkTime(operation: string, argument: string, value: unknown): number {
+  if (typeof value !== 'number' || value !== value) {
+    throw new TypeError(`${operation}: ${argument} must be a number of milliseconds, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** `{ limit }` of the virtual-time runs: a positive integer, 100,000 by default. */
+export function checkLimit(operation: string, options: unknown): number {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`${operation}: options must be an object, got ${describe(options)}`);
+  }
+  const { limit = DEFAULT_CALLBACK_LIMIT } = options as { limit?: unknown };
+  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`${operation}: limit must be a positive integer, got ${describe(limit)}`);
+  }
+  return limit;
+}
+
+/** A file descriptor: an integer from 0 to 2^31 - 1. */
+export function checkFd(operation: string, fd: unknown): number {
+  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0 || fd > INT32_MAX) {
+    throw new TypeError(`${operation}: fd must be a non-negative integer file descriptor, got ${describe(fd)}`);
+  }
+  return fd;
+}
+
+/** What a protocol factory returned, if it is an object. */
+export function checkProtocol<P>(operation: string, value: P): P {
+  if (typeof value !== 'object' || value === null) {
+    throw new TypeError(`${operation}: protocolFactory must return a protocol object, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** Where to listen or connect: `{ host, port }` or `{ path }`, with `backlog` and `reusePort` when listening. */
+export function checkAddress(operation: string, options: unknown, listening: boolean): CheckedAddress {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`${operation}: options must be an object with a port or a path, got ${describe(options)}`);
+  }
+  const { host = '127.0.0.1', port, backlog = 511, path, reusePort = false } = options as {
+    host?: unknown;
+    port?: unknown;
+    backlog?: unknown;
+    path?: unknown;
+    reusePort?: unknown;
+  };
+  if (path !== undefined) {
+    if (typeof path !== 'string' || path === '') {
+      throw new TypeError(`${operation}: path must be a non-empty string, got ${describe(path)}`);
+    }
+    if (path.includes('\0')) throw new TypeError(`${operation}: path must not contain NUL characters`);
+    const bytes = new TextEncoder().encode(path).length;
+    if (bytes > MAX_UNIX_PATH_BYTES) {
+      throw new RangeError(`${operation}: path must be at most ${MAX_UNIX_PATH_BYTES} bytes (a Unix socket's limit), got ${bytes}`);
+    }
+    if (port !== undefined || (options as { host?: unknown }).host !== undefined) {
+      throw new TypeError(`${operation}: give a path or a host and port, not both`);
+    }
+  } else {
+    if (typeof host !== 'string' || host === '') {
+      throw new TypeError(`${operation}: host must be a non-empty string, got ${describe(host)}`);
+    }
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535 || (!listening && port === 0)) {
+      throw new RangeError(`${operation}: port must be an integer from ${listening ? 0 : 1} to 65535, got ${describe(port)}`);
+    }
+  }
+  if (typeof backlog !== 'number' || !Number.isInteger(backlog) || backlog < 1) {
+    throw new RangeError(`${operation}: backlog must be a positive integer, got ${describe(backlog)}`);
+  }
+  if (listening) {
+    if (typeof reusePort !== 'boolean') {
+      throw new TypeError(`${operation}: reusePort must be a boolean, got ${describe(reusePort)}`);
+    }
+    if (path !== undefined && reusePort) throw new TypeError(`${operation}: reusePort is for TCP ports, not a path`);
+  }
+  if (path !== undefined) return { host: '', port: UNIX_PORT, backlog, reusePort: false, path };
+  return { host: host as string, port: port as number, backlog, reusePort: reusePort === true };
+}
+
+/** The local and remote addresses of a datagram endpoint, checked. */
+export function checkDatagramOptions(
+  operation: string,
+  options: unknown,
+): { local: { host?: string; port: number } | null; remote: { host: string; port: number } | null } {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`${operation}: options must be an object with localAddress and/or remoteAddress, got ${describe(options)}`);
+  }
+  const { localAddress, remoteAddress } = options as { localAddress?: unknown; remoteAddress?: unknown };
+  if (localAddress === undefined && remoteAddress === undefined) {
+    throw new TypeError(`${operation}: give localAddress, remoteAddress or both`);
+  }
+  const address = (name: string, value: unknown, portRequired: boolean): { host?: string; port: number } => {
+    if (typeof value !== 'object' || value === null) {
+      throw new TypeError(`${operation}: ${name} must be an object { host, port }, got ${describe(value)}`);
+    }
+    const { host, port = portRequired ? undefined : 0 } = value as { host?: unknown; port?: unknown };
+    if (host !== undefined && (typeof host !== 'string' || host === '')) {
+      throw new TypeError(`${operation}: ${name}.host must be a non-empty string, got ${describe(host)}`);
+    }
+    const min = portRequired ? 1 : 0;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < min || port > 65535) {
+      throw new RangeError(`${operation}: ${name}.port must be an integer from ${min} to 65535, got ${describe(port)}`);
+    }
+    return host === undefined ? { port } : { host, port };
+  };
+  const local = localAddress === undefined ? null : address('localAddress', localAddress, false);
+  const remote = remoteAddress === undefined ? null : address('remoteAddress', remoteAddress, true);
+  return { local, remote: remote === null ? null : { host: remote.host ?? '127.0.0.1', port: remote.port } };
+}
+
+/** Signal names a process can receive, as Node names them. */
+const SIGNAL_NAMES = new Set([
+  'SIGABRT', 'SIGALRM', 'SIGBREAK', 'SIGBUS', 'SIGCHLD', 'SIGCONT', 'SIGFPE', 'SIGHUP', 'SIGILL', 'SIGINFO',
+  'SIGINT', 'SIGIO', 'SIGIOT', 'SIGKILL', 'SIGLOST', 'SIGPIPE', 'SIGPOLL', 'SIGPROF', 'SIGPWR', 'SIGQUIT',
+  'SIGSEGV', 'SIGSTKFLT', 'SIGSTOP', 'SIGSYS', 'SIGTERM', 'SIGTRAP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU',
+  'SIGUNUSED', 'SIGURG', 'SIGUSR1', 'SIGUSR2', 'SIGVTALRM', 'SIGWINCH', 'SIGXCPU', 'SIGXFSZ',
+]);
+
+/**
+ * Signals a handler cannot take: SIGKILL and SIGSTOP never reach a
+ * process; the faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL) are raised again
+ * when their handler returns.
+ */
+const UNCATCHABLE_SIGNALS = new Set(['SIGKILL', 'SIGSTOP', 'SIGSEGV', 'SIGBUS', 'SIGFPE', 'SIGILL']);
+
+export function checkSignalName(operation: string, signal: unknown): string {
+  if (typeof signal !== 'string') {
+    throw new TypeError(`${operation}: signal must be a signal name such as 'SIGINT', got ${describe(signal)}`);
+  }
+  if (!SIGNAL_NAMES.has(signal)) throw new RangeError(`${operation}: signal ${JSON.stringify(signal)} is not a signal name`);
+  if (UNCATCHABLE_SIGNALS.has(signal)) throw new RangeError(`${operation}: ${signal} cannot be handled`);
+  return signal;
+}

@@ -1,0 +1,290 @@
+/**
+ * The callback table: the host's half of the core's handle table. The core
+ * hands out a slot per scheduled callback and keeps its order; this table
+ * keeps the callback itself at that slot, and runs a batch of slots (phase
+ * 4 of an iteration, docs/design.md).
+ *
+ *     register(kind) --> core.callSoon/callLater/callAt/watch/expect --> id
+ *                        id = generation * 2^26 + slot
+ *                        chunks[slot >>> 12][slot & 4095] = callback
+ *     runBatch(slots) -> each slot's callback, in order, then its microtasks
+ *
+ * An entry is the function itself when it takes no arguments (the common
+ * case costs one reference), or a CallRecord: a callback with arguments, an
+ * I/O watcher (persistent: it stays in the table when it runs), or any
+ * callback in debug mode (which keeps where it was scheduled). The table
+ * grows in chunks of 4096 slots and never copies, as the core's does.
+ *
+ * A callback is called as a plain function (`this` is undefined). Whatever
+ * it throws goes to the exception handler; the batch goes on.
+ */
+import { microtaskDrain } from './host-tasks.js';
+import { NO_GENERATION, generationOf, makeHandle, slotOf } from './handles.js';
+import type { IoToken } from './io/streams.js';
+import type { LiveCore } from './live-core.js';
+import type { LoopTime } from './loop-time.js';
+import { type Callback, type ExceptionContext, type Reporter, callbackName } from './reporting.js';
+import type { CallbackKind, Tracer } from './trace.js';
+
+/** A callback with arguments, an I/O watcher, or any callback in debug mode. */
+class CallRecord {
+  constructor(
+    readonly fn: Callback,
+    readonly args: readonly unknown[],
+    /** Where it was scheduled (debug mode). */
+    readonly stack: string | undefined,
+    /** An I/O watcher: runs each time its token is reported, so it stays in the table. */
+    readonly persistent: boolean,
+  ) {}
+}
+
+type Entry = Callback | CallRecord;
+
+const CHUNK_BITS = 12;
+const CHUNK_SIZE = 1 << CHUNK_BITS;
+const CHUNK_MASK = CHUNK_SIZE - 1;
+
+export interface CallbackSettings {
+  debug: boolean;
+  /** Debug mode: callbacks that run longer (ms) are logged. */
+  slowCallbackMs: number;
+  tracer: Tracer | null;
+}
+
+export class CallbackTable {
+  readonly #core: LiveCore;
+  #time: LoopTime | null = null;
+  readonly #reporter: Reporter;
+  readonly #debug: boolean;
+  readonly #slowCallbackMs: number;
+  readonly #tracer: Tracer | null;
+  #chunks: Array<Array<Entry | undefined>> = [];
+  /** Callbacks run (cancelled ones never count). */
+  callbacksRun = 0;
+  /** Debug mode: the callback running now, for reports of unhandled rejections. */
+  #current: Entry | null = null;
+  #rejectionListener: ((reason: unknown) => void) | null = null;
+
+  constructor(core: LiveCore, reporter: Reporter, settings: CallbackSettings) {
+    this.#core = core;
+    this.#reporter = reporter;
+    this.#debug = settings.debug;
+    this.#slowCallbackMs = settings.slowCallbackMs;
+    this.#tracer = settings.tracer;
+    const host = globalThis.process;
+    if (settings.debug && typeof host?.on === 'function') {
+      this.#rejectionListener = (reason) => this.#unhandledRejection(reason);
+      host.on('unhandledRejection', this.#rejectionListener);
+    }
+  }
+
+  /** The loop time, made after the table (its handles cancel through the table). */
+  useTime(time: LoopTime): void {
+    this.#time = time;
+  }
+
+  /**
+   * Schedules `callback(...args)` in the core as `kind` (`time`: the delay
+   * for callLater, the loop time for callAt) and stores it at the slot the
+   * core hands out; returns the handle id. A watcher is `persistent`.
+   */
+  register(kind: CallbackKind, time: number, callback: Callback, args: readonly unknown[], persistent = false): number {
+    const core = this.#core.get(kind);
+    let id: number;
+    try {
+      id =
+        kind === 'callLater'
+          ? core.callLater(time)
+          : kind === 'callSoon'
+            ? core.callSoon()
+            : kind === 'callAt'
+              ? core.callAt(time)
+              : kind === 'watch'
+                ? core.watch()
+                : core.expect();
+    } catch (error) {
+      this.#core.failed(error);
+    }
+    const slot = slotOf(id);
+    this.#store(
+      slot,
+      args.length === 0 && !this.#debug && !persistent
+        ? callback
+        : new CallRecord(callback, args, this.#debug ? scheduledAt() : undefined, persistent),
+    );
+    if (this.#tracer !== null) this.#tracer.scheduled(slot, kind, callback);
+    return id;
+  }
+
+  /** A watcher or expected completion, as io/ holds it. */
+  registerIo(kind: 'watch' | 'expect', callback: Callback, args: readonly unknown[] = NO_ARGS): IoToken {
+    const id = this.register(kind, 0, callback, args, kind === 'watch');
+    const slot = slotOf(id);
+    return { slot, generation: generationOf(id, slot) };
+  }
+
+  /** Replaces a watcher's callback (asyncio's addReader on a watched fd). */
+  replace(slot: number, callback: Callback, args: readonly unknown[]): void {
+    this.#store(slot, new CallRecord(callback, args, this.#debug ? scheduledAt() : undefined, true));
+  }
+
+  #store(slot: number, entry: Entry): void {
+    const index = slot >>> CHUNK_BITS;
+    let chunk = this.#chunks[index];
+    if (chunk === undefined) {
+      chunk = new Array<Entry | undefined>(CHUNK_SIZE);
+      this.#chunks[index] = chunk;
+    }
+    chunk[slot & CHUNK_MASK] = entry;
+  }
+
+  /** Cancels a handle: the core frees the slot, and the callback is dropped now. @internal */
+  _cancel(slot: number, generation: number): void {
+    const core = this.#core.loop;
+    if (core === null) return;
+    let cancelled: boolean;
+    try {
+      cancelled = core.cancel(slot, generation);
+    } catch (error) {
+      this.#core.failed(error);
+    }
+    if (cancelled) (this.#chunks[slot >>> CHUNK_BITS] as Array<Entry | undefined>)[slot & CHUNK_MASK] = undefined;
+  }
+
+  /** Cancels a watcher or an expected completion. */
+  release(token: IoToken): void {
+    this.#tracer?.released(token.slot);
+    this._cancel(token.slot, token.generation);
+  }
+
+  /**
+   * Phase 4: runs `length` slots of `batch` in order, skipping callbacks
+   * cancelled meanwhile. After each callback the microtask queue is drained
+   * (where the host can), as between two Node.js macrotasks.
+   */
+  runBatch(batch: Uint32Array, length: number): void {
+    const chunks = this.#chunks;
+    const checkpoint = microtaskDrain();
+    const debug = this.#debug;
+    const tracer = this.#tracer;
+    const serials: number[] | null = tracer === null ? null : [];
+    const time = this.#time as LoopTime;
+    let ran = 0;
+    time.enterBatch();
+    try {
+      for (let i = 0; i < length; i++) {
+        const slot = batch[i] as number;
+        const chunk = chunks[slot >>> CHUNK_BITS] as Array<Entry | undefined>;
+        const entry = chunk[slot & CHUNK_MASK];
+        if (entry === undefined) continue; // cancelled during this batch
+        if (typeof entry === 'function' || !entry.persistent) chunk[slot & CHUNK_MASK] = undefined;
+        ran++;
+        if (serials !== null) serials.push((tracer as Tracer).serial(slot));
+        if (debug) {
+          this.#runTimed(entry, slot);
+          // Rejections the callback left unhandled are reported by Node
+          // during the checkpoint below: still this callback's.
+        } else {
+          try {
+            if (typeof entry === 'function') entry();
+            else {
+              const fn = entry.fn;
+              fn(...entry.args);
+            }
+          } catch (error) {
+            this.#callbackFailed(error, entry, slot);
+          }
+        }
+        if (checkpoint !== null) {
+          try {
+            checkpoint();
+          } catch (error) {
+            // A process.nextTick callback threw: to Node that is an uncaught
+            // exception, and it stays one, without breaking this batch.
+            queueMicrotask(() => {
+              throw error;
+            });
+          }
+        }
+        if (debug) this.#current = null;
+      }
+    } finally {
+      time.leaveBatch();
+      this.callbacksRun += ran;
+    }
+    if (serials !== null) (tracer as Tracer).iteration(time.nanos(), serials);
+  }
+
+  #runTimed(entry: Entry, slot: number): void {
+    const start = performance.now();
+    this.#current = entry;
+    try {
+      if (typeof entry === 'function') entry();
+      else {
+        const fn = entry.fn;
+        fn(...entry.args);
+      }
+    } catch (error) {
+      this.#callbackFailed(error, entry, slot);
+    }
+    const took = performance.now() - start;
+    if (took > this.#slowCallbackMs) {
+      const fn = typeof entry === 'function' ? entry : entry.fn;
+      const where = typeof entry === 'function' ? undefined : entry.stack;
+      this.#reporter.warn(
+        `wasmloop: executing callback ${callbackName(fn)} took ${took.toFixed(3)} ms` +
+          (where === undefined ? '' : `; it was scheduled at:\n${where}`),
+      );
+    }
+  }
+
+  #callbackFailed(error: unknown, entry: Entry, slot: number): void {
+    this.#report(`Exception in callback`, error, entry, makeHandle((this.#time as LoopTime).soon, slot, NO_GENERATION));
+  }
+
+  #unhandledRejection(reason: unknown): void {
+    const entry = this.#current;
+    if (entry !== null) this.#report('Unhandled promise rejection in callback', reason, entry, undefined);
+  }
+
+  #report(what: string, error: unknown, entry: Entry, handle: ReturnType<typeof makeHandle> | undefined): void {
+    const fn = typeof entry === 'function' ? entry : entry.fn;
+    const context: ExceptionContext = { message: `${what} ${callbackName(fn)}`, error };
+    if (handle !== undefined) context.handle = handle;
+    context.callback = fn;
+    if (typeof entry !== 'function' && entry.stack !== undefined) context.scheduledAt = entry.stack;
+    this.#reporter.exception(context);
+  }
+
+  /** The loop closed or crashed: drop every callback and the debug listener. */
+  detach(): void {
+    this.#chunks = [];
+    const listener = this.#rejectionListener;
+    if (listener !== null) {
+      this.#rejectionListener = null;
+      globalThis.process?.off?.('unhandledRejection', listener);
+    }
+  }
+}
+
+const NO_ARGS: readonly unknown[] = [];
+
+/**
+ * The frames of this package's own files, which `scheduledAt` leaves out;
+ * null where the module has no URL to resolve against (workerd).
+ */
+const OWN_FILES = ((): string | null => {
+  try {
+    return new URL('.', import.meta.url).href;
+  } catch {
+    return null;
+  }
+})();
+
+/** Where a callback is being scheduled: the stack from the first frame outside wasmloop. */
+function scheduledAt(): string {
+  const frames = (new Error().stack ?? '').split('\n').slice(1);
+  let first = 0;
+  if (OWN_FILES !== null) while (first < frames.length && (frames[first] as string).includes(OWN_FILES)) first++;
+  return frames.slice(first).join('\n');
+}

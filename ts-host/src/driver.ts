@@ -1,0 +1,417 @@
+/**
+ * The driver: runs iterations, and decides when the next one runs.
+ *
+ * One iteration is three named steps, the phases of docs/design.md and of
+ * `EventLoop::run_once` in rust-core/src/event_loop.rs:
+ *
+ *     collect   phases 0-3, in the core, one crossing: release the last
+ *               batch, read the clock once (or jump to the next deadline),
+ *               take the ready callbacks, the due timers, the I/O tokens
+ *     run       phase 4, on the host: the batch's callbacks in order
+ *               (callbacks.ts), the microtask queue drained after each
+ *     wait      how long until the next iteration: `poll-timeout` (0 when
+ *               something is ready or I/O is pending)
+ *
+ * Every way of running goes through `#collect` and `#run`:
+ *
+ *     run()                  the host drives: iterations back to back for at
+ *                            most SLICE_MS, then a host turn; for a positive
+ *                            wait, one host timer; for none, nothing armed
+ *     runUntilIdle/advance/  the program drives (virtual time): iterations
+ *     runAll                 now, jumping the clock from deadline to deadline
+ *
+ * What differs between wall time, virtual time and replay is the time mode
+ * (time-modes.ts): where phase 1's clock stands and what an idle wait does.
+ * Hosts that cannot drain microtasks synchronously (browsers, workerd, Bun)
+ * run a batch one callback per host macrotask; the step is the same.
+ */
+import { armTimer, cancelYield, disarmTimer, microtaskDrain, nextMacrotask, yieldToHost } from './host-tasks.js';
+import type { CallbackTable } from './callbacks.js';
+import type { CoreInstance, CoreLoop } from './core.js';
+import { LoopLimitError } from './errors.js';
+import type { LiveCore } from './live-core.js';
+import type { LoopTime } from './loop-time.js';
+import type { TimeMode } from './time-modes.js';
+import { ReplayDivergenceError } from './trace.js';
+
+/**
+ * Longest stretch (ms) the driver runs back-to-back iterations before it
+ * yields to the host, so the host's own I/O and timers never starve.
+ */
+const SLICE_MS = 2;
+
+/** Where the driver is. */
+const enum State {
+  /** Not running. */
+  Idle,
+  /** Inside an iteration. */
+  Iterating,
+  /** A host macrotask will run the next slice. */
+  Scheduled,
+  /** Waiting on a host timer for the earliest deadline, or for a wakeup. */
+  Sleeping,
+}
+
+/** Phase 1's source of time. */
+const enum Step {
+  /** Read the clock (`run-once`). */
+  ReadClock,
+  /** Virtual time: jump to the earliest deadline when nothing is ready (`jump-and-run-once`). */
+  JumpToNextTimer,
+}
+
+export interface DriverParts {
+  core: LiveCore;
+  callbacks: CallbackTable;
+  time: LoopTime;
+  mode: TimeMode;
+  /** The backend's host-timer delay for a wait of `loopMs` (its `hostDelay`), or the wait itself. */
+  hostDelay(loopMs: number): number;
+  /** Closes the loop after a failure of the core or the host; returns the error the run fails with. */
+  crash(cause: unknown): unknown;
+}
+
+export class Driver {
+  readonly #core: LiveCore;
+  readonly #callbacks: CallbackTable;
+  readonly #time: LoopTime;
+  readonly #mode: TimeMode;
+  readonly #parts: DriverParts;
+
+  #state = State.Idle;
+  #stopping = false;
+  #hostTimer: unknown = null;
+  #hostYield: unknown = null;
+  #onStopped: ((error?: unknown) => void) | null = null;
+  /** The backend queued I/O tokens the core has not taken yet. */
+  #ioPending = false;
+  /** Wall time (ms) spent running batches, and waiting between them while running. */
+  busyMs = 0;
+  idleMs = 0;
+  /** Wall time the last batch ended, while running; -1 when not running. */
+  #lastBatchEnd = -1;
+
+  constructor(parts: DriverParts) {
+    this.#core = parts.core;
+    this.#callbacks = parts.callbacks;
+    this.#time = parts.time;
+    this.#mode = parts.mode;
+    this.#parts = parts;
+  }
+
+  // ------------------------------------------------------- the iteration
+
+  /** collect: phases 0-3 in the core; returns the batch's length. */
+  #collect(step: Step): number {
+    this.#mode.beforeCollect();
+    this.#ioPending = false;
+    const instance = this.#core.instance as CoreInstance;
+    let length: number;
+    if (step === Step.ReadClock) {
+      length = instance.runOnce();
+    } else {
+      length = instance.jumpAndRunOnce();
+      // The virtual clock follows the core's time before any callback reads it.
+      this.#mode.jumped(instance.timeNs());
+    }
+    this.#time.invalidate();
+    return length;
+  }
+
+  /** run: phase 4 on the batch `collect` left. */
+  #run(length: number): void {
+    if (length > 0) this.#callbacks.runBatch((this.#core.instance as CoreInstance).batch(), length);
+  }
+
+  /** wait: 0 if something is ready, ms to the earliest timer, or -1 for none. */
+  #wait(core: CoreLoop): number {
+    return this.#ioPending ? 0 : core.pollTimeout();
+  }
+
+  /** One iteration, now: collect, then run; returns the callbacks handed out. */
+  #iteration(step: Step): number {
+    const length = this.#collect(step);
+    this.#run(length);
+    return length;
+  }
+
+  // ----------------------------------------------------- host-driven runs
+
+  get running(): boolean {
+    return this.#state !== State.Idle;
+  }
+
+  /** Runs until `stop()`; rejects with what ended the run otherwise. */
+  run(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.#onStopped = (error?: unknown) => (error === undefined ? resolve() : reject(error));
+      this.#state = State.Scheduled;
+      this.#hostYield = yieldToHost(this.#slice);
+    });
+  }
+
+  /** Ends the run after the current batch (or, not running, after the next run's first iteration). */
+  stop(): void {
+    this.#stopping = true;
+    if (this.#state === State.Sleeping) this.#wake();
+  }
+
+  /** Something was scheduled while the driver slept: run soon. */
+  scheduled(): void {
+    if (this.#state === State.Sleeping) this.#wake();
+  }
+
+  /**
+   * The backend queued I/O tokens. From a host callback a sleeping loop runs
+   * an iteration at once (no need for another host turn); otherwise it
+   * schedules one, since a microtask cannot drain the microtask queue that
+   * each callback's continuations need.
+   */
+  ioReady(fromHostCallback: boolean): void {
+    this.#ioPending = true;
+    if (this.#state !== State.Sleeping) return;
+    if (!fromHostCallback) {
+      this.#wake();
+      return;
+    }
+    if (this.#hostTimer !== null) {
+      disarmTimer(this.#hostTimer);
+      this.#hostTimer = null;
+    }
+    this.#slice();
+  }
+
+  /** The core took a full batch of tokens: more may be queued, so iterate again soon. */
+  ioBacklog(): void {
+    this.#ioPending = true;
+  }
+
+  /** The loop crashed: the run in progress fails with `error`. */
+  fail(error: unknown): void {
+    if (this.#state === State.Idle) return;
+    this.#stopping = true;
+    this.#finishRun(error);
+  }
+
+  /** A slice: iterations back to back while work is ready, then a host turn. */
+  readonly #slice = (): void => {
+    this.#hostYield = null;
+    this.#hostTimer = null;
+    const core = this.#core.loop;
+    if (core === null || this.#state === State.Idle) return;
+    this.#state = State.Iterating;
+    try {
+      this.#runSlice(core);
+    } catch (error) {
+      if (error instanceof ReplayDivergenceError) {
+        // The run ends with the divergence; the loop itself is fine.
+        this.#stopping = true;
+        this.#finishRun(error);
+        return;
+      }
+      // Only the core or the host primitives can throw here (callbacks'
+      // errors are caught one by one): the loop cannot go on.
+      this.#parts.crash(error);
+    }
+  };
+
+  #runSlice(core: CoreLoop): void {
+    const mode = this.#mode;
+    let sliceEnd = -1;
+    // When the start is not known from the loop's clock, read the wall clock.
+    let batchStart = mode.wallOrigin === null ? performance.now() : -1;
+    for (;;) {
+      const length = this.#collect(Step.ReadClock);
+      const now = mode.sliceClock(core);
+      if (sliceEnd < 0) {
+        sliceEnd = now + SLICE_MS;
+        // The slice's first iteration: the loop was idle until it started.
+        if (batchStart < 0) batchStart = now + (mode.wallOrigin as number);
+        if (this.#lastBatchEnd >= 0) this.idleMs += batchStart - this.#lastBatchEnd;
+      }
+      if (length > 0 && microtaskDrain() === null) {
+        // No synchronous drain on this host: one callback per macrotask,
+        // then the driver goes on from a fresh slice.
+        this.#runEachInMacrotask((this.#core.instance as CoreInstance).batch().slice(0, length));
+        return;
+      }
+      this.#run(length);
+      const batchEnd = performance.now();
+      this.busyMs += batchEnd - batchStart;
+      this.#lastBatchEnd = batchEnd;
+      batchStart = batchEnd;
+      if (this.#stopping) {
+        this.#finishRun();
+        return;
+      }
+      const wait = this.#wait(core);
+      if (wait === 0) {
+        if (now < sliceEnd) continue;
+        this.#yield();
+        return;
+      }
+      if (mode.idle(wait)) {
+        // The mode moved the clock (virtual time): run again, within the slice.
+        if (mode.sliceClock(core) < sliceEnd) continue;
+        this.#yield();
+        return;
+      }
+      this.#state = State.Sleeping;
+      // With nothing pending, no host timer is armed, so the loop does not
+      // keep the host process alive; an outside call wakes it.
+      if (wait > 0) this.#hostTimer = armTimer(this.#slice, this.#parts.hostDelay(wait));
+      return;
+    }
+  }
+
+  /**
+   * run, where the host cannot drain microtasks synchronously: each
+   * callback in a host macrotask of its own (microtasks drain between
+   * macrotasks on every host), then the driver goes on.
+   */
+  #runEachInMacrotask(batch: Uint32Array): void {
+    let i = 0;
+    const step = (): void => {
+      if (this.#core.loop === null) return;
+      try {
+        if (i < batch.length) {
+          this.#callbacks.runBatch(batch.subarray(i, i + 1), 1);
+          i++;
+          // Continuations of this callback run before the next macrotask,
+          // still inside the iteration (its time holds).
+          this.#time.enterBatch();
+          nextMacrotask(step);
+          return;
+        }
+      } catch (error) {
+        this.#time.leaveBatch();
+        this.#parts.crash(error);
+        return;
+      }
+      this.#time.leaveBatch();
+      if (this.#stopping) {
+        this.#finishRun();
+        return;
+      }
+      this.#slice();
+    };
+    this.#state = State.Iterating;
+    step();
+  }
+
+  #yield(): void {
+    this.#state = State.Scheduled;
+    this.#hostYield = yieldToHost(this.#slice);
+  }
+
+  #wake(): void {
+    if (this.#hostTimer !== null) {
+      disarmTimer(this.#hostTimer);
+      this.#hostTimer = null;
+    }
+    this.#yield();
+  }
+
+  #finishRun(error?: unknown): void {
+    this.#lastBatchEnd = -1;
+    if (this.#hostTimer !== null) disarmTimer(this.#hostTimer);
+    if (this.#hostYield !== null) cancelYield(this.#hostYield);
+    this.#hostTimer = this.#hostYield = null;
+    this.#stopping = false;
+    this.#state = State.Idle;
+    const onStopped = this.#onStopped;
+    this.#onStopped = null;
+    onStopped?.(error);
+  }
+
+  // ------------------------------------------------- program-driven runs
+
+  /** Whether the program can drive this loop by hand: virtual time, not running. */
+  get manual(): boolean {
+    return this.#mode.virtual !== null && this.#state === State.Idle;
+  }
+
+  /**
+   * Virtual time: runs everything that is ready now, without moving the
+   * clock; returns the callbacks run (LoopLimitError past `limit`).
+   */
+  runUntilIdle(operation: string, limit: number): number {
+    return this.#guarded(() => this.#drainNow(operation, limit, 0));
+  }
+
+  /** Virtual time: moves the clock forward by `ns`, running what is due on the way, each at its time. */
+  advance(operation: string, ns: number, limit: number): number {
+    const virtual = this.#mode.virtual as NonNullable<TimeMode['virtual']>;
+    return this.#guarded(() => this.#jump(operation, limit, virtual.now() + ns));
+  }
+
+  /** Virtual time: runs until nothing is left, jumping from deadline to deadline. */
+  runAll(operation: string, limit: number): number {
+    return this.#guarded(() => this.#jump(operation, limit, Infinity));
+  }
+
+  #guarded(run: () => number): number {
+    try {
+      return run();
+    } catch (error) {
+      this.#core.failed(error);
+    }
+  }
+
+  /** Iterations while something is ready now (the clock stays). */
+  #drainNow(operation: string, limit: number, ran: number): number {
+    const core = this.#core.loop as CoreLoop;
+    let wait = core.pollTimeout();
+    while (wait === 0 || this.#ioPending) {
+      ran += this.#iteration(Step.ReadClock);
+      if (ran > limit) throw new LoopLimitError(operation, limit);
+      wait = core.pollTimeout();
+    }
+    return ran;
+  }
+
+  /** Runs what is due, jumping from deadline to deadline up to `target` (ns). */
+  #jump(operation: string, limit: number, target: number): number {
+    const core = this.#core.loop as CoreLoop;
+    const virtual = this.#mode.virtual as NonNullable<TimeMode['virtual']>;
+    // With no end to reach and nothing to record, the core jumps to each
+    // deadline itself: one crossing per step instead of a poll-timeout, a
+    // clock move and a run-once reading the clock.
+    const coreJumps = target === Infinity && !this.#mode.tracing;
+    let ran = 0;
+    let wait = core.pollTimeout();
+    for (;;) {
+      while (wait === 0 || this.#ioPending) {
+        ran += this.#iteration(Step.ReadClock);
+        if (ran > limit) throw new LoopLimitError(operation, limit);
+        wait = core.pollTimeout();
+      }
+      if (wait < 0 || virtual.now() + wait * 1e6 > target) break;
+      if (coreJumps) {
+        // Steps while they find work and no I/O is in flight (I/O takes the
+        // clock-reading path).
+        while (!this.#ioPending) {
+          const length = this.#iteration(Step.JumpToNextTimer);
+          if (length === 0) break;
+          ran += length;
+          if (ran > limit) throw new LoopLimitError(operation, limit);
+        }
+      } else {
+        virtual.advanceClock(wait);
+        // The iteration reads the moved clock itself.
+        this.#time.invalidate();
+        ran += this.#iteration(Step.ReadClock);
+        if (ran > limit) throw new LoopLimitError(operation, limit);
+      }
+      wait = core.pollTimeout();
+    }
+    if (target !== Infinity) {
+      virtual.advanceClockTo(target);
+      // The clock moved outside an iteration: the loop's time follows it now.
+      core.updateTime();
+      this.#time.invalidate();
+      ran = this.#drainNow(operation, limit, ran);
+    }
+    return ran;
+  }
+}

@@ -1,0 +1,246 @@
+/**
+ * The I/O model: how a loop does I/O, picked once when the loop is made
+ * from its backend's `model` (`ioModelFor`), as asyncio picks a selector or
+ * a proactor event loop class. The loop (loop.ts) checks arguments and
+ * calls the model; it never asks which model it has.
+ *
+ *     IoModel (this file)     what every model shares: host resolution,
+ *       |                     protocol factories, the datagram endpoint's
+ *       |                     steps; and what each must supply (abstract)
+ *       +-- ReadinessModel    readiness.ts: the selector model; fd watches
+ *       +-- CompletionModel   completion.ts: the proactor model
+ *       +-- NoIoModel         none.ts: a clock-only backend; NotSupportedError
+ *
+ * Each model also supplies its WIT import (`takeReady` or `takeCompleted`,
+ * wit/): the tokens its backend queued, handed to the core in phase 3.
+ *
+ * The model objects call the io/ functions of their model; the paired
+ * per-model classes of io/ (streams, protocols, datagrams) are theirs.
+ */
+import type { Backend, Direction } from '../backends/backend.js';
+import { isIpLiteral } from '../net/address.js';
+import type { CallbackTable } from '../callbacks.js';
+import { type CheckedAddress, checkProtocol } from '../arguments.js';
+import { IoError, LoopClosedError, NotSupportedError, describe } from '../errors.js';
+import type { DatagramProtocol, DatagramProtocolFactory, DatagramTarget, DatagramTransport } from '../io/datagrams.js';
+import type { Protocol, ProtocolFactory, Transport } from '../io/protocols.js';
+import {
+  type Accepted,
+  type Connection,
+  type ConnectionHandler,
+  type ConnectTarget,
+  type IoLoop,
+  type ListenTarget,
+  type Server,
+  abortable,
+} from '../io/streams.js';
+import type { TakeCompleted } from '../wit/completion-import.js';
+import type { TakeReady } from '../wit/readiness-import.js';
+import type { Callback } from '../reporting.js';
+
+/** What a model needs of the loop's parts, once they exist. */
+export interface IoModelParts {
+  callbacks: CallbackTable;
+  /** The core took a full batch of tokens: iterate again soon. */
+  ioBacklog(): void;
+}
+
+const NO_TOKENS = new Uint32Array(0);
+
+export abstract class IoModel {
+  /** `take-ready`: none, unless the model is readiness. */
+  readonly takeReady: TakeReady = () => NO_TOKENS;
+  /** `take-completed`: none, unless the model is completion. */
+  readonly takeCompleted: TakeCompleted = () => NO_TOKENS;
+  protected parts: IoModelParts | null = null;
+
+  constructor(protected readonly backend: Backend) {}
+
+  /** Called once by the loop, before any iteration. */
+  attach(parts: IoModelParts): void {
+    this.parts = parts;
+  }
+
+  /** `tokens` came from the backend: a full batch means more may wait. */
+  protected taken(tokens: Uint32Array, max: number): Uint32Array {
+    if (tokens.length === max) this.parts?.ioBacklog();
+    return tokens;
+  }
+
+  // ---------------------------------------------------------- what differs
+
+  /** Unix domain sockets: whether this backend has them. */
+  protected abstract hasUnixSockets(): boolean;
+  /** UDP: whether this backend has datagram endpoints. */
+  protected abstract hasDatagrams(): boolean;
+  protected abstract listen(loop: IoLoop, onConnection: ConnectionHandler, at: ListenTarget): Server | Promise<Server>;
+  protected abstract listenWith(loop: IoLoop, operation: string, factory: ProtocolFactory, at: ListenTarget): Server | Promise<Server>;
+  protected abstract connect(loop: IoLoop, at: ConnectTarget): Promise<Connection>;
+  protected abstract connectWith<P extends Protocol>(
+    loop: IoLoop,
+    operation: string,
+    factory: ProtocolFactory<P>,
+    at: ConnectTarget,
+  ): Promise<{ transport: Transport; protocol: P }>;
+  protected abstract openDatagram(
+    loop: IoLoop,
+    target: DatagramTarget,
+    protocol: DatagramProtocol,
+  ): DatagramTransport | Promise<DatagramTransport>;
+
+  /** addReader/addWriter: readiness only. */
+  addFdWatch(operation: string, _fd: number, _direction: Direction, _callback: Callback, _args: unknown[]): void {
+    throw this.#noReadiness(operation);
+  }
+
+  removeFdWatch(operation: string, _fd: number, _direction: Direction): boolean {
+    throw this.#noReadiness(operation);
+  }
+
+  #noReadiness(operation: string): NotSupportedError {
+    return new NotSupportedError(
+      `${operation}: the '${this.backend.name}' backend has no readiness I/O (use the 'selector' backend; ` +
+        `on a completion backend use createServer/createConnection, as with asyncio's Proactor loop)`,
+    );
+  }
+
+  /** The loop closes (or crashed): release what the model registered itself. */
+  close(): void {}
+
+  // ------------------------------------------------------ what is shared
+
+  async createServer(loop: IoLoop, operation: string, onConnection: ConnectionHandler, address: CheckedAddress): Promise<Server> {
+    return this.listen(loop, onConnection, await this.#listenTarget(operation, address));
+  }
+
+  async createProtocolServer(loop: IoLoop, operation: string, factory: ProtocolFactory, address: CheckedAddress): Promise<Server> {
+    return this.listenWith(loop, operation, factory, await this.#listenTarget(operation, address));
+  }
+
+  async createConnection(
+    loop: IoLoop,
+    operation: string,
+    address: CheckedAddress,
+    signal: AbortSignal | undefined,
+  ): Promise<Connection> {
+    return this.connect(loop, await this.#connectTarget(operation, address, signal));
+  }
+
+  async createProtocolConnection<P extends Protocol>(
+    loop: IoLoop,
+    operation: string,
+    factory: ProtocolFactory<P>,
+    address: CheckedAddress,
+    signal: AbortSignal | undefined,
+  ): Promise<{ transport: Transport; protocol: P }> {
+    return this.connectWith(loop, operation, factory, await this.#connectTarget(operation, address, signal));
+  }
+
+  /** A UDP endpoint: hosts resolved, the protocol made, then the model's endpoint. */
+  async createDatagramEndpoint<P extends DatagramProtocol>(
+    loop: IoLoop,
+    operation: string,
+    factory: DatagramProtocolFactory<P>,
+    local: { host?: string; port: number } | null,
+    remote: { host: string; port: number } | null,
+  ): Promise<{ transport: DatagramTransport; protocol: P }> {
+    this.requireIo(operation);
+    if (!this.hasDatagrams()) throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend has no datagram endpoints`);
+    const remoteHost = remote === null ? null : await resolveHost(operation, remote.host);
+    // Without a localAddress, any address of the remote's family (to reach it
+    // from whichever interface routes there); a localAddress without a host
+    // means loopback, as createServer's default.
+    const wildcard = remoteHost?.includes(':') ? '::' : '0.0.0.0';
+    const localHost = local === null ? wildcard : await resolveHost(operation, local.host ?? '127.0.0.1');
+    if (loop.isClosed()) throw new LoopClosedError(operation);
+    const protocol = factory();
+    if (typeof protocol !== 'object' || protocol === null) {
+      throw new TypeError(`${operation}: the protocol factory must return an object, got ${describe(protocol)}`);
+    }
+    const target = {
+      local: { host: localHost, port: local?.port ?? 0 },
+      remote: remote === null ? null : { host: remoteHost as string, port: remote.port },
+    };
+    return { transport: await this.openDatagram(loop, target, protocol), protocol };
+  }
+
+  /** NotSupportedError for a backend with no I/O (the `none` model overrides it). */
+  protected requireIo(_operation: string): void {}
+
+  async #listenTarget(operation: string, address: CheckedAddress): Promise<ListenTarget> {
+    this.requireIo(operation);
+    const { backlog, reusePort, path } = address;
+    if (path !== undefined) {
+      this.#unixSockets(operation);
+      return { host: '', port: address.port, backlog, reusePort, path };
+    }
+    return { host: await resolveHost(operation, address.host), port: address.port, backlog, reusePort };
+  }
+
+  async #connectTarget(operation: string, address: CheckedAddress, signal: AbortSignal | undefined): Promise<ConnectTarget> {
+    this.requireIo(operation);
+    const path = address.path;
+    if (path !== undefined) {
+      this.#unixSockets(operation);
+      return { host: '', port: address.port, signal, path };
+    }
+    return { host: await abortable(resolveHost(operation, address.host), signal), port: address.port, signal };
+  }
+
+  #unixSockets(operation: string): void {
+    if (!this.hasUnixSockets()) throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend has no Unix domain sockets`);
+  }
+}
+
+/**
+ * A server's accepted connection with a fresh protocol (`open` makes its
+ * transport), or, if the factory fails, reported and closed (`closeRaw`).
+ */
+export function withProtocol(
+  loop: IoLoop,
+  operation: string,
+  factory: ProtocolFactory,
+  open: (protocol: Protocol) => Accepted,
+  closeRaw: () => void,
+): Accepted {
+  let protocol: Protocol;
+  try {
+    protocol = checkProtocol(operation, factory());
+  } catch (error) {
+    loop._report(`${operation}: the protocol factory failed; the connection was closed`, error);
+    closeRaw();
+    return { whenClosed: (fn) => fn() };
+  }
+  return open(protocol);
+}
+
+/** A connected socket's protocol and transport; if the factory fails, the socket is closed and the error thrown. */
+export function connectedProtocol<P extends Protocol>(
+  operation: string,
+  factory: ProtocolFactory<P>,
+  open: (protocol: P) => Transport,
+  closeRaw: () => void,
+): { transport: Transport; protocol: P } {
+  let protocol: P;
+  try {
+    protocol = checkProtocol(operation, factory());
+  } catch (error) {
+    closeRaw();
+    throw error;
+  }
+  return { transport: open(protocol), protocol };
+}
+
+/** A numeric address for `host` (IPv4 preferred for names, as most servers listen there). */
+async function resolveHost(operation: string, host: string): Promise<string> {
+  if (isIpLiteral(host)) return host;
+  const { lookup } = await import('node:dns/promises');
+  try {
+    const { address } = await lookup(host, { order: 'ipv4first' } as never);
+    return address;
+  } catch (error) {
+    throw new IoError(operation, (error as { code?: string }).code ?? 'ENOTFOUND', `cannot resolve ${host}`, {
+      cause: error,
+    });
+  }
+}
