@@ -387,28 +387,13 @@ impl<H: Host> EventLoop<H> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake_host::FakeHost;
     use crate::handles::SLOT_BITS;
-
-    /// A clock the test moves by hand, and I/O tokens it reports by hand.
-    #[derive(Default)]
-    struct ManualClock(Nanos, Vec<u32>, Vec<u32>);
-
-    impl Host for ManualClock {
-        fn now(&mut self) -> Nanos {
-            self.0
-        }
-        fn take_ready(&mut self, _max: u32) -> Vec<u32> {
-            std::mem::take(&mut self.1)
-        }
-        fn take_completed(&mut self, _max: u32) -> Vec<u32> {
-            std::mem::take(&mut self.2)
-        }
-    }
 
     const MS: u64 = 1_000_000;
 
-    fn new_loop() -> EventLoop<ManualClock> {
-        EventLoop::new(ManualClock(1_000 * MS, Vec::new(), Vec::new()))
+    fn new_loop() -> EventLoop<FakeHost> {
+        EventLoop::new(FakeHost::at(1_000 * MS))
     }
 
     fn split(id: f64) -> (u32, u32) {
@@ -416,8 +401,8 @@ mod tests {
         (slot, (id as u64 >> SLOT_BITS) as u32)
     }
 
-    fn advance(l: &mut EventLoop<ManualClock>, ms: u64) {
-        l.host_mut().0 += ms * MS;
+    fn advance(l: &mut EventLoop<FakeHost>, ms: u64) {
+        l.host_mut().now += ms * MS;
     }
 
     #[test]
@@ -609,13 +594,13 @@ mod tests {
             WAIT_FOREVER,
             "no timer: wait for I/O only"
         );
-        l.host_mut().1 = vec![w, w];
+        l.host_mut().ready = vec![w, w];
         assert_eq!(l.run_once(), &[w], "a token reported twice runs once");
         assert_eq!(l.run_once(), &[] as &[u32]);
-        l.host_mut().1 = vec![w];
+        l.host_mut().ready = vec![w];
         assert_eq!(l.run_once(), &[w]);
         assert!(l.cancel(w, gw));
-        l.host_mut().1 = vec![w];
+        l.host_mut().ready = vec![w];
         assert_eq!(
             l.run_once(),
             &[] as &[u32],
@@ -632,8 +617,8 @@ mod tests {
         let (c, _) = split(l.expect());
         let (t, _) = split(l.call_later(0.0));
         let (s, _) = split(l.call_soon());
-        l.host_mut().1 = vec![w];
-        l.host_mut().2 = vec![c];
+        l.host_mut().ready = vec![w];
+        l.host_mut().completed = vec![c];
         assert_eq!(l.run_once(), &[s, t, w, c]);
         assert_eq!(l.stats().completions_pending, 0);
     }
@@ -643,11 +628,11 @@ mod tests {
         let mut l = new_loop();
         let (c, gc) = split(l.expect());
         assert_eq!(l.stats().completions_pending, 1);
-        l.host_mut().2 = vec![c, c];
+        l.host_mut().completed = vec![c, c];
         assert_eq!(l.run_once(), &[c]);
         l.run_once();
         assert!(!l.cancel(c, gc));
-        l.host_mut().2 = vec![c];
+        l.host_mut().completed = vec![c];
         assert_eq!(l.run_once(), &[] as &[u32]);
     }
 
@@ -658,8 +643,8 @@ mod tests {
         let (s, _) = split(l.call_soon());
         l.watch();
         l.expect();
-        l.host_mut().1 = vec![t, s, 12345, u32::MAX];
-        l.host_mut().2 = vec![t, s, 999, u32::MAX - 1];
+        l.host_mut().ready = vec![t, s, 12345, u32::MAX];
+        l.host_mut().completed = vec![t, s, 999, u32::MAX - 1];
         assert_eq!(l.run_once(), &[s], "only the ready callback runs");
         assert_eq!(l.stats().timers_pending, 1);
     }
@@ -668,7 +653,7 @@ mod tests {
     fn a_watcher_cancelled_during_its_batch_is_freed_with_the_batch() {
         let mut l = new_loop();
         let (w, gw) = split(l.watch());
-        l.host_mut().1 = vec![w];
+        l.host_mut().ready = vec![w];
         assert_eq!(l.run_once(), &[w]);
         assert!(l.cancel(w, gw));
         assert!(!l.cancel(w, gw));

@@ -13,28 +13,10 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::event_loop::{EventLoop, Host};
+use crate::event_loop::EventLoop;
+use crate::fake_host::FakeHost;
 use crate::handles::SLOT_BITS;
 use crate::time::{deadline_after, deadline_at};
-
-#[derive(Default)]
-struct FuzzHost {
-    now: u64,
-    ready: Vec<u32>,
-    completed: Vec<u32>,
-}
-
-impl Host for FuzzHost {
-    fn now(&mut self) -> u64 {
-        self.now
-    }
-    fn take_ready(&mut self, _max: u32) -> Vec<u32> {
-        std::mem::take(&mut self.ready)
-    }
-    fn take_completed(&mut self, _max: u32) -> Vec<u32> {
-        std::mem::take(&mut self.completed)
-    }
-}
 
 /// A cursor over the fuzzer's bytes; past the end everything reads as 0.
 struct Bytes<'a>(&'a [u8]);
@@ -82,14 +64,11 @@ struct Issued {
 /// Runs the harness on `data`. Panics when an invariant breaks.
 pub fn run(data: &[u8]) {
     let mut bytes = Bytes(data);
-    let mut core = EventLoop::new(FuzzHost {
-        now: 1 << 30,
-        ..FuzzHost::default()
-    });
+    let mut core = EventLoop::new(FakeHost::at(1 << 30));
     let mut issued: Vec<Issued> = Vec::new();
     // The newest handle given each slot.
     let mut owner: HashMap<u32, usize> = HashMap::new();
-    let mut issue =
+    let issue =
         |core_id: f64, kind: Kind, issued: &mut Vec<Issued>, owner: &mut HashMap<u32, usize>| {
             let id = core_id as u64;
             let slot = (id & ((1 << SLOT_BITS) - 1)) as u32;

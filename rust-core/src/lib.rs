@@ -4,6 +4,8 @@
 
 pub mod event_loop;
 #[cfg(not(target_arch = "wasm32"))]
+pub mod fake_host;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod fuzzing;
 pub mod handles;
 pub mod time;

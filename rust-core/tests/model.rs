@@ -15,28 +15,10 @@
 use std::collections::HashMap;
 
 use proptest::prelude::*;
-use wasmloop_core::event_loop::{EventLoop, Host, Stats};
+use wasmloop_core::event_loop::{EventLoop, Stats};
+use wasmloop_core::fake_host::FakeHost;
 use wasmloop_core::handles::SLOT_BITS;
 use wasmloop_core::time::{deadline_after, deadline_at, NEVER};
-
-#[derive(Default)]
-struct FakeHost {
-    now: u64,
-    ready: Vec<u32>,
-    completed: Vec<u32>,
-}
-
-impl Host for FakeHost {
-    fn now(&mut self) -> u64 {
-        self.now
-    }
-    fn take_ready(&mut self, _max: u32) -> Vec<u32> {
-        std::mem::take(&mut self.ready)
-    }
-    fn take_completed(&mut self, _max: u32) -> Vec<u32> {
-        std::mem::take(&mut self.completed)
-    }
-}
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -270,13 +252,8 @@ impl Model {
 }
 
 fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut host = FakeHost {
-        now: 1_000_000_000,
-        ..FakeHost::default()
-    };
-    let start = host.now;
-    host.now = start;
-    let mut core = EventLoop::new(host);
+    let start = 1_000_000_000;
+    let mut core = EventLoop::new(FakeHost::at(start));
     let mut model = Model {
         loop_now: start,
         ..Model::default()

@@ -29,7 +29,7 @@ pub fn delay_nanos(delay_ms: f64) -> Option<Nanos> {
     if delay_ms == f64::INFINITY {
         return None;
     }
-    if !(delay_ms > 0.0) {
+    if delay_ms.is_nan() || delay_ms <= 0.0 {
         return Some(0);
     }
     let (whole, fraction) = split_millis(delay_ms);
@@ -73,7 +73,7 @@ pub fn deadline_at(when_ms: f64) -> Nanos {
     if when_ms == f64::INFINITY {
         return NEVER;
     }
-    if !(when_ms > 0.0) {
+    if when_ms.is_nan() || when_ms <= 0.0 {
         return 0;
     }
     let (whole, fraction) = split_millis(when_ms);

@@ -105,16 +105,22 @@ impl Entry {
 
 type Block = [Entry; BLOCK_LEN];
 
+/// Blocks each in an allocation of its own: a bucket grows by adding one
+/// (no reallocation moves the entries already there), and a drained
+/// bucket's blocks move to the spare list as pointers, to be reused.
+#[allow(clippy::vec_box)]
+type Blocks = Vec<Box<Block>>;
+
 /// The entries of one wheel bucket, in insertion order.
 #[derive(Default)]
 struct Bucket {
-    blocks: Vec<Box<Block>>,
+    blocks: Blocks,
     len: usize,
 }
 
 impl Bucket {
     #[inline]
-    fn push(&mut self, e: Entry, spare: &mut Vec<Box<Block>>) {
+    fn push(&mut self, e: Entry, spare: &mut Blocks) {
         let offset = self.len % BLOCK_LEN;
         if offset == 0 {
             self.blocks.push(
@@ -134,7 +140,7 @@ impl Bucket {
     }
 
     /// Keeps the first `len` entries; surplus blocks go to `spare`.
-    fn truncate(&mut self, len: usize, spare: &mut Vec<Box<Block>>) {
+    fn truncate(&mut self, len: usize, spare: &mut Blocks) {
         self.len = len;
         let keep = len.div_ceil(BLOCK_LEN);
         spare.extend(self.blocks.drain(keep..));
@@ -254,7 +260,7 @@ pub struct TimerWheel {
     earliest: Vec<Nanos>,
     near: NearQueue,
     /// Emptied blocks, reused before new ones are allocated.
-    spare: Vec<Box<Block>>,
+    spare: Blocks,
     /// Reused buffer for sorting a bucket that is out of order.
     scratch: Vec<Entry>,
     live: u32,
@@ -790,7 +796,7 @@ mod tests {
                     _ => {
                         now += next() % [100u64, 1 << 21, 1 << 30][(next() % 3) as usize];
                         fired.extend(f.expire(now));
-                        reference.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+                        reference.sort_by_key(|a| (a.0, a.1));
                         let due = reference.iter().take_while(|e| e.0 <= now).count();
                         expected.extend(reference.drain(..due).map(|e| e.2));
                         assert_eq!(fired, expected, "round {round} at now {now}");
