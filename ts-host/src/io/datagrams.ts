@@ -88,7 +88,14 @@ abstract class BaseDatagramTransport implements DatagramTransport {
   /** Released, and connectionLost scheduled. */
   protected finished = false;
   /** What the loop closes when it closes: the endpoint, at once. */
-  readonly #tracked = { close: () => this.abort() };
+  readonly #tracked = {
+    close: () => {
+      this.#loopClosing = true;
+      this.abort();
+    },
+  };
+  /** The loop is closing: connectionLost runs at once, as no later callback will. */
+  #loopClosing = false;
   abstract readonly localAddress: SocketAddress;
   abstract readonly remoteAddress: SocketAddress | null;
 
@@ -150,13 +157,16 @@ abstract class BaseDatagramTransport implements DatagramTransport {
     this.loop._track(this.#tracked, false);
     const protocol = this.protocol;
     if (typeof protocol.connectionLost !== 'function' || this.loop.isClosed()) return;
-    this.loop.callSoon(() => {
+    const lost = () => {
       try {
         protocol.connectionLost?.(null);
       } catch (thrown) {
         this.loop._report('protocol.connectionLost() failed', thrown);
       }
-    });
+    };
+    // The loop is closing: no later callback runs, so now.
+    if (this.#loopClosing) lost();
+    else this.loop.callSoon(lost);
   }
 
   /** Frees the model's resources (descriptor, watches, tokens, host endpoint). */

@@ -97,7 +97,14 @@ abstract class BaseTransport implements Transport, Accepted {
   #low = DEFAULT_HIGH_WATER / 4;
   #onClosed: Array<() => void> = [];
   /** What the loop closes when it closes: the transport, at once. */
-  readonly #tracked = { close: () => this.abort() };
+  readonly #tracked = {
+    close: () => {
+      this.#loopClosing = true;
+      this.abort();
+    },
+  };
+  /** The loop is closing: connectionLost runs at once, as no later callback will. */
+  #loopClosing = false;
   abstract readonly localAddress: SocketAddress;
   abstract readonly remoteAddress: SocketAddress;
 
@@ -115,6 +122,11 @@ abstract class BaseTransport implements Transport, Accepted {
 
   isClosing(): boolean {
     return this.closing;
+  }
+
+  /** A server's closeClients(): close() (after the buffered writes). */
+  closeGracefully(): void {
+    this.close();
   }
 
   isReading(): boolean {
@@ -200,13 +212,15 @@ abstract class BaseTransport implements Transport, Accepted {
     this.loop._track(this.#tracked, false);
     const protocol = this.protocol;
     if (typeof protocol.connectionLost === 'function' && !this.loop.isClosed()) {
-      this.loop.callSoon(() => {
+      const lost = () => {
         try {
           protocol.connectionLost?.(error);
         } catch (thrown) {
           this.loop._report('protocol.connectionLost() failed', thrown);
         }
-      });
+      };
+      if (this.#loopClosing) lost();
+      else this.loop.callSoon(lost);
     }
     const callbacks = this.#onClosed;
     this.#onClosed = [];

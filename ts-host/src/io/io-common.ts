@@ -1,0 +1,115 @@
+/**
+ * What every I/O file shares: what it needs from the loop (`IoLoop`), the
+ * errors of failed system calls, bytes from a program's data, and the
+ * AbortSignal plumbing of reads and connects.
+ */
+import { errnoName } from '../errno.js';
+import {
+  AddressInUseError,
+  ConnectionRefusedError,
+  ConnectionResetError,
+  IoError,
+  describe,
+} from '../errors.js';
+
+/** What the streams need from the loop. */
+export interface IoLoop {
+  /** A persistent callback for readiness; its token is `slot`. */
+  _watch(callback: () => void): IoToken;
+  /** A one-shot callback for a completion; its token is `slot`. */
+  _expect(callback: () => void): IoToken;
+  /** Cancels a token's callback. */
+  _release(token: IoToken): void;
+  /** Reports an error that has no caller to reject (the exception handler). */
+  _report(message: string, error: unknown): void;
+  /** Tracks an open resource, closed with the loop. */
+  _track(resource: { close(): void }, open: boolean): void;
+  /** A timer: `callback` after `delayMs` of loop time. */
+  callLater(delayMs: number, callback: () => void): { cancel(): void };
+  /** `callback` in the next iteration. */
+  callSoon(callback: () => void): unknown;
+  isClosed(): boolean;
+}
+
+export interface IoToken {
+  readonly slot: number;
+  readonly generation: number;
+}
+
+
+const encoder = new TextEncoder();
+
+export { errnoName };
+
+/** The error for a failed `syscall` with `code` (`ECONNREFUSED`, ...). */
+export function ioError(syscall: string, code: string, detail?: string, cause?: unknown): IoError {
+  const options = cause === undefined ? undefined : { cause };
+  switch (code) {
+    case 'ECONNREFUSED':
+      return new ConnectionRefusedError(syscall, code, detail, options);
+    case 'EADDRINUSE':
+      return new AddressInUseError(syscall, code, detail, options);
+    case 'ECONNRESET':
+    case 'EPIPE':
+      return new ConnectionResetError(syscall, code, detail, options);
+    default:
+      return new IoError(syscall, code, detail, options);
+  }
+}
+
+export function fromHostError(syscall: string, error: unknown, detail?: string): IoError {
+  const code = (error as { code?: unknown }).code;
+  return ioError(syscall, typeof code === 'string' ? code : 'EIO', detail ?? (error as Error).message, error);
+}
+
+export function toBytes(operation: string, data: unknown): Uint8Array {
+  if (typeof data === 'string') return encoder.encode(data);
+  if (data instanceof Uint8Array) return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  throw new TypeError(`${operation}: data must be a Uint8Array or a string, got ${data === null ? 'null' : typeof data}`);
+}
+
+
+export function abortReason(signal: AbortSignal, what = 'read'): unknown {
+  return signal.reason ?? new DOMException(`The ${what} was aborted`, 'AbortError');
+}
+
+/** `signal` as an operation's option: undefined, or an AbortSignal (TypeError otherwise). */
+export function checkSignal(operation: string, signal: unknown): AbortSignal | undefined {
+  if (signal === undefined) return undefined;
+  const s = signal as Partial<AbortSignal> | null;
+  if (typeof s !== 'object' || s === null || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function') {
+    throw new TypeError(`${operation}: signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  return signal as AbortSignal;
+}
+
+/** `promise`, unless `signal` aborts first: then its reason. */
+export function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return promise;
+  if (signal.aborted) return Promise.reject(abortReason(signal, 'connect'));
+  return new Promise<T>((resolve, reject) => {
+    const stop = onAbortOf(signal, () => reject(abortReason(signal, 'connect')));
+    promise.then(
+      (value) => {
+        stop();
+        resolve(value);
+      },
+      (error: unknown) => {
+        stop();
+        reject(error);
+      },
+    );
+  });
+}
+
+/**
+ * Calls `onAbort` once if `signal` aborts; returns the function that stops
+ * listening (call it once the operation finished either way).
+ */
+export function onAbortOf(signal: AbortSignal | undefined, onAbort: () => void): () => void {
+  if (signal === undefined) return () => undefined;
+  signal.addEventListener('abort', onAbort, { once: true });
+  return () => signal.removeEventListener('abort', onAbort);
+}
+

@@ -1,0 +1,197 @@
+/**
+ * What the stream and protocol servers of both I/O models share: the
+ * accepted connections a server answers for, how it closes (stop accepting,
+ * then wait for its connections, or close or abort them:
+ * `closeClients()`/`abortClients()`, asyncio's `close_clients` and
+ * `abort_clients`), running a connection handler (the connection is closed
+ * when its handler settles, unless the handler kept it), and a connect in
+ * progress that a signal or the loop's closing abandons.
+ */
+import type { SocketAddress } from '../backends/backend.js';
+import { ConnectionClosedError, LoopClosedError } from '../errors.js';
+import type { Connection } from './connection.js';
+import { type IoLoop, abortReason, onAbortOf } from './io-common.js';
+
+/** A listening TCP or Unix-socket server. */
+export interface Server {
+  address(): SocketAddress;
+  /** Stops accepting; resolves once every open connection has closed. */
+  close(): Promise<void>;
+  /**
+   * Closes every open connection gracefully (asyncio's `close_clients`):
+   * each writes what it has buffered, then closes (a stream connection
+   * half-closes and lingers for its peer's end of stream, as after its
+   * handler). Pending reads reject with ConnectionClosedError.
+   */
+  closeClients(): void;
+  /** Closes every open connection now (asyncio's `abort_clients`): unwritten data is dropped. */
+  abortClients(): void;
+  /** Connections accepted and still open. */
+  readonly connections: number;
+}
+
+/**
+ * Handles one accepted connection. A handler that returns a promise owns
+ * its connection until the promise settles; the server then closes it
+ * (after its writes, with a lingering close) unless the handler called
+ * `connection.keepOpen()`. A handler that returns anything else has handed
+ * the connection on (callback style): the program closes it.
+ */
+export type ConnectionHandler = (connection: Connection) => void | Promise<void>;
+
+/** What a server opens for each accepted connection: a stream or a protocol's transport. */
+export interface Accepted {
+  /** Calls `fn` once it has closed (at once if it has). */
+  whenClosed(fn: () => void): void;
+  /** Writes what is buffered, then closes (closeClients); absent: nothing is open. */
+  closeGracefully?(): void;
+  /** Closes now, dropping unwritten data (abortClients); absent: nothing is open. */
+  abort?(): void;
+}
+
+/** A stream connection as a server drives it. */
+export interface HandledConnection extends Connection, Required<Accepted> {
+  /** The handler's promise settled: close gracefully, unless the handler kept the connection. */
+  handlerSettled(): void;
+}
+
+/**
+ * The connections a server accepted, and its closing: `close()` stops
+ * accepting (the model's `stopListening()`) and resolves once every
+ * connection has closed.
+ */
+export abstract class BaseServer implements Server {
+  protected readonly loop: IoLoop;
+  readonly #connections = new Set<Accepted>();
+  #closing: Promise<void> | null = null;
+  #allClosed: (() => void) | null = null;
+
+  constructor(loop: IoLoop) {
+    this.loop = loop;
+  }
+
+  abstract address(): SocketAddress;
+  /** Stops accepting and releases the listener (idempotent). */
+  protected abstract stopListening(): void;
+
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  /** True once close() was called. */
+  protected get isClosing(): boolean {
+    return this.#closing !== null;
+  }
+
+  /** Counts `connection` until it closes. */
+  protected adopt(connection: Accepted): void {
+    this.#connections.add(connection);
+    connection.whenClosed(() => {
+      this.#connections.delete(connection);
+      if (this.#connections.size === 0) this.#allClosed?.();
+    });
+  }
+
+  close(): Promise<void> {
+    if (this.#closing !== null) return this.#closing;
+    this.#closing = new Promise<void>((resolve) => {
+      this.#allClosed = () => {
+        this.#allClosed = null;
+        this.loop._track(this, false);
+        resolve();
+      };
+    });
+    this.stopListening();
+    if (this.#connections.size === 0) this.#allClosed?.();
+    return this.#closing;
+  }
+
+  closeClients(): void {
+    for (const connection of [...this.#connections]) connection.closeGracefully?.();
+  }
+
+  abortClients(): void {
+    for (const connection of [...this.#connections]) connection.abort?.();
+  }
+}
+
+/**
+ * Calls the connection handler. When the promise it returns settles (or it
+ * throws), the connection is closed gracefully unless the handler kept it;
+ * a handler that throws or rejects is reported, unless the error is only
+ * that the connection was closed under it (by the loop closing, say).
+ */
+export function runHandler(loop: IoLoop, handler: ConnectionHandler, connection: HandledConnection): void {
+  const settled = () => connection.handlerSettled();
+  const failed = (error: unknown) => {
+    if (!(error instanceof ConnectionClosedError && connection.closed)) {
+      loop._report('the connection handler failed; its connection was closed', error);
+    }
+    settled();
+  };
+  let result: unknown;
+  try {
+    result = handler(connection);
+  } catch (error) {
+    failed(error);
+    return;
+  }
+  if (typeof result === 'object' && result !== null && typeof (result as PromiseLike<void>).then === 'function') {
+    Promise.resolve(result).then(settled, failed);
+  }
+}
+
+/** What to listen on: a TCP host and port, or a Unix domain socket's path. */
+export interface ListenTarget {
+  host: string;
+  port: number;
+  backlog: number;
+  reusePort: boolean;
+  path?: string | undefined;
+}
+
+/** An address as error messages name it. */
+export function where(target: { host: string; port: number; path?: string | undefined }): string {
+  return target.path ?? `${target.host}:${target.port}`;
+}
+
+/**
+ * A connect in progress: settled once, by its own outcome, by the caller's
+ * signal, or by the loop closing (a resource the loop closes like its
+ * connections). `abandon(reason)` runs `cleanUp` (close what was opened)
+ * and rejects; `settle()` just stops listening.
+ */
+export function pendingConnect(
+  loop: IoLoop,
+  signal: AbortSignal | undefined,
+  reject: (reason: unknown) => void,
+  cleanUp: () => void,
+): { settle(): boolean; abandon(reason: unknown): void } {
+  let settled = false;
+  const attempt = {
+    settle(): boolean {
+      if (settled) return false;
+      settled = true;
+      stopListening();
+      loop._track(resource, false);
+      return true;
+    },
+    abandon(reason: unknown): void {
+      if (!attempt.settle()) return;
+      cleanUp();
+      reject(reason);
+    },
+  };
+  const resource = { close: () => attempt.abandon(new LoopClosedError('connect')) };
+  const stopListening = onAbortOf(signal, () => attempt.abandon(abortReason(signal as AbortSignal, 'connect')));
+  loop._track(resource, true);
+  return attempt;
+}
+
+/** Where to connect, and the signal that may abandon the attempt. */
+export interface ConnectTarget {
+  host: string;
+  port: number;
+  path?: string | undefined;
+  signal?: AbortSignal | undefined;
+}
