@@ -31,6 +31,12 @@ export interface VirtualBackend extends ReadinessBackend {
   advanceClock(ms: number): void;
   /** Sets the clock to `ns` if that is later than now. */
   advanceClockTo(ns: number): void;
+  /**
+   * The network's open descriptors (sockets, listeners, pipe ends, UDP
+   * endpoints): what /proc/self/fd counts for a real backend, so tests
+   * can check that nothing leaks.
+   */
+  openDescriptors(): number;
 }
 
 const E = ERRNO as Record<string, number> & {
@@ -375,6 +381,9 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
     },
     advanceClockTo(ns) {
       if (ns > nowNs) nowNs = ns;
+    },
+    openDescriptors() {
+      return fds.size;
     },
     attach(s) {
       sink = s;
