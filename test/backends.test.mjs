@@ -2,7 +2,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BackendError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
-import { autoOrder, resolveBackend } from '../ts-host/dist/backends/resolve.js';
+import { FACTORY_TIMEOUT_MS, autoOrder, resolveBackend } from '../ts-host/dist/backends/resolve.js';
 import { createNetCompletionBackend } from '../ts-host/dist/backends/completion.js';
 import { NET_COMPLETION, capture } from './helpers.mjs';
 
@@ -169,31 +169,72 @@ user('a readiness backend without Unix socket operations refuses a path with Not
   }
 });
 
+/** Creates a loop on `spec`, which must fail; returns the BackendError. */
+async function refused(spec) {
+  try {
+    const loop = await createLoop({ backend: spec });
+    await loop.close();
+  } catch (error) {
+    assert.instance(error, BackendError, `${spec}: ${error}`);
+    assert.ok(error.message.includes(`backend '${spec}'`), error.message);
+    return error;
+  }
+  assert.unreachable(`${spec} loaded`);
+}
+
 user('each failure names the spec and the problem', async () => {
   const fixtures = './test/fixtures/backends.mjs';
   const cases = [
-    [':createBackend', /backend ':createBackend': malformed/],
-    ['./examples/custom-backend.mjs:', /malformed/],
-    ['./examples/custom-backend.mjs:1bad', /malformed/],
-    ['./no/such/file.mjs:createBackend', /module '.\/no\/such\/file.mjs' not found/],
-    ['no-such-package-wasmloop:create', /module 'no-such-package-wasmloop' not found/],
+    [':createBackend', /is not <module>:<function>/],
+    ['./examples/custom-backend.mjs:', /is not <module>:<function>/],
+    ['./examples/custom-backend.mjs:1bad', /is not <module>:<function>/],
+    ['./no/such/file.mjs:createBackend', /cannot find module '.\/no\/such\/file.mjs'/],
+    ['no-such-package-wasmloop:create', /cannot find module 'no-such-package-wasmloop'/],
+    ['./test/fixtures:create', /cannot find module '.\/test\/fixtures': .* is not a file/],
+    ['./test/fixtures/broken-import.mjs:main', /module '.\/test\/fixtures\/broken-import.mjs' failed to load: its import failed: .*no-such-dependency\.mjs' imported from .*broken-import\.mjs/],
     [`${fixtures}:missing`, /has no export 'missing'/],
     [`${fixtures}:notAFunction`, /export 'notAFunction' of '.*' is object, not a function/],
     [`${fixtures}:throws`, /the factory threw: no backend for you/],
     [`${fixtures}:returnsNumber`, /not a backend: it returned number, not an object/],
     [`${fixtures}:returnsPartial`, /not a backend: the object it returned lacks or mistypes: attach, close/],
   ];
-  for (const [spec, pattern] of cases) {
-    try {
-      const loop = await createLoop({ backend: spec });
-      await loop.close();
-      assert.unreachable(`${spec} loaded`);
-    } catch (error) {
-      assert.instance(error, BackendError, `${spec}: ${error}`);
-      assert.match(error.message, pattern);
-      assert.ok(error.message.includes(`backend '${spec}'`), error.message);
-    }
-  }
+  for (const [spec, pattern] of cases) assert.match((await refused(spec)).message, pattern);
+});
+
+user('only paths, file: URLs and package names are loaded: no data:, node:, http(s): or built-in modules', async () => {
+  const cases = [
+    ['data:text/javascript,export function create() {}:create', /'data:text\/javascript,export function create\(\) \{\}' is a data: URL; a module is a path, a file: URL or a package name/],
+    ['node:process:exit', /'node:process' is a node: URL/],
+    ['https://example.com/backend.mjs:create', /is a https: URL/],
+    ['http://example.com/backend.mjs:create', /is a http: URL/],
+    ['process:exit', /'process' is a Node built-in module, not a path or a package/],
+    ['child_process:exec', /'child_process' is a Node built-in module/],
+  ];
+  for (const [spec, pattern] of cases) assert.match((await refused(spec)).message, pattern);
+});
+
+user('a readiness backend must have every socket operation, and optional ones must be functions', async () => {
+  const fixtures = './test/fixtures/backends.mjs';
+  const empty = await refused(`${fixtures}:emptySockets`);
+  assert.match(
+    empty.message,
+    /lacks or mistypes: sockets\.listen, sockets\.accept, sockets\.connect, sockets\.connectError, sockets\.read, sockets\.write, sockets\.shutdownWrite, sockets\.close, sockets\.address, sockets\.pipe \(see docs\/backends\.md\)$/,
+  );
+  const mistyped = await refused(`${fixtures}:mistypedUnix`);
+  assert.match(mistyped.message, /lacks or mistypes: sockets\.listenUnix \(/);
+});
+
+user("a factory that does not settle in time is a BackendError; a backend it delivers late is closed", async () => {
+  const fixtures = new URL('./fixtures/backends.mjs', import.meta.url);
+  const never = await resolveBackend(`${fixtures.href}:neverSettles`, { factoryTimeoutMs: 20 }).catch((e) => e);
+  assert.instance(never, BackendError);
+  assert.match(never.message, /backend '.*:neverSettles': the factory's promise did not settle within 20 ms/);
+  const late = await resolveBackend(`${fixtures.href}:settlesLate`, { factoryTimeoutMs: 20 }).catch((e) => e);
+  assert.instance(late, BackendError);
+  assert.match(late.message, /did not settle within 20 ms/);
+  const { lateBackendClosed } = await import(fixtures.href);
+  await lateBackendClosed;
+  assert.is(FACTORY_TIMEOUT_MS, 10_000, 'the documented default');
 });
 
 user('debug mode reports a fallback on the console', async () => {

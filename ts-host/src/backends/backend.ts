@@ -171,9 +171,12 @@ export interface CompletionBackend extends BackendBase {
    * backend stops accepting for ACCEPT_RETRY_MS ms, then goes on, and tells
    * `onAcceptError` (a listener must never spin on a failing accept).
    */
-  /** With `path`, a Unix domain socket at that path (host and port unused). */
+  /**
+   * With `path`, a Unix domain socket at that path (host and port unused).
+   * `reusePort`: share the port with other processes' listeners (SO_REUSEPORT).
+   */
   listen(
-    options: { host: string; port: number; backlog: number; path?: string },
+    options: { host: string; port: number; backlog: number; path?: string; reusePort?: boolean },
     onSocket: (socket: CompletionSocket) => void,
     done: (error: Error | null, listener?: CompletionListener) => void,
     onAcceptError?: (error: Error) => void,
@@ -236,18 +239,32 @@ export interface SocketAddress {
   path?: string;
 }
 
-/** Why `value` does not implement the backend contract, or null if it does. */
+/**
+ * Why `value` does not implement the backend contract, or null if it does:
+ * every required member has its type, and every optional one present has
+ * its type too (a readiness backend's `sockets.read` included).
+ */
 export function contractViolation(value: unknown): string | null {
   if (typeof value !== 'object' || value === null) return `it returned ${value === null ? 'null' : typeof value}, not an object`;
+  // SocketOps' members: those every readiness backend has, and the optional Unix socket and UDP ones.
+  const socketOps: ReadonlyArray<keyof SocketOps> = ['listen', 'accept', 'connect', 'connectError', 'read', 'write', 'shutdownWrite', 'close', 'address', 'pipe'];
+  const optionalSocketOps: ReadonlyArray<keyof SocketOps> = ['listenUnix', 'connectUnix', 'unlink', 'udpBind', 'udpConnect', 'sendTo', 'recvFrom', 'recvAddress'];
   const b = value as Record<string, unknown>;
-  const missing = (names: string[], kind: string) => names.filter((n) => typeof b[n] !== kind);
-  const wrong = [...missing(['name'], 'string'), ...missing(['now', 'attach', 'close'], 'function')];
+  const wrong: string[] = [];
+  const check = (object: Record<string, unknown>, prefix: string, kind: string, required: readonly string[], optional: readonly string[] = []) => {
+    for (const n of required) if (typeof object[n] !== kind) wrong.push(prefix + n);
+    for (const n of optional) if (object[n] !== undefined && typeof object[n] !== kind) wrong.push(prefix + n);
+  };
+  check(b, '', 'string', ['name'], ['implementation']);
   if (!['readiness', 'completion', 'none'].includes(b.model as string)) wrong.push('model');
+  check(b, '', 'function', ['now', 'attach', 'close'], ['hostDelay']);
   if (b.model === 'readiness') {
-    wrong.push(...missing(['takeReady', 'watch', 'unwatch'], 'function'));
-    if (typeof b.sockets !== 'object' || b.sockets === null) wrong.push('sockets');
+    check(b, '', 'function', ['takeReady', 'watch', 'unwatch']);
+    const sockets = b.sockets;
+    if (typeof sockets !== 'object' || sockets === null) wrong.push('sockets');
+    else check(sockets as Record<string, unknown>, 'sockets.', 'function', socketOps, optionalSocketOps);
   }
-  if (b.model === 'completion') wrong.push(...missing(['takeCompleted', 'complete', 'listen', 'connect'], 'function'));
+  if (b.model === 'completion') check(b, '', 'function', ['takeCompleted', 'complete', 'listen', 'connect'], ['datagram']);
   if (wrong.length > 0) return `the object it returned lacks or mistypes: ${wrong.join(', ')}`;
   return null;
 }

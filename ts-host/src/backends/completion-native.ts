@@ -529,12 +529,12 @@ export function createNativeCompletionBackend(): CompletionBackend {
       // callback, or a listen that completed at once.
       else sink?.wake(false);
     },
-    listen({ host, port, backlog, path }, onSocket, done, onAcceptError) {
+    listen({ host, port, backlog, path, reusePort }, onSocket, done, onAcceptError) {
       if (closed) {
         done(systemError('listen', -(ERRNO.EBADF as number)));
         return;
       }
-      const fd = path !== undefined ? native.listenUnix(path, backlog) : ops.listen(host, port, backlog);
+      const fd = path !== undefined ? native.listenUnix(path, backlog) : ops.listen(host, port, backlog, reusePort);
       if (fd < 0) {
         done(systemError('listen', fd));
         return;

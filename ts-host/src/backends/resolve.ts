@@ -1,8 +1,11 @@
 /**
  * Resolving `createLoop({ backend })`: `'auto'` picks the best backend that
- * starts here, a name picks that backend.
+ * starts here, a name picks that backend, and `'module:function'` loads the
+ * user's factory (through module-loader.ts, as the CLI loads applications)
+ * and checks what it returns against the contract.
  */
 import { BackendError } from '../errors.js';
+import { SpecError, loadExport } from '../module-loader.js';
 import { type Backend, contractViolation } from './backend.js';
 import { createClockBackend } from './clock.js';
 import { createCompletionBackend } from './completion.js';
@@ -39,6 +42,8 @@ export interface ResolveOptions {
   platform?: string;
   /** Factories to use instead of the built-in ones (tests inject failures). */
   factories?: ReadonlyMap<string, Factory>;
+  /** How long a `module:function` factory may take (default FACTORY_TIMEOUT_MS). */
+  factoryTimeoutMs?: number;
 }
 
 export async function resolveBackend(spec: string, options: ResolveOptions = {}): Promise<Backend> {
@@ -59,7 +64,7 @@ export async function resolveBackend(spec: string, options: ResolveOptions = {})
     }
     throw new BackendError(`backend 'auto': no backend starts here (${failures.join('; ')})`);
   }
-  if (spec.includes(':')) return loadUserBackend(spec);
+  if (spec.includes(':')) return loadUserBackend(spec, options.factoryTimeoutMs ?? FACTORY_TIMEOUT_MS);
   const factory = factories.get(spec);
   if (factory === undefined) {
     throw new RangeError(`backend: unknown backend '${spec}' (known: ${BACKEND_NAMES.join(', ')}, or 'module:function')`);
@@ -72,48 +77,66 @@ export async function resolveBackend(spec: string, options: ResolveOptions = {})
 }
 
 /**
- * `'module:function'`: imports the module (a path relative to the working
- * directory, an absolute path or URL, or a package name), calls the exported
- * factory and checks the result implements the backend contract. Split on
- * the last ':' so Windows paths (C:\\...) keep their drive.
+ * How long a `module:function` factory may take to return its backend
+ * (ms of wall time): a factory whose promise never settles would otherwise
+ * hang createLoop with nothing to say why.
  */
-async function loadUserBackend(spec: string): Promise<Backend> {
-  const colon = spec.lastIndexOf(':');
-  const modulePart = spec.slice(0, colon);
-  const exportName = spec.slice(colon + 1);
+export const FACTORY_TIMEOUT_MS = 10_000;
+
+/**
+ * `'module:function'`: imports the module (module-loader.ts: a path, a
+ * `file:` URL or a package name), calls the exported factory and checks the
+ * result implements the backend contract.
+ */
+async function loadUserBackend(spec: string, timeoutMs: number): Promise<Backend> {
   const fail = (problem: string, cause?: unknown): never => {
     throw new BackendError(`backend '${spec}': ${problem}`, cause === undefined ? undefined : { cause });
   };
-  if (modulePart === '' || exportName === '' || !/^[A-Za-z_$][\w$]*$/.test(exportName)) {
-    fail("malformed: expected 'module:function', a module path or package name, ':', and an exported function name");
-  }
-  let specifier = modulePart;
-  if (modulePart.startsWith('.') || modulePart.startsWith('/') || /^[A-Za-z]:[\\/]/.test(modulePart)) {
-    if (typeof process === 'undefined' || typeof process.cwd !== 'function') {
-      fail('a relative or absolute path needs a working directory; use a URL or a package name on this host');
-    }
-    const { pathToFileURL } = await import('node:url');
-    const { resolve } = await import('node:path');
-    specifier = pathToFileURL(resolve(process.cwd(), modulePart)).href;
-  }
-  let module: Record<string, unknown> = {};
+  let factory: () => unknown = () => undefined;
   try {
-    module = (await import(specifier)) as Record<string, unknown>;
+    factory = (await loadExport(spec)) as () => unknown;
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') fail(`module '${modulePart}' not found`, err);
-    fail(`module '${modulePart}' failed to load: ${(err as Error).message}`, err);
+    fail(err instanceof SpecError ? err.message : String(err), err);
   }
-  const factory = (module as Record<string, unknown>)[exportName];
-  if (factory === undefined) fail(`module '${modulePart}' has no export '${exportName}'`);
-  if (typeof factory !== 'function') fail(`export '${exportName}' of '${modulePart}' is ${typeof factory}, not a function`);
   let backend: unknown;
   try {
-    backend = await (factory as () => unknown)();
+    backend = await settleWithin(factory(), timeoutMs, spec);
   } catch (err) {
+    if (err instanceof BackendError) throw err;
     fail(`the factory threw: ${(err as Error)?.message ?? String(err)}`, err);
   }
   const violation = contractViolation(backend);
   if (violation !== null) fail(`not a backend: ${violation} (see docs/backends.md)`);
   return backend as Backend;
+}
+
+/**
+ * What the factory returned, or what its promise settled to within
+ * `timeoutMs`; BackendError after that. A backend that arrives late is
+ * closed: nobody will use it.
+ */
+function settleWithin(result: unknown, timeoutMs: number, spec: string): Promise<unknown> {
+  if (!isThenable(result)) return Promise.resolve(result);
+  return new Promise((resolve, reject) => {
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      reject(new BackendError(`backend '${spec}': the factory's promise did not settle within ${timeoutMs} ms`));
+    }, timeoutMs);
+    Promise.resolve(result).then(
+      (backend) => {
+        clearTimeout(timer);
+        if (!late) resolve(backend);
+        else if (contractViolation(backend) === null) (backend as Backend).close();
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        if (!late) reject(error);
+      },
+    );
+  });
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
