@@ -19,6 +19,7 @@
  */
 import type { Backend, Direction } from '../backends/backend.js';
 import { isIpLiteral } from '../net/address.js';
+import { removeStaleSocket } from '../net/stale-socket.js';
 import type { CallbackTable } from '../callbacks.js';
 import { type CheckedAddress, checkProtocol } from '../arguments.js';
 import { IoError, LoopClosedError, NotSupportedError, describe } from '../errors.js';
@@ -172,6 +173,7 @@ export abstract class IoModel {
     const { backlog, reusePort, path } = address;
     if (path !== undefined) {
       this.#unixSockets(operation);
+      await removeStaleSocket(this.backend, path);
       return { host: '', port: address.port, backlog, reusePort, path };
     }
     return { host: await resolveHost(operation, address.host), port: address.port, backlog, reusePort };
