@@ -18,6 +18,7 @@
  * per-model classes of io/ (streams, protocols, datagrams) are theirs.
  */
 import type { Backend, Direction } from '../backends/backend.js';
+import { isVirtual } from '../backends/virtual.js';
 import { isIpLiteral } from '../net/address.js';
 import { removeStaleSocket } from '../net/stale-socket.js';
 import type { CallbackTable } from '../callbacks.js';
@@ -173,7 +174,7 @@ export abstract class IoModel {
     const { backlog, reusePort, path } = address;
     if (path !== undefined) {
       this.#unixSockets(operation);
-      await removeStaleSocket(this.backend, path);
+      if (!isVirtual(this.backend)) await removeStaleSocket(path);
       return { host: '', port: address.port, backlog, reusePort, path };
     }
     return { host: await resolveHost(operation, address.host), port: address.port, backlog, reusePort };

@@ -7,20 +7,18 @@
  * refused: nothing accepts on it. A live socket stays (the listen then fails
  * with AddressInUseError), and so does anything that is not a socket.
  *
- * Called by every I/O model's listen on a path (io-model/model.ts). Node
+ * Called by every I/O model's listen on a path (io-model/model.ts), except
+ * the virtual backend's, whose paths are names in memory, not files. Node
  * modules are imported when needed: the loop runs on hosts without them,
  * where the listen itself reports the path in use.
  */
-import type { Backend } from '../backends/backend.js';
-import { isVirtual } from '../backends/virtual.js';
 
 /**
  * Removes the socket file at `path` if nothing accepts on it. Does nothing
- * on the virtual backend (its paths are names in memory, not files) or where
- * `node:fs` and `node:net` are missing; never throws.
+ * where `node:fs` and `node:net` are missing; never throws.
  */
-export async function removeStaleSocket(backend: Backend, path: string): Promise<void> {
-  if (isVirtual(backend) || typeof process === 'undefined' || process.versions?.node === undefined) return;
+export async function removeStaleSocket(path: string): Promise<void> {
+  if (typeof process === 'undefined' || process.versions?.node === undefined) return;
   try {
     const { lstat, unlink } = await import('node:fs/promises');
     const found = await lstat(path).catch(() => null);
