@@ -1,123 +1,116 @@
-// The `wasmloop` command, end to end: spawned as a process.
+// The `wasmloop` command in one process, end to end: spawned as a process.
+// test/cli-workers.test.mjs covers --workers.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { NET_COMPLETION } from './helpers.mjs';
+import { root, run, runAsync, talk, withCommand } from './fixtures/command.mjs';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const CLI = fileURLToPath(new URL('../ts-host/dist/cli.js', import.meta.url));
 const APPS = './test/fixtures/apps.mjs';
-/** The environment without uvu's FORCE_COLOR, so outputs are plain text. */
-const ENV = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'FORCE_COLOR'));
-
-function run(args, timeout = 20_000) {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: root, encoding: 'utf8', timeout, env: ENV });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-/** Starts the command; resolves when `ready` matches a stdout line. */
-function start(args, ready) {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: root, env: ENV });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d) => (out += d));
-  child.stderr.on('data', (d) => (err += d));
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
-  const readyPromise = new Promise((resolve, reject) => {
-    const check = () => {
-      const m = ready.exec(out);
-      if (m) resolve(m);
-    };
-    child.stdout.on('data', check);
-    exited.then(() => reject(new Error(`exited before ready: ${out} ${err}`)));
-  });
-  return { child, ready: readyPromise, exited, output: () => ({ out, err }) };
-}
-
-/** One request/response over TCP: sends `text`, reads until `expect` has arrived. */
-function talk(port, text, socket) {
-  return new Promise((resolve, reject) => {
-    const s = socket ?? net.connect({ port, host: '127.0.0.1' });
-    let got = '';
-    const onData = (d) => {
-      got += d;
-      if (got.endsWith('\n') || got.length >= text.length) {
-        s.off('data', onData);
-        resolve({ reply: got, socket: s });
-      }
-    };
-    s.on('data', onData);
-    s.once('error', reject);
-    s.write(text);
-  });
-}
-
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
+const FIXTURES = join(root, 'test/fixtures');
 
 const cli = suite('wasmloop run');
 
 cli('--help documents every option and exits 0', () => {
   const r = run(['--help']);
   assert.is(r.status, 0);
-  for (const flag of ['--backend', '--workers', '--host', '--port', '--debug', '--slow-callback-ms', '--stats', '--shutdown-timeout-ms']) {
+  for (const flag of ['--backend', '--loop', '--workers', '--host', '--port', '--uds', '--debug', '--slow-callback-ms', '--stats', '--shutdown-timeout-ms', '--max-failed-starts']) {
     assert.ok(r.stdout.includes(flag), `--help mentions ${flag}`);
   }
   assert.is(run([]).status, 0, 'no arguments: the help');
+  assert.is(run(['run', '--help']).status, 0, "the command's help");
 });
 
-cli('bad flags and targets print one clear line and exit non-zero', () => {
-  const cases = [
-    [['run', `${APPS}:hello`, '--nope'], /^wasmloop: unknown option '--nope' \(see --help\)$/],
-    [['serve', `${APPS}:hello`], /^wasmloop: unknown command 'serve'/],
-    [['run'], /^wasmloop: missing <module>:<function>/],
-    [['run', 'no-colon'], /^wasmloop: 'no-colon' is not <module>:<function>$/],
-    [['run', `${APPS}:hello`, '--workers', 'two'], /^wasmloop: --workers must be an integer from 1 to 256, got 'two'$/],
-    [['run', `${APPS}:hello`, '--port', '70000'], /^wasmloop: --port must be an integer from 0 to 65535/],
-    [['run', `${APPS}:hello`, '--backend'], /^wasmloop: --backend needs a value$/],
-    [['run', `${APPS}:hello`, '--slow-callback-ms', '-3'], /slow-callback-ms must be an integer/],
-    [['run', `${APPS}:hello`, '--workers', '2', '--backend', 'virtual'], /--workers needs a real backend/],
-    [['run', `${APPS}:hello`, '--uds', '/tmp/x.sock', '--workers', '2'], /^wasmloop: --uds cannot be shared by --workers/],
-    [['run', `${APPS}:hello`, '--uds'], /^wasmloop: --uds needs a value$/],
-    [['run', './test/fixtures/missing.mjs:main'], /^wasmloop: cannot find module '.\/test\/fixtures\/missing.mjs'$/],
-    [['run', `${APPS}:missing`], /^wasmloop: module '.\/test\/fixtures\/apps.mjs' has no export 'missing'$/],
-    [['run', `${APPS}:notAFunction`], /^wasmloop: export 'notAFunction' of '.*' is number, not a function$/],
-    [['run', `${APPS}:hello`, '--backend', 'nope'], /^wasmloop: backend: unknown backend 'nope'/],
-  ];
-  for (const [args, pattern] of cases) {
-    const r = run(args);
-    assert.ok(r.status !== 0, `${args.join(' ')}: exit ${r.status}`);
+/** Each case: the arguments, the one line expected on stderr (exit 2), and the working directory. */
+const USAGE_ERRORS = [
+  [['run', `${APPS}:hello`, '--nope'], /^wasmloop: unknown option '--nope' \(see --help\)$/],
+  [['serve', `${APPS}:hello`], /^wasmloop: unknown command 'serve' \(the commands are: run; see --help\)$/],
+  [['rum', `${APPS}:hello`], /^wasmloop: unknown command 'rum' \(did you mean 'run'\?\)$/],
+  [['run'], /^wasmloop: missing <module>:<function>/],
+  [['run', `${APPS}:hello`, `${APPS}:timers`], /^wasmloop: unexpected argument '.*:timers' \(one <module>:<function> only\)$/],
+  [['run', 'no-colon'], /^wasmloop: 'no-colon' is not <module>:<function>/],
+  [['run', `${APPS}:hello`, '--workers', 'two'], /^wasmloop: --workers must be an integer from 1 to 256, got 'two'$/],
+  [['run', `${APPS}:hello`, '--port', '70000'], /^wasmloop: --port must be an integer from 0 to 65535, got '70000'$/],
+  [['run', `${APPS}:hello`, '--backend'], /^wasmloop: --backend needs a value$/],
+  [['run', `${APPS}:hello`, '--slow-callback-ms', '-3'], /^wasmloop: --slow-callback-ms must be an integer from 0 to 3600000, got '-3'$/],
+  [['run', `${APPS}:hello`, '--workers', '2', '--backend', 'virtual'], /--workers needs a real backend/],
+  [['run', `${APPS}:hello`, '--uds', '/tmp/x.sock', '--workers', '2'], /^wasmloop: --uds cannot be shared by --workers/],
+  [['run', `${APPS}:hello`, '--uds'], /^wasmloop: --uds needs a value$/],
+  [['run', './test/fixtures/missing.mjs:main'], /^wasmloop: cannot find module '.\/test\/fixtures\/missing.mjs'$/],
+  [['run', `${APPS}:missing`], /^wasmloop: module '.\/test\/fixtures\/apps.mjs' has no export 'missing'$/],
+  [['run', `${APPS}:notAFunction`], /^wasmloop: export 'notAFunction' of '.*' is number, not a function$/],
+  // Numbers are decimal digits, nothing else.
+  [['run', `${APPS}:hello`, '--port='], /^wasmloop: --port needs a value$/],
+  [['run', `${APPS}:hello`, '--port', '0x50'], /^wasmloop: --port must be an integer from 0 to 65535, got '0x50'$/],
+  [['run', `${APPS}:hello`, '--port', '1e3'], /^wasmloop: --port must be .*, got '1e3'$/],
+  [['run', `${APPS}:hello`, '--port', ' 80'], /^wasmloop: --port must be .*, got ' 80'$/],
+  [['run', `${APPS}:hello`, '--port=+80'], /^wasmloop: --port must be .*, got '\+80'$/],
+  [['run', `${APPS}:hello`, '--port', '80.0'], /^wasmloop: --port must be .*, got '80.0'$/],
+  [['run', `${APPS}:hello`, '--workers', '1.5'], /^wasmloop: --workers must be .*, got '1.5'$/],
+  [['run', `${APPS}:hello`, '--shutdown-timeout-ms', '1e3'], /^wasmloop: --shutdown-timeout-ms must be .*, got '1e3'$/],
+  [['run', `${APPS}:hello`, '--max-failed-starts', '0'], /^wasmloop: --max-failed-starts must be an integer from 1 to 1000, got '0'$/],
+  [['run', `${APPS}:hello`, '--debug=yes'], /^wasmloop: --debug takes no value, got '--debug=yes'$/],
+  // Misspelt or foreign flags: the one meant.
+  [['run', `${APPS}:hello`, '--wrkers', '2'], /^wasmloop: unknown option '--wrkers' \(did you mean '--workers'\?\)$/],
+  [['run', `${APPS}:hello`, '--shutdown-timeout', '5'], /^wasmloop: unknown option '--shutdown-timeout' \(did you mean '--shutdown-timeout-ms'\?\)$/],
+  [['run', `${APPS}:hello`, '--timeout-graceful-shutdown', '5'], /^wasmloop: unknown option '--timeout-graceful-shutdown' \(did you mean '--shutdown-timeout-ms'\?\)$/],
+  // Backends.
+  [['run', `${APPS}:hello`, '--backend', 'bogus'], /^wasmloop: --backend: unknown backend 'bogus' \(known: auto, selector, completion, virtual, clock, or <module>:<function>\)$/],
+  [['run', `${APPS}:hello`, '--loop', 'selctor'], /^wasmloop: --backend: unknown backend 'selctor' \(did you mean 'selector'\?\)$/],
+  [['run', `${APPS}:hello`, '--backend', './no/such/backend.mjs:create'], /^wasmloop: --backend: cannot find module '.\/no\/such\/backend.mjs'$/],
+  [['run', `${APPS}:hello`, '--backend', './test/fixtures/backends.mjs:returnsNumber'], /^wasmloop: backend '.*:returnsNumber': not a backend: it returned number, not an object/],
+  // Modules: only paths, file: URLs and packages; a failed import is named.
+  [['run', 'node:process:exit'], /^wasmloop: 'node:process' is a node: URL; a module is a path, a file: URL or a package name$/],
+  [['run', 'data:text/javascript,export function main() {}:main'], /^wasmloop: 'data:text\/javascript,.*' is a data: URL/],
+  [['run', 'process:exit'], /^wasmloop: 'process' is a Node built-in module, not a path or a package$/],
+  [
+    ['run', './test/fixtures/broken-import.mjs:main'],
+    /^wasmloop: module '.\/test\/fixtures\/broken-import.mjs' failed to load: its import failed: Cannot find module '.*\/no-such-dependency.mjs' imported from .*\/broken-import.mjs$/,
+  ],
+  [['run', 'apps:hello'], /^wasmloop: cannot find module 'apps' \(did you mean '.\/apps.mjs'\?\)$/, FIXTURES],
+];
+
+cli('every usage error prints one line naming what is wrong and exits 2', async () => {
+  // Four at a time: each is a process of its own.
+  const results = [];
+  for (let i = 0; i < USAGE_ERRORS.length; i += 4) {
+    results.push(...(await Promise.all(USAGE_ERRORS.slice(i, i + 4).map(([args, , cwd]) => runAsync(args, { cwd })))));
+  }
+  for (const [i, [args, pattern]] of USAGE_ERRORS.entries()) {
+    const r = results[i];
+    const what = args.join(' ');
+    assert.is(r.status, 2, `${what}: exit ${r.status}, ${r.stderr}`);
     const lines = r.stderr.trim().split('\n');
-    assert.is(lines.length, 1, `${args.join(' ')}: one line, got ${JSON.stringify(r.stderr)}`);
+    assert.is(lines.length, 1, `${what}: one line, got ${JSON.stringify(r.stderr)}`);
     assert.match(lines[0], pattern);
   }
 });
 
-cli('runs the function on each backend until its promise settles', () => {
-  for (const backend of ['auto', 'selector', 'completion', 'virtual', './examples/custom-backend.mjs:createBackend']) {
+cli('runs the function on each backend until its promise settles; --loop is --backend', () => {
+  for (const backend of ['auto', 'selector', 'completion', 'virtual', './examples/custom-backend.mjs:createBackend', NET_COMPLETION]) {
     const r = run(['run', `${APPS}:hello`, '--backend', backend]);
     assert.is(r.status, 0, `${backend}: ${r.stderr}`);
-    const expected = { auto: 'selector', './examples/custom-backend.mjs:createBackend': 'accelerated-2x' }[backend] ?? backend;
+    const expected = { auto: 'selector', './examples/custom-backend.mjs:createBackend': 'accelerated-2x', [NET_COMPLETION]: 'completion' }[backend] ?? backend;
     assert.match(r.stdout, new RegExp(`hello from ${expected}, worker 0, debug false`));
   }
-  const slept = run(['run', `${APPS}:longSleep`, '--backend', 'virtual']);
+  const slept = run(['run', `${APPS}:longSleep`, '--loop', 'virtual']);
   assert.is(slept.status, 0);
   assert.match(slept.stdout, /slept until 3600000 ms/);
+});
+
+cli('a bare module name that is a file in the working directory is that file (`app.mjs:main`)', () => {
+  const r = run(['run', 'apps.mjs:hello', '--backend', 'backends.mjs:tcpOnlySelector'], { cwd: FIXTURES });
+  assert.is(r.status, 0, r.stderr);
+  assert.match(r.stdout, /hello from tcp-only, worker 0/);
 });
 
 cli('a function that rejects exits 1 with its error', () => {
   const r = run(['run', `${APPS}:fails`]);
   assert.is(r.status, 1);
-  assert.match(r.stderr, /wasmloop: .*:fails failed: Error: the application failed/);
+  assert.match(r.stderr, /^wasmloop: .*:fails failed: Error: the application failed\n\s+at fails /);
 });
 
 cli('--debug reports slow callbacks and unhandled rejections with their context', () => {
@@ -154,18 +147,8 @@ cli('--stats prints a table that parses back', () => {
   assert.match(rows['Wasm memory'], /MiB$/);
 });
 
-cli('a server shuts down gracefully on SIGTERM: it lets an open connection finish', async () => {
-  const server = start(['run', './examples/echo-server.mjs:main', '--port', '0', '--stats'], /listening on 127\.0\.0\.1:(\d+)/);
-  const port = Number((await server.ready)[1]);
-  const { reply, socket } = await talk(port, 'before\n');
-  assert.is(reply, 'before\n');
-  server.child.kill('SIGTERM');
-  await new Promise((r) => setTimeout(r, 150));
-  // Still served after the signal, while open.
-  const again = await talk(port, 'after the signal\n', socket);
-  assert.is(again.reply, 'after the signal\n');
-  // No new connections.
-  const refused = await new Promise((resolve) => {
+const refusedAt = (port) =>
+  new Promise((resolve) => {
     const s = net.connect({ port, host: '127.0.0.1' });
     s.on('error', (e) => resolve(e.code));
     s.on('connect', () => {
@@ -173,83 +156,125 @@ cli('a server shuts down gracefully on SIGTERM: it lets an open connection finis
       resolve('connected');
     });
   });
-  assert.is(refused, 'ECONNREFUSED');
-  socket.end();
-  const { code } = await server.exited;
-  assert.is(code, 0, server.output().err);
-  assert.match(server.output().err, /SIGTERM: .*closing, open connections get 10000 ms/);
-  assert.match(server.output().out, /wasmloop stats/);
-});
+
+cli('a server shuts down gracefully on SIGTERM: it lets an open connection finish', () =>
+  withCommand(['run', './examples/echo-server.mjs:main', '--port', '0', '--stats'], async (server) => {
+    const port = Number((await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+    const { reply, socket } = await talk(port, 'before\n');
+    assert.is(reply, 'before\n');
+    server.child.kill('SIGTERM');
+    await server.waitFor(/SIGTERM: .*closing, open connections get 10000 ms/, 'err');
+    // Still served after the signal, while open; no new connections.
+    const again = await talk(port, 'after the signal\n', socket);
+    assert.is(again.reply, 'after the signal\n');
+    assert.is(await refusedAt(port), 'ECONNREFUSED');
+    socket.end();
+    const { code } = await server.exited;
+    assert.is(code, 0, server.output().err);
+    assert.match(server.output().out, /wasmloop stats/);
+    await server.noneLeft();
+  }),
+);
 
 cli('--uds serves on a Unix domain socket and removes it on shutdown', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'wasmloop-cli-'));
   const path = join(dir, 'echo.sock');
   try {
     for (const backend of ['selector', 'completion']) {
-      const server = start(['run', './examples/echo-server.mjs:main', '--uds', path, '--backend', backend], /listening on (\S+) /);
-      assert.is((await server.ready)[1], path);
-      const reply = await new Promise((resolve, reject) => {
-        const s = net.connect({ path });
-        let got = '';
-        s.on('data', (d) => {
-          got += d;
-          if (got.endsWith('\n')) {
-            s.end();
-            resolve(got);
-          }
-        });
-        s.once('error', reject);
-        s.write('over uds\n');
+      await withCommand(['run', './examples/echo-server.mjs:main', '--uds', path, '--backend', backend], async (server) => {
+        assert.is((await server.waitFor(/listening on (\S+) /))[1], path);
+        assert.is(await unixEcho(path, 'over uds\n'), 'over uds\n');
+        server.child.kill('SIGTERM');
+        const { code } = await server.exited;
+        assert.is(code, 0, server.output().err);
+        assert.not.ok(existsSync(path), `${backend}: the socket file was removed`);
+        await server.noneLeft();
       });
-      assert.is(reply, 'over uds\n');
-      server.child.kill('SIGTERM');
-      const { code } = await server.exited;
-      assert.is(code, 0, server.output().err);
-      assert.not.ok(existsSync(path), `${backend}: the socket file was removed`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-cli('on shutdown, connections still open after the timeout are closed and the process exits 0', async () => {
-  const server = start(['run', './examples/echo-server.mjs:main', '--port', '0', '--shutdown-timeout-ms', '200'], /listening on 127\.0\.0\.1:(\d+)/);
-  const port = Number((await server.ready)[1]);
-  const { socket } = await talk(port, 'hold\n');
-  const t0 = performance.now();
-  server.child.kill('SIGINT');
-  const { code } = await server.exited;
-  assert.is(code, 0);
-  assert.ok(performance.now() - t0 >= 190, 'waited for the timeout');
-  assert.match(server.output().err, /connections still open after 200 ms: closing them/);
-  socket.destroy();
+/** Sends `text` to the echo server at `path`; resolves with the line it sends back. */
+function unixEcho(path, text) {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ path });
+    let got = '';
+    s.on('data', (d) => {
+      got += d;
+      if (got.endsWith('\n')) {
+        s.end();
+        resolve(got);
+      }
+    });
+    s.once('error', reject);
+    s.write(text);
+  });
+}
+
+cli('--uds after a crash: the socket file the killed server left is replaced, and serves', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wasmloop-cli-'));
+  const path = join(dir, 'crashed.sock');
+  const args = ['run', './examples/echo-server.mjs:main', '--uds', path];
+  try {
+    await withCommand(args, async (crashed) => {
+      await crashed.waitFor(/listening on/);
+      crashed.child.kill('SIGKILL');
+      await crashed.exited;
+      await crashed.noneLeft();
+    });
+    assert.ok(lstatSync(path).isSocket(), 'the killed server left its socket file');
+    await withCommand(args, async (server) => {
+      await server.waitFor(/listening on/);
+      assert.is(await unixEcho(path, 'again\n'), 'again\n');
+      server.child.kill('SIGTERM');
+      assert.is((await server.exited).code, 0, server.output().err);
+      assert.not.ok(existsSync(path));
+      await server.noneLeft();
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
-cli('--workers: processes share the port, a crashed worker is restarted, SIGTERM stops all', async () => {
-  const port = await freePort();
-  const server = start(['run', './examples/echo-server.mjs:main', '--port', String(port), '--workers', '2'], /(listening on.*\n[^]*listening on.*\n)/);
-  await server.ready;
-  const pids = new Set();
-  for (let i = 0; i < 30 && pids.size < 2; i++) {
-    const { reply, socket } = await talk(port, 'pid\n');
-    pids.add(reply.trim());
-    socket.destroy();
-  }
-  assert.is(pids.size, 2, 'both workers answered');
-  // Crash one.
-  const crasher = net.connect({ port, host: '127.0.0.1' });
-  crasher.on('error', () => {});
-  crasher.write('crash\n');
-  for (let i = 0; i < 100 && !/restarting it/.test(server.output().err); i++) await new Promise((r) => setTimeout(r, 20));
-  assert.match(server.output().err, /worker \d \(pid \d+\) exited \(code 3\); restarting it/);
-  for (let i = 0; i < 100 && (server.output().out.match(/listening on/g) ?? []).length < 3; i++) await new Promise((r) => setTimeout(r, 20));
-  assert.is((server.output().out.match(/listening on/g) ?? []).length, 3, 'the replacement listens');
-  const { reply } = await talk(port, 'still here\n');
-  assert.is(reply, 'still here\n');
-  server.child.kill('SIGTERM');
-  const { code } = await server.exited;
-  assert.is(code, 0, server.output().err);
-  assert.match(server.output().err, /SIGTERM: stopping 2 workers/);
+cli('on shutdown, connections still open after the timeout are closed and the process exits 0', () =>
+  withCommand(['run', './examples/echo-server.mjs:main', '--port', '0', '--shutdown-timeout-ms', '200'], async (server) => {
+    const port = Number((await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+    const { socket } = await talk(port, 'hold\n');
+    const closedByServer = new Promise((resolve) => socket.on('close', resolve));
+    server.child.kill('SIGINT');
+    const { code } = await server.exited;
+    assert.is(code, 0);
+    assert.match(server.output().err, /connections still open after 200 ms: closing them/);
+    await closedByServer;
+    await server.noneLeft();
+  }),
+);
+
+cli('a signal while the module loads or the function starts ends the process at once with 0', async () => {
+  await withCommand(['run', './test/fixtures/hangs-on-import.mjs:main'], async (server) => {
+    await server.waitFor(/loading \(pid/);
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, { code: 0, signal: null });
+    await server.noneLeft();
+  });
+  await withCommand(['run', `${APPS}:slowStart`, '--shutdown-timeout-ms', '100'], async (server) => {
+    await server.waitFor(/starting \(pid/);
+    server.child.kill('SIGINT');
+    assert.equal(await server.exited, { code: 0, signal: null });
+    assert.match(server.output().err, /still starting 100 ms after the signal: stopping/);
+    await server.noneLeft();
+  });
+  // A function that finishes starting within the timeout: its server is closed at once.
+  await withCommand(['run', `${APPS}:slowStart`, '--port', '0'], async (server) => {
+    await server.waitFor(/starting \(pid/);
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, { code: 0, signal: null });
+    assert.match(server.output().out, /listening \(pid/);
+    assert.match(server.output().err, /SIGTERM: .*closing/);
+    await server.noneLeft();
+  }, { env: { SLOW_START_MS: '50' } });
 });
 
 cli.run();

@@ -1,0 +1,201 @@
+/**
+ * `wasmloop run <module>:<function>`: its flags, what they must satisfy,
+ * and how it runs: in this process, as the primary of `--workers N`
+ * (supervisor.ts), or as one of those workers (app.ts in each).
+ */
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { BACKEND_NAMES } from '../backends/resolve.js';
+import { SpecError, isPath, locateModule, splitSpec } from '../module-loader.js';
+import { suggestion } from '../options.js';
+import { type AppRunOptions, type StartReport, runApp, watchShutdown } from './app.js';
+import { type Flag, type ParsedFlags, UsageError, integer } from './args.js';
+import type { Command } from './main.js';
+import { MAX_FAILED_STARTS, reportToPrimary, supervise, workerNumber } from './supervisor.js';
+
+const text = (value: string) => value;
+
+const FLAGS: readonly Flag[] = [
+  {
+    name: 'backend',
+    aliases: ['loop'],
+    placeholder: '<name>',
+    parse: text,
+    help: `auto (default), selector, completion, virtual, or\n<module>:<function> for your own backend factory`,
+  },
+  {
+    name: 'workers',
+    placeholder: '<n>',
+    parse: integer(1, 256),
+    help: 'run n worker processes sharing the listening port\n(default 1: no workers); one that dies is restarted',
+  },
+  { name: 'host', placeholder: '<host>', parse: text, help: 'host to listen on, passed to the function (default 127.0.0.1)' },
+  { name: 'port', placeholder: '<port>', parse: integer(0, 65535), help: 'port to listen on, passed to the function (default 8000)' },
+  {
+    name: 'uds',
+    placeholder: '<path>',
+    parse: text,
+    help: 'listen on a Unix domain socket at <path> instead\n(options.listen is then { path }; not with --workers)',
+  },
+  { name: 'debug', help: 'debug mode: report slow callbacks and unhandled\nrejections with where they were scheduled' },
+  { name: 'slow-callback-ms', placeholder: '<ms>', parse: integer(0, 3_600_000), help: 'what debug mode calls slow (default 100)' },
+  { name: 'stats', help: "print the loop's statistics as a table at exit" },
+  {
+    name: 'shutdown-timeout-ms',
+    placeholder: '<ms>',
+    parse: integer(0, 3_600_000),
+    help: 'how long open connections get on shutdown (default 10000)',
+  },
+  {
+    name: 'max-failed-starts',
+    placeholder: '<n>',
+    parse: integer(1, 1000),
+    help: `with --workers: failed starts of one worker in a row\nbefore the command gives up (default ${MAX_FAILED_STARTS})`,
+  },
+];
+
+const ABOUT = `Runs <function>(loop, options), exported by <module>, on a wasmloop event loop.
+<module> is a path (relative to the working directory; a bare name such as
+app.mjs is the file when it exists there), a file: URL or a package name; the
+split is at the last ':'. The function gets the loop and
+{ host, port, listen, workers, worker, debug } and returns a promise: the
+command exits when it settles (1 if it rejects). If it resolves to a server
+(an object with close()), the command serves until SIGINT or SIGTERM, then
+shuts down gracefully and exits 0. Bad arguments, or a module, export or
+backend that cannot be loaded: one line on stderr, exit 2.
+
+In the function, listen with:
+  await loop.createServer(handler, options.listen)   // { host, port, reusePort } or { path }`;
+
+/** The `run` command's options, checked. */
+export interface RunOptions extends Omit<AppRunOptions, 'appOptions'> {
+  workers: number;
+  host: string;
+  port: number;
+  uds: string | null;
+  maxFailedStarts: number;
+}
+
+export const runCommand: Command = {
+  name: 'run',
+  synopsis: 'run <module>:<function> [options]',
+  summary: 'run an application function on a loop (and serve what it returns)',
+  about: ABOUT,
+  flags: FLAGS,
+  async execute(parsed) {
+    const worker = workerNumber();
+    const primary = worker === 0 && Number(parsed.values.get('workers') ?? 1) > 1;
+    // Before anything is loaded, so that a signal from now on is not lost (app.ts).
+    const shutdown = primary ? null : watchShutdown();
+    const options = await runOptions(parsed);
+    if (shutdown === null) {
+      return supervise({ workers: options.workers, shutdownTimeoutMs: options.shutdownTimeoutMs, maxFailedStarts: options.maxFailedStarts });
+    }
+    const report = worker > 0 ? reportToPrimary() : printReport;
+    return runApp(
+      {
+        ...options,
+        appOptions: {
+          host: options.host,
+          port: options.port,
+          listen: options.uds !== null ? { path: options.uds } : { host: options.host, port: options.port, reusePort: options.workers > 1 },
+          workers: options.workers,
+          worker,
+          debug: options.debug,
+        },
+      },
+      shutdown,
+      report,
+    );
+  },
+};
+
+/** A single process reports a failed start on stderr. */
+const printReport: StartReport = {
+  ready: () => undefined,
+  failed: async (line, _fatal, detail) => {
+    console.error(`wasmloop: ${line}`);
+    if (detail !== undefined) console.error(detail);
+  },
+};
+
+/** Checks the parsed flags and operands; UsageError for anything that does not fit. */
+export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
+  const { values, operands } = parsed;
+  if (operands.length === 0) throw new UsageError('missing <module>:<function> (see --help)');
+  if (operands.length > 1) throw new UsageError(`unexpected argument '${operands[1]}' (one <module>:<function> only)`);
+  const get = <T>(name: string, fallback: T): T => (values.has(name) ? (values.get(name) as T) : fallback);
+  const options: RunOptions = {
+    target: await moduleSpec(operands[0] as string, 'the application'),
+    backend: get('backend', 'auto'),
+    workers: get('workers', 1),
+    host: get('host', '127.0.0.1'),
+    port: get('port', 8000),
+    uds: get<string | null>('uds', null),
+    debug: get('debug', false),
+    slowCallbackMs: get('slow-callback-ms', 100),
+    stats: get('stats', false),
+    shutdownTimeoutMs: get('shutdown-timeout-ms', 10_000),
+    maxFailedStarts: get('max-failed-starts', MAX_FAILED_STARTS),
+  };
+  options.backend = await backendSpec(options.backend);
+  if (options.workers > 1 && options.uds !== null) {
+    throw new UsageError('--uds cannot be shared by --workers: each process would need the path to itself');
+  }
+  if (options.workers > 1 && options.backend === 'virtual') {
+    throw new UsageError('--workers needs a real backend: the virtual network does not span processes');
+  }
+  return options;
+}
+
+/** `--backend`: a built-in name, or a `module:function` whose module exists. */
+async function backendSpec(spec: string): Promise<string> {
+  if (spec.includes(':')) return moduleSpec(spec, '--backend');
+  if (BACKEND_NAMES.includes(spec)) return spec;
+  const meant = suggestion(spec, BACKEND_NAMES);
+  throw new UsageError(
+    `--backend: unknown backend '${spec}' ` +
+      (meant !== null ? `(did you mean '${meant}'?)` : `(known: ${BACKEND_NAMES.join(', ')}, or <module>:<function>)`),
+  );
+}
+
+/**
+ * Checks a `module:function` spec without importing anything, and returns
+ * it as it will be loaded: a bare name that is a file in the working
+ * directory becomes that file (`app.mjs:main` is `./app.mjs:main`, as
+ * `node app.mjs` reads it); anything else that is not a path stays a
+ * package name.
+ */
+async function moduleSpec(spec: string, what: string): Promise<string> {
+  let split;
+  try {
+    split = splitSpec(spec);
+  } catch (error) {
+    throw new UsageError(what === '--backend' ? `--backend: ${(error as Error).message}` : (error as Error).message);
+  }
+  let { module } = split;
+  if (!isPath(module) && !/^[A-Za-z][A-Za-z\d+.-]*:/.test(module) && isFile(module)) module = `./${module}`;
+  try {
+    await locateModule(module);
+  } catch (error) {
+    if (!(error instanceof SpecError)) throw error;
+    const prefix = what === '--backend' ? '--backend: ' : '';
+    throw new UsageError(`${prefix}${error.message}${nearbyFile(module)}`);
+  }
+  return `${module}:${split.exportName}`;
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(resolve(process.cwd(), path)).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** For a bare name not found (uvicorn's `main:app`): the file in the working directory it may have meant. */
+function nearbyFile(module: string): string {
+  if (isPath(module)) return '';
+  const candidate = ['.mjs', '.js', '.cjs'].map((ext) => `./${module}${ext}`).find((path) => existsSync(path) && isFile(path));
+  return candidate === undefined ? '' : ` (did you mean '${candidate}'?)`;
+}
