@@ -23,8 +23,11 @@ RUST_SOURCES := $(shell find rust-core/src -name '*.rs') rust-core/Cargo.toml
 WIT_SOURCES  := $(wildcard wit/*.wit)
 TS_SOURCES   := $(shell find ts-host/src -name '*.ts' -not -path '*/generated/*') ts-host/tsconfig.json
 
-# The wasmtime host's tools, its composed component and
-# test-conformance-wasmtime (its variables are needed by the rules below).
+# The WASI 0.2 host for the wasmtime CLI: its tools (wasmtime, wac), the
+# `wasi` artifacts (build/wasi/: the imports component, the echo server) and
+# test-wasi; then the conformance vectors' composition on it and
+# test-conformance-wasmtime (their variables are needed by the rules below).
+include rust-core/wasi/rules.mk
 include test/conformance/wasmtime/rules.mk
 
 .PHONY: all deps test test-rust test-js test-hosts test-pack test-stress stress soak fuzz proptest-long demo bench clean
@@ -94,7 +97,7 @@ $(DIST): $(GENERATED) $(TS_SOURCES) ts-host/native/selector.c
 
 # ---------------------------------------------------------------- checks
 
-test: test-rust test-js test-hosts test-pack test-stress
+test: test-rust test-js test-hosts test-wasi test-pack test-stress
 
 test-rust: $(STAMPS)/apt
 	cd rust-core && cargo test --quiet
@@ -104,8 +107,8 @@ test-js: $(DIST)
 
 # The conformance vectors on Node, Deno, Bun, workerd, Chromium and wasmtime
 # (about 10 s), then the README's host table from what they reported.
-test-hosts: $(DIST) $(STAMPS)/chromium $(WASMTIME_CONFORMANCE) $(WASMTIME)
-	WASMTIME=$(WASMTIME) WASMTIME_CONFORMANCE=$(WASMTIME_CONFORMANCE) node node_modules/uvu/bin.js test '^hosts\.test\.mjs$$'
+test-hosts: $(DIST) $(STAMPS)/chromium $(WASMTIME_CONFORMANCE) $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT) $(WASMTIME)
+	WASMTIME=$(WASMTIME) WASMTIME_CONFORMANCE=$(WASMTIME_CONFORMANCE) WASI_ECHO_SERVER=$(WASI_ECHO_SERVER) WASI_ECHO_CLIENT=$(WASI_ECHO_CLIENT) node node_modules/uvu/bin.js test '^hosts\.test\.mjs$$'
 	node test/conformance/table.mjs
 
 # 10 million pending timers and 100 million schedule/cancel pairs (about 15 s).

@@ -8,7 +8,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writ
 import { createServer } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join, normalize, relative } from 'node:path';
+import { dirname, extname, join, normalize, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execute } from './process.mjs';
 
@@ -204,24 +204,31 @@ export async function runChromium() {
 }
 
 /**
- * wasmtime: `make` builds the composed component (shim -> core -> driver) and
- * installs the CLI, and passes both paths in WASMTIME and
- * WASMTIME_CONFORMANCE (see wasmtime/rules.mk).
+ * wasmtime: `make` builds the composed driver (imports -> core -> driver)
+ * and the echo server and client, installs the CLI, and passes their paths
+ * in WASMTIME, WASMTIME_CONFORMANCE, WASI_ECHO_SERVER and WASI_ECHO_CLIENT (see
+ * rust-core/wasi/rules.mk and wasmtime/rules.mk).
  */
 export async function runWasmtime() {
-  const { WASMTIME: wasmtime, WASMTIME_CONFORMANCE: component } = process.env;
-  if (!wasmtime || !component) {
-    throw new Error('wasmtime: WASMTIME and WASMTIME_CONFORMANCE are not set; run this through `make test-hosts`');
+  const { WASMTIME: wasmtime, WASMTIME_CONFORMANCE: component, WASI_ECHO_SERVER: echoServer, WASI_ECHO_CLIENT: echoClient } = process.env;
+  if (!wasmtime || !component || !echoServer || !echoClient) {
+    throw new Error('wasmtime: WASMTIME, WASMTIME_CONFORMANCE, WASI_ECHO_SERVER and WASI_ECHO_CLIENT are not set; run this through `make test-hosts`');
   }
   const { runWasmtime: run } = await import('./wasmtime/run.mjs');
-  const report = await run({ wasmtime: join(ROOT, wasmtime), component: join(ROOT, component), coreComponent: join(ROOT, 'build/core.component.wasm') });
+  const report = await run({
+    wasmtime: resolve(ROOT, wasmtime),
+    component: resolve(ROOT, component),
+    coreComponent: join(ROOT, 'build/core.component.wasm'),
+    echoServer: resolve(ROOT, echoServer),
+    echoClient: resolve(ROOT, echoClient),
+  });
   // The composed binary nests the core component itself, byte for byte.
   return {
     ...report,
     coreModuleInComponent: report.coreComponentInComposed,
-    // No JS backends here: the driver is the host.
-    backendsNote: 'driver on WASI 0.2: real time (`wasi:clocks/monotonic-clock`, waits with `wasi:io/poll`), virtual time (the shim\'s clock)',
-    tcpNote: 'none: the plain CLI gives a component no sockets',
+    // No JS backends here: the wasmloop-wasi crate is the host. Its TCP
+    // entry is report.echo.wasi (the echo server, from Node).
+    backendsNote: 'wasmloop-wasi on WASI 0.2: real time (`wasi:clocks/monotonic-clock`), readiness from `wasi:io/poll`, TCP on `wasi:sockets`; virtual time (the imports component\'s clock)',
   };
 }
 

@@ -1,19 +1,28 @@
-// The conformance vectors under the wasmtime CLI: runs the composed component
-// (rules.mk builds it: shim -> core -> driver) and returns its report, in the
-// shape of the JS hosts' (runner.mjs `hostReport`), with what only this side
-// knows filled in: the wasmtime version, the sha256 of the core component,
-// and whether the composed binary nests those exact bytes.
+// The conformance vectors under the wasmtime CLI: runs the composed driver
+// (rules.mk builds it: imports -> core -> driver) and returns its report, in
+// the shape of the JS hosts' (runner.mjs `hostReport`), with what only this
+// side knows filled in: the wasmtime version, whether the composed file nests
+// the core the run reported, and TCP echo through the echo server.
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { nestedComponents } from '../../../rust-core/wasi/nested.mjs';
 import { execute } from '../process.mjs';
+import { echoCheck } from './echo.mjs';
 
 /**
  * Runs `wasmtime run <component>` and resolves to the report. `wasmtime` is
- * the CLI's path, `component` the composed component's, `coreComponent` the
- * core component's (build/core.component.wasm). Throws, with wasmtime's
- * stderr, if wasmtime fails or prints no report.
+ * the CLI's path, `component` the composed driver's, `coreComponent` the
+ * core component's (build/core.component.wasm), `echoServer` and
+ * `echoClient` the composed echo server's and client's (optional: without
+ * them the report has no TCP entry). Throws,
+ * with wasmtime's stderr, if wasmtime fails or prints no report.
+ *
+ * `componentSha256` is the sha256 the run reports: the build embeds the hash
+ * of the core component it composes in. `coreComponentInComposed` says that
+ * the composed file nests a component with exactly that hash, and that it
+ * is `coreComponent`'s.
  */
-export async function runWasmtime({ wasmtime, component, coreComponent, timeoutMs = 120_000 }) {
+export async function runWasmtime({ wasmtime, component, coreComponent, echoServer, echoClient, timeoutMs = 120_000 }) {
   const version = await execute(wasmtime, ['--version'], { timeoutMs });
   if (version.code !== 0) throw new Error(`${wasmtime} --version failed (${version.signal ?? version.code}):\n${version.stderr}`);
   const run = await execute(wasmtime, ['run', component], { timeoutMs });
@@ -27,13 +36,16 @@ export async function runWasmtime({ wasmtime, component, coreComponent, timeoutM
   } catch {
     throw new Error(`${wasmtime} run ${component}: no JSON report on stdout:\n${run.stdout.slice(-2000)}\n${run.stderr.slice(-2000)}`);
   }
-  const [composed, core] = await Promise.all([readFile(component), readFile(coreComponent)]);
+  const nested = nestedComponents(readFileSync(component)).map((c) => c.sha256);
+  const coreSha256 = createHash('sha256').update(readFileSync(coreComponent)).digest('hex');
+  const echo = echoServer === undefined ? undefined : { wasi: await echoCheck({ wasmtime, component: echoServer, client: echoClient }) };
   return {
     host: report.host,
     version: version.stdout.trim(),
     autoBackend: report.autoBackend,
-    componentSha256: createHash('sha256').update(core).digest('hex'),
-    coreComponentInComposed: composed.indexOf(core) >= 0,
+    componentSha256: report.componentSha256,
+    coreComponentInComposed: report.componentSha256 === coreSha256 && nested.includes(report.componentSha256),
     results: report.results,
+    ...(echo === undefined ? {} : { echo }),
   };
 }

@@ -1,15 +1,18 @@
-//! The driver: the conformance vectors on the core component, under the
-//! plain `wasmtime run`.
+//! The driver: the conformance vectors on the core component, under
+//! `wasmtime run`.
 //!
 //! The JS hosts prove the core runs the same everywhere by running the
 //! vectors (test/conformance/vectors) through test/conformance/runner.mjs.
-//! wasmtime runs no JavaScript, so this component plays the host instead: it
-//! imports the core's `event-loop` (composed in, unchanged, by ../compose.wac),
-//! keeps the callbacks, runs every vector on backend "auto" (real time) and
-//! "virtual" (virtual time, through the shim's `virtual-clock`), and prints
-//! one line of JSON in the shape of the JS hosts' reports. The vectors are
-//! embedded at build time (build.rs); the Node side (../run.mjs) fills in
-//! what only it knows: the wasmtime version and the core's sha256.
+//! wasmtime runs no JavaScript; there the host is the `wasmloop-wasi` crate
+//! (rust-core/wasi/loop), and this command is a loop program written with
+//! it, composed with the imports component and the unchanged core
+//! (rust-core/wasi/compose.wac). It runs every vector on backend "auto"
+//! (real time) and "virtual" (virtual time), and prints one line of JSON in
+//! the shape of the JS hosts' reports. The vectors are embedded at build
+//! time (build.rs). The core's sha256 is embedded too (`wasmloop_wasi::CORE_SHA256`,
+//! set by the build from the component it composes in), so the report names
+//! the core it was composed with; the Node side (../run.mjs) adds the
+//! wasmtime version and checks the composed file nests those very bytes.
 
 mod runner;
 mod vector;
@@ -22,13 +25,6 @@ use serde_json::Value;
 use runner::Backend;
 use vector::Vector;
 
-wit_bindgen::generate!({
-    path: ["../../../../wit", "../wit"],
-    // Bindings for the core's interfaces too, though they live in its package (../../../../wit).
-    generate_all,
-    world: "wasmloop:conformance/driver",
-});
-
 include!(concat!(env!("OUT_DIR"), "/vectors.rs"));
 
 /// The report, as the JS hosts print it (runner.mjs `hostReport`), less what
@@ -40,8 +36,8 @@ struct Report {
     /// `wasmtime --version`: filled in by run.mjs.
     version: Option<String>,
     auto_backend: &'static str,
-    /// sha256 of the core component: filled in by run.mjs.
-    component_sha256: Option<String>,
+    /// sha256 of the core component this command was composed with.
+    component_sha256: Option<&'static str>,
     results: Vec<VectorResult>,
 }
 
@@ -56,13 +52,15 @@ struct VectorResult {
 }
 
 fn report() -> Report {
-    let vectors: Vec<(&'static str, Vector)> = VECTORS
+    // Parsed once for the whole run: callbacks refer to their steps.
+    let vectors: &'static [(&'static str, Vector)] = VECTORS
         .iter()
         .map(|&(name, json)| (name, Vector::parse(json)))
-        .collect();
+        .collect::<Vec<_>>()
+        .leak();
     let mut results = Vec::new();
     for backend in [Backend::Auto, Backend::Virtual] {
-        for (name, vector) in &vectors {
+        for (name, vector) in vectors {
             if vector.virtual_only && backend != Backend::Virtual {
                 continue;
             }
@@ -85,7 +83,7 @@ fn report() -> Report {
         host: "wasmtime",
         version: None,
         auto_backend: "clock",
-        component_sha256: None,
+        component_sha256: wasmloop_wasi::CORE_SHA256,
         results,
     }
 }

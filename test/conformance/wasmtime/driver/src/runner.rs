@@ -1,40 +1,35 @@
 //! One vector on one loop, with the semantics the JS hosts give it.
 //!
 //! The JS hosts run a vector with test/conformance/runner.mjs over the
-//! `EventLoop` of ts-host/src/loop.ts. Here no JavaScript runs, so this module
-//! is both: it performs the steps as runner.mjs does and drives the core as
-//! loop.ts does. What must match, and how:
+//! `EventLoop` of ts-host/src/loop.ts. Here the loop is the `wasmloop-wasi`
+//! crate's (rust-core/wasi/loop), the same one a user's program runs on:
+//! its callback table, driver and clock handling are what the vectors check.
+//! This module only performs the steps as runner.mjs does:
 //!
-//! - The callbacks live here, in a table indexed by the slot the core hands
-//!   out; the core keeps only their order. `run-once` returns a batch of
-//!   slots; each runs in order unless a successful `cancel` removed its
-//!   callback meanwhile (loop.ts `#runBatch`).
-//! - Promise continuations are a FIFO of [`Microtask`]s, drained after each
-//!   callback and at the end of the synchronous program, as a JS host drains
-//!   its microtask queue. `sleep` is a timer whose callback resolves a
-//!   promise, so what follows the sleep runs as a microtask.
-//! - Loop time as runner.mjs reads it (loop.ts `time()`): inside a batch, the
-//!   iteration's time (`time`); outside, the clock is read once per
-//!   synchronous turn (`update-time`, then cached). `callLater` reads it first.
-//! - Between iterations, `poll-timeout`: 0 runs the next iteration at once; a
-//!   positive wait sleeps on `wasi:io/poll` (backend "auto", the real clock)
-//!   or jumps the virtual clock by that much (backend "virtual", the JS
-//!   virtual backend's autojump); -1 means no timer is left, and with no I/O
-//!   nothing could ever wake the loop, so the run fails instead of hanging.
-//! - `stop()` lets the current batch finish; `runUntilComplete` stops when
-//!   its sleep settles and fails with LoopStoppedError if stopped before.
+//! - Promise continuations are a FIFO of names, drained after each callback
+//!   and at the end of the synchronous program, as a JS host drains its
+//!   microtask queue. `sleep` is a timer whose callback queues its
+//!   continuation, so what follows the sleep runs as a microtask.
+//! - `runUntilComplete(() => loop.sleep(ms))` is `run_until_complete` of a
+//!   future that sleeps: first polled from a `call_soon` callback, it stops
+//!   the loop when the sleep is over, or fails with LoopStoppedError if the
+//!   loop was stopped before.
+//! - Backend "auto" is the real clock (`wasi:clocks/monotonic-clock`,
+//!   waiting in `wasi:io/poll`); "virtual" the imports component's virtual
+//!   clock, which jumps to the next deadline instead of waiting.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::rc::Rc;
+
+use wasmloop_wasi::{EventLoop, Handle, TimeSource};
 
 use crate::vector::{Program, Run, Step};
-use crate::wasmloop::conformance::virtual_clock;
-use crate::wasmloop::core::event_loop::EventLoop;
-use wasi::clocks::monotonic_clock;
 
 /// The backend a vector runs on, as the JS hosts name it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// What `auto` chooses under the plain CLI: the real clock, no I/O.
+    /// What `auto` chooses under wasmtime: the real clock.
     Auto,
     /// Virtual time.
     Virtual,
@@ -49,280 +44,144 @@ impl Backend {
     }
 }
 
-/// Handle ids are `generation * 2^26 + slot` (wit/event-loop.wit).
-const SLOT_SPACE: f64 = (1u64 << 26) as f64;
-
-/// A callback the loop will run, kept in the slot the core handed out.
-#[derive(Clone, Copy)]
-enum Callback<'v> {
-    /// `soon`, `later`, `at`: logs the name, then performs `then`.
-    Body(&'v str, &'v [Step]),
-    /// `throw`: a callback that throws `message`.
-    Throw(&'v str),
-    /// A `sleep` timer: resolves the promise, whose continuation runs next.
-    Resolve(Microtask<'v>),
-    /// `runUntilComplete`'s first callback: starts the sleep of `ms` that
-    /// completes the run.
-    Main(f64),
-}
-
-/// A promise continuation.
-#[derive(Clone, Copy)]
-enum Microtask<'v> {
-    /// Logs the name (`microtask`, and what follows a `sleep`).
-    Log(&'v str),
-    /// `runUntilComplete`'s promise settled: stop the loop.
-    Settle,
-}
-
-/// A handle runner.mjs keeps by name, to cancel.
-struct Handle {
-    slot: u32,
-    generation: u32,
-    cancelled: bool,
-}
-
-impl Handle {
-    fn from_id(id: f64) -> Handle {
-        let slot = id % SLOT_SPACE;
-        Handle {
-            slot: slot as u32,
-            generation: ((id - slot) / SLOT_SPACE) as u32,
-            cancelled: false,
-        }
-    }
-}
-
 /// Runs `program` on a fresh loop on `backend`; returns its log, or the
 /// runner error that ended it.
-pub fn run_vector(program: &Program, backend: Backend) -> Result<Vec<String>, String> {
-    match backend {
-        Backend::Auto => virtual_clock::use_real_time(),
-        Backend::Virtual => virtual_clock::use_virtual_time(),
-    }
-    let mut runner = Runner::new(backend);
+pub fn run_vector(program: &'static Program, backend: Backend) -> Result<Vec<String>, String> {
+    let event_loop = EventLoop::with_time_source(match backend {
+        Backend::Auto => TimeSource::Real,
+        Backend::Virtual => TimeSource::Virtual,
+    });
+    let runner = Rc::new(Runner {
+        event_loop: event_loop.clone(),
+        state: RefCell::default(),
+    });
     for step in &program.steps {
         runner.perform(step);
     }
-    match program.run {
-        Run::Forever => {
-            runner.end_turn();
-            runner.run()?;
-            runner.log.push("stopped".to_owned());
-        }
+    runner.drain_microtasks();
+    let outcome = match program.run {
+        Run::Forever => event_loop.run_forever().map(|()| {
+            runner.log("stopped".to_owned());
+        }),
         Run::For(ms) => {
-            let id = runner.core.call_soon();
-            runner.store(id, Callback::Main(ms));
-            runner.end_turn();
-            runner.run()?;
-            if !runner.settled {
-                return Err("LoopStoppedError: runUntilComplete: the event loop stopped before the promise settled".into());
-            }
+            let sleeper = event_loop.clone();
+            event_loop.run_until_complete(async move { sleeper.sleep(ms).await })
         }
-    }
-    Ok(runner.log)
-    // Dropping the runner drops the core's loop resource: `loop.close()`.
+    };
+    // `loop.close()`: the callbacks still pending hold the runner, which holds the loop.
+    event_loop.close();
+    outcome.map_err(|error| error.to_string())?;
+    let log = std::mem::take(&mut runner.state.borrow_mut().log);
+    Ok(log)
 }
 
-struct Runner<'v> {
-    core: EventLoop,
-    backend: Backend,
-    /// The callbacks, by slot.
-    callbacks: Vec<Option<Callback<'v>>>,
-    microtasks: VecDeque<Microtask<'v>>,
-    handles: BTreeMap<&'v str, Handle>,
+struct Runner {
+    event_loop: EventLoop,
+    state: RefCell<State>,
+}
+
+#[derive(Default)]
+struct State {
+    microtasks: VecDeque<&'static str>,
+    /// Handles runner.mjs keeps by name, to cancel, and whether they were.
+    handles: BTreeMap<&'static str, (Handle, bool)>,
     /// The deadline each `later`/`at` was given, for `time` steps.
-    deadlines: BTreeMap<&'v str, f64>,
+    deadlines: BTreeMap<&'static str, f64>,
     log: Vec<String>,
-    /// A batch is running (its microtasks included).
-    in_batch: bool,
-    /// Loop time read in this turn; `None` when it must be read again.
-    epoch: Option<f64>,
-    /// `stop()` was called: the run ends after the current batch.
-    stopping: bool,
-    /// `runUntilComplete`'s promise settled.
-    settled: bool,
 }
 
-impl<'v> Runner<'v> {
-    fn new(backend: Backend) -> Self {
-        Runner {
-            core: EventLoop::new(),
-            backend,
-            callbacks: Vec::new(),
-            microtasks: VecDeque::new(),
-            handles: BTreeMap::new(),
-            deadlines: BTreeMap::new(),
-            log: Vec::new(),
-            in_batch: false,
-            epoch: None,
-            stopping: false,
-            settled: false,
-        }
+impl Runner {
+    fn log(&self, line: String) {
+        self.state.borrow_mut().log.push(line);
     }
 
-    /// `loop.time()`.
-    fn time(&mut self) -> f64 {
-        let (core, in_batch) = (&self.core, self.in_batch);
-        *self.epoch.get_or_insert_with(|| {
-            if in_batch {
-                core.time()
-            } else {
-                core.update_time()
+    /// A callback that logs `name`, performs `then`, and drains the
+    /// microtasks they queued.
+    fn body(self: &Rc<Self>, name: &'static str, then: &'static [Step]) -> impl FnOnce() + 'static {
+        let runner = self.clone();
+        move || {
+            runner.log(name.to_owned());
+            for step in then {
+                runner.perform(step);
             }
-        })
-    }
-
-    /// `loop.callLater(ms)`: reads loop time first, so that outside an
-    /// iteration the core schedules from a fresh clock reading.
-    fn call_later(&mut self, ms: f64) -> f64 {
-        self.time();
-        self.core.call_later(ms)
-    }
-
-    /// Keeps `callback` in the slot of handle `id`.
-    fn store(&mut self, id: f64, callback: Callback<'v>) -> Handle {
-        let handle = Handle::from_id(id);
-        let slot = handle.slot as usize;
-        if self.callbacks.len() <= slot {
-            self.callbacks.resize(slot + 1, None);
+            runner.drain_microtasks();
         }
-        self.callbacks[slot] = Some(callback);
-        handle
     }
 
     /// One step of the program, as runner.mjs `perform` does it.
-    fn perform(&mut self, step: &'v Step) {
+    fn perform(self: &Rc<Self>, step: &'static Step) {
+        let event_loop = &self.event_loop;
         match step {
             Step::Soon { name, then } => {
-                let id = self.core.call_soon();
-                let handle = self.store(id, Callback::Body(name, then));
-                self.handles.insert(name, handle);
+                let handle = event_loop.call_soon(self.body(name, then));
+                self.state.borrow_mut().handles.insert(name, (handle, false));
             }
             Step::Later { name, ms, then } => {
-                let deadline = self.time() + ms.max(0.0);
-                self.deadlines.insert(name, deadline);
-                let id = self.call_later(*ms);
-                let handle = self.store(id, Callback::Body(name, then));
-                self.handles.insert(name, handle);
+                let deadline = event_loop.time() + ms.max(0.0);
+                self.state.borrow_mut().deadlines.insert(name, deadline);
+                let handle = event_loop.call_later(*ms, self.body(name, then));
+                self.state.borrow_mut().handles.insert(name, (handle, false));
             }
             Step::At { name, ms, then } => {
-                let when = self.time() + ms;
-                self.deadlines.insert(name, when);
-                let id = self.core.call_at(when);
-                let handle = self.store(id, Callback::Body(name, then));
-                self.handles.insert(name, handle);
+                let when = event_loop.time() + ms;
+                self.state.borrow_mut().deadlines.insert(name, when);
+                let handle = event_loop.call_at(when, self.body(name, then));
+                self.state.borrow_mut().handles.insert(name, (handle, false));
             }
             Step::Cancel(name) => {
-                // Handle.cancel(): once per handle; a cancel that succeeds
-                // drops the callback (loop.ts `_cancel`).
-                if let Some(handle) = self.handles.get_mut(name.as_str()) {
-                    if !handle.cancelled {
-                        handle.cancelled = true;
-                        if self.core.cancel(handle.slot, handle.generation) {
-                            self.callbacks[handle.slot as usize] = None;
-                        }
+                // Handle.cancel(): once per handle.
+                let handle = match self.state.borrow_mut().handles.get_mut(name.as_str()) {
+                    Some((handle, cancelled)) if !*cancelled => {
+                        *cancelled = true;
+                        Some(handle.clone())
                     }
+                    _ => None,
+                };
+                if let Some(handle) = handle {
+                    handle.cancel();
                 }
             }
             Step::Throw { message, ms } => {
-                let id = self.call_later(*ms);
-                self.store(id, Callback::Throw(message));
+                // What the exception handler runner.mjs installs logs.
+                let runner = self.clone();
+                event_loop.call_later(*ms, move || {
+                    runner.log(format!("error:{message}"));
+                    runner.drain_microtasks();
+                });
             }
-            Step::Microtask(name) => self.microtasks.push_back(Microtask::Log(name)),
+            Step::Microtask(name) => self.state.borrow_mut().microtasks.push_back(name),
             Step::Sleep { name, ms } => {
-                let id = self.call_later(*ms);
-                self.store(id, Callback::Resolve(Microtask::Log(name)));
+                // The sleep's promise resolves; its continuation is a microtask.
+                let runner = self.clone();
+                event_loop.call_later(*ms, move || {
+                    runner.state.borrow_mut().microtasks.push_back(name);
+                    runner.drain_microtasks();
+                });
             }
             Step::Time(name) => {
-                let now = self.time();
-                let line = match self.deadlines.get(name.as_str()) {
-                    Some(&deadline) if now >= deadline => format!("{name} on time"),
+                let now = event_loop.time();
+                let deadline = self.state.borrow().deadlines.get(name.as_str()).copied();
+                let line = match deadline {
+                    Some(deadline) if now >= deadline => format!("{name} on time"),
                     deadline => format!(
                         "{name} early: time {} < deadline {}",
                         js_number(now),
-                        deadline.map_or("undefined".to_owned(), |d| js_number(*d))
+                        deadline.map_or("undefined".to_owned(), js_number)
                     ),
                 };
-                self.log.push(line);
+                self.log(line);
             }
-            Step::Stop => self.stopping = true,
+            Step::Stop => event_loop.stop(),
         }
     }
 
-    /// The end of a synchronous host turn: continuations run, and the next
-    /// turn reads the clock afresh.
-    fn end_turn(&mut self) {
-        self.drain_microtasks();
-        self.epoch = None;
-    }
-
-    fn drain_microtasks(&mut self) {
-        while let Some(microtask) = self.microtasks.pop_front() {
-            match microtask {
-                Microtask::Log(name) => self.log.push(name.to_owned()),
-                Microtask::Settle => {
-                    self.settled = true;
-                    self.stopping = true;
-                }
-            }
-        }
-    }
-
-    /// The driver (loop.ts `#iterateSlice`): iterations until stopped.
-    fn run(&mut self) -> Result<(), String> {
+    fn drain_microtasks(&self) {
         loop {
-            let batch = self.core.run_once();
-            self.epoch = None;
-            self.run_batch(&batch);
-            if self.stopping {
-                self.stopping = false;
-                return Ok(());
-            }
-            let timeout = self.core.poll_timeout();
-            if timeout < 0.0 {
-                return Err(
-                    "the loop would wait forever: no timer is pending and no I/O can wake it"
-                        .into(),
-                );
-            }
-            if timeout > 0.0 {
-                let nanos = (timeout * 1e6).ceil() as u64;
-                match self.backend {
-                    Backend::Auto => monotonic_clock::subscribe_duration(nanos).block(),
-                    Backend::Virtual => virtual_clock::advance(nanos),
-                }
-            }
-        }
-    }
-
-    /// Phase 4: runs a batch in order, skipping callbacks cancelled meanwhile.
-    fn run_batch(&mut self, batch: &[u32]) {
-        self.in_batch = true;
-        for &slot in batch {
-            let Some(callback) = self.callbacks.get_mut(slot as usize).and_then(Option::take)
-            else {
-                continue;
+            let Some(name) = self.state.borrow_mut().microtasks.pop_front() else {
+                return;
             };
-            match callback {
-                Callback::Body(name, then) => {
-                    self.log.push(name.to_owned());
-                    for step in then {
-                        self.perform(step);
-                    }
-                }
-                // What the exception handler runner.mjs installs logs.
-                Callback::Throw(message) => self.log.push(format!("error:{message}")),
-                Callback::Resolve(continuation) => self.microtasks.push_back(continuation),
-                Callback::Main(ms) => {
-                    let id = self.call_later(ms);
-                    self.store(id, Callback::Resolve(Microtask::Settle));
-                }
-            }
-            self.drain_microtasks();
+            self.log(name.to_owned());
         }
-        self.in_batch = false;
-        self.epoch = None;
     }
 }
 

