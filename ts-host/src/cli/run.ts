@@ -89,7 +89,8 @@ export const runCommand: Command = {
     const shutdown = primary ? null : watchShutdown();
     const options = await runOptions(parsed);
     if (shutdown === null) {
-      return supervise({ workers: options.workers, shutdownTimeoutMs: options.shutdownTimeoutMs, maxFailedStarts: options.maxFailedStarts });
+      const { workers, shutdownTimeoutMs, maxFailedStarts, debug } = options;
+      return supervise({ workers, shutdownTimeoutMs, maxFailedStarts, debug });
     }
     const report = worker > 0 ? reportToPrimary() : printReport;
     return runApp(

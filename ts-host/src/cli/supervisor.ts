@@ -41,6 +41,8 @@ export interface SuperviseOptions {
   workers: number;
   shutdownTimeoutMs: number;
   maxFailedStarts: number;
+  /** --debug: the first failed start's stack follows its line. */
+  debug: boolean;
 }
 
 /** One worker's place: the process in it now, and its history. */
@@ -91,7 +93,7 @@ export function supervise(options: SuperviseOptions): Promise<number> {
   let stopping = false;
   let status = 0;
   let killTimer: ReturnType<typeof setTimeout> | null = null;
-  /** Stacks are printed once: the first failed start's, not every one's. */
+  /** With --debug, one stack is printed: the first failed start's, not every one's. */
   let stackShown = false;
   let done: (status: number) => void = () => undefined;
   const finished = new Promise<number>((resolve) => (done = resolve));
@@ -193,7 +195,7 @@ export function supervise(options: SuperviseOptions): Promise<number> {
     slot.restarts++;
     const count = slot.readyAt === null ? ` (failed start ${slot.failedStarts} of ${options.maxFailedStarts})` : '';
     log(`${line}; restarting it in ${delay} ms${count}`);
-    if (failure?.detail !== undefined && !stackShown) {
+    if (options.debug && failure?.detail !== undefined && !stackShown) {
       stackShown = true;
       console.error(failure.detail);
     }
