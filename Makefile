@@ -95,6 +95,42 @@ $(DIST): $(GENERATED) $(TS_SOURCES) ts-host/native/selector.c
 	cc -fsyntax-only -Wall -Wextra -Werror -U__linux__ -I$(NODE_HEADERS) ts-host/native/selector.c
 	chmod +x ts-host/dist/cli.js
 
+# ---------------------------------------------------------------- HTTP parser
+# httparse and RFC 9112's framing rules (rust-core/http-parser), a Wasm
+# module of its own beside the HTTP server in dist/http/, loaded when a
+# server starts. simd128: V8, JavaScriptCore and wasmtime all run it.
+
+HTTP_PARSER      := rust-core/http-parser
+HTTP_PARSER_WASM := $(HTTP_PARSER)/target/$(WASM_TARGET)/release/wasmloop_http_parser.wasm
+HTTP_PARSER_DIST := ts-host/dist/http/http-parser.wasm
+
+$(HTTP_PARSER_WASM): $(shell find $(HTTP_PARSER)/src -name '*.rs') $(HTTP_PARSER)/Cargo.toml | $(STAMPS)/apt
+	cd $(HTTP_PARSER) && env -u RUSTUP_TOOLCHAIN RUSTC=$(DEBIAN_RUSTC) RUSTC_BOOTSTRAP=1 \
+	  RUSTFLAGS="-C target-feature=+simd128" \
+	  $(DEBIAN_CARGO) build --quiet --release --target $(WASM_TARGET) -Z build-std=core,panic_abort
+	@touch $@
+
+$(HTTP_PARSER_DIST): $(HTTP_PARSER_WASM) $(DIST)
+	@mkdir -p $(dir $@)
+	cp $(HTTP_PARSER_WASM) $@
+
+all test-js test-hosts test-pack demo bench: $(HTTP_PARSER_DIST)
+
+test-rust: test-http-parser
+test-http-parser: $(STAMPS)/apt
+	cd $(HTTP_PARSER) && cargo test --quiet
+
+# libFuzzer over the parser wrapper (arbitrary bytes as a head, a chunk-size
+# line and a trailer section), for FUZZ_SECONDS (default 60).
+fuzz-http:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@mkdir -p build $(HTTP_PARSER)/fuzz/corpus/parse
+	cd $(HTTP_PARSER)/fuzz && cargo +nightly fuzz run parse corpus/parse -- -max_total_time=$(FUZZ_SECONDS) -max_len=4096 2>&1 \
+	  | tee ../../../build/fuzz-http.log | grep -E "^(Done|==[0-9]+==|SUMMARY)" || true
+	@grep -q "Done [0-9]* runs" build/fuzz-http.log || { echo "fuzz-http: the run did not complete, see build/fuzz-http.log"; exit 1; }
+
+.PHONY: test-http-parser fuzz-http
+
 # ---------------------------------------------------------------- checks
 
 test: test-rust test-js test-hosts test-wasi test-pack test-stress

@@ -17,6 +17,7 @@ import { describe } from './errors.js';
 import { type Trace, Tracer, traceProblem } from './trace.js';
 
 export { EventLoop } from './loop.js';
+export { serve, HTTP_DEFAULTS, type ServeOptions, type HttpServer, type ConnectionInfo } from './http/index.js';
 export type {
   ConnectOptions,
   DatagramEndpointOptions,

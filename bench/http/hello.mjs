@@ -1,0 +1,19 @@
+// A hello-world HTTP server for load tests: wasmloop's serve() or node:http.
+//
+//   node bench/http/hello.mjs wasmloop [backend] [port]
+//   node bench/http/hello.mjs node [port]
+const [kind = 'wasmloop', a, b] = process.argv.slice(2);
+if (kind === 'node') {
+  const http = await import('node:http');
+  const port = Number(a ?? 8080);
+  http.createServer((req, res) => res.end('Hello, World!')).listen(port, '127.0.0.1', () => console.log(`node:http on ${port}`));
+} else {
+  const { createLoop, serve } = await import('../../ts-host/dist/index.js');
+  const loop = await createLoop({ backend: a ?? 'selector' });
+  const port = Number(b ?? 8080);
+  await loop.runUntilComplete(async () => {
+    await serve(loop, { fetch: () => new Response('Hello, World!'), port });
+    console.log(`wasmloop serve (${loop.backend}) on ${port}`);
+  });
+  await loop.runForever();
+}

@@ -1,0 +1,166 @@
+/**
+ * The `Request` a handler gets, built on demand. Node 20's `new Request()`
+ * with a few headers costs several microseconds (bench/http/fetch-objects.mjs),
+ * more than the rest of a small request's path; most handlers read the
+ * method and URL, some a header or the body, few everything. So the object
+ * handed over inherits from `Request.prototype` (`instanceof Request`
+ * holds), answers `method`, `url`, `headers`, `signal`, `body` and the body
+ * readers itself, and builds a real Request only for what it does not
+ * answer (`clone()`, `formData()`, `cache`, ...).
+ *
+ * The body is the exchange's: chunks as they arrive, pulled with
+ * backpressure (see `exchange.ts`).
+ */
+import type { RequestHead } from './head.js';
+
+/** What a lazy request needs from its exchange. */
+export interface RequestSource {
+  readonly head: RequestHead;
+  /** The authority to use when the request has no Host (the server's address). */
+  readonly defaultHost: string;
+  /** True if the request has a body (chunked, or a Content-Length above 0). */
+  readonly hasBody: boolean;
+  /** The body as a stream (made once). */
+  bodyStream(): ReadableStream<Uint8Array>;
+  /** The whole body, once it has arrived. */
+  bodyBytes(): Promise<Uint8Array>;
+  /** True once the body was read whole (a stream's readers lock it instead). */
+  readonly bodyTaken: boolean;
+  /** Aborts when the client goes away before the response is complete. */
+  signal(): AbortSignal;
+}
+
+const SOURCE = Symbol('wasmloop.http.source');
+const CACHE = Symbol('wasmloop.http.cache');
+
+interface LazyRequest {
+  [SOURCE]: RequestSource;
+  [CACHE]: { url?: string; headers?: Headers; request?: Request };
+}
+
+/** Targets that are already what URL serialization would give. */
+const PLAIN_TARGET = /^\/(?:[A-Za-z0-9\-._~!$&()*+,;=:@/?]|%[0-9A-F]{2})*$/;
+const PLAIN_HOST = /^[a-z0-9\-.]+(?::[0-9]{1,5})?$/;
+
+/** The request's absolute URL (RFC 9112 section 3.3). */
+export function requestUrl(head: RequestHead, defaultHost: string): string {
+  const target = head.target();
+  if (target.charCodeAt(0) !== 47 /* / */) {
+    // absolute-form carries its own authority; asterisk-form (OPTIONS *) has none.
+    const absolute = target === '*' ? `http://${head.host() || defaultHost}/*` : target;
+    return new URL(absolute).href;
+  }
+  const host = head.host() || defaultHost;
+  const url = `http://${host}${target}`;
+  // Only a plain target and host skip URL's normalization (dot segments,
+  // percent-encoding, case, the default port).
+  if (PLAIN_TARGET.test(target) && !target.includes('/.') && PLAIN_HOST.test(host) && !host.endsWith(':80')) return url;
+  return new URL(url).href;
+}
+
+function source(request: object): RequestSource {
+  const s = (request as Partial<LazyRequest>)[SOURCE];
+  if (s === undefined) throw new TypeError('Illegal invocation');
+  return s;
+}
+
+function cache(request: object): LazyRequest[typeof CACHE] {
+  return (request as LazyRequest)[CACHE];
+}
+
+function headersOf(request: object): Headers {
+  const c = cache(request);
+  c.headers ??= new Headers(source(request).head.fields());
+  return c.headers;
+}
+
+function urlOf(request: object): string {
+  const c = cache(request);
+  if (c.url === undefined) {
+    const s = source(request);
+    c.url = requestUrl(s.head, s.defaultHost);
+  }
+  return c.url;
+}
+
+/** The real Request, made the first time something needs it. */
+function real(request: object): Request {
+  const c = cache(request);
+  if (c.request === undefined) {
+    const s = source(request);
+    const method = s.head.method();
+    const init: RequestInit & { duplex?: 'half' } = { method, headers: headersOf(request), signal: s.signal() };
+    if (s.hasBody && method !== 'GET' && method !== 'HEAD') {
+      init.body = s.bodyStream();
+      init.duplex = 'half';
+    }
+    c.request = new Request(urlOf(request), init);
+  }
+  return c.request;
+}
+
+const prototype = Object.create(Request.prototype) as object;
+
+const own: PropertyDescriptorMap = {
+  method: { get(this: object) { return source(this).head.method(); } },
+  url: { get(this: object) { return urlOf(this); } },
+  headers: { get(this: object) { return headersOf(this); } },
+  signal: { get(this: object) { return source(this).signal(); } },
+  body: {
+    get(this: object) {
+      const s = source(this);
+      const c = cache(this);
+      if (c.request !== undefined) return c.request.body;
+      return s.hasBody ? s.bodyStream() : null;
+    },
+  },
+  bodyUsed: {
+    get(this: object) {
+      const c = cache(this);
+      if (c.request !== undefined) return c.request.bodyUsed;
+      const s = source(this);
+      return s.bodyTaken || (s.hasBody && s.bodyStream().locked);
+    },
+  },
+  arrayBuffer: { value(this: object) { return bytes(this).then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); } },
+  bytes: { value(this: object) { return bytes(this).then((b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice())); } },
+  text: { value(this: object) { return bytes(this).then((b) => new TextDecoder().decode(b)); } },
+  json: { value(this: object) { return bytes(this).then((b) => JSON.parse(new TextDecoder().decode(b)) as unknown); } },
+  blob: {
+    value(this: object) {
+      const type = headersOf(this).get('content-type') ?? '';
+      return bytes(this).then((b) => new Blob([b as Uint8Array<ArrayBuffer>], { type }));
+    },
+  },
+};
+
+/** The body whole, without a stream when nothing else took it. */
+function bytes(request: object): Promise<Uint8Array> {
+  const c = cache(request);
+  if (c.request !== undefined) return c.request.arrayBuffer().then((b) => new Uint8Array(b));
+  const s = source(request);
+  if (s.bodyTaken) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
+  return s.hasBody ? s.bodyBytes() : Promise.resolve(new Uint8Array(0));
+}
+
+// Everything else Request has goes to the real one.
+for (const key of Reflect.ownKeys(Request.prototype)) {
+  if (key === 'constructor' || key === Symbol.toStringTag || (typeof key === 'string' && key in own)) continue;
+  const descriptor = Reflect.getOwnPropertyDescriptor(Request.prototype, key) as PropertyDescriptor;
+  if (typeof descriptor.value === 'function') {
+    const method = descriptor.value as (...args: unknown[]) => unknown;
+    own[key as string] = { value(this: object, ...args: unknown[]) { return method.apply(real(this), args); } };
+  } else if (descriptor.get !== undefined) {
+    const getter = descriptor.get;
+    own[key as string] = { get(this: object) { return getter.call(real(this)); } };
+  }
+}
+Object.defineProperties(prototype, own);
+
+/** A Request over `source`, built on demand. */
+export function lazyRequest(from: RequestSource): Request {
+  const request = Object.create(prototype) as LazyRequest;
+  request[SOURCE] = from;
+  request[CACHE] = {};
+  return request as unknown as Request;
+}

@@ -1,0 +1,154 @@
+/**
+ * `serve(loop, { fetch })`: an HTTP/1.1 server on the loop's protocol API.
+ *
+ * ```text
+ * fetch handler (Request -> Response)         the application
+ * HttpProtocol (protocol.ts)                  requests, responses, deadlines
+ * Http1Connection (connection.ts)             bytes in -> events out, no I/O
+ * parser (parser.ts, a Wasm module)           httparse + RFC 9112 framing
+ * loop.createProtocolServer                   one connection = one protocol
+ * ```
+ *
+ * Every limit has a name, a default and the status it produces (see
+ * docs/http.md); the options are checked here, once.
+ */
+import type { EventLoop } from '../loop.js';
+import type { Server } from '../io/streams.js';
+import type { SocketAddress } from '../backends/backend.js';
+import { describe } from '../errors.js';
+import { checkOptions } from '../options.js';
+import { type HeadParser, loadParser } from './parser.js';
+import { type ConnectionInfo, HttpProtocol, type ServerContext } from './protocol.js';
+
+export type { ConnectionInfo } from './protocol.js';
+
+export interface ServeOptions {
+  /** The application: a Request in, a Response (or a promise of one) out. */
+  fetch: (request: Request, info: ConnectionInfo) => Response | PromiseLike<Response>;
+  /** Port; 0 (the default) picks a free one (see `address()`). */
+  port?: number;
+  /** Address to listen on. Default '127.0.0.1'. */
+  host?: string;
+  /** A Unix domain socket path to listen on instead of TCP. */
+  path?: string;
+  /** Aborting it closes the server (gracefully, as `close()`). */
+  signal?: AbortSignal;
+  /** Bytes of a request head (request line and fields) and of a trailer section. Default 16 KiB; over it: 431. */
+  maxHeaderBytes?: number;
+  /** Header fields in a request head. Default 100; over it: 431. */
+  maxHeaders?: number;
+  /** Bytes of a request body. Default 16 MiB; over it: 413. */
+  maxBodyBytes?: number;
+  /** Time for a request head to arrive once it began (ms). Default 30 000; over it: 408. */
+  requestTimeoutMs?: number;
+  /** An idle keep-alive connection closes after this long (ms). Default 5000 (uvicorn's). */
+  keepAliveTimeoutMs?: number;
+  /** Open connections; one more is answered 503 and closed. Default 10 000. */
+  maxConnections?: number;
+  /** The parser's Wasm module, compiled by the host (workerd cannot compile bytes at run time). */
+  parserModule?: WebAssembly.Module;
+}
+
+export interface HttpServer {
+  /** Where the server listens. */
+  address(): SocketAddress;
+  /**
+   * Closes gracefully: stops accepting, lets requests in flight finish
+   * (their responses say `connection: close`), closes idle keep-alive
+   * connections at once; resolves when every connection is closed.
+   */
+  close(): Promise<void>;
+  /** Open connections. */
+  readonly connections: number;
+}
+
+export const HTTP_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 0,
+  maxHeaderBytes: 16 * 1024,
+  maxHeaders: 100,
+  maxBodyBytes: 16 * 1024 * 1024,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5000,
+  maxConnections: 10_000,
+} as const;
+
+const SERVE_OPTIONS = [
+  'fetch',
+  'port',
+  'host',
+  'path',
+  'signal',
+  'maxHeaderBytes',
+  'maxHeaders',
+  'maxBodyBytes',
+  'requestTimeoutMs',
+  'keepAliveTimeoutMs',
+  'maxConnections',
+  'parserModule',
+] as const;
+
+function whole(name: string, value: unknown, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(`serve: ${name} must be a whole number from ${min} to ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** Starts an HTTP/1.1 server on `loop`; resolves once it listens. */
+export async function serve(loop: EventLoop, options: ServeOptions): Promise<HttpServer> {
+  const o = checkOptions('serve', options, SERVE_OPTIONS, false);
+  if (typeof o.fetch !== 'function') throw new TypeError(`serve: fetch must be a function, got ${describe(o.fetch)}`);
+  const signal = o.signal;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`serve: signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  const parser: HeadParser = await loadParser(o.parserModule);
+  const context: ServerContext = {
+    loop,
+    parser,
+    fetch: o.fetch,
+    maxHeaderBytes: whole('maxHeaderBytes', o.maxHeaderBytes, HTTP_DEFAULTS.maxHeaderBytes, 64, parser.capacity),
+    maxHeaders: whole('maxHeaders', o.maxHeaders, HTTP_DEFAULTS.maxHeaders, 1, parser.maxHeaders),
+    maxBodyBytes: whole('maxBodyBytes', o.maxBodyBytes, HTTP_DEFAULTS.maxBodyBytes, 0, Number.MAX_SAFE_INTEGER),
+    requestTimeoutMs: whole('requestTimeoutMs', o.requestTimeoutMs, HTTP_DEFAULTS.requestTimeoutMs, 1, 2 ** 31 - 1),
+    keepAliveTimeoutMs: whole('keepAliveTimeoutMs', o.keepAliveTimeoutMs, HTTP_DEFAULTS.keepAliveTimeoutMs, 1, 2 ** 31 - 1),
+    maxConnections: whole('maxConnections', o.maxConnections, HTTP_DEFAULTS.maxConnections, 1, 2 ** 31 - 1),
+    connections: new Set(),
+    closing: false,
+    defaultHost: '',
+    onEmpty: null,
+  };
+  if (signal?.aborted) throw signal.reason ?? new DOMException('serve: aborted', 'AbortError');
+  const listen =
+    o.path !== undefined ? { path: o.path } : { host: o.host ?? HTTP_DEFAULTS.host, port: o.port ?? HTTP_DEFAULTS.port };
+  const server: Server = await loop.createProtocolServer(() => new HttpProtocol(context), listen);
+  const address = server.address();
+  context.defaultHost = address.family === 'unix' ? 'localhost' : address.family === 'IPv6' ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+
+  let closed: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    if (closed !== null) return closed;
+    context.closing = true;
+    signal?.removeEventListener('abort', close);
+    // Resolved when the listener closed and the last connection was lost
+    // (connectionLost runs a callback after the listener counts it closed).
+    const drained = new Promise<void>((resolve) => {
+      if (context.connections.size === 0) resolve();
+      else context.onEmpty = resolve;
+    });
+    const done = server.close();
+    for (const connection of [...context.connections]) connection.shutdown();
+    closed = Promise.all([done, drained]).then(() => undefined);
+    return closed;
+  };
+  signal?.addEventListener('abort', close, { once: true });
+  return {
+    address: () => server.address(),
+    close,
+    get connections() {
+      return context.connections.size;
+    },
+  };
+}
