@@ -8,6 +8,7 @@
 #   $(WASI_ECHO_SERVER)   the TCP echo server, composed: imports -> core -> program,
 #                         for `$(WASMTIME) run -S inherit-network $(WASI_ECHO_SERVER)`
 #   $(WASI_ECHO_CLIENT)   a TCP echo client, composed the same way
+#   $(WASI_CHECKS)        checks of the wasmloop-wasi crate itself (for test-wasi)
 #   $(WASI_DRIVER)        the conformance driver (a program too), for
 #                         test/conformance/wasmtime/rules.mk to compose
 #   $(WASMTIME)           the wasmtime CLI, built from the crate registry
@@ -22,6 +23,7 @@ WASI_CARGO_OUT    := $(WASI_BUILD)/cargo/$(WASM_TARGET)/release
 WASI_IMPORTS      := $(WASI_BUILD)/imports.component.wasm
 WASI_ECHO_SERVER  := $(WASI_BUILD)/echo-server.wasm
 WASI_ECHO_CLIENT  := $(WASI_BUILD)/echo-client.wasm
+WASI_CHECKS       := $(WASI_BUILD)/checks.wasm
 WASI_DRIVER       := $(WASI_BUILD)/conformance-driver.component.wasm
 WASI_SOURCES      := $(shell find $(WASI_DIR) test/conformance/wasmtime/driver \( -name '*.rs' -o -name 'Cargo.*' -o -name '*.wit' \) -print) \
                      $(wildcard test/conformance/vectors/*.json) $(WIT_SOURCES)
@@ -61,7 +63,8 @@ $(WAC):
 # The programs embed the sha256 of the core component they are composed
 # with (wasmloop_wasi::CORE_SHA256), so they are rebuilt when it changes.
 WASI_MODULES := $(WASI_CARGO_OUT)/wasmloop_wasi_imports.wasm $(WASI_CARGO_OUT)/wasmloop_echo_server.wasm \
-                $(WASI_CARGO_OUT)/wasmloop_echo_client.wasm $(WASI_CARGO_OUT)/wasmloop_conformance_driver.wasm
+                $(WASI_CARGO_OUT)/wasmloop_echo_client.wasm $(WASI_CARGO_OUT)/wasmloop_wasi_checks.wasm \
+                $(WASI_CARGO_OUT)/wasmloop_conformance_driver.wasm
 $(WASI_MODULES) &: $(WASI_SOURCES) $(COMPONENT) | $(STAMPS)/apt
 	cd $(WASI_DIR) && env -u RUSTUP_TOOLCHAIN RUSTC=$(DEBIAN_RUSTC) RUSTC_BOOTSTRAP=1 \
 	  WASMLOOP_CORE_SHA256=$$(sha256sum $(abspath $(COMPONENT)) | cut -c1-64) \
@@ -71,6 +74,7 @@ $(WASI_MODULES) &: $(WASI_SOURCES) $(COMPONENT) | $(STAMPS)/apt
 
 WASI_ECHO_PROGRAM := $(WASI_BUILD)/echo-server.component.wasm
 WASI_CLIENT_PROGRAM := $(WASI_BUILD)/echo-client.component.wasm
+WASI_CHECKS_PROGRAM := $(WASI_BUILD)/checks.component.wasm
 
 $(WASI_IMPORTS): $(WASI_CARGO_OUT)/wasmloop_wasi_imports.wasm node_modules/.package-lock.json
 	$(JCO) new $< -o $@
@@ -79,6 +83,9 @@ $(WASI_ECHO_PROGRAM): $(WASI_CARGO_OUT)/wasmloop_echo_server.wasm node_modules/.
 	$(JCO) new $< -o $@
 
 $(WASI_CLIENT_PROGRAM): $(WASI_CARGO_OUT)/wasmloop_echo_client.wasm node_modules/.package-lock.json
+	$(JCO) new $< -o $@
+
+$(WASI_CHECKS_PROGRAM): $(WASI_CARGO_OUT)/wasmloop_wasi_checks.wasm node_modules/.package-lock.json
 	$(JCO) new $< -o $@
 
 $(WASI_DRIVER): $(WASI_CARGO_OUT)/wasmloop_conformance_driver.wasm node_modules/.package-lock.json
@@ -101,6 +108,9 @@ $(WASI_ECHO_SERVER): $(WASI_ECHO_PROGRAM) $(WASI_IMPORTS) $(COMPONENT) $(WASI_DI
 $(WASI_ECHO_CLIENT): $(WASI_CLIENT_PROGRAM) $(WASI_IMPORTS) $(COMPONENT) $(WASI_DIR)/compose.wac $(WAC)
 	$(call wasi-compose,$<,$@)
 
+$(WASI_CHECKS): $(WASI_CHECKS_PROGRAM) $(WASI_IMPORTS) $(COMPONENT) $(WASI_DIR)/compose.wac $(WAC)
+	$(call wasi-compose,$<,$@)
+
 # The user-facing artifacts: the imports component, the echo server and client.
 wasi: $(WASI_IMPORTS) $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT)
 
@@ -109,6 +119,6 @@ wasi: $(WASI_IMPORTS) $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT)
 # TCP echo under `wasmtime run -S inherit-network`, from Node: through the
 # echo server (several connections at once, 1 MiB each, byte for byte, then
 # a clean stop), and from the echo client to a Node server and to the echo
-# server.
-test-wasi: $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT) $(WASMTIME)
-	WASMTIME=$(WASMTIME) WASI_ECHO_SERVER=$(WASI_ECHO_SERVER) WASI_ECHO_CLIENT=$(WASI_ECHO_CLIENT) node node_modules/uvu/bin.js test/conformance/wasmtime '\.check\.mjs$$'
+# server; then the crate's own checks (rust-core/wasi/checks).
+test-wasi: $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT) $(WASI_CHECKS) $(WASMTIME)
+	WASMTIME=$(WASMTIME) WASI_ECHO_SERVER=$(WASI_ECHO_SERVER) WASI_ECHO_CLIENT=$(WASI_ECHO_CLIENT) WASI_CHECKS=$(WASI_CHECKS) node node_modules/uvu/bin.js test/conformance/wasmtime '\.check\.mjs$$'

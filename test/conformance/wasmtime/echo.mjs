@@ -2,7 +2,7 @@
 // echo-client) under `wasmtime run -S inherit-network`, driven from Node:
 // start the server, echo bytes through it on several connections at once,
 // stop it by closing its stdin; run the client against a Node echo server.
-// Used by echo.check.mjs and by run.mjs (the host report's TCP entry).
+// Used by wasi.check.mjs and by run.mjs (the host report's TCP entry).
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { connect, createServer } from 'node:net';

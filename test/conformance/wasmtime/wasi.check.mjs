@@ -1,19 +1,21 @@
-// The WASI host's TCP from the outside: the echo server and client
+// The WASI host from the outside: the echo server and client
 // (rust-core/wasi/echo-server, echo-client, each composed with the imports
 // component and the core) under `wasmtime run -S inherit-network`, against
-// Node clients and a Node server. `make test-wasi` runs it with WASMTIME,
-// WASI_ECHO_SERVER and WASI_ECHO_CLIENT set.
+// Node clients and a Node server; then the wasmloop-wasi crate's own checks
+// (rust-core/wasi/checks). `make test-wasi` runs it with WASMTIME,
+// WASI_ECHO_SERVER, WASI_ECHO_CLIENT and WASI_CHECKS set.
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { nestedComponents } from '../../../rust-core/wasi/nested.mjs';
+import { execute } from '../process.mjs';
 import { echoOnce, runEchoClient, startEchoServer, startNodeEchoServer } from './echo.mjs';
 
-const { WASMTIME: wasmtime, WASI_ECHO_SERVER: component, WASI_ECHO_CLIENT: client } = process.env;
-if (!wasmtime || !component || !client) {
-  throw new Error('WASMTIME, WASI_ECHO_SERVER and WASI_ECHO_CLIENT are not set; run this through `make test-wasi`');
+const { WASMTIME: wasmtime, WASI_ECHO_SERVER: component, WASI_ECHO_CLIENT: client, WASI_CHECKS: checks } = process.env;
+if (!wasmtime || !component || !client || !checks) {
+  throw new Error('WASMTIME, WASI_ECHO_SERVER, WASI_ECHO_CLIENT and WASI_CHECKS are not set; run this through `make test-wasi`');
 }
 
 const MiB = 1 << 20;
@@ -105,10 +107,30 @@ echo('the client reports a refused connection as an error', async () => {
 });
 
 echo('refuses to listen without -S inherit-network, saying why', async () => {
-  const { execute } = await import('../process.mjs');
   const run = await execute(wasmtime, ['run', component, '--port', '0']);
   assert.is.not(run.code, 0);
   assert.match(run.stderr, /listen on 127\.0\.0\.1:0: .*(access-denied|permission)/i);
 });
 
 echo.run();
+
+const crate = suite('wasi: the wasmloop-wasi crate (rust-core/wasi/checks)');
+
+crate('run ends, watchers, virtual time, close, abandoned connects, drop order: every check passes', async () => {
+  const run = await execute(wasmtime, ['run', '-S', 'inherit-network', checks]);
+  assert.is(run.code, 0, run.stderr);
+  const { checks: results } = JSON.parse(run.stdout.trim().split('\n').pop());
+  assert.equal(
+    results.map((c) => c.name),
+    ['would-wait-forever', 'stopped-before-the-future', 'level-triggered-watch', 'virtual-time-jumps', 'close-drops-callbacks', 'connect-abandoned', 'drop-order'],
+  );
+  for (const check of results) assert.ok(check.pass, `${check.name}: ${check.detail}`);
+});
+
+crate('a second loop at once panics, and the panic says why on stderr', async () => {
+  const run = await execute(wasmtime, ['run', checks, '--two-loops']);
+  assert.is.not(run.code, 0);
+  assert.match(run.stderr, /panic: [^\n]*\n?wasmloop-wasi: one event loop at a time/);
+});
+
+crate.run();
