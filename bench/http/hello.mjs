@@ -2,6 +2,10 @@
 //
 //   node bench/http/hello.mjs wasmloop [backend] [port]
 //   node bench/http/hello.mjs node [port]
+//
+// HELLO_SECONDS=n exits after n seconds (so that --cpu-prof writes its profile).
+const seconds = Number(process.env.HELLO_SECONDS ?? 0);
+if (seconds > 0) setTimeout(() => process.exit(0), seconds * 1000).unref?.();
 const [kind = 'wasmloop', a, b] = process.argv.slice(2);
 if (kind === 'node') {
   const http = await import('node:http');

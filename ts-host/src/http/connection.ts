@@ -253,9 +253,13 @@ export class Http1Connection {
       this.#fail(code, reason);
       return false;
     }
+    // The head keeps the buffer and its offsets (a typed-array view or copy
+    // per request would cost more than the parse).
     const out = parser.out;
-    const words = out.slice(0, W.HEADERS_AT + 4 * (out[W.COUNT] as number));
-    const head = new RequestHead(this.#buf.subarray(start, start + status), words, status);
+    const n = W.HEADERS_AT + 4 * (out[W.COUNT] as number);
+    const words = new Array<number>(n);
+    for (let i = 0; i < n; i++) words[i] = out[i] as number;
+    const head = new RequestHead(this.#buf, start, words, status);
     this.#start = this.#scan = start + status;
     if (head.contentLength > this.#limits.maxBodyBytes) {
       this.#fail(413, `Content-Length over maxBodyBytes (${this.#limits.maxBodyBytes})`);

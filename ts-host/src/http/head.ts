@@ -37,10 +37,11 @@ export function latin1(bytes: Uint8Array, start: number, end: number, ascii: boo
 }
 
 export class RequestHead {
-  /** The head's bytes; the offsets in `words` are relative to `bytes[0]`. */
+  /** The buffer the head is in, from `base`; the offsets in `words` are relative to `base`. */
   readonly bytes: Uint8Array;
+  readonly base: number;
   /** The parser's output words for this head (a copy). */
-  readonly words: Uint32Array;
+  readonly words: readonly number[];
   /** The head's length in bytes. */
   readonly length: number;
   readonly methodCode: number;
@@ -50,8 +51,9 @@ export class RequestHead {
   #method: string | null = null;
   #target: string | null = null;
 
-  constructor(bytes: Uint8Array, words: Uint32Array, length: number) {
+  constructor(bytes: Uint8Array, base: number, words: readonly number[], length: number) {
     this.bytes = bytes;
+    this.base = base;
     this.words = words;
     this.length = length;
     this.methodCode = words[W.METHOD] as number;
@@ -128,7 +130,7 @@ export class RequestHead {
 
   /** The string at the (offset, length) pair at `word`. */
   #decode(word: number): string {
-    const at = this.words[word] as number;
+    const at = this.base + (this.words[word] as number);
     return latin1(this.bytes, at, at + (this.words[word + 1] as number), this.#ascii);
   }
 }

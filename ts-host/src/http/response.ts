@@ -16,6 +16,7 @@
  * Response did (bench/http/fetch-objects.mjs); the first path skips that.
  */
 import { type Http1Connection, Out } from './connection.js';
+import { type LightArgs, NativeResponse, lightArgsOf, realOf } from './light-response.js';
 import { STATUS_TEXT } from './status.js';
 
 /** What writing a response needs from its connection. */
@@ -103,7 +104,7 @@ interface UndiciState {
 
 const STATE: symbol | null = (() => {
   try {
-    const probe = new Response('probe', { status: 201, headers: { 'x-probe': '1' } });
+    const probe = new NativeResponse('probe', { status: 201, headers: { 'x-probe': '1' } });
     const symbol = Object.getOwnPropertySymbols(probe).find((s) => s.description === 'state');
     if (symbol === undefined) return null;
     const state = (probe as unknown as Record<symbol, UndiciState>)[symbol] as UndiciState;
@@ -136,15 +137,33 @@ function knownBody(response: Response, state: UndiciState): Uint8Array | string 
  * takes more than one write (or null when it was written at once).
  */
 export function writeResponse(sink: ResponseSink, response: Response): Promise<void> | null {
-  const state = STATE === null ? undefined : (response as unknown as Record<symbol, UndiciState>)[STATE];
+  const light = lightArgsOf(response);
+  if (light !== undefined) {
+    writeKnown(sink, light.status, light.statusText, lightFields(light), light.body);
+    return null;
+  }
+  const native = realOf(response);
+  const state = STATE === null ? undefined : (native as unknown as Record<symbol, UndiciState>)[STATE];
   if (state !== undefined) {
-    const body = knownBody(response, state);
+    const body = knownBody(native, state);
     if (body !== undefined) {
-      writeKnown(sink, response.status, state.statusText, fieldsOf(state.headersList), body);
+      writeKnown(sink, state.status, state.statusText, fieldsOf(state.headersList), body);
       return null;
     }
   }
-  return writeStreamed(sink, response, fieldsOf(response.headers));
+  return writeStreamed(sink, native, fieldsOf(native.headers));
+}
+
+/** The fields of a light response, with the content-type a string body gets by default. */
+function lightFields(args: LightArgs): Fields {
+  const given = args.headers;
+  const pairs: Iterable<[string, string]> =
+    given === undefined ? [] : Array.isArray(given) ? given.map(([n, v]) => [n.toLowerCase(), v]) : Object.keys(given).map((n) => [n.toLowerCase(), given[n] as string]);
+  const fields = fieldsOf(pairs);
+  if (typeof args.body === 'string' && !/(^|\n)content-type:/.test(fields.lines)) {
+    fields.lines = `content-type: text/plain;charset=UTF-8\r\n${fields.lines}`;
+  }
+  return fields;
 }
 
 function headFor(sink: ResponseSink, status: number, statusText: string, fields: Fields, length: number): string {

@@ -17,6 +17,7 @@ import type { Server } from '../io/streams.js';
 import type { SocketAddress } from '../backends/backend.js';
 import { describe } from '../errors.js';
 import { checkOptions } from '../options.js';
+import { installLightResponse, lightResponseHelps } from './light-response.js';
 import { type HeadParser, loadParser } from './parser.js';
 import { type ConnectionInfo, HttpProtocol, type ServerContext } from './protocol.js';
 
@@ -47,6 +48,12 @@ export interface ServeOptions {
   maxConnections?: number;
   /** The parser's Wasm module, compiled by the host (workerd cannot compile bytes at run time). */
   parserModule?: WebAssembly.Module;
+  /**
+   * Installs a `Response` that builds the runtime's own only when something
+   * needs it (light-response.ts) as `globalThis.Response`. Default: true on
+   * Node, whose `new Response()` costs more than the rest of a request.
+   */
+  lightResponse?: boolean;
 }
 
 export interface HttpServer {
@@ -86,6 +93,7 @@ const SERVE_OPTIONS = [
   'keepAliveTimeoutMs',
   'maxConnections',
   'parserModule',
+  'lightResponse',
 ] as const;
 
 function whole(name: string, value: unknown, fallback: number, min: number, max: number): number {
@@ -104,7 +112,10 @@ export async function serve(loop: EventLoop, options: ServeOptions): Promise<Htt
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(`serve: signal must be an AbortSignal, got ${describe(signal)}`);
   }
+  const light = o.lightResponse ?? lightResponseHelps();
+  if (typeof light !== 'boolean') throw new TypeError(`serve: lightResponse must be a boolean, got ${describe(light)}`);
   const parser: HeadParser = await loadParser(o.parserModule);
+  if (light) installLightResponse();
   const context: ServerContext = {
     loop,
     parser,
