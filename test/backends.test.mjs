@@ -235,6 +235,16 @@ user("a factory that does not settle in time is a BackendError; a backend it del
   const { lateBackendClosed } = await import(fixtures.href);
   await lateBackendClosed;
   assert.is(FACTORY_TIMEOUT_MS, 10_000, 'the documented default');
+  for (const [options, pattern] of [
+    [{ factoryTimeoutMs: -1 }, /factoryTimeoutMs must be a number of ms from 0 to 2147483647, got number -1/],
+    [{ factoryTimeoutMs: '20' }, /factoryTimeoutMs must be .*, got string "20"/],
+    [{ timeoutMs: 20 }, /resolveBackend: unknown option 'timeoutMs'/],
+  ]) {
+    await resolveBackend(`${fixtures.href}:clockOnly`, options).then(
+      () => assert.unreachable(JSON.stringify(options)),
+      (error) => assert.match(error.message, pattern),
+    );
+  }
 });
 
 user('debug mode reports a fallback on the console', async () => {

@@ -4,7 +4,9 @@
  * user's factory (through module-loader.ts, as the CLI loads applications)
  * and checks what it returns against the contract.
  */
-import { BackendError } from '../errors.js';
+import { BackendError, describe } from '../errors.js';
+import { INT32_MAX } from '../limits.js';
+import { checkOptions } from '../options.js';
 import { SpecError, loadExport } from '../module-loader.js';
 import { type Backend, contractViolation } from './backend.js';
 import { createClockBackend } from './clock.js';
@@ -46,7 +48,14 @@ export interface ResolveOptions {
   factoryTimeoutMs?: number;
 }
 
+const RESOLVE_OPTIONS: ReadonlyArray<keyof ResolveOptions> = ['log', 'platform', 'factories', 'factoryTimeoutMs'];
+
 export async function resolveBackend(spec: string, options: ResolveOptions = {}): Promise<Backend> {
+  checkOptions('resolveBackend', options, RESOLVE_OPTIONS);
+  const timeout = options.factoryTimeoutMs;
+  if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || timeout > INT32_MAX)) {
+    throw new RangeError(`resolveBackend: factoryTimeoutMs must be a number of ms from 0 to ${INT32_MAX}, got ${describe(timeout)}`);
+  }
   const factories = options.factories ?? new Map(BUILT_IN);
   if (spec === 'auto') {
     const failures: string[] = [];
