@@ -152,6 +152,31 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
+  http('a response body that fails after its head: the connection closes, the error is reported', () =>
+    onLoop(backend, async (loop) => {
+      const reported = [];
+      loop.setExceptionHandler((_, context) => reported.push(context.message));
+      let pulls = 0;
+      const failing = () => new Response(new ReadableStream({
+        pull(controller) {
+          if (pulls++ === 0) {
+            controller.enqueue(text('a'));
+            controller.enqueue(text('b'));
+          } else {
+            controller.error(new Error('broken'));
+          }
+        },
+      }));
+      await withServer(loop, { fetch: failing }, async (server) => {
+        const { text: raw, closed } = await exchange(loop, server.address(), GET());
+        assert.ok(closed);
+        assert.match(raw, /transfer-encoding: chunked/);
+        assert.not.ok(raw.endsWith('0\r\n\r\n'), 'no last chunk: the client sees the body cut');
+      });
+      assert.equal(reported, ['serve: the response body failed; the connection was closed']);
+    }),
+  );
+
   http('requestTimeoutMs: a head that does not arrive in time gets 408, then the connection closes', () =>
     onLoop(backend, (loop) =>
       withServer(loop, { fetch: echoHandler, requestTimeoutMs: 50 }, async (server) => {

@@ -23,6 +23,7 @@ import { Http1Connection } from './connection.js';
 import { Exchange, type ExchangeOwner } from './exchange.js';
 import type { RequestHead } from './head.js';
 import type { HeadParser } from './parser.js';
+import { lightArgsOf, realOf } from './light-response.js';
 import { type ResponseSink, writeResponse } from './response.js';
 import { STATUS_TEXT } from './status.js';
 
@@ -202,7 +203,11 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
   }
 
   #respond(exchange: Exchange, response: unknown): void {
-    if (this.#exchange !== exchange || this.#lost) return;
+    if (this.#exchange !== exchange || this.#lost) {
+      // Nobody will read it: release what its body holds.
+      if (response instanceof Response && lightArgsOf(response) === undefined) realOf(response).body?.cancel().catch(() => undefined);
+      return;
+    }
     if (!(response instanceof Response)) {
       this.#handlerFailed(exchange, 'the fetch handler resolved to something other than a Response', new TypeError(`not a Response: ${String(response)}`));
       return;
@@ -343,7 +348,7 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     // The one deadline that may be nearer than the armed timer: re-arm.
     this.#timer?.cancel();
     this.#timer = null;
-    this.#setDeadline(Deadline.Linger, Math.min(LINGER_MS, this.#period));
+    this.#setDeadline(Deadline.Linger, LINGER_MS);
   }
 
   // ------------------------------------------------------------- timers

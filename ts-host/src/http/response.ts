@@ -215,6 +215,13 @@ async function writeStreamed(sink: ResponseSink, response: Response, fields: Fie
     const framing = sink.connection.framing;
     sink.write(joined(head, null));
     headWritten = true;
+    if (framing === Out.Empty) {
+      // HEAD, 204, 304: the rest of the body is not read, only released.
+      reader.cancel().catch(() => undefined);
+      complete = true;
+      sink.ended(true);
+      return;
+    }
     let written = 0;
     const send = (chunk: Uint8Array): void => {
       if (chunk.length === 0) return;
