@@ -39,7 +39,6 @@ const request = new TextEncoder().encode('GET / HTTP/1.1\r\nHost: 127.0.0.1:8080
 const N = 200_000;
 // A macrotask per request, as the loop gives each read (microtasks run between).
 const tick = () => new Promise((resolve) => setImmediate(resolve));
-const tickReal = () => new Promise((resolve) => setImmediate(resolve));
 for (let i = 0; i < N / 4; i++) {
   protocol.dataReceived(request.slice());
   await tick();
