@@ -3,7 +3,8 @@
 //   node bench/http/hello.mjs wasmloop [backend] [port]
 //   node bench/http/hello.mjs node [port]
 //
-// HELLO_SECONDS=n exits after n seconds (so that --cpu-prof writes its profile).
+// HELLO_SECONDS=n exits after n seconds (so that --cpu-prof writes its profile);
+// HELLO_LIGHT=0 keeps Node's own Response (serve({ lightResponse: false })).
 const seconds = Number(process.env.HELLO_SECONDS ?? 0);
 if (seconds > 0) setTimeout(() => process.exit(0), seconds * 1000).unref?.();
 const [kind = 'wasmloop', a, b] = process.argv.slice(2);
@@ -16,7 +17,7 @@ if (kind === 'node') {
   const loop = await createLoop({ backend: a ?? 'selector' });
   const port = Number(b ?? 8080);
   await loop.runUntilComplete(async () => {
-    await serve(loop, { fetch: () => new Response('Hello, World!'), port });
+    await serve(loop, { fetch: () => new Response('Hello, World!'), port, lightResponse: process.env.HELLO_LIGHT !== '0' });
     console.log(`wasmloop serve (${loop.backend}) on ${port}`);
   });
   await loop.runForever();

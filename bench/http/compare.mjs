@@ -1,0 +1,74 @@
+// wasmloop's serve() against node:http, hello world, under wrk: requests/s,
+// p99 latency and the server's CPU per request (user and system, from
+// /proc), alternating the servers run by run. Linux, with wrk installed.
+//
+//   node bench/http/compare.mjs [--runs 3] [--seconds 5] [--connections 50] [--backend selector]
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({
+  options: {
+    runs: { type: 'string', default: '3' },
+    seconds: { type: 'string', default: '5' },
+    connections: { type: 'string', default: '50' },
+    backend: { type: 'string', default: 'selector' },
+  },
+});
+const hello = fileURLToPath(new URL('./hello.mjs', import.meta.url));
+const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+
+/** Starts a server; resolves once it printed its line. */
+function start(args, port) {
+  const child = spawn(process.execPath, [hello, ...args, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  return new Promise((resolve, reject) => {
+    child.stdout.once('data', () => resolve(child));
+    child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
+  });
+}
+
+/** utime and stime of `pid`, in seconds. */
+function cpu(pid) {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return { user: Number(fields[11]) / TICKS, system: Number(fields[12]) / TICKS };
+}
+
+function wrk(port) {
+  const out = execFileSync('wrk', ['-t1', `-c${values.connections}`, `-d${values.seconds}s`, '--latency', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+  const requests = Number(/(\d+) requests in/.exec(out)[1]);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
+  const [, value, unit] = /99%\s+([\d.]+)(us|ms|s)/.exec(out);
+  const p99 = Number(value) * { us: 1e-3, ms: 1, s: 1e3 }[unit];
+  return { requests, rps, p99 };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const servers = {
+  'node:http': await start(['node'], 18081),
+  [`wasmloop (${values.backend})`]: await start(['wasmloop', values.backend], 18082),
+};
+const ports = { 'node:http': 18081, [`wasmloop (${values.backend})`]: 18082 };
+const results = Object.fromEntries(Object.keys(servers).map((name) => [name, []]));
+try {
+  for (const name of Object.keys(servers)) wrk(ports[name]); // warm-up
+  for (let run = 0; run < Number(values.runs); run++) {
+    for (const [name, child] of Object.entries(servers)) {
+      const before = cpu(child.pid);
+      const r = wrk(ports[name]);
+      const after = cpu(child.pid);
+      results[name].push({ ...r, userUs: ((after.user - before.user) * 1e6) / r.requests, systemUs: ((after.system - before.system) * 1e6) / r.requests });
+    }
+  }
+} finally {
+  for (const child of Object.values(servers)) child.kill();
+}
+console.log(`hello world, ${values.connections} connections, ${values.runs} x ${values.seconds} s each, medians (every run in brackets)`);
+console.log('| server | requests/s | p99 ms | CPU µs/request (user + system) |');
+console.log('| --- | --- | --- | --- |');
+for (const [name, rs] of Object.entries(results)) {
+  const list = (k, d) => rs.map((r) => r[k].toFixed(d)).join(', ');
+  console.log(`| ${name} | ${median(rs.map((r) => r.rps)).toFixed(0)} [${list('rps', 0)}] | ${median(rs.map((r) => r.p99)).toFixed(2)} [${list('p99', 2)}] | ${median(rs.map((r) => r.userUs + r.systemUs)).toFixed(1)} (${median(rs.map((r) => r.userUs)).toFixed(1)} + ${median(rs.map((r) => r.systemUs)).toFixed(1)}) |`);
+}
+const [node, ours] = Object.values(results);
+console.log(`\nratio (wasmloop / node:http): ${(median(ours.map((r) => r.rps)) / median(node.map((r) => r.rps))).toFixed(2)}x requests/s, p99 ${(median(ours.map((r) => r.p99)) / median(node.map((r) => r.p99))).toFixed(2)}x`);
