@@ -156,8 +156,23 @@ export function installLightResponse(): void {
   }
 }
 
-/** True where the runtime's Response is the costly kind this replaces (Node). */
+/**
+ * True where the runtime's Response is the costly kind this replaces: Node
+ * itself (not Bun, Deno or workerd, which answer to some of Node's names;
+ * workerd must get real Responses back from its handlers anyway).
+ */
 export function lightResponseHelps(): boolean {
-  const g = globalThis as { process?: { versions?: { node?: string; bun?: string } }; Deno?: unknown };
-  return typeof g.process?.versions?.node === 'string' && g.process.versions.bun === undefined && g.Deno === undefined;
+  const g = globalThis as {
+    process?: { release?: { name?: string }; versions?: { node?: string; bun?: string } };
+    Deno?: unknown;
+    navigator?: { userAgent?: string };
+  };
+  const p = g.process;
+  return (
+    p?.release?.name === 'node' &&
+    typeof p.versions?.node === 'string' &&
+    p.versions.bun === undefined &&
+    g.Deno === undefined &&
+    g.navigator?.userAgent !== 'Cloudflare-Workers'
+  );
 }
