@@ -26,9 +26,30 @@ export function loadVectors() {
   return vectors;
 }
 
-/** sha256 of the core component `make` built, the one every host must report. */
+const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
+
+/** sha256 of the core component `make` built. */
 export function builtComponentSha256() {
-  return createHash('sha256').update(readFileSync(join(ROOT, 'build/core.component.wasm'))).digest('hex');
+  return sha256(readFileSync(join(ROOT, 'build/core.component.wasm')));
+}
+
+/**
+ * The core modules `make` built (ts-host/dist/generated), by file: the
+ * sha256 each JS host must report for the bytes it compiled, the names they
+ * export, and whether the core component contains them byte for byte.
+ */
+export async function builtCoreModules() {
+  const component = readFileSync(join(ROOT, 'build/core.component.wasm'));
+  const modules = {};
+  for (const file of ['core.core.wasm', 'core.core2.wasm', 'core.core3.wasm']) {
+    const bytes = readFileSync(join(GENERATED, file));
+    modules[file] = {
+      sha256: sha256(bytes),
+      exports: WebAssembly.Module.exports(await WebAssembly.compile(bytes)).map((e) => `${e.kind} ${e.name}`),
+      inComponent: component.indexOf(bytes) >= 0,
+    };
+  }
+  return modules;
 }
 
 /** Runs `command` in the repository; resolves to its stdout, rejects with its stderr on failure. */
@@ -82,29 +103,28 @@ function freePort() {
 }
 
 /**
- * workerd: a config naming every module of the host (dist without the CLI),
- * the runner, the vectors, and the core's Wasm as `wasm` modules (Workers
- * bind Wasm as modules; they do not compile bytes). Module names mirror the
- * repository's paths so relative imports resolve; the files are copied beside
- * the config because workerd embeds only paths below it.
+ * workerd: a config binding the package's workerd entry as the module
+ * 'wasmloop' and the core's Wasm as `wasm` modules under the package's
+ * subpaths (docs/hosts.md gives users the same config), beside the runner
+ * and the vectors. The files are copied beside the config because workerd
+ * embeds only paths below it. workerd gives no bytes back from a compiled
+ * module, so the report's `embedded` holds the sha256 of the very files the
+ * config embeds as `wasm` modules.
  */
 export async function runWorkerd() {
   const dir = mkdtempSync(join(tmpdir(), 'wasmloop-workerd-'));
   const modules = [
-    ['test/conformance/hosts/worker.mjs', 'esModule', join(ROOT, 'test/conformance/hosts/worker.mjs')],
-    ['test/conformance/runner.mjs', 'esModule', join(ROOT, 'test/conformance/runner.mjs')],
-    ...readdirSync(join(ROOT, 'ts-host/dist'), { recursive: true })
-      .filter((f) => f.endsWith('.js') && f !== 'cli.js')
-      .map((f) => [`ts-host/dist/${f}`, 'esModule', join(ROOT, 'ts-host/dist', f)]),
-    ['test/conformance/hosts/vectors.json', 'json', vectorsFile(dir)],
-    ['ts-host/dist/generated/core.component.wasm.bin', 'data', join(GENERATED, 'core.component.wasm')],
-    ['ts-host/dist/generated/core.core.wasm.bin', 'data', join(GENERATED, 'core.core.wasm')],
-    ...['core.core.wasm', 'core.core2.wasm', 'core.core3.wasm'].map((f) => [`ts-host/dist/generated/${f}`, 'wasm', join(GENERATED, f)]),
+    ['worker.mjs', 'esModule', join(ROOT, 'test/conformance/hosts/worker.mjs')],
+    ['runner.mjs', 'esModule', join(ROOT, 'test/conformance/runner.mjs')],
+    ['vectors.json', 'json', vectorsFile(dir)],
+    ['wasmloop', 'esModule', join(ROOT, 'ts-host/dist/wasmloop.workerd.js')],
+    ...['core.core.wasm', 'core.core2.wasm', 'core.core3.wasm'].map((f) => [`wasmloop/wasm/${f}`, 'wasm', join(GENERATED, f)]),
   ];
-  for (const [name, , source] of modules) {
-    mkdirSync(join(dir, 'worker', dirname(name)), { recursive: true });
-    cpSync(source, join(dir, 'worker', name));
-  }
+  // Each file under its module's name, flattened ('wasmloop' is a module and
+  // a prefix of others).
+  const embedPath = (name) => `worker/${name.replaceAll('/', '__')}`;
+  mkdirSync(join(dir, 'worker'));
+  for (const [name, , source] of modules) cpSync(source, join(dir, embedPath(name)));
   const port = await freePort();
   writeFileSync(
     join(dir, 'config.capnp'),
@@ -118,7 +138,7 @@ const config :Workerd.Config = (
 );
 const worker :Workerd.Worker = (
   modules = [
-${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = embed ${JSON.stringify(`worker/${name}`)}),`).join('\n')}
+${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = embed ${JSON.stringify(embedPath(name))}),`).join('\n')}
   ],
   compatibilityDate = "2026-11-01",
   globalOutbound = "loopback",
@@ -139,6 +159,9 @@ ${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = 
       try {
         const response = await fetch(`http://127.0.0.1:${port}/?echoPort=${echo.address().port}`);
         const report = await response.json();
+        report.embedded = Object.fromEntries(
+          modules.filter(([, type]) => type === 'wasm').map(([name]) => [name.split('/').pop(), sha256(readFileSync(join(dir, embedPath(name))))]),
+        );
         report.version = (await run(join(BIN, 'workerd'), ['--version'])).trim();
         return report;
       } catch (error) {
@@ -222,10 +245,11 @@ export async function runWasmtime() {
     echoServer: resolve(ROOT, echoServer),
     echoClient: resolve(ROOT, echoClient),
   });
-  // The composed binary nests the core component itself, byte for byte.
+  // The composed binary nests the core component itself, byte for byte; the
+  // sha256 is of build/core.component.wasm, read by Node (the CLI reports
+  // none of the bytes it compiled).
   return {
     ...report,
-    coreModuleInComponent: report.coreComponentInComposed,
     // No JS backends here: the wasmloop-wasi crate is the host. Its TCP
     // entry is report.echo.wasi (the echo server, from Node).
     backendsNote: 'wasmloop-wasi on WASI 0.2: real time (`wasi:clocks/monotonic-clock`), readiness from `wasi:io/poll`, TCP on `wasi:sockets`; virtual time (the imports component\'s clock)',

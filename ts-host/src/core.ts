@@ -34,18 +34,81 @@ export interface HostImports {
 export type CoreModules = ReadonlyMap<string, WebAssembly.Module>;
 
 const MODULE_FILES = ['core.core.wasm', 'core.core2.wasm', 'core.core3.wasm'] as const;
+type ModuleFile = (typeof MODULE_FILES)[number];
+
+/**
+ * Where each module's bytes live: beside this file, in generated/. Each URL
+ * is written out whole, so that bundlers which follow
+ * `new URL('...', import.meta.url)` (webpack, Vite, Parcel) ship the files.
+ * Where this module has no URL (workerd), building one throws.
+ */
+const MODULE_URLS: Record<ModuleFile, () => URL> = {
+  'core.core.wasm': () => new URL('./generated/core.core.wasm', import.meta.url),
+  'core.core2.wasm': () => new URL('./generated/core.core2.wasm', import.meta.url),
+  'core.core3.wasm': () => new URL('./generated/core.core3.wasm', import.meta.url),
+};
+
+/** What the loader compiled for one core module (see `loadedCore`). */
+export interface LoadedCoreModule {
+  readonly file: string;
+  /** Where the module came from: its URL, or 'module binding' (workerd). */
+  readonly from: string;
+  /** Bytes compiled, or null for a module the host bound already compiled. */
+  readonly size: number | null;
+  /** Hex sha256 of the bytes compiled, hashed as they were compiled; null without bytes or WebCrypto. */
+  readonly sha256: string | null;
+}
 
 let compiled: Promise<CoreModules> | null = null;
+let loaded: readonly LoadedCoreModule[] | null = null;
 
-async function readModuleBytes(file: string): Promise<BufferSource> {
-  const url = new URL(`./generated/${file}`, import.meta.url);
+/** Cloudflare's workerd, which names itself in navigator.userAgent. */
+function isWorkerd(): boolean {
+  return (globalThis as { navigator?: { userAgent?: string } }).navigator?.userAgent === 'Cloudflare-Workers';
+}
+
+function moduleUrl(file: ModuleFile): URL {
+  if (isWorkerd()) {
+    throw new Error(
+      "createLoop: workerd compiles no Wasm from bytes, so the core's modules must be bound as Wasm modules: " +
+        "import 'wasmloop' through its `workerd` export condition (wrangler picks it; a workerd config names the " +
+        "package's modules, see docs/hosts.md), or pass createLoop({ coreModules })",
+    );
+  }
+  try {
+    return MODULE_URLS[file]();
+  } catch {
+    throw new Error(
+      `createLoop: the core's Wasm (${file}) cannot be located: this module has no URL to resolve ` +
+        `'./generated/${file}' against (import.meta.url is ${String(import.meta.url)}). ` +
+        'Load wasmloop as an ES module from its files, or pass createLoop({ coreModules })',
+    );
+  }
+}
+
+async function readModuleBytes(url: URL): Promise<Uint8Array> {
   if (url.protocol === 'file:') {
     const { readFile } = await import('node:fs/promises');
     return new Uint8Array(await readFile(url));
   }
   const response = await fetch(url);
-  if (!response.ok) throw new Error(`fetching ${url}: HTTP ${response.status}`);
-  return response.arrayBuffer();
+  if (!response.ok) {
+    throw new Error(
+      `createLoop: fetching the core's Wasm from ${url} failed: HTTP ${response.status}. ` +
+        "Serve the package's ts-host/dist/generated/*.wasm beside the script that loads wasmloop (docs/hosts.md)",
+    );
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/** Hex sha256 of `bytes` by WebCrypto, or null where there is none (an insecure browser origin). */
+async function sha256(bytes: Uint8Array): Promise<string | null> {
+  const subtle = (globalThis as { crypto?: { subtle?: SubtleCrypto } }).crypto?.subtle;
+  if (subtle === undefined) return null;
+  const digest = new Uint8Array(await subtle.digest('SHA-256', bytes as Uint8Array<ArrayBuffer>));
+  let hex = '';
+  for (const byte of digest) hex += byte.toString(16).padStart(2, '0');
+  return hex;
 }
 
 /**
@@ -64,14 +127,42 @@ export function coreModulesFrom(given: Record<string, unknown>): CoreModules {
   return modules;
 }
 
+/**
+ * Makes every loop of this process use modules the host bound (the `workerd`
+ * entry imports the package's .wasm files as Wasm modules and hands them here).
+ */
+export function useCoreModules(given: Record<string, unknown>): void {
+  compiled = Promise.resolve(coreModulesFrom(given));
+  loaded = MODULE_FILES.map((file) => ({ file, from: 'module binding', size: null, sha256: null }));
+}
+
 /** The names of the core's Wasm modules, as coreModules needs them. */
 export const CORE_MODULE_FILES: readonly string[] = MODULE_FILES;
 
-/** Compiles the core modules (once per process). */
+/**
+ * What the loader compiled, once a loop has been created: each core module's
+ * file, where its bytes came from, their size and sha256, hashed from the very
+ * bytes handed to WebAssembly.compile. Null before the first createLoop.
+ * Modules passed to createLoop({ coreModules }) are the caller's and are not
+ * reported here.
+ */
+export function loadedCore(): readonly LoadedCoreModule[] | null {
+  return loaded;
+}
+
+/** Compiles the core modules (once per process), hashing the bytes it compiles. */
 export function compileCore(): Promise<CoreModules> {
   compiled ??= Promise.all(
-    MODULE_FILES.map(async (file) => [file, await WebAssembly.compile(await readModuleBytes(file))] as const),
-  ).then((entries) => new Map(entries));
+    MODULE_FILES.map(async (file) => {
+      const url = moduleUrl(file);
+      const bytes = await readModuleBytes(url);
+      const [module, digest] = await Promise.all([WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>), sha256(bytes)]);
+      return { file, module, record: { file, from: url.href, size: bytes.length, sha256: digest } };
+    }),
+  ).then((entries) => {
+    loaded = entries.map((entry) => entry.record);
+    return new Map(entries.map((entry) => [entry.file, entry.module]));
+  });
   // A failed compile is not cached: the next createLoop tries again.
   compiled.catch(() => {
     compiled = null;

@@ -44,7 +44,8 @@ export { createCompletionBackend, createNetCompletionBackend } from './backends/
 export { createSelectorBackend } from './backends/selector.js';
 export { createVirtualBackend } from './backends/virtual.js';
 export { createClockBackend } from './backends/clock.js';
-export { CORE_MODULE_FILES } from './core.js';
+export { CORE_MODULE_FILES, loadedCore } from './core.js';
+export type { LoadedCoreModule } from './core.js';
 export type { VirtualBackend, VirtualOptions } from './backends/virtual.js';
 export { Immediate, Timeout, TIMEOUT_MAX } from './timers.js';
 export { ReplayDivergenceError, TRACE_FORMAT } from './trace.js';

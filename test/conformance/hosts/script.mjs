@@ -15,11 +15,8 @@ const read = async (url) =>
       : new Uint8Array(await (await import('node:fs/promises')).readFile(url));
 
 useVectors(JSON.parse(new TextDecoder().decode(await read(new URL(args[0], `file://${cwd}/`)))));
-const generated = new URL('../../../ts-host/dist/generated/', import.meta.url);
 const report = await hostReport(wasmloop, {
   host,
   version: host === 'deno' ? Deno.version.deno : host === 'bun' ? Bun.version : process.versions.node,
-  component: await read(new URL('core.component.wasm', generated)),
-  coreModule: await read(new URL('core.core.wasm', generated)),
 });
 console.log(JSON.stringify(report));
