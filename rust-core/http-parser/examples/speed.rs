@@ -9,9 +9,15 @@ fn main() {
     let t = Instant::now();
     for _ in 0..n {
         input.copy_from_slice(&head);
-        std::hint::black_box(wasmloop_http_parser::parse_request_head(&mut input, 100, &mut out));
+        std::hint::black_box(wasmloop_http_parser::parse_request_head(
+            &mut input, 100, &mut out,
+        ));
     }
-    println!("{:.0} ns per head; httparse alone {:.0} ns", t.elapsed().as_nanos() as f64 / n as f64, httparse_alone(&head));
+    println!(
+        "{:.0} ns per head; httparse alone {:.0} ns",
+        t.elapsed().as_nanos() as f64 / n as f64,
+        httparse_alone(&head)
+    );
 }
 
 #[allow(dead_code)]

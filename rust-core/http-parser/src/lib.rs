@@ -118,7 +118,9 @@ pub enum Error {
 }
 
 /// Method codes in `METHOD`.
-pub const METHODS: [&[u8]; 9] = [b"", b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE"];
+pub const METHODS: [&[u8]; 9] = [
+    b"", b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE",
+];
 
 const fn byte_class(allowed: &[u8]) -> [bool; 256] {
     let mut map = [false; 256];
@@ -139,7 +141,9 @@ static HOST_BYTES: [bool; 256] = byte_class(
 /// and writes the result into `out` (at least `HEADERS_AT + 4 * max_headers`
 /// words). Returns what it wrote to `out[STATUS]`.
 pub fn parse_request_head(input: &mut [u8], max_headers: usize, out: &mut [u32]) -> i32 {
-    let max_headers = max_headers.min(MAX_HEADERS).min((out.len().saturating_sub(HEADERS_AT)) / 4);
+    let max_headers = max_headers
+        .min(MAX_HEADERS)
+        .min((out.len().saturating_sub(HEADERS_AT)) / 4);
     let status = match parse_into(input, max_headers, out) {
         Ok(0) => 0,
         Ok(len) => {
@@ -212,14 +216,21 @@ fn syntax_error(error: httparse::Error, input: &[u8]) -> Error {
 /// True if the request line is three parts whose last is `HTTP/<digit>.<digit>`
 /// (a version, just not ours).
 fn names_other_version(input: &[u8]) -> bool {
-    let start = input.iter().position(|&b| b != b'\r' && b != b'\n').unwrap_or(input.len());
+    let start = input
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(input.len());
     let line = &input[start..];
     let line = &line[..line.iter().position(|&b| b == b'\n').unwrap_or(line.len())];
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     let mut parts = line.split(|&b| b == b' ');
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(_), Some(_), Some(v), None) => {
-            v.len() == 8 && &v[..5] == b"HTTP/" && v[5].is_ascii_digit() && v[6] == b'.' && v[7].is_ascii_digit()
+            v.len() == 8
+                && &v[..5] == b"HTTP/"
+                && v[5].is_ascii_digit()
+                && v[6] == b'.'
+                && v[7].is_ascii_digit()
         }
         _ => false,
     }
@@ -235,7 +246,11 @@ fn check_target(method: &[u8], target: &[u8]) -> Result<(), Error> {
     match target.first() {
         Some(b'/') => Ok(()),
         Some(b'*') if target.len() == 1 && method == b"OPTIONS" => Ok(()),
-        _ if starts_with_ignore_case(target, b"http://") || starts_with_ignore_case(target, b"https://") => Ok(()),
+        _ if starts_with_ignore_case(target, b"http://")
+            || starts_with_ignore_case(target, b"https://") =>
+        {
+            Ok(())
+        }
         _ => Err(Error::Target),
     }
 }
@@ -349,11 +364,19 @@ impl Framing {
                 return Err(Error::LengthAndEncoding);
             }
             // RFC 9112 section 6.1: Transfer-Encoding on HTTP/1.0 is faulty framing.
-            if minor == 0 || self.empty_encoding || self.chunked_count > 1 || !self.last_coding_chunked && self.chunked_count == 1 {
+            if minor == 0
+                || self.empty_encoding
+                || self.chunked_count > 1
+                || !self.last_coding_chunked && self.chunked_count == 1
+            {
                 return Err(Error::BadEncoding);
             }
             if self.unknown_coding {
-                return Err(if self.last_coding_chunked { Error::UnknownEncoding } else { Error::BadEncoding });
+                return Err(if self.last_coding_chunked {
+                    Error::UnknownEncoding
+                } else {
+                    Error::BadEncoding
+                });
             }
             flags |= FLAG_CHUNKED;
         } else if self.has_length {
@@ -447,12 +470,16 @@ pub fn parse_trailer_section(input: &[u8], max_headers: usize, out: &mut [u32]) 
 }
 
 /// Fills header storage with empty fields (what `parse_headers` expects).
-fn initialized<'a, 'b>(storage: &'a mut [MaybeUninit<httparse::Header<'b>>]) -> &'a mut [httparse::Header<'b>] {
+fn initialized<'a, 'b>(
+    storage: &'a mut [MaybeUninit<httparse::Header<'b>>],
+) -> &'a mut [httparse::Header<'b>] {
     for slot in storage.iter_mut() {
         slot.write(httparse::EMPTY_HEADER);
     }
     // SAFETY: every element was written just above.
-    unsafe { &mut *(storage as *mut [MaybeUninit<httparse::Header<'b>>] as *mut [httparse::Header<'b>]) }
+    unsafe {
+        &mut *(storage as *mut [MaybeUninit<httparse::Header<'b>>] as *mut [httparse::Header<'b>])
+    }
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ fn error(head: &str) -> i32 {
 
 fn field(out: &[u32], input: &[u8], i: usize) -> (String, String) {
     let at = HEADERS_AT + 4 * i;
-    let slice = |a: u32, l: u32| String::from_utf8_lossy(&input[a as usize..(a + l) as usize]).into_owned();
+    let slice =
+        |a: u32, l: u32| String::from_utf8_lossy(&input[a as usize..(a + l) as usize]).into_owned();
     (slice(out[at], out[at + 1]), slice(out[at + 2], out[at + 3]))
 }
 
@@ -24,7 +25,10 @@ fn a_simple_get_reports_offsets_and_lowercased_names() {
     let (status, out, input) = parse(head);
     assert_eq!(status as usize, head.len() - 4);
     assert_eq!(out[METHOD], 1);
-    assert_eq!(&input[out[TARGET_AT] as usize..][..out[TARGET_LEN] as usize], b"/a?b");
+    assert_eq!(
+        &input[out[TARGET_AT] as usize..][..out[TARGET_LEN] as usize],
+        b"/a?b"
+    );
     assert_eq!(out[VERSION], 1);
     assert_eq!(out[COUNT], 2);
     assert_eq!(out[HOST], 1);
@@ -51,22 +55,43 @@ fn content_length_and_its_lists() {
     let (_, out, _) = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n");
     assert_eq!(out[FLAGS] & FLAG_CONTENT_LENGTH, FLAG_CONTENT_LENGTH);
     assert_eq!(out[LENGTH_LO], 12);
-    let (status, out, _) = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\ncontent-length: 5\r\n\r\n");
+    let (status, out, _) =
+        parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\ncontent-length: 5\r\n\r\n");
     assert!(status > 0);
     assert_eq!(out[LENGTH_LO], 5);
-    assert_eq!(error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"), Error::ContentLength as i32);
-    assert_eq!(error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n"), Error::ContentLength as i32);
-    assert_eq!(error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n"), Error::ContentLength as i32);
-    assert_eq!(error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n"), Error::ContentLength as i32);
-    let (_, out, _) = parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n");
-    assert_eq!((out[LENGTH_HI] as u64) << 32 | out[LENGTH_LO] as u64, LENGTH_SATURATED);
+    assert_eq!(
+        error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+        Error::ContentLength as i32
+    );
+    assert_eq!(
+        error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +5\r\n\r\n"),
+        Error::ContentLength as i32
+    );
+    assert_eq!(
+        error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: \r\n\r\n"),
+        Error::ContentLength as i32
+    );
+    assert_eq!(
+        error("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0x10\r\n\r\n"),
+        Error::ContentLength as i32
+    );
+    let (_, out, _) =
+        parse("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n");
+    assert_eq!(
+        (out[LENGTH_HI] as u64) << 32 | out[LENGTH_LO] as u64,
+        LENGTH_SATURATED
+    );
 }
 
 #[test]
 fn transfer_encoding_rules() {
     let (_, out, _) = parse("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n");
     assert_eq!(out[FLAGS] & FLAG_CHUNKED, FLAG_CHUNKED);
-    let te = |v: &str| error(&format!("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {v}\r\n\r\n"));
+    let te = |v: &str| {
+        error(&format!(
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {v}\r\n\r\n"
+        ))
+    };
     assert_eq!(te("gzip, chunked"), Error::UnknownEncoding as i32);
     assert_eq!(te("chunked, gzip"), Error::BadEncoding as i32);
     assert_eq!(te("gzip"), Error::BadEncoding as i32);
@@ -74,10 +99,15 @@ fn transfer_encoding_rules() {
     assert_eq!(te(""), Error::BadEncoding as i32);
     assert_eq!(te("chunked;a=b"), Error::BadEncoding as i32);
     assert_eq!(
-        error("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+        error(
+            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"
+        ),
         Error::LengthAndEncoding as i32
     );
-    assert_eq!(error("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), Error::BadEncoding as i32);
+    assert_eq!(
+        error("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+        Error::BadEncoding as i32
+    );
     // Across two fields, in order.
     assert_eq!(
         error("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n"),
@@ -87,26 +117,65 @@ fn transfer_encoding_rules() {
 
 #[test]
 fn syntax_errors_from_httparse() {
-    assert_eq!(error("GET / HTTP/1.1\r\nHost : x\r\n\r\n"), Error::HeaderName as i32);
-    assert_eq!(error("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n  folded\r\n\r\n"), Error::HeaderName as i32);
-    assert_eq!(error("GET / HTTP/1.1\r\nHost: x\rY: z\r\n\r\n"), Error::HeaderValue as i32);
-    assert_eq!(error("GET / HTTP/1.1\r\nHost: x\r\nA: b\x01\r\n\r\n"), Error::HeaderValue as i32);
-    assert_eq!(error("G(T / HTTP/1.1\r\nHost: x\r\n\r\n"), Error::RequestLine as i32);
-    assert_eq!(error("GET  / HTTP/1.1\r\nHost: x\r\n\r\n"), Error::RequestLine as i32);
-    assert_eq!(error("GET / HTTP/2.0\r\nHost: x\r\n\r\n"), Error::VersionNotSupported as i32);
-    assert_eq!(error("GET / HTTQ/1.1\r\nHost: x\r\n\r\n"), Error::Version as i32);
-    assert_eq!(error("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"), Error::Version as i32);
-    assert_eq!(error("GET x HTTP/1.1\r\nHost: x\r\n\r\n"), Error::Target as i32);
-    assert_eq!(error("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n") > 0, true);
-    assert_eq!(error("GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n") > 0, true);
-    assert_eq!(error("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"), Error::Connect as i32);
+    assert_eq!(
+        error("GET / HTTP/1.1\r\nHost : x\r\n\r\n"),
+        Error::HeaderName as i32
+    );
+    assert_eq!(
+        error("GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n  folded\r\n\r\n"),
+        Error::HeaderName as i32
+    );
+    assert_eq!(
+        error("GET / HTTP/1.1\r\nHost: x\rY: z\r\n\r\n"),
+        Error::HeaderValue as i32
+    );
+    assert_eq!(
+        error("GET / HTTP/1.1\r\nHost: x\r\nA: b\x01\r\n\r\n"),
+        Error::HeaderValue as i32
+    );
+    assert_eq!(
+        error("G(T / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Error::RequestLine as i32
+    );
+    assert_eq!(
+        error("GET  / HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Error::RequestLine as i32
+    );
+    assert_eq!(
+        error("GET / HTTP/2.0\r\nHost: x\r\n\r\n"),
+        Error::VersionNotSupported as i32
+    );
+    assert_eq!(
+        error("GET / HTTQ/1.1\r\nHost: x\r\n\r\n"),
+        Error::Version as i32
+    );
+    assert_eq!(
+        error("GET /a b HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Error::Version as i32
+    );
+    assert_eq!(
+        error("GET x HTTP/1.1\r\nHost: x\r\n\r\n"),
+        Error::Target as i32
+    );
+    assert!(error("OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n") > 0);
+    assert!(error("GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n") > 0);
+    assert_eq!(
+        error("CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n"),
+        Error::Connect as i32
+    );
 }
 
 #[test]
 fn host_rules() {
     assert_eq!(error("GET / HTTP/1.1\r\n\r\n"), Error::Host as i32);
-    assert_eq!(error("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), Error::Host as i32);
-    assert_eq!(error("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"), Error::Host as i32);
+    assert_eq!(
+        error("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"),
+        Error::Host as i32
+    );
+    assert_eq!(
+        error("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"),
+        Error::Host as i32
+    );
     assert!(error("GET / HTTP/1.0\r\n\r\n") > 0);
     assert!(error("GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n") > 0);
 }
@@ -117,14 +186,20 @@ fn connection_and_expect() {
     assert_eq!(out[FLAGS], FLAG_CLOSE | FLAG_KEEP_ALIVE | FLAG_CONTINUE);
     let (_, out, _) = parse("GET / HTTP/1.0\r\nExpect: 100-continue\r\n\r\n");
     assert_eq!(out[FLAGS], 0);
-    assert_eq!(error("GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n"), Error::Expectation as i32);
+    assert_eq!(
+        error("GET / HTTP/1.1\r\nHost: x\r\nExpect: tea\r\n\r\n"),
+        Error::Expectation as i32
+    );
 }
 
 #[test]
 fn too_many_headers() {
     let mut out = vec![0u32; OUTPUT_WORDS];
     let mut input = b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n".to_vec();
-    assert_eq!(parse_request_head(&mut input, 2, &mut out), Error::TooManyHeaders as i32);
+    assert_eq!(
+        parse_request_head(&mut input, 2, &mut out),
+        Error::TooManyHeaders as i32
+    );
     assert!(parse_request_head(&mut input, 3, &mut out) > 0);
 }
 
@@ -145,9 +220,18 @@ fn chunk_lines() {
     assert_eq!(out[1], 5);
     assert_eq!(parse_chunk_line(b"5", &mut out), 0);
     assert_eq!(parse_chunk_line(b"\r\n", &mut out), Error::ChunkLine as i32);
-    assert_eq!(parse_chunk_line(b"5;a\nb\r\n", &mut out), Error::ChunkLine as i32);
-    assert_eq!(parse_chunk_line(b"z\r\n", &mut out), Error::ChunkLine as i32);
-    assert_eq!(parse_chunk_line(b"fffffffffffffffff\r\n", &mut out), Error::ChunkLine as i32);
+    assert_eq!(
+        parse_chunk_line(b"5;a\nb\r\n", &mut out),
+        Error::ChunkLine as i32
+    );
+    assert_eq!(
+        parse_chunk_line(b"z\r\n", &mut out),
+        Error::ChunkLine as i32
+    );
+    assert_eq!(
+        parse_chunk_line(b"fffffffffffffffff\r\n", &mut out),
+        Error::ChunkLine as i32
+    );
     assert_eq!(parse_chunk_line(b"ffffffffff\r\n", &mut out), 12);
     assert_eq!((out[2], out[1]), (0xff, 0xffffffff));
 }
@@ -159,5 +243,8 @@ fn trailer_sections() {
     assert_eq!(parse_trailer_section(b"A: b\r\n\r\nnext", 8, &mut out), 8);
     assert_eq!(out[COUNT], 1);
     assert_eq!(parse_trailer_section(b"A: b\r\n", 8, &mut out), 0);
-    assert_eq!(parse_trailer_section(b"A : b\r\n\r\n", 8, &mut out), Error::HeaderName as i32);
+    assert_eq!(
+        parse_trailer_section(b"A : b\r\n\r\n", 8, &mut out),
+        Error::HeaderName as i32
+    );
 }
