@@ -108,6 +108,8 @@ $(HTTP_PARSER_DIST): $(HTTP_PARSER_WASM) $(DIST)
 	cp $(HTTP_PARSER_WASM) $@
 
 all test-js test-hosts test-pack demo bench: $(HTTP_PARSER_DIST)
+# test/http-hosts.test.mjs runs the server in Chromium too.
+test-js: $(STAMPS)/chromium
 
 test-rust: test-http-parser
 test-http-parser: $(STAMPS)/apt

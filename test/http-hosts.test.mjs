@@ -1,13 +1,14 @@
-// The HTTP server (its Wasm parser included) under Node, Deno, Bun and
-// workerd, on the virtual backend's in-memory network: a chunked POST
+// The HTTP server (its Wasm parser included) under Node, Deno, Bun, workerd
+// and Chromium, on the virtual backend's in-memory network: a chunked POST
 // answered, a request without Host refused.
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, extname, join, normalize, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -21,7 +22,8 @@ const hosts = {
 
 for (const [host, [command, args]] of Object.entries(hosts)) {
   test(`serve() on ${host}`, () => {
-    const out = execFileSync(command, args, { cwd: root, encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    const { FORCE_COLOR, ...env } = process.env;
+    const out = execFileSync(command, args, { cwd: root, encoding: 'utf8', env: { ...env, NO_COLOR: '1' } });
     assert.equal(JSON.parse(out.trim().split('\n').pop()), EXPECTED);
   });
 }
@@ -84,6 +86,36 @@ ${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = 
   } finally {
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('serve() in Chromium, the parser fetched beside the server code', async () => {
+  const { chromium } = await import('playwright-core');
+  const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm' };
+  const files = createHttpServer((request, response) => {
+    const file = join(root, normalize(new URL(request.url, 'http://localhost').pathname));
+    if (relative(root, file).startsWith('..') || !existsSync(file)) {
+      response.writeHead(404);
+      response.end();
+      return;
+    }
+    response.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
+    response.end(readFileSync(file));
+  });
+  await new Promise((resolve) => files.listen(0, '127.0.0.1', resolve));
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking'],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`http://127.0.0.1:${files.address().port}/test/fixtures/http-browser.html`);
+    await page.waitForFunction(() => window.report !== undefined, null, { timeout: 60_000 });
+    const report = await page.evaluate(() => window.report);
+    assert.equal(report, EXPECTED, JSON.stringify(report));
+  } finally {
+    await browser.close();
+    files.close();
   }
 });
 
