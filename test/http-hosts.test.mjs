@@ -89,7 +89,7 @@ ${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = 
   }
 });
 
-test('serve() in Chromium, the parser fetched beside the server code', async () => {
+test('serve() in Chromium (modules and the bundle), the parser fetched beside the server code', async () => {
   const { chromium } = await import('playwright-core');
   const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm' };
   const files = createHttpServer((request, response) => {
@@ -108,11 +108,15 @@ test('serve() in Chromium, the parser fetched beside the server code', async () 
     args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking'],
   });
   try {
-    const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${files.address().port}/test/fixtures/http-browser.html`);
-    await page.waitForFunction(() => window.report !== undefined, null, { timeout: 60_000 });
-    const report = await page.evaluate(() => window.report);
-    assert.equal(report, EXPECTED, JSON.stringify(report));
+    // From the modules of dist/, and from the single-file browser bundle.
+    for (const query of ['', '?bundle']) {
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${files.address().port}/test/fixtures/http-browser.html${query}`);
+      await page.waitForFunction(() => window.report !== undefined, null, { timeout: 60_000 });
+      const report = await page.evaluate(() => window.report);
+      assert.equal(report, EXPECTED, `${query || 'modules'}: ${JSON.stringify(report)}`);
+      await page.close();
+    }
   } finally {
     await browser.close();
     files.close();

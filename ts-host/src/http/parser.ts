@@ -97,8 +97,18 @@ export const PARSER_FILE = 'http-parser.wasm';
 
 let loading: Promise<HeadParser> | null = null;
 
+/**
+ * The module's URL: beside this file in dist/http/, or under http/ from a
+ * single-file bundle in dist/ (wasmloop.browser.js), where this code's
+ * `import.meta.url` is the bundle's.
+ */
+function parserUrl(): URL {
+  const here = import.meta.url;
+  return new URL(/\/http\/parser\.js(\?.*)?$/.test(here) ? `./${PARSER_FILE}` : `./http/${PARSER_FILE}`, here);
+}
+
 async function readParserBytes(): Promise<BufferSource> {
-  const url = new URL(`./${PARSER_FILE}`, import.meta.url);
+  const url = parserUrl();
   if (url.protocol === 'file:') {
     const { readFile } = await import('node:fs/promises');
     return new Uint8Array(await readFile(url));
