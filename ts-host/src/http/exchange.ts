@@ -27,7 +27,8 @@ export class Exchange implements RequestSource {
   readonly defaultHost: string;
   readonly hasBody: boolean;
   readonly #owner: ExchangeOwner;
-  #chunks: Uint8Array[] = [];
+  /** Body chunks not yet handed over (made on the first one: most requests have none). */
+  #chunks: Uint8Array[] | null = null;
   #queuedBytes = 0;
   #ended = false;
   #error: Error | null = null;
@@ -62,7 +63,7 @@ export class Exchange implements RequestSource {
       if ((controller.desiredSize ?? 0) <= 0) this.#owner.pauseForBody(true);
       return;
     }
-    this.#chunks.push(chunk);
+    (this.#chunks ??= []).push(chunk);
     this.#queuedBytes += chunk.length;
     if (this.#whole === null && this.#queuedBytes >= BODY_HIGH_WATER_BYTES) this.#owner.pauseForBody(true);
   }
@@ -100,7 +101,7 @@ export class Exchange implements RequestSource {
   /** The response is complete: what is still to come of the body is dropped. */
   finish(): void {
     this.#dropping = true;
-    this.#chunks = [];
+    this.#chunks = null;
     this.#queuedBytes = 0;
     if (!this.#ended) this.fail(new Error('the response was sent before the request body was read'));
   }
@@ -116,8 +117,8 @@ export class Exchange implements RequestSource {
       {
         start: (controller) => {
           this.#controller = controller;
-          for (const chunk of this.#chunks) controller.enqueue(chunk);
-          this.#chunks = [];
+          for (const chunk of this.#chunks ?? []) controller.enqueue(chunk);
+          this.#chunks = null;
           this.#queuedBytes = 0;
           if (this.#error !== null) controller.error(this.#error);
           else if (this.#ended) controller.close();
@@ -151,8 +152,8 @@ export class Exchange implements RequestSource {
   }
 
   #takeQueued(): Uint8Array {
-    const chunks = this.#chunks;
-    this.#chunks = [];
+    const chunks = this.#chunks ?? [];
+    this.#chunks = null;
     this.#queuedBytes = 0;
     if (chunks.length === 1) return chunks[0] as Uint8Array;
     let length = 0;

@@ -31,11 +31,16 @@ export interface RequestSource {
 }
 
 const SOURCE = Symbol('wasmloop.http.source');
-const CACHE = Symbol('wasmloop.http.cache');
+const URL_ = Symbol('wasmloop.http.url');
+const HEADERS = Symbol('wasmloop.http.headers');
+const REAL = Symbol('wasmloop.http.request');
 
+/** What a lazy request made so far lives on the object itself (one allocation). */
 interface LazyRequest {
   [SOURCE]: RequestSource;
-  [CACHE]: { url?: string; headers?: Headers; request?: Request };
+  [URL_]: string | undefined;
+  [HEADERS]: Headers | undefined;
+  [REAL]: Request | undefined;
 }
 
 /** Targets that are already what URL serialization would give. */
@@ -64,39 +69,40 @@ function source(request: object): RequestSource {
   return s;
 }
 
-function cache(request: object): LazyRequest[typeof CACHE] {
-  return (request as LazyRequest)[CACHE];
+function cache(request: object): LazyRequest {
+  source(request);
+  return request as LazyRequest;
 }
 
 function headersOf(request: object): Headers {
   const c = cache(request);
-  c.headers ??= new Headers(source(request).head.fields());
-  return c.headers;
+  c[HEADERS] ??= new Headers(c[SOURCE].head.fields());
+  return c[HEADERS];
 }
 
 function urlOf(request: object): string {
   const c = cache(request);
-  if (c.url === undefined) {
-    const s = source(request);
-    c.url = requestUrl(s.head, s.defaultHost);
+  if (c[URL_] === undefined) {
+    const s = c[SOURCE];
+    c[URL_] = requestUrl(s.head, s.defaultHost);
   }
-  return c.url;
+  return c[URL_];
 }
 
 /** The real Request, made the first time something needs it. */
 function real(request: object): Request {
   const c = cache(request);
-  if (c.request === undefined) {
-    const s = source(request);
+  if (c[REAL] === undefined) {
+    const s = c[SOURCE];
     const method = s.head.method();
     const init: RequestInit & { duplex?: 'half' } = { method, headers: headersOf(request), signal: s.signal() };
     if (s.hasBody && method !== 'GET' && method !== 'HEAD') {
       init.body = s.bodyStream();
       init.duplex = 'half';
     }
-    c.request = new Request(urlOf(request), init);
+    c[REAL] = new Request(urlOf(request), init);
   }
-  return c.request;
+  return c[REAL];
 }
 
 const prototype = Object.create(Request.prototype) as object;
@@ -108,17 +114,16 @@ const own: PropertyDescriptorMap = {
   signal: { get(this: object) { return source(this).signal(); } },
   body: {
     get(this: object) {
-      const s = source(this);
       const c = cache(this);
-      if (c.request !== undefined) return c.request.body;
-      return s.hasBody ? s.bodyStream() : null;
+      if (c[REAL] !== undefined) return c[REAL].body;
+      return c[SOURCE].hasBody ? c[SOURCE].bodyStream() : null;
     },
   },
   bodyUsed: {
     get(this: object) {
       const c = cache(this);
-      if (c.request !== undefined) return c.request.bodyUsed;
-      const s = source(this);
+      if (c[REAL] !== undefined) return c[REAL].bodyUsed;
+      const s = c[SOURCE];
       return s.bodyTaken || (s.hasBody && s.bodyStream().locked);
     },
   },
@@ -137,8 +142,8 @@ const own: PropertyDescriptorMap = {
 /** The body whole, without a stream when nothing else took it. */
 function bytes(request: object): Promise<Uint8Array> {
   const c = cache(request);
-  if (c.request !== undefined) return c.request.arrayBuffer().then((b) => new Uint8Array(b));
-  const s = source(request);
+  if (c[REAL] !== undefined) return c[REAL].arrayBuffer().then((b) => new Uint8Array(b));
+  const s = c[SOURCE];
   if (s.bodyTaken) return Promise.reject(new TypeError('Body is unusable: Body has already been read'));
   return s.hasBody ? s.bodyBytes() : Promise.resolve(new Uint8Array(0));
 }
@@ -161,6 +166,8 @@ Object.defineProperties(prototype, own);
 export function lazyRequest(from: RequestSource): Request {
   const request = Object.create(prototype) as LazyRequest;
   request[SOURCE] = from;
-  request[CACHE] = {};
+  request[URL_] = undefined;
+  request[HEADERS] = undefined;
+  request[REAL] = undefined;
   return request as unknown as Request;
 }

@@ -154,9 +154,13 @@ export function writeResponse(sink: ResponseSink, response: Response): Promise<v
   return writeStreamed(sink, native, fieldsOf(native.headers));
 }
 
+const TEXT_FIELDS: Fields = Object.freeze({ lines: 'content-type: text/plain;charset=UTF-8\r\n', contentLength: -1, hasDate: false });
+const NO_FIELDS: Fields = Object.freeze({ lines: '', contentLength: -1, hasDate: false });
+
 /** The fields of a light response, with the content-type a string body gets by default. */
 function lightFields(args: LightArgs): Fields {
   const given = args.headers;
+  if (given === undefined) return typeof args.body === 'string' ? TEXT_FIELDS : NO_FIELDS;
   const pairs: Iterable<[string, string]> =
     given === undefined ? [] : Array.isArray(given) ? given.map(([n, v]) => [n.toLowerCase(), v]) : Object.keys(given).map((n) => [n.toLowerCase(), given[n] as string]);
   const fields = fieldsOf(pairs);
