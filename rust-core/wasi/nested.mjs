@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
+const CORE_MODULE_SECTION = 1;
 const COMPONENT_SECTION = 4;
 const PREAMBLE = 8; // "\0asm", version 0x0d 0x00, layer 0x01 0x00
 
@@ -17,12 +18,8 @@ function isComponent(bytes) {
   return bytes.length >= PREAMBLE && bytes.readUInt32BE(0) === 0x0061736d && bytes[6] === 0x01 && bytes[7] === 0x00;
 }
 
-/**
- * Every component nested in `bytes` (a component binary), at any depth, in
- * file order: { offset, length, sha256 }. Throws if `bytes` is not a
- * well-formed sequence of sections.
- */
-export function nestedComponents(bytes, base = 0) {
+/** The sections of the component binary `bytes`: { id, offset, length }, in file order. */
+function sections(bytes, base) {
   if (!isComponent(bytes)) throw new Error('not a WebAssembly component');
   const found = [];
   let at = PREAMBLE;
@@ -36,14 +33,37 @@ export function nestedComponents(bytes, base = 0) {
       if ((byte & 0x80) === 0) break;
     }
     if (at + size > bytes.length) throw new Error(`section ${id} at byte ${base + at} runs past the end`);
-    if (id === COMPONENT_SECTION) {
-      const nested = bytes.subarray(at, at + size);
-      found.push({ offset: base + at, length: size, sha256: sha256(nested) });
-      found.push(...nestedComponents(nested, base + at));
-    }
+    found.push({ id, offset: at, length: size });
     at += size;
   }
   return found;
+}
+
+/**
+ * Every component nested in `bytes` (a component binary), at any depth, in
+ * file order: { offset, length, sha256, bytes }. Throws if `bytes` is not a
+ * well-formed sequence of sections.
+ */
+export function nestedComponents(bytes, base = 0) {
+  const found = [];
+  for (const { id, offset, length } of sections(bytes, base)) {
+    if (id !== COMPONENT_SECTION) continue;
+    const nested = bytes.subarray(offset, offset + length);
+    found.push({ offset: base + offset, length, sha256: sha256(nested), bytes: nested });
+    found.push(...nestedComponents(nested, base + offset));
+  }
+  return found;
+}
+
+/**
+ * The core modules of the component `bytes` itself (not of components it
+ * nests), in file order: { index, sha256 }. These are what a runtime
+ * compiles for it; jco names them core.core.wasm, core.core2.wasm, ...
+ */
+export function coreModules(bytes) {
+  return sections(bytes, 0)
+    .filter(({ id }) => id === CORE_MODULE_SECTION)
+    .map(({ offset, length }, index) => ({ index, sha256: sha256(bytes.subarray(offset, offset + length)) }));
 }
 
 /** Whether the component file `composed` nests the component file `core` byte for byte, and its sha256. */

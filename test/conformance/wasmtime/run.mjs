@@ -5,7 +5,7 @@
 // the core the run reported, and TCP echo through the echo server.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { nestedComponents } from '../../../rust-core/wasi/nested.mjs';
+import { coreModules, nestedComponents } from '../../../rust-core/wasi/nested.mjs';
 import { execute } from '../process.mjs';
 import { echoCheck } from './echo.mjs';
 
@@ -20,7 +20,9 @@ import { echoCheck } from './echo.mjs';
  * `componentSha256` is the sha256 the run reports: the build embeds the hash
  * of the core component it composes in. `coreComponentInComposed` says that
  * the composed file nests a component with exactly that hash, and that it
- * is `coreComponent`'s.
+ * is `coreComponent`'s. `compiled` lists that nested component's core
+ * modules, the bytes wasmtime compiles for the core, named as jco names
+ * them (core.core.wasm, ...), in the shape of the JS hosts' `compiled`.
  */
 export async function runWasmtime({ wasmtime, component, coreComponent, echoServer, echoClient, timeoutMs = 120_000 }) {
   const version = await execute(wasmtime, ['--version'], { timeoutMs });
@@ -36,7 +38,13 @@ export async function runWasmtime({ wasmtime, component, coreComponent, echoServ
   } catch {
     throw new Error(`${wasmtime} run ${component}: no JSON report on stdout:\n${run.stdout.slice(-2000)}\n${run.stderr.slice(-2000)}`);
   }
-  const nested = nestedComponents(readFileSync(component)).map((c) => c.sha256);
+  const nested = nestedComponents(readFileSync(component));
+  const core = nested.find((c) => c.sha256 === report.componentSha256);
+  const compiled = core === undefined ? [] : coreModules(core.bytes).map(({ index, sha256 }) => ({
+    file: `core.core${index === 0 ? '' : index + 1}.wasm`,
+    sha256,
+    from: `${component}, nested in the core component`,
+  }));
   const coreSha256 = createHash('sha256').update(readFileSync(coreComponent)).digest('hex');
   const echo = echoServer === undefined ? undefined : { wasi: await echoCheck({ wasmtime, component: echoServer, client: echoClient }) };
   return {
@@ -44,7 +52,8 @@ export async function runWasmtime({ wasmtime, component, coreComponent, echoServ
     version: version.stdout.trim(),
     autoBackend: report.autoBackend,
     componentSha256: report.componentSha256,
-    coreComponentInComposed: report.componentSha256 === coreSha256 && nested.includes(report.componentSha256),
+    coreComponentInComposed: report.componentSha256 === coreSha256 && core !== undefined,
+    compiled,
     results: report.results,
     ...(echo === undefined ? {} : { echo }),
   };
