@@ -26,9 +26,13 @@ export function startEchoServer({ wasmtime, component, timeoutMs = 60_000 }) {
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
   const lines = () => stdout.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line));
+  // Closing stdin stops it; one that has not exited within `timeoutMs` is
+  // killed (and reported with its signal).
   const stop = async () => {
     child.stdin.end();
+    const limit = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     const { code, signal } = await exited;
+    clearTimeout(limit);
     return { code, signal, stopped: lines().find((line) => line.stopped), stderr };
   };
   return new Promise((resolve, reject) => {
@@ -53,16 +57,27 @@ export function startEchoServer({ wasmtime, component, timeoutMs = 60_000 }) {
 
 /**
  * Sends `bytes` random bytes on one connection, ends its side, and resolves
- * to { sent, received } once the server has ended its side too.
+ * to { sent, received } once the server has ended its side too; rejects if
+ * that has not happened within `timeoutMs`.
  */
-export function echoOnce({ host, port, bytes }) {
+export function echoOnce({ host, port, bytes, timeoutMs = 60_000 }) {
   const sent = randomBytes(bytes);
   return new Promise((resolve, reject) => {
     const chunks = [];
     const socket = connect({ host, port }, () => socket.end(sent));
+    const limit = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no end of the echo within ${timeoutMs} ms (${Buffer.concat(chunks).length} of ${bytes} bytes back)`));
+    }, timeoutMs);
     socket.on('data', (chunk) => chunks.push(chunk));
-    socket.on('end', () => resolve({ sent, received: Buffer.concat(chunks) }));
-    socket.on('error', reject);
+    socket.on('end', () => {
+      clearTimeout(limit);
+      resolve({ sent, received: Buffer.concat(chunks) });
+    });
+    socket.on('error', (error) => {
+      clearTimeout(limit);
+      reject(error);
+    });
   });
 }
 
