@@ -233,6 +233,28 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
+  http('close({ timeoutMs }): connections still busy then are aborted, their requests signalled', () =>
+    onLoop(backend, async (loop) => {
+      let entered;
+      const inHandler = new Promise((resolve) => (entered = resolve));
+      let reason;
+      const server = await serve(loop, { port: 0, fetch: (r) => new Promise(() => {
+        r.signal.addEventListener('abort', () => (reason = r.signal.reason));
+        entered();
+      }) });
+      const busy = exchange(loop, server.address(), GET('/forever'));
+      await inHandler;
+      await server.close({ timeoutMs: 20 });
+      const { responses, closed } = await busy;
+      assert.is(responses.length, 0);
+      assert.ok(closed);
+      assert.instance(reason, Error);
+      assert.is(server.connections, 0);
+      const bad = await server.close({ timeoutMs: -1 }).then(() => null, (e) => e);
+      assert.instance(bad, RangeError);
+    }),
+  );
+
   http('signal: aborting it closes the server', () =>
     onLoop(backend, async (loop) => {
       const controller = new AbortController();

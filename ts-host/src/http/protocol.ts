@@ -326,6 +326,13 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     if (this.#exchange === null && !this.connection.readingHead() && !this.#lingering) this.#transport?.close();
   }
 
+  /** The server's close timeout passed: the connection goes now, whatever it was doing. */
+  abort(): void {
+    const exchange = this.#exchange;
+    exchange?.abort(new Error('the server closed before the response was complete'));
+    this.#transport?.abort();
+  }
+
   #pause(reason: number, paused: boolean): void {
     const transport = this.#transport;
     if (transport === null || this.#lingering) return;

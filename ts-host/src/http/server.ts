@@ -62,9 +62,11 @@ export interface HttpServer {
   /**
    * Closes gracefully: stops accepting, lets requests in flight finish
    * (their responses say `connection: close`), closes idle keep-alive
-   * connections at once; resolves when every connection is closed.
+   * connections at once; resolves when every connection is closed. With
+   * `timeoutMs`, connections still open then are aborted (their requests'
+   * signals abort).
    */
-  close(): Promise<void>;
+  close(options?: { timeoutMs?: number }): Promise<void>;
   /** Open connections. */
   readonly connections: number;
 }
@@ -99,7 +101,8 @@ const SERVE_OPTIONS = [
 function whole(name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new RangeError(`serve: ${name} must be a whole number from ${min} to ${max}, got ${describe(value)}`);
+    const where = name.includes(':') ? name : `serve: ${name}`;
+    throw new RangeError(`${where} must be a whole number from ${min} to ${max}, got ${describe(value)}`);
   }
   return value;
 }
@@ -139,25 +142,41 @@ export async function serve(loop: EventLoop, options: ServeOptions): Promise<Htt
   context.defaultHost = address.family === 'unix' ? 'localhost' : address.family === 'IPv6' ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
 
   let closed: Promise<void> | null = null;
-  const close = (): Promise<void> => {
-    if (closed !== null) return closed;
-    context.closing = true;
-    signal?.removeEventListener('abort', close);
-    // Resolved when the listener closed and the last connection was lost
-    // (connectionLost runs a callback after the listener counts it closed).
-    const drained = new Promise<void>((resolve) => {
-      if (context.connections.size === 0) resolve();
-      else context.onEmpty = resolve;
-    });
-    const done = server.close();
-    for (const connection of [...context.connections]) connection.shutdown();
-    closed = Promise.all([done, drained]).then(() => undefined);
+  let abortTimer: { cancel(): void } | null = null;
+  const close = (options?: { timeoutMs?: number } | Event): Promise<void> => {
+    const timeoutMs = options instanceof Event ? undefined : checkOptions('close', options, ['timeoutMs']).timeoutMs;
+    if (timeoutMs !== undefined) whole('close: timeoutMs', timeoutMs, 0, 0, 2 ** 31 - 1);
+    if (closed === null) {
+      context.closing = true;
+      signal?.removeEventListener('abort', close);
+      // Resolved when the listener closed and the last connection was lost
+      // (connectionLost runs a callback after the listener counts it closed).
+      const drained = new Promise<void>((resolve) => {
+        if (context.connections.size === 0) resolve();
+        else context.onEmpty = resolve;
+      });
+      const done = server.close();
+      for (const connection of [...context.connections]) connection.shutdown();
+      closed = Promise.all([done, drained]).then(() => abortTimer?.cancel());
+    }
+    if (timeoutMs !== undefined && context.connections.size > 0 && !loop.isClosed()) {
+      abortTimer?.cancel();
+      abortTimer = loop.callLater(timeoutMs, () => {
+        for (const connection of [...context.connections]) connection.abort();
+      });
+    }
     return closed;
   };
   signal?.addEventListener('abort', close, { once: true });
   return {
     address: () => server.address(),
-    close,
+    close: (options?: { timeoutMs?: number }) => {
+      try {
+        return close(options);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
     get connections() {
       return context.connections.size;
     },
