@@ -49,6 +49,11 @@ export function isPath(module: string): boolean {
   return module.startsWith('.') || module.startsWith('/') || WINDOWS_PATH.test(module);
 }
 
+/** True if `module` is neither a path nor a URL: a package name, or a file's bare name. */
+export function isBareName(module: string): boolean {
+  return !isPath(module) && !URL_SCHEME.test(module);
+}
+
 const hasNode = (): boolean => typeof process !== 'undefined' && typeof process.cwd === 'function' && process.versions?.node !== undefined;
 
 /**

@@ -3,10 +3,10 @@
  * and how it runs: in this process, as the primary of `--workers N`
  * (supervisor.ts), or as one of those workers (app.ts in each).
  */
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BACKEND_NAMES } from '../backends/resolve.js';
-import { SpecError, isPath, locateModule, splitSpec } from '../module-loader.js';
+import { SpecError, isBareName, locateModule, splitSpec } from '../module-loader.js';
 import { suggestion } from '../options.js';
 import { type AppRunOptions, type StartReport, runApp, watchShutdown } from './app.js';
 import { type Flag, type ParsedFlags, UsageError, integer } from './args.js';
@@ -127,7 +127,7 @@ export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
   if (operands.length > 1) throw new UsageError(`unexpected argument '${operands[1]}' (one <module>:<function> only)`);
   const get = <T>(name: string, fallback: T): T => (values.has(name) ? (values.get(name) as T) : fallback);
   const options: RunOptions = {
-    target: await moduleSpec(operands[0] as string, 'the application'),
+    target: await moduleSpec(operands[0] as string, ''),
     backend: get('backend', 'auto'),
     workers: get('workers', 1),
     host: get('host', '127.0.0.1'),
@@ -151,7 +151,7 @@ export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
 
 /** `--backend`: a built-in name, or a `module:function` whose module exists. */
 async function backendSpec(spec: string): Promise<string> {
-  if (spec.includes(':')) return moduleSpec(spec, '--backend');
+  if (spec.includes(':')) return moduleSpec(spec, '--backend: ');
   if (BACKEND_NAMES.includes(spec)) return spec;
   const meant = suggestion(spec, BACKEND_NAMES);
   throw new UsageError(
@@ -164,26 +164,21 @@ async function backendSpec(spec: string): Promise<string> {
  * Checks a `module:function` spec without importing anything, and returns
  * it as it will be loaded: a bare name that is a file in the working
  * directory becomes that file (`app.mjs:main` is `./app.mjs:main`, as
- * `node app.mjs` reads it); anything else that is not a path stays a
- * package name.
+ * `node app.mjs` reads it); any other bare name stays a package name.
+ * A UsageError's message starts with `prefix`.
  */
-async function moduleSpec(spec: string, what: string): Promise<string> {
-  let split;
+async function moduleSpec(spec: string, prefix: string): Promise<string> {
   try {
-    split = splitSpec(spec);
+    const split = splitSpec(spec);
+    const module = isBareName(split.module) && isFile(split.module) ? `./${split.module}` : split.module;
+    await locateModule(module).catch((error: unknown) => {
+      throw error instanceof SpecError && isBareName(module) ? new SpecError(`${error.message}${nearbyFile(module)}`) : error;
+    });
+    return `${module}:${split.exportName}`;
   } catch (error) {
-    throw new UsageError(what === '--backend' ? `--backend: ${(error as Error).message}` : (error as Error).message);
+    if (error instanceof SpecError) throw new UsageError(`${prefix}${error.message}`);
+    throw error;
   }
-  let { module } = split;
-  if (!isPath(module) && !/^[A-Za-z][A-Za-z\d+.-]*:/.test(module) && isFile(module)) module = `./${module}`;
-  try {
-    await locateModule(module);
-  } catch (error) {
-    if (!(error instanceof SpecError)) throw error;
-    const prefix = what === '--backend' ? '--backend: ' : '';
-    throw new UsageError(`${prefix}${error.message}${nearbyFile(module)}`);
-  }
-  return `${module}:${split.exportName}`;
 }
 
 function isFile(path: string): boolean {
@@ -196,7 +191,6 @@ function isFile(path: string): boolean {
 
 /** For a bare name not found (uvicorn's `main:app`): the file in the working directory it may have meant. */
 function nearbyFile(module: string): string {
-  if (isPath(module)) return '';
-  const candidate = ['.mjs', '.js', '.cjs'].map((ext) => `./${module}${ext}`).find((path) => existsSync(path) && isFile(path));
+  const candidate = ['.mjs', '.js', '.cjs'].map((ext) => `./${module}${ext}`).find(isFile);
   return candidate === undefined ? '' : ` (did you mean '${candidate}'?)`;
 }
