@@ -13,9 +13,9 @@ import { onLoop } from './helpers.mjs';
 const parser = await loadParser();
 
 /** A protocol on a recording transport. */
-function connect(loop, fetch) {
+function connect(loop, fetch, limits = {}) {
   const context = {
-    loop, parser, fetch, ...HTTP_DEFAULTS, maxHeaders: 100,
+    loop, parser, fetch, ...HTTP_DEFAULTS, maxHeaders: 100, ...limits,
     connections: new Set(), closing: false, defaultHost: 'test', onEmpty: null,
   };
   const address = { family: 'IPv4', host: '127.0.0.1', port: 1 };
@@ -73,6 +73,31 @@ bp('a handler that does not read: reading pauses past the high-water mark, resum
     }
     await until(loop, () => log.written.length > 0);
     assert.match(log.written.join(''), new RegExp(`read ${total}$`));
+  }),
+);
+
+bp('bodyTimeoutMs does not run while the handler is not reading', () =>
+  onLoop('virtual', async (loop) => {
+    const { protocol, log } = connect(loop, async (request) => {
+      await loop.sleep(500);
+      return new Response(`read ${(await request.bytes()).length}`);
+    }, { bodyTimeoutMs: 50 });
+    const chunk = new Uint8Array(16 * 1024).fill(120);
+    const total = 8 * chunk.length;
+    protocol.dataReceived(new TextEncoder().encode(`POST / HTTP/1.1\r\nHost: t\r\nContent-Length: ${total}\r\n\r\n`));
+    let sent = 0;
+    while (log.reading && sent < total) {
+      protocol.dataReceived(chunk.slice());
+      sent += chunk.length;
+    }
+    assert.not.ok(log.reading, 'reading paused');
+    while (sent < total) {
+      await until(loop, () => log.reading);
+      protocol.dataReceived(chunk.slice());
+      sent += chunk.length;
+    }
+    await until(loop, () => log.written.length > 0);
+    assert.match(log.written.join(''), new RegExp(`^HTTP/1.1 200 .*read ${total}$`, 's'));
   }),
 );
 

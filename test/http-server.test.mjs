@@ -187,6 +187,17 @@ for (const backend of IO_BACKENDS) {
     ),
   );
 
+  http('bodyTimeoutMs: a body that stops arriving while the handler reads it gets 408, then the connection closes', () =>
+    onLoop(backend, (loop) =>
+      withServer(loop, { fetch: echoHandler, bodyTimeoutMs: 50 }, async (server) => {
+        const { responses, closed } = await exchange(loop, server.address(), 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhalf');
+        assert.is(responses[0].status, 408);
+        assert.match(responses[0].body, /bodyTimeoutMs/);
+        assert.ok(closed);
+      }),
+    ),
+  );
+
   http('keepAliveTimeoutMs: an idle keep-alive connection is closed', () =>
     onLoop(backend, (loop) =>
       withServer(loop, { fetch: () => new Response('x'), keepAliveTimeoutMs: 40 }, async (server) => {

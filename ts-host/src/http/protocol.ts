@@ -7,9 +7,9 @@
  * (the request head's, the idle keep-alive's, the lingering close's). A
  * deadline is a field that activity moves; the timer checks it when it
  * fires and re-arms for what is left, so activity never touches the timer.
- * It is armed for at most `period` (the shorter of requestTimeoutMs and
- * keepAliveTimeoutMs), which every deadline is at least, so a deadline set
- * later never needs the timer to fire earlier than it will.
+ * It is armed for at most `period` (the shortest of requestTimeoutMs,
+ * bodyTimeoutMs and keepAliveTimeoutMs), which every deadline is at least,
+ * so a deadline set later never needs the timer to fire earlier than it will.
  *
  * Closing after an error response is a lingering close: write the
  * response, shut down the write side, read and drop what the client still
@@ -39,6 +39,7 @@ export interface ServerContext {
   readonly maxHeaders: number;
   readonly maxBodyBytes: number;
   readonly requestTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
   readonly keepAliveTimeoutMs: number;
   readonly maxConnections: number;
   readonly connections: Set<HttpProtocol>;
@@ -62,6 +63,8 @@ const enum Deadline {
   Head,
   /** Idle between requests: a quiet close. */
   Idle,
+  /** The request body must go on arriving (while the handler reads it): 408 or a close. */
+  Body,
   /** Lingering close: close now. */
   Linger,
 }
@@ -102,14 +105,21 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
 
   constructor(server: ServerContext) {
     this.#server = server;
-    this.#period = Math.max(1, Math.min(server.requestTimeoutMs, server.keepAliveTimeoutMs));
+    this.#period = Math.max(1, Math.min(server.requestTimeoutMs, server.bodyTimeoutMs, server.keepAliveTimeoutMs));
     this.connection = new Http1Connection(
       server.parser,
       { maxHeaderBytes: server.maxHeaderBytes, maxHeaders: server.maxHeaders, maxBodyBytes: server.maxBodyBytes },
       {
         head: (head) => this.#onHead(head),
-        body: (chunk) => this.#exchange?.push(chunk),
-        bodyEnd: () => this.#exchange?.end(),
+        body: (chunk) => {
+          // Body bytes move the body's deadline (a field: the timer is not touched).
+          if (this.#deadlineKind === Deadline.Body) this.#deadline = this.#server.loop.time() + this.#server.bodyTimeoutMs;
+          this.#exchange?.push(chunk);
+        },
+        bodyEnd: () => {
+          if (this.#deadlineKind === Deadline.Body) this.#deadlineKind = Deadline.None;
+          this.#exchange?.end();
+        },
         error: (status, reason) => this.#onError(status, reason),
       },
     );
@@ -179,9 +189,12 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
 
   #onHead(head: RequestHead): void {
     const server = this.#server;
-    this.#deadlineKind = Deadline.None;
-    this.#deadline = Infinity;
     const hasBody = head.chunked || head.contentLength > 0;
+    if (hasBody) this.#setDeadline(Deadline.Body, server.bodyTimeoutMs);
+    else {
+      this.#deadlineKind = Deadline.None;
+      this.#deadline = Infinity;
+    }
     const exchange = new Exchange(head, server.defaultHost, hasBody, this);
     this.#exchange = exchange;
     let result: Response | PromiseLike<Response>;
@@ -312,6 +325,11 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
 
   pauseForBody(paused: boolean): void {
     this.#pause(PAUSED_FOR_BODY, paused);
+    // While the handler does not read, a slow body is not the client's doing.
+    if (paused && this.#deadlineKind === Deadline.Body) this.#deadlineKind = Deadline.None;
+    else if (!paused && this.#deadlineKind === Deadline.None && this.#exchange !== null && !this.connection.requestComplete()) {
+      this.#setDeadline(Deadline.Body, this.#server.bodyTimeoutMs);
+    }
   }
 
   bodyWanted(): void {
@@ -384,6 +402,9 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     if (kind === Deadline.Head && this.connection.readingHead()) {
       this.connection.close();
       this.#respondError(408, `the request head did not arrive within requestTimeoutMs (${this.#server.requestTimeoutMs})`);
+    } else if (kind === Deadline.Body && this.#exchange !== null) {
+      this.connection.close();
+      this.#onError(408, `no request body bytes arrived for bodyTimeoutMs (${this.#server.bodyTimeoutMs})`);
     } else if (kind === Deadline.Linger) {
       transport.close();
     } else {

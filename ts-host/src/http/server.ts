@@ -42,6 +42,12 @@ export interface ServeOptions {
   maxBodyBytes?: number;
   /** Time for a request head to arrive once it began (ms). Default 30 000; over it: 408. */
   requestTimeoutMs?: number;
+  /**
+   * The longest wait for the next bytes of a request body while the handler
+   * reads it (ms). Default 30 000; over it: 408 (or a closed connection once
+   * the response began).
+   */
+  bodyTimeoutMs?: number;
   /** An idle keep-alive connection closes after this long (ms). Default 5000 (uvicorn's). */
   keepAliveTimeoutMs?: number;
   /** Open connections; one more is answered 503 and closed. Default 10 000. */
@@ -78,6 +84,7 @@ export const HTTP_DEFAULTS = {
   maxHeaders: 100,
   maxBodyBytes: 16 * 1024 * 1024,
   requestTimeoutMs: 30_000,
+  bodyTimeoutMs: 30_000,
   keepAliveTimeoutMs: 5000,
   maxConnections: 10_000,
 } as const;
@@ -92,6 +99,7 @@ const SERVE_OPTIONS = [
   'maxHeaders',
   'maxBodyBytes',
   'requestTimeoutMs',
+  'bodyTimeoutMs',
   'keepAliveTimeoutMs',
   'maxConnections',
   'parserModule',
@@ -127,6 +135,7 @@ export async function serve(loop: EventLoop, options: ServeOptions): Promise<Htt
     maxHeaders: whole('maxHeaders', o.maxHeaders, HTTP_DEFAULTS.maxHeaders, 1, parser.maxHeaders),
     maxBodyBytes: whole('maxBodyBytes', o.maxBodyBytes, HTTP_DEFAULTS.maxBodyBytes, 0, Number.MAX_SAFE_INTEGER),
     requestTimeoutMs: whole('requestTimeoutMs', o.requestTimeoutMs, HTTP_DEFAULTS.requestTimeoutMs, 1, 2 ** 31 - 1),
+    bodyTimeoutMs: whole('bodyTimeoutMs', o.bodyTimeoutMs, HTTP_DEFAULTS.bodyTimeoutMs, 1, 2 ** 31 - 1),
     keepAliveTimeoutMs: whole('keepAliveTimeoutMs', o.keepAliveTimeoutMs, HTTP_DEFAULTS.keepAliveTimeoutMs, 1, 2 ** 31 - 1),
     maxConnections: whole('maxConnections', o.maxConnections, HTTP_DEFAULTS.maxConnections, 1, 2 ** 31 - 1),
     connections: new Set(),
