@@ -37,7 +37,11 @@ fn loopback() -> SocketAddr {
 fn would_wait_forever() -> Check {
     let event_loop = EventLoop::new();
     event_loop.call_later(10.0, || {}).cancel();
-    expect("run_forever", event_loop.run_forever(), Err(RunError::WouldWaitForever))
+    expect(
+        "run_forever",
+        event_loop.run_forever(),
+        Err(RunError::WouldWaitForever),
+    )
 }
 
 /// `stop()` before the future finished: `Stopped`, as LoopStoppedError.
@@ -102,13 +106,19 @@ fn close_drops_callbacks() -> Check {
     event_loop.call_later(1000.0, move || drop(guard));
     event_loop.close();
     expect("callback dropped", dropped.get(), true)?;
-    expect("run after close", event_loop.run_forever(), Err(RunError::Closed))
+    expect(
+        "run after close",
+        event_loop.run_forever(),
+        Err(RunError::Closed),
+    )
 }
 
 /// A connect abandoned by cancelling its handle never calls back.
 fn connect_abandoned() -> Check {
     let event_loop = EventLoop::new();
-    let listener = event_loop.listen_tcp(loopback(), 8).map_err(|e| e.to_string())?;
+    let listener = event_loop
+        .listen_tcp(loopback(), 8)
+        .map_err(|e| e.to_string())?;
     let called = Rc::new(Cell::new(false));
     let flag = called.clone();
     let connecting = event_loop.connect_tcp(listener.local_addr(), move |_| flag.set(true));
@@ -125,12 +135,15 @@ fn connect_abandoned() -> Check {
 /// pollables before streams and streams before sockets.
 fn drop_order() -> Check {
     let event_loop = EventLoop::new();
-    let listener = event_loop.listen_tcp(loopback(), 8).map_err(|e| e.to_string())?;
+    let listener = event_loop
+        .listen_tcp(loopback(), 8)
+        .map_err(|e| e.to_string())?;
     // Both ends, once the connect and the accept have happened.
     let client: Rc<RefCell<Option<TcpStream>>> = Rc::default();
     let server_side: Rc<RefCell<Option<TcpStream>>> = Rc::default();
     let done = {
-        let (client, server_side, event_loop) = (client.clone(), server_side.clone(), event_loop.clone());
+        let (client, server_side, event_loop) =
+            (client.clone(), server_side.clone(), event_loop.clone());
         move || {
             if client.borrow().is_some() && server_side.borrow().is_some() {
                 event_loop.stop();
@@ -159,9 +172,19 @@ fn drop_order() -> Check {
     let stopper = event_loop.clone();
     event_loop.call_later(5000.0, move || stopper.stop());
     event_loop.run_forever().map_err(|e| e.to_string())?;
-    let client = client.borrow_mut().take().ok_or("the connect did not call back with a stream")?;
-    let server_side = server_side.borrow_mut().take().ok_or("no connection was accepted")?;
-    expect("client peer", client.peer_addr().ok(), Some(listener.local_addr()))?;
+    let client = client
+        .borrow_mut()
+        .take()
+        .ok_or("the connect did not call back with a stream")?;
+    let server_side = server_side
+        .borrow_mut()
+        .take()
+        .ok_or("no connection was accepted")?;
+    expect(
+        "client peer",
+        client.peer_addr().ok(),
+        Some(listener.local_addr()),
+    )?;
     // The loop goes first, with every watcher registered (its callbacks
     // hold the listener and the loop: close() lets go of them); then the
     // listener and the streams.
@@ -174,7 +197,10 @@ fn drop_order() -> Check {
     Ok(())
 }
 
-const CHECKS: &[(&str, fn() -> Check)] = &[
+/// A check and the name the report gives it.
+type NamedCheck = (&'static str, fn() -> Check);
+
+const CHECKS: &[NamedCheck] = &[
     ("would-wait-forever", would_wait_forever),
     ("stopped-before-the-future", stopped_before_the_future),
     ("level-triggered-watch", level_triggered_watch),

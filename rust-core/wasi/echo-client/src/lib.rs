@@ -44,7 +44,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--port" => options.port = value.parse().map_err(|e| format!("--port: {e}"))?,
             "--connections" => options.connections = number()?,
             "--bytes" => options.bytes = number()?,
-            _ => return Err(format!("unknown argument {arg:?} (expected --host, --port, --connections, --bytes)")),
+            _ => {
+                return Err(format!(
+                    "unknown argument {arg:?} (expected --host, --port, --connections, --bytes)"
+                ))
+            }
         }
     }
     Ok(options)

@@ -51,7 +51,11 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--host" => options.host = value()?.clone(),
             "--port" => options.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
             "--stop-on-stdin-eof" => options.stop_on_stdin_eof = true,
-            _ => return Err(format!("unknown argument {arg:?} (expected --host, --port, --stop-on-stdin-eof)")),
+            _ => {
+                return Err(format!(
+                    "unknown argument {arg:?} (expected --host, --port, --stop-on-stdin-eof)"
+                ))
+            }
         }
     }
     Ok(options)
@@ -103,7 +107,9 @@ impl Connection {
                     break;
                 }
                 Ok(data) => {
-                    self.counters.bytes.set(self.counters.bytes.get() + data.len() as u64);
+                    self.counters
+                        .bytes
+                        .set(self.counters.bytes.get() + data.len() as u64);
                     let mut pending = self.pending.borrow_mut();
                     pending.extend_from_slice(&data);
                     if pending.len() - self.written.get() >= HIGH_WATER {

@@ -105,7 +105,9 @@ enum Entry {
     Watcher(Box<dyn FnMut()>),
     /// A watcher whose callback is running (taken out of the table);
     /// `cancelled` if it was cancelled meanwhile.
-    Running { cancelled: bool },
+    Running {
+        cancelled: bool,
+    },
 }
 
 thread_local! {
@@ -276,7 +278,10 @@ impl EventLoop {
     pub fn watch(&self, pollable: Pollable, callback: impl FnMut() + 'static) -> Handle {
         let id = self.shared.core.watch();
         let handle = self.store(id, Entry::Watcher(Box::new(callback)));
-        self.shared.sources.borrow_mut().insert(handle.slot, pollable);
+        self.shared
+            .sources
+            .borrow_mut()
+            .insert(handle.slot, pollable);
         handle
     }
 
@@ -493,6 +498,8 @@ fn install_panic_hook() {
         static INSTALLED: Cell<bool> = const { Cell::new(false) };
     }
     if !INSTALLED.replace(true) {
-        std::panic::set_hook(Box::new(|info| crate::eprint_line(&format!("panic: {info}"))));
+        std::panic::set_hook(Box::new(|info| {
+            crate::eprint_line(&format!("panic: {info}"))
+        }));
     }
 }

@@ -69,7 +69,10 @@ impl EventLoop {
     /// polled from a `call_soon` callback. Fails with [`RunError::Stopped`]
     /// if `stop()` ends the run first, and with
     /// [`RunError::WouldWaitForever`] if nothing is left that could wake it.
-    pub fn run_until_complete<F: Future + 'static>(&self, future: F) -> Result<F::Output, RunError> {
+    pub fn run_until_complete<F: Future + 'static>(
+        &self,
+        future: F,
+    ) -> Result<F::Output, RunError> {
         if self.is_running() {
             return Err(RunError::AlreadyRunning);
         }

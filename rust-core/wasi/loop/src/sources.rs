@@ -51,7 +51,11 @@ impl Sources {
     pub(crate) fn poll(&self, wait_nanos: Option<u64>) -> Vec<u32> {
         debug_assert!(!self.is_empty());
         let timer = wait_nanos.map(monotonic_clock::subscribe_duration);
-        let (tokens, mut list): (Vec<u32>, Vec<&Pollable>) = self.by_token.iter().map(|(&token, pollable)| (token, pollable)).unzip();
+        let (tokens, mut list): (Vec<u32>, Vec<&Pollable>) = self
+            .by_token
+            .iter()
+            .map(|(&token, pollable)| (token, pollable))
+            .unzip();
         list.extend(timer.as_ref());
         poll::poll(&list)
             .into_iter()

@@ -103,7 +103,9 @@ impl EventLoop {
                 return;
             };
             done(match outcome {
-                Ok((input, output)) => Ok(TcpStream::new(event_loop.clone(), socket, input, output)),
+                Ok((input, output)) => {
+                    Ok(TcpStream::new(event_loop.clone(), socket, input, output))
+                }
                 Err(code) => Err(socket_error(code)),
             });
         });
@@ -136,14 +138,25 @@ impl TcpListener {
         let socket = self.0.socket.borrow();
         let socket = socket.as_ref().ok_or_else(closed)?;
         let (connection, input, output) = socket.accept().map_err(socket_error)?;
-        Ok(TcpStream::new(self.0.event_loop.clone(), connection, input, output))
+        Ok(TcpStream::new(
+            self.0.event_loop.clone(),
+            connection,
+            input,
+            output,
+        ))
     }
 
     /// Runs `callback` in each iteration in which a connection is waiting to
     /// be accepted (it should `accept` until `WouldBlock`). Replaces the
     /// previous callback.
     pub fn on_acceptable(&self, callback: impl FnMut() + 'static) -> io::Result<()> {
-        let pollable = self.0.socket.borrow().as_ref().ok_or_else(closed)?.subscribe();
+        let pollable = self
+            .0
+            .socket
+            .borrow()
+            .as_ref()
+            .ok_or_else(closed)?
+            .subscribe();
         set_watch(&self.0.event_loop, &self.0.watch, pollable, callback)
     }
 
@@ -226,7 +239,10 @@ impl TcpStream {
     /// What it took is sent in the background, in order.
     pub fn write(&self, data: &[u8]) -> io::Result<usize> {
         if self.0.write_shut.get() {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after shutdown_write"));
+            return Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "write after shutdown_write",
+            ));
         }
         let output = self.0.output.borrow();
         let output = output.as_ref().ok_or_else(closed)?;
@@ -257,14 +273,26 @@ impl TcpStream {
     /// Runs `callback` in each iteration in which the stream has data, its
     /// end, or an error to read. Replaces the previous callback.
     pub fn on_readable(&self, callback: impl FnMut() + 'static) -> io::Result<()> {
-        let pollable = self.0.input.borrow().as_ref().ok_or_else(closed)?.subscribe();
+        let pollable = self
+            .0
+            .input
+            .borrow()
+            .as_ref()
+            .ok_or_else(closed)?
+            .subscribe();
         set_watch(&self.0.event_loop, &self.0.readable, pollable, callback)
     }
 
     /// Runs `callback` in each iteration in which `write` would take bytes.
     /// Replaces the previous callback.
     pub fn on_writable(&self, callback: impl FnMut() + 'static) -> io::Result<()> {
-        let pollable = self.0.output.borrow().as_ref().ok_or_else(closed)?.subscribe();
+        let pollable = self
+            .0
+            .output
+            .borrow()
+            .as_ref()
+            .ok_or_else(closed)?
+            .subscribe();
         set_watch(&self.0.event_loop, &self.0.writable, pollable, callback)
     }
 
@@ -312,7 +340,10 @@ impl TcpStream {
 
 impl StreamInner {
     fn close(&self) {
-        for watch in [self.readable.take(), self.writable.take()].into_iter().flatten() {
+        for watch in [self.readable.take(), self.writable.take()]
+            .into_iter()
+            .flatten()
+        {
             watch.cancel();
         }
         drop(self.input.take());
@@ -346,7 +377,10 @@ fn set_watch(
 
 /// Finishes a two-step socket operation (bind, listen); wasmtime finishes
 /// them at once, other hosts may need the socket to become ready first.
-fn finish(socket: &TcpSocket, step: impl Fn(&TcpSocket) -> Result<(), ErrorCode>) -> io::Result<()> {
+fn finish(
+    socket: &TcpSocket,
+    step: impl Fn(&TcpSocket) -> Result<(), ErrorCode>,
+) -> io::Result<()> {
     loop {
         match step(socket) {
             Err(ErrorCode::WouldBlock) => socket.subscribe().block(),

@@ -114,19 +114,28 @@ impl Runner {
         match step {
             Step::Soon { name, then } => {
                 let handle = event_loop.call_soon(self.body(name, then));
-                self.state.borrow_mut().handles.insert(name, (handle, false));
+                self.state
+                    .borrow_mut()
+                    .handles
+                    .insert(name, (handle, false));
             }
             Step::Later { name, ms, then } => {
                 let deadline = event_loop.time() + ms.max(0.0);
                 self.state.borrow_mut().deadlines.insert(name, deadline);
                 let handle = event_loop.call_later(*ms, self.body(name, then));
-                self.state.borrow_mut().handles.insert(name, (handle, false));
+                self.state
+                    .borrow_mut()
+                    .handles
+                    .insert(name, (handle, false));
             }
             Step::At { name, ms, then } => {
                 let when = event_loop.time() + ms;
                 self.state.borrow_mut().deadlines.insert(name, when);
                 let handle = event_loop.call_at(when, self.body(name, then));
-                self.state.borrow_mut().handles.insert(name, (handle, false));
+                self.state
+                    .borrow_mut()
+                    .handles
+                    .insert(name, (handle, false));
             }
             Step::Cancel(name) => {
                 // Handle.cancel(): once per handle.
