@@ -46,6 +46,24 @@ for (const backend of IO_BACKENDS) {
     ),
   );
 
+  http('nothing left behind: many connections and requests, then close() leaves no watcher, timer or completion', () =>
+    onLoop(backend, async (loop) => {
+      const before = loop.stats();
+      const server = await serve(loop, { port: 0, fetch: async (r) => new Response(await r.text()) });
+      const clients = Array.from({ length: 20 }, (_, i) =>
+        exchange(loop, server.address(), [GET('/a'), `POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n${String(i).padStart(2, '0')}`, GET('/c')], { count: 3 }),
+      );
+      const results = await Promise.all(clients);
+      results.forEach(({ responses }, i) => assert.equal(responses.map((r) => r.body), ['', String(i).padStart(2, '0'), '']));
+      await server.close();
+      const after = loop.stats();
+      assert.is(server.connections, 0);
+      assert.is(after.watchers, before.watchers, 'watchers');
+      assert.is(after.completionsPending, before.completionsPending, 'completions');
+      assert.is(after.timersPending, before.timersPending, 'timers');
+    }),
+  );
+
   http('pipelining: responses in request order, whatever order the handlers finish in', () =>
     onLoop(backend, (loop) => {
       const delays = { '/slow': 30, '/medium': 10, '/fast': 0 };
