@@ -2,7 +2,10 @@
 // p99 latency and the server's CPU per request (user and system, from
 // /proc), alternating the servers run by run. Linux, with wrk installed.
 //
-//   node bench/http/compare.mjs [--runs 3] [--seconds 5] [--connections 50] [--backend selector]
+//   node bench/http/compare.mjs [--runs 3] [--seconds 5] [--connections 50] [--backend selector] [--pin]
+//
+// --pin runs the servers on CPU 1 and wrk on CPU 0 (taskset), so neither
+// migrates between cores during a run.
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -14,6 +17,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     connections: { type: 'string', default: '50' },
     backend: { type: 'string', default: 'selector' },
+    pin: { type: 'boolean', default: false },
   },
 });
 const hello = fileURLToPath(new URL('./hello.mjs', import.meta.url));
@@ -21,7 +25,8 @@ const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }))
 
 /** Starts a server; resolves once it printed its line. */
 function start(args, port) {
-  const child = spawn(process.execPath, [hello, ...args, String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const command = values.pin ? ['taskset', ['-c', '1', process.execPath, hello, ...args, String(port)]] : [process.execPath, [hello, ...args, String(port)]];
+  const child = spawn(command[0], command[1], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.stdout.once('data', () => resolve(child));
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
@@ -35,7 +40,8 @@ function cpu(pid) {
 }
 
 function wrk(port) {
-  const out = execFileSync('wrk', ['-t1', `-c${values.connections}`, `-d${values.seconds}s`, '--latency', `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+  const wrkArgs = ['-t1', `-c${values.connections}`, `-d${values.seconds}s`, '--latency', `http://127.0.0.1:${port}/`];
+  const out = values.pin ? execFileSync('taskset', ['-c', '0', 'wrk', ...wrkArgs], { encoding: 'utf8' }) : execFileSync('wrk', wrkArgs, { encoding: 'utf8' });
   const requests = Number(/(\d+) requests in/.exec(out)[1]);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
   const [, value, unit] = /99%\s+([\d.]+)(us|ms|s)/.exec(out);
