@@ -21,6 +21,7 @@
  * until the response before it ends, so responses go out in request order
  * and buffering is bounded (`buffered()`; the server pauses reading).
  */
+import { ReceiveBuffer } from './buffer.js';
 import { RequestHead } from './head.js';
 import { type HeadParser, PARSE_ERRORS, METHOD_HEAD, W } from './parser.js';
 
@@ -79,20 +80,13 @@ export const enum Out {
   UntilClose,
 }
 
-const EMPTY = new Uint8Array(0);
 
 export class Http1Connection {
   readonly #parser: HeadParser;
   readonly #limits: ConnectionLimits;
   readonly #events: ConnectionEvents;
-  // The receive buffer: buf[start, end). Bytes before `end` are never
-  // overwritten (heads and body chunks handed out are views of them).
-  #buf: Uint8Array = EMPTY;
-  #start = 0;
-  #end = 0;
-  #owned = false;
-  /** Where the search for the end of the head resumes. */
-  #scan = 0;
+  /** What was received and not yet consumed. */
+  readonly #rx = new ReceiveBuffer();
   #in = In.Head;
   #out = Out.Idle;
   #head: RequestHead | null = null;
@@ -114,12 +108,12 @@ export class Http1Connection {
 
   /** Received bytes not yet consumed (a pipelined request's, or a partial head). */
   buffered(): number {
-    return this.#end - this.#start;
+    return this.#rx.end - this.#rx.start;
   }
 
   /** True between a request's first byte and its head's end. */
   readingHead(): boolean {
-    return this.#in === In.Head && this.#end > this.#start;
+    return this.#in === In.Head && this.#rx.end > this.#rx.start;
   }
 
   /** True once the current request's body has been received whole. */
@@ -135,30 +129,8 @@ export class Http1Connection {
   /** Feeds received bytes; events follow synchronously. */
   receive(data: Uint8Array): void {
     if (this.#in === In.Closed || data.length === 0) return;
-    this.#append(data);
+    this.#rx.append(data);
     this.#run();
-  }
-
-  #append(data: Uint8Array): void {
-    if (this.#start === this.#end) {
-      this.#buf = data;
-      this.#start = this.#scan = 0;
-      this.#end = data.length;
-      this.#owned = false;
-      return;
-    }
-    const held = this.#end - this.#start;
-    if (!this.#owned || this.#end + data.length > this.#buf.length) {
-      const next = new Uint8Array(Math.max(2 * (held + data.length), 4096));
-      next.set(this.#buf.subarray(this.#start, this.#end));
-      this.#scan -= this.#start;
-      this.#buf = next;
-      this.#start = 0;
-      this.#end = held;
-      this.#owned = true;
-    }
-    this.#buf.set(data, this.#end);
-    this.#end += data.length;
   }
 
   #run(): void {
@@ -177,7 +149,7 @@ export class Http1Connection {
           if (!this.#readHead()) return;
           break;
         case In.Body: {
-          const n = Math.min(this.#end - this.#start, this.#remaining);
+          const n = Math.min(this.#rx.end - this.#rx.start, this.#remaining);
           if (n === 0) return;
           this.#emitBody(n);
           if ((this.#remaining -= n) === 0) this.#bodyDone();
@@ -187,19 +159,19 @@ export class Http1Connection {
           if (!this.#readChunkLine()) return;
           break;
         case In.ChunkData: {
-          const n = Math.min(this.#end - this.#start, this.#remaining);
+          const n = Math.min(this.#rx.end - this.#rx.start, this.#remaining);
           if (n === 0) return;
           this.#emitBody(n);
           if ((this.#remaining -= n) === 0) this.#in = In.ChunkDataEnd;
           break;
         }
         case In.ChunkDataEnd: {
-          if (this.#end - this.#start < 2) return;
-          if (this.#buf[this.#start] !== 13 || this.#buf[this.#start + 1] !== 10) {
+          if (this.#rx.end - this.#rx.start < 2) return;
+          if (this.#rx.buf[this.#rx.start] !== 13 || this.#rx.buf[this.#rx.start + 1] !== 10) {
             this.#fail(400, 'chunk data not followed by CRLF');
             return;
           }
-          this.#start += 2;
+          this.#rx.start += 2;
           this.#in = In.ChunkLine;
           break;
         }
@@ -212,29 +184,13 @@ export class Http1Connection {
     }
   }
 
-  /** The end of the head: the index after its empty line, or -1. */
-  #findHeadEnd(): number {
-    const buf = this.#buf;
-    const end = this.#end;
-    let i = buf.indexOf(10, this.#scan);
-    while (i !== -1 && i < end) {
-      const next = buf[i + 1];
-      if (i + 1 < end && next === 10) return i + 2;
-      if (i + 2 < end && next === 13 && buf[i + 2] === 10) return i + 3;
-      i = buf.indexOf(10, i + 1);
-    }
-    // Resume where an unfinished CRLFCRLF could begin.
-    this.#scan = Math.max(this.#start, end - 3);
-    return -1;
-  }
-
   #readHead(): boolean {
-    const start = this.#start;
-    if (start === this.#end) return false;
+    const start = this.#rx.start;
+    if (start === this.#rx.end) return false;
     const max = this.#limits.maxHeaderBytes;
-    const headEnd = this.#findHeadEnd();
+    const headEnd = this.#rx.findHeadEnd();
     if (headEnd === -1) {
-      if (this.#end - start > max) this.#fail(431, `request head over maxHeaderBytes (${max})`);
+      if (this.#rx.end - start > max) this.#fail(431, `request head over maxHeaderBytes (${max})`);
       return false;
     }
     if (headEnd - start > max) {
@@ -242,10 +198,10 @@ export class Http1Connection {
       return false;
     }
     const parser = this.#parser;
-    const status = parser.parseRequest(this.#buf, start, headEnd, this.#limits.maxHeaders);
+    const status = parser.parseRequest(this.#rx.buf, start, headEnd, this.#limits.maxHeaders);
     if (status === 0) {
       // Only empty lines so far (allowed before a request): look further.
-      this.#scan = headEnd;
+      this.#rx.scan = headEnd;
       return true;
     }
     if (status < 0) {
@@ -259,8 +215,8 @@ export class Http1Connection {
     const n = W.HEADERS_AT + 4 * (out[W.COUNT] as number);
     const words = new Array<number>(n);
     for (let i = 0; i < n; i++) words[i] = out[i] as number;
-    const head = new RequestHead(this.#buf, start, words, status);
-    this.#start = this.#scan = start + status;
+    const head = new RequestHead(this.#rx.buf, start, words, status);
+    this.#rx.start = this.#rx.scan = start + status;
     if (head.contentLength > this.#limits.maxBodyBytes) {
       this.#fail(413, `Content-Length over maxBodyBytes (${this.#limits.maxBodyBytes})`);
       return false;
@@ -280,7 +236,7 @@ export class Http1Connection {
     } else {
       this.#in = In.Done;
     }
-    if (this.#start === this.#end) this.#release();
+    if (this.#rx.start === this.#rx.end) this.#rx.release();
     this.#events.head(head);
     // Answered already (a body-less request): on to the next one.
     if ((this.#in as In) === In.Done && this.#responseEnded) this.#next();
@@ -288,11 +244,11 @@ export class Http1Connection {
   }
 
   #readChunkLine(): boolean {
-    const buf = this.#buf;
-    const start = this.#start;
+    const buf = this.#rx.buf;
+    const start = this.#rx.start;
     const lf = buf.indexOf(10, start);
-    if (lf === -1 || lf >= this.#end) {
-      if (this.#end - start > MAX_CHUNK_LINE_BYTES) this.#fail(400, `chunk-size line over ${MAX_CHUNK_LINE_BYTES} bytes`);
+    if (lf === -1 || lf >= this.#rx.end) {
+      if (this.#rx.end - start > MAX_CHUNK_LINE_BYTES) this.#fail(400, `chunk-size line over ${MAX_CHUNK_LINE_BYTES} bytes`);
       return false;
     }
     if (lf + 1 - start > MAX_CHUNK_LINE_BYTES) {
@@ -306,10 +262,10 @@ export class Http1Connection {
       return false;
     }
     const size = (parser.out[2] as number) * 2 ** 32 + (parser.out[1] as number);
-    this.#start += length;
+    this.#rx.start += length;
     if (size === 0) {
       this.#in = In.Trailers;
-      this.#scan = this.#start;
+      this.#rx.scan = this.#rx.start;
       return true;
     }
     if (this.#bodyBytes + size > this.#limits.maxBodyBytes) {
@@ -322,53 +278,46 @@ export class Http1Connection {
   }
 
   #readTrailers(): boolean {
-    const start = this.#start;
+    const start = this.#rx.start;
     const max = this.#limits.maxHeaderBytes;
     let end: number;
     // No trailer fields: the empty line alone.
-    if (this.#buf[start] === 13 && this.#end - start >= 2 && this.#buf[start + 1] === 10) end = start + 2;
-    else if (this.#buf[start] === 10 && this.#end > start) end = start + 1;
+    if (this.#rx.buf[start] === 13 && this.#rx.end - start >= 2 && this.#rx.buf[start + 1] === 10) end = start + 2;
+    else if (this.#rx.buf[start] === 10 && this.#rx.end > start) end = start + 1;
     else {
-      this.#scan = Math.max(this.#scan, start);
-      end = this.#findHeadEnd();
+      this.#rx.scan = Math.max(this.#rx.scan, start);
+      end = this.#rx.findHeadEnd();
     }
     if (end === -1) {
-      if (this.#end - start > max) this.#fail(431, `trailer section over maxHeaderBytes (${max})`);
+      if (this.#rx.end - start > max) this.#fail(431, `trailer section over maxHeaderBytes (${max})`);
       return false;
     }
     if (end - start > max) {
       this.#fail(431, `trailer section over maxHeaderBytes (${max})`);
       return false;
     }
-    const status = this.#parser.parseTrailers(this.#buf, start, end, this.#limits.maxHeaders);
+    const status = this.#parser.parseTrailers(this.#rx.buf, start, end, this.#limits.maxHeaders);
     if (status <= 0) {
       const [code, reason] = PARSE_ERRORS[status] ?? [400, 'bad trailer section'];
       this.#fail(code, reason);
       return false;
     }
-    this.#start += status;
+    this.#rx.start += status;
     this.#bodyDone();
     return true;
   }
 
   #emitBody(n: number): void {
-    const chunk = this.#buf.subarray(this.#start, this.#start + n);
-    this.#start += n;
+    const chunk = this.#rx.buf.subarray(this.#rx.start, this.#rx.start + n);
+    this.#rx.start += n;
     this.#bodyBytes += n;
-    if (this.#start === this.#end) this.#release();
+    if (this.#rx.start === this.#rx.end) this.#rx.release();
     this.#events.body(chunk);
-  }
-
-  /** Forgets a fully consumed buffer (its views stay with whoever holds them). */
-  #release(): void {
-    this.#buf = EMPTY;
-    this.#start = this.#end = this.#scan = 0;
-    this.#owned = false;
   }
 
   #bodyDone(): void {
     this.#in = In.Done;
-    if (this.#start === this.#end) this.#release();
+    if (this.#rx.start === this.#rx.end) this.#rx.release();
     this.#events.bodyEnd();
     if (this.#responseEnded && this.#in === In.Done) this.#next();
   }
@@ -381,19 +330,19 @@ export class Http1Connection {
       return;
     }
     this.#in = In.Head;
-    this.#scan = this.#start;
+    this.#rx.scan = this.#rx.start;
   }
 
   #fail(status: number, reason: string): void {
     this.#in = In.Closed;
-    this.#release();
+    this.#rx.release();
     this.#events.error(status, reason);
   }
 
   /** Stops reading requests (the server closes); nothing more is parsed. */
   close(): void {
     this.#in = In.Closed;
-    this.#release();
+    this.#rx.release();
   }
 
   // ----------------------------------------------------------- responses
@@ -469,7 +418,7 @@ export class Http1Connection {
     if (this.#in === In.Closed) return false;
     if (this.#closeAfter) {
       this.#in = In.Closed;
-      this.#release();
+      this.#rx.release();
       return false;
     }
     if (this.#in === In.Done) {
