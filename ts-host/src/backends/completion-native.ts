@@ -40,7 +40,7 @@ import { parseAddress } from '../net/address.js';
 import { performanceClock } from './wall-clock.js';
 import { type Poller, loadSelectorAddon } from './selector.js';
 import { EAGAIN, ERRNO, errnoName } from '../errno.js';
-import { currentSlab, readRoom, slabOffset, takeRead } from '../net/slab.js';
+import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
 
 /** Readiness tokens handed over by the addon per libuv iteration, at most. */
 const BATCH = 4096;
@@ -163,8 +163,8 @@ class NativeSocket implements CompletionSocket, Endpoint {
   /** Reads while flowing until the socket would block, ends or fails. */
   #readAvailable(): void {
     while (this.#flowing && !this.#eof && !this.#destroyed && this.#onData !== null) {
-      const room = readRoom();
-      const n = this.#ops.read(this.#fd, currentSlab(), slabOffset(), room);
+      const room = CHUNK_BYTES;
+      const n = this.#ops.read(this.#fd, READ_BUFFER, 0, room);
       if (n === -EAGAIN) return;
       if (n < 0) {
         this.#eof = true;

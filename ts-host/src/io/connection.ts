@@ -259,7 +259,8 @@ export abstract class BaseConnection implements Connection {
             throw new IncompleteReadError('readExactly', partial, n);
           }
           const take = Math.min(chunk.length, n - have);
-          parts.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+          // Split: the frame gets bytes of its own, so transferring it cannot detach what is kept.
+          parts.push(take === chunk.length ? chunk : chunk.slice(0, take));
           have += take;
           if (take < chunk.length) this.#unread(chunk.subarray(take));
         }
@@ -314,8 +315,10 @@ export abstract class BaseConnection implements Connection {
           this.#unread(data);
           throw new LimitOverrunError(operation, limit, data.length);
         }
+        if (end === data.length) return data;
+        // Split: the frame gets bytes of its own, so transferring it cannot detach what is kept.
         this.#unread(data.subarray(end));
-        return data.subarray(0, end);
+        return data.slice(0, end);
       }
       if (data.length > limit) {
         this.#unread(data);

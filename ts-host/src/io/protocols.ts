@@ -16,7 +16,7 @@ import { READABLE, WRITABLE } from '../backends/backend.js';
 import { parseAddress } from '../net/address.js';
 import { EAGAIN, errnoName } from '../errno.js';
 import { ConnectionClosedError, WriteAfterEndError } from '../errors.js';
-import { currentSlab, readRoom, slabOffset, takeRead } from '../net/slab.js';
+import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
 import {
   type Accepted,
   type IoLoop,
@@ -266,8 +266,8 @@ class ReadinessTransport extends BaseTransport {
 
   readonly #onReadable = (): void => {
     while (this.reading && !this.closing) {
-      const room = readRoom();
-      const n = this.#ops.read(this.#fd, currentSlab(), slabOffset(), room);
+      const room = CHUNK_BYTES;
+      const n = this.#ops.read(this.#fd, READ_BUFFER, 0, room);
       if (n === -EAGAIN) return;
       if (n < 0) {
         this.teardown(ioError('read', errnoName(n)));

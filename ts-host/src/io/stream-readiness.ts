@@ -26,7 +26,7 @@ import {
   runHandler,
   where,
 } from './server.js';
-import { currentSlab, readRoom, slabOffset, takeRead } from '../net/slab.js';
+import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
 
 /** Nothing to do: the settle functions of an end() no caller waits for. */
 const NO_CALLER = { resolve: () => undefined, reject: () => undefined };
@@ -73,8 +73,8 @@ class ReadinessConnection extends BaseConnection {
 
   /** Reads once: a chunk, null at end of stream, or undefined if it would block. */
   #tryRead(): Uint8Array | null | undefined {
-    const room = readRoom();
-    const n = this.#ops.read(this.#fd, currentSlab(), slabOffset(), room);
+    const room = CHUNK_BYTES;
+    const n = this.#ops.read(this.#fd, READ_BUFFER, 0, room);
     if (n > 0) {
       if (n < room) this.#mayHaveData = false;
       return takeRead(n);

@@ -1,44 +1,29 @@
 /**
- * Where reads land: a slab, handed out as views, as Node's Buffer pool does.
- * No copy, and no new backing store per read (which costs a malloc, and a
- * second one when the chunk is later written from a small on-heap array). A
- * slab lives as long as a view of it does; a full slab is left to its views
- * and a fresh one started.
+ * Where reads land: one scratch buffer, from which each read is copied out
+ * to an ArrayBuffer of exactly its own size. A chunk handed to a program is
+ * the program's: transferring it (`postMessage(data, [data.buffer])`),
+ * detaching or keeping it cannot affect any other read, and `chunk.buffer`
+ * holds that chunk's bytes and nothing of another connection's.
  *
- *     const room = readRoom();
- *     const n = ops.read(fd, currentSlab(), slabOffset(), room);
+ * Reads used to land in shared 256 KiB slabs handed out as views (Node's
+ * Buffer pool does the same): no copy, but a transferred chunk detached the
+ * slab under every later read in the process, and `chunk.buffer` exposed
+ * other connections' bytes. Marking the slabs untransferable (Node's
+ * `worker_threads.markAsUntransferable`) would stop the first on Node only,
+ * and not the second. The copy costs one allocation and a memcpy per read;
+ * the echo benchmark's figures are in the commit that made this change.
+ *
+ *     const n = ops.read(fd, READ_BUFFER, 0, CHUNK_BYTES);
  *     if (n > 0) chunk = takeRead(n);
  */
 
 /** The largest chunk a read returns, in bytes. */
 export const CHUNK_BYTES = 64 * 1024;
 
-const SLAB_BYTES = 256 * 1024;
-let slab = new Uint8Array(SLAB_BYTES);
-let slabUsed = 0;
+/** What every read is made into (valid until the next read: copy out at once with takeRead). */
+export const READ_BUFFER = new Uint8Array(CHUNK_BYTES);
 
-/** Room for one read, in bytes: at least CHUNK_BYTES / 4, at most CHUNK_BYTES. */
-export function readRoom(): number {
-  if (SLAB_BYTES - slabUsed < CHUNK_BYTES / 4) {
-    slab = new Uint8Array(SLAB_BYTES);
-    slabUsed = 0;
-  }
-  return Math.min(CHUNK_BYTES, SLAB_BYTES - slabUsed);
-}
-
-/** The slab the next read goes into (valid until the next `readRoom()`). */
-export function currentSlab(): Uint8Array {
-  return slab;
-}
-
-/** Where in `currentSlab()` the next read goes. */
-export function slabOffset(): number {
-  return slabUsed;
-}
-
-/** Hands out the `n` bytes just read at the slab's free end. */
+/** The `n` bytes just read into READ_BUFFER, as an array of their own. */
 export function takeRead(n: number): Uint8Array {
-  const view = slab.subarray(slabUsed, slabUsed + n);
-  slabUsed = (slabUsed + n + 7) & ~7;
-  return view;
+  return READ_BUFFER.slice(0, n);
 }
