@@ -11,6 +11,7 @@
 import { type Direction, type ReadinessBackend } from './backends/backend.js';
 import type { CallbackTable } from './callbacks.js';
 import { errnoName } from './errno.js';
+import * as checked from './io/checked.js';
 import { type IoToken, ioError } from './io/streams.js';
 import type { Callback } from './reporting.js';
 
@@ -30,15 +31,34 @@ export class FdWatches {
     const existing = this.#watches.get(key);
     if (existing !== undefined) {
       this.#callbacks.replace(existing.slot, callback, args);
+      // Registered with the backend again: the descriptor may have been
+      // closed (which drops it from epoll) and its number reused since.
+      this.#register(operation, fd, direction, existing);
       return;
     }
     const token = this.#callbacks.registerIo('watch', callback, args);
-    const rc = this.#backend.watch(fd, direction, token.slot);
+    this.#register(operation, fd, direction, token);
+    this.#watches.set(key, token);
+  }
+
+  /** Has the backend report `token` for `fd`; on failure the watch is gone and the error thrown. */
+  #register(operation: string, fd: number, direction: Direction, token: IoToken): void {
+    let rc: number;
+    try {
+      rc = checked.watch(this.#backend, fd, direction, token.slot);
+    } catch (error) {
+      this.#forget(fd, direction, token);
+      throw error;
+    }
     if (rc < 0) {
-      this.#callbacks.release(token);
+      this.#forget(fd, direction, token);
       throw ioError(operation, errnoName(rc), `fd ${fd} cannot be watched`);
     }
-    this.#watches.set(key, token);
+  }
+
+  #forget(fd: number, direction: Direction, token: IoToken): void {
+    if (this.#watches.get(fd * 4 + direction) === token) this.#watches.delete(fd * 4 + direction);
+    this.#callbacks.release(token);
   }
 
   /** Stops watching `fd` in `direction`; true if it was watched. */

@@ -12,6 +12,7 @@ import { DATAGRAMS_PER_READINESS, MAX_DATAGRAM_BYTES, datagramScratch } from '..
 import { isIpLiteral, parseAddress } from '../net/address.js';
 import { EAGAIN, errnoName } from '../errno.js';
 import { ConnectionClosedError, LoopClosedError, describe } from '../errors.js';
+import * as checked from './checked.js';
 import { type IoLoop, type IoToken, fromHostError, ioError, toBytes } from './streams.js';
 
 /** What a datagram protocol may implement; every method is optional. */
@@ -193,7 +194,14 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
     this.localAddress = parseAddress(backend.sockets.address(fd, false));
     this.remoteAddress = connected ? parseAddress(backend.sockets.address(fd, true)) : null;
     this.#readToken = loop._watch(this.#onReadable);
-    const rc = backend.watch(fd, READABLE, this.#readToken.slot);
+    let rc: number;
+    try {
+      rc = checked.watch(backend, fd, READABLE, this.#readToken.slot);
+    } catch (error) {
+      loop._release(this.#readToken);
+      backend.sockets.close(fd);
+      throw error;
+    }
     if (rc < 0) {
       loop._release(this.#readToken);
       backend.sockets.close(fd);
@@ -213,7 +221,13 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
       this.#enqueue({ bytes, host, port });
       return;
     }
-    const n = this.#ops.sendTo(this.#fd, bytes, 0, bytes.length, host, port);
+    let n: number;
+    try {
+      n = checked.sendTo(this.#backend, this.#fd, bytes, bytes.length, host, port);
+    } catch (error) {
+      this.#failedBy(error);
+      return;
+    }
     if (n === -EAGAIN) this.#enqueue({ bytes, host, port });
     else if (n < 0) this.call('errorReceived', sendError(n, host, port));
   }
@@ -236,7 +250,13 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
     this.#queuedBytes += datagram.bytes.length;
     if (this.#writeToken !== null) return;
     this.#writeToken = this.loop._watch(this.#onWritable);
-    const rc = this.#backend.watch(this.#fd, WRITABLE, this.#writeToken.slot);
+    let rc: number;
+    try {
+      rc = checked.watch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot);
+    } catch (error) {
+      this.#failedBy(error);
+      return;
+    }
     if (rc < 0) {
       this.call('errorReceived', ioError('watch', errnoName(rc)));
       this.abort();
@@ -247,7 +267,13 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
     const queue = this.#queue;
     while (queue.length > 0) {
       const d = queue[0] as QueuedDatagram;
-      const n = this.#ops.sendTo(this.#fd, d.bytes, 0, d.bytes.length, d.host, d.port);
+      let n: number;
+      try {
+        n = checked.sendTo(this.#backend, this.#fd, d.bytes, d.bytes.length, d.host, d.port);
+      } catch (error) {
+        this.#failedBy(error);
+        return;
+      }
       if (n === -EAGAIN) return;
       queue.shift();
       this.#queuedBytes -= d.bytes.length;
@@ -267,7 +293,13 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
 
   readonly #onReadable = (): void => {
     for (let i = 0; i < DATAGRAMS_PER_READINESS && !this.closing; i++) {
-      const n = this.#ops.recvFrom(this.#fd, datagramScratch, 0, datagramScratch.length);
+      let n: number;
+      try {
+        n = checked.recvFrom(this.#backend, this.#fd, datagramScratch, datagramScratch.length);
+      } catch (error) {
+        this.#failedBy(error);
+        return;
+      }
       if (n === -EAGAIN) return;
       if (n < 0) {
         this.call('errorReceived', ioError('recvfrom', errnoName(n)));
@@ -277,6 +309,12 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
       if (!this.received(datagramScratch.slice(0, Math.min(n, datagramScratch.length)), from)) return;
     }
   };
+
+  /** A misbehaving backend fails the endpoint: errorReceived(error), then closed. */
+  #failedBy(error: unknown): void {
+    this.call('errorReceived', error);
+    this.abort();
+  }
 
   protected release(): void {
     this.#stopWriting();

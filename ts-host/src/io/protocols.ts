@@ -16,6 +16,7 @@ import { READABLE, WRITABLE } from '../backends/backend.js';
 import { parseAddress } from '../net/address.js';
 import { EAGAIN, errnoName } from '../errno.js';
 import { ConnectionClosedError, WriteAfterEndError } from '../errors.js';
+import * as checked from './checked.js';
 import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
 import {
   type Accepted,
@@ -267,7 +268,13 @@ class ReadinessTransport extends BaseTransport {
   readonly #onReadable = (): void => {
     while (this.reading && !this.closing) {
       const room = CHUNK_BYTES;
-      const n = this.#ops.read(this.#fd, READ_BUFFER, 0, room);
+      let n: number;
+      try {
+        n = checked.read(this.#backend, this.#fd, READ_BUFFER, room);
+      } catch (error) {
+        this.teardown(error as Error);
+        return;
+      }
       if (n === -EAGAIN) return;
       if (n < 0) {
         this.teardown(ioError('read', errnoName(n)));
@@ -290,7 +297,13 @@ class ReadinessTransport extends BaseTransport {
     if (want) {
       // Edge-triggered will do: #onReadable reads until EAGAIN or a short
       // read, and pausing unwatches (watching again reports what waits).
-      const rc = this.#backend.watch(this.#fd, READABLE, this.#readToken.slot, true);
+      let rc: number;
+      try {
+        rc = checked.watch(this.#backend, this.#fd, READABLE, this.#readToken.slot, true);
+      } catch (error) {
+        this.teardown(error as Error);
+        return;
+      }
       if (rc < 0) {
         this.teardown(ioError('watch', errnoName(rc)));
         return;
@@ -318,7 +331,13 @@ class ReadinessTransport extends BaseTransport {
     if (bytes.length === 0) return;
     let offset = 0;
     if (this.#pending.length === 0) {
-      const n = this.#ops.write(this.#fd, bytes, 0, bytes.length);
+      let n: number;
+      try {
+        n = checked.write(this.#backend, this.#fd, bytes, 0, bytes.length);
+      } catch (error) {
+        this.teardown(error as Error);
+        return;
+      }
       if (n === bytes.length) return;
       if (n < 0 && n !== -EAGAIN) {
         this.teardown(ioError('write', errnoName(n)));
@@ -337,7 +356,13 @@ class ReadinessTransport extends BaseTransport {
     const pending = this.#pending;
     while (pending.length > 0) {
       const w = pending[0] as { bytes: Uint8Array; offset: number };
-      const n = this.#ops.write(this.#fd, w.bytes, w.offset, w.bytes.length - w.offset);
+      let n: number;
+      try {
+        n = checked.write(this.#backend, this.#fd, w.bytes, w.offset, w.bytes.length - w.offset);
+      } catch (error) {
+        this.teardown(error as Error);
+        return;
+      }
       if (n === -EAGAIN) break;
       if (n < 0) {
         this.teardown(ioError('write', errnoName(n)));
@@ -360,7 +385,13 @@ class ReadinessTransport extends BaseTransport {
     if (want) {
       this.#writeToken ??= this.loop._watch(this.#onWritable);
       // Edge-triggered will do: #onWritable writes until EAGAIN or a short write.
-      const rc = this.#backend.watch(this.#fd, WRITABLE, this.#writeToken.slot, true);
+      let rc: number;
+      try {
+        rc = checked.watch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot, true);
+      } catch (error) {
+        this.teardown(error as Error);
+        return;
+      }
       if (rc < 0) {
         this.teardown(ioError('watch', errnoName(rc)));
         return;

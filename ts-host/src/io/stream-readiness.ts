@@ -12,7 +12,8 @@ import type { ReadinessBackend, SocketAddress, SocketOps } from '../backends/bac
 import { ACCEPT_RETRY_MS, READABLE, WRITABLE, acceptErrorIsTransient } from '../backends/backend.js';
 import { parseAddress } from '../net/address.js';
 import { EAGAIN } from '../errno.js';
-import { ConnectionClosedError, type IoError } from '../errors.js';
+import { BackendError, ConnectionClosedError } from '../errors.js';
+import * as checked from './checked.js';
 import { BaseConnection, type Connection, HIGH_WATER_MARK, LINGER_MS, type QueuedWrite, WRITTEN } from './connection.js';
 import { type IoLoop, type IoToken, abortReason, errnoName, ioError, toBytes } from './io-common.js';
 import {
@@ -74,7 +75,7 @@ class ReadinessConnection extends BaseConnection {
   /** Reads once: a chunk, null at end of stream, or undefined if it would block. */
   #tryRead(): Uint8Array | null | undefined {
     const room = CHUNK_BYTES;
-    const n = this.#ops.read(this.#fd, READ_BUFFER, 0, room);
+    const n = checked.read(this.#backend, this.#fd, READ_BUFFER, room);
     if (n > 0) {
       if (n < room) this.#mayHaveData = false;
       return takeRead(n);
@@ -111,6 +112,7 @@ class ReadinessConnection extends BaseConnection {
           return Promise.resolve(chunk);
         }
       } catch (error) {
+        this.#failedBy(error);
         return Promise.reject(error);
       }
     }
@@ -134,6 +136,7 @@ class ReadinessConnection extends BaseConnection {
     } catch (error) {
       this.#stopReading();
       this.settleRead(null, error);
+      this.#failedBy(error);
       return;
     }
     if (chunk !== undefined) this.settleRead(chunk);
@@ -154,6 +157,10 @@ class ReadinessConnection extends BaseConnection {
       } catch (error) {
         this.#readError = error;
         this.#stopReading();
+        if (error instanceof BackendError) {
+          this.close();
+          return;
+        }
         break;
       }
       if (chunk === undefined) return;
@@ -197,12 +204,24 @@ class ReadinessConnection extends BaseConnection {
     this.#readToken ??= this.#loop._watch(this.#onReadable);
     // Edge-triggered will do: a read that comes back short or with EAGAIN
     // (#mayHaveData false) is the only thing that makes the next one wait.
-    const rc = this.#backend.watch(this.#fd, READABLE, this.#readToken.slot, true);
+    let rc: number;
+    try {
+      rc = checked.watch(this.#backend, this.#fd, READABLE, this.#readToken.slot, true);
+    } catch (error) {
+      this.settleRead(null, error);
+      this.#failedBy(error);
+      return;
+    }
     if (rc < 0) {
       this.settleRead(null, ioError('watch', errnoName(rc)));
       return;
     }
     this.#readWatched = true;
+  }
+
+  /** A misbehaving backend (a BackendError) fails the whole connection, not just the operation. */
+  #failedBy(error: unknown): void {
+    if (error instanceof BackendError) this.close();
   }
 
   /** What a cancelled read undoes (one function per connection, not one per read). */
@@ -225,7 +244,13 @@ class ReadinessConnection extends BaseConnection {
     }
     let offset = 0;
     if (this.#writes.length === 0) {
-      const n = bytes.length === 0 ? 0 : this.#ops.write(this.#fd, bytes, 0, bytes.length);
+      let n: number;
+      try {
+        n = bytes.length === 0 ? 0 : checked.write(this.#backend, this.#fd, bytes, 0, bytes.length);
+      } catch (error) {
+        this.#failedBy(error);
+        return Promise.reject(error);
+      }
       if (n === bytes.length) return WRITTEN;
       if (n < 0 && n !== -EAGAIN) return Promise.reject(ioError('write', errnoName(n)));
       offset = Math.max(n, 0);
@@ -241,7 +266,14 @@ class ReadinessConnection extends BaseConnection {
     const writes = this.#writes;
     while (writes.length > 0) {
       const w = writes[0] as QueuedWrite;
-      const n = this.#ops.write(this.#fd, w.bytes, w.offset, w.bytes.length - w.offset);
+      let n: number;
+      try {
+        n = checked.write(this.#backend, this.#fd, w.bytes, w.offset, w.bytes.length - w.offset);
+      } catch (error) {
+        this.#failWrites(error);
+        this.#failedBy(error);
+        return;
+      }
       if (n === -EAGAIN) return;
       if (n < 0) {
         this.#failWrites(ioError('write', errnoName(n)));
@@ -260,7 +292,14 @@ class ReadinessConnection extends BaseConnection {
     if (this.#writeWatched) return;
     this.#writeToken ??= this.#loop._watch(this.#onWritable);
     // Edge-triggered will do: #onWritable writes until EAGAIN or a short write.
-    const rc = this.#backend.watch(this.#fd, WRITABLE, this.#writeToken.slot, true);
+    let rc: number;
+    try {
+      rc = checked.watch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot, true);
+    } catch (error) {
+      this.#failWrites(error);
+      this.#failedBy(error);
+      return;
+    }
     if (rc < 0) {
       this.#failWrites(ioError('watch', errnoName(rc)));
       return;
@@ -384,7 +423,14 @@ class ReadinessServer extends BaseServer {
     this.#open = open;
     this.#address = parseAddress(backend.sockets.address(fd, false));
     this.#token = loop._watch(this.#onAcceptable);
-    const rc = backend.watch(fd, READABLE, this.#token.slot);
+    let rc: number;
+    try {
+      rc = checked.watch(backend, fd, READABLE, this.#token.slot);
+    } catch (error) {
+      loop._release(this.#token);
+      backend.sockets.close(fd);
+      throw error;
+    }
     if (rc < 0) {
       loop._release(this.#token);
       backend.sockets.close(fd);
@@ -417,14 +463,18 @@ class ReadinessServer extends BaseServer {
    * An accept failed (out of descriptors, say): the listener stays readable,
    * so watching it on would spin. Stop, report once, try again later.
    */
-  #pauseAccepting(error: IoError): void {
+  #pauseAccepting(error: Error): void {
     this.#backend.unwatch(this.#fd, READABLE);
     this.loop._report(`accept failed; the server stops accepting for ${ACCEPT_RETRY_MS} ms`, error);
     this.#retry = this.loop.callLater(ACCEPT_RETRY_MS, () => {
       this.#retry = null;
       if (this.#token === null) return;
-      const rc = this.#backend.watch(this.#fd, READABLE, this.#token.slot);
-      if (rc < 0) this.#pauseAccepting(ioError('watch', errnoName(rc)));
+      try {
+        const rc = checked.watch(this.#backend, this.#fd, READABLE, this.#token.slot);
+        if (rc < 0) this.#pauseAccepting(ioError('watch', errnoName(rc)));
+      } catch (error) {
+        this.#pauseAccepting(error as Error);
+      }
     });
   }
 
@@ -522,12 +572,18 @@ export function connectReadinessWith<T>(
         reject(error);
       }
     });
-    const rc = backend.watch(fd, WRITABLE, token.slot);
-    if (rc < 0) {
+    let failure: unknown = null;
+    try {
+      const rc = checked.watch(backend, fd, WRITABLE, token.slot);
+      if (rc < 0) failure = ioError('watch', errnoName(rc), at);
+    } catch (error) {
+      failure = error;
+    }
+    if (failure !== null) {
       attempt.settle();
       loop._release(token);
       backend.sockets.close(fd);
-      reject(ioError('watch', errnoName(rc), at));
+      reject(failure);
     }
   });
 }
