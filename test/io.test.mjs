@@ -903,7 +903,7 @@ for (const backend of IO_BACKENDS) {
         [() => loop.createServer(() => {}, { port: -1 }), RangeError, /port/],
         [() => loop.createServer(() => {}, null), TypeError, /options must be an object/],
         [() => loop.createServer('handler', { port: 0 }), TypeError, /callback must be a function/],
-        [() => loop.createServer(() => {}, { port: 0, backlog: 0 }), RangeError, /backlog must be a positive integer/],
+        [() => loop.createServer(() => {}, { port: 0, backlog: 0 }), RangeError, /backlog must be an integer from 1 to 2147483647/],
         [() => loop.createConnection({ port: 0 }), RangeError, /createConnection: port must be an integer from 1 to 65535/],
         [() => loop.createConnection({ host: '', port: 80 }), TypeError, /host must be a non-empty string/],
         [() => loop.createConnection({ host: 'no-such-host.invalid', port: 80 }), IoError, /cannot resolve no-such-host.invalid/],

@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8
+#include <limits.h>
 #include <node_api.h>
 #include <uv.h>
 
@@ -78,6 +79,20 @@ static int get_i32(napi_env env, napi_value v, int32_t *out) {
     napi_throw_type_error(env, NULL, "wasmloop selector: expected a number");
     return -1;
   }
+  return 0;
+}
+
+/* A listen backlog: any number, clamped to 0..INT_MAX (listen(2) clamps
+ * what exceeds the system's maximum itself). Never NOT_LISTENING: a
+ * backlog of 2^31 read as an int32 wrapped negative, and listen() was
+ * skipped. */
+static int get_backlog(napi_env env, napi_value v, int *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok) {
+    napi_throw_type_error(env, NULL, "wasmloop selector: expected a number");
+    return -1;
+  }
+  *out = !(d >= 0) ? 0 : d >= (double)INT_MAX ? INT_MAX : (int)d;
   return 0;
 }
 
@@ -162,15 +177,18 @@ static int get_bytes(napi_env env, napi_value array, napi_value offset, napi_val
 
 /* ---------------------------------------------------------- system calls */
 
+/* Where a datagram socket's backlog goes: it does not listen. */
+#define NOT_LISTENING (-1)
+
 /* A non-blocking socket of `type` bound to `sa`, listening with `backlog`
- * unless it is negative (a datagram socket): fd | -errno. */
+ * unless it is NOT_LISTENING (a datagram socket): fd | -errno. */
 static int open_bound(const struct sockaddr *sa, socklen_t len, int type, int backlog, bool reuse_addr, bool reuse_port) {
   int fd = socket(sa->sa_family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   int one = 1;
   if (reuse_addr) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (reuse_port) setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (bind(fd, sa, len) < 0 || (backlog >= 0 && listen(fd, backlog) < 0)) {
+  if (bind(fd, sa, len) < 0 || (backlog != NOT_LISTENING && listen(fd, backlog) < 0)) {
     int err = errno;
     close(fd);
     return -err;
@@ -199,8 +217,9 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   if (get_call(env, info, 3, &argc, argv, NULL)) return NULL;
   bool reuse_port = false;
   if (argc >= 4) napi_get_value_bool(env, argv[3], &reuse_port);
-  int32_t port, backlog;
-  if (get_i32(env, argv[1], &port) || get_i32(env, argv[2], &backlog)) return NULL;
+  int32_t port;
+  int backlog;
+  if (get_i32(env, argv[1], &port) || get_backlog(env, argv[2], &backlog)) return NULL;
   struct sockaddr_storage sa;
   socklen_t len;
   int rc = make_address(env, argv[0], port, &sa, &len);
@@ -226,8 +245,8 @@ static int make_unix_address(napi_env env, napi_value path, struct sockaddr_un *
 static napi_value js_listen_unix(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   if (get_args(env, info, 2, argv)) return NULL;
-  int32_t backlog;
-  if (get_i32(env, argv[1], &backlog)) return NULL;
+  int backlog;
+  if (get_backlog(env, argv[1], &backlog)) return NULL;
   struct sockaddr_un un;
   socklen_t len;
   int rc = make_unix_address(env, argv[0], &un, &len);
@@ -273,7 +292,7 @@ static napi_value js_udp_bind(napi_env env, napi_callback_info info) {
   socklen_t len;
   int rc = make_address(env, argv[0], port, &sa, &len);
   if (rc) return int_value(env, rc);
-  return int_value(env, open_bound((struct sockaddr *)&sa, len, SOCK_DGRAM, -1, false, false));
+  return int_value(env, open_bound((struct sockaddr *)&sa, len, SOCK_DGRAM, NOT_LISTENING, false, false));
 }
 
 /* udpConnect(fd, host, port) -> 0 | -errno: the default destination, and
@@ -551,8 +570,11 @@ static void on_set_ready(uv_poll_t *handle, int status, int events) {
   }
 }
 
-/* Brings the epoll set in line with `fd`'s watch: 0 or -errno. */
-static int apply(poller *p, int fd) {
+/* Brings the epoll set in line with `fd`'s watch: 0 or -errno. `resync`:
+ * tell the kernel again even if nothing changed here (a watch registered
+ * anew: its descriptor may have been closed and its number reused, and the
+ * kernel drops a closed descriptor from the set). */
+static int apply(poller *p, int fd, int resync) {
   watch *w = &p->table[fd];
   uint32_t want = 0;
   int edge = 1;
@@ -565,7 +587,7 @@ static int apply(poller *p, int fd) {
     edge &= w->edge[WRITABLE];
   }
   if (want != 0 && edge && !w->hung_up) want |= EPOLLET;
-  if (want == w->events) return 0;
+  if (want == w->events && !(resync && want != 0)) return 0;
   struct epoll_event e = {.events = want, .data = {.u32 = (uint32_t)fd}};
   if (want == 0) {
     /* Out of the set at once, so the program may close the fd right after. */
@@ -582,7 +604,11 @@ static int apply(poller *p, int fd) {
     if (rc < 0) return rc;
   }
   /* ADD and MOD both report at once what is ready now, edge-triggered too. */
-  if (epoll_ctl(p->epfd, adding ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &e) < 0) {
+  int failed = epoll_ctl(p->epfd, adding ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &e) < 0;
+  /* ENOENT: the descriptor was closed while watched and the number reused
+   * (the kernel dropped it from the set): add it again. */
+  if (failed && !adding && errno == ENOENT) failed = epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &e) < 0;
+  if (failed) {
     int rc = -errno;
     if (adding && p->watching == 0) uv_poll_stop(&p->set_handle);
     return rc;
@@ -615,7 +641,9 @@ static int poller_watch(poller *p, int fd, int direction, uint32_t token, int ed
   uint8_t edge_before = w->edge[direction];
   w->tokens[direction] = token;
   w->edge[direction] = (uint8_t)(edge != 0);
-  int rc = apply(p, fd);
+  /* Watched in this direction already: registered anew, so tell the kernel
+   * again (the number may belong to a new descriptor since). */
+  int rc = apply(p, fd, token_before != NO_TOKEN);
   if (rc < 0) {
     /* Nothing changed in the set: neither here. */
     w->tokens[direction] = token_before;
@@ -627,7 +655,7 @@ static int poller_watch(poller *p, int fd, int direction, uint32_t token, int ed
 static void poller_unwatch(poller *p, int fd, int direction) {
   if (fd < 0 || fd >= p->table_len) return;
   p->table[fd].tokens[direction] = NO_TOKEN;
-  apply(p, fd);
+  apply(p, fd, 0);
 }
 
 static int poller_init(poller *p) {

@@ -145,8 +145,9 @@ export function checkAddress(operation: string, options: unknown, listening: boo
       throw new RangeError(`${operation}: port must be an integer from ${listening ? 0 : 1} to 65535, got ${describe(port)}`);
     }
   }
-  if (typeof backlog !== 'number' || !Number.isInteger(backlog) || backlog < 1) {
-    throw new RangeError(`${operation}: backlog must be a positive integer, got ${describe(backlog)}`);
+  // listen(2) takes an int; the kernel clamps what exceeds its own maximum (somaxconn).
+  if (typeof backlog !== 'number' || !Number.isInteger(backlog) || backlog < 1 || backlog > INT32_MAX) {
+    throw new RangeError(`${operation}: backlog must be an integer from 1 to ${INT32_MAX}, got ${describe(backlog)}`);
   }
   if (listening) {
     if (typeof reusePort !== 'boolean') {

@@ -49,7 +49,10 @@ const E = ERRNO as Record<string, number> & {
   ENOENT: number;
   ENOTCONN: number;
   EPIPE: number;
+  EAFNOSUPPORT?: number;
 };
+/** Linux's number, where the host's table lacks it. */
+const EAFNOSUPPORT = ERRNO.EAFNOSUPPORT ?? 97;
 const LOCALHOST = '127.0.0.1';
 const FIRST_EPHEMERAL_PORT = 49152;
 const FIRST_FD = 1000;
@@ -89,11 +92,27 @@ interface Stream {
 /** A UDP endpoint on the virtual network (loopback only). */
 interface Datagram {
   kind: 'datagram';
+  /** The address it is bound to (a wildcard, '0.0.0.0' or '::', takes any of its family). */
+  host: string;
   port: number;
-  /** The connected peer's port, or null. */
-  remote: number | null;
-  queue: Array<{ data: Uint8Array; from: number }>;
+  /** The connected peer, or null. */
+  remote: UdpAddress | null;
+  queue: Array<{ data: Uint8Array; from: UdpAddress }>;
 }
+
+interface UdpAddress {
+  host: string;
+  port: number;
+}
+
+const isIpv6 = (host: string) => host.includes(':');
+/** The address `host:port` as SocketOps.address() formats it. */
+const formatted = ({ host, port }: UdpAddress) => `${isIpv6(host) ? 6 : 4} ${host} ${port}`;
+/** Where a datagram from an endpoint bound to `host` comes from: a wildcard sends from loopback. */
+const sourceHost = (host: string) => (host === '0.0.0.0' ? LOCALHOST : host === '::' ? '::1' : host);
+/** True if an endpoint bound to `bound` receives datagrams sent to `to`. */
+const receives = (bound: string, to: string) =>
+  bound === to || (isIpv6(bound) === isIpv6(to) && (bound === '0.0.0.0' || bound === '::'));
 
 type Descriptor = Listener | Stream | Datagram;
 
@@ -108,7 +127,7 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
   const ports = new Map<number, number>(); // port -> listener fd
   const paths = new Map<string, number>(); // Unix socket path -> listener fd
   const udpPorts = new Map<number, number>(); // UDP port -> datagram fd
-  let lastSender = 0;
+  let lastSender: UdpAddress = { host: LOCALHOST, port: 0 };
   /** Watched descriptors: fd * 4 + direction -> token. */
   const watches = new Map<number, number>();
   let nextFd = FIRST_FD;
@@ -203,34 +222,38 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       sink?.wake();
       return client;
     },
-    udpBind(_host, port) {
+    udpBind(host, port) {
       const chosen = port === 0 ? freePort(udpPorts) : port;
       if (udpPorts.has(chosen)) return -E.EADDRINUSE;
       const fd = nextFd++;
-      fds.set(fd, { kind: 'datagram', port: chosen, remote: null, queue: [] });
+      fds.set(fd, { kind: 'datagram', host, port: chosen, remote: null, queue: [] });
       udpPorts.set(chosen, fd);
       return fd;
     },
-    udpConnect(fd, _host, port) {
+    udpConnect(fd, host, port) {
       const d = fds.get(fd);
       if (d === undefined) return -E.EBADF;
       if (d.kind !== 'datagram') return -E.EINVAL;
-      d.remote = port;
+      if (isIpv6(host) !== isIpv6(d.host)) return -EAFNOSUPPORT;
+      d.remote = { host, port };
       return 0;
     },
     sendTo(fd, bytes, offset, length, host, port) {
       const d = fds.get(fd);
       if (d === undefined) return -E.EBADF;
       if (d.kind !== 'datagram') return -E.EINVAL;
-      const to = host === null ? d.remote : port;
+      const to = host === null ? d.remote : { host, port };
       if (to === null) return -E.EINVAL;
+      // An IPv4 endpoint cannot send to an IPv6 address, nor the reverse (as a real socket).
+      if (isIpv6(to.host) !== isIpv6(d.host)) return -EAFNOSUPPORT;
       const data = bytes.slice(offset, offset + length);
-      const from = d.port;
-      // Datagrams to a port nobody bound, or that a connected endpoint does not take, are lost.
+      const from = { host: sourceHost(d.host), port: d.port };
+      // Datagrams to an address nobody bound, or that a connected endpoint does not take, are lost.
       deliver(() => {
-        const targetFd = udpPorts.get(to);
+        const targetFd = udpPorts.get(to.port);
         const target = targetFd === undefined ? undefined : fds.get(targetFd);
-        if (target?.kind === 'datagram' && (target.remote === null || target.remote === from)) {
+        if (target?.kind !== 'datagram' || !receives(target.host, to.host)) return;
+        if (target.remote === null || (target.remote.port === from.port && receives(target.remote.host, from.host))) {
           target.queue.push({ data, from });
         }
       });
@@ -247,7 +270,7 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       return next.data.length;
     },
     recvAddress() {
-      return `4 ${LOCALHOST} ${lastSender}`;
+      return formatted(lastSender);
     },
     unlink(_path) {
       // A virtual listener's path goes when the listener closes: nothing is left to remove.
@@ -340,8 +363,8 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       const d = fds.get(fd);
       if (d === undefined) return -E.EBADF;
       if (d.kind === 'datagram') {
-        if (peer) return d.remote === null ? -E.ENOTCONN : `4 ${LOCALHOST} ${d.remote}`;
-        return `4 ${LOCALHOST} ${d.port}`;
+        if (peer) return d.remote === null ? -E.ENOTCONN : formatted(d.remote);
+        return formatted(d);
       }
       if (d.kind === 'listener') {
         if (peer) return -E.ENOTCONN;
