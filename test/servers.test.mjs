@@ -279,9 +279,12 @@ for (const backend of IO_BACKENDS) {
         }
         await until(loop, () => server.connections === 0, 'every connection closed', () => `(${server.connections} open)`);
         await within(server.close(), 'server.close()');
+        // At most the baseline: a descriptor of an earlier case (a closed
+        // loop's epoll set) may close meanwhile; a leak per connection
+        // would leave hundreds more.
         await until(
           loop,
-          () => openDescriptors(spec) === baseline.fds,
+          () => openDescriptors(spec) <= baseline.fds,
           'descriptors back to the baseline',
           () => `(${baseline.fds} before, ${openDescriptors(spec)} now)`,
         );
