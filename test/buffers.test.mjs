@@ -6,6 +6,7 @@
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
+import { until } from './io-helpers.mjs';
 
 /** Transfers `data`'s buffer through a MessageChannel, as a program handing bytes to a worker does. */
 function transfer(data) {
@@ -23,14 +24,6 @@ function onlyOwnBytes(data, own, what) {
     if (byte !== own.charCodeAt(0) && byte !== 10) {
       assert.unreachable(`${what}: its buffer (${all.length} bytes for ${data.byteLength}) holds a byte that is not its own: ${byte}`);
     }
-  }
-}
-
-async function until(loop, condition, what) {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within 10 s`);
-    await loop.sleep(1);
   }
 }
 

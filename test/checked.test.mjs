@@ -9,6 +9,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { BackendError, ConnectionClosedError, createLoop } from '../ts-host/dist/index.js';
 import { lies } from './fixtures/backends.mjs';
+import { until } from './io-helpers.mjs';
 
 const LYING = `${fileURLToPath(new URL('./fixtures/backends.mjs', import.meta.url))}:lyingSelector`;
 const test = suite('backend results checked at run time');
@@ -22,14 +23,6 @@ async function onLyingLoop(fn) {
   } finally {
     lies.watch = false;
     await loop.close();
-  }
-}
-
-async function until(loop, condition, what) {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within 10 s`);
-    await loop.sleep(1);
   }
 }
 

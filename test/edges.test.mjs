@@ -6,23 +6,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadSelectorAddon } from '../ts-host/dist/backends/selector.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
-
-async function until(loop, condition, what) {
-  const deadline = Date.now() + 10_000;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within 10 s`);
-    await loop.sleep(1);
-  }
-}
-
-/** `promise`, or a failure naming `what` if it is still pending after 10 s. */
-function within(promise, what) {
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still pending after 10 s`)), 10_000);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
+import { until, within } from './io-helpers.mjs';
 
 const edges = suite('I/O edges');
 

@@ -12,38 +12,11 @@ import {
   createLoop,
 } from '../ts-host/dist/index.js';
 import { IO_BACKENDS, backendLabel } from './helpers.mjs';
-
-/** Generous: a case that is still waiting after this has lost something. */
-const LIMIT_MS = 10_000;
-
-/** `promise`, or a failure naming `what` if it has not settled within LIMIT_MS of wall time. */
-function within(promise, what) {
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${LIMIT_MS} ms (lost)`)), LIMIT_MS);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
-}
-
-/** How `promise` settled: { value } or { error }, never a rejection. */
-const outcome = (promise) =>
-  promise.then(
-    (value) => ({ value }),
-    (error) => ({ error }),
-  );
+import { outcome, until, within } from './io-helpers.mjs';
 
 /** One turn of the loop (a callback the core ordered), `n` times. */
 async function turns(loop, n = 3) {
   for (let i = 0; i < n; i++) await new Promise((resolve) => loop.callSoon(resolve));
-}
-
-/** Waits, through the loop, until `condition()` holds (checked each iteration), or fails naming `what`. */
-async function until(loop, condition, what) {
-  const deadline = Date.now() + LIMIT_MS;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: did not happen within ${LIMIT_MS} ms`);
-    await loop.sleep(1);
-  }
 }
 
 /**
@@ -377,6 +350,20 @@ for (const backend of IO_BACKENDS) {
       async () => {
         for (const [i, p] of protocolsSeen.entries()) assert.is(p.lost.length, 1, `transport ${i}: connectionLost once`);
       },
+    );
+  });
+
+  protocols('the loop closes: a datagram endpoint hears connectionLost once', async () => {
+    const lost = [];
+    await onLoopThenClose(
+      backend,
+      async (loop) => {
+        await loop.createDatagramEndpoint(() => ({ connectionLost: (error) => lost.push(error) }), {
+          localAddress: { host: '127.0.0.1', port: 0 },
+        });
+        return {};
+      },
+      async () => assert.equal(lost, [null]),
     );
   });
 

@@ -10,9 +10,8 @@ import * as assert from 'uvu/assert';
 import { ConnectionClosedError, createLoop } from '../ts-host/dist/index.js';
 import { virtualBackends } from './fixtures/backends.mjs';
 import { IO_BACKENDS, backendLabel } from './helpers.mjs';
+import { until, within } from './io-helpers.mjs';
 
-/** Generous: a case still waiting after this has leaked or lost something. */
-const LIMIT_MS = 20_000;
 const CONNECTIONS = 1000;
 /** Connections open at once while counting. */
 const BATCH = 50;
@@ -24,23 +23,6 @@ const COUNTED_VIRTUAL = `${fileURLToPath(new URL('./fixtures/backends.mjs', impo
 function openDescriptors(backend) {
   if (backend === COUNTED_VIRTUAL) return virtualBackends[virtualBackends.length - 1].openDescriptors();
   return readdirSync('/proc/self/fd').length;
-}
-
-/** Waits, through the loop, until `condition()` holds, or fails naming `what` and what `detail()` says. */
-async function until(loop, condition, what, detail = () => '') {
-  const deadline = Date.now() + LIMIT_MS;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${LIMIT_MS} ms ${detail()}`);
-    await loop.sleep(1);
-  }
-}
-
-async function within(promise, what) {
-  let timer;
-  const limit = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still pending after ${LIMIT_MS} ms`)), LIMIT_MS);
-  });
-  return Promise.race([promise, limit]).finally(() => clearTimeout(timer));
 }
 
 async function onLoop(backend, fn) {

@@ -11,7 +11,9 @@
  * connections go on. On the hot path a check is one or two comparisons.
  */
 import type { Direction, ReadinessBackend } from '../backends/backend.js';
+import { errnoName } from '../errno.js';
 import { BackendError, describe } from '../errors.js';
+import { ioError } from './io-common.js';
 
 /** The BackendError for `member` of `backend` misbehaving as `how`. */
 function misbehaved(backend: ReadinessBackend, member: string, how: string, cause?: unknown): BackendError {
@@ -44,6 +46,19 @@ export function watch(backend: ReadinessBackend, fd: number, direction: Directio
   }
   if (rc === 0 || (typeof rc === 'number' && Number.isInteger(rc) && rc < 0)) return rc;
   throw misbehaved(backend, 'watch', `returned ${shown(rc)}, not 0 or a negative errno`);
+}
+
+/** `backend.watch(...)`, which must succeed: a negative errno is thrown as the IoError of `watch` (naming `detail`). */
+export function mustWatch(
+  backend: ReadinessBackend,
+  fd: number,
+  direction: Direction,
+  token: number,
+  edge?: boolean,
+  detail?: string,
+): void {
+  const rc = watch(backend, fd, direction, token, edge);
+  if (rc < 0) throw ioError('watch', errnoName(rc), detail);
 }
 
 /** `sockets.read(...)`: a count of at most `length` bytes, 0 at the end of the stream, or a negative errno. */

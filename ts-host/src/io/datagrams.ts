@@ -194,18 +194,12 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
     this.localAddress = parseAddress(backend.sockets.address(fd, false));
     this.remoteAddress = connected ? parseAddress(backend.sockets.address(fd, true)) : null;
     this.#readToken = loop._watch(this.#onReadable);
-    let rc: number;
     try {
-      rc = checked.watch(backend, fd, READABLE, this.#readToken.slot);
+      checked.mustWatch(backend, fd, READABLE, this.#readToken.slot);
     } catch (error) {
       loop._release(this.#readToken);
       backend.sockets.close(fd);
       throw error;
-    }
-    if (rc < 0) {
-      loop._release(this.#readToken);
-      backend.sockets.close(fd);
-      throw ioError('watch', errnoName(rc));
     }
     this.begin();
   }
@@ -250,16 +244,10 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
     this.#queuedBytes += datagram.bytes.length;
     if (this.#writeToken !== null) return;
     this.#writeToken = this.loop._watch(this.#onWritable);
-    let rc: number;
     try {
-      rc = checked.watch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot);
+      checked.mustWatch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot);
     } catch (error) {
       this.#failedBy(error);
-      return;
-    }
-    if (rc < 0) {
-      this.call('errorReceived', ioError('watch', errnoName(rc)));
-      this.abort();
     }
   }
 
@@ -310,7 +298,7 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
     }
   };
 
-  /** A misbehaving backend fails the endpoint: errorReceived(error), then closed. */
+  /** A failed watch, or a misbehaving backend, fails the endpoint: errorReceived(error), then closed. */
   #failedBy(error: unknown): void {
     this.call('errorReceived', error);
     this.abort();

@@ -297,15 +297,10 @@ class ReadinessTransport extends BaseTransport {
     if (want) {
       // Edge-triggered will do: #onReadable reads until EAGAIN or a short
       // read, and pausing unwatches (watching again reports what waits).
-      let rc: number;
       try {
-        rc = checked.watch(this.#backend, this.#fd, READABLE, this.#readToken.slot, true);
+        checked.mustWatch(this.#backend, this.#fd, READABLE, this.#readToken.slot, true);
       } catch (error) {
         this.teardown(error as Error);
-        return;
-      }
-      if (rc < 0) {
-        this.teardown(ioError('watch', errnoName(rc)));
         return;
       }
     } else {
@@ -385,15 +380,10 @@ class ReadinessTransport extends BaseTransport {
     if (want) {
       this.#writeToken ??= this.loop._watch(this.#onWritable);
       // Edge-triggered will do: #onWritable writes until EAGAIN or a short write.
-      let rc: number;
       try {
-        rc = checked.watch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot, true);
+        checked.mustWatch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot, true);
       } catch (error) {
         this.teardown(error as Error);
-        return;
-      }
-      if (rc < 0) {
-        this.teardown(ioError('watch', errnoName(rc)));
         return;
       }
     } else {

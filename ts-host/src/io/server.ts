@@ -115,6 +115,19 @@ export abstract class BaseServer implements Server {
   }
 }
 
+/** What a stream server makes of each accepted socket: `open(raw)`'s connection, handed to `onConnection`. */
+export function handling<R>(
+  loop: IoLoop,
+  onConnection: ConnectionHandler,
+  open: (raw: R) => HandledConnection,
+): (raw: R) => Accepted {
+  return (raw) => {
+    const connection = open(raw);
+    runHandler(loop, onConnection, connection);
+    return connection;
+  };
+}
+
 /**
  * Calls the connection handler. When the promise it returns settles (or it
  * throws), the connection is closed gracefully unless the handler kept it;

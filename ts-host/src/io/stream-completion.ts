@@ -21,8 +21,8 @@ import {
   type ConnectionHandler,
   type ListenTarget,
   type Server,
+  handling,
   pendingConnect,
-  runHandler,
   where,
 } from './server.js';
 import { CHUNK_BYTES } from '../net/slab.js';
@@ -381,11 +381,7 @@ export function listenCompletion(
   return listenCompletionWith(
     loop,
     backend,
-    (socket) => {
-      const connection = new CompletionConnection(loop, backend, socket);
-      runHandler(loop, onConnection, connection);
-      return connection;
-    },
+    handling(loop, onConnection, (socket: CompletionSocket) => new CompletionConnection(loop, backend, socket)),
     options,
   );
 }

@@ -23,8 +23,8 @@ import {
   type ConnectionHandler,
   type ListenTarget,
   type Server,
+  handling,
   pendingConnect,
-  runHandler,
   where,
 } from './server.js';
 import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
@@ -204,16 +204,11 @@ class ReadinessConnection extends BaseConnection {
     this.#readToken ??= this.#loop._watch(this.#onReadable);
     // Edge-triggered will do: a read that comes back short or with EAGAIN
     // (#mayHaveData false) is the only thing that makes the next one wait.
-    let rc: number;
     try {
-      rc = checked.watch(this.#backend, this.#fd, READABLE, this.#readToken.slot, true);
+      checked.mustWatch(this.#backend, this.#fd, READABLE, this.#readToken.slot, true);
     } catch (error) {
       this.settleRead(null, error);
       this.#failedBy(error);
-      return;
-    }
-    if (rc < 0) {
-      this.settleRead(null, ioError('watch', errnoName(rc)));
       return;
     }
     this.#readWatched = true;
@@ -292,16 +287,11 @@ class ReadinessConnection extends BaseConnection {
     if (this.#writeWatched) return;
     this.#writeToken ??= this.#loop._watch(this.#onWritable);
     // Edge-triggered will do: #onWritable writes until EAGAIN or a short write.
-    let rc: number;
     try {
-      rc = checked.watch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot, true);
+      checked.mustWatch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot, true);
     } catch (error) {
       this.#failWrites(error);
       this.#failedBy(error);
-      return;
-    }
-    if (rc < 0) {
-      this.#failWrites(ioError('watch', errnoName(rc)));
       return;
     }
     this.#writeWatched = true;
@@ -423,18 +413,12 @@ class ReadinessServer extends BaseServer {
     this.#open = open;
     this.#address = parseAddress(backend.sockets.address(fd, false));
     this.#token = loop._watch(this.#onAcceptable);
-    let rc: number;
     try {
-      rc = checked.watch(backend, fd, READABLE, this.#token.slot);
+      checked.mustWatch(backend, fd, READABLE, this.#token.slot);
     } catch (error) {
       loop._release(this.#token);
       backend.sockets.close(fd);
       throw error;
-    }
-    if (rc < 0) {
-      loop._release(this.#token);
-      backend.sockets.close(fd);
-      throw ioError('watch', errnoName(rc));
     }
     loop._track(this, true);
   }
@@ -470,8 +454,7 @@ class ReadinessServer extends BaseServer {
       this.#retry = null;
       if (this.#token === null) return;
       try {
-        const rc = checked.watch(this.#backend, this.#fd, READABLE, this.#token.slot);
-        if (rc < 0) this.#pauseAccepting(ioError('watch', errnoName(rc)));
+        checked.mustWatch(this.#backend, this.#fd, READABLE, this.#token.slot);
       } catch (error) {
         this.#pauseAccepting(error as Error);
       }
@@ -514,16 +497,7 @@ export function listenReadiness(
   onConnection: ConnectionHandler,
   options: ListenTarget,
 ): Server {
-  return listenReadinessWith(
-    loop,
-    backend,
-    (fd) => {
-      const connection = new ReadinessConnection(loop, backend, fd);
-      runHandler(loop, onConnection, connection);
-      return connection;
-    },
-    options,
-  );
+  return listenReadinessWith(loop, backend, handling(loop, onConnection, (fd: number) => new ReadinessConnection(loop, backend, fd)), options);
 }
 
 export function connectReadiness(loop: IoLoop, backend: ReadinessBackend, options: ConnectTarget): Promise<Connection> {
@@ -572,18 +546,13 @@ export function connectReadinessWith<T>(
         reject(error);
       }
     });
-    let failure: unknown = null;
     try {
-      const rc = checked.watch(backend, fd, WRITABLE, token.slot);
-      if (rc < 0) failure = ioError('watch', errnoName(rc), at);
+      checked.mustWatch(backend, fd, WRITABLE, token.slot, undefined, at);
     } catch (error) {
-      failure = error;
-    }
-    if (failure !== null) {
       attempt.settle();
       loop._release(token);
       backend.sockets.close(fd);
-      reject(failure);
+      reject(error);
     }
   });
 }
