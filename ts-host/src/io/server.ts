@@ -71,8 +71,8 @@ export abstract class BaseServer implements Server {
   }
 
   abstract address(): SocketAddress;
-  /** Stops accepting and releases the listener (idempotent). */
-  protected abstract stopListening(): void;
+  /** Stops accepting and releases the listener (idempotent); a promise if the host lets go of it later. */
+  protected abstract stopListening(): Promise<void> | void;
 
   get connections(): number {
     return this.#connections.size;
@@ -101,8 +101,9 @@ export abstract class BaseServer implements Server {
         resolve();
       };
     });
-    this.stopListening();
+    const released = this.stopListening();
     if (this.#connections.size === 0) this.#allClosed?.();
+    if (released !== undefined) this.#closing = Promise.all([this.#closing, released]).then(() => undefined);
     return this.#closing;
   }
 

@@ -350,15 +350,33 @@ class CompletionServer extends BaseServer {
     return { ...(this.#address as SocketAddress) };
   }
 
-  protected stopListening(): void {
+  protected stopListening(): Promise<void> | void {
     if (this.#acceptToken !== null) this.loop._release(this.#acceptToken);
     this.#acceptToken = null;
     for (const socket of this.#accepted) socket.destroy();
     this.#accepted = [];
     // Node's server.close() waits for connections itself; ours are counted
     // by the server, so stop listening and count.
-    this.#listener?.close(() => undefined);
+    const listener = this.#listener;
     this.#listener = null;
+    if (listener === null) return;
+    // A host that lets go of the port later (Deno, once the accept in
+    // flight has failed) calls back later: close() waits for it, so that
+    // the port is free when it resolves. The callback reaches the program
+    // through the loop, as every completion does.
+    let released = false;
+    let later: (() => void) | null = null;
+    listener.close(() => {
+      released = true;
+      later?.();
+    });
+    if (released) return;
+    return new Promise<void>((resolve) => {
+      later = () => {
+        if (this.loop.isClosed()) resolve();
+        else this.#backend.complete(this.loop._expect(resolve).slot);
+      };
+    });
   }
 }
 
