@@ -5,11 +5,88 @@ import { createLoop } from '../ts-host/dist/index.js';
 /** The completion backend's portable implementation (on `node:net`), as a `module:function` backend spec. */
 export const NET_COMPLETION = `${fileURLToPath(new URL('../ts-host/dist/backends/completion.js', import.meta.url))}:createNetCompletionBackend`;
 
-/** Every backend with a network: the I/O suites run against each. */
-export const IO_BACKENDS = ['selector', 'completion', NET_COMPLETION, 'virtual'];
+/** The host running the suites: 'node', 'deno' or 'bun' (test/host-suites.mjs runs them on the other two). */
+export const HOST = globalThis.Deno !== undefined ? 'deno' : globalThis.Bun !== undefined ? 'bun' : 'node';
+
+/** Whether the `selector` backend runs here: its addon needs libuv, which only Node has (docs/hosts.md). */
+export const SELECTOR = HOST === 'node';
+
+/**
+ * Every backend with a network: the I/O suites run against each. On Deno
+ * and Bun `completion` is the host's own sockets (completion-deno.ts,
+ * completion-bun.ts); NET_COMPLETION is their node:net.
+ */
+export const IO_BACKENDS = [...(SELECTOR ? ['selector'] : []), 'completion', NET_COMPLETION, 'virtual'];
+
+/** A backend with real sockets, for the side of a case that is not under test: the selector on Node, completion elsewhere. */
+export const REAL_BACKEND = SELECTOR ? 'selector' : 'completion';
+
+/** The Node.js that runs helper processes (on Deno and Bun: the machine's `node`). */
+export const NODE = HOST === 'node' ? process.execPath : 'node';
+
+/**
+ * Bugs of a host, not of wasmloop, that break a case there: by host, then
+ * by the key a case names. docs/hosts.md ("Deno and Bun: what the suites
+ * found") says how each one shows.
+ */
+const HOST_BUGS = {
+  deno: {
+    emfile: 'Deno 2.9.6 panics once out of descriptors (ext/signals/lib.rs:58 unwraps EMFILE)',
+    'node:net reset write': "Deno 2.9.6's node:net fails a write the peer reset with ECANCELED, not ECONNRESET or EPIPE",
+    'node:net half-open': "Deno 2.9.6's node:net fails a write after the peer's FIN with EPIPE, allowHalfOpen or not",
+  },
+  bun: {},
+};
+
+/**
+ * Registers `fn` as case `title` of `suite`, or, where `bug` is a known bug
+ * of this host (HOST_BUGS), skips it with the reason in its title. `bug`
+ * null: no known bug concerns the case here.
+ */
+export function unlessHostBug(suite, bug, title, fn) {
+  const reason = bug === null ? undefined : HOST_BUGS[HOST]?.[bug];
+  if (reason === undefined) suite(title, fn);
+  else suite.skip(`${title} [skipped on ${HOST}: ${reason}]`, fn);
+}
+
+/**
+ * The largest chunk one read of `backend` delivers here: 64 KiB (the
+ * loop's reads, Node's and Deno's), but Bun reads up to 512 KiB at once
+ * (its sockets' receive buffer), on its own sockets and its node:net alike.
+ */
+export function readChunkMax(backend) {
+  return HOST === 'bun' && backend !== 'virtual' ? 512 * 1024 : 64 * 1024;
+}
+
+/** `[command, args]` that runs `script` with `args` on the host running the suites (Deno needs its permissions). */
+export function hostCommand(script, ...args) {
+  return HOST === 'deno' ? [process.execPath, ['run', '-A', script, ...args]] : [process.execPath, [script, ...args]];
+}
 
 /** A backend's name in test titles. */
-export const backendLabel = (backend) => (backend === NET_COMPLETION ? 'completion on node:net' : backend);
+export const backendLabel = (backend) => (backend === NET_COMPLETION ? 'completion on node:net' : backend === 'completion' && HOST !== 'node' ? `completion on ${HOST}` : backend);
+
+/**
+ * A TCP port whose connects get no answer (test/fixtures/unanswered-port.mjs,
+ * in a Node process: it needs the selector's addon). `close()` releases it.
+ */
+export async function unansweredPort() {
+  const { spawn } = await import('node:child_process');
+  const fixture = fileURLToPath(new URL('./fixtures/unanswered-port.mjs', import.meta.url));
+  const child = spawn(NODE, [fixture], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const port = await new Promise((resolve, reject) => {
+    child.stdout.once('data', (data) => resolve(Number(String(data).trim())));
+    child.once('exit', (code) => reject(new Error(`unanswered-port.mjs exited with ${code}`)));
+  });
+  return {
+    port,
+    close: () =>
+      new Promise((resolve) => {
+        child.once('exit', resolve);
+        child.stdin.end();
+      }),
+  };
+}
 
 /** Runs `fn(loop)` on a fresh loop of `backend` until it settles; closes the loop. */
 export async function onLoop(backend, fn) {

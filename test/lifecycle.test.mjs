@@ -11,7 +11,7 @@ import {
   WasmloopError,
   createLoop,
 } from '../ts-host/dist/index.js';
-import { IO_BACKENDS, backendLabel } from './helpers.mjs';
+import { IO_BACKENDS, REAL_BACKEND, backendLabel } from './helpers.mjs';
 import { outcome, until, within } from './io-helpers.mjs';
 
 /** One turn of the loop (a callback the core ordered), `n` times. */
@@ -214,7 +214,7 @@ for (const backend of IO_BACKENDS) {
   }
 
   streams('a pending connect rejects when the loop closes', async () => {
-    const server = await createLoop({ backend: 'selector' });
+    const server = await createLoop({ backend: REAL_BACKEND });
     const port = (await server.runUntilComplete(() => server.createServer(() => {}, { port: 0 }))).address().port;
     try {
       await onLoopThenClose(

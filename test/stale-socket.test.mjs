@@ -9,12 +9,12 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AddressInUseError } from '../ts-host/dist/index.js';
-import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
+import { IO_BACKENDS, NODE, backendLabel, onLoop } from './helpers.mjs';
 
 /** Leaves a socket file at `path` that nothing accepts on: its server is killed (SIGKILL) before it can remove it. */
 function leaveStaleSocket(path) {
   const script = "require('net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))";
-  const r = spawnSync(process.execPath, ['-e', script, path], { timeout: 30_000 });
+  const r = spawnSync(NODE, ['-e', script, path], { timeout: 30_000 });
   assert.is(r.signal, 'SIGKILL', String(r.stderr));
   assert.ok(lstatSync(path).isSocket(), 'the crashed server left its socket file');
 }

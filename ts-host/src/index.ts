@@ -41,6 +41,8 @@ export type {
   SocketOps,
 } from './backends/backend.js';
 export { createCompletionBackend, createNetCompletionBackend } from './backends/completion.js';
+export { createDenoCompletionBackend } from './backends/completion-deno.js';
+export { createBunCompletionBackend } from './backends/completion-bun.js';
 export { createSelectorBackend } from './backends/selector.js';
 export { createVirtualBackend } from './backends/virtual.js';
 export { createClockBackend } from './backends/clock.js';

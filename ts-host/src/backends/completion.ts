@@ -2,25 +2,24 @@
  * The `completion` backend: the proactor model (asyncio's Proactor loop, IOCP):
  * the host performs each read and write and reports when it finished.
  *
- * Two implementations, one behaviour: on Node.js the host does the I/O with
- * the native addon (`completion-native.ts`); elsewhere (Deno, Bun, workerd,
- * Windows, or wherever the addon cannot load) with the `net` module, whose
- * I/O is callback-shaped already. The second is pure JavaScript and runs
- * wherever `node:net` does; `createNetCompletionBackend` picks it on purpose.
+ * Four implementations, one behaviour: on Node.js the host does the I/O with
+ * the native addon (`completion-native.ts`), on Deno and Bun with their own
+ * sockets (`completion-deno.ts`, `completion-bun.ts`); elsewhere (workerd,
+ * Windows, or wherever those cannot start) with the `net` module, whose I/O
+ * is callback-shaped already. That one, in this file, is pure JavaScript and
+ * runs wherever `node:net` does; `createNetCompletionBackend` picks it on
+ * purpose.
  */
 import type { Server as NetServer, Socket as NetSocket } from 'node:net';
-import {
-  type BackendSink,
-  type CompletionBackend,
-  type CompletionDatagram,
-  type CompletionSocket,
-  type SocketAddress,
-} from './backend.js';
+import { type BackendSink, type CompletionBackend, type CompletionSocket } from './backend.js';
 import { TokenQueue } from './token-queue.js';
 import { performanceClock } from './wall-clock.js';
 import { unixAddress } from '../net/address.js';
+import { netAddress, nodeDatagram } from '../net/node-dgram.js';
 
 import { createNativeCompletionBackend } from './completion-native.js';
+import { createDenoCompletionBackend, denoNamespace } from './completion-deno.js';
+import { createBunCompletionBackend, bunNamespace } from './completion-bun.js';
 import { NotSupportedError } from '../errors.js';
 
 /** Cloudflare's workerd, which names itself in navigator.userAgent. */
@@ -29,16 +28,6 @@ function isWorkerd(): boolean {
 }
 
 type NetModule = typeof import('node:net');
-type DgramModule = typeof import('node:dgram');
-
-let dgram: DgramModule | null = null;
-try {
-  dgram = (await import('node:dgram')) as DgramModule;
-  if (typeof dgram.createSocket !== 'function') dgram = null;
-} catch {
-  // No node:dgram here (workerd): no datagram endpoints on this backend.
-}
-
 let net: NetModule | null = null;
 try {
   net = (await import('node:net')) as NetModule;
@@ -51,10 +40,6 @@ function loadNet(): NetModule {
     throw new Error('the completion backend needs node:net (Node.js, Bun or Deno)');
   }
   return net;
-}
-
-function addressOf(host: string | undefined, port: number | undefined, family: string | undefined): SocketAddress {
-  return { host: host ?? '', port: port ?? 0, family: family === 'IPv6' || family === '6' ? 'IPv6' : 'IPv4' };
 }
 
 /** The two ends of a Unix domain socket connection (Node reports no addresses for them). */
@@ -108,70 +93,24 @@ function wrap(socket: NetSocket, unix?: UnixEnds): CompletionSocket {
     },
     get localAddress() {
       if (unix !== undefined) return unixAddress(unix.local);
-      return addressOf(socket.localAddress, socket.localPort, socket.localFamily);
+      return netAddress(socket.localAddress, socket.localPort, socket.localFamily);
     },
     get remoteAddress() {
       if (unix !== undefined) return unixAddress(unix.remote);
-      return addressOf(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
+      return netAddress(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
     },
   };
 }
 
-/** UDP endpoints on `node:dgram`. */
-function netDatagram(dgramModule: DgramModule): NonNullable<CompletionBackend['datagram']> {
-  return ({ local, remote }, onDatagram, onError, done) => {
-    const socket = dgramModule.createSocket({ type: local.host.includes(':') ? 'udp6' : 'udp4' });
-    let closed = false;
-    const close = () => {
-      if (closed) return;
-      closed = true;
-      socket.close();
-    };
-    const fail = (error: Error) => {
-      close();
-      done(error);
-    };
-    socket.once('error', fail);
-    const endpoint: CompletionDatagram = {
-      send(data, host, port, sent) {
-        if (closed) {
-          sent(Object.assign(new Error('sendto failed: EBADF'), { code: 'EBADF', syscall: 'sendto' }));
-          return;
-        }
-        const callback = (error: Error | null) => sent(error ?? null);
-        if (host === null) socket.send(data, callback);
-        else socket.send(data, port, host, callback);
-      },
-      close,
-      get localAddress() {
-        const a = socket.address();
-        return addressOf(a.address, a.port, a.family);
-      },
-      get remoteAddress() {
-        if (remote === null) return null;
-        const a = socket.remoteAddress();
-        return addressOf(a.address, a.port, a.family);
-      },
-    };
-    socket.bind(local.port, local.host, () => {
-      const opened = () => {
-        socket.off('error', fail);
-        socket.on('error', (error) => onError(error));
-        socket.on('message', (message, info) =>
-          onDatagram(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), addressOf(info.address, info.port, info.family)),
-        );
-        done(null, endpoint);
-      };
-      if (remote === null) opened();
-      else socket.connect(remote.port, remote.host, opened);
-    });
-  };
-}
-
-/** The `completion` backend: native I/O where the addon loads, else `node:net`. */
+/**
+ * The `completion` backend: the host's own sockets on Deno and Bun
+ * (`completion-deno.ts`, `completion-bun.ts`), native I/O where the addon
+ * loads (Node), else `node:net`.
+ */
 export function createCompletionBackend(): CompletionBackend {
+  const own = denoNamespace() !== null ? createDenoCompletionBackend : bunNamespace() !== null ? createBunCompletionBackend : createNativeCompletionBackend;
   try {
-    return createNativeCompletionBackend();
+    return own();
   } catch {
     return createNetCompletionBackend();
   }
@@ -185,6 +124,7 @@ export function createNetCompletionBackend(): CompletionBackend {
   let sink: BackendSink | null = null;
   const servers = new Set<NetServer>();
   const sockets = new Set<NetSocket>();
+  const datagram = nodeDatagram();
   return {
     name: 'completion',
     model: 'completion',
@@ -228,8 +168,8 @@ export function createNetCompletionBackend(): CompletionBackend {
           address() {
             if (path !== undefined) return unixAddress(path);
             const a = server.address();
-            if (a === null || typeof a === 'string') return addressOf(host, port, undefined);
-            return addressOf(a.address, a.port, a.family);
+            if (a === null || typeof a === 'string') return netAddress(host, port, undefined);
+            return netAddress(a.address, a.port, a.family);
           },
           close(closed) {
             servers.delete(server);
@@ -261,7 +201,7 @@ export function createNetCompletionBackend(): CompletionBackend {
         socket.destroy();
       };
     },
-    ...(dgram === null ? {} : { datagram: netDatagram(dgram) }),
+    ...(datagram === null ? {} : { datagram }),
     close() {
       for (const s of servers) s.close();
       for (const s of sockets) s.destroy();

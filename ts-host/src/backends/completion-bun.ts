@@ -1,0 +1,405 @@
+/**
+ * The `completion` backend on Bun's own sockets: `Bun.listen` and
+ * `Bun.connect` (TCP, and Unix domain sockets with `unix: path`), which
+ * `completion` picks on Bun (implementation 'bun'). Bun's `node:net` is a
+ * compatibility layer over the same sockets; going to them directly saves
+ * its streams and event emitters on every read and write
+ * (bench/RESULTS.md, "Deno and Bun").
+ *
+ * Bun's socket API is callback-shaped, one set of handlers per listener or
+ * connect: `open`, `data`, `drain`, `end` (the peer's FIN), `close`. How an
+ * operation completes:
+ * - read: Bun reads as data arrives and calls `data` with a fresh buffer;
+ *   `setFlowing(false)` is `socket.pause()`, which stops reading from the
+ *   kernel, so backpressure reaches the peer.
+ * - write: `socket.write` writes what the kernel takes at once and returns
+ *   how much (Bun keeps nothing back); a write taken whole is done in place,
+ *   the rest waits for `drain`.
+ * - end: `socket.shutdown()` (the write side only, as the sockets are
+ *   half-open: `allowHalfOpen`), once the queued writes went out.
+ * - destroy: `socket.end()`, which closes at once (`terminate()` would
+ *   send a reset).
+ *
+ * Bun calls the handlers from its own event loop (host macrotasks), so a
+ * completion wakes the loop with `wake(true)`: the iteration runs at once,
+ * inside the handler. UDP is `node:dgram`'s (net/node-dgram.ts), which Bun
+ * implements on its own `Bun.udpSocket`.
+ */
+import {
+  type BackendSink,
+  type CompletionBackend,
+  type CompletionListener,
+  type CompletionSocket,
+  type SocketAddress,
+} from './backend.js';
+import { TokenQueue } from './token-queue.js';
+import { performanceClock } from './wall-clock.js';
+import { unixAddress } from '../net/address.js';
+import { netAddress, nodeDatagram } from '../net/node-dgram.js';
+
+/** The parts of Bun's socket API this backend uses (typed here: other hosts' type checks know no `Bun`). */
+interface BunSocket {
+  data: BunEndpoint | undefined;
+  write(data: Uint8Array): number;
+  shutdown(halfClose?: boolean): void;
+  end(): void;
+  pause(): void;
+  resume(): void;
+  setNoDelay?(noDelay?: boolean): boolean;
+  readonly localAddress?: string;
+  readonly localPort?: number;
+  readonly localFamily?: string;
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly remoteFamily?: string;
+}
+interface BunHandlers {
+  open(socket: BunSocket): void;
+  data(socket: BunSocket, data: Uint8Array): void;
+  drain(socket: BunSocket): void;
+  end(socket: BunSocket): void;
+  close(socket: BunSocket, error?: Error): void;
+  error(socket: BunSocket, error: Error): void;
+  connectError?(socket: BunSocket, error: Error): void;
+}
+interface BunListener {
+  stop(closeActiveConnections?: boolean): void;
+  readonly hostname?: string;
+  readonly port?: number;
+}
+type BunTarget = { hostname: string; port: number } | { unix: string };
+interface BunNamespace {
+  listen(options: BunTarget & { allowHalfOpen: boolean; socket: BunHandlers }): BunListener;
+  connect(options: BunTarget & { allowHalfOpen: boolean; socket: BunHandlers }): Promise<BunSocket>;
+}
+
+/** Bun's namespace, or null on any other host. */
+export function bunNamespace(): BunNamespace | null {
+  const bun = (globalThis as { Bun?: Partial<BunNamespace> }).Bun;
+  return typeof bun?.listen === 'function' && typeof bun.connect === 'function' ? (bun as BunNamespace) : null;
+}
+
+interface QueuedWrite {
+  bytes: Uint8Array;
+  offset: number;
+  done: (error?: Error | null) => void;
+}
+
+/** What a write after the socket closed fails with. */
+function closedError(syscall: string, code = 'EPIPE'): Error {
+  return Object.assign(new Error(`${syscall} failed: ${code}`), { code, syscall });
+}
+
+/** One connection: its Bun socket and what the loop asked of it. The socket's `data` points here. */
+class BunEndpoint implements CompletionSocket {
+  readonly #socket: BunSocket;
+  readonly #onClose: (endpoint: BunEndpoint) => void;
+  #onData: ((chunk: Uint8Array | null) => void) | null = null;
+  #onError: ((error: Error) => void) | null = null;
+  /** What arrived before `start` (Bun may deliver in the same turn as `open`). */
+  #early: Array<Uint8Array | null | Error> = [];
+  #eof = false;
+  #closed = false;
+  #destroyed = false;
+  #writes: QueuedWrite[] = [];
+  #endRequested = false;
+  readonly localAddress: SocketAddress;
+  readonly remoteAddress: SocketAddress;
+
+  constructor(socket: BunSocket, onClose: (endpoint: BunEndpoint) => void, unixEnds?: { local: string; remote: string }) {
+    this.#socket = socket;
+    this.#onClose = onClose;
+    socket.data = this;
+    // Nothing is read until the connection starts and asks for it.
+    socket.pause();
+    if (unixEnds !== undefined) {
+      this.localAddress = unixAddress(unixEnds.local);
+      this.remoteAddress = unixAddress(unixEnds.remote);
+    } else {
+      socket.setNoDelay?.(true);
+      this.localAddress = netAddress(socket.localAddress, socket.localPort, socket.localFamily);
+      this.remoteAddress = netAddress(socket.remoteAddress, socket.remotePort, socket.remoteFamily);
+    }
+  }
+
+  start(onData: (chunk: Uint8Array | null) => void, onError: (error: Error) => void): void {
+    this.#onData = onData;
+    this.#onError = onError;
+    const early = this.#early;
+    this.#early = [];
+    for (const event of early) {
+      if (event instanceof Error) onError(event);
+      else onData(event);
+    }
+  }
+
+  setFlowing(flowing: boolean): void {
+    if (this.#closed) return;
+    if (flowing) this.#socket.resume();
+    else this.#socket.pause();
+  }
+
+  // ------------------------------------------------ Bun's handlers, routed here
+
+  received(data: Uint8Array | null): void {
+    if (data === null) {
+      if (this.#eof) return;
+      this.#eof = true;
+    }
+    if (this.#onData === null) this.#early.push(data);
+    else this.#onData(data);
+  }
+
+  failed(error: Error): void {
+    this.#eof = true;
+    if (this.#onError === null) this.#early.push(error);
+    else this.#onError(error);
+  }
+
+  /** The socket closed: by us, by a reset (`error`), or after both ends finished. */
+  closed(error: Error | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#destroyed) {
+      if (error !== undefined) this.failed(error);
+      else this.received(null);
+      const writes = this.#writes;
+      this.#writes = [];
+      for (const w of writes) w.done(error ?? closedError('write'));
+    }
+    this.#onClose(this);
+  }
+
+  // ------------------------------------------------ writes
+
+  write(data: Uint8Array, done: (error?: Error | null) => void): void {
+    if (this.#closed) {
+      done(closedError('write', this.#destroyed ? 'EBADF' : 'EPIPE'));
+      return;
+    }
+    if (this.#writes.length > 0) {
+      this.#writes.push({ bytes: data, offset: 0, done });
+      return;
+    }
+    const n = this.#socket.write(data);
+    if (n === data.length) {
+      // Taken whole: done in place (IOCP's skip on success), as the native implementation does.
+      done(null);
+      return;
+    }
+    if (n < 0) {
+      done(closedError('write'));
+      return;
+    }
+    this.#writes.push({ bytes: data, offset: n, done });
+  }
+
+  /** Bun's `drain`: the kernel takes more. */
+  flush(): void {
+    const writes = this.#writes;
+    while (writes.length > 0 && !this.#closed) {
+      const w = writes[0] as QueuedWrite;
+      const n = this.#socket.write(w.offset === 0 ? w.bytes : w.bytes.subarray(w.offset));
+      if (n < 0) return; // the close handler fails them
+      w.offset += n;
+      if (w.offset < w.bytes.length) return;
+      writes.shift();
+      w.done(null);
+    }
+    if (writes.length === 0 && this.#endRequested && !this.#closed) this.#socket.shutdown();
+  }
+
+  end(): void {
+    if (this.#endRequested || this.#closed) return;
+    this.#endRequested = true;
+    if (this.#writes.length === 0) this.#socket.shutdown();
+  }
+
+  destroy(): void {
+    if (this.#destroyed) return;
+    this.#destroyed = true;
+    this.#writes = [];
+    this.#onData = null;
+    // Bun calls `close` from within end(): `closed` finds #destroyed set.
+    if (!this.#closed) this.#socket.end();
+    if (!this.#closed) {
+      this.#closed = true;
+      this.#onClose(this);
+    }
+  }
+}
+
+/**
+ * The handlers of one listener or connect, each run through `dispatch` (which
+ * wakes the loop once for what the handler completed). `opened` makes the
+ * endpoint of a socket that opened, or returns null to close it (a connect
+ * abandoned, or the backend closed).
+ */
+function handlers(
+  dispatch: (fn: () => void) => void,
+  opened: (socket: BunSocket) => BunEndpoint | null,
+  connectFailed?: (error: Error) => void,
+): BunHandlers {
+  return {
+    open(socket) {
+      dispatch(() => {
+        if (opened(socket) === null) socket.end();
+      });
+    },
+    data(socket, data) {
+      dispatch(() => socket.data?.received(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)));
+    },
+    drain(socket) {
+      dispatch(() => socket.data?.flush());
+    },
+    end(socket) {
+      dispatch(() => socket.data?.received(null));
+    },
+    close(socket, error) {
+      dispatch(() => socket.data?.closed(error));
+    },
+    error(socket, error) {
+      // A handler of ours threw: that connection cannot go on.
+      dispatch(() => socket.data?.failed(error));
+    },
+    ...(connectFailed === undefined ? {} : { connectError: (_socket: BunSocket, error: Error) => dispatch(() => connectFailed(error)) }),
+  };
+}
+
+/** The `completion` backend on `Bun.listen`/`Bun.connect`. Throws on any host but Bun. */
+export function createBunCompletionBackend(): CompletionBackend {
+  const bun = bunNamespace();
+  if (bun === null) throw new Error('the Bun completion backend needs Bun.listen and Bun.connect (Bun only)');
+  const now = performanceClock();
+  const queue = new TokenQueue();
+  let sink: BackendSink | null = null;
+  let closed = false;
+  /** Bun handlers running (they may nest), and whether they queued tokens. */
+  let handlerDepth = 0;
+  let completedInHandler = false;
+  const endpoints = new Set<BunEndpoint>();
+  const listeners = new Set<BunListener>();
+  const connecting = new Set<() => void>();
+  const forget = (endpoint: BunEndpoint) => endpoints.delete(endpoint);
+  // Every Bun handler runs through here: one wake for what it completed, from the host callback itself.
+  const dispatch = (fn: () => void): void => {
+    handlerDepth++;
+    try {
+      fn();
+    } finally {
+      handlerDepth--;
+      if (handlerDepth === 0 && completedInHandler) {
+        completedInHandler = false;
+        sink?.wake(true);
+      }
+    }
+  };
+  const adopt = (socket: BunSocket, unixEnds?: { local: string; remote: string }): BunEndpoint => {
+    const endpoint = new BunEndpoint(socket, forget, unixEnds);
+    endpoints.add(endpoint);
+    return endpoint;
+  };
+  const refused = (syscall: string) => Object.assign(new Error(`${syscall} failed: EBADF`), { code: 'EBADF', syscall });
+  const datagram = nodeDatagram();
+
+  return {
+    name: 'completion',
+    model: 'completion',
+    implementation: 'bun',
+    now,
+    attach(s) {
+      sink = s;
+    },
+    takeCompleted(max) {
+      return queue.take(max);
+    },
+    complete(token) {
+      queue.push(token);
+      if (handlerDepth > 0) completedInHandler = true;
+      // A write done in place, in a loop callback: the loop is awake already, or will be.
+      else sink?.wake(false);
+    },
+    listen({ host, port, path }, onSocket, done) {
+      if (closed) {
+        done(refused('listen'));
+        return;
+      }
+      const ends = path === undefined ? undefined : { local: path, remote: '' };
+      let listener: BunListener;
+      try {
+        listener = bun.listen({
+          ...(path === undefined ? { hostname: host, port } : { unix: path }),
+          allowHalfOpen: true,
+          socket: handlers(dispatch, (socket) => {
+            if (closed) return null;
+            const endpoint = adopt(socket, ends);
+            onSocket(endpoint);
+            return endpoint;
+          }),
+        });
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      listeners.add(listener);
+      const address: SocketAddress = path === undefined ? netAddress(listener.hostname, listener.port, (listener.hostname ?? '').includes(':') ? 'IPv6' : 'IPv4') : unixAddress(path);
+      done(null, {
+        address: () => ({ ...address }),
+        close(closedDone) {
+          // Stops accepting; the connections it accepted stay (the loop closes them).
+          if (listeners.delete(listener)) listener.stop(false);
+          closedDone();
+        },
+      } satisfies CompletionListener);
+    },
+    connect({ host, port, path }, done) {
+      if (closed) {
+        done(refused('connect'));
+        return;
+      }
+      // Bun cannot abandon a connect in flight: an abandoned one is closed as it opens.
+      let abandoned = false;
+      let settled = false;
+      const cancel = () => {
+        if (!connecting.delete(cancel)) return;
+        abandoned = true;
+      };
+      connecting.add(cancel);
+      const fail = (error: Error) => {
+        if (settled) return;
+        settled = true;
+        connecting.delete(cancel);
+        if (!abandoned) done(error);
+      };
+      bun
+        .connect({
+          ...(path === undefined ? { hostname: host, port } : { unix: path }),
+          allowHalfOpen: true,
+          socket: handlers(
+            dispatch,
+            (socket) => {
+              if (settled) return null;
+              settled = true;
+              connecting.delete(cancel);
+              if (abandoned || closed) return null;
+              const endpoint = adopt(socket, path === undefined ? undefined : { local: '', remote: path });
+              done(null, endpoint);
+              return endpoint;
+            },
+            fail,
+          ),
+        })
+        .catch(fail);
+      return cancel;
+    },
+    ...(datagram === null ? {} : { datagram }),
+    close() {
+      closed = true;
+      for (const cancel of [...connecting]) cancel();
+      for (const endpoint of [...endpoints]) endpoint.destroy();
+      for (const listener of listeners) listener.stop(false);
+      listeners.clear();
+      sink = null;
+    },
+  };
+}
