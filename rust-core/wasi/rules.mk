@@ -1,5 +1,5 @@
 # wasmloop on WASI 0.2 (the wasmtime CLI): a Make fragment for the main
-# Makefile, which includes it *after* defining COMPONENT, DEBIAN_CARGO,
+# Makefile, which includes it *after* defining COMPONENT, GENERATED, DEBIAN_CARGO,
 # DEBIAN_RUSTC, WASM_TARGET, JCO and STAMPS (and the rules for $(STAMPS)/apt
 # and node_modules/.package-lock.json).
 #
@@ -126,6 +126,7 @@ wasi: $(WASI_IMPORTS) $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT)
 # TCP echo under `wasmtime run -S inherit-network`, from Node: through the
 # echo server (several connections at once, 1 MiB each, byte for byte, then
 # a clean stop), and from the echo client to a Node server and to the echo
-# server; then the crate's own checks (rust-core/wasi/checks).
-test-wasi: $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT) $(WASI_CHECKS) $(WASMTIME)
+# server; then the crate's own checks (rust-core/wasi/checks). $(GENERATED):
+# the core modules jco extracts, which the nested core must match.
+test-wasi: $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT) $(WASI_CHECKS) $(WASMTIME) $(GENERATED)
 	WASMTIME=$(WASMTIME) WASI_ECHO_SERVER=$(WASI_ECHO_SERVER) WASI_ECHO_CLIENT=$(WASI_ECHO_CLIENT) WASI_CHECKS=$(WASI_CHECKS) node node_modules/uvu/bin.js test/conformance/wasmtime '\.check\.mjs$$'
