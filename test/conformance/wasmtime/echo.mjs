@@ -9,7 +9,8 @@ import { connect, createServer } from 'node:net';
 import { execute } from '../process.mjs';
 
 /**
- * Starts the echo server on a port the system picks. Resolves once it
+ * Starts the echo server on `host` (an IP address), on a port the system
+ * picks. Resolves once it
  * printed its `listening` line, to { host, port, core, child, stop }, where
  * `core` is the core sha256 it reports and `stop()` closes its stdin and
  * resolves to { code, signal, stopped (its last line, parsed), stderr }.
@@ -17,8 +18,8 @@ import { execute } from '../process.mjs';
  * `timeoutMs` (a limit, not an expectation: compiling the component takes
  * most of it).
  */
-export function startEchoServer({ wasmtime, component, timeoutMs = 60_000 }) {
-  const child = spawn(wasmtime, ['run', '-S', 'inherit-network', component, '--port', '0', '--stop-on-stdin-eof'], {
+export function startEchoServer({ wasmtime, component, host = '127.0.0.1', timeoutMs = 60_000 }) {
+  const child = spawn(wasmtime, ['run', '-S', 'inherit-network', component, '--host', host, '--port', '0', '--stop-on-stdin-eof'], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -45,8 +46,10 @@ export function startEchoServer({ wasmtime, component, timeoutMs = 60_000 }) {
       const listening = stdout.includes('\n') ? lines().find((line) => line.listening) : undefined;
       if (listening === undefined) return;
       clearTimeout(limit);
+      // 127.0.0.1:8000 or [::1]:8000
       const at = listening.listening.lastIndexOf(':');
-      resolve({ host: listening.listening.slice(0, at), port: Number(listening.listening.slice(at + 1)), core: listening.core, child, stop });
+      const host = listening.listening.slice(0, at).replace(/^\[(.*)\]$/, '$1');
+      resolve({ host, port: Number(listening.listening.slice(at + 1)), core: listening.core, child, stop });
     });
     exited.then(({ code, signal }) => {
       clearTimeout(limit);

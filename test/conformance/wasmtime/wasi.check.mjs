@@ -104,6 +104,23 @@ echo('the client and the server, both on wasmtime: 8 connections of 256 KiB', as
   assert.equal(run.report, { connections: 8, bytes: 256 * 1024, intact: 8 });
 });
 
+echo('over IPv6 (::1): Node clients and the echo client through the echo server', async () => {
+  const server = await startEchoServer({ wasmtime, component, host: '::1' });
+  let run;
+  try {
+    assert.is(server.host, '::1');
+    const echoes = await Promise.all([1, 2].map(() => echoOnce({ ...server, bytes: 256 * 1024 })));
+    for (const { sent, received } of echoes) assert.ok(sent.equals(received));
+    run = await runEchoClient({ wasmtime, component: client, host: '::1', port: server.port, connections: 2, bytes: 256 * 1024 });
+  } finally {
+    const { code, stopped, stderr } = await server.stop();
+    assert.is(code, 0, stderr);
+    assert.equal(stopped, { stopped: true, connections: 4, bytes: 4 * 256 * 1024 });
+  }
+  assert.is(run.code, 0, run.stderr);
+  assert.equal(run.report, { connections: 2, bytes: 256 * 1024, intact: 2 });
+});
+
 echo('the client reports a refused connection as an error', async () => {
   const server = await startNodeEchoServer();
   await server.close(); // a port nothing listens on any more

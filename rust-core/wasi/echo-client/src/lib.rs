@@ -16,7 +16,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
 use wasmloop_wasi::{print_line, EventLoop, TcpStream};
@@ -156,9 +156,12 @@ impl Connection {
 }
 
 fn run(options: &Options) -> Result<(), String> {
-    let address: SocketAddr = format!("{}:{}", options.host, options.port)
+    // An IP address, v4 or v6 (`::1`, no brackets): names are not resolved.
+    let ip: IpAddr = options
+        .host
         .parse()
-        .map_err(|e| format!("--host/--port: {e}"))?;
+        .map_err(|e| format!("--host {}: {e} (an IP address)", options.host))?;
+    let address = SocketAddr::new(ip, options.port);
     let event_loop = EventLoop::new();
     let progress = Rc::new(Progress {
         event_loop: event_loop.clone(),

@@ -21,7 +21,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::io::ErrorKind;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
 
 use wasmloop_wasi::{print_line, EventLoop, TcpListener, TcpStream};
@@ -162,9 +162,12 @@ impl Connection {
 
 fn serve(options: &Options) -> Result<(), String> {
     let event_loop = EventLoop::new();
-    let address: SocketAddr = format!("{}:{}", options.host, options.port)
+    // An IP address, v4 or v6 (`::1`, no brackets): names are not resolved.
+    let ip: IpAddr = options
+        .host
         .parse()
-        .map_err(|e| format!("--host/--port: {e}"))?;
+        .map_err(|e| format!("--host {}: {e} (an IP address)", options.host))?;
+    let address = SocketAddr::new(ip, options.port);
     let listener = event_loop
         .listen_tcp(address, 128)
         .map_err(|e| format!("listen on {address}: {e}"))?;
