@@ -7,6 +7,7 @@ import {
   LoopClosedError,
   LoopRunningError,
   LoopStoppedError,
+  NotSupportedError,
   WasmloopError,
 } from '../ts-host/dist/index.js';
 import { capture, freshLoop } from './helpers.mjs';
@@ -325,7 +326,60 @@ exceptions('an exception in a callback with arguments reports that callback', as
   assert.is(contexts[0].error.message, 'got 7');
 });
 
+// --------------------------------------------------------- options objects
+
+const options = suite('options objects');
+freshLoop(options);
+
+options('every options object rejects unknown keys, naming the key and the one meant', async ({ loop }) => {
+  const handler = () => {};
+  const factory = () => ({});
+  const cases = [
+    ['createServer', () => loop.createServer(handler, { port: 0, reuse_port: true }), /createServer: unknown option 'reuse_port' \(did you mean 'reusePort'\?\)/],
+    ['createConnection', () => loop.createConnection({ port: 1, hostname: 'localhost' }), /createConnection: unknown option 'hostname' \(did you mean 'host'\?\)/],
+    ['createProtocolServer', () => loop.createProtocolServer(factory, { port: 0, backlg: 5 }), /createProtocolServer: unknown option 'backlg' \(did you mean 'backlog'\?\)/],
+    ['createProtocolConnection', () => loop.createProtocolConnection(factory, { port: 1, timeout: 5 }), /createProtocolConnection: unknown option 'timeout' \(known: /],
+    ['createDatagramEndpoint', () => loop.createDatagramEndpoint(factory, { local_addr: { port: 0 } }), /createDatagramEndpoint: unknown option 'local_addr' \(did you mean 'localAddress'\?\)/],
+    ['localAddress', () => loop.createDatagramEndpoint(factory, { localAddress: { portt: 0 } }), /createDatagramEndpoint: localAddress: unknown option 'portt' \(did you mean 'port'\?\)/],
+    ['remoteAddress', () => loop.createDatagramEndpoint(factory, { remoteAddress: { port: 9, hostt: 'x' } }), /createDatagramEndpoint: remoteAddress: unknown option 'hostt' \(did you mean 'host'\?\)/],
+  ];
+  for (const [name, call, pattern] of cases) await rejectsWith(call(), TypeError, pattern);
+  assert.is(loop.stats().watchers, 0, 'nothing was opened');
+});
+
+options('ssl points to tls, and tls is refused: no plaintext where TLS was asked for', async ({ loop }) => {
+  const handler = () => {};
+  const factory = () => ({});
+  await rejectsWith(loop.createServer(handler, { port: 0, ssl: {} }), TypeError, /createServer: unknown option 'ssl' \(did you mean 'tls'\?\)/);
+  await rejectsWith(loop.createConnection({ port: 1, ssl: true }), TypeError, /did you mean 'tls'/);
+  const refusals = [
+    () => loop.createServer(handler, { port: 0, tls: {} }),
+    () => loop.createProtocolServer(factory, { port: 0, tls: { cert: 'x' } }),
+    () => loop.createConnection({ port: 1, tls: true }),
+    () => loop.createProtocolConnection(factory, { port: 1, tls: {} }),
+  ];
+  for (const refuse of refusals) {
+    await rejectsWith(refuse(), NotSupportedError, /TLS is not available on this loop yet/);
+  }
+  assert.is(loop.stats().watchers, 0, 'nothing was opened');
+});
+
+options('the virtual-time runs and createLoop reject unknown keys', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  throwsWith(() => loop.runAll({ limt: 5 }), TypeError, /runAll: unknown option 'limt' \(did you mean 'limit'\?\)/);
+  throwsWith(() => loop.runUntilIdle({ max: 5 }), TypeError, /runUntilIdle: unknown option 'max' \(known: limit\)/);
+  throwsWith(() => loop.advance(5, { limit: 5, extra: 1 }), TypeError, /advance: unknown option 'extra'/);
+  await rejectsWith(loop.runAllAsync({ limt: 5 }), TypeError, /runAll: unknown option 'limt'/);
+  await rejectsWith(loop.runUntilIdleAsync({ limt: 5 }), TypeError, /runUntilIdle: unknown option 'limt'/);
+  await rejectsWith(loop.advanceAsync(1, { limt: 5 }), TypeError, /advance: unknown option 'limt'/);
+  assert.is(loop.runAll({ limit: 5 }), 0, 'known keys still work');
+  await loop.close();
+  await rejectsWith(createLoop({ loger: console }), TypeError, /createLoop: unknown option 'loger' \(did you mean 'logger'\?\)/);
+  await rejectsWith(createLoop({ slow_callback_ms: 1 }), TypeError, /did you mean 'slowCallbackMs'/);
+});
+
 input.run();
 closed.run();
 running.run();
 exceptions.run();
+options.run();

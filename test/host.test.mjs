@@ -236,7 +236,94 @@ for (const backend of ['selector', 'completion', 'clock']) {
   });
 }
 
+// ---------------------------------------------------------------- logger
+
+const logging = suite('logger');
+
+/** A console-shaped logger that keeps what it is given. */
+function recordingLogger() {
+  const lines = { warn: [], error: [] };
+  return { lines, logger: { warn: (...args) => lines.warn.push(args), error: (...args) => lines.error.push(args) } };
+}
+
+logging('slow-callback warnings and default error reports go to the logger, not the console', async () => {
+  const { lines, logger } = recordingLogger();
+  const loop = await createLoop({ debug: true, slowCallbackMs: 5, logger });
+  const consoleLines = [];
+  consoleLines.push(
+    ...(await capture('warn', async () => {
+      consoleLines.push(
+        ...(await capture('error', async () => {
+          loop.callSoon(function slowOne() {
+            spin(15);
+          });
+          loop.callSoon(function failing() {
+            throw new Error('reported');
+          });
+          await loop.runUntilComplete(() => loop.sleep(0));
+        })),
+      );
+    })),
+  );
+  await loop.close();
+  assert.equal(consoleLines, []);
+  assert.is(lines.warn.length, 1);
+  assert.match(lines.warn[0][0], /executing callback slowOne took/);
+  assert.is(lines.error.length, 1);
+  assert.match(lines.error[0][0], /Exception in callback failing/);
+  assert.is(lines.error[0][1].message, 'reported');
+});
+
+logging('with an exception handler set, errors go to it and not to the logger', async () => {
+  const { lines, logger } = recordingLogger();
+  const loop = await createLoop({ logger });
+  const contexts = [];
+  loop.setExceptionHandler((_, context) => contexts.push(context));
+  loop.callSoon(() => {
+    throw new Error('handled');
+  });
+  await loop.runUntilComplete(() => loop.sleep(0));
+  await loop.close();
+  assert.is(contexts.length, 1);
+  assert.equal(lines.error, []);
+});
+
+logging('a logger that throws loses its line, not the loop', async () => {
+  const logger = {
+    warn() {
+      throw new Error('warn broke');
+    },
+    error() {
+      throw new Error('error broke');
+    },
+  };
+  const loop = await createLoop({ debug: true, slowCallbackMs: 1, logger });
+  const ran = [];
+  loop.callSoon(() => spin(5));
+  loop.callSoon(() => {
+    throw new Error('unlogged');
+  });
+  loop.callSoon(() => ran.push('after'));
+  await loop.runUntilComplete(() => loop.sleep(0));
+  assert.equal(ran, ['after']);
+  assert.not.ok(loop.isClosed());
+  await loop.close();
+});
+
+logging('a logger must have warn and error functions', async () => {
+  for (const logger of [null, {}, { warn() {} }, 'console']) {
+    try {
+      await createLoop({ logger });
+      assert.unreachable(`logger ${JSON.stringify(logger)} was accepted`);
+    } catch (error) {
+      assert.instance(error, TypeError);
+      assert.match(error.message, /createLoop: logger must be an object with warn and error functions/);
+    }
+  }
+});
+
 create.run();
 host.run();
 debug.run();
 stats.run();
+logging.run();

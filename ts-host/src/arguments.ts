@@ -4,8 +4,26 @@
  * argument. The loop (loop.ts) checks everything here before it touches the
  * core or a backend, so a bad argument never leaves anything half done.
  */
-import { describe } from './errors.js';
+import { NotSupportedError, describe } from './errors.js';
 import { INT32_MAX } from './limits.js';
+import { checkOptions } from './options.js';
+
+/**
+ * The keys each options object may have; anything else is a TypeError
+ * naming it (options.ts). `tls` is known so that `ssl` and friends point
+ * to it, and refused while the loop has no TLS.
+ */
+export const SERVER_OPTIONS = ['host', 'port', 'path', 'backlog', 'reusePort', 'tls'] as const;
+export const DATAGRAM_OPTIONS = ['localAddress', 'remoteAddress'] as const;
+/**
+ * A datagram address may be a SocketAddress the loop reported
+ * (`transport.localAddress`): its `family` is accepted and not used (the
+ * host says the family).
+ */
+export const DATAGRAM_ADDRESS_OPTIONS = ['host', 'port', 'family'] as const;
+/** As datagram addresses, a connect may be given a reported SocketAddress (`server.address()`). */
+export const CONNECT_OPTIONS = ['host', 'port', 'path', 'signal', 'tls', 'family'] as const;
+export const RUN_OPTIONS = ['limit'] as const;
 
 export interface ServerOptions {
   /** Numeric IPv4/IPv6 address or host name to listen on. Default '127.0.0.1'. */
@@ -27,6 +45,8 @@ export interface ServerOptions {
    * cluster instead.
    */
   reusePort?: boolean;
+  /** Not available yet: anything but `false` is NotSupportedError. */
+  tls?: false;
 }
 
 export interface ConnectOptions {
@@ -43,6 +63,8 @@ export interface ConnectOptions {
    * only; aborting it later does nothing to the connection.
    */
   signal?: AbortSignal;
+  /** Not available yet: anything but `false` is NotSupportedError. */
+  tls?: false;
 }
 
 export interface DatagramEndpointOptions {
@@ -77,6 +99,15 @@ export function notAFunction(operation: string, value: unknown, argument = 'call
   return new TypeError(`${operation}: ${argument} must be a function, got ${describe(value)}`);
 }
 
+/**
+ * `tls`: not available yet, so refused rather than ignored (a program that
+ * asks for TLS must not get plaintext). `tls: false` asks for none.
+ */
+function checkNoTls(operation: string, tls: unknown): void {
+  if (tls === undefined || tls === false) return;
+  throw new NotSupportedError(`${operation}: TLS is not available on this loop yet (the tls option); connections are plaintext only`);
+}
+
 /** A time or delay in ms: any number but NaN (Infinity means never). */
 export function checkTime(operation: string, argument: string, value: unknown): number {
   if (typeof value !== 'number' || value !== value) {
@@ -90,7 +121,7 @@ export function checkLimit(operation: string, options: unknown): number {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`${operation}: options must be an object, got ${describe(options)}`);
   }
-  const { limit = DEFAULT_CALLBACK_LIMIT } = options as { limit?: unknown };
+  const { limit = DEFAULT_CALLBACK_LIMIT } = checkOptions(operation, options as { limit?: unknown }, RUN_OPTIONS);
   if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 1) {
     throw new RangeError(`${operation}: limit must be a positive integer, got ${describe(limit)}`);
   }
@@ -118,13 +149,13 @@ export function checkAddress(operation: string, options: unknown, listening: boo
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`${operation}: options must be an object with a port or a path, got ${describe(options)}`);
   }
-  const { host = '127.0.0.1', port, backlog = 511, path, reusePort = false } = options as {
-    host?: unknown;
-    port?: unknown;
-    backlog?: unknown;
-    path?: unknown;
-    reusePort?: unknown;
-  };
+  const known = listening ? SERVER_OPTIONS : CONNECT_OPTIONS;
+  const { host = '127.0.0.1', port, backlog = 511, path, reusePort = false, tls } = checkOptions(
+    operation,
+    options as { host?: unknown; port?: unknown; backlog?: unknown; path?: unknown; reusePort?: unknown; tls?: unknown },
+    known,
+  );
+  checkNoTls(operation, tls);
   if (path !== undefined) {
     if (typeof path !== 'string' || path === '') {
       throw new TypeError(`${operation}: path must be a non-empty string, got ${describe(path)}`);
@@ -167,7 +198,11 @@ export function checkDatagramOptions(
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`${operation}: options must be an object with localAddress and/or remoteAddress, got ${describe(options)}`);
   }
-  const { localAddress, remoteAddress } = options as { localAddress?: unknown; remoteAddress?: unknown };
+  const { localAddress, remoteAddress } = checkOptions(
+    operation,
+    options as { localAddress?: unknown; remoteAddress?: unknown },
+    DATAGRAM_OPTIONS,
+  );
   if (localAddress === undefined && remoteAddress === undefined) {
     throw new TypeError(`${operation}: give localAddress, remoteAddress or both`);
   }
@@ -175,7 +210,11 @@ export function checkDatagramOptions(
     if (typeof value !== 'object' || value === null) {
       throw new TypeError(`${operation}: ${name} must be an object { host, port }, got ${describe(value)}`);
     }
-    const { host, port = portRequired ? undefined : 0 } = value as { host?: unknown; port?: unknown };
+    const { host, port = portRequired ? undefined : 0 } = checkOptions(
+      `${operation}: ${name}`,
+      value as { host?: unknown; port?: unknown },
+      DATAGRAM_ADDRESS_OPTIONS,
+    );
     if (host !== undefined && (typeof host !== 'string' || host === '')) {
       throw new TypeError(`${operation}: ${name}.host must be a non-empty string, got ${describe(host)}`);
     }

@@ -14,6 +14,8 @@ import { type VirtualOptions, createVirtualBackend } from './backends/virtual.js
 import { compileCore, coreModulesFrom } from './core.js';
 import { EventLoop } from './loop.js';
 import { describe } from './errors.js';
+import { checkOptions } from './options.js';
+import { type Logger, checkLogger } from './reporting.js';
 import { type Trace, Tracer, traceProblem } from './trace.js';
 
 export { EventLoop } from './loop.js';
@@ -23,6 +25,7 @@ export type {
   DatagramEndpointOptions,
   ExceptionContext,
   ExceptionHandler,
+  Logger,
   LoopStats,
   ServerOptions,
 } from './loop.js';
@@ -102,9 +105,16 @@ export interface LoopOptions {
    * `{ 'core.core.wasm': module, 'core.core2.wasm': ..., 'core.core3.wasm': ... }`.
    */
   coreModules?: Record<string, WebAssembly.Module>;
+  /**
+   * Where the loop logs: slow callbacks in debug mode (`warn`), and errors
+   * when no exception handler is set or the handler itself throws
+   * (`error`). Console-shaped; default `console`. Errors still go to the
+   * exception handler first (`loop.setExceptionHandler`).
+   */
+  logger?: Logger;
 }
 
-const OPTION_NAMES = new Set([
+const LOOP_OPTIONS = [
   'backend',
   'debug',
   'slowCallbackMs',
@@ -113,18 +123,11 @@ const OPTION_NAMES = new Set([
   'virtual',
   'memoryLimitBytes',
   'coreModules',
-]);
+  'logger',
+] as const;
 
 /** Creates an event loop on the chosen backend. */
 export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> {
-  if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`createLoop: options must be an object, got ${describe(options)}`);
-  }
-  for (const key of Object.keys(options)) {
-    if (!OPTION_NAMES.has(key)) {
-      throw new TypeError(`createLoop: unknown option '${key}' (known: ${[...OPTION_NAMES].join(', ')})`);
-    }
-  }
   const {
     backend = 'auto',
     debug = false,
@@ -134,7 +137,9 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
     virtual,
     memoryLimitBytes = 0,
     coreModules,
-  } = options;
+    logger: loggerOption,
+  } = checkOptions('createLoop', options, LOOP_OPTIONS);
+  const logger = loggerOption === undefined ? console : checkLogger('createLoop', loggerOption);
   if (coreModules !== undefined && (typeof coreModules !== 'object' || coreModules === null)) {
     throw new TypeError(`createLoop: coreModules must be an object of WebAssembly.Module, got ${describe(coreModules)}`);
   }
@@ -175,7 +180,7 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
   const chosen =
     backend === 'virtual'
       ? createVirtualBackend(virtual)
-      : await resolveBackend(backend, { log: debug ? (m) => console.warn(m) : undefined });
+      : await resolveBackend(backend, { log: debug ? (m) => logger.warn(m) : undefined });
   try {
     const tracer = record || expected !== null ? new Tracer(chosen.name, expected) : null;
     return new EventLoop(modules ?? (await compileCore()), chosen, {
@@ -183,10 +188,15 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
       slowCallbackMs,
       tracer,
       memoryLimitBytes,
-      logger: console,
+      logger,
     });
   } catch (error) {
-    chosen.close();
+    try {
+      chosen.close();
+    } catch {
+      // The error that stopped the loop is the one to report.
+    }
     throw error;
   }
 }
+
