@@ -326,6 +326,90 @@ exceptions('an exception in a callback with arguments reports that callback', as
   assert.is(contexts[0].error.message, 'got 7');
 });
 
+exceptions('a callback whose name getter throws, or a revoked Proxy, is reported; the loop and its server go on', async ({ loop }) => {
+  const contexts = [];
+  loop.setExceptionHandler((_, context) => contexts.push(context));
+  const server = await loop.runUntilComplete(() => loop.createServer((conn) => conn.close(), { port: 0 }));
+  function badName() {
+    throw new Error('inside');
+  }
+  Object.defineProperty(badName, 'name', {
+    get() {
+      throw new Error('name getter');
+    },
+  });
+  const { proxy, revoke } = Proxy.revocable(function target() {}, {});
+  revoke();
+  const ran = [];
+  loop.callSoon(badName);
+  loop.callSoon(proxy);
+  loop.callLater(0, badName, 'with an argument');
+  loop.callSoon(() => ran.push('after'));
+  await loop.runUntilComplete(() => loop.sleep(1));
+  assert.equal(ran, ['after']);
+  assert.is(contexts.length, 3);
+  assert.is(contexts[0].error.message, 'inside');
+  assert.match(contexts[0].message, /Exception in callback <unnamed>/);
+  assert.instance(contexts[1].error, TypeError, 'calling a revoked Proxy throws a TypeError');
+  assert.is(contexts[2].error.message, 'inside');
+  assert.not.ok(loop.isClosed());
+  // The server still serves.
+  const conn = await loop.runUntilComplete(() => loop.createConnection({ port: server.address().port }));
+  assert.is(await loop.runUntilComplete(() => conn.read()), null);
+  conn.close();
+  server.close();
+});
+
+exceptions('a throwing name getter does not break debug mode or recording', async () => {
+  for (const options of [{ debug: true, slowCallbackMs: 0 }, { record: true }]) {
+    const logger = { warn() {}, error() {} };
+    const loop = await createLoop({ ...options, logger });
+    const contexts = [];
+    loop.setExceptionHandler((_, context) => contexts.push(context));
+    const badName = () => {
+      throw new Error('inside');
+    };
+    Object.defineProperty(badName, 'name', {
+      get() {
+        throw new Error('name getter');
+      },
+    });
+    loop.callSoon(badName);
+    await loop.runUntilComplete(() => loop.sleep(0));
+    assert.is(contexts.length, 1, JSON.stringify(options));
+    assert.is(contexts[0].error.message, 'inside');
+    if (options.record) assert.equal(loop.trace().callbacks[0], ['callSoon', '<unnamed>']);
+    await loop.close();
+  }
+});
+
+exceptions('callbacks scheduled with arguments are called as plain functions: this is undefined', async () => {
+  for (const debug of [false, true]) {
+    const loop = await createLoop({ debug });
+    const seen = [];
+    function record(tag) {
+      seen.push([this, tag]);
+    }
+    loop.callSoon(record, 'callSoon');
+    loop.callLater(0, record, 'callLater');
+    loop.callAt(loop.time(), record, 'callAt');
+    loop.callSoon(record);
+    await loop.runUntilComplete(() => loop.sleep(1));
+    await loop.close();
+    // Queued callbacks first, then the timers, in scheduling order.
+    assert.equal(
+      seen,
+      [
+        [undefined, 'callSoon'],
+        [undefined, undefined],
+        [undefined, 'callLater'],
+        [undefined, 'callAt'],
+      ],
+      `debug ${debug}`,
+    );
+  }
+});
+
 // --------------------------------------------------------- options objects
 
 const options = suite('options objects');

@@ -82,6 +82,22 @@ traps('a crash closes the loop’s connections', async () => {
   await other.close();
 });
 
+traps('a crashed debug-mode loop removes its unhandledRejection listener, as close() does', async () => {
+  const before = process.listenerCount('unhandledRejection');
+  const loop = await createLoop({ debug: true, memoryLimitBytes: CAP });
+  assert.is(process.listenerCount('unhandledRejection'), before + 1, 'debug mode listens');
+  const noop = () => {};
+  try {
+    for (;;) loop.callLater(1000, noop);
+  } catch (error) {
+    assert.instance(error, LoopCrashedError);
+  }
+  assert.ok(loop.isClosed());
+  assert.is(process.listenerCount('unhandledRejection'), before, 'the listener went with the crash');
+  await loop.close();
+  assert.is(process.listenerCount('unhandledRejection'), before);
+});
+
 traps('bad memory limits are rejected', async () => {
   for (const bad of [-1, 1.5, '1MB', NaN]) {
     try {

@@ -15,6 +15,7 @@
  * (which callback was expected, which ran).
  */
 import { WasmloopError } from './errors.js';
+import { callbackName } from './reporting.js';
 
 export const TRACE_FORMAT = 'wasmloop-trace';
 export const TRACE_VERSION = 1;
@@ -137,7 +138,7 @@ export class Tracer {
     const serial = this.#trace.callbacks.length;
     this.#serials[slot] = serial;
     if (kind === 'watch') this.#watchers.set(serial, slot);
-    this.#trace.callbacks.push([kind, fn.name === '' ? '<anonymous>' : fn.name]);
+    this.#trace.callbacks.push([kind, callbackName(fn)]);
   }
 
   /** A watcher was released. */
