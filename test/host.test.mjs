@@ -4,8 +4,11 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BACKEND_NAMES, createLoop, EventLoop } from '../ts-host/dist/index.js';
+import { BACKEND_NAMES, BackendError, createLoop, EventLoop } from '../ts-host/dist/index.js';
+import { clock } from './fixtures/clocks.mjs';
 import { capture, freshLoop, spin } from './helpers.mjs';
+
+const SCRIPTED = `${fileURLToPath(new URL('./fixtures/clocks.mjs', import.meta.url))}:scripted`;
 
 // -------------------------------------------------------------- createLoop
 
@@ -322,8 +325,109 @@ logging('a logger must have warn and error functions', async () => {
   }
 });
 
+// --------------------------------------------------- a backend's own clock
+
+const backendClock = suite('a custom backend that misbehaves');
+backendClock.before.each(() => clock.reset());
+
+async function createLoopFails(options, pattern) {
+  try {
+    const loop = await createLoop(options);
+    await loop.close();
+    assert.unreachable('createLoop resolved');
+  } catch (error) {
+    assert.instance(error, BackendError, String(error));
+    assert.match(error.message, pattern);
+  }
+}
+
+backendClock('createLoop refuses a now() that is not a time, naming the backend and the member', async () => {
+  const readings = [
+    [NaN, /backend 'scripted': now\(\) returned number NaN/],
+    ['12', /now\(\) returned string "12"/],
+    [-1, /now\(\) returned a negative time/],
+    [1e30, /now\(\) returned 1e\+30, past 2\^64 ns/],
+    [undefined, /now\(\) returned undefined/],
+  ];
+  for (const [reading, pattern] of readings) {
+    clock.reset();
+    clock.next = () => reading;
+    await createLoopFails({ backend: SCRIPTED }, pattern);
+    assert.is(clock.closed, 1, `the backend was closed after ${String(reading)}`);
+  }
+});
+
+backendClock('createLoop turns a throwing now() or attach() into a BackendError and closes the backend', async () => {
+  clock.next = () => {
+    throw new Error('no clock today');
+  };
+  await createLoopFails({ backend: SCRIPTED }, /backend 'scripted': now\(\) threw: no clock today/);
+  assert.is(clock.closed, 1);
+  clock.reset();
+  const before = process.listenerCount('unhandledRejection');
+  clock.attach = () => {
+    throw new Error('cannot attach');
+  };
+  await createLoopFails({ backend: SCRIPTED, debug: true }, /backend 'scripted': attach\(\) threw: cannot attach/);
+  assert.is(clock.closed, 1);
+  assert.is(process.listenerCount('unhandledRejection'), before, 'the debug listener went with the loop');
+});
+
+backendClock('a clock that turns to NaN at run time fails the run with a BackendError; the loop goes on', async () => {
+  const loop = await createLoop({ backend: SCRIPTED });
+  const ran = [];
+  loop.callLater(2, () => {
+    ran.push('broke the clock');
+    clock.next = () => NaN;
+  });
+  // Pending, so the loop reads its clock again to know how long to wait.
+  loop.callLater(50, () => ran.push('later timer'));
+  try {
+    await loop.runForever();
+    assert.unreachable('the run went on with a broken clock');
+  } catch (error) {
+    assert.instance(error, BackendError);
+    assert.match(error.message, /backend 'scripted': now\(\) returned number NaN; it must return a finite number/);
+  }
+  assert.not.ok(loop.isRunning());
+  assert.not.ok(loop.isClosed());
+  // Outside a run, the operation that reads the clock fails.
+  assert.throws(() => loop.callLater(1, () => {}), (error) => error instanceof BackendError);
+  clock.next = null;
+  await loop.runUntilComplete(() => loop.sleep(100));
+  assert.equal(ran, ['broke the clock', 'later timer'], 'the pending timer was not lost');
+  await loop.close();
+  assert.is(clock.closed, 1);
+});
+
+backendClock('a clock that goes back is clamped and reported once; timers go on', async () => {
+  const loop = await createLoop({ backend: SCRIPTED });
+  const contexts = [];
+  loop.setExceptionHandler((_, context) => contexts.push(context));
+  const times = [];
+  loop.callLater(2, () => {
+    times.push(loop.time());
+    let back = 3;
+    clock.next = () => {
+      // Three readings 5 ms back, then forward again.
+      if (back-- > 0) return clock.ns - 5e6;
+      clock.next = null;
+      return (clock.ns += 1e6);
+    };
+  });
+  loop.callLater(4, () => times.push(loop.time()));
+  await loop.runUntilComplete(() => loop.sleep(6));
+  await loop.close();
+  assert.is(contexts.length, 1);
+  assert.instance(contexts[0].error, BackendError);
+  assert.match(contexts[0].message, /backend 'scripted': now\(\) went back from \d+ to \d+ ns/);
+  assert.is(times.length, 2);
+  assert.ok(times[1] >= times[0], `loop time never decreases: ${times}`);
+});
+
 create.run();
 host.run();
 debug.run();
 stats.run();
 logging.run();
+backendClock.run();

@@ -22,6 +22,7 @@
  */
 import type { Backend } from './backends/backend.js';
 import { checkTime, notAFunction } from './arguments.js';
+import { BackendFaults, backendFault } from './backend-faults.js';
 import { CallbackTable } from './callbacks.js';
 import { type CoreModules, instantiateCore } from './core.js';
 import { Driver } from './driver.js';
@@ -117,35 +118,44 @@ export class BaseEventLoop {
   constructor(modules: CoreModules, backend: Backend, settings: LoopSettings) {
     this.backend = backend.name;
     const tracer = settings.tracer;
+    const reporter = new Reporter(this, settings.logger);
+    const faults = new BackendFaults(backend.name, (error) => reporter.exception({ message: error.message, error }));
     // The I/O model is picked here, once; it supplies the token imports.
-    const io = ioModelFor(backend, tracer);
+    const io = ioModelFor(backend, faults, tracer);
     const instance = instantiateCore(modules, {
-      clock: clockImport(backend),
+      clock: clockImport(backend, faults),
       takeReady: io.takeReady,
       takeCompleted: io.takeCompleted,
     });
     const core = (this.#core = new LiveCore(instance, (cause) => this.#crash(cause)));
     const mode = timeModeFor(backend, tracer);
-    const reporter = new Reporter(this, settings.logger);
     const callbacks = (this.#callbacks = new CallbackTable(core, reporter, settings));
-    const time = (this.#time = new LoopTime(core, callbacks, tracer, mode.virtual));
+    const time = (this.#time = new LoopTime(core, callbacks, faults, tracer, mode.virtual));
     callbacks.useTime(time);
     const driver = (this.#driver = new Driver({
       core,
       callbacks,
       time,
       mode,
-      hostDelay: (ms) => (backend.hostDelay ? backend.hostDelay(ms) : ms),
+      faults,
+      hostDelay: (ms) => hostDelay(backend, faults, ms),
       crash: (cause) => this.#crash(cause),
     }));
     io.attach({ callbacks, ioBacklog: () => driver.ioBacklog() });
     this._parts = { backend, core, callbacks, time, driver, io, reporter, tracer, virtualTime: mode.virtual !== null };
-    backend.attach({
-      wake: (fromHostCallback) => driver.ioReady(fromHostCallback === true),
-      schedule: (delayMs, fn) => {
-        this.callLater(delayMs, fn);
-      },
-    });
+    try {
+      backend.attach({
+        wake: (fromHostCallback) => driver.ioReady(fromHostCallback === true),
+        schedule: (delayMs, fn) => {
+          this.callLater(delayMs, fn);
+        },
+      });
+    } catch (error) {
+      // createLoop closes the backend; the loop never existed.
+      callbacks.detach();
+      core.drop(true);
+      throw backendFault(backend.name, 'attach()', 'threw', error);
+    }
     if (settings.memoryLimitBytes > 0) instance.loop.setMemoryLimit(BigInt(settings.memoryLimitBytes));
     if (tracer !== null) {
       if (tracer.replaying) {
@@ -399,4 +409,23 @@ export class BaseEventLoop {
     this.#driver.fail(error);
     return error;
   }
+}
+
+/**
+ * The host-timer delay for `loopMs` of the backend's clock: its hostDelay
+ * if it has one and it answers with a delay, else the same ms (a clock at
+ * wall speed). A hostDelay that fails is reported once and not trusted.
+ */
+function hostDelay(backend: Backend, faults: BackendFaults, loopMs: number): number {
+  if (backend.hostDelay === undefined) return loopMs;
+  let delay: unknown;
+  try {
+    delay = backend.hostDelay(loopMs);
+  } catch (error) {
+    faults.absorbed('hostDelay()', 'threw', error);
+    return loopMs;
+  }
+  if (typeof delay === 'number' && delay >= 0) return delay;
+  faults.absorbed('hostDelay()', `returned ${describe(delay)}, not a delay in ms`);
+  return loopMs;
 }

@@ -26,9 +26,10 @@
  * run a batch one callback per host macrotask; the step is the same.
  */
 import { armTimer, cancelYield, disarmTimer, microtaskDrain, nextMacrotask, yieldToHost } from './host-tasks.js';
+import type { BackendFaults } from './backend-faults.js';
 import type { CallbackTable } from './callbacks.js';
 import type { CoreInstance, CoreLoop } from './core.js';
-import { LoopLimitError } from './errors.js';
+import { BackendError, LoopLimitError } from './errors.js';
 import type { LiveCore } from './live-core.js';
 import type { LoopTime } from './loop-time.js';
 import type { TimeMode } from './time-modes.js';
@@ -65,6 +66,8 @@ export interface DriverParts {
   callbacks: CallbackTable;
   time: LoopTime;
   mode: TimeMode;
+  /** What the backend did wrong inside the last core call, raised after it. */
+  faults: BackendFaults;
   /** The backend's host-timer delay for a wait of `loopMs` (its `hostDelay`), or the wait itself. */
   hostDelay(loopMs: number): number;
   /** Closes the loop after a failure of the core or the host; returns the error the run fails with. */
@@ -76,6 +79,7 @@ export class Driver {
   readonly #callbacks: CallbackTable;
   readonly #time: LoopTime;
   readonly #mode: TimeMode;
+  readonly #faults: BackendFaults;
   readonly #parts: DriverParts;
 
   #state = State.Idle;
@@ -96,6 +100,7 @@ export class Driver {
     this.#callbacks = parts.callbacks;
     this.#time = parts.time;
     this.#mode = parts.mode;
+    this.#faults = parts.faults;
     this.#parts = parts;
   }
 
@@ -118,6 +123,16 @@ export class Driver {
     return length;
   }
 
+  /**
+   * A backend's clock or token queue failed during a core call
+   * (backend-faults.ts): the run fails with that BackendError. Raised after
+   * the batch ran, so that no callback the core handed out is lost.
+   */
+  #raiseFaults(): void {
+    const fault = this.#faults.take();
+    if (fault !== null) throw fault;
+  }
+
   /** run: phase 4 on the batch `collect` left. */
   #run(length: number): void {
     if (length > 0) this.#callbacks.runBatch((this.#core.instance as CoreInstance).batch(), length);
@@ -125,13 +140,17 @@ export class Driver {
 
   /** wait: 0 if something is ready, ms to the earliest timer, or -1 for none. */
   #wait(core: CoreLoop): number {
-    return this.#ioPending ? 0 : core.pollTimeout();
+    if (this.#ioPending) return 0;
+    const wait = core.pollTimeout();
+    this.#raiseFaults();
+    return wait;
   }
 
   /** One iteration, now: collect, then run; returns the callbacks handed out. */
   #iteration(step: Step): number {
     const length = this.#collect(step);
     this.#run(length);
+    this.#raiseFaults();
     return length;
   }
 
@@ -203,8 +222,9 @@ export class Driver {
     try {
       this.#runSlice(core);
     } catch (error) {
-      if (error instanceof ReplayDivergenceError) {
-        // The run ends with the divergence; the loop itself is fine.
+      if (error instanceof ReplayDivergenceError || error instanceof BackendError) {
+        // The run ends with the divergence or the backend's fault; the loop
+        // itself is fine.
         this.#stopping = true;
         this.#finishRun(error);
         return;
@@ -240,6 +260,7 @@ export class Driver {
       this.busyMs += batchEnd - batchStart;
       this.#lastBatchEnd = batchEnd;
       batchStart = batchEnd;
+      this.#raiseFaults();
       if (this.#stopping) {
         this.#finishRun();
         return;

@@ -9,6 +9,8 @@
  * await loop.close();
  * ```
  */
+import { backendFault, clockReadingProblem } from './backend-faults.js';
+import type { Backend } from './backends/backend.js';
 import { BACKEND_NAMES, resolveBackend } from './backends/resolve.js';
 import { type VirtualOptions, createVirtualBackend } from './backends/virtual.js';
 import { compileCore, coreModulesFrom } from './core.js';
@@ -182,6 +184,7 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
       ? createVirtualBackend(virtual)
       : await resolveBackend(backend, { log: debug ? (m) => logger.warn(m) : undefined });
   try {
+    checkClock(chosen);
     const tracer = record || expected !== null ? new Tracer(chosen.name, expected) : null;
     return new EventLoop(modules ?? (await compileCore()), chosen, {
       debug,
@@ -200,3 +203,14 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
   }
 }
 
+/** The backend's clock, read once: a BackendError unless it gives a time in ns. */
+function checkClock(backend: Backend): void {
+  let reading: unknown;
+  try {
+    reading = backend.now();
+  } catch (error) {
+    throw backendFault(backend.name, 'now()', 'threw', error);
+  }
+  const problem = clockReadingProblem(reading);
+  if (problem !== null) throw backendFault(backend.name, 'now()', problem);
+}

@@ -13,6 +13,7 @@
  * recorded value first.
  */
 import type { VirtualBackend } from './backends/virtual.js';
+import type { BackendFaults } from './backend-faults.js';
 import type { CoreLoop } from './core.js';
 import type { Epoch } from './handles.js';
 import type { LiveCore } from './live-core.js';
@@ -23,6 +24,7 @@ export class LoopTime {
   readonly #tracer: Tracer | null;
   readonly #virtual: VirtualBackend | null;
   readonly #canceller: Epoch['loop'];
+  readonly #faults: BackendFaults;
   /** The reading new handles use; null when it must be read again. */
   #epoch: Epoch | null = null;
   /** True while a batch runs, microtask checkpoints included. */
@@ -35,8 +37,15 @@ export class LoopTime {
     this.#epoch = null;
   };
 
-  constructor(core: LiveCore, canceller: Epoch['loop'], tracer: Tracer | null, virtual: VirtualBackend | null) {
+  constructor(
+    core: LiveCore,
+    canceller: Epoch['loop'],
+    faults: BackendFaults,
+    tracer: Tracer | null,
+    virtual: VirtualBackend | null,
+  ) {
     this.#core = core;
+    this.#faults = faults;
     this.#canceller = canceller;
     this.#tracer = tracer;
     this.#virtual = virtual;
@@ -54,6 +63,9 @@ export class LoopTime {
       } catch (error) {
         this.#core.failed(error);
       }
+      // A backend clock that failed outside a run fails the operation that read it.
+      const fault = this.#faults.take();
+      if (fault !== null) throw fault;
       this.#epoch = epoch;
     }
     return epoch;

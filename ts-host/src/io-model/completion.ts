@@ -7,6 +7,7 @@
  * backend's queued tokens.
  */
 import type { CompletionBackend } from '../backends/backend.js';
+import type { BackendFaults } from '../backend-faults.js';
 import { type DatagramProtocol, type DatagramTarget, completionDatagramEndpoint } from '../io/datagrams.js';
 import { type Protocol, type ProtocolFactory, completionTransport } from '../io/protocols.js';
 import {
@@ -26,9 +27,10 @@ export class CompletionModel extends IoModel {
 
   override readonly takeCompleted: (max: number) => Uint32Array;
 
-  constructor(backend: CompletionBackend) {
-    super(backend);
-    this.takeCompleted = (max) => this.taken(backend.takeCompleted(max), max);
+  constructor(backend: CompletionBackend, faults: BackendFaults) {
+    super(backend, faults);
+    const take = (max: number) => backend.takeCompleted(max);
+    this.takeCompleted = (max) => this.taken('takeCompleted()', take, max);
   }
 
   // The contract's listen and connect take a path.

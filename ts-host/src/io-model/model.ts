@@ -19,6 +19,7 @@
  */
 import type { Backend, Direction } from '../backends/backend.js';
 import { isVirtual } from '../backends/virtual.js';
+import type { BackendFaults } from '../backend-faults.js';
 import { isIpLiteral } from '../net/address.js';
 import { removeStaleSocket } from '../net/stale-socket.js';
 import type { CallbackTable } from '../callbacks.js';
@@ -56,15 +57,33 @@ export abstract class IoModel {
   readonly takeCompleted: TakeCompleted = () => NO_TOKENS;
   protected parts: IoModelParts | null = null;
 
-  constructor(protected readonly backend: Backend) {}
+  constructor(
+    protected readonly backend: Backend,
+    protected readonly faults: BackendFaults,
+  ) {}
 
   /** Called once by the loop, before any iteration. */
   attach(parts: IoModelParts): void {
     this.parts = parts;
   }
 
-  /** `tokens` came from the backend: a full batch means more may wait. */
-  protected taken(tokens: Uint32Array, max: number): Uint32Array {
+  /**
+   * The tokens `take` gives (the backend's `member`): a full batch means
+   * more may wait. A take that throws or returns something else gives no
+   * tokens, and the run fails with a BackendError (backend-faults.ts).
+   */
+  protected taken(member: string, take: (max: number) => Uint32Array, max: number): Uint32Array {
+    let tokens: unknown;
+    try {
+      tokens = take(max);
+    } catch (error) {
+      this.faults.fail(member, 'threw', error);
+      return NO_TOKENS;
+    }
+    if (!(tokens instanceof Uint32Array) || tokens.length > max) {
+      this.faults.fail(member, `returned ${describe(tokens)}, not a Uint32Array of at most ${max} tokens`);
+      return NO_TOKENS;
+    }
     if (tokens.length === max) this.parts?.ioBacklog();
     return tokens;
   }

@@ -9,6 +9,7 @@
  * recording ran in the next iteration.
  */
 import type { Direction, ReadinessBackend } from '../backends/backend.js';
+import type { BackendFaults } from '../backend-faults.js';
 import { FdWatches } from '../fd-watches.js';
 import { type DatagramProtocol, type DatagramTarget, readinessDatagramEndpoint } from '../io/datagrams.js';
 import { type Protocol, type ProtocolFactory, readinessTransport } from '../io/protocols.js';
@@ -32,12 +33,13 @@ export class ReadinessModel extends IoModel {
 
   override readonly takeReady: (max: number) => Uint32Array;
 
-  constructor(backend: ReadinessBackend, tracer: Tracer | null) {
-    super(backend);
+  constructor(backend: ReadinessBackend, faults: BackendFaults, tracer: Tracer | null) {
+    super(backend, faults);
+    const take = (max: number) => backend.takeReady(max);
     this.takeReady =
       tracer !== null && tracer.replaying
-        ? (max) => this.taken(tracer.nextTime() !== null ? tracer.recordedReady() : backend.takeReady(max), max)
-        : (max) => this.taken(backend.takeReady(max), max);
+        ? (max) => this.taken('takeReady()', tracer.nextTime() !== null ? () => tracer.recordedReady() : take, max)
+        : (max) => this.taken('takeReady()', take, max);
   }
 
   override attach(parts: IoModelParts): void {

@@ -13,6 +13,7 @@
  * one iteration).
  */
 import type { Backend } from '../backends/backend.js';
+import { type BackendFaults, clockReadingProblem } from '../backend-faults.js';
 
 export interface ClockImport {
   /** Whole nanoseconds, never decreasing, below 2^64. */
@@ -24,14 +25,29 @@ export const CLOCK_MODULE = 'wasmloop:core/clock@0.1.0';
 
 /**
  * The clock import for one loop. Values are whole nanoseconds, never
- * decreasing even if the backend's clock steps back.
+ * decreasing even if the backend's clock steps back. A reading that is not
+ * a time (or a `now()` that throws) is never passed on: the last good one
+ * is, and `faults` learns why (backend-faults.ts).
  */
-export function clockImport(backend: Backend): ClockImport {
+export function clockImport(backend: Backend, faults: BackendFaults): ClockImport {
   let last = 0;
   return {
     now() {
-      const ns = Math.floor(backend.now());
+      let reading: unknown;
+      try {
+        reading = backend.now();
+      } catch (error) {
+        faults.fail('now()', 'threw', error);
+        return last;
+      }
+      const problem = clockReadingProblem(reading);
+      if (problem !== null) {
+        faults.fail('now()', problem);
+        return last;
+      }
+      const ns = Math.floor(reading as number);
       if (ns > last) last = ns;
+      else if (ns < last) faults.absorbed('now()', `went back from ${last} to ${ns} ns (the loop's time holds)`);
       return last;
     },
   };
