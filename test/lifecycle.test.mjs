@@ -231,6 +231,21 @@ for (const backend of IO_BACKENDS) {
     }
   });
 
+  streams('a pending server.close() settles when the loop closes', () =>
+    onLoopThenClose(
+      backend,
+      async (loop) => {
+        const { server } = await pair(loop);
+        // The handler kept its connection: close() waits for it.
+        return { closing: outcome(server.close()) };
+      },
+      async ({ closing }) => {
+        const result = await within(closing, 'server.close() after loop.close()');
+        assert.is(result.error, undefined, 'it resolves: its connections are gone');
+      },
+    ),
+  );
+
   streams('operations after close() reject at once', () =>
     onLoopCounted(backend, async (loop) => {
       const { server, client } = await pair(loop);
