@@ -22,7 +22,7 @@
  *
  * What differs between wall time, virtual time and replay is the time mode
  * (time-modes.ts): where phase 1's clock stands and what an idle wait does.
- * Hosts that cannot drain microtasks synchronously (browsers, workerd, Bun)
+ * Hosts that cannot drain microtasks synchronously (browsers, workerd)
  * run a batch one callback per host macrotask; the step is the same.
  */
 import { armTimer, cancelYield, disarmTimer, microtaskDrain, nextMacrotask, yieldToHost } from './host-tasks.js';
