@@ -1,0 +1,24 @@
+// Deno's own echo server (Deno.listen), a peer of bench/tcp/hosts.mjs:
+//   deno run -A deno-echo.mjs PORT
+const listener = Deno.listen({ hostname: '127.0.0.1', port: Number(Deno.args[0]) });
+console.log(`ready ${listener.addr.port}`);
+for await (const conn of listener) {
+  (async () => {
+    const buffer = new Uint8Array(64 * 1024);
+    try {
+      for (;;) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        let offset = 0;
+        while (offset < n) offset += await conn.write(buffer.subarray(offset, n));
+      }
+    } catch {
+      // A reset: the connection is gone.
+    }
+    try {
+      conn.close();
+    } catch {
+      // Closed already.
+    }
+  })();
+}
