@@ -38,12 +38,10 @@ import { TokenQueue } from './token-queue.js';
 import { DATAGRAMS_PER_READINESS, datagramScratch } from '../net/datagram-buffer.js';
 import { parseAddress } from '../net/address.js';
 import { performanceClock } from './wall-clock.js';
-import { type Poller, loadSelectorAddon } from './selector.js';
+import { type Endpoint, EndpointPoller } from './endpoint-poller.js';
+import { loadSelectorAddon } from './selector.js';
 import { EAGAIN, ERRNO, errnoName } from '../errno.js';
 import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
-
-/** Readiness tokens handed over by the addon per libuv iteration, at most. */
-const BATCH = 4096;
 
 /** Connections a listener accepts per readiness, at most (the rest next time). */
 const ACCEPTS_PER_READINESS = 64;
@@ -54,65 +52,10 @@ function systemError(syscall: string, negativeErrno: number): Error {
   return Object.assign(new Error(`${syscall} failed: ${code}`), { code, syscall });
 }
 
-/** Something watched through the poller: told which direction became ready. */
-interface Endpoint {
-  ready(direction: Direction): void;
-}
-
 interface QueuedWrite {
   bytes: Uint8Array;
   offset: number;
   done: (error?: Error | null) => void;
-}
-
-/** The poller, shared by every endpoint of one backend. */
-class EndpointPoller {
-  readonly #poller: Poller;
-  readonly #endpoints = new Map<number, Endpoint>();
-  #nextId = 1;
-  /** True while a burst of readiness is being handed out. */
-  dispatching = false;
-
-  constructor(native: ReturnType<typeof loadSelectorAddon>, onBurstEnd: () => void) {
-    const shared = new Uint32Array(BATCH);
-    this.#poller = new native.Poller((count) => {
-      this.dispatching = true;
-      try {
-        for (let i = 0; i < count; i++) {
-          const token = shared[i] as number;
-          // A token of an endpoint closed earlier in this burst finds nothing.
-          this.#endpoints.get(token >>> 2)?.ready((token & 3) as Direction);
-        }
-      } finally {
-        this.dispatching = false;
-        onBurstEnd();
-      }
-    }, shared);
-  }
-
-  register(endpoint: Endpoint): number {
-    const id = this.#nextId++;
-    this.#endpoints.set(id, endpoint);
-    return id;
-  }
-
-  unregister(id: number): void {
-    this.#endpoints.delete(id);
-  }
-
-  /** `edge`: the endpoint handles edge-triggered readiness (ReadinessBackend.watch). */
-  watch(fd: number, direction: Direction, id: number, edge = false): number {
-    return this.#poller.watch(fd, direction, id * 4 + direction, edge);
-  }
-
-  unwatch(fd: number, direction: Direction): void {
-    this.#poller.unwatch(fd, direction);
-  }
-
-  close(): void {
-    this.#poller.close();
-    this.#endpoints.clear();
-  }
 }
 
 class NativeSocket implements CompletionSocket, Endpoint {
