@@ -354,14 +354,22 @@ async function onVirtual(scenario) {
   return log;
 }
 
+/**
+ * The scenarios' deadlines are at least this far apart (ms). On a real
+ * clock, a timer that runs later than that (a loaded machine) may run after
+ * a later deadline's, and the scenario's order is not defined.
+ */
+const SCENARIO_GAP_MS = 10;
+
 async function onLoop(scenario, backend) {
   const loop = await createLoop({ backend });
   const log = [];
   await loop.runUntilComplete(
     () => new Promise((resolve) => scenario.run(loop.timers, (x) => log.push(x), resolve)),
   );
+  const late = loop.stats().lagMaxMs >= SCENARIO_GAP_MS;
   await loop.close();
-  return log;
+  return late ? null : log;
 }
 
 for (const scenario of scenarios) {
@@ -373,7 +381,11 @@ for (const scenario of scenarios) {
       'loop.timers, autojump': await onLoop(scenario, 'virtual'),
       'loop.timers, selector': await onLoop(scenario, 'selector'),
     };
-    for (const [who, log] of Object.entries(results)) assert.equal(log, scenario.expect, who);
+    for (const [who, log] of Object.entries(results)) {
+      // null: a real-clock run whose timers ran too late for the order to be defined.
+      if (log !== null) assert.equal(log, scenario.expect, who);
+    }
+    assert.ok(results['loop.timers, virtual'] !== null && results['loop.timers, autojump'] !== null);
   });
 }
 
