@@ -23,10 +23,29 @@ RUST_SOURCES := $(shell find rust-core/src -name '*.rs') rust-core/Cargo.toml
 WIT_SOURCES  := $(wildcard wit/*.wit)
 TS_SOURCES   := $(shell find ts-host/src -name '*.ts' -not -path '*/generated/*') ts-host/tsconfig.json
 
-# The WASI 0.2 host for the wasmtime CLI: its tools (wasmtime, wac), the
-# `wasi` artifacts (build/wasi/: the imports component, the echo server) and
-# test-wasi; then the conformance vectors' composition on it and
-# test-conformance-wasmtime (their variables are needed by the rules below).
+# Tools that take minutes to install go once per machine, outside the clone,
+# each in a directory named for its version: every clone and worktree on the
+# machine shares them, and a version bump installs the new one beside the old.
+# `make TOOLS_DIR=...` puts them elsewhere (TOOLS_DIR=.tools: in the clone).
+TOOLS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/wasmloop/tools
+
+# wasmtime-cli 49.0.5, the last of the 49 line (50 needs Rust 1.97, which
+# neither Debian's Rust nor rustup's stable has here), with only what
+# `wasmtime run` of a WASI 0.2 component needs: no wasi-nn, wasi-http,
+# serve, wast, explore, winch, pulley or the GC proposals, which would
+# about double the build.
+WASMTIME_VERSION     := 49.0.5
+WASMTIME_FEATURES    := run,cranelift,component-model,parallel-compilation,cache,wat
+WASMTIME_ROOT        := $(TOOLS_DIR)/wasmtime-$(WASMTIME_VERSION)
+WASMTIME             := $(WASMTIME_ROOT)/bin/wasmtime
+WAC_VERSION          := 0.12.0
+WAC_ROOT             := $(TOOLS_DIR)/wac-$(WAC_VERSION)
+WAC                  := $(WAC_ROOT)/bin/wac
+
+# The WASI 0.2 host for the wasmtime CLI: the `wasi` artifacts (build/wasi/:
+# the imports component, the echo server) and test-wasi; then the conformance
+# vectors' composition on it and test-conformance-wasmtime (their variables
+# are needed by the rules below).
 include rust-core/wasi/rules.mk
 include test/conformance/wasmtime/rules.mk
 
@@ -58,6 +77,39 @@ $(STAMPS)/chromium:
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
+
+# A tool in TOOLS_DIR is installed into <dir>.partial and renamed into place
+# under <dir>.lock: makes running at once in several clones install it once,
+# and an interrupted install leaves nothing that looks installed.
+
+# The wasmtime CLI from the crate registry, pinned (--locked: the versions
+# its release was tested with), built with Debian's Rust (wasmtime 49 needs
+# Rust 1.96; rustup's stable here is older): 960 s of CPU time, so 8 minutes
+# or more on 2 idle cores (45 minutes, niced, on 2 cores shared with six
+# other builds).
+$(WASMTIME): | $(STAMPS)/apt
+	@mkdir -p $(TOOLS_DIR)
+	@exec 9>$(WASMTIME_ROOT).lock && flock 9 && if [ ! -x $@ ]; then \
+	  echo "building the wasmtime CLI $(WASMTIME_VERSION) into $(WASMTIME_ROOT) (once per machine: 8 minutes or more on 2 idle cores)"; \
+	  rm -rf $(WASMTIME_ROOT).partial; \
+	  nice -n 19 env -u RUSTUP_TOOLCHAIN RUSTC=$(DEBIAN_RUSTC) $(DEBIAN_CARGO) install --quiet --locked \
+	    --no-default-features --features $(WASMTIME_FEATURES) --root $(WASMTIME_ROOT).partial wasmtime-cli@$(WASMTIME_VERSION); \
+	  rm -rf $(WASMTIME_ROOT) && mv $(WASMTIME_ROOT).partial $(WASMTIME_ROOT); \
+	fi
+	@$@ --version
+
+# wac from the crate registry, built with rustup's cargo (a native tool; about
+# 12 minutes on two busy cores); without its default `registry` feature (a
+# Warg client), which we do not use.
+$(WAC):
+	@mkdir -p $(TOOLS_DIR)
+	@exec 9>$(WAC_ROOT).lock && flock 9 && if [ ! -x $@ ]; then \
+	  echo "building wac-cli $(WAC_VERSION) into $(WAC_ROOT)"; \
+	  rm -rf $(WAC_ROOT).partial; \
+	  cargo install --quiet --locked --no-default-features --root $(WAC_ROOT).partial wac-cli@$(WAC_VERSION); \
+	  rm -rf $(WAC_ROOT) && mv $(WAC_ROOT).partial $(WAC_ROOT); \
+	fi
+	@$@ --version
 
 deps: $(STAMPS)/apt $(STAMPS)/chromium $(STAMPS)/cross node_modules/.package-lock.json $(WASMTIME) $(WAC)
 

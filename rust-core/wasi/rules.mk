@@ -11,11 +11,9 @@
 #   $(WASI_CHECKS)        checks of the wasmloop-wasi crate itself (for test-wasi)
 #   $(WASI_DRIVER)        the conformance driver (a program too), for
 #                         test/conformance/wasmtime/rules.mk to compose
-#   $(WASMTIME)           the wasmtime CLI, built from the crate registry
-#   $(WAC)                wac, which composes components
 #
-# The tools go to version-named directories under .tools/, so a present tool
-# costs nothing and a version bump installs the new one beside the old.
+# Its tools, $(WASMTIME) (the wasmtime CLI) and $(WAC) (wac, which composes
+# components), are defined and installed by the Makefile's tools section.
 
 WASI_DIR          := rust-core/wasi
 WASI_BUILD        := build/wasi
@@ -28,41 +26,11 @@ WASI_DRIVER       := $(WASI_BUILD)/conformance-driver.component.wasm
 WASI_SOURCES      := $(shell find $(WASI_DIR) test/conformance/wasmtime/driver \( -name '*.rs' -o -name 'Cargo.*' -o -name '*.wit' \) -print) \
                      $(wildcard test/conformance/vectors/*.json) $(WIT_SOURCES)
 
-# wasmtime-cli 49.0.5, the last of the 49 line (50 needs Rust 1.97, which
-# neither Debian's Rust nor rustup's stable has here), with only what
-# `wasmtime run` of a WASI 0.2 component needs: no wasi-nn, wasi-http,
-# serve, wast, explore, winch, pulley or the GC proposals, which would
-# about double the build.
-WASMTIME_VERSION  := 49.0.5
-WASMTIME_FEATURES := run,cranelift,component-model,parallel-compilation,cache,wat
-WASMTIME_ROOT     := .tools/wasmtime-$(WASMTIME_VERSION)
-WASMTIME          := $(WASMTIME_ROOT)/bin/wasmtime
-WAC_VERSION       := 0.12.0
-WAC_ROOT          := .tools/wac-$(WAC_VERSION)
-WAC               := $(WAC_ROOT)/bin/wac
-
 .PHONY: wasi wasmtime test-wasi
 
 # ---------------------------------------------------------------- tools
 
-# The wasmtime CLI from the crate registry, pinned (--locked: the versions
-# its release was tested with), built with Debian's Rust (wasmtime 49 needs
-# Rust 1.96; rustup's stable here is older). Once per machine: 960 s of CPU
-# time, so 8 minutes or more on 2 idle cores (45 minutes, niced, on 2 cores
-# shared with six other builds).
-$(WASMTIME): | $(STAMPS)/apt
-	@echo "building the wasmtime CLI $(WASMTIME_VERSION) from the crate registry (once per machine: 8 minutes or more on 2 idle cores)"
-	nice -n 19 env -u RUSTUP_TOOLCHAIN RUSTC=$(DEBIAN_RUSTC) $(DEBIAN_CARGO) install --quiet --locked \
-	  --no-default-features --features $(WASMTIME_FEATURES) --root $(WASMTIME_ROOT) wasmtime-cli@$(WASMTIME_VERSION)
-	@$@ --version
-
 wasmtime: $(WASMTIME)
-
-# wac from the crate registry, built with rustup's cargo (a native tool);
-# without its default `registry` feature (a Warg client), which we do not use.
-$(WAC):
-	cargo install --quiet --locked --no-default-features --root $(WAC_ROOT) wac-cli@$(WAC_VERSION)
-	@$@ --version
 
 # ---------------------------------------------------------------- build
 
