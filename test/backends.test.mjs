@@ -1,5 +1,5 @@
 // Choosing a backend: 'auto', names, and 'module:function'.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { BackendError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
 import { FACTORY_TIMEOUT_MS, autoOrder, resolveBackend } from '../ts-host/dist/backends/resolve.js';

@@ -3,7 +3,7 @@
 // affects no other read, on this connection or another, and its `.buffer`
 // holds nothing of another connection's bytes; for streams, protocols and
 // datagrams, on every backend.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
 import { until } from './io-helpers.mjs';

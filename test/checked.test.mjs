@@ -5,7 +5,7 @@
 // connections go on. The lying backend is the selector with lies on cue
 // (test/fixtures/backends.mjs).
 import { fileURLToPath } from 'node:url';
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { BackendError, ConnectionClosedError, createLoop } from '../ts-host/dist/index.js';
 import { lies } from './fixtures/backends.mjs';

@@ -1,7 +1,7 @@
 // `wasmloop run --workers N`: the primary and its workers, spawned as
 // processes. Each case ends by checking, by PID, that no process of the run
 // (primary or worker) is left.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import net from 'node:net';
 import { NET_COMPLETION, backendLabel } from './helpers.mjs';

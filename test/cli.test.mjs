@@ -1,6 +1,6 @@
 // The `wasmloop` command in one process, end to end: spawned as a process.
 // test/cli-workers.test.mjs covers --workers.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';

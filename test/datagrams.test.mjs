@@ -1,6 +1,6 @@
 // Datagram endpoints (asyncio's create_datagram_endpoint): one suite run
 // against every backend, bad input included.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { AddressInUseError, ConnectionClosedError, LoopClosedError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';

@@ -2,7 +2,7 @@
 // number reused; address families on the virtual network; the listen
 // backlog's range.
 import { closeSync, readSync, writeSync } from 'node:fs';
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { loadSelectorAddon } from '../ts-host/dist/backends/selector.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';

@@ -1,6 +1,6 @@
 // Bad input and failing callbacks: each gets a clear error, and nothing else
 // breaks.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import {
   createLoop,

@@ -1,7 +1,7 @@
 // Which completion implementation each host gets: its own sockets on Deno
 // and Bun, the addon on Node, node:net by name anywhere; and each host's
 // own implementation refuses to start elsewhere, saying why.
-import { test } from 'uvu';
+import { test } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { fileURLToPath } from 'node:url';
 import { BackendError, createLoop } from '../ts-host/dist/index.js';

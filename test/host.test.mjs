@@ -1,6 +1,6 @@
 // The loop on its host: createLoop, many loops, starvation, debug mode,
 // statistics.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

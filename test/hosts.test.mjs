@@ -9,7 +9,7 @@
 // WASMLOOP_HOSTS=node,deno runs only those hosts; HOSTS_REPORT names the
 // report's file instead (`make test-node-versions` runs the Node host on
 // each Node version, each into a report of its own).
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';

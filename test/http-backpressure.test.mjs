@@ -2,7 +2,7 @@
 // transport that records what the server asked of it: a handler that does
 // not read pauses the socket's reading; a client that does not read stops
 // the server pulling the response body.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { loadParser } from '../ts-host/dist/http/parser.js';
 import { HttpProtocol } from '../ts-host/dist/http/protocol.js';

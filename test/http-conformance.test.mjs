@@ -1,7 +1,7 @@
 // RFC 9112's rules, one raw request each, against a running server on every
 // backend with a network: what status the server answers, and that it
 // closes the connection after a request it refuses.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
 import { echoHandler, exchange, withServer } from './http-helpers.mjs';

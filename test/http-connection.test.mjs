@@ -1,6 +1,6 @@
 // The connection state machine alone: bytes in, events out, no I/O, no
 // timers. Then properties over arbitrary bytes and arbitrary chunkings.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { Http1Connection, MAX_DRAIN_BYTES } from '../ts-host/dist/http/connection.js';

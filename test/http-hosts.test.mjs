@@ -1,7 +1,7 @@
 // The HTTP server (its Wasm parser included) under Node, Deno, Bun, workerd
 // and Chromium, on the virtual backend's in-memory network: a chunked POST
 // answered, a request without Host refused.
-import { test } from 'uvu';
+import { test } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

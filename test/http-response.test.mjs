@@ -1,6 +1,6 @@
 // The light Response (installed as globalThis.Response by serve() on Node):
 // it behaves as the runtime's own, and the server writes what it recorded.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { LightResponse, NativeResponse, lightArgsOf } from '../ts-host/dist/http/light-response.js';
 import { onLoop } from './helpers.mjs';

@@ -1,6 +1,6 @@
 // serve(): keep-alive, pipelining, HTTP/1.0, HEAD, 100-continue, streaming,
 // handler errors, timeouts, graceful close and limits, on every backend.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { serve } from '../ts-host/dist/index.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';

@@ -1,6 +1,6 @@
 // I/O: one suite run against every backend (as CPython runs one test mixin
 // against every selector and the Proactor loop), then faults and bad input.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';

@@ -1,7 +1,7 @@
 // Nothing lost: every promise a connection hands out settles, and every
 // protocol hears connectionLost exactly once, however the connection ends
 // (closed, aborted, reset by the peer, or its loop closed), on every backend.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import {
   ConnectionClosedError,

@@ -2,7 +2,7 @@
 // (fast-check): random programs of scheduling, cancellation (also from
 // inside callbacks), stop and close at random points, checked against what
 // the API promises.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
 import { ConnectionResetError, createLoop, IncompleteReadError, LimitOverrunError, LoopClosedError } from '../ts-host/dist/index.js';

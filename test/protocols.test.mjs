@@ -1,6 +1,6 @@
 // Protocols and transports (asyncio's callback API for TCP): one suite run
 // against every backend, then faults and bad input.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { ConnectionClosedError, createLoop, WriteAfterEndError } from '../ts-host/dist/index.js';
 import { mkdtempSync, rmSync } from 'node:fs';

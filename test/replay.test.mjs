@@ -1,5 +1,5 @@
 // Record and replay, and determinism in virtual time.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { createLoop, NotSupportedError, ReplayDivergenceError } from '../ts-host/dist/index.js';
 import { countHostWaits } from './helpers.mjs';

@@ -5,7 +5,7 @@
 // leave descriptors, watchers and expected completions where they were.
 import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { ConnectionClosedError, createLoop } from '../ts-host/dist/index.js';
 import { virtualBackends } from './fixtures/backends.mjs';

@@ -2,7 +2,7 @@
 // receives runs a loop callback. The process signals itself with SIGUSR2,
 // whose default action would end it: every case keeps a handler installed
 // while it sends one.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { LoopClosedError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
 import { freshLoop } from './helpers.mjs';

@@ -1,7 +1,7 @@
 // A Unix socket file left by a server that crashed: createServer({ path })
 // removes it when nothing accepts on it, and never a live socket or a file
 // that is not a socket.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

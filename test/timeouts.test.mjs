@@ -1,7 +1,7 @@
 // Timeouts on the loop's clock: loop.timeoutSignal(ms) (AbortSignal.timeout
 // on loop time) and loop.waitFor(work, ms) (asyncio's wait_for). On the
 // virtual backend, so every time asserted is exact.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { createLoop, LoopClosedError } from '../ts-host/dist/index.js';
 import { freshLoop } from './helpers.mjs';

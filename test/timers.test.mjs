@@ -1,5 +1,5 @@
 // Timers: ordering, never early, time scales, infinite and huge delays.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { TimerHandle, Handle } from '../ts-host/dist/index.js';
 import { freshLoop } from './helpers.mjs';
@@ -22,16 +22,21 @@ timers('a timer never runs before scheduled time + delay', async ({ loop }) => {
 timers('never early, also for timers scheduled from inside callbacks', async ({ loop }) => {
   const early = [];
   let n = 0;
-  const step = () => {
-    const scheduled = loop.time();
-    const d = (n * 7) % 5;
-    loop.callLater(d, () => {
-      if (loop.time() < scheduled + d) early.push([scheduled, d, loop.time()]);
-      if (++n < 30) step();
-    });
-  };
-  step();
-  await loop.runUntilComplete(() => loop.sleep(150));
+  await loop.runUntilComplete(
+    () =>
+      new Promise((resolve) => {
+        const step = () => {
+          const scheduled = loop.time();
+          const d = (n * 7) % 5;
+          loop.callLater(d, () => {
+            if (loop.time() < scheduled + d) early.push([scheduled, d, loop.time()]);
+            if (++n < 30) step();
+            else resolve();
+          });
+        };
+        step();
+      }),
+  );
   assert.is(n, 30);
   assert.equal(early, []);
 });

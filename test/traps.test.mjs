@@ -1,7 +1,7 @@
 // Traps: when the core fails (forced here by exhausting a capped linear
 // memory), its loop closes with LoopCrashedError instead of hanging, and
 // nothing else is affected.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { createLoop, LoopClosedError, LoopCrashedError } from '../ts-host/dist/index.js';
 

@@ -1,6 +1,6 @@
 // Virtual time: the 'virtual' backend, driving it by hand, Node's timer API
 // on a loop, and the scenario table on every timer implementation.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import FakeTimers from '@sinonjs/fake-timers';
 import {

@@ -5,7 +5,7 @@
 // import map and through a bundle esbuild made. Each reports the backend
 // `auto` picked and the sha256 of the core modules its loader compiled; the
 // reports land in build/pack-report.json for `make readme`.
-import { suite } from 'uvu';
+import { suite } from '../harness.mjs';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';

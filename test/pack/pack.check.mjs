@@ -3,7 +3,7 @@
 // each prebuilt platform, with its C source and headers so the install
 // script can build it elsewhere; the shipped examples run by name; and
 // `require('wasmloop')` says how to load an ESM-only package.
-import { test } from 'uvu';
+import { test } from '../harness.mjs';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';

@@ -3,8 +3,11 @@
 // Node's own timers, @sinonjs/fake-timers, and `loop.timers` on the virtual
 // and the real backends. Each calls `done()` from its last callback.
 //
-// Delays are at least 5 ms apart wherever two timers race, so that Node's
-// real timers give the same order on a loaded machine.
+// Node's real timers run here too, so the order of two timers must not
+// depend on how late either runs: timers that race are scheduled in the same
+// callback (their deadlines count from one clock reading) with different
+// delays, never a timer against one scheduled later from a callback that
+// may itself run late.
 export const scenarios = [
   {
     name: 'timeouts run in delay order',
@@ -37,12 +40,15 @@ export const scenarios = [
       let n = 0;
       const interval = t.setInterval(() => {
         log(`tick ${++n}`);
+        // Due between tick 3 and the tick 4 that clearing prevents.
+        if (n === 2) {
+          t.setTimeout(() => {
+            log('timeout');
+            done();
+          }, 15);
+        }
         if (n === 3) t.clearInterval(interval);
       }, 10);
-      t.setTimeout(() => {
-        log('timeout');
-        done();
-      }, 45);
     },
   },
   {
@@ -65,11 +71,11 @@ export const scenarios = [
         log('a');
         t.setTimeout(() => log('timeout from a'), 10);
         t.setImmediate(() => log('immediate from a'));
+        t.setTimeout(() => {
+          log('d');
+          done();
+        }, 20);
       }, 10);
-      t.setTimeout(() => {
-        log('d');
-        done();
-      }, 40);
     },
   },
   {

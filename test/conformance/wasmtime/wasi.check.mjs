@@ -4,7 +4,7 @@
 // Node clients and a Node server; then the wasmloop-wasi crate's own checks
 // (rust-core/wasi/checks). `make test-wasi` runs it with WASMTIME,
 // WASI_ECHO_SERVER, WASI_ECHO_CLIENT and WASI_CHECKS set.
-import { suite } from 'uvu';
+import { suite } from '../../harness.mjs';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
