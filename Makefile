@@ -49,7 +49,8 @@ WAC                  := $(WAC_ROOT)/bin/wac
 include rust-core/wasi/rules.mk
 include test/conformance/wasmtime/rules.mk
 
-.PHONY: all deps test test-rust test-js test-hosts test-node-versions test-pack test-arm64 readme test-stress stress soak fuzz proptest-long demo bench clean
+.PHONY: all deps test test-rust test-js test-hosts test-node-versions test-pack test-arm64 readme test-stress stress soak fuzz proptest-long demo bench clean \
+        lint format
 
 
 # ---------------------------------------------------------------- tools
@@ -301,7 +302,39 @@ readme:
 
 # ---------------------------------------------------------------- checks
 
-test: test-rust test-js test-io-hosts test-hosts test-wasi test-node-versions test-pack test-stress
+test: lint test-rust test-js test-io-hosts test-hosts test-wasi test-node-versions test-pack test-stress
+
+# Biome (biome.jsonc: formatting and lint rules) over BIOME_FILES, the files
+# that passed it when it came in (those of them that still exist); the rest
+# join when the whole tree is formatted at once (`make format BIOME_FILES=.`).
+# Then rustfmt and clippy over rust-core's wasmloop-core and its fuzz crate.
+BIOME := node_modules/.bin/biome
+BIOME_FILES := \
+  bench/peers/heap-loop.ts bench/results-section.mjs bench/run.mjs bench/soak.mjs bench/stress.mjs \
+  bench/tcp/node-echo.mjs bench/tcp/proc.mjs bench/tcp/run.mjs bench/tcp/wasmloop-echo.mjs \
+  bench/tcp/wasmloop-protocol-echo.mjs examples/custom-backend.mjs examples/echo-server.mjs \
+  test/conformance/hosts/script.mjs test/fixtures/apps.mjs test/fixtures/broken-import.mjs \
+  test/fixtures/emfile-server.mjs test/fixtures/hangs-on-import.mjs test/fixtures/hung-cases.mjs \
+  test/harness.mjs test/harness.test.mjs test/helpers.mjs test/iteration.test.mjs test/scenarios/timers.mjs \
+  test/timers.test.mjs ts-host/src/backends/clock.ts ts-host/src/backends/token-queue.ts \
+  ts-host/src/backends/virtual.ts ts-host/src/backends/wall-clock.ts ts-host/src/callbacks.ts \
+  ts-host/src/cli.ts ts-host/src/driver.ts ts-host/src/errno.ts ts-host/src/handles.ts ts-host/src/http/head.ts \
+  ts-host/src/http/index.ts ts-host/src/io-model/none.ts ts-host/src/io-model/pick.ts ts-host/src/io/server.ts \
+  ts-host/src/io/streams.ts ts-host/src/limits.ts ts-host/src/live-core.ts ts-host/src/loop-time.ts \
+  ts-host/src/net/address.ts ts-host/src/net/datagram-buffer.ts ts-host/src/net/slab.ts \
+  ts-host/src/wit/canonical-abi.ts ts-host/src/wit/clock-import.ts ts-host/src/wit/completion-import.ts \
+  ts-host/src/wit/event-loop-export.ts ts-host/src/wit/readiness-import.ts
+
+lint: node_modules/.package-lock.json
+	@$(BIOME) check --error-on-warnings --no-errors-on-unmatched $(wildcard $(BIOME_FILES)) \
+	  || { echo "lint: Biome found the problems above (make format fixes the formatting ones)"; exit 1; }
+	cd rust-core && cargo fmt --check && cargo fmt --check --manifest-path fuzz/Cargo.toml
+	cd rust-core && cargo clippy --quiet --all-targets -- -D warnings
+
+# Writes the formatting that make lint checks (lint findings are left to people).
+format: node_modules/.package-lock.json
+	$(BIOME) format --write --no-errors-on-unmatched $(wildcard $(BIOME_FILES))
+	cd rust-core && cargo fmt && cargo fmt --manifest-path fuzz/Cargo.toml
 
 test-rust: $(STAMPS)/apt
 	cd rust-core && cargo test --quiet

@@ -175,7 +175,7 @@ class HostFloor {
       this.#chunks[slot >>> 12] = chunk;
     }
     chunk[slot & 4095] = callback;
-    return makeTimerHandle(this.#epoch, slot, 0, delayMs > 0 ? delayMs : 0);
+    return makeTimerHandle(this.#epoch, slot, 0, Math.max(delayMs, 0));
   }
   _cancel(slot) {
     this.#chunks[slot >>> 12][slot & 4095] = undefined;
@@ -550,7 +550,10 @@ const machine = () => {
 };
 
 function table(result, baseline, targets) {
-  const rows = ['| contender | median ns/op | spread (min–max) | ratio vs wasmloop | target |', '| --- | ---: | ---: | ---: | --- |'];
+  const rows = [
+    '| contender | median ns/op | spread (min–max) | ratio vs wasmloop | target |',
+    '| --- | ---: | ---: | ---: | --- |',
+  ];
   const ours = result[baseline].median;
   for (const [who, s] of Object.entries(result)) {
     const ratio = who === baseline ? '1.00x' : `${fmt(s.median / ours, 2)}x`;
@@ -607,7 +610,12 @@ function chart(fired, cancelled, soon, virt, tcp) {
   for (const row of tcp) {
     if (row.scale) continue;
     const name = `TCP ${row.connections}x${row.bytes >= 1024 ? `${row.bytes / 1024}KiB` : `${row.bytes}B`}`;
-    for (const ours of ['wasmloop selector', 'wasmloop completion', 'wasmloop selector, protocol', 'wasmloop completion, protocol']) {
+    for (const ours of [
+      'wasmloop selector',
+      'wasmloop completion',
+      'wasmloop selector, protocol',
+      'wasmloop completion, protocol',
+    ]) {
       for (const peer of ['node net', 'uvloop', 'asyncio']) {
         rows.push({
           label: `${name} ${ours.replace('wasmloop ', '')}: vs ${peer}`,
@@ -631,7 +639,10 @@ function chart(fired, cancelled, soon, virt, tcp) {
       const y = top + i * (barH + gap);
       const ok = r.target === undefined || r.ratio >= r.target;
       const fill = r.ratio >= 1 ? (ok ? '#2f855a' : '#d69e2e') : ok ? '#d69e2e' : '#c53030';
-      const mark = r.target === undefined ? '' : `<line x1="${x(r.target)}" y1="${y - 2}" x2="${x(r.target)}" y2="${y + barH + 2}" stroke="#1a202c" stroke-width="2"/>`;
+      const mark =
+        r.target === undefined
+          ? ''
+          : `<line x1="${x(r.target)}" y1="${y - 2}" x2="${x(r.target)}" y2="${y + barH + 2}" stroke="#1a202c" stroke-width="2"/>`;
       return (
         `<text x="${left - 8}" y="${y + barH - 4}" text-anchor="end" font-size="12">${esc(r.label)}</text>` +
         `<rect x="${left}" y="${y}" width="${Math.max(1, x(r.ratio) - left)}" height="${barH}" fill="${fill}"/>` +
@@ -674,7 +685,9 @@ async function main() {
   console.error('cold start...');
   const cold = coldStart();
   const componentBytes = statSync(new URL('../build/core.component.wasm', import.meta.url)).size;
-  const jcoVersion = JSON.parse(readFileSync(new URL('../node_modules/@bytecodealliance/jco/package.json', import.meta.url))).version;
+  const jcoVersion = JSON.parse(
+    readFileSync(new URL('../node_modules/@bytecodealliance/jco/package.json', import.meta.url)),
+  ).version;
 
   const memRows = Object.entries(mem)
     .map(([who, m]) => `| ${who} | ${fmt(m.wasm)} | ${fmt(m.js)} | ${fmt(m.wasm + m.js)} |`)
@@ -693,9 +706,10 @@ async function main() {
         const vsNode = r.roundTrips / node.roundTrips;
         const p99VsNode = r.p99us / node.p99us;
         const vsUv = r.roundTrips / uv.roundTrips;
-        const targets = who.startsWith('wasmloop') && !row.scale
-          ? `throughput >= 0.9x node: ${vsNode >= 0.9 ? 'met' : '**not met**'}; p99 <= 1.2x node: ${p99VsNode <= 1.2 ? 'met' : '**not met**'}; beats uvloop: ${vsUv > 1 ? 'met' : '**not met**'}`
-          : '';
+        const targets =
+          who.startsWith('wasmloop') && !row.scale
+            ? `throughput >= 0.9x node: ${vsNode >= 0.9 ? 'met' : '**not met**'}; p99 <= 1.2x node: ${p99VsNode <= 1.2 ? 'met' : '**not met**'}; beats uvloop: ${vsUv > 1 ? 'met' : '**not met**'}`
+            : '';
         const cpu = r.serverUserUs === null ? 'n/a' : `${fmt(r.serverUserUs, 2)} + ${fmt(r.serverSysUs, 2)}`;
         const mib = (bytes) => fmt(bytes / 2 ** 20, 0);
         const memory =

@@ -39,7 +39,8 @@ execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', CLIENT, `${here}tcp/echo-cl
 /** The server's resident memory: the soak's measure, so it cannot go without. */
 function rss(pid) {
   const bytes = residentBytes(pid);
-  if (bytes === null) throw new Error(`soak: cannot read the resident memory of process ${pid} (it needs Linux's /proc)`);
+  if (bytes === null)
+    throw new Error(`soak: cannot read the resident memory of process ${pid} (it needs Linux's /proc)`);
   return bytes;
 }
 
@@ -59,7 +60,9 @@ async function soak(backend, port) {
   for (let c = 0; c < chunks; c++) {
     // Alternate small and large messages on 50 connections.
     const size = c % 2 === 0 ? 64 : 16 * 1024;
-    const out = JSON.parse(execFileSync(CLIENT, ['127.0.0.1', String(port), '50', String(size), String(CHUNK)], { encoding: 'utf8' }));
+    const out = JSON.parse(
+      execFileSync(CLIENT, ['127.0.0.1', String(port), '50', String(size), String(CHUNK)], { encoding: 'utf8' }),
+    );
     rounds += out.rounds;
     bytes += out.rounds * size * 2;
     bad += out.badBytes;
@@ -98,7 +101,9 @@ for (const r of results) {
     failed = true;
   }
   if (r.growth > SLACK_BYTES) {
-    console.error(`soak: FAILED: ${r.backend} kept growing: ${r.growth} bytes more in the last third than in the middle third`);
+    console.error(
+      `soak: FAILED: ${r.backend} kept growing: ${r.growth} bytes more in the last third than in the middle third`,
+    );
     failed = true;
   }
 }

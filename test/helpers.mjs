@@ -32,7 +32,8 @@ export const NODE = HOST === 'node' ? process.execPath : 'node';
 const HOST_BUGS = {
   deno: {
     emfile: 'Deno 2.9.6 panics once out of descriptors (ext/signals/lib.rs:58 unwraps EMFILE)',
-    'node:net reset write': "Deno 2.9.6's node:net fails a write the peer reset with ECANCELED, not ECONNRESET or EPIPE",
+    'node:net reset write':
+      "Deno 2.9.6's node:net fails a write the peer reset with ECANCELED, not ECONNRESET or EPIPE",
     'node:net half-open': "Deno 2.9.6's node:net fails a write after the peer's FIN with EPIPE, allowHalfOpen or not",
   },
   bun: {},
@@ -64,7 +65,12 @@ export function hostCommand(script, ...args) {
 }
 
 /** A backend's name in test titles. */
-export const backendLabel = (backend) => (backend === NET_COMPLETION ? 'completion on node:net' : backend === 'completion' && HOST !== 'node' ? `completion on ${HOST}` : backend);
+export const backendLabel = (backend) =>
+  backend === NET_COMPLETION
+    ? 'completion on node:net'
+    : backend === 'completion' && HOST !== 'node'
+      ? `completion on ${HOST}`
+      : backend;
 
 /**
  * A TCP port whose connects get no answer (test/fixtures/unanswered-port.mjs,

@@ -74,7 +74,9 @@ export class HeapLoop {
 
   callLater(delay: number, callback: Callback, ...args: unknown[]): HeapTimerHandle {
     if (!this.inBatch) this.now = performance.now();
-    const h = new HeapTimerHandle(callback, args.length === 0 ? null : args, this, this.now + (delay > 0 ? delay : 0), this.seq++);
+    // biome-ignore lint/complexity/useMathMinMax: a NaN delay counts as 0 here, where Math.max would give NaN.
+    const wait = delay > 0 ? delay : 0;
+    const h = new HeapTimerHandle(callback, args.length === 0 ? null : args, this, this.now + wait, this.seq++);
     this.push(h);
     this.wake();
     return h;

@@ -42,7 +42,10 @@ const SERVERS = {
   ],
   // The protocol API (no promise per read or write), as the uvloop server uses.
   'wasmloop selector, protocol': (port) => [process.execPath, [`${here}wasmloop-protocol-echo.mjs`, 'selector', port]],
-  'wasmloop completion, protocol': (port) => [process.execPath, [`${here}wasmloop-protocol-echo.mjs`, 'completion', port]],
+  'wasmloop completion, protocol': (port) => [
+    process.execPath,
+    [`${here}wasmloop-protocol-echo.mjs`, 'completion', port],
+  ],
   'node net': (port) => [process.execPath, [`${here}node-echo.mjs`, port]],
   uvloop: (port) => ['python3', [`${here}asyncio-echo.py`, 'uvloop', port]],
   asyncio: (port) => ['python3', [`${here}asyncio-echo.py`, 'asyncio', port]],
