@@ -50,7 +50,7 @@ include rust-core/wasi/rules.mk
 include test/conformance/wasmtime/rules.mk
 
 .PHONY: all deps test test-rust test-js test-hosts test-node-versions test-pack test-arm64 readme test-stress stress soak fuzz proptest-long demo bench clean \
-        lint format
+        lint format test-tree-before
 
 
 # ---------------------------------------------------------------- tools
@@ -302,7 +302,23 @@ readme:
 
 # ---------------------------------------------------------------- checks
 
-test: lint test-rust test-js test-io-hosts test-hosts test-wasi test-node-versions test-pack test-stress
+# Every check, then one more: make test leaves the clone's tracked and
+# unignored files as it found them (a test that rewrites a committed file, or
+# leaves a file git would pick up, fails it).
+test: test-tree-before lint test-rust test-js test-io-hosts test-hosts test-wasi test-node-versions test-pack test-stress
+	@if [ -f $(TREE_BEFORE) ]; then $(TREE_STATE) | cmp -s - $(TREE_BEFORE) || { \
+	  echo "make test changed the clone: a test wrote into files git tracks or would pick up"; \
+	  echo "before:"; sed 's/^/  /' $(TREE_BEFORE); echo "after:"; $(TREE_STATE) | sed 's/^/  /'; exit 1; }; fi
+
+# The clone as git sees it: changed and unignored files, and a hash of the
+# changes themselves (so a file changed before make test and changed again
+# by it counts too).
+TREE_STATE  = { git status --porcelain && git diff HEAD | sha256sum; }
+TREE_BEFORE := build/tree-before-test.txt
+
+test-tree-before:
+	@mkdir -p build
+	@if git rev-parse --git-dir >/dev/null 2>&1; then $(TREE_STATE) > $(TREE_BEFORE); else rm -f $(TREE_BEFORE); fi
 
 # Biome (biome.jsonc: formatting and lint rules) over BIOME_FILES, the files
 # that passed it when it came in (those of them that still exist); the rest
