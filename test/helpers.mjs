@@ -141,20 +141,20 @@ export async function capture(method, fn) {
 
 /**
  * Runs `fn` and counts the host timers with a positive delay armed meanwhile
- * (the loop arms one whenever it waits for real time). Zero means the work
- * ran without waiting on the wall clock: virtual time, checked without
- * timing anything.
+ * (the loop arms one whenever it waits for real time), with their delays.
+ * Zero waits means the work ran without waiting on the wall clock: virtual
+ * time, checked without timing anything.
  */
 export async function countHostWaits(fn) {
   const real = globalThis.setTimeout;
-  let waits = 0;
+  const delays = [];
   globalThis.setTimeout = function (callback, ms, ...args) {
-    if (ms > 0) waits++;
+    if (ms > 0) delays.push(ms);
     return real.call(this, callback, ms, ...args);
   };
   try {
     const value = await fn();
-    return { value, waits };
+    return { value, waits: delays.length, delays };
   } finally {
     globalThis.setTimeout = real;
   }
