@@ -1,4 +1,4 @@
-//! The request-head parser of wasmloop's HTTP/1.1 server: httparse (the
+//! The HTTP/1.1 head parser of wasmloop's server and client: httparse (the
 //! parser under hyper) for the syntax, and RFC 9112's framing rules on top.
 //!
 //! It owns one pure function per kind of input, each a function of bytes
@@ -8,6 +8,8 @@
 //!   framing facts the connection needs (body length or chunked, keep-alive,
 //!   `Expect: 100-continue`, where the Host is) and a verdict on every rule
 //!   RFC 9112 puts on framing;
+//! - [`parse_response_head`] (response.rs): a status line and its header
+//!   section, and how long the body is (RFC 9112 section 6.3), for the client;
 //! - [`parse_chunk_line`]: one chunk-size line of a chunked body;
 //! - [`parse_trailer_section`]: the trailer section after the last chunk.
 //!
@@ -36,8 +38,13 @@
 
 use core::mem::MaybeUninit;
 
+mod response;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
+
+pub use response::{
+    parse_response_head, CODE, FLAG_NO_BODY, FLAG_UNTIL_CLOSE, REASON_AT, REASON_LEN,
+};
 
 pub const STATUS: usize = 0;
 pub const METHOD: usize = 1;
@@ -115,6 +122,9 @@ pub enum Error {
     Connect = -15,
     /// A chunk-size line that is not hex digits, optional extensions and CRLF (400).
     ChunkLine = -16,
+    /// A response's status line: not a three-digit code from 100, or a bad
+    /// separator (the client refuses the response).
+    StatusLine = -17,
 }
 
 /// Method codes in `METHOD`.
@@ -265,6 +275,8 @@ struct Framing {
     /// Content-Length, once one was seen.
     length: u64,
     has_length: bool,
+    /// A Content-Length that broke the rules (responses decide later whether it matters).
+    bad_length: bool,
     /// Transfer-Encoding fields seen, and what their codings were.
     has_encoding: bool,
     chunked_count: u32,

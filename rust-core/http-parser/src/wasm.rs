@@ -10,7 +10,7 @@
 //! read offsets from output() <---------- OUTPUT [u32; OUTPUT_WORDS]
 //! ```
 //!
-//! One call per request head; the host decodes strings from its own copy
+//! One call per request or response head; the host decodes strings from its own copy
 //! of the bytes, at the offsets the module wrote.
 use core::cell::UnsafeCell;
 
@@ -62,6 +62,13 @@ pub extern "C" fn max_headers() -> u32 {
 #[no_mangle]
 pub extern "C" fn parse_request(len: u32, max_headers: u32) -> i32 {
     crate::parse_request_head(input(len), max_headers as usize, output())
+}
+
+/// Parses the response head in `input[..len]`; `to_head` is 1 when the
+/// request was HEAD. See `parse_response_head`.
+#[no_mangle]
+pub extern "C" fn parse_response(len: u32, max_headers: u32, to_head: u32) -> i32 {
+    crate::parse_response_head(input(len), max_headers as usize, to_head != 0, output())
 }
 
 /// Parses the chunk-size line at the start of `input[..len]`; see `parse_chunk_line`.

@@ -1,13 +1,14 @@
 /**
- * The request-head parser: httparse with RFC 9112's framing rules, a Wasm
+ * The HTTP head parser: httparse with RFC 9112's framing rules, a Wasm
  * module of its own (rust-core/http-parser), loaded the first time a server
- * starts and shared by every server of the process.
+ * starts or a client fetches, and shared by every server and client of the
+ * process. Request heads for the server, response heads for the client.
  *
- * The boundary is built for one call per request head:
+ * The boundary is built for one call per head:
  *
  * ```text
  * head bytes --copy once--> module input area
- *                           parse_request(len, maxHeaders)   (one call)
+ *                           parse_request(len, maxHeaders)   (one call; parse_response for a response)
  * offsets   <--read------  module output area (u32 words)
  * ```
  *
@@ -41,6 +42,17 @@ export const FLAG_CLOSE = 4;
 export const FLAG_KEEP_ALIVE = 8;
 export const FLAG_CONTINUE = 16;
 export const FLAG_HIGH_BYTES = 32;
+/** A response without a body: to HEAD; 1xx, 204, 304. */
+export const FLAG_NO_BODY = 64;
+/** A response body that ends when the connection does. */
+export const FLAG_UNTIL_CLOSE = 128;
+
+/** A response's words where a request has its method and target (rust-core/http-parser/src/response.rs). */
+export const R = {
+  CODE: 1,
+  REASON_AT: 2,
+  REASON_LEN: 3,
+} as const;
 
 /** Method codes in `W.METHOD` (0: another method, read from the bytes). */
 export const METHODS = ['', 'GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE'] as const;
@@ -66,6 +78,21 @@ export const PARSE_ERRORS: Readonly<Record<number, readonly [status: number, rea
   [-16]: [400, 'bad chunk-size line'],
 };
 
+/** What the parser's negative codes mean in a response (the client refuses the response). */
+export const RESPONSE_ERRORS: Readonly<Record<number, string>> = {
+  [-2]: 'a version other than HTTP/1.0 and HTTP/1.1',
+  [-4]: 'a bad header field name (or whitespace before the colon, or an obsolete line folding)',
+  [-5]: 'a bad header field value',
+  [-6]: 'a CR not followed by LF',
+  [-7]: 'too many header fields',
+  [-8]: 'a bad Content-Length',
+  [-9]: 'both Content-Length and Transfer-Encoding',
+  [-10]: 'a transfer coding other than chunked',
+  [-11]: 'a bad Transfer-Encoding (chunked once, and not on HTTP/1.0)',
+  [-16]: 'a bad chunk-size line',
+  [-17]: 'a bad status line',
+};
+
 export interface HeadParser {
   /** The module's output words, read after each call. */
   readonly out: Uint32Array;
@@ -75,6 +102,8 @@ export interface HeadParser {
   readonly capacity: number;
   /** Parses `bytes[start, end)` as a request head: `W.STATUS`'s value. */
   parseRequest(bytes: Uint8Array, start: number, end: number, maxHeaders: number): number;
+  /** Parses `bytes[start, end)` as a response head (`toHead`: the request was HEAD): `W.STATUS`'s value. */
+  parseResponse(bytes: Uint8Array, start: number, end: number, maxHeaders: number, toHead: boolean): number;
   /** Parses the chunk-size line at `bytes[start]`: its length, 0 if incomplete, or < 0. Size in `out[1]` + `out[2]` * 2^32. */
   parseChunkSize(bytes: Uint8Array, start: number, end: number): number;
   /** Parses a trailer section at `bytes[start]`: its length, 0 if incomplete, or < 0. */
@@ -88,6 +117,7 @@ interface ParserExports {
   output_area(): number;
   max_headers(): number;
   parse_request(len: number, maxHeaders: number): number;
+  parse_response(len: number, maxHeaders: number, toHead: number): number;
   parse_chunk_size(len: number): number;
   parse_trailers(len: number, maxHeaders: number): number;
 }
@@ -163,6 +193,7 @@ function wrap(exports: ParserExports): HeadParser {
     maxHeaders,
     capacity,
     parseRequest: (bytes, start, end, max) => exports.parse_request(copyIn(bytes, start, end), max),
+    parseResponse: (bytes, start, end, max, toHead) => exports.parse_response(copyIn(bytes, start, end), max, toHead ? 1 : 0),
     parseChunkSize: (bytes, start, end) => exports.parse_chunk_size(copyIn(bytes, start, end)),
     parseTrailers: (bytes, start, end, max) => exports.parse_trailers(copyIn(bytes, start, end), max),
   };
