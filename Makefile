@@ -335,7 +335,10 @@ BIOME_FILES := \
   test/timers.test.mjs ts-host/src/backends/clock.ts ts-host/src/backends/token-queue.ts \
   ts-host/src/backends/virtual.ts ts-host/src/backends/wall-clock.ts ts-host/src/callbacks.ts \
   ts-host/src/cli.ts ts-host/src/driver.ts ts-host/src/errno.ts ts-host/src/handles.ts ts-host/src/http/head.ts \
-  ts-host/src/http/index.ts ts-host/src/io-model/none.ts ts-host/src/io-model/pick.ts ts-host/src/io/server.ts \
+  ts-host/src/http/index.ts ts-host/src/http/client.ts ts-host/src/http/client-connection.ts \
+  ts-host/src/http/client-head.ts ts-host/src/http/client-pool.ts ts-host/src/http/client-protocol.ts \
+  ts-host/src/http/client-request.ts test/http-client.test.mjs test/http-client-responses.test.mjs \
+  test/http-client-virtual.test.mjs ts-host/src/io-model/none.ts ts-host/src/io-model/pick.ts ts-host/src/io/server.ts \
   ts-host/src/io/streams.ts ts-host/src/limits.ts ts-host/src/live-core.ts ts-host/src/loop-time.ts \
   ts-host/src/net/address.ts ts-host/src/net/datagram-buffer.ts ts-host/src/net/slab.ts \
   ts-host/src/wit/canonical-abi.ts ts-host/src/wit/clock-import.ts ts-host/src/wit/completion-import.ts \

@@ -22,6 +22,14 @@ import { type Trace, Tracer, traceProblem } from './trace.js';
 
 export { EventLoop } from './loop.js';
 export { serve, HTTP_DEFAULTS, type ServeOptions, type HttpServer, type ConnectionInfo } from './http/index.js';
+export {
+  HttpClient,
+  createHttpClient,
+  CLIENT_DEFAULTS,
+  type HttpClientOptions,
+  type Connector,
+  type ConnectTarget,
+} from './http/index.js';
 export type {
   ConnectOptions,
   DatagramEndpointOptions,

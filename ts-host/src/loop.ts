@@ -26,6 +26,7 @@ import type { Protocol, ProtocolFactory, Transport } from './io/protocols.js';
 import { type Connection, type ConnectionHandler, type IoToken, type Server, checkSignal } from './io/streams.js';
 import type { Callback, ExceptionContext } from './reporting.js';
 import { SignalHandlers } from './signals.js';
+import { loopFetch } from './http/client.js';
 
 export type { ConnectOptions, DatagramEndpointOptions, ServerOptions } from './arguments.js';
 export type { LoopSettings, LoopStats } from './base-loop.js';
@@ -238,6 +239,16 @@ export class EventLoop extends BaseEventLoop {
     const { local, remote } = checkDatagramOptions(operation, options);
     this._parts.core.get(operation);
     return this._parts.io.createDatagramEndpoint(this, operation, protocolFactory, local, remote);
+  }
+
+  /**
+   * HTTP/1.1 `fetch` on this loop's connections (docs/http.md): a Request
+   * or URL and an init in, a Response with a streaming body out. Keep-alive
+   * connections are pooled per origin and closed with the loop. `http:`
+   * only for now (`https:` is a NotSupportedError).
+   */
+  fetch(input: Request | string | URL, init?: RequestInit): Promise<Response> {
+    return loopFetch(this, input, init);
   }
 
   // ----------------------------------------------------------- exceptions
