@@ -49,7 +49,7 @@ WAC                  := $(WAC_ROOT)/bin/wac
 include rust-core/wasi/rules.mk
 include test/conformance/wasmtime/rules.mk
 
-.PHONY: all deps test test-rust test-js test-hosts test-node-versions test-pack test-arm64 readme test-stress stress soak fuzz proptest-long demo bench clean \
+.PHONY: all deps test test-rust test-js test-hosts test-node-versions test-pack test-arm64 readme test-stress stress soak fuzz proptest-long demo bench bench-deadline clean \
         lint format test-tree-before
 
 
@@ -343,6 +343,8 @@ BIOME_FILES := \
   ts-host/src/net/address.ts ts-host/src/net/datagram-buffer.ts ts-host/src/net/slab.ts \
   ts-host/src/wit/canonical-abi.ts ts-host/src/wit/clock-import.ts ts-host/src/wit/completion-import.ts \
   ts-host/src/wit/event-loop-export.ts ts-host/src/wit/readiness-import.ts
+# Deadlines, limits and timeouts.
+BIOME_FILES += bench/deadline.mjs test/deadline.test.mjs ts-host/src/deadline.ts
 
 lint: node_modules/.package-lock.json
 	@$(BIOME) check --error-on-warnings --no-errors-on-unmatched $(wildcard $(BIOME_FILES)) \
@@ -420,6 +422,12 @@ $(STAMPS)/uvloop:
 
 bench: $(PACKAGE) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop
 	node --expose-gc bench/run.mjs
+	node --expose-gc bench/deadline.mjs --results bench/RESULTS.md
+
+# Per-connection timeouts: loop.deadline's refresh() against Node's
+# timeout.refresh(); the "Deadlines" section of bench/RESULTS.md.
+bench-deadline: $(PACKAGE)
+	node --expose-gc bench/deadline.mjs --results bench/RESULTS.md
 
 clean:
 	rm -rf build rust-core/target ts-host/dist ts-host/src/generated $(STAMPS) *.tgz

@@ -804,13 +804,13 @@ ${tcpSections}
 - Cold process, median of ${RUNS} (min–max): importing wasmloop ${fmt(cold.importMs.median, 2)} ms (${fmt(cold.importMs.min, 2)}–${fmt(cold.importMs.max, 2)}); first \`createLoop()\` (compiles the core) ${fmt(cold.firstLoopMs.median, 2)} ms (${fmt(cold.firstLoopMs.min, 2)}–${fmt(cold.firstLoopMs.max, 2)}); each later \`createLoop()\` ${fmt(cold.nextLoopMs.median, 2)} ms (${fmt(cold.nextLoopMs.min, 2)}–${fmt(cold.nextLoopMs.max, 2)}).
 `;
   writeFileSync(new URL('./results.svg', import.meta.url), chart(fired, cancelled, soon, virt, tcp));
-  // Sections other targets append (stress, soak, fuzzing) are kept.
+  // Sections other targets append (stress, soak, fuzzing, deadlines) are kept.
   let kept = '';
   try {
     const previous = readFileSync(OUT, 'utf8');
     kept = previous
       .split(/\n(?=## )/)
-      .filter((section) => /^## (Stress|Soak|Fuzzing)/.test(section))
+      .filter((section) => /^## (Stress|Soak|Fuzzing|Deadlines)/.test(section))
       .map((section) => `\n${section.trimEnd()}\n`)
       .join('');
   } catch {

@@ -24,6 +24,7 @@ import type { Backend } from './backends/backend.js';
 import { checkTime, notAFunction } from './arguments.js';
 import { BackendFaults, backendFault } from './backend-faults.js';
 import { CallbackTable } from './callbacks.js';
+import { Deadline, type DeadlineHost, checkDeadlineMs } from './deadline.js';
 import { type CoreModules, instantiateCore } from './core.js';
 import { Driver } from './driver.js';
 import { LoopCrashedError, LoopRunningError, NotSupportedError, describe } from './errors.js';
@@ -110,6 +111,8 @@ export class BaseEventLoop {
   readonly #callbacks: CallbackTable;
   readonly #time: LoopTime;
   readonly #driver: Driver;
+  /** The clock and core timers every deadline of this loop shares. */
+  readonly #deadlines: DeadlineHost;
   /** Open servers, connections and signal handlers, closed with the loop. */
   readonly #resources = new Set<{ close(): void }>();
   #timers: LoopTimers | null = null;
@@ -143,6 +146,18 @@ export class BaseEventLoop {
     }));
     io.attach({ callbacks, ioBacklog: () => driver.ioBacklog() });
     this._parts = { backend, core, callbacks, time, driver, io, reporter, tracer, virtualTime: mode.virtual !== null };
+    this.#deadlines = {
+      now: (operation) => time.epoch(operation).time,
+      arm: (delayMs, fire) => {
+        const id = callbacks.register('callLater', delayMs, fire, NO_ARGS);
+        driver.scheduled();
+        return id;
+      },
+      disarm: (id) => {
+        const slot = slotOf(id);
+        callbacks._cancel(slot, generationOf(id, slot));
+      },
+    };
     try {
       backend.attach({
         wake: (fromHostCallback) => driver.ioReady(fromHostCallback === true),
@@ -213,6 +228,21 @@ export class BaseEventLoop {
     this.#driver.scheduled();
     const slot = slotOf(id);
     return makeTimerHandle(this.#time.absolute, slot, generationOf(id, slot), whenMs);
+  }
+
+  /**
+   * A timer that activity pushes back (deadline.ts): `callback(...args)`
+   * runs once `ms` ms of loop time pass without a `refresh()`. Made armed.
+   * `refresh()` (one field write while armed) makes it due `ms` from now,
+   * and arms it again after it ran or was cancelled; `refresh(ms)` changes
+   * the period; `cancel()` disarms it. For per-connection timeouts that
+   * every read or write refreshes.
+   */
+  deadline<A extends unknown[]>(ms: number, callback: (...args: A) => unknown, ...args: A): Deadline {
+    checkDeadlineMs('deadline', ms);
+    if (typeof callback !== 'function') throw notAFunction('deadline', callback);
+    this.#core.get('deadline');
+    return new Deadline(this.#deadlines, ms, callback as (...args: unknown[]) => unknown, args);
   }
 
   /** A promise that resolves with `value` after `ms` ms of loop time. */
@@ -410,6 +440,8 @@ export class BaseEventLoop {
     return error;
   }
 }
+
+const NO_ARGS: readonly unknown[] = [];
 
 /**
  * The host-timer delay for `loopMs` of the backend's clock: its hostDelay

@@ -43,6 +43,7 @@ export type { DatagramProtocol, DatagramProtocolFactory, DatagramTransport } fro
 export type { Connection, Server } from './io/streams.js';
 export type { Protocol, ProtocolFactory, Transport } from './io/protocols.js';
 export { Handle, TimerHandle } from './handles.js';
+export { Deadline } from './deadline.js';
 export type {
   Backend,
   BackendSink,

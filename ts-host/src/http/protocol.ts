@@ -3,13 +3,12 @@
  * go into the connection state machine, its events become requests for the
  * application's `fetch` handler, and the handler's responses go back out.
  *
- * Time: one loop timer per connection, for whichever deadline applies
- * (the request head's, the idle keep-alive's, the lingering close's). A
- * deadline is a field that activity moves; the timer checks it when it
- * fires and re-arms for what is left, so activity never touches the timer.
- * It is armed for at most `period` (the shortest of requestTimeoutMs,
- * bodyTimeoutMs and keepAliveTimeoutMs), which every deadline is at least,
- * so a deadline set later never needs the timer to fire earlier than it will.
+ * Time: one loop deadline per connection (`loop.deadline`, deadline.ts),
+ * for whichever wait applies (the request head's, the body's, the idle
+ * keep-alive's, the lingering close's): each sets its period and refreshes
+ * it, and body bytes refresh it, a field write that never touches the core
+ * timer behind it. A wait that ends (a request head complete, say) only
+ * forgets its kind: the deadline runs once more and finds nothing to do.
  *
  * Closing after an error response is a lingering close: write the
  * response, shut down the write side, read and drop what the client still
@@ -17,6 +16,7 @@
  * make the kernel send a reset, which can destroy the response before the
  * client reads it.
  */
+import type { Deadline as LoopDeadline } from '../deadline.js';
 import type { EventLoop } from '../loop.js';
 import type { Protocol, Transport } from '../io/protocols.js';
 import { Http1Connection } from './connection.js';
@@ -92,10 +92,9 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
   #transport: Transport | null = null;
   #info: ConnectionInfo | null = null;
   #exchange: Exchange | null = null;
-  #deadline = Infinity;
   #deadlineKind = Deadline.None;
-  #timer: { cancel(): void } | null = null;
-  readonly #period: number;
+  /** The connection's deadline, made by the first wait. */
+  #timer: LoopDeadline | null = null;
   #paused = 0;
   #writePaused = false;
   #drained: Promise<void> | null = null;
@@ -105,15 +104,14 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
 
   constructor(server: ServerContext) {
     this.#server = server;
-    this.#period = Math.max(1, Math.min(server.requestTimeoutMs, server.bodyTimeoutMs, server.keepAliveTimeoutMs));
     this.connection = new Http1Connection(
       server.parser,
       { maxHeaderBytes: server.maxHeaderBytes, maxHeaders: server.maxHeaders, maxBodyBytes: server.maxBodyBytes },
       {
         head: (head) => this.#onHead(head),
         body: (chunk) => {
-          // Body bytes move the body's deadline (a field: the timer is not touched).
-          if (this.#deadlineKind === Deadline.Body) this.#deadline = this.#server.loop.time() + this.#server.bodyTimeoutMs;
+          // Body bytes move the body's deadline (a field write: the core timer is not touched).
+          if (this.#deadlineKind === Deadline.Body) this.#timer?.refresh();
           this.#exchange?.push(chunk);
         },
         bodyEnd: () => {
@@ -191,10 +189,7 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     const server = this.#server;
     const hasBody = head.chunked || head.contentLength > 0;
     if (hasBody) this.#setDeadline(Deadline.Body, server.bodyTimeoutMs);
-    else {
-      this.#deadlineKind = Deadline.None;
-      this.#deadline = Infinity;
-    }
+    else this.#deadlineKind = Deadline.None;
     const exchange = new Exchange(head, server.defaultHost, hasBody, this);
     this.#exchange = exchange;
     let result: Response | PromiseLike<Response>;
@@ -370,31 +365,21 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
       transport.resumeReading();
     }
     transport.writeEof();
-    // The one deadline that may be nearer than the armed timer: re-arm.
-    this.#timer?.cancel();
-    this.#timer = null;
     this.#setDeadline(Deadline.Linger, LINGER_MS);
   }
 
   // ------------------------------------------------------------- timers
 
+  /** `kind` applies from now: due `ms` from now (a shorter period re-arms the core timer; deadline.ts). */
   #setDeadline(kind: Deadline, ms: number): void {
-    const loop = this.#server.loop;
     this.#deadlineKind = kind;
-    this.#deadline = loop.time() + ms;
-    if (this.#timer === null && !this.#lost) this.#timer = loop.callLater(Math.min(ms, this.#period), this.#onTimer);
+    if (this.#lost) return;
+    if (this.#timer === null) this.#timer = this.#server.loop.deadline(ms, this.#onTimer);
+    else this.#timer.refresh(ms);
   }
 
   readonly #onTimer = (): void => {
-    this.#timer = null;
-    if (this.#lost) return;
-    const loop = this.#server.loop;
-    const now = loop.time();
-    if (this.#deadlineKind === Deadline.None) return;
-    if (now < this.#deadline) {
-      this.#timer = loop.callLater(Math.min(this.#deadline - now, this.#period), this.#onTimer);
-      return;
-    }
+    if (this.#lost || this.#deadlineKind === Deadline.None) return;
     const kind = this.#deadlineKind;
     this.#deadlineKind = Deadline.None;
     const transport = this.#transport;
