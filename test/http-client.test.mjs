@@ -394,4 +394,35 @@ edges('idle connections close after idleTimeoutMs of loop time, and when the loo
   }
 });
 
+edges('closing the loop fails a pending fetch and a body being read with LoopClosedError', async () => {
+  const loop = await createLoop({ backend: 'virtual' });
+  let pending;
+  let reading;
+  await loop.runUntilComplete(async () => {
+    const server = await serve(loop, {
+      port: 0,
+      fetch: (r) =>
+        new URL(r.url).pathname === '/never'
+          ? new Promise(() => {})
+          : new Response(
+              new ReadableStream({
+                start(c) {
+                  c.enqueue(new Uint8Array(2));
+                  c.enqueue(new Uint8Array(2));
+                },
+              }),
+            ),
+    });
+    pending = loop.fetch(`${base(server)}/never`);
+    pending.catch(() => undefined);
+    const response = await loop.fetch(`${base(server)}/body`);
+    reading = response.arrayBuffer();
+    reading.catch(() => undefined);
+    await loop.sleep(10);
+  });
+  await loop.close();
+  assert.is((await pending.catch((e) => e)).name, 'LoopClosedError');
+  assert.is((await reading.catch((e) => e)).name, 'LoopClosedError');
+});
+
 edges.run();
