@@ -190,7 +190,8 @@ fuzz-http:
 # and the error `require('wasmloop')` gets.
 NATIVE         := ts-host/dist/native
 ADDON_FILE     := wasmloop_selector.node
-ADDON_SOURCE   := ts-host/native/selector.c
+ADDON_SOURCES  := $(addprefix ts-host/native/,selector.c sockets.c poller-epoll.c poller-uv.c)
+ADDON_PARTS    := $(ADDON_SOURCES) ts-host/native/selector.h
 ADDON_HEADERS  := $(NATIVE)/include/node_api.h
 ADDON_CFLAGS   := -O2 -Wall -Wextra -Werror -fPIC -shared -I$(NATIVE)/include
 ADDONS         := $(NATIVE)/linux-x64-glibc/$(ADDON_FILE) $(NATIVE)/linux-x64-musl/$(ADDON_FILE) $(NATIVE)/linux-arm64-glibc/$(ADDON_FILE)
@@ -217,19 +218,19 @@ $(ADDON_HEADERS): $(DIST)
 	cp $(addprefix $(NODE_HEADERS)/,node_api.h node_api_types.h js_native_api.h js_native_api_types.h uv.h) $(NATIVE)/include/
 	cp $(NODE_HEADERS)/uv/*.h $(NATIVE)/include/uv/
 
-$(NATIVE)/linux-x64-glibc/$(ADDON_FILE): $(ADDON_SOURCE) $(ADDON_HEADERS)
+$(NATIVE)/linux-x64-glibc/$(ADDON_FILE): $(ADDON_PARTS) $(ADDON_HEADERS)
 	@mkdir -p $(@D)
-	cc $(ADDON_CFLAGS) -o $@ $<
-	@# The poller's other half (a uv_poll per descriptor, used off Linux) must keep compiling too.
-	cc -fsyntax-only -Wall -Wextra -Werror -U__linux__ -I$(NATIVE)/include $<
+	cc $(ADDON_CFLAGS) -o $@ $(ADDON_SOURCES)
+	@# The poller used off Linux (poller-uv.c: a uv_poll per descriptor) must keep compiling too.
+	cc -fsyntax-only -Wall -Wextra -Werror -U__linux__ -I$(NATIVE)/include $(ADDON_SOURCES)
 
-$(NATIVE)/linux-x64-musl/$(ADDON_FILE): $(ADDON_SOURCE) $(ADDON_HEADERS) | $(STAMPS)/cross
+$(NATIVE)/linux-x64-musl/$(ADDON_FILE): $(ADDON_PARTS) $(ADDON_HEADERS) | $(STAMPS)/cross
 	@mkdir -p $(@D)
-	musl-gcc $(ADDON_CFLAGS) -o $@ $<
+	musl-gcc $(ADDON_CFLAGS) -o $@ $(ADDON_SOURCES)
 
-$(NATIVE)/linux-arm64-glibc/$(ADDON_FILE): $(ADDON_SOURCE) $(ADDON_HEADERS) | $(STAMPS)/cross
+$(NATIVE)/linux-arm64-glibc/$(ADDON_FILE): $(ADDON_PARTS) $(ADDON_HEADERS) | $(STAMPS)/cross
 	@mkdir -p $(@D)
-	aarch64-linux-gnu-gcc $(ADDON_CFLAGS) -o $@ $<
+	aarch64-linux-gnu-gcc $(ADDON_CFLAGS) -o $@ $(ADDON_SOURCES)
 
 $(BUNDLES) &: ts-host/entries/bundle.mjs ts-host/entries/workerd.js $(DIST) node_modules/.package-lock.json
 	node ts-host/entries/bundle.mjs

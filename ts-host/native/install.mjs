@@ -1,10 +1,11 @@
 // The package's install script: builds the selector's native addon from
-// source (selector.c, beside this file) where no prebuilt addon matches this
-// platform and a C compiler is found. It needs no network and no node-gyp:
-// the package carries the Node-API and libuv headers the addon includes
-// (ts-host/dist/native/include). It never fails the install: without a
-// compiler, or when the build fails, it says so, and `auto` uses the
-// completion backend (the addon's loader gives the same reason at run time).
+// source (selector.c and its other parts, beside this file; selector.h lists
+// them) where no prebuilt addon matches this platform and a C compiler is
+// found. It needs no network and no node-gyp: the package carries the
+// Node-API and libuv headers the addon includes (ts-host/dist/native/include).
+// It never fails the install: without a compiler, or when the build fails, it
+// says so, and `auto` uses the completion backend (the addon's loader gives
+// the same reason at run time).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -43,7 +44,8 @@ if (probe.error !== undefined || probe.status !== 0) {
 const dir = join(NATIVE, platform);
 mkdirSync(dir, { recursive: true });
 const partial = `${target}.partial`;
-const args = ['-O2', '-fPIC', '-shared', `-I${join(NATIVE, 'include')}`, '-o', partial, join(here, 'selector.c')];
+const SOURCES = ['selector.c', 'sockets.c', 'poller-epoll.c', 'poller-uv.c'];
+const args = ['-O2', '-fPIC', '-shared', `-I${join(NATIVE, 'include')}`, '-o', partial, ...SOURCES.map((f) => join(here, f))];
 // Node's symbols (napi_*, uv_*) come from the running node; macOS links
 // shared objects against them only when told to look them up at load time.
 if (process.platform === 'darwin') args.unshift('-undefined', 'dynamic_lookup');
