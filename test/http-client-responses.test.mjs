@@ -1,7 +1,7 @@
 // loop.fetch against servers that write raw bytes: how a response's body is
 // delimited (RFC 9112 section 6.3), interim responses, responses the client
 // must refuse, and a request retried when its reused connection was stale.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { createHttpClient } from '../ts-host/dist/index.js';
 import { onLoop } from './helpers.mjs';

@@ -2,7 +2,7 @@
 // in-memory network, so a server's timeouts and a client's retries happen
 // in virtual time, checked by loop time (and by the host waiting on no
 // timer at all), and an HTTP program records and replays identically.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { ReplayDivergenceError, createHttpClient, createLoop, serve } from '../ts-host/dist/index.js';
 import { countHostWaits, onLoop } from './helpers.mjs';

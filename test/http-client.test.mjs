@@ -1,7 +1,7 @@
 // loop.fetch against serve() on every backend: keep-alive reuse, the
 // per-origin limit, idle connections, request and response bodies with
 // backpressure, aborts, redirects, and nothing left behind.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { createHttpClient, createLoop, serve } from '../ts-host/dist/index.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
