@@ -431,20 +431,24 @@ options('every options object rejects unknown keys, naming the key and the one m
   assert.is(loop.stats().watchers, 0, 'nothing was opened');
 });
 
-options('ssl points to tls, and tls is refused: no plaintext where TLS was asked for', async ({ loop }) => {
+options('ssl points to tls; a bad tls option is refused before anything opens', async ({ loop }) => {
   const handler = () => {};
   const factory = () => ({});
   await rejectsWith(loop.createServer(handler, { port: 0, ssl: {} }), TypeError, /createServer: unknown option 'ssl' \(did you mean 'tls'\?\)/);
   await rejectsWith(loop.createConnection({ port: 1, ssl: true }), TypeError, /did you mean 'tls'/);
   const refusals = [
-    () => loop.createServer(handler, { port: 0, tls: {} }),
-    () => loop.createProtocolServer(factory, { port: 0, tls: { cert: 'x' } }),
-    () => loop.createConnection({ port: 1, tls: true }),
-    () => loop.createProtocolConnection(factory, { port: 1, tls: {} }),
+    [() => loop.createServer(handler, { port: 0, tls: {} }), TypeError, /createServer: tls needs a key and a cert/],
+    [() => loop.createServer(handler, { port: 0, tls: true }), TypeError, /createServer: tls must be an object \{ key, cert/],
+    [() => loop.createProtocolServer(factory, { port: 0, tls: { cert: 'x', key: 'y', ssl_version: 3 } }), TypeError, /createProtocolServer: tls: unknown option 'ssl_version'/],
+    [() => loop.createConnection({ port: 1, tls: { server_hostname: 'x' } }), TypeError, /createConnection: tls: unknown option 'server_hostname' \(did you mean 'servername'\?\)/],
+    [() => loop.createConnection({ port: 1, tls: { ALPNProtocols: ['h2'] } }), TypeError, /did you mean 'alpnProtocols'/],
+    [() => loop.createConnection({ port: 1, tls: { alpnProtocols: 'h2' } }), TypeError, /tls.alpnProtocols must be a non-empty list/],
+    [() => loop.createConnection({ port: 1, tls: { handshakeTimeoutMs: 0 } }), RangeError, /tls.handshakeTimeoutMs must be a number of ms > 0/],
+    [() => loop.createConnection({ port: 1, tls: { rejectUnauthorized: 'no' } }), TypeError, /tls.rejectUnauthorized must be a boolean/],
+    [() => loop.createConnection({ port: 1, tls: { cert: 'x' } }), TypeError, /a client certificate needs both tls.cert and tls.key/],
+    [() => loop.createProtocolConnection(factory, { port: 1, tls: 'yes' }), TypeError, /tls must be true or an object/],
   ];
-  for (const refuse of refusals) {
-    await rejectsWith(refuse(), NotSupportedError, /TLS is not available on this loop yet/);
-  }
+  for (const [refuse, type, pattern] of refusals) await rejectsWith(refuse(), type, pattern);
   assert.is(loop.stats().watchers, 0, 'nothing was opened');
 });
 

@@ -89,6 +89,8 @@ export class Driver {
   #onStopped: ((error?: unknown) => void) | null = null;
   /** The backend queued I/O tokens the core has not taken yet. */
   #ioPending = false;
+  /** Host work the loop waits for before its next iteration (virtual time: `hold()`). */
+  #holds = 0;
   /** Wall time (ms) spent running batches, and waiting between them while running. */
   busyMs = 0;
   idleMs = 0;
@@ -200,6 +202,25 @@ export class Driver {
     this.#slice();
   }
 
+  /**
+   * Virtual time: host work is in flight that the program's next callbacks
+   * depend on (a TLS layer's write finishing in a host macrotask), so no
+   * iteration runs and the clock does not jump until every hold is
+   * released. The loop then waits for the host after each iteration rather
+   * than for as long as the wall clock allows, so the order of callbacks
+   * does not depend on how fast the host was. Returns the release
+   * (idempotent).
+   */
+  hold(): () => void {
+    this.#holds++;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      if (--this.#holds === 0 && this.#state === State.Sleeping) this.#wake();
+    };
+  }
+
   /** The core took a full batch of tokens: more may be queued, so iterate again soon. */
   ioBacklog(): void {
     this.#ioPending = true;
@@ -241,6 +262,11 @@ export class Driver {
     // When the start is not known from the loop's clock, read the wall clock.
     let batchStart = mode.wallOrigin === null ? performance.now() : -1;
     for (;;) {
+      if (this.#holds > 0) {
+        // Host work in flight (hold()): its release wakes the loop.
+        this.#sleep(-1);
+        return;
+      }
       const length = this.#collect(Step.ReadClock);
       const now = mode.sliceClock(core);
       if (sliceEnd < 0) {
@@ -277,12 +303,17 @@ export class Driver {
         this.#yield();
         return;
       }
-      this.#state = State.Sleeping;
-      // With nothing pending, no host timer is armed, so the loop does not
-      // keep the host process alive; an outside call wakes it.
-      if (wait > 0) this.#hostTimer = armTimer(this.#slice, this.#parts.hostDelay(wait));
+      this.#sleep(wait);
       return;
     }
+  }
+
+  /** Waits `wait` ms of loop time for the next slice (-1: until woken). */
+  #sleep(wait: number): void {
+    this.#state = State.Sleeping;
+    // With nothing pending, no host timer is armed, so the loop does not
+    // keep the host process alive; an outside call wakes it.
+    if (wait > 0) this.#hostTimer = armTimer(this.#slice, this.#parts.hostDelay(wait));
   }
 
   /**

@@ -74,6 +74,22 @@ export class AddressInUseError extends IoError {}
 /** The peer reset the connection (ECONNRESET, EPIPE). */
 export class ConnectionResetError extends IoError {}
 
+/**
+ * A TLS handshake or session failed. The message names what failed
+ * ("certificate has expired", "hostname mismatch: cert is for DNS:a,
+ * connected to b", "handshake: peer closed the connection"); `code` is
+ * OpenSSL's or Node's (`CERT_HAS_EXPIRED`, `ERR_TLS_CERT_ALTNAME_INVALID`,
+ * `ERR_SSL_TLSV1_ALERT_UNKNOWN_CA`, `ECONNRESET`, `ETIMEDOUT`, ...), and
+ * `cause` the host's own error when there is one.
+ */
+export class TlsError extends WasmloopError {
+  readonly code: string;
+  constructor(message: string, code: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
 /** `read`, `write` or `end` on a connection that was closed. */
 export class ConnectionClosedError extends WasmloopError {}
 

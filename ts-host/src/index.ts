@@ -41,6 +41,8 @@ export type {
 } from './loop.js';
 export type { DatagramProtocol, DatagramProtocolFactory, DatagramTransport } from './io/datagrams.js';
 export type { Connection, Server } from './io/streams.js';
+export type { TlsInfo } from './io/tls-info.js';
+export type { TlsClientOptions, TlsServerOptions } from './arguments.js';
 export type { Protocol, ProtocolFactory, Transport } from './io/protocols.js';
 export { Handle, TimerHandle } from './handles.js';
 export { Deadline } from './deadline.js';
@@ -83,6 +85,7 @@ export {
   LoopRunningError,
   LoopStoppedError,
   NotSupportedError,
+  TlsError,
   WasmloopError,
   WriteAfterEndError,
 } from './errors.js';

@@ -284,6 +284,16 @@ export class EventLoop extends BaseEventLoop {
     this._parts.callbacks.release(token);
   }
 
+  /**
+   * @internal Host work in flight that the next callbacks depend on: on
+   * virtual time the loop neither iterates nor jumps its clock until the
+   * returned release runs (driver.ts, `hold()`). Null on wall time, where
+   * nothing waits for it.
+   */
+  _holdClock(): (() => void) | null {
+    return this._parts.virtualTime ? this._parts.driver.hold() : null;
+  }
+
   /** @internal Reports an error no caller can receive. */
   _report(message: string, error: unknown): void {
     this._parts.reporter.exception({ message, error });

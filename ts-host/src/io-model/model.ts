@@ -37,6 +37,7 @@ import {
   type Server,
   abortable,
 } from '../io/streams.js';
+import type { TlsLoop } from '../io/tls.js';
 import type { TakeCompleted } from '../wit/completion-import.js';
 import type { TakeReady } from '../wit/readiness-import.js';
 import type { Callback } from '../reporting.js';
@@ -131,10 +132,23 @@ export abstract class IoModel {
   // ------------------------------------------------------ what is shared
 
   async createServer(loop: IoLoop, operation: string, onConnection: ConnectionHandler, address: CheckedAddress): Promise<Server> {
+    if (address.tls?.side === 'server') {
+      const { listenTls } = await import('../io/tls-server.js');
+      return listenTls(loop as TlsLoop, operation, address.tls, (f) => this.createProtocolServer(loop, operation, f, plain(address)), {
+        handler: onConnection,
+      });
+    }
     return this.listen(loop, onConnection, await this.#listenTarget(operation, address));
   }
 
   async createProtocolServer(loop: IoLoop, operation: string, factory: ProtocolFactory, address: CheckedAddress): Promise<Server> {
+    if (address.tls?.side === 'server') {
+      const { listenTls } = await import('../io/tls-server.js');
+      return listenTls(loop as TlsLoop, operation, address.tls, (f) => this.createProtocolServer(loop, operation, f, plain(address)), {
+        factory,
+        operation,
+      });
+    }
     return this.listenWith(loop, operation, factory, await this.#listenTarget(operation, address));
   }
 
@@ -144,6 +158,12 @@ export abstract class IoModel {
     address: CheckedAddress,
     signal: AbortSignal | undefined,
   ): Promise<Connection> {
+    if (address.tls?.side === 'client') {
+      const { connectTlsStream } = await import('../io/tls-server.js');
+      return connectTlsStream(loop as TlsLoop, operation, address.tls, address.host, signal, (p) =>
+        this.createProtocolConnection(loop, operation, () => p, plain(address), signal),
+      );
+    }
     return this.connect(loop, await this.#connectTarget(operation, address, signal));
   }
 
@@ -154,6 +174,12 @@ export abstract class IoModel {
     address: CheckedAddress,
     signal: AbortSignal | undefined,
   ): Promise<{ transport: Transport; protocol: P }> {
+    if (address.tls?.side === 'client') {
+      const { connectTlsProtocol } = await import('../io/tls-server.js');
+      return connectTlsProtocol(loop as TlsLoop, operation, address.tls, address.host, signal, factory, (p) =>
+        this.createProtocolConnection(loop, operation, () => p, plain(address), signal),
+      );
+    }
     return this.connectWith(loop, operation, factory, await this.#connectTarget(operation, address, signal));
   }
 
@@ -212,6 +238,11 @@ export abstract class IoModel {
   #unixSockets(operation: string): void {
     if (!this.hasUnixSockets()) throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend has no Unix domain sockets`);
   }
+}
+
+/** `address` without its `tls`: the plain connection TLS runs over. */
+function plain(address: CheckedAddress): CheckedAddress {
+  return { ...address, tls: null };
 }
 
 /**

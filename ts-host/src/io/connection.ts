@@ -10,6 +10,7 @@ import { CHUNK_BYTES } from '../net/slab.js';
 export { CHUNK_BYTES };
 import { ConnectionClosedError, IncompleteReadError, LimitOverrunError, WasmloopError, WriteAfterEndError, describe } from '../errors.js';
 import { abortReason, checkSignal, toBytes } from './io-common.js';
+import type { TlsInfo } from './tls-info.js';
 
 /** A TCP connection. */
 export interface Connection extends AsyncIterable<Uint8Array> {
@@ -64,6 +65,8 @@ export interface Connection extends AsyncIterable<Uint8Array> {
   keepOpen(): void;
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
+  /** What TLS negotiated (docs/tls.md); null on a plaintext connection. */
+  readonly tls: TlsInfo | null;
   /**
    * True once closed: by `close()`, by its server, or after both directions
    * ended (what was read ahead can still be read).
@@ -365,6 +368,10 @@ export abstract class BaseConnection implements Connection {
 
   get maxBuffered(): number {
     return 0;
+  }
+
+  get tls(): TlsInfo | null {
+    return null;
   }
 
   /** Calls `fn` once the connection closes. */

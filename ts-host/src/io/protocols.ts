@@ -82,8 +82,8 @@ function checkLimit(name: string, value: unknown): number {
   return value;
 }
 
-/** The model-independent half of a transport: state, flow control, and calling the protocol. */
-abstract class BaseTransport implements Transport, Accepted {
+/** The model-independent half of a transport: state, flow control, and calling the protocol (tls-transport.ts extends it too). */
+export abstract class BaseTransport implements Transport, Accepted {
   protected readonly loop: IoLoop;
   protected readonly protocol: Protocol;
   /** close(), abort() or a failure happened: no more reads, no new writes. */
