@@ -4,7 +4,7 @@
 // control, close_notify on writeEof, connectionLost once, a failed
 // handshake rejects the connect.
 import { createHash } from 'node:crypto';
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { TlsError } from '../ts-host/dist/index.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';

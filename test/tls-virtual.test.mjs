@@ -4,7 +4,7 @@
 // loop waits for them before it iterates again: tls.ts, hostSettler).
 // So a run recorded on `virtual` replays on `virtual`, and two runs give
 // the same trace.
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { createLoop } from '../ts-host/dist/index.js';
 import { certificates } from './tls-certs.mjs';

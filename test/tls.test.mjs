@@ -6,7 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { suite } from 'uvu';
+import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { ConnectionClosedError, TlsError, createLoop } from '../ts-host/dist/index.js';
 import { virtualBackends } from './fixtures/backends.mjs';
