@@ -422,7 +422,7 @@ options('every options object rejects unknown keys, naming the key and the one m
     ['createServer', () => loop.createServer(handler, { port: 0, reuse_port: true }), /createServer: unknown option 'reuse_port' \(did you mean 'reusePort'\?\)/],
     ['createConnection', () => loop.createConnection({ port: 1, hostname: 'localhost' }), /createConnection: unknown option 'hostname' \(did you mean 'host'\?\)/],
     ['createProtocolServer', () => loop.createProtocolServer(factory, { port: 0, backlg: 5 }), /createProtocolServer: unknown option 'backlg' \(did you mean 'backlog'\?\)/],
-    ['createProtocolConnection', () => loop.createProtocolConnection(factory, { port: 1, timeout: 5 }), /createProtocolConnection: unknown option 'timeout' \(known: /],
+    ['createProtocolConnection', () => loop.createProtocolConnection(factory, { port: 1, flowControl: 5 }), /createProtocolConnection: unknown option 'flowControl' \(known: /],
     ['createDatagramEndpoint', () => loop.createDatagramEndpoint(factory, { local_addr: { port: 0 } }), /createDatagramEndpoint: unknown option 'local_addr' \(did you mean 'localAddress'\?\)/],
     ['localAddress', () => loop.createDatagramEndpoint(factory, { localAddress: { portt: 0 } }), /createDatagramEndpoint: localAddress: unknown option 'portt' \(did you mean 'port'\?\)/],
     ['remoteAddress', () => loop.createDatagramEndpoint(factory, { remoteAddress: { port: 9, hostt: 'x' } }), /createDatagramEndpoint: remoteAddress: unknown option 'hostt' \(did you mean 'host'\?\)/],

@@ -12,7 +12,17 @@ import { checkOptions } from './options.js';
  * The keys each options object may have; anything else is a TypeError
  * naming it (options.ts), so `ssl` and friends point to `tls`.
  */
-export const SERVER_OPTIONS = ['host', 'port', 'path', 'backlog', 'reusePort', 'tls'] as const;
+export const SERVER_OPTIONS = [
+  'host',
+  'port',
+  'path',
+  'backlog',
+  'reusePort',
+  'tls',
+  'maxConnections',
+  'idleTimeoutMs',
+  'readTimeoutMs',
+] as const;
 export const DATAGRAM_OPTIONS = ['localAddress', 'remoteAddress'] as const;
 /**
  * A datagram address may be a SocketAddress the loop reported
@@ -21,7 +31,7 @@ export const DATAGRAM_OPTIONS = ['localAddress', 'remoteAddress'] as const;
  */
 export const DATAGRAM_ADDRESS_OPTIONS = ['host', 'port', 'family'] as const;
 /** As datagram addresses, a connect may be given a reported SocketAddress (`server.address()`). */
-export const CONNECT_OPTIONS = ['host', 'port', 'path', 'signal', 'tls', 'family'] as const;
+export const CONNECT_OPTIONS = ['host', 'port', 'path', 'signal', 'tls', 'family', 'idleTimeoutMs', 'readTimeoutMs'] as const;
 export const RUN_OPTIONS = ['limit'] as const;
 /** A server's `tls` (node:tls's names, camel-cased as the rest of the API). */
 export const TLS_SERVER_OPTIONS = ['key', 'cert', 'ca', 'requestCert', 'rejectUnauthorized', 'alpnProtocols', 'handshakeTimeoutMs'] as const;
@@ -99,6 +109,16 @@ export interface ServerOptions {
   reusePort?: boolean;
   /** Serve TLS (docs/tls.md); `false` or absent: plaintext. */
   tls?: TlsServerOptions | false;
+  /**
+   * The most connections open at once. One accepted beyond it is closed at
+   * once (its client reads the end of the stream rather than waiting in the
+   * backlog) and counted in `loop.stats().connectionsRefused`. Default: no limit.
+   */
+  maxConnections?: number;
+  /** Each accepted connection's idleTimeoutMs (ConnectOptions). */
+  idleTimeoutMs?: number;
+  /** Each accepted stream connection's readTimeoutMs (ConnectOptions); not for protocol servers. */
+  readTimeoutMs?: number;
 }
 
 export interface ConnectOptions {
@@ -117,6 +137,18 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** Connect with TLS (docs/tls.md): `true` for the defaults (verify against the host's CAs). */
   tls?: TlsClientOptions | boolean;
+  /**
+   * Closes the connection once it has read and written nothing for this
+   * long (ms of loop time): pending reads and writes reject with
+   * TimeoutError, a protocol's `connectionLost` gets it. Default: never.
+   */
+  idleTimeoutMs?: number;
+  /**
+   * A `read()` (or each wait of a framed read) that gets no data for this
+   * long rejects with TimeoutError; the connection stays open and loses
+   * nothing (asyncio's `wait_for` around a read). Streams only. Default: never.
+   */
+  readTimeoutMs?: number;
 }
 
 export interface DatagramEndpointOptions {
@@ -126,7 +158,16 @@ export interface DatagramEndpointOptions {
   remoteAddress?: { host?: string; port: number };
 }
 
-/** A listen or connect address, checked: TCP (`host`, `port`) or a Unix socket (`path`). */
+/** A connection's time limits, in ms of loop time (Infinity: none). */
+export interface ConnectionLimits {
+  idleTimeoutMs: number;
+  readTimeoutMs: number;
+}
+
+/** No time limits: what a connection has unless its options set some. */
+export const NO_LIMITS: ConnectionLimits = Object.freeze({ idleTimeoutMs: Infinity, readTimeoutMs: Infinity });
+
+/** A listen or connect address, checked: TCP (`host`, `port`) or a Unix socket (`path`), with its limits. */
 export interface CheckedAddress {
   host: string;
   port: number;
@@ -135,6 +176,9 @@ export interface CheckedAddress {
   path?: string;
   /** The `tls` option, checked; null for plaintext. */
   tls?: TlsConfig | null;
+  /** A server's most open connections (Infinity: no limit). */
+  maxConnections: number;
+  limits: ConnectionLimits;
 }
 
 /**
@@ -261,18 +305,75 @@ export function checkProtocol<P>(operation: string, value: P): P {
   return value;
 }
 
-/** Where to listen or connect: `{ host, port }` or `{ path }`, with `backlog` and `reusePort` when listening. */
-export function checkAddress(operation: string, options: unknown, listening: boolean): CheckedAddress {
+/**
+ * A timeout option: a number of ms > 0, or Infinity; undefined is Infinity
+ * (none). 0 is refused rather than read as "none" (Node's setTimeout(0)
+ * convention) or "at once".
+ */
+function checkTimeout(operation: string, name: string, value: unknown): number {
+  if (value === undefined) return Infinity;
+  if (typeof value !== 'number' || value !== value) {
+    throw new TypeError(`${operation}: ${name} must be a number of milliseconds, got ${describe(value)}`);
+  }
+  if (!(value > 0)) {
+    throw new RangeError(`${operation}: ${name} must be > 0 (leave it out, or Infinity, for none), got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** `maxConnections`: an integer from 1 to 2^31 - 1, or Infinity; undefined is Infinity (no limit). */
+function checkMaxConnections(operation: string, value: unknown): number {
+  if (value === undefined || value === Infinity) return Infinity;
+  if (typeof value !== 'number') throw new TypeError(`${operation}: maxConnections must be a number, got ${describe(value)}`);
+  if (!Number.isInteger(value) || value < 1 || value > INT32_MAX) {
+    throw new RangeError(`${operation}: maxConnections must be an integer from 1 to ${INT32_MAX} (or Infinity), got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** A connection's limits from its (or its server's) options; `streams`: readTimeoutMs applies. */
+function checkLimits(operation: string, options: { idleTimeoutMs?: unknown; readTimeoutMs?: unknown }, streams: boolean): ConnectionLimits {
+  const idleTimeoutMs = checkTimeout(operation, 'idleTimeoutMs', options.idleTimeoutMs);
+  if (!streams && options.readTimeoutMs !== undefined) {
+    throw new TypeError(
+      `${operation}: readTimeoutMs bounds a stream's read(), and a protocol has none ` +
+        `(idleTimeoutMs closes a connection that goes quiet)`,
+    );
+  }
+  const readTimeoutMs = checkTimeout(operation, 'readTimeoutMs', options.readTimeoutMs);
+  if (idleTimeoutMs === Infinity && readTimeoutMs === Infinity) return NO_LIMITS;
+  return { idleTimeoutMs, readTimeoutMs };
+}
+
+/**
+ * Where to listen or connect: `{ host, port }` or `{ path }`, with `backlog`,
+ * `reusePort` and `maxConnections` when listening, and the connections'
+ * limits (`streams`: stream connections, which have reads to time out).
+ */
+export function checkAddress(operation: string, options: unknown, listening: boolean, streams = true): CheckedAddress {
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`${operation}: options must be an object with a port or a path, got ${describe(options)}`);
   }
   const known = listening ? SERVER_OPTIONS : CONNECT_OPTIONS;
-  const { host = '127.0.0.1', port, backlog = 511, path, reusePort = false, tls } = checkOptions(
+  const checked = checkOptions(
     operation,
-    options as { host?: unknown; port?: unknown; backlog?: unknown; path?: unknown; reusePort?: unknown; tls?: unknown },
+    options as {
+      host?: unknown;
+      port?: unknown;
+      backlog?: unknown;
+      path?: unknown;
+      reusePort?: unknown;
+      tls?: unknown;
+      maxConnections?: unknown;
+      idleTimeoutMs?: unknown;
+      readTimeoutMs?: unknown;
+    },
     known,
   );
+  const { host = '127.0.0.1', port, backlog = 511, path, reusePort = false, tls } = checked;
   const tlsConfig = checkTls(operation, tls, listening);
+  const maxConnections = checkMaxConnections(operation, checked.maxConnections);
+  const limits = checkLimits(operation, checked, streams);
   if (path !== undefined) {
     if (typeof path !== 'string' || path === '') {
       throw new TypeError(`${operation}: path must be a non-empty string, got ${describe(path)}`);
@@ -303,8 +404,8 @@ export function checkAddress(operation: string, options: unknown, listening: boo
     }
     if (path !== undefined && reusePort) throw new TypeError(`${operation}: reusePort is for TCP ports, not a path`);
   }
-  if (path !== undefined) return { host: '', port: UNIX_PORT, backlog, reusePort: false, path, tls: tlsConfig };
-  return { host: host as string, port: port as number, backlog, reusePort: reusePort === true, tls: tlsConfig };
+  if (path !== undefined) return { host: '', port: UNIX_PORT, backlog, reusePort: false, path, tls: tlsConfig, maxConnections, limits };
+  return { host: host as string, port: port as number, backlog, reusePort: reusePort === true, tls: tlsConfig, maxConnections, limits };
 }
 
 /** The local and remote addresses of a datagram endpoint, checked. */

@@ -37,6 +37,7 @@ import { type ExceptionContext, type Logger, Reporter } from './reporting.js';
 import { timeModeFor } from './time-modes.js';
 import { type LoopTimers, createTimers } from './timers.js';
 import type { Trace, Tracer } from './trace.js';
+import { type IoCounters, newIoCounters } from './io/io-common.js';
 import { checkAwaitable, runUntilComplete, timedOut, waitFor } from './waiting.js';
 import { clockImport } from './wit/clock-import.js';
 
@@ -73,6 +74,14 @@ export interface LoopStats {
   lagP50Ms: number;
   lagP99Ms: number;
   lagMaxMs: number;
+  /** Connections servers accepted and closed at once: they had `maxConnections` open. */
+  connectionsRefused: number;
+  /** Connections closed because they were idle for their `idleTimeoutMs`. */
+  connectionsTimedOut: number;
+  /** Reads that rejected because no data came within `readTimeoutMs` (the connection stayed open). */
+  readsTimedOut: number;
+  /** Times a server stopped accepting for a while: an accept failed for lack of descriptors or memory. */
+  acceptsPaused: number;
 }
 
 export interface LoopSettings {
@@ -113,6 +122,8 @@ export class BaseEventLoop {
   readonly #driver: Driver;
   /** The clock and core timers every deadline of this loop shares. */
   readonly #deadlines: DeadlineHost;
+  /** @internal What the connections' limits did (io/), for `stats()`. */
+  readonly _ioCounters: IoCounters = newIoCounters();
   /** Open servers, connections and signal handlers, closed with the loop. */
   readonly #resources = new Set<{ close(): void }>();
   #timers: LoopTimers | null = null;
@@ -391,6 +402,7 @@ export class BaseEventLoop {
       lagP50Ms: Number(s.lagP50) / 1e6,
       lagP99Ms: Number(s.lagP99) / 1e6,
       lagMaxMs: Number(s.lagMax) / 1e6,
+      ...this._ioCounters,
     };
   }
 

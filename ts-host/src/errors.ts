@@ -93,6 +93,23 @@ export class TlsError extends WasmloopError {
 /** `read`, `write` or `end` on a connection that was closed. */
 export class ConnectionClosedError extends WasmloopError {}
 
+/**
+ * A connection's time limit passed: `idleTimeoutMs` (the connection was
+ * closed; its pending reads and writes reject with this, a protocol hears
+ * it in `connectionLost`) or `readTimeoutMs` (that read rejects; the
+ * connection stays open). Its `name` is `'TimeoutError'`, as for the
+ * DOMException of `waitFor` and `AbortSignal.timeout`, so
+ * `error.name === 'TimeoutError'` tells every timeout.
+ */
+export class TimeoutError extends WasmloopError {
+  /** The limit that passed, in ms of loop time. */
+  readonly timeoutMs: number;
+  constructor(message: string, timeoutMs: number) {
+    super(message);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
 /** `write` or `end` after `end()`. */
 export class WriteAfterEndError extends WasmloopError {}
 

@@ -85,6 +85,7 @@ export {
   LoopRunningError,
   LoopStoppedError,
   NotSupportedError,
+  TimeoutError,
   TlsError,
   WasmloopError,
   WriteAfterEndError,

@@ -202,7 +202,7 @@ export class EventLoop extends BaseEventLoop {
   async createProtocolServer(protocolFactory: ProtocolFactory, options: ServerOptions): Promise<Server> {
     const operation = 'createProtocolServer';
     if (typeof protocolFactory !== 'function') throw notAFunction(operation, protocolFactory, 'protocolFactory');
-    const address = checkAddress(operation, options, true);
+    const address = checkAddress(operation, options, true, false);
     this._parts.core.get(operation);
     return this._parts.io.createProtocolServer(this, operation, protocolFactory, address);
   }
@@ -217,7 +217,7 @@ export class EventLoop extends BaseEventLoop {
   ): Promise<{ transport: Transport; protocol: P }> {
     const operation = 'createProtocolConnection';
     if (typeof protocolFactory !== 'function') throw notAFunction(operation, protocolFactory, 'protocolFactory');
-    const address = checkAddress(operation, options, false);
+    const address = checkAddress(operation, options, false, false);
     const signal = checkSignal(operation, options.signal);
     this._parts.core.get(operation);
     return this._parts.io.createProtocolConnection(this, operation, protocolFactory, address, signal);

@@ -51,7 +51,8 @@ export class CompletionModel extends IoModel {
     return listenCompletionWith(
       loop,
       backend,
-      (socket) => withProtocol(loop, operation, factory, (p) => completionTransport(loop, backend, socket, p), () => socket.destroy()),
+      (socket) =>
+        withProtocol(loop, operation, factory, (p) => completionTransport(loop, backend, socket, p, at.limits), () => socket.destroy()),
       at,
     );
   }
@@ -63,7 +64,7 @@ export class CompletionModel extends IoModel {
   protected connectWith<P extends Protocol>(loop: IoLoop, operation: string, factory: ProtocolFactory<P>, at: ConnectTarget) {
     const backend = this.backend;
     return connectCompletionWith(loop, backend, at, (socket) =>
-      connectedProtocol(operation, factory, (p) => completionTransport(loop, backend, socket, p), () => socket.destroy()),
+      connectedProtocol(operation, factory, (p) => completionTransport(loop, backend, socket, p, at.limits), () => socket.destroy()),
     );
   }
 

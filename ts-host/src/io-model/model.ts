@@ -23,7 +23,7 @@ import type { BackendFaults } from '../backend-faults.js';
 import { isIpLiteral } from '../net/address.js';
 import { removeStaleSocket } from '../net/stale-socket.js';
 import type { CallbackTable } from '../callbacks.js';
-import { type CheckedAddress, checkProtocol } from '../arguments.js';
+import { type CheckedAddress, NO_LIMITS, checkProtocol } from '../arguments.js';
 import { IoError, LoopClosedError, NotSupportedError, describe } from '../errors.js';
 import type { DatagramProtocol, DatagramProtocolFactory, DatagramTarget, DatagramTransport } from '../io/datagrams.js';
 import type { Protocol, ProtocolFactory, Transport } from '../io/protocols.js';
@@ -136,6 +136,7 @@ export abstract class IoModel {
       const { listenTls } = await import('../io/tls-server.js');
       return listenTls(loop as TlsLoop, operation, address.tls, (f) => this.createProtocolServer(loop, operation, f, plain(address)), {
         handler: onConnection,
+        limits: address.limits,
       });
     }
     return this.listen(loop, onConnection, await this.#listenTarget(operation, address));
@@ -147,6 +148,7 @@ export abstract class IoModel {
       return listenTls(loop as TlsLoop, operation, address.tls, (f) => this.createProtocolServer(loop, operation, f, plain(address)), {
         factory,
         operation,
+        limits: address.limits,
       });
     }
     return this.listenWith(loop, operation, factory, await this.#listenTarget(operation, address));
@@ -160,7 +162,7 @@ export abstract class IoModel {
   ): Promise<Connection> {
     if (address.tls?.side === 'client') {
       const { connectTlsStream } = await import('../io/tls-server.js');
-      return connectTlsStream(loop as TlsLoop, operation, address.tls, address.host, signal, (p) =>
+      return connectTlsStream(loop as TlsLoop, operation, address.tls, address.host, signal, address.limits, (p) =>
         this.createProtocolConnection(loop, operation, () => p, plain(address), signal),
       );
     }
@@ -176,7 +178,7 @@ export abstract class IoModel {
   ): Promise<{ transport: Transport; protocol: P }> {
     if (address.tls?.side === 'client') {
       const { connectTlsProtocol } = await import('../io/tls-server.js');
-      return connectTlsProtocol(loop as TlsLoop, operation, address.tls, address.host, signal, factory, (p) =>
+      return connectTlsProtocol(loop as TlsLoop, operation, address.tls, address.host, signal, address.limits, factory, (p) =>
         this.createProtocolConnection(loop, operation, () => p, plain(address), signal),
       );
     }
@@ -216,23 +218,23 @@ export abstract class IoModel {
 
   async #listenTarget(operation: string, address: CheckedAddress): Promise<ListenTarget> {
     this.requireIo(operation);
-    const { backlog, reusePort, path } = address;
+    const { backlog, reusePort, path, maxConnections, limits } = address;
     if (path !== undefined) {
       this.#unixSockets(operation);
       if (!isVirtual(this.backend)) await removeStaleSocket(path);
-      return { host: '', port: address.port, backlog, reusePort, path };
+      return { host: '', port: address.port, backlog, reusePort, path, maxConnections, limits };
     }
-    return { host: await resolveHost(operation, address.host), port: address.port, backlog, reusePort };
+    return { host: await resolveHost(operation, address.host), port: address.port, backlog, reusePort, maxConnections, limits };
   }
 
   async #connectTarget(operation: string, address: CheckedAddress, signal: AbortSignal | undefined): Promise<ConnectTarget> {
     this.requireIo(operation);
-    const path = address.path;
+    const { path, limits } = address;
     if (path !== undefined) {
       this.#unixSockets(operation);
-      return { host: '', port: address.port, signal, path };
+      return { host: '', port: address.port, signal, path, limits };
     }
-    return { host: await abortable(resolveHost(operation, address.host), signal), port: address.port, signal };
+    return { host: await abortable(resolveHost(operation, address.host), signal), port: address.port, signal, limits };
   }
 
   #unixSockets(operation: string): void {
@@ -242,7 +244,8 @@ export abstract class IoModel {
 
 /** `address` without its `tls`: the plain connection TLS runs over. */
 function plain(address: CheckedAddress): CheckedAddress {
-  return { ...address, tls: null };
+  // maxConnections refuses below, before a handshake; the timeouts are the TLS layer's.
+  return { ...address, tls: null, limits: NO_LIMITS };
 }
 
 /**

@@ -64,7 +64,8 @@ export class ReadinessModel extends IoModel {
     return listenReadinessWith(
       loop,
       backend,
-      (fd) => withProtocol(loop, operation, factory, (p) => readinessTransport(loop, backend, fd, p), () => backend.sockets.close(fd)),
+      (fd) =>
+        withProtocol(loop, operation, factory, (p) => readinessTransport(loop, backend, fd, p, at.limits), () => backend.sockets.close(fd)),
       at,
     );
   }
@@ -76,7 +77,7 @@ export class ReadinessModel extends IoModel {
   protected connectWith<P extends Protocol>(loop: IoLoop, operation: string, factory: ProtocolFactory<P>, at: ConnectTarget) {
     const backend = this.backend;
     return connectReadinessWith(loop, backend, at, (fd) =>
-      connectedProtocol(operation, factory, (p) => readinessTransport(loop, backend, fd, p), () => backend.sockets.close(fd)),
+      connectedProtocol(operation, factory, (p) => readinessTransport(loop, backend, fd, p, at.limits), () => backend.sockets.close(fd)),
     );
   }
 

@@ -1,15 +1,26 @@
 /**
  * A stream connection's model-independent half: the Connection interface,
- * and the reads every model shares (the framed reads, web streams, async
+ * the reads every model shares (the framed reads, web streams, async
  * iteration, one pending read at a time, cancelling by signal), built on
- * each model's `readChunk()`.
+ * each model's `readChunk()`, and the connection's time limits: the idle
+ * timeout, which each model's reads and writes refresh (`active()`), and
+ * the read timeout of a read that waits.
  */
+import type { ConnectionLimits } from '../arguments.js';
 import type { SocketAddress } from '../backends/backend.js';
 import { CHUNK_BYTES } from '../net/slab.js';
 
 export { CHUNK_BYTES };
-import { ConnectionClosedError, IncompleteReadError, LimitOverrunError, WasmloopError, WriteAfterEndError, describe } from '../errors.js';
-import { abortReason, checkSignal, toBytes } from './io-common.js';
+import {
+  ConnectionClosedError,
+  IncompleteReadError,
+  LimitOverrunError,
+  TimeoutError,
+  WasmloopError,
+  WriteAfterEndError,
+  describe,
+} from '../errors.js';
+import { type IoDeadline, type IoLoop, abortReason, checkSignal, idleDeadline, toBytes } from './io-common.js';
 import type { TlsInfo } from './tls-info.js';
 
 /** A TCP connection. */
@@ -148,6 +159,8 @@ interface PendingRead {
   reject(error: unknown): void;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** What the model undoes when the read is given up (its watch or expected completion). */
+  onCancel: () => void;
 }
 
 export interface QueuedWrite {
@@ -179,6 +192,13 @@ export abstract class BaseConnection implements Connection {
   #buffered: Uint8Array | null = null;
   /** A framed read (readExactly, readUntil, readLine) is in progress. */
   #framing = false;
+  /** Set by `startLimits`: the loop the limits' deadlines run on. */
+  #loop: IoLoop | null = null;
+  /** idleTimeoutMs's deadline, refreshed by every read and write (`active()`); null without one. */
+  #idle: IoDeadline | null = null;
+  /** readTimeoutMs's deadline, refreshed when a read starts to wait; made by the first such read. */
+  #readTimer: IoDeadline | null = null;
+  #readTimeoutMs = Infinity;
 
   read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
     if (this.#framing) return Promise.reject(new WasmloopError('read: another read is pending on this connection'));
@@ -340,7 +360,41 @@ export abstract class BaseConnection implements Connection {
     }
   }
   abstract end(): Promise<void>;
-  abstract close(): void;
+
+  /** Closes now; pending reads and writes reject with ConnectionClosedError. Idempotent. */
+  close(): void {
+    this.closeWith(new ConnectionClosedError('the connection was closed'));
+  }
+
+  /** Closes now; pending reads and writes reject with `error`. Idempotent. */
+  protected abstract closeWith(error: Error): void;
+
+  /** Starts the connection's time limits; each model's constructor calls it once the connection is open. */
+  protected startLimits(loop: IoLoop, limits: ConnectionLimits): void {
+    this.#loop = loop;
+    this.#readTimeoutMs = limits.readTimeoutMs;
+    // Idle: close, failing what waits with the TimeoutError (a lingering close was closing anyway).
+    this.#idle = idleDeadline(loop, limits, (error) => this.closeWith(error));
+  }
+
+  /** Bytes were read from or written to the socket: the idle timeout starts over (a field write). */
+  protected active(): void {
+    this.#idle?.refresh();
+  }
+
+  /** readTimeoutMs passed while a read waited: that read rejects; the connection stays open. */
+  readonly #onReadTimeout = (): void => {
+    const pending = this.pendingRead;
+    if (pending === null) return;
+    this.pendingRead = null;
+    if (pending.signal !== undefined && pending.onAbort !== undefined) {
+      pending.signal.removeEventListener('abort', pending.onAbort);
+    }
+    pending.onCancel();
+    (this.#loop as IoLoop)._ioCounters.readsTimedOut++;
+    const ms = this.#readTimeoutMs;
+    pending.reject(new TimeoutError(`read: no data arrived within readTimeoutMs (${ms} ms)`, ms));
+  };
   /**
    * Writes what is queued, half-closes, then waits a bounded time
    * (LINGER_MS) for the peer's end of stream, discarding what arrives,
@@ -385,10 +439,13 @@ export abstract class BaseConnection implements Connection {
     this.markReleased();
   }
 
-  /** The descriptor or socket is gone: whoever waits for it (the server) is told, once. */
+  /** The descriptor or socket is gone: whoever waits for it (the server) is told, once; the limits stop. */
   protected markReleased(): void {
     if (this.released) return;
     this.released = true;
+    this.#idle?.cancel();
+    this.#readTimer?.cancel();
+    this.#idle = this.#readTimer = null;
     const callbacks = this.onClosed;
     this.onClosed = [];
     for (const fn of callbacks) fn();
@@ -418,8 +475,13 @@ export abstract class BaseConnection implements Connection {
   }
 
   protected startPendingRead(signal: AbortSignal | undefined, onCancel: () => void): Promise<Uint8Array | null> {
+    if (this.#readTimeoutMs !== Infinity && !this.released) {
+      // A field write while armed: the deadline is due readTimeoutMs after the latest read began to wait.
+      if (this.#readTimer === null) this.#readTimer = (this.#loop as IoLoop).deadline(this.#readTimeoutMs, this.#onReadTimeout);
+      else this.#readTimer.refresh();
+    }
     return new Promise((resolve, reject) => {
-      const pending: PendingRead = { resolve, reject, signal, onAbort: undefined };
+      const pending: PendingRead = { resolve, reject, signal, onAbort: undefined, onCancel };
       if (signal !== undefined) {
         pending.onAbort = () => {
           if (this.pendingRead !== pending) return;

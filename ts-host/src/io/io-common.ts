@@ -3,12 +3,14 @@
  * errors of failed system calls, bytes from a program's data, and the
  * AbortSignal plumbing of reads and connects.
  */
+import type { ConnectionLimits } from '../arguments.js';
 import { errnoName } from '../errno.js';
 import {
   AddressInUseError,
   ConnectionRefusedError,
   ConnectionResetError,
   IoError,
+  TimeoutError,
   describe,
 } from '../errors.js';
 
@@ -28,7 +30,47 @@ export interface IoLoop {
   callLater(delayMs: number, callback: () => void): { cancel(): void };
   /** `callback` in the next iteration. */
   callSoon(callback: () => void): unknown;
+  /** A timer that `refresh()` pushes back without a core call (deadline.ts): the connections' timeouts. */
+  deadline(ms: number, callback: () => void): IoDeadline;
+  /** What the limits did, for `loop.stats()`. */
+  readonly _ioCounters: IoCounters;
   isClosed(): boolean;
+}
+
+/** A deadline as io/ uses it (deadline.ts has the semantics). */
+export interface IoDeadline {
+  refresh(ms?: number): void;
+  cancel(): void;
+}
+
+/** What the connections' limits did, counted for `loop.stats()`. */
+export interface IoCounters {
+  /** Connections a server accepted and closed at once: it had maxConnections open. */
+  connectionsRefused: number;
+  /** Connections closed because they were idle for their idleTimeoutMs. */
+  connectionsTimedOut: number;
+  /** Reads that rejected because no data came within readTimeoutMs. */
+  readsTimedOut: number;
+  /** Times a server stopped accepting because an accept failed for lack of resources (EMFILE, ENFILE, ...). */
+  acceptsPaused: number;
+}
+
+/**
+ * A connection's idle timeout: a deadline (refreshed by every read and
+ * write) that counts the connection as timed out and hands `close` the
+ * TimeoutError to close it with; null without `idleTimeoutMs`.
+ */
+export function idleDeadline(loop: IoLoop, limits: ConnectionLimits, close: (error: TimeoutError) => void): IoDeadline | null {
+  const ms = limits.idleTimeoutMs;
+  if (ms === Infinity) return null;
+  return loop.deadline(ms, () => {
+    loop._ioCounters.connectionsTimedOut++;
+    close(new TimeoutError(`the connection was idle for idleTimeoutMs (${ms} ms) and was closed`, ms));
+  });
+}
+
+export function newIoCounters(): IoCounters {
+  return { connectionsRefused: 0, connectionsTimedOut: 0, readsTimedOut: 0, acceptsPaused: 0 };
 }
 
 export interface IoToken {

@@ -9,8 +9,11 @@
  * Every protocol call runs inside a loop callback the core ordered (the
  * accept or read watcher on the readiness model, an expected completion on
  * the completion model), so protocols see the same order on every backend.
- * `connectionLost` is scheduled with `callSoon`, as asyncio does.
+ * `connectionLost` is scheduled with `callSoon`, as asyncio does. A
+ * transport with an `idleTimeoutMs` is aborted once it has read and written
+ * nothing for that long, and its protocol hears a TimeoutError.
  */
+import type { ConnectionLimits } from '../arguments.js';
 import type { CompletionBackend, CompletionSocket, ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
 import { READABLE, WRITABLE } from '../backends/backend.js';
 import { parseAddress } from '../net/address.js';
@@ -18,6 +21,7 @@ import { EAGAIN, errnoName } from '../errno.js';
 import { ConnectionClosedError, WriteAfterEndError } from '../errors.js';
 import * as checked from './checked.js';
 import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
+import { type IoDeadline, idleDeadline } from './io-common.js';
 import {
   type Accepted,
   type IoLoop,
@@ -106,6 +110,8 @@ export abstract class BaseTransport implements Transport, Accepted {
   };
   /** The loop is closing: connectionLost runs at once, as no later callback will. */
   #loopClosing = false;
+  /** idleTimeoutMs's deadline, refreshed by every read and write (`active()`); null without one. */
+  #idle: IoDeadline | null = null;
   abstract readonly localAddress: SocketAddress;
   abstract readonly remoteAddress: SocketAddress;
 
@@ -204,11 +210,18 @@ export abstract class BaseTransport implements Transport, Accepted {
     if (keepOpen !== true && !this.closing) this.close();
   }
 
+  /** Bytes were read or written: the idle timeout starts over (a field write). */
+  protected active(): void {
+    this.#idle?.refresh();
+  }
+
   /** Releases the connection and schedules `connectionLost(error)` once. */
   protected teardown(error: Error | null): void {
     this.closing = true;
     if (this.finished) return;
     this.finished = true;
+    this.#idle?.cancel();
+    this.#idle = null;
     this.release();
     this.loop._track(this.#tracked, false);
     const protocol = this.protocol;
@@ -231,9 +244,11 @@ export abstract class BaseTransport implements Transport, Accepted {
   /** Frees the model's resources (descriptor, watches, tokens). */
   protected abstract release(): void;
 
-  /** Starts: tracked by the loop, `connectionMade` called. */
-  protected begin(): void {
+  /** Starts: tracked by the loop, its idle timeout armed, `connectionMade` called. */
+  protected begin(limits: ConnectionLimits): void {
     this.loop._track(this.#tracked, true);
+    // Idle: abort, and tell the protocol why.
+    this.#idle = idleDeadline(this.loop, limits, (error) => this.teardown(error));
     this.call('connectionMade', this);
   }
 }
@@ -253,7 +268,7 @@ class ReadinessTransport extends BaseTransport {
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 
-  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, protocol: Protocol) {
+  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, protocol: Protocol, limits: ConnectionLimits) {
     super(loop, protocol);
     this.#backend = backend;
     this.#ops = backend.sockets;
@@ -261,7 +276,7 @@ class ReadinessTransport extends BaseTransport {
     this.localAddress = parseAddress(this.#ops.address(fd, false));
     this.remoteAddress = parseAddress(this.#ops.address(fd, true));
     this.#readToken = loop._watch(this.#onReadable);
-    this.begin();
+    this.begin(limits);
     if (!this.closing) this.#updateReadWatch();
   }
 
@@ -286,6 +301,7 @@ class ReadinessTransport extends BaseTransport {
         this.eofArrived();
         return;
       }
+      this.active();
       this.received(takeRead(n));
       if (n < room) return;
     }
@@ -324,6 +340,7 @@ class ReadinessTransport extends BaseTransport {
   write(data: Uint8Array | string): void {
     const bytes = this.checkWrite(data);
     if (bytes.length === 0) return;
+    this.active();
     let offset = 0;
     if (this.#pending.length === 0) {
       let n: number;
@@ -363,6 +380,7 @@ class ReadinessTransport extends BaseTransport {
         this.teardown(ioError('write', errnoName(n)));
         return;
       }
+      if (n > 0) this.active();
       w.offset += n;
       this.buffered -= n;
       if (w.offset < w.bytes.length) break;
@@ -421,8 +439,8 @@ class ReadinessTransport extends BaseTransport {
   }
 }
 
-export function readinessTransport(loop: IoLoop, backend: ReadinessBackend, fd: number, protocol: Protocol): Transport & Accepted {
-  return new ReadinessTransport(loop, backend, fd, protocol);
+export function readinessTransport(loop: IoLoop, backend: ReadinessBackend, fd: number, protocol: Protocol, limits: ConnectionLimits) {
+  return new ReadinessTransport(loop, backend, fd, protocol, limits) as Transport & Accepted;
 }
 
 // ----------------------------------------------------------- completion
@@ -443,7 +461,7 @@ class CompletionTransport extends BaseTransport {
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 
-  constructor(loop: IoLoop, backend: CompletionBackend, socket: CompletionSocket, protocol: Protocol) {
+  constructor(loop: IoLoop, backend: CompletionBackend, socket: CompletionSocket, protocol: Protocol, limits: ConnectionLimits) {
     super(loop, protocol);
     this.#backend = backend;
     this.#socket = socket;
@@ -453,13 +471,14 @@ class CompletionTransport extends BaseTransport {
       (chunk) => this.#arrived(chunk === null ? 'eof' : chunk),
       (error) => this.#arrived(error),
     );
-    this.begin();
+    this.begin(limits);
     if (!this.closing) socket.setFlowing(this.reading);
   }
 
   /** The host delivered something: have the loop hand it over. */
   #arrived(item: Delivery): void {
     if (this.finished) return;
+    if (item instanceof Uint8Array) this.active();
     if (item instanceof Error && !this.reading) {
       // Paused, but the connection is gone: do not wait for resumeReading().
       this.teardown(fromHostError('read', item));
@@ -507,6 +526,7 @@ class CompletionTransport extends BaseTransport {
   write(data: Uint8Array | string): void {
     const bytes = this.checkWrite(data);
     if (bytes.length === 0) return;
+    this.active();
     this.buffered += bytes.length;
     const inPlace = writeToHost(this.#socket, bytes, (error) => {
       if (this.finished) return;
@@ -538,6 +558,7 @@ class CompletionTransport extends BaseTransport {
       this.teardown(fromHostError('write', error));
       return;
     }
+    this.active();
     this.buffered -= bytes;
     this.flowControl();
     if (this.buffered === 0 && this.closing) this.teardown(null);
@@ -571,11 +592,6 @@ class CompletionTransport extends BaseTransport {
   }
 }
 
-export function completionTransport(
-  loop: IoLoop,
-  backend: CompletionBackend,
-  socket: CompletionSocket,
-  protocol: Protocol,
-): Transport & Accepted {
-  return new CompletionTransport(loop, backend, socket, protocol);
+export function completionTransport(loop: IoLoop, backend: CompletionBackend, socket: CompletionSocket, protocol: Protocol, limits: ConnectionLimits) {
+  return new CompletionTransport(loop, backend, socket, protocol, limits) as Transport & Accepted;
 }

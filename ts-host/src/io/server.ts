@@ -3,12 +3,14 @@
  * accepted connections a server answers for, how it closes (stop accepting,
  * then wait for its connections, or close or abort them:
  * `closeClients()`/`abortClients()`, asyncio's `close_clients` and
- * `abort_clients`), running a connection handler (the connection is closed
+ * `abort_clients`), `maxConnections` (a connection accepted beyond it is
+ * closed at once), running a connection handler (the connection is closed
  * when its handler settles, unless the handler kept it), and a connect in
  * progress that a signal or the loop's closing abandons.
  */
+import type { ConnectionLimits } from '../arguments.js';
 import type { SocketAddress } from '../backends/backend.js';
-import { ConnectionClosedError, LoopClosedError } from '../errors.js';
+import { ConnectionClosedError, LoopClosedError, TimeoutError } from '../errors.js';
 import type { Connection } from './connection.js';
 import { type IoLoop, abortReason, onAbortOf } from './io-common.js';
 
@@ -63,11 +65,13 @@ export interface HandledConnection extends Connection, Required<Accepted> {
 export abstract class BaseServer implements Server {
   protected readonly loop: IoLoop;
   readonly #connections = new Set<Accepted>();
+  readonly #maxConnections: number;
   #closing: Promise<void> | null = null;
   #allClosed: (() => void) | null = null;
 
-  constructor(loop: IoLoop) {
+  constructor(loop: IoLoop, maxConnections: number) {
     this.loop = loop;
+    this.#maxConnections = maxConnections;
   }
 
   abstract address(): SocketAddress;
@@ -81,6 +85,18 @@ export abstract class BaseServer implements Server {
   /** True once close() was called. */
   protected get isClosing(): boolean {
     return this.#closing !== null;
+  }
+
+  /**
+   * True when `maxConnections` are open: the model closes the connection it
+   * just accepted, at once (its client reads the end of the stream instead
+   * of waiting in the backlog, where it would look accepted to the kernel
+   * anyway), and it is counted in `loop.stats().connectionsRefused`.
+   */
+  protected full(): boolean {
+    if (this.#connections.size < this.#maxConnections) return false;
+    this.loop._ioCounters.connectionsRefused++;
+    return true;
   }
 
   /** Counts `connection` until it closes. */
@@ -138,7 +154,8 @@ export function handling<R>(
 export function runHandler(loop: IoLoop, handler: ConnectionHandler, connection: HandledConnection): void {
   const settled = () => connection.handlerSettled();
   const failed = (error: unknown) => {
-    if (!(error instanceof ConnectionClosedError && connection.closed)) {
+    // The connection was closed under the handler (the loop closing, its idle timeout): nothing to report.
+    if (!((error instanceof ConnectionClosedError || error instanceof TimeoutError) && connection.closed)) {
       loop._report('the connection handler failed; its connection was closed', error);
     }
     settled();
@@ -162,6 +179,10 @@ export interface ListenTarget {
   backlog: number;
   reusePort: boolean;
   path?: string | undefined;
+  /** The most connections open at once (Infinity: no limit). */
+  maxConnections: number;
+  /** Each accepted connection's limits. */
+  limits: ConnectionLimits;
 }
 
 /** An address as error messages name it. */
@@ -208,4 +229,5 @@ export interface ConnectTarget {
   port: number;
   path?: string | undefined;
   signal?: AbortSignal | undefined;
+  limits: ConnectionLimits;
 }

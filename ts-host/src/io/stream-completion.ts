@@ -9,6 +9,7 @@
  * (or reset) arrived releases its socket at once; what it holds stays
  * readable.
  */
+import type { ConnectionLimits } from '../arguments.js';
 import type { CompletionBackend, CompletionListener, CompletionSocket, SocketAddress } from '../backends/backend.js';
 import { ACCEPT_RETRY_MS } from '../backends/backend.js';
 import { ConnectionClosedError, LoopClosedError } from '../errors.js';
@@ -69,7 +70,7 @@ class CompletionConnection extends BaseConnection {
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 
-  constructor(loop: IoLoop, backend: CompletionBackend, socket: CompletionSocket) {
+  constructor(loop: IoLoop, backend: CompletionBackend, socket: CompletionSocket, limits: ConnectionLimits) {
     super();
     this.#loop = loop;
     this.#backend = backend;
@@ -77,12 +78,14 @@ class CompletionConnection extends BaseConnection {
     this.localAddress = socket.localAddress;
     this.remoteAddress = socket.remoteAddress;
     loop._track(this, true);
+    this.startLimits(loop, limits);
     socket.start(
       (chunk) => {
         if (this.released) return;
         if (chunk === null) this.#eof = true;
+        else this.active();
         // A lingering close reads on to the peer's end of stream, discarding.
-        else if (!this.closing) {
+        if (chunk !== null && !this.closing) {
           this.#chunks.push(chunk);
           this.#buffered += chunk.length;
           if (this.#buffered > this.#maxBuffered) this.#maxBuffered = this.#buffered;
@@ -189,6 +192,7 @@ class CompletionConnection extends BaseConnection {
     } catch (error) {
       return Promise.reject(error);
     }
+    this.active();
     // A write the host completes in place (the kernel took all of it at
     // once) resolves at once, as on the readiness model; only a write that
     // has to wait is a completion the loop orders.
@@ -205,6 +209,7 @@ class CompletionConnection extends BaseConnection {
     return new Promise((resolve, reject) => {
       const expected: IoToken = this.#loop._expect(() => {
         this.#writesInFlight.delete(expected);
+        this.active();
         if (failure) reject(fromHostError('write', this.#hostError ?? failure));
         else resolve();
         if (this.closing && this.#writesInFlight.size === 0) this.#linger();
@@ -264,14 +269,13 @@ class CompletionConnection extends BaseConnection {
     this.markReleased();
   }
 
-  close(): void {
+  protected closeWith(closedError: Error): void {
     if (this.isClosed) return;
     this.#lingerTimer?.cancel();
     this.#lingerTimer = null;
     this.#release();
     this.isClosed = true;
     this.#dropReadToken();
-    const closedError = new ConnectionClosedError('the connection was closed');
     const writes = [...this.#writesInFlight];
     this.#writesInFlight.clear();
     for (const [token, reject] of writes) {
@@ -293,8 +297,8 @@ class CompletionServer extends BaseServer {
   #accepted: CompletionSocket[] = [];
   #acceptToken: IoToken | null = null;
 
-  constructor(loop: IoLoop, backend: CompletionBackend, open: (socket: CompletionSocket) => Accepted) {
-    super(loop);
+  constructor(loop: IoLoop, backend: CompletionBackend, open: (socket: CompletionSocket) => Accepted, maxConnections: number) {
+    super(loop, maxConnections);
     this.#backend = backend;
     this.#open = open;
   }
@@ -343,7 +347,10 @@ class CompletionServer extends BaseServer {
     this.#acceptToken = null;
     const sockets = this.#accepted;
     this.#accepted = [];
-    for (const socket of sockets) this.adopt(this.#open(socket));
+    for (const socket of sockets) {
+      if (this.full()) socket.destroy();
+      else this.adopt(this.#open(socket));
+    }
   };
 
   address(): SocketAddress {
@@ -387,7 +394,7 @@ export function listenCompletionWith(
   open: (socket: CompletionSocket) => Accepted,
   options: ListenTarget,
 ): Promise<Server> {
-  return new CompletionServer(loop, backend, open).listen(options);
+  return new CompletionServer(loop, backend, open, options.maxConnections).listen(options);
 }
 
 export function listenCompletion(
@@ -399,13 +406,13 @@ export function listenCompletion(
   return listenCompletionWith(
     loop,
     backend,
-    handling(loop, onConnection, (socket: CompletionSocket) => new CompletionConnection(loop, backend, socket)),
+    handling(loop, onConnection, (socket: CompletionSocket) => new CompletionConnection(loop, backend, socket, options.limits)),
     options,
   );
 }
 
 export function connectCompletion(loop: IoLoop, backend: CompletionBackend, options: ConnectTarget): Promise<Connection> {
-  return connectCompletionWith(loop, backend, options, (socket) => new CompletionConnection(loop, backend, socket));
+  return connectCompletionWith(loop, backend, options, (socket) => new CompletionConnection(loop, backend, socket, options.limits));
 }
 
 /**

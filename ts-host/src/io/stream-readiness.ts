@@ -8,6 +8,7 @@
  * releases its descriptor even if the program never reads again. `write()`
  * writes what the kernel takes and waits for writability for the rest.
  */
+import type { ConnectionLimits } from '../arguments.js';
 import type { ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
 import { ACCEPT_RETRY_MS, READABLE, WRITABLE, acceptErrorIsTransient } from '../backends/backend.js';
 import { parseAddress } from '../net/address.js';
@@ -57,7 +58,7 @@ class ReadinessConnection extends BaseConnection {
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 
-  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number) {
+  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, limits: ConnectionLimits) {
     super();
     this.#loop = loop;
     this.#backend = backend;
@@ -66,6 +67,7 @@ class ReadinessConnection extends BaseConnection {
     this.localAddress = parseAddress(this.#ops.address(fd, false));
     this.remoteAddress = parseAddress(this.#ops.address(fd, true));
     loop._track(this, true);
+    this.startLimits(loop, limits);
   }
 
   override get maxBuffered(): number {
@@ -78,6 +80,7 @@ class ReadinessConnection extends BaseConnection {
     const n = checked.read(this.#backend, this.#fd, READ_BUFFER, room);
     if (n > 0) {
       if (n < room) this.#mayHaveData = false;
+      this.active();
       return takeRead(n);
     }
     if (n === 0) {
@@ -237,6 +240,7 @@ class ReadinessConnection extends BaseConnection {
     } catch (error) {
       return Promise.reject(error);
     }
+    this.active();
     let offset = 0;
     if (this.#writes.length === 0) {
       let n: number;
@@ -274,6 +278,7 @@ class ReadinessConnection extends BaseConnection {
         this.#failWrites(ioError('write', errnoName(n)));
         return;
       }
+      if (n > 0) this.active();
       w.offset += n;
       if (w.offset < w.bytes.length) return;
       writes.shift();
@@ -382,12 +387,11 @@ class ReadinessConnection extends BaseConnection {
     this.markReleased();
   }
 
-  close(): void {
+  protected closeWith(closedError: Error): void {
     if (this.isClosed) return;
     this.#lingerTimer?.cancel();
     this.#lingerTimer = null;
     this.#release();
-    const closedError = new ConnectionClosedError('the connection was closed');
     this.isClosed = true;
     this.settleRead(null, closedError);
     this.#failWrites(closedError);
@@ -406,8 +410,8 @@ class ReadinessServer extends BaseServer {
   /** The timer that resumes accepting after a failed accept. */
   #retry: { cancel(): void } | null = null;
 
-  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, open: (fd: number) => Accepted) {
-    super(loop);
+  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, open: (fd: number) => Accepted, maxConnections: number) {
+    super(loop, maxConnections);
     this.#backend = backend;
     this.#fd = fd;
     this.#open = open;
@@ -439,7 +443,8 @@ class ReadinessServer extends BaseServer {
         this.#pauseAccepting(ioError('accept', code));
         return;
       }
-      this.adopt(this.#open(fd));
+      if (this.full()) this.#backend.sockets.close(fd);
+      else this.adopt(this.#open(fd));
     }
   };
 
@@ -488,7 +493,7 @@ export function listenReadinessWith(
       ? (sockets.listenUnix as (path: string, backlog: number) => number)(options.path, options.backlog)
       : sockets.listen(options.host, options.port, options.backlog, options.reusePort);
   if (fd < 0) throw ioError('listen', errnoName(fd), where(options));
-  return new ReadinessServer(loop, backend, fd, open);
+  return new ReadinessServer(loop, backend, fd, open, options.maxConnections);
 }
 
 export function listenReadiness(
@@ -497,11 +502,12 @@ export function listenReadiness(
   onConnection: ConnectionHandler,
   options: ListenTarget,
 ): Server {
-  return listenReadinessWith(loop, backend, handling(loop, onConnection, (fd: number) => new ReadinessConnection(loop, backend, fd)), options);
+  const open = (fd: number) => new ReadinessConnection(loop, backend, fd, options.limits);
+  return listenReadinessWith(loop, backend, handling(loop, onConnection, open), options);
 }
 
 export function connectReadiness(loop: IoLoop, backend: ReadinessBackend, options: ConnectTarget): Promise<Connection> {
-  return connectReadinessWith(loop, backend, options, (fd) => new ReadinessConnection(loop, backend, fd));
+  return connectReadinessWith(loop, backend, options, (fd) => new ReadinessConnection(loop, backend, fd, options.limits));
 }
 
 /**

@@ -15,6 +15,7 @@
  * stream) is the end of the stream here.
  */
 import type { TLSSocket } from 'node:tls';
+import type { ConnectionLimits } from '../arguments.js';
 import type { SocketAddress } from '../backends/backend.js';
 import { ConnectionClosedError } from '../errors.js';
 import { BaseConnection, CHUNK_BYTES, LINGER_MS } from './connection.js';
@@ -42,10 +43,18 @@ export class TlsConnection extends BaseConnection implements HandledConnection {
   #eof = false;
   #error: unknown = undefined;
   #lingerTimer: { cancel(): void } | null = null;
+  /** Why the connection was closed when it was not close() (its idle timeout): what pending writes reject with. */
+  #closedBy: Error | null = null;
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 
-  constructor(loop: TlsLoop, socket: TLSSocket, info: TlsInfo, addresses: { localAddress: SocketAddress; remoteAddress: SocketAddress }) {
+  constructor(
+    loop: TlsLoop,
+    socket: TLSSocket,
+    info: TlsInfo,
+    addresses: { localAddress: SocketAddress; remoteAddress: SocketAddress },
+    limits: ConnectionLimits,
+  ) {
     super();
     this.#loop = loop;
     this.#socket = socket;
@@ -57,6 +66,8 @@ export class TlsConnection extends BaseConnection implements HandledConnection {
     socket.on('end', this.#onEnd);
     socket.on('error', this.#onError);
     socket.on('close', this.#onClose);
+    // The limits count decrypted bytes, after the handshake (which handshakeTimeoutMs bounds).
+    this.startLimits(loop, limits);
   }
 
   override get tls(): TlsInfo {
@@ -69,6 +80,7 @@ export class TlsConnection extends BaseConnection implements HandledConnection {
 
   readonly #onData = (chunk: Uint8Array): void => {
     if (this.released || this.closing) return; // a lingering close discards
+    this.active();
     const bytes = ownBytes(chunk);
     if (this.pendingRead !== null) {
       this.settleRead(bytes);
@@ -140,11 +152,13 @@ export class TlsConnection extends BaseConnection implements HandledConnection {
       return Promise.reject(error);
     }
     if (bytes.length === 0) return Promise.resolve();
+    this.active();
     return new Promise((resolve, reject) => {
       // node:tls copies what it encrypts; the caller may reuse its array.
       this.#socket.write(bytes, (error?: Error | null) => {
         if (error === undefined || error === null) resolve();
-        else reject(this.isClosed ? new ConnectionClosedError('write: the connection was closed') : (this.#error ?? tlsErrorOf('write', error, true)));
+        else if (this.isClosed) reject(this.#closedBy ?? new ConnectionClosedError('write: the connection was closed'));
+        else reject(this.#error ?? tlsErrorOf('write', error, true));
       });
     });
   }
@@ -163,7 +177,7 @@ export class TlsConnection extends BaseConnection implements HandledConnection {
       const closed = () => {
         socket.off('finish', finished);
         if (socket.writableFinished) resolve();
-        else reject(this.isClosed ? new ConnectionClosedError('end: the connection was closed') : (this.#error ?? new ConnectionClosedError('end: the connection was closed')));
+        else reject((this.isClosed ? this.#closedBy : this.#error) ?? new ConnectionClosedError('end: the connection was closed'));
       };
       socket.once('finish', finished);
       socket.once('close', closed);
@@ -215,10 +229,11 @@ export class TlsConnection extends BaseConnection implements HandledConnection {
     this.markReleased();
   }
 
-  close(): void {
+  protected closeWith(error: Error): void {
     if (this.isClosed) return;
     this.isClosed = true;
-    this.settleRead(null, new ConnectionClosedError('read: the connection was closed'));
+    this.#closedBy = error instanceof ConnectionClosedError ? null : error;
+    this.settleRead(null, this.#closedBy ?? new ConnectionClosedError('read: the connection was closed'));
     this.#chunks = [];
     this.#buffered = 0;
     this.#release();

@@ -17,7 +17,7 @@
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { SocketAddress } from '../backends/backend.js';
-import type { TlsConfig } from '../arguments.js';
+import type { ConnectionLimits, TlsConfig } from '../arguments.js';
 import { checkProtocol } from '../arguments.js';
 import type { Connection } from './connection.js';
 import type { Protocol, ProtocolFactory, Transport } from './protocols.js';
@@ -29,8 +29,8 @@ import { TlsTransport } from './tls-transport.js';
 type ServerTls = Extract<TlsConfig, { side: 'server' }>;
 type ClientTls = Extract<TlsConfig, { side: 'client' }>;
 
-/** What a TLS server does with a connection once its handshake is done. */
-export type OnSecured = { handler: ConnectionHandler } | { factory: ProtocolFactory; operation: string };
+/** What a TLS server does with a connection once its handshake is done, and the limits it has then. */
+export type OnSecured = ({ handler: ConnectionHandler } | { factory: ProtocolFactory; operation: string }) & { limits: ConnectionLimits };
 
 /** What the server counts: a TLS connection or transport, or a handshake in progress. */
 interface Open {
@@ -126,7 +126,7 @@ export async function listenTls(
       ({ info }: Secured) => {
         pending.done();
         if ('handler' in onSecured) {
-          const connection = new TlsConnection(loop, socket, info, addresses);
+          const connection = new TlsConnection(loop, socket, info, addresses, onSecured.limits);
           server?.adopt(connection);
           runHandler(loop, onSecured.handler, connection);
         } else {
@@ -138,7 +138,7 @@ export async function listenTls(
             socket.destroy();
             return;
           }
-          const transport = new TlsTransport(loop, socket, info, protocol, addresses);
+          const transport = new TlsTransport(loop, socket, info, protocol, addresses, onSecured.limits);
           server?.adopt(transport);
           transport.start();
         }
@@ -158,10 +158,11 @@ export async function connectTlsStream(
   config: ClientTls,
   hostName: string,
   signal: AbortSignal | undefined,
+  limits: ConnectionLimits,
   connectPlain: (protocol: Protocol) => Promise<unknown>,
 ): Promise<Connection> {
   const { duplex, secured } = await secureClient(loop, operation, config, hostName, signal, connectPlain);
-  return new TlsConnection(loop, secured.socket, secured.info, addressesOf(duplex));
+  return new TlsConnection(loop, secured.socket, secured.info, addressesOf(duplex), limits);
 }
 
 /** Connects with TLS for a protocol: `connectionMade` runs once the handshake is done. */
@@ -171,6 +172,7 @@ export async function connectTlsProtocol<P extends Protocol>(
   config: ClientTls,
   hostName: string,
   signal: AbortSignal | undefined,
+  limits: ConnectionLimits,
   factory: ProtocolFactory<P>,
   connectPlain: (protocol: Protocol) => Promise<unknown>,
 ): Promise<{ transport: Transport; protocol: P }> {
@@ -182,7 +184,7 @@ export async function connectTlsProtocol<P extends Protocol>(
     secured.socket.destroy();
     throw error;
   }
-  const transport = new TlsTransport(loop, secured.socket, secured.info, protocol, addressesOf(duplex));
+  const transport = new TlsTransport(loop, secured.socket, secured.info, protocol, addressesOf(duplex), limits);
   transport.start();
   return { transport, protocol };
 }

@@ -12,6 +12,7 @@
  * does the same after the buffered writes and closes once they went out.
  */
 import type { TLSSocket } from 'node:tls';
+import type { ConnectionLimits } from '../arguments.js';
 import type { SocketAddress } from '../backends/backend.js';
 import { BaseTransport, type Protocol } from './protocols.js';
 import { type TlsLoop, tlsErrorOf } from './tls.js';
@@ -21,6 +22,7 @@ import type { TlsInfo } from './tls-info.js';
 export class TlsTransport extends BaseTransport {
   readonly #socket: TLSSocket;
   readonly #info: TlsInfo;
+  readonly #limits: ConnectionLimits;
   #error: Error | null = null;
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
@@ -31,10 +33,12 @@ export class TlsTransport extends BaseTransport {
     info: TlsInfo,
     protocol: Protocol,
     addresses: { localAddress: SocketAddress; remoteAddress: SocketAddress },
+    limits: ConnectionLimits,
   ) {
     super(loop, protocol);
     this.#socket = socket;
     this.#info = info;
+    this.#limits = limits;
     this.localAddress = addresses.localAddress;
     this.remoteAddress = addresses.remoteAddress;
   }
@@ -55,10 +59,12 @@ export class TlsTransport extends BaseTransport {
       this.buffered = socket.writableLength;
       this.flowControl();
     });
-    this.begin();
+    this.begin(this.#limits);
     if (this.closing) return;
     socket.on('data', (chunk: Uint8Array) => {
-      if (!this.closing) this.received(ownBytes(chunk));
+      if (this.closing) return;
+      this.active();
+      this.received(ownBytes(chunk));
     });
     socket.on('end', () => {
       if (!this.closing) this.eofArrived();
@@ -69,6 +75,7 @@ export class TlsTransport extends BaseTransport {
   write(data: Uint8Array | string): void {
     const bytes = this.checkWrite(data);
     if (bytes.length === 0) return;
+    this.active();
     this.#socket.write(bytes);
     this.buffered = this.#socket.writableLength;
     this.flowControl();
