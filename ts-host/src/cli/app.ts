@@ -28,8 +28,14 @@ export interface AppRunOptions {
 export interface AppOptions {
   host: string;
   port: number;
-  /** Spread into `loop.createServer(handler, options.listen)`: TCP, or `{ path }` with --uds. */
-  listen: { host: string; port: number; reusePort: boolean } | { path: string };
+  /**
+   * Spread into `loop.createServer(handler, options.listen)`: TCP, or `{ path }` with --uds; with
+   * --limit-concurrency and --timeout-keep-alive, `maxConnections` and `idleTimeoutMs` too.
+   */
+  listen: ({ host: string; port: number; reusePort: boolean } | { path: string }) & {
+    maxConnections?: number;
+    idleTimeoutMs?: number;
+  };
   workers: number;
   /** This process's worker number (1..workers), or 0 without workers. */
   worker: number;
@@ -208,6 +214,10 @@ export function statsTable(stats: LoopStats, label: string): string {
     ['timer lag p99', ms(stats.lagP99Ms)],
     ['timer lag max', ms(stats.lagMaxMs)],
     ['Wasm memory', `${(stats.wasmMemoryBytes / 2 ** 20).toFixed(1)} MiB`],
+    ['connections refused', String(stats.connectionsRefused)],
+    ['connections timed out', String(stats.connectionsTimedOut)],
+    ['reads timed out', String(stats.readsTimedOut)],
+    ['accepts paused', String(stats.acceptsPaused)],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   return [`wasmloop stats (${label})`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join('\n');

@@ -6,6 +6,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BACKEND_NAMES } from '../backends/resolve.js';
+import { INT32_MAX } from '../limits.js';
 import { SpecError, isBareName, locateModule, splitSpec } from '../module-loader.js';
 import { suggestion } from '../options.js';
 import { type AppRunOptions, type StartReport, runApp, watchShutdown } from './app.js';
@@ -37,6 +38,18 @@ const FLAGS: readonly Flag[] = [
     parse: text,
     help: 'listen on a Unix domain socket at <path> instead\n(options.listen is then { path }; not with --workers)',
   },
+  {
+    name: 'limit-concurrency',
+    placeholder: '<n>',
+    parse: integer(1, INT32_MAX),
+    help: 'open connections per process; one more is accepted and\nclosed at once (options.listen.maxConnections; default: no limit)',
+  },
+  {
+    name: 'timeout-keep-alive',
+    placeholder: '<s>',
+    parse: integer(1, Math.floor(INT32_MAX / 1000)),
+    help: 'close a connection that read and wrote nothing for <s> seconds\n(options.listen.idleTimeoutMs; default: never)',
+  },
   { name: 'debug', help: 'debug mode: report slow callbacks and unhandled\nrejections with where they were scheduled' },
   { name: 'slow-callback-ms', placeholder: '<ms>', parse: integer(0, 3_600_000), help: 'what debug mode calls slow (default 100)' },
   { name: 'stats', help: "print the loop's statistics as a table at exit" },
@@ -65,7 +78,8 @@ shuts down gracefully and exits 0. Bad arguments, or a module, export or
 backend that cannot be loaded: one line on stderr, exit 2.
 
 In the function, listen with:
-  await loop.createServer(handler, options.listen)   // { host, port, reusePort } or { path }`;
+  await loop.createServer(handler, options.listen)   // { host, port, reusePort } or { path },
+                                                     // with maxConnections, idleTimeoutMs if given`;
 
 /** The `run` command's options, checked. */
 export interface RunOptions extends Omit<AppRunOptions, 'appOptions'> {
@@ -74,6 +88,10 @@ export interface RunOptions extends Omit<AppRunOptions, 'appOptions'> {
   port: number;
   uds: string | null;
   maxFailedStarts: number;
+  /** --limit-concurrency: each server's maxConnections; null: no limit. */
+  limitConcurrency: number | null;
+  /** --timeout-keep-alive, in seconds: each connection's idleTimeoutMs; null: none. */
+  timeoutKeepAliveS: number | null;
 }
 
 export const runCommand: Command = {
@@ -99,7 +117,10 @@ export const runCommand: Command = {
         appOptions: {
           host: options.host,
           port: options.port,
-          listen: options.uds !== null ? { path: options.uds } : { host: options.host, port: options.port, reusePort: options.workers > 1 },
+          listen: {
+            ...(options.uds !== null ? { path: options.uds } : { host: options.host, port: options.port, reusePort: options.workers > 1 }),
+            ...listenLimits(options),
+          },
           workers: options.workers,
           worker,
           debug: options.debug,
@@ -110,6 +131,22 @@ export const runCommand: Command = {
     );
   },
 };
+
+/**
+ * uvicorn's limits as `options.listen` options: `--limit-concurrency N` is
+ * `maxConnections` (one connection more is accepted and closed at once; an
+ * HTTP server, `wasmloop serve`, answers it 503 instead), `--timeout-keep-alive
+ * S` is `idleTimeoutMs` (a connection quiet for S seconds is closed; for
+ * HTTP, one idle between requests). Without the flags, no limit: an
+ * application's connections may be long-lived, and uvicorn's defaults are
+ * HTTP's.
+ */
+function listenLimits(options: RunOptions): { maxConnections?: number; idleTimeoutMs?: number } {
+  return {
+    ...(options.limitConcurrency !== null ? { maxConnections: options.limitConcurrency } : {}),
+    ...(options.timeoutKeepAliveS !== null ? { idleTimeoutMs: options.timeoutKeepAliveS * 1000 } : {}),
+  };
+}
 
 /** A single process reports a failed start on stderr. */
 const printReport: StartReport = {
@@ -138,6 +175,8 @@ export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
     stats: get('stats', false),
     shutdownTimeoutMs: get('shutdown-timeout-ms', 10_000),
     maxFailedStarts: get('max-failed-starts', MAX_FAILED_STARTS),
+    limitConcurrency: get<number | null>('limit-concurrency', null),
+    timeoutKeepAliveS: get<number | null>('timeout-keep-alive', null),
   };
   options.backend = await backendSpec(options.backend);
   if (options.workers > 1 && options.uds !== null) {
