@@ -35,6 +35,8 @@ export interface AppOptions {
   listen: ({ host: string; port: number; reusePort: boolean } | { path: string }) & {
     maxConnections?: number;
     idleTimeoutMs?: number;
+    /** With --ssl-keyfile and --ssl-certfile. */
+    tls?: { key: string; cert: string; ca?: string };
   };
   workers: number;
   /** This process's worker number (1..workers), or 0 without workers. */

@@ -3,7 +3,7 @@
  * and how it runs: in this process, as the primary of `--workers N`
  * (supervisor.ts), or as one of those workers (app.ts in each).
  */
-import { statSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { BACKEND_NAMES } from '../backends/resolve.js';
 import { INT32_MAX } from '../limits.js';
@@ -50,6 +50,9 @@ const FLAGS: readonly Flag[] = [
     parse: integer(1, Math.floor(INT32_MAX / 1000)),
     help: 'close a connection that read and wrote nothing for <s> seconds\n(options.listen.idleTimeoutMs; default: never)',
   },
+  { name: 'ssl-keyfile', placeholder: '<file>', parse: text, help: 'serve TLS with this PEM private key (with --ssl-certfile):\noptions.listen.tls is then { key, cert[, ca] }' },
+  { name: 'ssl-certfile', placeholder: '<file>', parse: text, help: 'the PEM certificate chain to serve TLS with' },
+  { name: 'ssl-ca-certs', placeholder: '<file>', parse: text, help: 'PEM CAs that client certificates are checked against' },
   { name: 'debug', help: 'debug mode: report slow callbacks and unhandled\nrejections with where they were scheduled' },
   { name: 'slow-callback-ms', placeholder: '<ms>', parse: integer(0, 3_600_000), help: 'what debug mode calls slow (default 100)' },
   { name: 'stats', help: "print the loop's statistics as a table at exit" },
@@ -79,7 +82,9 @@ backend that cannot be loaded: one line on stderr, exit 2.
 
 In the function, listen with:
   await loop.createServer(handler, options.listen)   // { host, port, reusePort } or { path },
-                                                     // with maxConnections, idleTimeoutMs if given`;
+                                                     // with maxConnections, idleTimeoutMs if given
+With --ssl-keyfile and --ssl-certfile (uvicorn's flags) options.listen has
+tls: { key, cert[, ca] }, so the same call serves TLS (docs/tls.md).`;
 
 /** The `run` command's options, checked. */
 export interface RunOptions extends Omit<AppRunOptions, 'appOptions'> {
@@ -92,6 +97,8 @@ export interface RunOptions extends Omit<AppRunOptions, 'appOptions'> {
   limitConcurrency: number | null;
   /** --timeout-keep-alive, in seconds: each connection's idleTimeoutMs; null: none. */
   timeoutKeepAliveS: number | null;
+  /** The TLS a server of the app listens with (`options.listen.tls`), read from the --ssl-* files. */
+  tls: { key: string; cert: string; ca?: string } | null;
 }
 
 export const runCommand: Command = {
@@ -120,6 +127,7 @@ export const runCommand: Command = {
           listen: {
             ...(options.uds !== null ? { path: options.uds } : { host: options.host, port: options.port, reusePort: options.workers > 1 }),
             ...listenLimits(options),
+            ...(options.tls === null ? {} : { tls: options.tls }),
           },
           workers: options.workers,
           worker,
@@ -177,6 +185,7 @@ export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
     maxFailedStarts: get('max-failed-starts', MAX_FAILED_STARTS),
     limitConcurrency: get<number | null>('limit-concurrency', null),
     timeoutKeepAliveS: get<number | null>('timeout-keep-alive', null),
+    tls: tlsFiles(get<string | null>('ssl-keyfile', null), get<string | null>('ssl-certfile', null), get<string | null>('ssl-ca-certs', null)),
   };
   options.backend = await backendSpec(options.backend);
   if (options.workers > 1 && options.uds !== null) {
@@ -186,6 +195,25 @@ export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
     throw new UsageError('--workers needs a real backend: the virtual network does not span processes');
   }
   return options;
+}
+
+/** The --ssl-* files, read: both of key and cert or neither; UsageError naming a file that cannot be read. */
+function tlsFiles(keyFile: string | null, certFile: string | null, caFile: string | null): RunOptions['tls'] {
+  if (keyFile === null && certFile === null) {
+    if (caFile !== null) throw new UsageError('--ssl-ca-certs needs --ssl-keyfile and --ssl-certfile');
+    return null;
+  }
+  if (keyFile === null || certFile === null) throw new UsageError('TLS needs both --ssl-keyfile and --ssl-certfile');
+  const read = (flag: string, file: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new UsageError(`${flag}: cannot read '${file}' (${(error as { code?: string }).code ?? (error as Error).message})`);
+    }
+  };
+  const tls: { key: string; cert: string; ca?: string } = { key: read('--ssl-keyfile', keyFile), cert: read('--ssl-certfile', certFile) };
+  if (caFile !== null) tls.ca = read('--ssl-ca-certs', caFile);
+  return tls;
 }
 
 /** `--backend`: a built-in name, or a `module:function` whose module exists. */

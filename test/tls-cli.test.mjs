@@ -1,0 +1,47 @@
+// `wasmloop run --ssl-keyfile K --ssl-certfile C [--ssl-ca-certs F]`
+// (uvicorn's flags): options.listen carries tls, so the example echo server
+// serves TLS unchanged; bad flags are usage errors naming them.
+import { suite } from './harness.mjs';
+import * as assert from 'uvu/assert';
+import tls from 'node:tls';
+import { run, withCommand } from './fixtures/command.mjs';
+import { certificates } from './tls-certs.mjs';
+
+const certs = certificates();
+const cli = suite('wasmloop run with TLS');
+
+cli('--help lists the --ssl-* flags', () => {
+  const r = run(['run', '--help']);
+  for (const flag of ['--ssl-keyfile', '--ssl-certfile', '--ssl-ca-certs']) assert.ok(r.stdout.includes(flag), flag);
+});
+
+cli('the example echo server serves TLS with --ssl-keyfile and --ssl-certfile', () =>
+  withCommand(['run', './examples/echo-server.mjs:main', '--port', '0', '--ssl-keyfile', certs.server.keyFile, '--ssl-certfile', certs.server.certFile], async (server) => {
+    const port = Number((await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: certs.ca.cert });
+    await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    assert.ok(socket.authorized);
+    socket.write('over tls\n');
+    const reply = await new Promise((resolve) => socket.once('data', (data) => resolve(String(data))));
+    assert.is(reply, 'over tls\n');
+    socket.end();
+    server.child.kill('SIGTERM');
+    const { code } = await server.exited;
+    assert.is(code, 0, server.output().err);
+  }),
+);
+
+cli('half the pair, or a file that cannot be read, is a usage error naming it', () => {
+  const cases = [
+    [['--ssl-keyfile', certs.server.keyFile], /TLS needs both --ssl-keyfile and --ssl-certfile/],
+    [['--ssl-ca-certs', certs.ca.certFile], /--ssl-ca-certs needs --ssl-keyfile and --ssl-certfile/],
+    [['--ssl-keyfile', '/nonexistent.key', '--ssl-certfile', certs.server.certFile], /--ssl-keyfile: cannot read '\/nonexistent.key' \(ENOENT\)/],
+  ];
+  for (const [flags, pattern] of cases) {
+    const r = run(['run', './examples/echo-server.mjs:main', '--port', '0', ...flags]);
+    assert.is(r.status, 2, r.stderr);
+    assert.match(r.stderr, pattern);
+  }
+});
+
+cli.run();
