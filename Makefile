@@ -345,7 +345,7 @@ BIOME_FILES := \
   ts-host/src/wit/canonical-abi.ts ts-host/src/wit/clock-import.ts ts-host/src/wit/completion-import.ts \
   ts-host/src/wit/event-loop-export.ts ts-host/src/wit/readiness-import.ts
 # Deadlines, limits and timeouts.
-BIOME_FILES += bench/deadline.mjs test/deadline.test.mjs test/limits.test.mjs test/limits-cli.test.mjs test/limits-tls.test.mjs ts-host/src/deadline.ts
+BIOME_FILES += bench/deadline.mjs test/deadline.test.mjs test/limits.test.mjs test/limits-cli.test.mjs test/limits-tls.test.mjs test/limits-emfile.test.mjs test/fixtures/emfile-echo.mjs ts-host/src/deadline.ts
 
 lint: node_modules/.package-lock.json
 	@$(BIOME) check --error-on-warnings --no-errors-on-unmatched $(wildcard $(BIOME_FILES)) \

@@ -1010,8 +1010,9 @@ for (const backend of SELECTOR ? ['selector', 'completion'] : HOST === 'bun' ? [
   unlessHostBug(faults, 'emfile', `${backendLabel(backend)}: out of descriptors, a server pauses accepting, reports it once, and resumes`, async () => {
     const result = await outOfDescriptors(backend, 60);
     assert.ok(result.reports.length >= 1, 'the failure is reported');
-    assert.ok(result.reports.length <= 3, `one report per pause, not one per attempt: ${result.reports.length}`);
-    assert.match(result.reports[0], /accept failed; the server stops accepting for 1000 ms: EMFILE/);
+    // An episode ends when an accept succeeds; closing makes room, accepting fills it again: a few episodes.
+    assert.ok(result.reports.length <= 3, `one report per episode, not one per attempt: ${result.reports.length}`);
+    assert.match(result.reports[0], /^accept failed \(EMFILE\): the server serves its open connections and retries accepting/);
     assert.ok(result.iterationsWhilePaused < 50, `the loop idles while paused (${result.iterationsWhilePaused} iterations in 500 ms)`);
     assert.is(result.accepted, 60, 'every connection is accepted once descriptors are free again');
   });

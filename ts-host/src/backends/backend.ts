@@ -168,8 +168,9 @@ export interface CompletionBackend extends BackendBase {
   /**
    * Listens; `onSocket` for each accepted connection. When an accept fails
    * for any reason but a transient one (`acceptErrorIsTransient`), the
-   * backend stops accepting for ACCEPT_RETRY_MS ms, then goes on, and tells
-   * `onAcceptError` (a listener must never spin on a failing accept).
+   * backend tells `onAcceptError` and stops accepting for a while, then
+   * tries again: `acceptRetryDelay(n)` ms after the n-th failure in a row
+   * (a listener must never spin on a failing accept).
    */
   /**
    * With `path`, a Unix domain socket at that path (host and port unused).
@@ -208,10 +209,20 @@ export interface CompletionBackend extends BackendBase {
 /**
  * How long a server stops accepting after an accept failed for lack of
  * resources (EMFILE: out of descriptors, ENFILE, ENOBUFS, ENOMEM), in ms of
- * loop time. The failure is reported once per pause; connections wait in
- * the kernel's backlog meanwhile. asyncio does the same, for the same time.
+ * loop time: ACCEPT_RETRY_FIRST_MS after the first failure, doubled after
+ * each retry that fails again, up to ACCEPT_RETRY_MS (asyncio waits that
+ * long every time). Connections wait in the kernel's backlog meanwhile, and
+ * the ones already open are served as ever. Short at first, because a
+ * descriptor is often freed soon (a connection closing); long at most, so
+ * that a process out of descriptors for minutes does not spin on accept.
  */
+export const ACCEPT_RETRY_FIRST_MS = 25;
 export const ACCEPT_RETRY_MS = 1000;
+
+/** The pause after the `failures`-th accept in a row that failed for lack of resources (1, 2, ...), in ms. */
+export function acceptRetryDelay(failures: number): number {
+  return Math.min(ACCEPT_RETRY_FIRST_MS * 2 ** Math.max(0, failures - 1), ACCEPT_RETRY_MS);
+}
 
 /**
  * True for accept failures that concern one connection only (it was

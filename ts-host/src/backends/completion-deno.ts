@@ -25,7 +25,7 @@
  * (net/node-dgram.ts): Deno's own `Deno.listenDatagram` is unstable.
  */
 import {
-  ACCEPT_RETRY_MS,
+  acceptRetryDelay,
   type BackendSink,
   type CompletionBackend,
   type CompletionListener,
@@ -283,7 +283,7 @@ class DenoSocket implements CompletionSocket {
   }
 }
 
-/** A listener: one accept in flight while listening; paused for ACCEPT_RETRY_MS after a failure that would repeat. */
+/** A listener: one accept in flight while listening; paused (acceptRetryDelay) after a failure that would repeat. */
 class DenoAcceptor implements CompletionListener {
   readonly #listener: DenoListener;
   readonly #deno: DenoNamespace;
@@ -295,6 +295,8 @@ class DenoAcceptor implements CompletionListener {
   /** The accept in flight: Deno lets go of the port once it has failed. */
   #inFlight: Promise<DenoConn> | null = null;
   #closed = false;
+  /** Accepts in a row that failed for lack of resources: the back-off's count. */
+  #failures = 0;
 
   constructor(
     deno: DenoNamespace,
@@ -327,9 +329,10 @@ class DenoAcceptor implements CompletionListener {
         if (typeof code === 'string' && acceptErrorIsTransient(code)) continue;
         // Out of descriptors, say: accepting on at once would fail again.
         this.#failed(error as Error);
-        this.#later(ACCEPT_RETRY_MS, () => void this.accept());
+        this.#later(acceptRetryDelay(++this.#failures), () => void this.accept());
         return;
       }
+      this.#failures = 0;
       if (this.#closed) {
         conn.close();
         return;

@@ -21,7 +21,7 @@
  * wakes the loop once, at the end of the burst.
  */
 import {
-  ACCEPT_RETRY_MS,
+  acceptRetryDelay,
   type BackendSink,
   type CompletionBackend,
   type CompletionDatagram,
@@ -242,6 +242,8 @@ class NativeListener implements CompletionListener, Endpoint {
   readonly #failed: (error: Error) => void;
   readonly #later: (delayMs: number, fn: () => void) => void;
   #closed = false;
+  /** Accepts in a row that failed for lack of resources: the back-off's count. */
+  #failures = 0;
 
   constructor(
     ops: SocketOps,
@@ -275,18 +277,19 @@ class NativeListener implements CompletionListener, Endpoint {
         this.#pause(systemError('accept', fd));
         return;
       }
+      this.#failures = 0;
       this.#accepted(fd);
     }
   }
 
   /**
    * An accept failed (out of descriptors, say): the listener stays readable,
-   * so watching it on would spin. Stop, report once, try again later.
+   * so watching it on would spin. Stop, report, try again after the back-off.
    */
   #pause(error: Error): void {
     this.#watcher.unwatch(this.#fd, READABLE);
     this.#failed(error);
-    this.#later(ACCEPT_RETRY_MS, () => {
+    this.#later(acceptRetryDelay(++this.#failures), () => {
       if (this.#closed) return;
       const rc = this.start();
       if (rc < 0) this.#pause(systemError('watch', rc));

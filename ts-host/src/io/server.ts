@@ -9,7 +9,7 @@
  * progress that a signal or the loop's closing abandons.
  */
 import type { ConnectionLimits } from '../arguments.js';
-import type { SocketAddress } from '../backends/backend.js';
+import { ACCEPT_RETRY_FIRST_MS, ACCEPT_RETRY_MS, type SocketAddress } from '../backends/backend.js';
 import { ConnectionClosedError, LoopClosedError, TimeoutError } from '../errors.js';
 import type { Connection } from './connection.js';
 import { type IoLoop, abortReason, onAbortOf } from './io-common.js';
@@ -66,6 +66,8 @@ export abstract class BaseServer implements Server {
   protected readonly loop: IoLoop;
   readonly #connections = new Set<Accepted>();
   readonly #maxConnections: number;
+  /** An episode of accepts failing for lack of resources is under way (acceptFailed). */
+  #acceptFailing = false;
   #closing: Promise<void> | null = null;
   #allClosed: (() => void) | null = null;
 
@@ -97,6 +99,30 @@ export abstract class BaseServer implements Server {
     if (this.#connections.size < this.#maxConnections) return false;
     this.loop._ioCounters.connectionsRefused++;
     return true;
+  }
+
+  /**
+   * An accept failed for lack of resources (EMFILE, ENFILE, ...): the model
+   * stopped accepting and retries after a back-off (acceptRetryDelay); the
+   * connections already open are served as ever. Reported once per
+   * episode, which an accept that succeeds ends (`accepted()`), however
+   * many retries fail before it.
+   */
+  protected acceptFailed(error: Error): void {
+    if (this.#acceptFailing) return;
+    this.#acceptFailing = true;
+    this.loop._ioCounters.acceptsPaused++;
+    const code = (error as { code?: string }).code ?? error.message;
+    this.loop._report(
+      `accept failed (${code}): the server serves its open connections and retries accepting, ` +
+        `${ACCEPT_RETRY_FIRST_MS} ms to ${ACCEPT_RETRY_MS} ms apart, until an accept succeeds`,
+      error,
+    );
+  }
+
+  /** An accept succeeded: an episode of failed accepts (acceptFailed) is over. */
+  protected accepted(): void {
+    this.#acceptFailing = false;
   }
 
   /** Counts `connection` until it closes. */

@@ -11,7 +11,6 @@
  */
 import type { ConnectionLimits } from '../arguments.js';
 import type { CompletionBackend, CompletionListener, CompletionSocket, SocketAddress } from '../backends/backend.js';
-import { ACCEPT_RETRY_MS } from '../backends/backend.js';
 import { ConnectionClosedError, LoopClosedError } from '../errors.js';
 import { BaseConnection, type Connection, LINGER_MS, WRITTEN } from './connection.js';
 import { type IoLoop, type IoToken, abortReason, fromHostError, toBytes } from './io-common.js';
@@ -313,6 +312,7 @@ class CompletionServer extends BaseServer {
             return;
           }
           // The host completed an accept: queue the socket, report once.
+          this.accepted();
           this.#accepted.push(socket);
           if (this.#acceptToken === null) {
             this.#acceptToken = this.loop._expect(this.#onAccepted);
@@ -336,8 +336,7 @@ class CompletionServer extends BaseServer {
           resolve(this);
         },
         (error) => {
-          if (this.isClosing) return;
-          this.loop._report(`accept failed; the server stops accepting for ${ACCEPT_RETRY_MS} ms`, fromHostError('accept', error));
+          if (!this.isClosing) this.acceptFailed(fromHostError('accept', error));
         },
       );
     });

@@ -10,7 +10,7 @@
  */
 import type { ConnectionLimits } from '../arguments.js';
 import type { ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
-import { ACCEPT_RETRY_MS, READABLE, WRITABLE, acceptErrorIsTransient } from '../backends/backend.js';
+import { READABLE, WRITABLE, acceptErrorIsTransient, acceptRetryDelay } from '../backends/backend.js';
 import { parseAddress } from '../net/address.js';
 import { EAGAIN } from '../errno.js';
 import { BackendError, ConnectionClosedError } from '../errors.js';
@@ -409,6 +409,8 @@ class ReadinessServer extends BaseServer {
   #token: IoToken | null;
   /** The timer that resumes accepting after a failed accept. */
   #retry: { cancel(): void } | null = null;
+  /** Accepts in a row that failed for lack of resources: the back-off's count. */
+  #failures = 0;
 
   constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, open: (fd: number) => Accepted, maxConnections: number) {
     super(loop, maxConnections);
@@ -443,6 +445,8 @@ class ReadinessServer extends BaseServer {
         this.#pauseAccepting(ioError('accept', code));
         return;
       }
+      this.#failures = 0;
+      this.accepted();
       if (this.full()) this.#backend.sockets.close(fd);
       else this.adopt(this.#open(fd));
     }
@@ -450,12 +454,13 @@ class ReadinessServer extends BaseServer {
 
   /**
    * An accept failed (out of descriptors, say): the listener stays readable,
-   * so watching it on would spin. Stop, report once, try again later.
+   * so watching it on would spin. Stop, report (once per episode), try
+   * again after the back-off.
    */
   #pauseAccepting(error: Error): void {
     this.#backend.unwatch(this.#fd, READABLE);
-    this.loop._report(`accept failed; the server stops accepting for ${ACCEPT_RETRY_MS} ms`, error);
-    this.#retry = this.loop.callLater(ACCEPT_RETRY_MS, () => {
+    this.acceptFailed(error);
+    this.#retry = this.loop.callLater(acceptRetryDelay(++this.#failures), () => {
       this.#retry = null;
       if (this.#token === null) return;
       try {
