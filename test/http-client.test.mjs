@@ -170,7 +170,9 @@ for (const backend of IO_BACKENDS) {
     onLoop(backend, (loop) => {
       let serverSignal;
       let sawAbort;
+      let sawRequest;
       const aborted = new Promise((resolve) => (sawAbort = resolve));
+      const requested = new Promise((resolve) => (sawRequest = resolve));
       return withServer(
         loop,
         {
@@ -179,6 +181,7 @@ for (const backend of IO_BACKENDS) {
             if (path === '/stuck') {
               serverSignal = r.signal;
               r.signal.addEventListener('abort', sawAbort);
+              sawRequest();
               return new Promise(() => {});
             }
             // Two chunks and no end (the server waits for a second chunk before it sends the head).
@@ -195,7 +198,8 @@ for (const backend of IO_BACKENDS) {
         async (server) => {
           const controller = new AbortController();
           const pending = loop.fetch(`${base(server)}/stuck`, { signal: controller.signal });
-          await loop.sleep(10);
+          // Aborted once the handler has the request: earlier, the server never sees one to abort.
+          await requested;
           controller.abort();
           const error = await pending.catch((e) => e);
           assert.is(error.name, 'AbortError');
