@@ -49,7 +49,7 @@ WAC                  := $(WAC_ROOT)/bin/wac
 include rust-core/wasi/rules.mk
 include test/conformance/wasmtime/rules.mk
 
-.PHONY: all deps test test-rust test-js test-hosts test-node-versions test-pack test-arm64 readme test-stress stress soak fuzz proptest-long demo bench bench-deadline clean \
+.PHONY: all deps test test-rust test-js test-hosts test-node-versions test-pack test-arm64 readme test-stress stress soak fuzz proptest-long demo bench bench-deadline bench-http clean \
         lint format test-tree-before
 
 
@@ -160,7 +160,7 @@ $(HTTP_PARSER_DIST): $(HTTP_PARSER_WASM) $(DIST)
 	@mkdir -p $(dir $@)
 	cp $(HTTP_PARSER_WASM) $@
 
-all test-js test-hosts test-pack demo bench: $(HTTP_PARSER_DIST)
+all test-js test-hosts test-pack demo bench bench-http: $(HTTP_PARSER_DIST)
 # test/http-hosts.test.mjs runs the server in Chromium too.
 test-js: $(STAMPS)/chromium
 
@@ -420,6 +420,41 @@ $(STAMPS)/uvloop:
 	  || { apt-get install -y python3-uvloop >/dev/null; }
 	@python3 -c 'import uvloop' || { echo "uvloop is missing: the TCP benchmark needs it"; exit 1; }
 	@touch $@
+
+# The HTTP benchmark's peers beyond Node, Deno and Bun (node_modules): uvicorn
+# with uvloop and httptools, PyPI's, pinned, installed once per machine with
+# pip --target into a directory of TOOLS_DIR (on PYTHONPATH for the
+# benchmark only); and Debian's wrk, the load generator.
+UVICORN_VERSION := 0.54.0
+UVICORN_ROOT    := $(TOOLS_DIR)/uvicorn-$(UVICORN_VERSION)
+UVICORN_PINS    := uvicorn==$(UVICORN_VERSION) uvloop==0.23.0 httptools==0.9.0 h11==0.16.0 click==8.5.1
+
+$(UVICORN_ROOT)/.complete:
+	rm -rf $(UVICORN_ROOT).partial
+	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+	  --target $(UVICORN_ROOT).partial $(UVICORN_PINS)
+	rm -rf $(UVICORN_ROOT) && mv $(UVICORN_ROOT).partial $(UVICORN_ROOT)
+	touch $@
+
+$(STAMPS)/wrk:
+	@mkdir -p $(STAMPS)
+	@if command -v wrk >/dev/null; then :; else \
+	  echo "installing Debian's wrk"; \
+	  apt-get install -y wrk >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk >/dev/null; }; \
+	fi
+	@touch $@
+
+# serve() on each backend against node:http, uvicorn, Deno.serve and
+# Bun.serve under wrk, and the memory of 10,000 idle keep-alive connections
+# (bench/http/run.mjs, about 8 minutes); writes the "HTTP server" section
+# of bench/RESULTS.md. BENCH_HTTP_ARGS adds options: --seconds, --runs,
+# --idle, --only NAME,..., --pin.
+bench-http: $(PACKAGE) $(STAMPS)/wrk $(UVICORN_ROOT)/.complete
+	UVICORN_PATH=$(UVICORN_ROOT) node bench/http/run.mjs --results bench/RESULTS.md $(BENCH_HTTP_ARGS)
+
+# The HTTP benchmark and the client's host test pass make lint's Biome.
+BIOME_FILES += bench/http/run.mjs bench/http/idle-client.mjs $(wildcard bench/http/servers/*.mjs) \
+  test/http-client-hosts.test.mjs test/fixtures/http-client-hosts.mjs
 
 bench: $(PACKAGE) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop
 	node --expose-gc bench/run.mjs

@@ -810,7 +810,7 @@ ${tcpSections}
     const previous = readFileSync(OUT, 'utf8');
     kept = previous
       .split(/\n(?=## )/)
-      .filter((section) => /^## (Stress|Soak|Fuzzing|Deadlines)/.test(section))
+      .filter((section) => /^## (Stress|Soak|Fuzzing|Deadlines|HTTP server)/.test(section))
       .map((section) => `\n${section.trimEnd()}\n`)
       .join('');
   } catch {
