@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { createHttpClient, createLoop, serve } from '../ts-host/dist/index.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
 import { echoHandler, withServer } from './http-helpers.mjs';
+import { certificates } from './tls-certs.mjs';
 
 const encoder = new TextEncoder();
 const base = (server) => `http://127.0.0.1:${server.address().port}`;
@@ -289,6 +290,39 @@ for (const backend of IO_BACKENDS) {
     ),
   );
 
+  client("https: over the loop's TLS, the certificate checked against the URL's host", () =>
+    onLoop(backend, async (loop) => {
+      const certs = certificates();
+      const server = await loop.createServer(
+        async (conn) => {
+          for (;;) {
+            const head = await conn.readUntil('\r\n\r\n').catch(() => null);
+            if (head === null) return;
+            const body = `secure, ALPN ${conn.tls.alpnProtocol}`;
+            await conn.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${body}`);
+          }
+        },
+        { port: 0, tls: { key: certs.server.key, cert: certs.server.cert, alpnProtocols: ['http/1.1'] } },
+      );
+      try {
+        const https = createHttpClient(loop, { tls: { ca: certs.ca.cert } });
+        const url = `https://localhost:${server.address().port}/`;
+        assert.is(await (await https.fetch(url)).text(), 'secure, ALPN http/1.1');
+        assert.is(await (await https.fetch(url)).text(), 'secure, ALPN http/1.1');
+        assert.is(https.connections, 1, 'one TLS connection, kept alive');
+        // The loop's own client trusts the host's roots, which never signed the test CA.
+        const untrusted = await loop.fetch(url).catch((e) => e);
+        assert.instance(untrusted, TypeError);
+        assert.match(untrusted.message, /cannot connect to localhost:/);
+        assert.is(untrusted.cause?.name, 'TlsError');
+        await https.close();
+      } finally {
+        server.abortClients();
+        await server.close();
+      }
+    }),
+  );
+
   client('nothing left behind: after many fetches and closing, no watcher, timer or completion', () =>
     onLoop(backend, async (loop) => {
       const before = loop.stats();
@@ -329,9 +363,7 @@ edges('bad input is a clear error naming the argument', () =>
         (e) => e,
       );
     const url = 'http://127.0.0.1:1/';
-    const https = await reason(loop.fetch('https://127.0.0.1:1/'));
-    assert.is(https.name, 'NotSupportedError');
-    assert.match(https.message, /https: URLs need TLS/);
+    assert.match((await reason(loop.fetch('https://127.0.0.1:1/'))).message, /cannot connect to 127\.0\.0\.1:1/);
     assert.match((await reason(loop.fetch('/relative'))).message, /input must be an absolute URL/);
     assert.match(
       (await reason(loop.fetch(42))).message,
@@ -354,7 +386,10 @@ edges('bad input is a clear error naming the argument', () =>
     );
     assert.match((await reason(loop.fetch(url, { signal: {} }))).message, /signal must be an AbortSignal/);
     assert.match((await reason(loop.fetch('http://u:p@127.0.0.1:1/'))).message, /credentials/);
-    assert.match((await reason(loop.fetch('ftp://127.0.0.1/'))).message, /ftp: URLs need TLS|only http/);
+    assert.match(
+      (await reason(loop.fetch('ftp://127.0.0.1/'))).message,
+      /only http: and https: URLs can be fetched, got a ftp: URL/,
+    );
     const refused = await reason(loop.fetch(url));
     assert.instance(refused, TypeError);
     assert.match(refused.message, /cannot connect to 127\.0\.0\.1:1/);
@@ -364,6 +399,11 @@ edges('bad input is a clear error naming the argument', () =>
       /maxConnectionsPerOrigin must be a whole number from 1/,
     );
     assert.throws(() => createHttpClient(loop, { idleTimeoutMs: -1 }), /idleTimeoutMs must be a whole number/);
+    assert.throws(
+      () => createHttpClient(loop, { tls: { ALPNProtocols: ['h2'] } }),
+      /createHttpClient: tls: unknown option 'ALPNProtocols' \(did you mean 'alpnProtocols'\?\)/,
+    );
+    assert.throws(() => createHttpClient(loop, { tls: 'yes' }), /tls must be an object/);
   }),
 );
 

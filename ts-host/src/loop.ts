@@ -244,8 +244,8 @@ export class EventLoop extends BaseEventLoop {
   /**
    * HTTP/1.1 `fetch` on this loop's connections (docs/http.md): a Request
    * or URL and an init in, a Response with a streaming body out. Keep-alive
-   * connections are pooled per origin and closed with the loop. `http:`
-   * only for now (`https:` is a NotSupportedError).
+   * connections are pooled per origin and closed with the loop. `https:`
+   * goes over the loop's TLS (docs/tls.md), where the host has it.
    */
   fetch(input: Request | string | URL, init?: RequestInit): Promise<Response> {
     return loopFetch(this, input, init);

@@ -6,14 +6,14 @@
  * closes after `idleTimeoutMs` of loop time (one loop timer each, cancelled
  * when it is taken), when its server closes it, and when the pool closes.
  *
- * Connections are opened by a `Connector`: `plainConnect` makes TCP
- * connections on the loop for `http:`. A TLS layer is a connector too: it
- * opens the TCP connection with a protocol of its own and hands the client's
- * protocol a transport that encrypts (the client never asks what is under
- * its transport).
+ * Connections are opened by a `Connector`: `socketConnector` makes TCP
+ * connections on the loop for `http:`, with the loop's TLS over them for
+ * `https:` (the loop's TLS transport encrypts; the client never asks what
+ * is under its transport). A test, or a proxy, can bring its own.
  */
 import type { EventLoop } from '../loop.js';
 import type { Protocol } from '../io/protocols.js';
+import type { TlsClientOptions } from '../arguments.js';
 import { LoopClosedError, NotSupportedError } from '../errors.js';
 import { ClientProtocol, type ConnectionOwner } from './client-protocol.js';
 import type { HeadParser } from './parser.js';
@@ -35,19 +35,29 @@ export interface ConnectTarget {
  */
 export type Connector = (loop: EventLoop, target: ConnectTarget, protocol: Protocol) => Promise<void>;
 
-/** TCP on the loop, for `http:`; `https:` is a NotSupportedError until a TLS connector exists. */
-export const plainConnect: Connector = async (loop, target, protocol) => {
-  if (target.protocol !== 'http:') {
-    throw new NotSupportedError(
-      `fetch: ${target.protocol} URLs need TLS, which this client cannot do yet (only http: URLs)`,
-    );
-  }
-  await loop.createProtocolConnection(() => protocol, {
-    host: target.host,
-    port: target.port,
-    ...(target.signal === null ? {} : { signal: target.signal }),
-  });
-};
+/**
+ * The default connector: TCP on the loop for `http:`, and TLS over it for
+ * `https:` (the host's TLS, docs/tls.md), offering only HTTP/1.1 by ALPN and
+ * checking the certificate against the URL's host; `tls` adds the
+ * application's settings (a private CA, a client certificate, ...). On a
+ * host without TLS the loop refuses `https:` with a NotSupportedError.
+ */
+export function socketConnector(tls: TlsClientOptions | null): Connector {
+  return async (loop, target, protocol) => {
+    const address = {
+      host: target.host,
+      port: target.port,
+      ...(target.signal === null ? {} : { signal: target.signal }),
+    };
+    if (target.protocol === 'http:') {
+      await loop.createProtocolConnection(() => protocol, address);
+    } else if (target.protocol === 'https:') {
+      await loop.createProtocolConnection(() => protocol, { ...address, tls: { alpnProtocols: ['http/1.1'], ...tls } });
+    } else {
+      throw new NotSupportedError(`fetch: ${target.protocol} URLs are not supported (only http: and https:)`);
+    }
+  };
+}
 
 export interface PoolSettings {
   readonly maxConnectionsPerOrigin: number;

@@ -83,6 +83,9 @@ export async function outgoingRequest(input: unknown, init: RequestInit | undefi
   } else {
     throw new TypeError(`fetch: input must be a Request, a URL or a URL string, got ${describe(input)}`);
   }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new TypeError(`fetch: only http: and https: URLs can be fetched, got a ${url.protocol} URL`);
+  }
   if (url.username !== '' || url.password !== '') {
     throw new TypeError(
       'fetch: a URL with credentials (user:password@) cannot be fetched; send an Authorization field instead',

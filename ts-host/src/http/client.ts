@@ -15,12 +15,13 @@
  *
  * Each loop has a client of its own for `loop.fetch`, made at the first
  * fetch and closed with the loop; `createHttpClient(loop, options)` makes
- * another, with other limits or a connector of its own (where TLS plugs in).
+ * another, with other limits, TLS settings, or a connector of its own.
  */
 import type { EventLoop } from '../loop.js';
 import { LoopClosedError, describe } from '../errors.js';
 import { checkOptions } from '../options.js';
-import { type Connector, ConnectionPool, plainConnect } from './client-pool.js';
+import { type TlsClientOptions, checkTls } from '../arguments.js';
+import { type Connector, ConnectionPool, socketConnector } from './client-pool.js';
 import { StaleConnectionError } from './client-protocol.js';
 import { type OutgoingRequest, outgoingRequest } from './client-request.js';
 import { loadParser } from './parser.js';
@@ -34,7 +35,13 @@ export interface HttpClientOptions {
   idleTimeoutMs?: number;
   /** Bytes of a response head; a longer one fails the request. Default 16 KiB. */
   maxHeaderBytes?: number;
-  /** Opens connections; the default makes TCP connections on the loop for `http:` (client-pool.ts). */
+  /**
+   * TLS settings for `https:` (docs/tls.md's client options: `ca`, `cert`,
+   * `key`, `rejectUnauthorized`, `handshakeTimeoutMs`; `servername` defaults
+   * to the URL's host and `alpnProtocols` to `['http/1.1']`).
+   */
+  tls?: TlsClientOptions;
+  /** Opens connections; the default makes TCP connections on the loop, with TLS for `https:` (client-pool.ts). */
   connect?: Connector;
   /** The parser's Wasm module, compiled by the host (workerd cannot compile bytes at run time). */
   parserModule?: WebAssembly.Module;
@@ -52,6 +59,7 @@ const CLIENT_OPTIONS = [
   'maxConnectionsPerOrigin',
   'idleTimeoutMs',
   'maxHeaderBytes',
+  'tls',
   'connect',
   'parserModule',
 ] as const;
@@ -61,6 +69,16 @@ const REDIRECT_DRAIN_BYTES = 64 * 1024;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 /** Fields that describe a body, dropped when a redirect turns the request into a GET. */
 const BODY_FIELDS = ['content-type', 'content-encoding', 'content-language', 'content-location', 'content-length'];
+
+/** The `tls` option, checked as createConnection checks it. */
+function clientTls(tls: unknown): TlsClientOptions | null {
+  if (tls === undefined) return null;
+  if (typeof tls !== 'object' || tls === null) {
+    throw new TypeError(`createHttpClient: tls must be an object of TLS client options, got ${describe(tls)}`);
+  }
+  checkTls('createHttpClient', tls, false);
+  return tls as TlsClientOptions;
+}
 
 function whole(name: string, value: unknown, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
@@ -92,7 +110,7 @@ export class HttpClient {
       ),
       idleTimeoutMs: whole('idleTimeoutMs', o.idleTimeoutMs, CLIENT_DEFAULTS.idleTimeoutMs, 0, 2 ** 31 - 1),
       maxHeaderBytes: whole('maxHeaderBytes', o.maxHeaderBytes, CLIENT_DEFAULTS.maxHeaderBytes, 64, 1 << 20),
-      connect: o.connect ?? plainConnect,
+      connect: o.connect ?? socketConnector(clientTls(o.tls)),
     };
     if (typeof settings.connect !== 'function') {
       throw new TypeError(`createHttpClient: connect must be a function, got ${describe(settings.connect)}`);
