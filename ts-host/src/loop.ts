@@ -27,6 +27,7 @@ import { type Connection, type ConnectionHandler, type IoToken, type Server, che
 import type { Callback, ExceptionContext } from './reporting.js';
 import { SignalHandlers } from './signals.js';
 import { loopFetch } from './http/client.js';
+import { type HttpServer, type ServeOptions, serve } from './http/server.js';
 
 export type { ConnectOptions, DatagramEndpointOptions, ServerOptions } from './arguments.js';
 export type { LoopSettings, LoopStats } from './base-loop.js';
@@ -241,6 +242,8 @@ export class EventLoop extends BaseEventLoop {
     return this._parts.io.createDatagramEndpoint(this, operation, protocolFactory, local, remote);
   }
 
+  // ----------------------------------------------------------------- HTTP
+
   /**
    * HTTP/1.1 `fetch` on this loop's connections (docs/http.md): a Request
    * or URL and an init in, a Response with a streaming body out. Keep-alive
@@ -249,6 +252,14 @@ export class EventLoop extends BaseEventLoop {
    */
   fetch(input: Request | string | URL, init?: RequestInit): Promise<Response> {
     return loopFetch(this, input, init);
+  }
+
+  /**
+   * An HTTP/1.1 server with a fetch handler on this loop: `serve(loop,
+   * options)` (docs/http.md). Resolves once it listens.
+   */
+  serve(options: ServeOptions): Promise<HttpServer> {
+    return serve(this, options);
   }
 
   // ----------------------------------------------------------- exceptions
