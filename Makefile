@@ -346,6 +346,10 @@ BIOME_FILES := \
   ts-host/src/wit/event-loop-export.ts ts-host/src/wit/readiness-import.ts
 # Deadlines, limits and timeouts.
 BIOME_FILES += bench/deadline.mjs test/deadline.test.mjs test/limits.test.mjs test/limits-cli.test.mjs test/limits-tls.test.mjs test/limits-emfile.test.mjs test/fixtures/emfile-echo.mjs ts-host/src/deadline.ts
+# wasmloop serve, and the Duplex over a transport.
+BIOME_FILES += ts-host/src/cli/serve.ts ts-host/src/cli/serve-app.ts ts-host/src/cli/access-log.ts ts-host/src/cli/launch.ts \
+  ts-host/src/cli/specs.ts ts-host/src/cli/node-interface.ts test/cli-serve.test.mjs test/transport-duplex.test.mjs \
+  test/loop-serve.test.mjs test/fixtures/serve-apps.mjs test/fixtures/hono-app.mjs
 
 lint: node_modules/.package-lock.json
 	@$(BIOME) check --error-on-warnings --no-errors-on-unmatched $(wildcard $(BIOME_FILES)) \

@@ -27,7 +27,8 @@ cli('--help documents every option and exits 0', () => {
 /** Each case: the arguments, the one line expected on stderr (exit 2), and the working directory. */
 const USAGE_ERRORS = [
   [['run', `${APPS}:hello`, '--nope'], /^wasmloop: unknown option '--nope' \(see --help\)$/],
-  [['serve', `${APPS}:hello`], /^wasmloop: unknown command 'serve' \(the commands are: run; see --help\)$/],
+  [['srve', `${APPS}:hello`], /^wasmloop: unknown command 'srve' \(did you mean 'serve'\?\)$/],
+  [['start', `${APPS}:hello`], /^wasmloop: unknown command 'start' \(the commands are: run, serve; see --help\)$/],
   [['rum', `${APPS}:hello`], /^wasmloop: unknown command 'rum' \(did you mean 'run'\?\)$/],
   [['run'], /^wasmloop: missing <module>:<function>/],
   [['run', `${APPS}:hello`, `${APPS}:timers`], /^wasmloop: unexpected argument '.*:timers' \(one <module>:<function> only\)$/],

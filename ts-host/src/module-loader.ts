@@ -113,17 +113,26 @@ async function mustBeFile(module: string, path: string): Promise<void> {
  */
 export async function loadExport(spec: string): Promise<(...args: never[]) => unknown> {
   const { module, exportName } = splitSpec(spec);
-  const url = await locateModule(module);
-  let namespace: Record<string, unknown>;
-  try {
-    namespace = (await import(url)) as Record<string, unknown>;
-  } catch (error) {
-    throw new SpecError(`module '${module}' failed to load: ${loadFailure(module, error)}`, { cause: error });
-  }
+  const namespace = await importModule(module);
   const value = namespace[exportName];
   if (value === undefined) throw new SpecError(`module '${module}' has no export '${exportName}'`);
   if (typeof value !== 'function') throw new SpecError(`export '${exportName}' of '${module}' is ${typeof value}, not a function`);
   return value as (...args: never[]) => unknown;
+}
+
+/**
+ * Imports `module` (a path, a file: URL or a package name, as
+ * `locateModule` takes it) and returns its namespace. SpecError if it is
+ * refused, missing or fails to load (naming the import that failed, if one
+ * of its own).
+ */
+export async function importModule(module: string): Promise<Record<string, unknown>> {
+  const url = await locateModule(module);
+  try {
+    return (await import(url)) as Record<string, unknown>;
+  } catch (error) {
+    throw new SpecError(`module '${module}' failed to load: ${loadFailure(module, error)}`, { cause: error });
+  }
 }
 
 /**

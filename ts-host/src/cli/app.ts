@@ -13,8 +13,10 @@ import { SpecError, loadExport } from '../module-loader.js';
 
 /** What `runApp` needs from the command line. */
 export interface AppRunOptions {
-  /** `<module>:<function>`. */
+  /** `<module>:<function>`, or what `loadApp` loads: named in messages. */
   target: string;
+  /** Loads the application function; default: the function `target` names. SpecError if it cannot. */
+  loadApp?: () => Promise<AppFunction>;
   backend: string;
   debug: boolean;
   slowCallbackMs: number;
@@ -85,7 +87,7 @@ export function watchShutdown(): Shutdown {
 }
 
 /** An application function. */
-type AppFunction = (loop: EventLoop, options: AppOptions) => unknown;
+export type AppFunction = (loop: EventLoop, options: AppOptions) => unknown;
 
 /** The work's value, or null if a shutdown was requested first. */
 async function unlessShutdown<T>(work: Promise<T>, shutdown: Shutdown): Promise<{ value: T } | null> {
@@ -96,7 +98,7 @@ async function unlessShutdown<T>(work: Promise<T>, shutdown: Shutdown): Promise<
 export async function runApp(options: AppRunOptions, shutdown: Shutdown, report: StartReport): Promise<number> {
   const { appOptions, shutdownTimeoutMs } = options;
   const loaded = await unlessShutdown(
-    loadExport(options.target).then(
+    (options.loadApp?.() ?? loadExport(options.target)).then(
       (app) => ({ app: app as AppFunction, error: null }),
       (error: unknown) => ({ app: null, error }),
     ),

@@ -16,6 +16,8 @@ export interface Flag<T = unknown> {
   name: string;
   /** Other names accepted for it (uvicorn's spellings: `loop` for `backend`). */
   aliases?: readonly string[];
+  /** For a switch: the name that turns it off (`no-access-log` for `access-log`); the last one given wins. */
+  off?: string;
   /** How its value is written in the help (`<port>`); absent for a switch, which takes no value. */
   placeholder?: string;
   /** Turns the text after the flag into its value; UsageError naming the flag if it does not fit. */
@@ -46,7 +48,14 @@ const FOREIGN_NAMES: Readonly<Record<string, string>> = {
 /** Reads `args` against `flags`; UsageError for an unknown flag, a missing value or a bad one. */
 export function parseFlags(args: readonly string[], flags: readonly Flag[]): ParsedFlags {
   const byName = new Map<string, Flag>();
-  for (const flag of flags) for (const name of [flag.name, ...(flag.aliases ?? [])]) byName.set(name, flag);
+  const offNames = new Set<string>();
+  for (const flag of flags) {
+    for (const name of [flag.name, ...(flag.aliases ?? [])]) byName.set(name, flag);
+    if (flag.off !== undefined) {
+      byName.set(flag.off, flag);
+      offNames.add(flag.off);
+    }
+  }
   const values = new Map<string, unknown>();
   const operands: string[] = [];
   for (let i = 0; i < args.length; i++) {
@@ -66,7 +75,7 @@ export function parseFlags(args: readonly string[], flags: readonly Flag[]): Par
     if (flag === undefined) throw new UsageError(unknownFlag(written, byName));
     if (flag.parse === undefined) {
       if (inline !== undefined) throw new UsageError(`${written} takes no value, got '${arg}'`);
-      values.set(flag.name, true);
+      values.set(flag.name, !offNames.has(written.slice(2)));
       continue;
     }
     let text = inline;
@@ -105,7 +114,7 @@ export function integer(min: number, max: number): (text: string, flag: string) 
 /** The help lines of a table of flags, and `-h, --help`, aligned. */
 export function flagHelp(flags: readonly Flag[]): string {
   const rows: Array<[string, string]> = flags.map((f) => {
-    const names = [f.name, ...(f.aliases ?? [])].map((n) => `--${n}`).join(', ');
+    const names = [f.name, ...(f.aliases ?? []), ...(f.off === undefined ? [] : [f.off])].map((n) => `--${n}`).join(', ');
     return [f.placeholder === undefined ? names : `${names} ${f.placeholder}`, f.help];
   });
   rows.push(['-h, --help', 'show this help']);

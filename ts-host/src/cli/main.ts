@@ -10,6 +10,7 @@
 import { type Flag, type ParsedFlags, UsageError, flagHelp, parseFlags } from './args.js';
 import { suggestion } from '../options.js';
 import { runCommand } from './run.js';
+import { serveCommand } from './serve.js';
 
 export interface Command {
   name: string;
@@ -24,7 +25,7 @@ export interface Command {
   execute(parsed: ParsedFlags): Promise<number>;
 }
 
-const COMMANDS: readonly Command[] = [runCommand];
+const COMMANDS: readonly Command[] = [runCommand, serveCommand];
 
 /** The help of one command. */
 function commandUsage(command: Command): string {

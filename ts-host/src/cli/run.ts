@@ -1,18 +1,15 @@
 /**
- * `wasmloop run <module>:<function>`: its flags, what they must satisfy,
- * and how it runs: in this process, as the primary of `--workers N`
- * (supervisor.ts), or as one of those workers (app.ts in each).
+ * `wasmloop run <module>:<function>`: its flags and what they must
+ * satisfy. How it runs (in this process, or as the primary of `--workers
+ * N`) is launch.ts's.
  */
-import { readFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { BACKEND_NAMES } from '../backends/resolve.js';
+import { readFileSync } from 'node:fs';
 import { INT32_MAX } from '../limits.js';
-import { SpecError, isBareName, locateModule, splitSpec } from '../module-loader.js';
-import { suggestion } from '../options.js';
-import { type AppRunOptions, type StartReport, runApp, watchShutdown } from './app.js';
 import { type Flag, type ParsedFlags, UsageError, integer } from './args.js';
+import { type LaunchOptions, launch } from './launch.js';
 import type { Command } from './main.js';
-import { MAX_FAILED_STARTS, reportToPrimary, supervise, workerNumber } from './supervisor.js';
+import { backendSpec, checkWorkers, moduleSpec } from './specs.js';
+import { MAX_FAILED_STARTS } from './supervisor.js';
 
 const text = (value: string) => value;
 
@@ -87,12 +84,7 @@ With --ssl-keyfile and --ssl-certfile (uvicorn's flags) options.listen has
 tls: { key, cert[, ca] }, so the same call serves TLS (docs/tls.md).`;
 
 /** The `run` command's options, checked. */
-export interface RunOptions extends Omit<AppRunOptions, 'appOptions'> {
-  workers: number;
-  host: string;
-  port: number;
-  uds: string | null;
-  maxFailedStarts: number;
+export interface RunOptions extends LaunchOptions {
   /** --limit-concurrency: each server's maxConnections; null: no limit. */
   limitConcurrency: number | null;
   /** --timeout-keep-alive, in seconds: each connection's idleTimeoutMs; null: none. */
@@ -107,37 +99,7 @@ export const runCommand: Command = {
   summary: 'run an application function on a loop (and serve what it returns)',
   about: ABOUT,
   flags: FLAGS,
-  async execute(parsed) {
-    const worker = workerNumber();
-    const primary = worker === 0 && Number(parsed.values.get('workers') ?? 1) > 1;
-    // Before anything is loaded, so that a signal from now on is not lost (app.ts).
-    const shutdown = primary ? null : watchShutdown();
-    const options = await runOptions(parsed);
-    if (shutdown === null) {
-      const { workers, shutdownTimeoutMs, maxFailedStarts, debug } = options;
-      return supervise({ workers, shutdownTimeoutMs, maxFailedStarts, debug });
-    }
-    const report = worker > 0 ? reportToPrimary() : printReport;
-    return runApp(
-      {
-        ...options,
-        appOptions: {
-          host: options.host,
-          port: options.port,
-          listen: {
-            ...(options.uds !== null ? { path: options.uds } : { host: options.host, port: options.port, reusePort: options.workers > 1 }),
-            ...listenLimits(options),
-            ...(options.tls === null ? {} : { tls: options.tls }),
-          },
-          workers: options.workers,
-          worker,
-          debug: options.debug,
-        },
-      },
-      shutdown,
-      report,
-    );
-  },
+  execute: (parsed) => launch(parsed, runOptions),
 };
 
 /**
@@ -155,15 +117,6 @@ function listenLimits(options: RunOptions): { maxConnections?: number; idleTimeo
     ...(options.timeoutKeepAliveS !== null ? { idleTimeoutMs: options.timeoutKeepAliveS * 1000 } : {}),
   };
 }
-
-/** A single process reports a failed start on stderr. */
-const printReport: StartReport = {
-  ready: () => undefined,
-  failed: async (line, _fatal, detail) => {
-    console.error(`wasmloop: ${line}`);
-    if (detail !== undefined) console.error(detail);
-  },
-};
 
 /** Checks the parsed flags and operands; UsageError for anything that does not fit. */
 export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
@@ -188,12 +141,8 @@ export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
     tls: tlsFiles(get<string | null>('ssl-keyfile', null), get<string | null>('ssl-certfile', null), get<string | null>('ssl-ca-certs', null)),
   };
   options.backend = await backendSpec(options.backend);
-  if (options.workers > 1 && options.uds !== null) {
-    throw new UsageError('--uds cannot be shared by --workers: each process would need the path to itself');
-  }
-  if (options.workers > 1 && options.backend === 'virtual') {
-    throw new UsageError('--workers needs a real backend: the virtual network does not span processes');
-  }
+  checkWorkers(options.workers, options.uds, options.backend);
+  options.listenExtras = { ...listenLimits(options), ...(options.tls === null ? {} : { tls: options.tls }) };
   return options;
 }
 
@@ -214,50 +163,4 @@ function tlsFiles(keyFile: string | null, certFile: string | null, caFile: strin
   const tls: { key: string; cert: string; ca?: string } = { key: read('--ssl-keyfile', keyFile), cert: read('--ssl-certfile', certFile) };
   if (caFile !== null) tls.ca = read('--ssl-ca-certs', caFile);
   return tls;
-}
-
-/** `--backend`: a built-in name, or a `module:function` whose module exists. */
-async function backendSpec(spec: string): Promise<string> {
-  if (spec.includes(':')) return moduleSpec(spec, '--backend: ');
-  if (BACKEND_NAMES.includes(spec)) return spec;
-  const meant = suggestion(spec, BACKEND_NAMES);
-  throw new UsageError(
-    `--backend: unknown backend '${spec}' ` +
-      (meant !== null ? `(did you mean '${meant}'?)` : `(known: ${BACKEND_NAMES.join(', ')}, or <module>:<function>)`),
-  );
-}
-
-/**
- * Checks a `module:function` spec without importing anything, and returns
- * it as it will be loaded: a bare name that is a file in the working
- * directory becomes that file (`app.mjs:main` is `./app.mjs:main`, as
- * `node app.mjs` reads it); any other bare name stays a package name.
- * A UsageError's message starts with `prefix`.
- */
-async function moduleSpec(spec: string, prefix: string): Promise<string> {
-  try {
-    const split = splitSpec(spec);
-    const module = isBareName(split.module) && isFile(split.module) ? `./${split.module}` : split.module;
-    await locateModule(module).catch((error: unknown) => {
-      throw error instanceof SpecError && isBareName(module) ? new SpecError(`${error.message}${nearbyFile(module)}`) : error;
-    });
-    return `${module}:${split.exportName}`;
-  } catch (error) {
-    if (error instanceof SpecError) throw new UsageError(`${prefix}${error.message}`);
-    throw error;
-  }
-}
-
-function isFile(path: string): boolean {
-  try {
-    return statSync(resolve(process.cwd(), path)).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** For a bare name not found (uvicorn's `main:app`): the file in the working directory it may have meant. */
-function nearbyFile(module: string): string {
-  const candidate = ['.mjs', '.js', '.cjs'].map((ext) => `./${module}${ext}`).find(isFile);
-  return candidate === undefined ? '' : ` (did you mean '${candidate}'?)`;
 }

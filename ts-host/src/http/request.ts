@@ -171,3 +171,12 @@ export function lazyRequest(from: RequestSource): Request {
   request[REAL] = undefined;
   return request as unknown as Request;
 }
+
+/**
+ * The request line's target and HTTP version (`'1.1'`) of a request this
+ * server made, for access logs (a Request has neither); null for any other.
+ */
+export function requestLineOf(request: Request): { target: string; version: string } | null {
+  const s = (request as Partial<LazyRequest>)[SOURCE];
+  return s === undefined ? null : { target: s.head.target(), version: s.head.minor === 0 ? '1.0' : '1.1' };
+}

@@ -32,6 +32,8 @@ export interface ServeOptions {
   host?: string;
   /** A Unix domain socket path to listen on instead of TCP. */
   path?: string;
+  /** Share the port with other processes, the kernel spreading connections (SO_REUSEPORT; `--workers`). */
+  reusePort?: boolean;
   /** Aborting it closes the server (gracefully, as `close()`). */
   signal?: AbortSignal;
   /** Bytes of a request head (request line and fields) and of a trailer section. Default 16 KiB; over it: 431. */
@@ -94,6 +96,7 @@ const SERVE_OPTIONS = [
   'port',
   'host',
   'path',
+  'reusePort',
   'signal',
   'maxHeaderBytes',
   'maxHeaders',
@@ -145,7 +148,10 @@ export async function serve(loop: EventLoop, options: ServeOptions): Promise<Htt
   };
   if (signal?.aborted) throw signal.reason ?? new DOMException('serve: aborted', 'AbortError');
   const listen =
-    o.path !== undefined ? { path: o.path } : { host: o.host ?? HTTP_DEFAULTS.host, port: o.port ?? HTTP_DEFAULTS.port };
+    {
+      ...(o.path !== undefined ? { path: o.path } : { host: o.host ?? HTTP_DEFAULTS.host, port: o.port ?? HTTP_DEFAULTS.port }),
+      ...(o.reusePort === undefined ? {} : { reusePort: o.reusePort }),
+    };
   const server: Server = await loop.createProtocolServer(() => new HttpProtocol(context), listen);
   const address = server.address();
   context.defaultHost = address.family === 'unix' ? 'localhost' : address.family === 'IPv6' ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
