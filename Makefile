@@ -345,7 +345,9 @@ BIOME_FILES := \
   ts-host/src/wit/canonical-abi.ts ts-host/src/wit/clock-import.ts ts-host/src/wit/completion-import.ts \
   ts-host/src/wit/event-loop-export.ts ts-host/src/wit/readiness-import.ts
 # Deadlines, limits and timeouts.
-BIOME_FILES += bench/deadline.mjs test/deadline.test.mjs test/limits.test.mjs test/limits-cli.test.mjs test/limits-tls.test.mjs test/limits-emfile.test.mjs test/fixtures/emfile-echo.mjs ts-host/src/deadline.ts
+BIOME_FILES += bench/deadline.mjs test/deadline.test.mjs test/limits.test.mjs test/limits-cli.test.mjs test/limits-tls.test.mjs \
+  test/limits-emfile.test.mjs test/limits-sockopts.test.mjs test/fixtures/emfile-echo.mjs test/fixtures/tcp-recording.mjs \
+  ts-host/src/deadline.ts
 # wasmloop serve, and the Duplex over a transport.
 BIOME_FILES += ts-host/src/cli/serve.ts ts-host/src/cli/serve-app.ts ts-host/src/cli/access-log.ts ts-host/src/cli/launch.ts \
   ts-host/src/cli/specs.ts ts-host/src/cli/node-interface.ts test/cli-serve.test.mjs test/transport-duplex.test.mjs \

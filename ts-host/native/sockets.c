@@ -1,8 +1,10 @@
 /*
  * The selector's system calls: non-blocking sockets (TCP, UDP, Unix) and
  * pipes, each done when JavaScript asks, with the descriptors the poller
- * reports ready. Nothing is read or written on the program's behalf. Each
- * returns a negative errno on failure (-EAGAIN when it would block).
+ * reports ready, and the TCP options a connection asks for (TCP_NODELAY is
+ * on for every TCP connection unless it asks otherwise). Nothing is read
+ * or written on the program's behalf. Each returns a negative errno on
+ * failure (-EAGAIN when it would block).
  */
 #include "selector.h"
 
@@ -408,6 +410,78 @@ static napi_value js_pipe(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* ----------------------------------------------------------- TCP options */
+
+/* The keep-alive idle time's socket option: TCP_KEEPIDLE (Linux, BSDs),
+ * TCP_KEEPALIVE (macOS). */
+#if defined(TCP_KEEPIDLE)
+#define KEEPALIVE_IDLE TCP_KEEPIDLE
+#elif defined(TCP_KEEPALIVE)
+#define KEEPALIVE_IDLE TCP_KEEPALIVE
+#endif
+
+/* The keep-alive idle time in whole seconds for `ms` (rounded up: never
+ * sooner than asked), within what the option takes (Linux: 1..32767). */
+static int keepalive_seconds(double ms) {
+  double s = ms / 1000.0;
+  int whole = s >= 32767.0 ? 32767 : (int)s;
+  if (whole < s && whole < 32767) whole++;
+  return whole < 1 ? 1 : whole;
+}
+
+/* setTcpOptions(fd, noDelay | null, keepAliveMs | null) -> 0 | -errno:
+ * TCP_NODELAY; SO_KEEPALIVE off (-1), on with the system's idle time (0),
+ * or on after keepAliveMs idle (rounded up to whole seconds). */
+static napi_value js_set_tcp_options(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  if (get_args(env, info, 3, argv)) return NULL;
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  napi_valuetype type;
+  if (napi_typeof(env, argv[1], &type) != napi_ok) return NULL;
+  if (type == napi_boolean) {
+    bool on = false;
+    napi_get_value_bool(env, argv[1], &on);
+    int value = on ? 1 : 0;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &value, sizeof value) < 0) return int_value(env, -errno);
+  }
+  if (napi_typeof(env, argv[2], &type) != napi_ok) return NULL;
+  if (type == napi_number) {
+    double ms = -1;
+    napi_get_value_double(env, argv[2], &ms);
+    int on = ms >= 0 ? 1 : 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) < 0) return int_value(env, -errno);
+#ifdef KEEPALIVE_IDLE
+    if (ms > 0) {
+      int idle = keepalive_seconds(ms);
+      if (setsockopt(fd, IPPROTO_TCP, KEEPALIVE_IDLE, &idle, sizeof idle) < 0) return int_value(env, -errno);
+    }
+#endif
+  }
+  return int_value(env, 0);
+}
+
+/* tcpOptions(fd) -> [noDelay 0|1, keepAlive 0|1, keep-alive idle seconds] | -errno */
+static napi_value js_tcp_options(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (get_args(env, info, 1, argv)) return NULL;
+  int32_t fd;
+  if (get_i32(env, argv[0], &fd)) return NULL;
+  int values[3] = {0, 0, 0};
+  socklen_t len = sizeof values[0];
+  if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &values[0], &len) < 0) return int_value(env, -errno);
+  len = sizeof values[1];
+  if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &values[1], &len) < 0) return int_value(env, -errno);
+#ifdef KEEPALIVE_IDLE
+  len = sizeof values[2];
+  if (getsockopt(fd, IPPROTO_TCP, KEEPALIVE_IDLE, &values[2], &len) < 0) return int_value(env, -errno);
+#endif
+  napi_value out;
+  CHECK(napi_create_array_with_length(env, 3, &out));
+  for (uint32_t i = 0; i < 3; i++) napi_set_element(env, out, i, int_value(env, values[i] != 0 && i < 2 ? 1 : values[i]));
+  return out;
+}
+
 /* ---------------------------------------------------------------- exports */
 
 napi_value define_socket_calls(napi_env env, napi_value exports) {
@@ -430,6 +504,8 @@ napi_value define_socket_calls(napi_env env, napi_value exports) {
       {"sendTo", NULL, js_send_to, NULL, NULL, NULL, napi_default, NULL},
       {"recvFrom", NULL, js_recv_from, NULL, NULL, NULL, napi_default, NULL},
       {"recvAddress", NULL, js_recv_address, NULL, NULL, NULL, napi_default, NULL},
+      {"setTcpOptions", NULL, js_set_tcp_options, NULL, NULL, NULL, napi_default, NULL},
+      {"tcpOptions", NULL, js_tcp_options, NULL, NULL, NULL, napi_default, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof functions / sizeof functions[0], functions));
   napi_value codes;

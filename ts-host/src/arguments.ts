@@ -4,6 +4,7 @@
  * argument. The loop (loop.ts) checks everything here before it touches the
  * core or a backend, so a bad argument never leaves anything half done.
  */
+import type { TcpOptions } from './backends/backend.js';
 import { describe } from './errors.js';
 import { INT32_MAX } from './limits.js';
 import { checkOptions } from './options.js';
@@ -22,6 +23,8 @@ export const SERVER_OPTIONS = [
   'maxConnections',
   'idleTimeoutMs',
   'readTimeoutMs',
+  'noDelay',
+  'keepAlive',
 ] as const;
 export const DATAGRAM_OPTIONS = ['localAddress', 'remoteAddress'] as const;
 /**
@@ -31,7 +34,10 @@ export const DATAGRAM_OPTIONS = ['localAddress', 'remoteAddress'] as const;
  */
 export const DATAGRAM_ADDRESS_OPTIONS = ['host', 'port', 'family'] as const;
 /** As datagram addresses, a connect may be given a reported SocketAddress (`server.address()`). */
-export const CONNECT_OPTIONS = ['host', 'port', 'path', 'signal', 'tls', 'family', 'idleTimeoutMs', 'readTimeoutMs'] as const;
+export const CONNECT_OPTIONS = [
+  ...['host', 'port', 'path', 'signal', 'tls', 'family'] as const,
+  ...['idleTimeoutMs', 'readTimeoutMs', 'noDelay', 'keepAlive'] as const,
+];
 export const RUN_OPTIONS = ['limit'] as const;
 /** A server's `tls` (node:tls's names, camel-cased as the rest of the API). */
 export const TLS_SERVER_OPTIONS = ['key', 'cert', 'ca', 'requestCert', 'rejectUnauthorized', 'alpnProtocols', 'handshakeTimeoutMs'] as const;
@@ -119,6 +125,10 @@ export interface ServerOptions {
   idleTimeoutMs?: number;
   /** Each accepted stream connection's readTimeoutMs (ConnectOptions); not for protocol servers. */
   readTimeoutMs?: number;
+  /** Each accepted connection's noDelay (ConnectOptions). */
+  noDelay?: boolean;
+  /** Each accepted connection's keepAlive (ConnectOptions). */
+  keepAlive?: boolean | number;
 }
 
 export interface ConnectOptions {
@@ -149,6 +159,19 @@ export interface ConnectOptions {
    * nothing (asyncio's `wait_for` around a read). Streams only. Default: never.
    */
   readTimeoutMs?: number;
+  /**
+   * TCP_NODELAY: true (the default, as asyncio and Node's HTTP server set
+   * it) sends each write at once; false lets Nagle's algorithm coalesce
+   * small writes. TCP only.
+   */
+  noDelay?: boolean;
+  /**
+   * TCP keep-alive probes on an idle connection, to notice a peer that
+   * vanished without closing: true (after the system's idle time, 2 h on
+   * Linux), or the idle time in ms (rounded up to whole seconds, at most
+   * 32,767 s). Default false. TCP only.
+   */
+  keepAlive?: boolean | number;
 }
 
 export interface DatagramEndpointOptions {
@@ -158,14 +181,40 @@ export interface DatagramEndpointOptions {
   remoteAddress?: { host?: string; port: number };
 }
 
-/** A connection's time limits, in ms of loop time (Infinity: none). */
+/** A connection's time limits, in ms of loop time (Infinity: none), and the TCP options it asks for. */
 export interface ConnectionLimits {
   idleTimeoutMs: number;
   readTimeoutMs: number;
+  /** null: none asked for (the backend's defaults: noDelay on, keep-alive off). */
+  tcp: TcpOptions | null;
 }
 
-/** No time limits: what a connection has unless its options set some. */
-export const NO_LIMITS: ConnectionLimits = Object.freeze({ idleTimeoutMs: Infinity, readTimeoutMs: Infinity });
+/** No limits: what a connection has unless its options set some. */
+export const NO_LIMITS: ConnectionLimits = Object.freeze({ idleTimeoutMs: Infinity, readTimeoutMs: Infinity, tcp: null });
+
+/** The longest keep-alive idle time a socket takes (Linux's TCP_KEEPIDLE: 32,767 s), in ms. */
+const MAX_KEEPALIVE_MS = 32_767_000;
+
+/** `noDelay` and `keepAlive`, checked: null when neither is given. */
+function checkTcp(operation: string, options: { noDelay?: unknown; keepAlive?: unknown; path?: unknown }): TcpOptions | null {
+  const { noDelay, keepAlive } = options;
+  if (noDelay === undefined && keepAlive === undefined) return null;
+  if (options.path !== undefined) throw new TypeError(`${operation}: noDelay and keepAlive are TCP options, not for a Unix socket's path`);
+  if (noDelay !== undefined && typeof noDelay !== 'boolean') {
+    throw new TypeError(`${operation}: noDelay must be a boolean, got ${describe(noDelay)}`);
+  }
+  let keepAliveMs: number | null = null;
+  if (typeof keepAlive === 'boolean') keepAliveMs = keepAlive ? 0 : -1;
+  else if (typeof keepAlive === 'number') {
+    if (!(keepAlive > 0 && keepAlive <= MAX_KEEPALIVE_MS)) {
+      throw new RangeError(`${operation}: keepAlive must be true, false or an idle time in ms from 1 to ${MAX_KEEPALIVE_MS}, got ${describe(keepAlive)}`);
+    }
+    keepAliveMs = keepAlive;
+  } else if (keepAlive !== undefined) {
+    throw new TypeError(`${operation}: keepAlive must be a boolean or an idle time in ms, got ${describe(keepAlive)}`);
+  }
+  return { noDelay: noDelay ?? null, keepAliveMs };
+}
 
 /** A listen or connect address, checked: TCP (`host`, `port`) or a Unix socket (`path`), with its limits. */
 export interface CheckedAddress {
@@ -332,7 +381,11 @@ function checkMaxConnections(operation: string, value: unknown): number {
 }
 
 /** A connection's limits from its (or its server's) options; `streams`: readTimeoutMs applies. */
-function checkLimits(operation: string, options: { idleTimeoutMs?: unknown; readTimeoutMs?: unknown }, streams: boolean): ConnectionLimits {
+function checkLimits(
+  operation: string,
+  options: { idleTimeoutMs?: unknown; readTimeoutMs?: unknown; noDelay?: unknown; keepAlive?: unknown; path?: unknown },
+  streams: boolean,
+): ConnectionLimits {
   const idleTimeoutMs = checkTimeout(operation, 'idleTimeoutMs', options.idleTimeoutMs);
   if (!streams && options.readTimeoutMs !== undefined) {
     throw new TypeError(
@@ -341,8 +394,9 @@ function checkLimits(operation: string, options: { idleTimeoutMs?: unknown; read
     );
   }
   const readTimeoutMs = checkTimeout(operation, 'readTimeoutMs', options.readTimeoutMs);
-  if (idleTimeoutMs === Infinity && readTimeoutMs === Infinity) return NO_LIMITS;
-  return { idleTimeoutMs, readTimeoutMs };
+  const tcp = checkTcp(operation, options);
+  if (idleTimeoutMs === Infinity && readTimeoutMs === Infinity && tcp === null) return NO_LIMITS;
+  return { idleTimeoutMs, readTimeoutMs, tcp };
 }
 
 /**
@@ -367,6 +421,8 @@ export function checkAddress(operation: string, options: unknown, listening: boo
       maxConnections?: unknown;
       idleTimeoutMs?: unknown;
       readTimeoutMs?: unknown;
+      noDelay?: unknown;
+      keepAlive?: unknown;
     },
     known,
   );

@@ -58,8 +58,31 @@ export interface BackendBase {
    * speed. Waking early is harmless (nothing fires before its deadline).
    */
   hostDelay?(loopMs: number): number;
+  /**
+   * Optional: whether this backend's TCP connections can take `options`
+   * (createServer's and createConnection's `noDelay` and `keepAlive`):
+   * null if they can, else why not (the loop refuses the call with
+   * NotSupportedError saying so). Without it, a connection takes none. The
+   * options are then set on each connection: by `sockets.setTcpOptions`
+   * (readiness) or the socket's `setTcpOptions` (completion).
+   */
+  checkTcpOptions?(options: TcpOptions): string | null;
   /** Releases what the backend holds; called once, by `loop.close()`. */
   close(): void;
+}
+
+/**
+ * TCP options a connection asks for; null leaves one as the backend makes
+ * it (the built-in backends: noDelay on, keep-alive off).
+ */
+export interface TcpOptions {
+  /** TCP_NODELAY: true sends each write at once; false lets Nagle's algorithm coalesce small ones. */
+  noDelay: boolean | null;
+  /**
+   * SO_KEEPALIVE: -1 off; 0 on, after the system's idle time (Linux: 2 h);
+   * > 0 on, probing after that many ms without traffic (whole seconds: TCP_KEEPIDLE).
+   */
+  keepAliveMs: number | null;
 }
 
 /** Readiness: 1 = readable, 2 = writable. */
@@ -105,6 +128,13 @@ export interface SocketOps {
   sendTo?(fd: number, bytes: Uint8Array, offset: number, length: number, host: string | null, port: number): number;
   recvFrom?(fd: number, bytes: Uint8Array, offset: number, length: number): number;
   recvAddress?(): string;
+  /**
+   * TCP options (with `checkTcpOptions`): sets those not null on a
+   * connected TCP socket, 0 or -errno; `tcpOptions` reads them back as
+   * [noDelay 0|1, keepAlive 0|1, keep-alive idle seconds].
+   */
+  setTcpOptions?(fd: number, noDelay: boolean | null, keepAliveMs: number | null): number;
+  tcpOptions?(fd: number): number[] | number;
 }
 
 export interface ReadinessBackend extends BackendBase {
@@ -137,6 +167,8 @@ export interface CompletionSocket {
   end(): void;
   /** Closes now. */
   destroy(): void;
+  /** TCP options the backend's `checkTcpOptions` accepted, set on this (TCP) socket. */
+  setTcpOptions?(options: TcpOptions): void;
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 }
@@ -259,7 +291,10 @@ export function contractViolation(value: unknown): string | null {
   if (typeof value !== 'object' || value === null) return `it returned ${value === null ? 'null' : typeof value}, not an object`;
   // SocketOps' members: those every readiness backend has, and the optional Unix socket and UDP ones.
   const socketOps: ReadonlyArray<keyof SocketOps> = ['listen', 'accept', 'connect', 'connectError', 'read', 'write', 'shutdownWrite', 'close', 'address', 'pipe'];
-  const optionalSocketOps: ReadonlyArray<keyof SocketOps> = ['listenUnix', 'connectUnix', 'unlink', 'udpBind', 'udpConnect', 'sendTo', 'recvFrom', 'recvAddress'];
+  const optionalSocketOps: ReadonlyArray<keyof SocketOps> = [
+    ...['listenUnix', 'connectUnix', 'unlink', 'udpBind', 'udpConnect', 'sendTo', 'recvFrom', 'recvAddress'] as const,
+    ...['setTcpOptions', 'tcpOptions'] as const,
+  ];
   const b = value as Record<string, unknown>;
   const wrong: string[] = [];
   const check = (object: Record<string, unknown>, prefix: string, kind: string, required: readonly string[], optional: readonly string[] = []) => {
@@ -268,7 +303,7 @@ export function contractViolation(value: unknown): string | null {
   };
   check(b, '', 'string', ['name'], ['implementation']);
   if (!['readiness', 'completion', 'none'].includes(b.model as string)) wrong.push('model');
-  check(b, '', 'function', ['now', 'attach', 'close'], ['hostDelay']);
+  check(b, '', 'function', ['now', 'attach', 'close'], ['hostDelay', 'checkTcpOptions']);
   if (b.model === 'readiness') {
     check(b, '', 'function', ['takeReady', 'watch', 'unwatch']);
     const sockets = b.sockets;

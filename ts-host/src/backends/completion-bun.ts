@@ -31,6 +31,7 @@ import {
   type CompletionListener,
   type CompletionSocket,
   type SocketAddress,
+  type TcpOptions,
 } from './backend.js';
 import { TokenQueue } from './token-queue.js';
 import { performanceClock } from './wall-clock.js';
@@ -46,6 +47,7 @@ interface BunSocket {
   pause(): void;
   resume(): void;
   setNoDelay?(noDelay?: boolean): boolean;
+  setKeepAlive?(enable?: boolean, initialDelayMs?: number): boolean;
   readonly localAddress?: string;
   readonly localPort?: number;
   readonly localFamily?: string;
@@ -215,6 +217,11 @@ class BunEndpoint implements CompletionSocket {
     if (this.#writes.length === 0) this.#socket.shutdown();
   }
 
+  setTcpOptions({ noDelay, keepAliveMs }: TcpOptions): void {
+    if (noDelay !== null) this.#socket.setNoDelay?.(noDelay);
+    if (keepAliveMs !== null) this.#socket.setKeepAlive?.(keepAliveMs >= 0, Math.max(0, keepAliveMs));
+  }
+
   destroy(): void {
     if (this.#destroyed) return;
     this.#destroyed = true;
@@ -307,6 +314,8 @@ export function createBunCompletionBackend(): CompletionBackend {
     model: 'completion',
     implementation: 'bun',
     now,
+    // Bun's sockets have setNoDelay and setKeepAlive(enable, initialDelayMs).
+    checkTcpOptions: () => null,
     attach(s) {
       sink = s;
     },

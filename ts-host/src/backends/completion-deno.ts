@@ -31,6 +31,7 @@ import {
   type CompletionListener,
   type CompletionSocket,
   type SocketAddress,
+  type TcpOptions,
   acceptErrorIsTransient,
 } from './backend.js';
 import { TokenQueue } from './token-queue.js';
@@ -54,6 +55,7 @@ interface DenoConn {
   readonly localAddr: DenoAddr;
   readonly remoteAddr: DenoAddr;
   setNoDelay?(noDelay?: boolean): void;
+  setKeepAlive?(keepAlive?: boolean): void;
 }
 interface DenoListener {
   accept(): Promise<DenoConn>;
@@ -255,6 +257,12 @@ class DenoSocket implements CompletionSocket {
    * as a kernel sends what it took before the close (`force`: not even that,
    * when the backend closes).
    */
+  setTcpOptions({ noDelay, keepAliveMs }: TcpOptions): void {
+    if (noDelay !== null) this.#conn.setNoDelay?.(noDelay);
+    // On or off: Deno takes no idle time (checkTcpOptions refused one).
+    if (keepAliveMs !== null) this.#conn.setKeepAlive?.(keepAliveMs >= 0);
+  }
+
   destroy(force = false): void {
     if (this.#destroyed) {
       if (force) this.#closeConn();
@@ -396,6 +404,10 @@ export function createDenoCompletionBackend(): CompletionBackend {
     model: 'completion',
     implementation: 'deno',
     now,
+    checkTcpOptions: ({ keepAliveMs }) =>
+      keepAliveMs !== null && keepAliveMs > 0
+        ? "Deno's sockets take keep-alive on or off (keepAlive: true), not its idle time"
+        : null,
     attach(s) {
       sink = s;
     },

@@ -31,6 +31,7 @@ import {
   READABLE,
   type SocketAddress,
   type SocketOps,
+  type TcpOptions,
   WRITABLE,
   acceptErrorIsTransient,
 } from './backend.js';
@@ -215,6 +216,11 @@ class NativeSocket implements CompletionSocket, Endpoint {
     this.#endRequested = false;
     // ENOTCONN: the peer is gone already; there is nothing left to end.
     this.#ops.shutdownWrite(this.#fd);
+  }
+
+  setTcpOptions(options: TcpOptions): void {
+    // A failure means the connection is gone already: its next read or write says so.
+    this.#ops.setTcpOptions?.(this.#fd, options.noDelay, options.keepAliveMs);
   }
 
   destroy(): void {
@@ -462,6 +468,8 @@ export function createNativeCompletionBackend(): CompletionBackend {
     model: 'completion',
     implementation: 'native',
     now,
+    // The addon's setsockopt takes every option.
+    checkTcpOptions: () => null,
     attach(s) {
       sink = s;
     },

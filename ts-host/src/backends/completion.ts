@@ -11,7 +11,7 @@
  * purpose.
  */
 import type { Server as NetServer, Socket as NetSocket } from 'node:net';
-import { type BackendSink, type CompletionBackend, type CompletionSocket } from './backend.js';
+import { type BackendSink, type CompletionBackend, type CompletionSocket, type TcpOptions } from './backend.js';
 import { TokenQueue } from './token-queue.js';
 import { performanceClock } from './wall-clock.js';
 import { unixAddress } from '../net/address.js';
@@ -91,6 +91,11 @@ function wrap(socket: NetSocket, unix?: UnixEnds): CompletionSocket {
     destroy() {
       socket.destroy();
     },
+    setTcpOptions({ noDelay, keepAliveMs }: TcpOptions) {
+      if (noDelay !== null) socket.setNoDelay(noDelay);
+      // Node's initial delay is in ms (libuv rounds it to whole seconds); 0 keeps the system's.
+      if (keepAliveMs !== null) socket.setKeepAlive(keepAliveMs >= 0, Math.max(0, keepAliveMs));
+    },
     get localAddress() {
       if (unix !== undefined) return unixAddress(unix.local);
       return netAddress(socket.localAddress, socket.localPort, socket.localFamily);
@@ -130,6 +135,8 @@ export function createNetCompletionBackend(): CompletionBackend {
     model: 'completion',
     implementation: 'node:net',
     now,
+    // net.Socket's setNoDelay and setKeepAlive take every option.
+    checkTcpOptions: () => null,
     attach(s) {
       sink = s;
     },

@@ -84,6 +84,8 @@ export function createSelectorBackend(): ReadinessBackend {
     model: 'readiness',
     now,
     sockets: native,
+    // The addon's setsockopt takes every option.
+    checkTcpOptions: () => null,
     attach(s) {
       sink = s;
     },

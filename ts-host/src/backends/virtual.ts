@@ -15,6 +15,13 @@
  * `addReader`/`addWriter` work on it unchanged, and a program recorded on
  * the `selector` backend replays here with its readiness events where the
  * recording had them.
+ *
+ * TCP options are kept per connection and read back by `tcpOptions(fd)`.
+ * Their effects need no code: with no latency nothing is ever
+ * unacknowledged, so Nagle's algorithm (noDelay: false) would hold nothing
+ * back, and a closed virtual socket always tells its peer, so keep-alive
+ * probes would find nothing; with a latency, noDelay: false is refused
+ * (Nagle's algorithm is not modelled).
  */
 import type { BackendSink, Direction, ReadinessBackend, SocketOps } from './backend.js';
 import { READABLE, WRITABLE } from './backend.js';
@@ -51,8 +58,9 @@ const E = ERRNO as Record<string, number> & {
   EPIPE: number;
   EAFNOSUPPORT?: number;
 };
-/** Linux's number, where the host's table lacks it. */
+/** Linux's numbers, where the host's table lacks them. */
 const EAFNOSUPPORT = ERRNO.EAFNOSUPPORT ?? 97;
+const EOPNOTSUPP = ERRNO.EOPNOTSUPP ?? 95;
 const LOCALHOST = '127.0.0.1';
 const FIRST_EPHEMERAL_PORT = 49152;
 const FIRST_FD = 1000;
@@ -87,6 +95,8 @@ interface Stream {
   pipe: boolean;
   /** The paths of a Unix domain socket connection's ends ('' for the unnamed client end). */
   unix?: { local: string; remote: string };
+  /** TCP options set on this end (TcpOptions; absent: noDelay on, keep-alive off). */
+  tcp?: { noDelay: boolean; keepAliveMs: number };
 }
 
 /** A UDP endpoint on the virtual network (loopback only). */
@@ -373,6 +383,27 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       if (d.unix !== undefined) return `unix ${peer ? d.unix.remote : d.unix.local}`;
       return `4 ${LOCALHOST} ${peer ? d.remotePort : d.localPort}`;
     },
+    setTcpOptions(fd, noDelay, keepAliveMs) {
+      const d = fds.get(fd);
+      if (d === undefined) return -E.EBADF;
+      if (d.kind !== 'stream' || d.pipe || d.unix !== undefined) return -EOPNOTSUPP;
+      const tcp = (d.tcp ??= { noDelay: true, keepAliveMs: -1 });
+      if (noDelay !== null) tcp.noDelay = noDelay;
+      if (keepAliveMs !== null) tcp.keepAliveMs = keepAliveMs;
+      return 0;
+    },
+    tcpOptions(fd) {
+      const d = fds.get(fd);
+      if (d === undefined) return -E.EBADF;
+      if (d.kind !== 'stream' || d.pipe || d.unix !== undefined) return -EOPNOTSUPP;
+      const { noDelay, keepAliveMs } = d.tcp ?? { noDelay: true, keepAliveMs: -1 };
+      // As Linux reports them: the idle time in whole seconds, 2 h by default.
+      return [
+        noDelay ? 1 : 0,
+        keepAliveMs >= 0 ? 1 : 0,
+        keepAliveMs > 0 ? Math.min(32767, Math.ceil(keepAliveMs / 1000)) : 7200,
+      ];
+    },
     pipe() {
       const r = newStream(0, 0, true);
       const w = newStream(0, 0, true);
@@ -399,6 +430,10 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
     virtual: true,
     sockets,
     now: () => nowNs,
+    checkTcpOptions: ({ noDelay }) =>
+      noDelay === false && latency > 0
+        ? `the virtual network does not model Nagle's algorithm (noDelay: false) with a latencyMs (${latency})`
+        : null,
     advanceClock(ms) {
       if (ms > 0) nowNs += Math.ceil(ms * 1e6);
     },

@@ -23,7 +23,7 @@ import type { BackendFaults } from '../backend-faults.js';
 import { isIpLiteral } from '../net/address.js';
 import { removeStaleSocket } from '../net/stale-socket.js';
 import type { CallbackTable } from '../callbacks.js';
-import { type CheckedAddress, NO_LIMITS, checkProtocol } from '../arguments.js';
+import { type CheckedAddress, type ConnectionLimits, NO_LIMITS, checkProtocol } from '../arguments.js';
 import { IoError, LoopClosedError, NotSupportedError, describe } from '../errors.js';
 import type { DatagramProtocol, DatagramProtocolFactory, DatagramTarget, DatagramTransport } from '../io/datagrams.js';
 import type { Protocol, ProtocolFactory, Transport } from '../io/protocols.js';
@@ -219,6 +219,7 @@ export abstract class IoModel {
   async #listenTarget(operation: string, address: CheckedAddress): Promise<ListenTarget> {
     this.requireIo(operation);
     const { backlog, reusePort, path, maxConnections, limits } = address;
+    this.#tcpOptions(operation, limits);
     if (path !== undefined) {
       this.#unixSockets(operation);
       if (!isVirtual(this.backend)) await removeStaleSocket(path);
@@ -230,11 +231,24 @@ export abstract class IoModel {
   async #connectTarget(operation: string, address: CheckedAddress, signal: AbortSignal | undefined): Promise<ConnectTarget> {
     this.requireIo(operation);
     const { path, limits } = address;
+    this.#tcpOptions(operation, limits);
     if (path !== undefined) {
       this.#unixSockets(operation);
       return { host: '', port: address.port, signal, path, limits };
     }
     return { host: await abortable(resolveHost(operation, address.host), signal), port: address.port, signal, limits };
+  }
+
+  /** The TCP options asked for, if any, are ones this backend can set; NotSupportedError saying why not otherwise. */
+  #tcpOptions(operation: string, limits: ConnectionLimits): void {
+    const tcp = limits.tcp;
+    if (tcp === null) return;
+    const check = this.backend.checkTcpOptions;
+    const settable = this.backend.model !== 'readiness' || typeof this.backend.sockets.setTcpOptions === 'function';
+    const why = check === undefined || !settable ? 'it sets no TCP options' : check.call(this.backend, tcp);
+    if (why === null) return;
+    const asked = [tcp.noDelay !== null ? `noDelay: ${tcp.noDelay}` : '', tcp.keepAliveMs !== null ? 'keepAlive' : ''].filter(Boolean).join(', ');
+    throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend cannot take ${asked}: ${why}`);
   }
 
   #unixSockets(operation: string): void {
@@ -244,8 +258,9 @@ export abstract class IoModel {
 
 /** `address` without its `tls`: the plain connection TLS runs over. */
 function plain(address: CheckedAddress): CheckedAddress {
-  // maxConnections refuses below, before a handshake; the timeouts are the TLS layer's.
-  return { ...address, tls: null, limits: NO_LIMITS };
+  // maxConnections refuses below, before a handshake, and the TCP options are the socket's; the timeouts are the TLS layer's.
+  const tcp = address.limits.tcp;
+  return { ...address, tls: null, limits: tcp === null ? NO_LIMITS : { ...NO_LIMITS, tcp } };
 }
 
 /**

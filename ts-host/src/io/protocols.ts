@@ -276,6 +276,7 @@ class ReadinessTransport extends BaseTransport {
     this.localAddress = parseAddress(this.#ops.address(fd, false));
     this.remoteAddress = parseAddress(this.#ops.address(fd, true));
     this.#readToken = loop._watch(this.#onReadable);
+    if (limits.tcp !== null) this.#ops.setTcpOptions?.(fd, limits.tcp.noDelay, limits.tcp.keepAliveMs);
     this.begin(limits);
     if (!this.closing) this.#updateReadWatch();
   }
@@ -471,6 +472,7 @@ class CompletionTransport extends BaseTransport {
       (chunk) => this.#arrived(chunk === null ? 'eof' : chunk),
       (error) => this.#arrived(error),
     );
+    if (limits.tcp !== null) socket.setTcpOptions?.(limits.tcp);
     this.begin(limits);
     if (!this.closing) socket.setFlowing(this.reading);
   }

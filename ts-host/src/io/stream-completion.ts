@@ -78,6 +78,7 @@ class CompletionConnection extends BaseConnection {
     this.remoteAddress = socket.remoteAddress;
     loop._track(this, true);
     this.startLimits(loop, limits);
+    if (limits.tcp !== null) socket.setTcpOptions?.(limits.tcp);
     socket.start(
       (chunk) => {
         if (this.released) return;

@@ -68,6 +68,8 @@ class ReadinessConnection extends BaseConnection {
     this.remoteAddress = parseAddress(this.#ops.address(fd, true));
     loop._track(this, true);
     this.startLimits(loop, limits);
+    // A failure means the connection is gone already: its next read or write says so.
+    if (limits.tcp !== null) this.#ops.setTcpOptions?.(fd, limits.tcp.noDelay, limits.tcp.keepAliveMs);
   }
 
   override get maxBuffered(): number {
