@@ -90,6 +90,13 @@ export type TlsConfig =
   | ({ side: 'client' } & Required<Pick<TlsClientOptions, 'rejectUnauthorized' | 'handshakeTimeoutMs'>> &
       Pick<TlsClientOptions, 'ca' | 'servername' | 'alpnProtocols' | 'cert' | 'key'>);
 
+/**
+ * What `conn.startTls()` and `loop.startTls()` take: the server's `tls`
+ * options with `serverSide: true` (asyncio's `server_side`), else the
+ * client's (none: verify against the host's roots).
+ */
+export type StartTlsOptions = ({ serverSide: true } & TlsServerOptions) | ({ serverSide?: false } & TlsClientOptions);
+
 /** asyncio's ssl_handshake_timeout. */
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 60_000;
 
@@ -256,6 +263,17 @@ function checkBoolean(operation: string, name: string, value: unknown, fallback:
   if (value === undefined) return fallback;
   if (typeof value !== 'boolean') throw new TypeError(`${operation}: tls.${name} must be a boolean, got ${describe(value)}`);
   return value;
+}
+
+/** startTls's options, checked: which side, and its `tls` settings. */
+export function checkStartTls(operation: string, options: unknown): TlsConfig {
+  if (options === undefined) return checkTls(operation, true, false) as TlsConfig;
+  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+    throw new TypeError(`${operation}: options must be an object ({ serverSide: true, key, cert } or { servername, ca, ... }), got ${describe(options)}`);
+  }
+  const { serverSide = false, ...tls } = options as Record<string, unknown>;
+  if (typeof serverSide !== 'boolean') throw new TypeError(`${operation}: serverSide must be a boolean, got ${describe(serverSide)}`);
+  return checkTls(operation, tls, serverSide) as TlsConfig;
 }
 
 /**

@@ -10,19 +10,23 @@ import {
   type ConnectOptions,
   type DatagramEndpointOptions,
   type ServerOptions,
+  type StartTlsOptions,
   checkAddress,
   checkDatagramOptions,
   checkFd,
   checkLimit,
+  checkProtocol,
   checkSignalName,
+  checkStartTls,
   checkTime,
   notAFunction,
 } from './arguments.js';
 import { BaseEventLoop } from './base-loop.js';
-import { LoopRunningError, NotSupportedError, describe } from './errors.js';
+import { ConnectionClosedError, LoopRunningError, NotSupportedError, describe } from './errors.js';
 import { yieldToHost } from './host-tasks.js';
 import type { DatagramProtocol, DatagramProtocolFactory, DatagramTransport } from './io/datagrams.js';
-import type { Protocol, ProtocolFactory, Transport } from './io/protocols.js';
+import { BaseTransport, type Protocol, type ProtocolFactory, type Transport } from './io/protocols.js';
+import { handOverTransport } from './io/hand-over.js';
 import { type Connection, type ConnectionHandler, type IoToken, type Server, checkSignal } from './io/streams.js';
 import type { Callback, ExceptionContext } from './reporting.js';
 import { SignalHandlers } from './signals.js';
@@ -222,6 +226,32 @@ export class EventLoop extends BaseEventLoop {
     const signal = checkSignal(operation, options.signal);
     this._parts.core.get(operation);
     return this._parts.io.createProtocolConnection(this, operation, protocolFactory, address, signal);
+  }
+
+  /**
+   * Upgrades a protocol connection to TLS in place (STARTTLS; asyncio's
+   * `loop.start_tls`; docs/tls.md): `{ serverSide: true, key, cert, ... }`
+   * on the accepting side, the client's `tls` options (or none) on the
+   * other. Resolves to the TLS transport once the handshake is done; from
+   * then on `protocol` hears the decrypted data (its `connectionMade` is
+   * not called again). The old transport refuses writes from the call on;
+   * closing it closes the TLS transport.
+   */
+  startTls(transport: Transport, protocol: Protocol, options?: StartTlsOptions): Promise<Transport> {
+    const operation = 'startTls';
+    try {
+      if (!(transport instanceof BaseTransport)) {
+        throw new TypeError(`${operation}: transport must be a transport of this loop's protocol API, got ${describe(transport)}`);
+      }
+      checkProtocol(operation, protocol);
+      const config = checkStartTls(operation, options);
+      this._parts.core.get(operation);
+      if (transport.isClosing()) throw new ConnectionClosedError(`${operation}: the transport is closing or closed`);
+      const { raw, succession, attach } = handOverTransport(transport);
+      return import('./io/tls-upgrade.js').then((m) => m.upgradeTransport(this, raw, succession, attach, protocol, config));
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /**

@@ -6,7 +6,7 @@
  * timeout, which each model's reads and writes refresh (`active()`), and
  * the read timeout of a read that waits.
  */
-import type { ConnectionLimits } from '../arguments.js';
+import { type ConnectionLimits, NO_LIMITS, type StartTlsOptions, checkStartTls } from '../arguments.js';
 import type { SocketAddress } from '../backends/backend.js';
 import { CHUNK_BYTES } from '../net/slab.js';
 
@@ -20,7 +20,9 @@ import {
   WriteAfterEndError,
   describe,
 } from '../errors.js';
+import { handOverStream } from './hand-over.js';
 import { type IoDeadline, type IoLoop, abortReason, checkSignal, idleDeadline, toBytes } from './io-common.js';
+import type { TlsLoop } from './tls.js';
 import type { TlsInfo } from './tls-info.js';
 
 /** A TCP connection. */
@@ -78,6 +80,15 @@ export interface Connection extends AsyncIterable<Uint8Array> {
   readonly remoteAddress: SocketAddress;
   /** What TLS negotiated (docs/tls.md); null on a plaintext connection. */
   readonly tls: TlsInfo | null;
+  /**
+   * Upgrades the connection to TLS in place (STARTTLS; asyncio's
+   * `start_tls`; docs/tls.md): `{ serverSide: true, key, cert, ... }` on the
+   * accepting side, the client's `tls` options (or none) on the other.
+   * Resolves to a new TLS Connection once the handshake is done. From the
+   * call on this object refuses reads and writes, and closing it closes
+   * the TLS connection; bytes a framed read had buffered go to TLS.
+   */
+  startTls(options?: StartTlsOptions): Promise<Connection>;
   /**
    * True once closed: by `close()`, by its server, or after both directions
    * ended (what was read ahead can still be read).
@@ -199,6 +210,8 @@ export abstract class BaseConnection implements Connection {
   /** readTimeoutMs's deadline, refreshed when a read starts to wait; made by the first such read. */
   #readTimer: IoDeadline | null = null;
   #readTimeoutMs = Infinity;
+  /** The limits startLimits was given (startTls hands them to the TLS connection). */
+  #limits: ConnectionLimits = NO_LIMITS;
 
   read(options?: { signal?: AbortSignal }): Promise<Uint8Array | null> {
     if (this.#framing) return Promise.reject(new WasmloopError('read: another read is pending on this connection'));
@@ -369,9 +382,35 @@ export abstract class BaseConnection implements Connection {
   /** Closes now; pending reads and writes reject with `error`. Idempotent. */
   protected abstract closeWith(error: Error): void;
 
+  startTls(options?: StartTlsOptions): Promise<Connection> {
+    const operation = 'startTls';
+    let config: ReturnType<typeof checkStartTls>;
+    try {
+      config = checkStartTls(operation, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.isClosed || this.closing || this.released) return Promise.reject(new ConnectionClosedError(`${operation}: the connection is closed`));
+    if (this.ended) return Promise.reject(new WriteAfterEndError(`${operation}: the connection was ended (end() was called)`));
+    if (this.#framing || this.pendingRead !== null) {
+      return Promise.reject(new WasmloopError(`${operation}: a read is pending on this connection`));
+    }
+    // The TLS connection keeps the time limits: a read of this one always waits under it.
+    const limits = this.#limits;
+    this.#idle?.cancel();
+    this.#readTimer?.cancel();
+    this.#idle = this.#readTimer = null;
+    this.#readTimeoutMs = Infinity;
+    const { raw, succession } = handOverStream(this);
+    const addresses = { localAddress: this.localAddress, remoteAddress: this.remoteAddress };
+    const loop = this.#loop as TlsLoop;
+    return import('./tls-upgrade.js').then((m) => m.upgradeConnection(loop, raw, succession, config, limits, addresses));
+  }
+
   /** Starts the connection's time limits; each model's constructor calls it once the connection is open. */
   protected startLimits(loop: IoLoop, limits: ConnectionLimits): void {
     this.#loop = loop;
+    this.#limits = limits;
     this.#readTimeoutMs = limits.readTimeoutMs;
     // Idle: close, failing what waits with the TimeoutError (a lingering close was closing anyway).
     this.#idle = idleDeadline(loop, limits, (error) => this.closeWith(error));

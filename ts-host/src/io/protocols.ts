@@ -244,12 +244,12 @@ export abstract class BaseTransport implements Transport, Accepted {
   /** Frees the model's resources (descriptor, watches, tokens). */
   protected abstract release(): void;
 
-  /** Starts: tracked by the loop, its idle timeout armed, `connectionMade` called. */
-  protected begin(limits: ConnectionLimits): void {
+  /** Starts: tracked by the loop, its idle timeout armed, `connectionMade` called (not after startTls, as asyncio). */
+  protected begin(limits: ConnectionLimits, connectionMade = true): void {
     this.loop._track(this.#tracked, true);
     // Idle: abort, and tell the protocol why.
     this.#idle = idleDeadline(this.loop, limits, (error) => this.teardown(error));
-    this.call('connectionMade', this);
+    if (connectionMade) this.call('connectionMade', this);
   }
 }
 

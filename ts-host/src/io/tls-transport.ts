@@ -48,8 +48,13 @@ export class TlsTransport extends BaseTransport {
     return this.#info;
   }
 
-  /** Tracked by the loop, `connectionMade`, then data flows. */
-  start(): void {
+  /**
+   * Tracked by the loop, `connectionMade`, then data flows. After startTls
+   * (`upgraded`) the protocol already had its connectionMade, as asyncio's
+   * start_tls: none now, and data flows from the next loop callback, once
+   * the program holds this transport (startTls's promise resolved).
+   */
+  start(upgraded = false): void {
     const socket = this.#socket;
     socket.on('error', (error: unknown) => {
       this.#error ??= tlsErrorOf('read', error, true);
@@ -59,7 +64,7 @@ export class TlsTransport extends BaseTransport {
       this.buffered = socket.writableLength;
       this.flowControl();
     });
-    this.begin(this.#limits);
+    this.begin(this.#limits, !upgraded);
     if (this.closing) return;
     socket.on('data', (chunk: Uint8Array) => {
       if (this.closing) return;
@@ -69,7 +74,12 @@ export class TlsTransport extends BaseTransport {
     socket.on('end', () => {
       if (!this.closing) this.eofArrived();
     });
-    if (!this.reading) socket.pause();
+    if (!this.reading || upgraded) socket.pause();
+    if (upgraded) {
+      this.loop.callSoon(() => {
+        if (this.reading && !this.closing) socket.resume();
+      });
+    }
   }
 
   write(data: Uint8Array | string): void {

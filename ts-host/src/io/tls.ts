@@ -21,7 +21,7 @@
 import type { ConnectionOptions, SecureContext, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { TlsConfig } from '../arguments.js';
-import { ConnectionClosedError, ConnectionResetError, LoopClosedError, NotSupportedError, TlsError } from '../errors.js';
+import { ConnectionClosedError, ConnectionResetError, LoopClosedError, NotSupportedError, TimeoutError, TlsError } from '../errors.js';
 import { isIpLiteral } from '../net/address.js';
 import type { IoLoop } from './io-common.js';
 import type { Protocol, Transport } from './protocols.js';
@@ -29,11 +29,14 @@ import { type TlsInfo, tlsInfoOf } from './tls-info.js';
 
 type NodeTls = typeof import('node:tls');
 type DuplexProtocol = typeof import('./transport-duplex.js').duplexProtocol;
+type ConnectionDuplexClass = typeof import('./connection-duplex.js').ConnectionDuplex;
 
 /** What the layer takes from the host, loaded once. */
 export interface TlsHost {
   readonly tls: NodeTls;
   readonly duplexProtocol: DuplexProtocol;
+  /** A stream connection as a Duplex (startTls on a Connection). */
+  readonly ConnectionDuplex: ConnectionDuplexClass;
   readonly setImmediate: (fn: () => void) => void;
   readonly Duplex: typeof Duplex;
 }
@@ -58,9 +61,11 @@ export async function loadTlsHost(operation: string): Promise<TlsHost> {
     const timers = await import('node:timers');
     const stream = await import('node:stream');
     const { duplexProtocol } = await import('./transport-duplex.js');
+    const { ConnectionDuplex } = await import('./connection-duplex.js');
     const api = (typeof tls.TLSSocket === 'function' ? tls : tls.default) as NodeTls;
     if (typeof api?.TLSSocket !== 'function' || typeof api.connect !== 'function') throw new Error('node:tls has no TLSSocket');
-    return { tls: api, duplexProtocol, setImmediate: (fn: () => void) => void timers.setImmediate(fn), Duplex: stream.Duplex };
+    const setImmediate = (fn: () => void) => void timers.setImmediate(fn);
+    return { tls: api, duplexProtocol, ConnectionDuplex, setImmediate, Duplex: stream.Duplex };
   })();
   try {
     return await loading;
@@ -179,6 +184,8 @@ export function acceptTls(
   duplex: Duplex,
   config: Extract<TlsConfig, { side: 'server' }>,
   context: SecureContext,
+  operation = 'accept',
+  signal?: AbortSignal,
 ): { socket: TLSSocket; secured: Promise<Secured> } {
   const socket = new host.tls.TLSSocket(duplex, {
     isServer: true,
@@ -187,7 +194,7 @@ export function acceptTls(
     rejectUnauthorized: config.requestCert && config.rejectUnauthorized,
     ...(config.alpnProtocols === undefined ? {} : { ALPNProtocols: config.alpnProtocols }),
   });
-  const secured = handshake(loop, socket, duplex, 'secure', 'accept', config.handshakeTimeoutMs, null, () => {
+  const secured = handshake(loop, socket, duplex, 'secure', operation, config.handshakeTimeoutMs, signal ?? null, () => {
     if (!config.requestCert) return { info: tlsInfoOf(socket, false, null) };
     // node:tls's server checks this in tls.Server; a bare TLSSocket leaves it to its owner.
     const verifyError = (socket as unknown as { _handle?: { verifyError?(): Error | null } })._handle?.verifyError?.() ?? null;
@@ -196,7 +203,7 @@ export function acceptTls(
     const why = verifyError === null ? (hasCert ? null : 'NO_PEER_CERTIFICATE') : codeOf(verifyError, 'UNABLE_TO_VERIFY');
     if (!authorized && config.rejectUnauthorized) {
       const what = verifyError === null ? 'the client sent no certificate' : `the client's certificate failed verification: ${verifyError.message}`;
-      return { error: new TlsError(`accept: ${what}`, why as string, { cause: verifyError ?? undefined }) };
+      return { error: new TlsError(`${operation}: ${what}`, why as string, { cause: verifyError ?? undefined }) };
     }
     return { info: tlsInfoOf(socket, authorized, why) };
   });
@@ -285,6 +292,7 @@ function handshake(
     // error, if it has one, comes before its 'close').
     below.once('end', onBelowGone);
     below.once('close', onBelowGone);
+    if (signal?.aborted) onAbort();
   });
 }
 
@@ -304,7 +312,10 @@ const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 
  * keep their own class once the handshake is done.
  */
 export function tlsErrorOf(operation: string, error: unknown, established = false): Error {
-  if (error instanceof TlsError || error instanceof ConnectionClosedError || error instanceof LoopClosedError) return error;
+  // Ours already (an idle timeout of the connection below is its own TimeoutError).
+  if (error instanceof TlsError || error instanceof ConnectionClosedError || error instanceof LoopClosedError || error instanceof TimeoutError) {
+    return error;
+  }
   const e = error as Error & { code?: string; reason?: string; host?: string; cert?: { subjectaltname?: string; subject?: { CN?: string } } };
   const code = codeOf(e, 'ERR_TLS');
   const message = typeof e?.message === 'string' ? e.message : String(error);
