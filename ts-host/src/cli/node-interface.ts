@@ -17,6 +17,7 @@ import { type IncomingMessage, type ServerResponse, createServer } from 'node:ht
 import type { SocketAddress } from '../backends/backend.js';
 import type { EventLoop } from '../loop.js';
 import { type TransportDuplex, duplexProtocol } from '../io/transport-duplex.js';
+import type { TlsServerOptions } from '../arguments.js';
 import type { AccessLog } from './access-log.js';
 import type { NodeListener, StartedServer } from './serve-app.js';
 
@@ -25,6 +26,8 @@ export interface NodeServeOptions {
   port?: number;
   path?: string;
   reusePort?: boolean;
+  /** HTTPS (`--ssl-*`): the server's `tls` option. */
+  tls?: TlsServerOptions;
   keepAliveTimeoutMs: number;
   requestTimeoutMs: number;
   maxConnections: number;
@@ -77,11 +80,14 @@ export async function serveNodeListener(
     if (duplexes.size > maxConnections || closing) refuse(loop, duplex);
     else http.emit('connection', duplex);
   };
-  const { host, port, path, reusePort } = options;
-  const listen =
-    path !== undefined
+  const { host, port, path, reusePort, tls } = options;
+  const listen = {
+    ...(path !== undefined
       ? { path }
-      : { host: host ?? '127.0.0.1', port: port ?? 0, ...(reusePort === undefined ? {} : { reusePort }) };
+      : { host: host ?? '127.0.0.1', port: port ?? 0, ...(reusePort === undefined ? {} : { reusePort }) }),
+    // node:http speaks HTTP/1.1: ALPN says so.
+    ...(tls === undefined ? {} : { tls: { alpnProtocols: ['http/1.1'], ...tls } }),
+  };
   // Half-open, as the sockets of node:http's own listener: it decides what a client's end means.
   const server = await loop.createProtocolServer(
     () => duplexProtocol(loop, onConnection, { allowHalfOpen: true }),

@@ -3,13 +3,13 @@
  * satisfy. How it runs (in this process, or as the primary of `--workers
  * N`) is launch.ts's.
  */
-import { readFileSync } from 'node:fs';
 import { INT32_MAX } from '../limits.js';
 import { type Flag, type ParsedFlags, UsageError, integer } from './args.js';
 import { type LaunchOptions, launch } from './launch.js';
 import type { Command } from './main.js';
 import { backendSpec, checkWorkers, moduleSpec } from './specs.js';
 import { MAX_FAILED_STARTS } from './supervisor.js';
+import { TLS_FLAGS, type TlsFiles, tlsFiles } from './tls-flags.js';
 
 const text = (value: string) => value;
 
@@ -47,9 +47,7 @@ const FLAGS: readonly Flag[] = [
     parse: integer(1, Math.floor(INT32_MAX / 1000)),
     help: 'close a connection that read and wrote nothing for <s> seconds\n(options.listen.idleTimeoutMs; default: never)',
   },
-  { name: 'ssl-keyfile', placeholder: '<file>', parse: text, help: 'serve TLS with this PEM private key (with --ssl-certfile):\noptions.listen.tls is then { key, cert[, ca] }' },
-  { name: 'ssl-certfile', placeholder: '<file>', parse: text, help: 'the PEM certificate chain to serve TLS with' },
-  { name: 'ssl-ca-certs', placeholder: '<file>', parse: text, help: 'PEM CAs that client certificates are checked against' },
+  ...TLS_FLAGS,
   { name: 'debug', help: 'debug mode: report slow callbacks and unhandled\nrejections with where they were scheduled' },
   { name: 'slow-callback-ms', placeholder: '<ms>', parse: integer(0, 3_600_000), help: 'what debug mode calls slow (default 100)' },
   { name: 'stats', help: "print the loop's statistics as a table at exit" },
@@ -90,7 +88,7 @@ export interface RunOptions extends LaunchOptions {
   /** --timeout-keep-alive, in seconds: each connection's idleTimeoutMs; null: none. */
   timeoutKeepAliveS: number | null;
   /** The TLS a server of the app listens with (`options.listen.tls`), read from the --ssl-* files. */
-  tls: { key: string; cert: string; ca?: string } | null;
+  tls: TlsFiles | null;
 }
 
 export const runCommand: Command = {
@@ -138,29 +136,10 @@ export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
     maxFailedStarts: get('max-failed-starts', MAX_FAILED_STARTS),
     limitConcurrency: get<number | null>('limit-concurrency', null),
     timeoutKeepAliveS: get<number | null>('timeout-keep-alive', null),
-    tls: tlsFiles(get<string | null>('ssl-keyfile', null), get<string | null>('ssl-certfile', null), get<string | null>('ssl-ca-certs', null)),
+    tls: tlsFiles(values),
   };
   options.backend = await backendSpec(options.backend);
   checkWorkers(options.workers, options.uds, options.backend);
   options.listenExtras = { ...listenLimits(options), ...(options.tls === null ? {} : { tls: options.tls }) };
   return options;
-}
-
-/** The --ssl-* files, read: both of key and cert or neither; UsageError naming a file that cannot be read. */
-function tlsFiles(keyFile: string | null, certFile: string | null, caFile: string | null): RunOptions['tls'] {
-  if (keyFile === null && certFile === null) {
-    if (caFile !== null) throw new UsageError('--ssl-ca-certs needs --ssl-keyfile and --ssl-certfile');
-    return null;
-  }
-  if (keyFile === null || certFile === null) throw new UsageError('TLS needs both --ssl-keyfile and --ssl-certfile');
-  const read = (flag: string, file: string): string => {
-    try {
-      return readFileSync(file, 'utf8');
-    } catch (error) {
-      throw new UsageError(`${flag}: cannot read '${file}' (${(error as { code?: string }).code ?? (error as Error).message})`);
-    }
-  };
-  const tls: { key: string; cert: string; ca?: string } = { key: read('--ssl-keyfile', keyFile), cert: read('--ssl-certfile', certFile) };
-  if (caFile !== null) tls.ca = read('--ssl-ca-certs', caFile);
-  return tls;
 }

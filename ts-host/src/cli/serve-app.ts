@@ -176,7 +176,7 @@ function announce(
   const url =
     address.family === 'unix'
       ? `unix:${address.path}`
-      : `http://${address.family === 'IPv6' ? `[${address.host}]` : address.host}:${address.port}`;
+      : `${appOptions.listen.tls === undefined ? 'http' : 'https'}://${address.family === 'IPv6' ? `[${address.host}]` : address.host}:${address.port}`;
   const worker = appOptions.worker > 0 ? `worker ${appOptions.worker}, ` : '';
   console.error(
     `wasmloop: serving on ${url} (${worker}pid ${process.pid}, backend ${loop.backend}; press Ctrl-C to stop)`,

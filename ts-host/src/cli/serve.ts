@@ -6,9 +6,8 @@
  * runs, serve-app.ts's.
  *
  * The flags come in groups, each read into its own part of the options:
- * where to listen, HTTP, the loop, the processes. TLS (`--ssl-keyfile`,
- * `--ssl-certfile`, ...) will be a group of its own after LISTEN_FLAGS,
- * read into the server's TLS options.
+ * where to listen, TLS (uvicorn's `--ssl-*`, tls-flags.ts: the server's
+ * `tls` option, so it serves HTTPS), HTTP, the loop, the processes.
  */
 import { HTTP_DEFAULTS } from '../http/server.js';
 import { type Flag, type ParsedFlags, UsageError, integer } from './args.js';
@@ -17,6 +16,7 @@ import type { Command } from './main.js';
 import { type HandlerInterface, INTERFACES, type ServeAppOptions, loadServeApp } from './serve-app.js';
 import { backendSpec, checkWorkers, moduleAndExport } from './specs.js';
 import { MAX_FAILED_STARTS } from './supervisor.js';
+import { TLS_FLAGS, tlsFiles } from './tls-flags.js';
 
 const text = (value: string) => value;
 /** Seconds, as uvicorn's timeouts are given, up to what a loop timer takes in ms. */
@@ -122,7 +122,7 @@ const PROCESS_FLAGS: readonly Flag[] = [
   },
 ];
 
-const FLAGS: readonly Flag[] = [...LISTEN_FLAGS, ...HTTP_FLAGS, ...LOOP_FLAGS, ...PROCESS_FLAGS];
+const FLAGS: readonly Flag[] = [...LISTEN_FLAGS, ...TLS_FLAGS, ...HTTP_FLAGS, ...LOOP_FLAGS, ...PROCESS_FLAGS];
 
 const ABOUT = `Serves the fetch handler <module> exports over HTTP/1.1 on a wasmloop
 event loop: its default export's fetch (export default { fetch }, as a Hono
@@ -130,7 +130,8 @@ app is), or the export named after ':', an object with fetch or a function.
 <module> is a path (app.mjs is ./app.mjs when that file exists), a file: URL
 or a package name. Serves until SIGINT or SIGTERM, then stops accepting,
 lets requests in flight finish (up to --shutdown-timeout-ms), closes idle
-connections and exits 0. Bad arguments, or a module without a handler: one
+connections and exits 0. With --ssl-keyfile and --ssl-certfile (uvicorn's
+flags) it serves HTTPS. Bad arguments, or a module without a handler: one
 line on stderr, exit 2.
 
   // app.mjs
@@ -184,5 +185,7 @@ export async function serveOptions(parsed: ParsedFlags): Promise<ServeCommandOpt
   if (values.has('port') && options.uds !== null)
     throw new UsageError('--port and --uds: give one place to listen, not both');
   checkWorkers(options.workers, options.uds, options.backend);
+  const tls = tlsFiles(values);
+  if (tls !== null) options.listenExtras = { tls };
   return options;
 }

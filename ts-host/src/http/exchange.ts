@@ -25,6 +25,7 @@ export interface ExchangeOwner {
 export class Exchange implements RequestSource {
   readonly head: RequestHead;
   readonly defaultHost: string;
+  readonly secure: boolean;
   readonly hasBody: boolean;
   readonly #owner: ExchangeOwner;
   /** Body chunks not yet handed over (made on the first one: most requests have none). */
@@ -45,9 +46,10 @@ export class Exchange implements RequestSource {
   /** The request as the handler sees it. */
   readonly request: Request;
 
-  constructor(head: RequestHead, defaultHost: string, hasBody: boolean, owner: ExchangeOwner) {
+  constructor(head: RequestHead, defaultHost: string, secure: boolean, hasBody: boolean, owner: ExchangeOwner) {
     this.head = head;
     this.defaultHost = defaultHost;
+    this.secure = secure;
     this.hasBody = hasBody;
     this.#owner = owner;
     this.#ended = !hasBody;

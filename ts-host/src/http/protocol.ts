@@ -19,6 +19,7 @@
 import type { Deadline as LoopDeadline } from '../deadline.js';
 import type { EventLoop } from '../loop.js';
 import type { Protocol, Transport } from '../io/protocols.js';
+import type { TlsInfo } from '../io/tls-info.js';
 import { Http1Connection } from './connection.js';
 import { Exchange, type ExchangeOwner } from './exchange.js';
 import type { RequestHead } from './head.js';
@@ -47,14 +48,20 @@ export interface ServerContext {
   closing: boolean;
   /** The authority for requests without a Host. */
   defaultHost: string;
+  /** The server serves TLS: request URLs are https:. */
+  readonly secure: boolean;
   /** Called when the last connection is lost (while closing). */
   onEmpty: (() => void) | null;
 }
 
-/** The second argument of `fetch`: where the request came from. */
+/** The second argument of `fetch`: where the request came from, and over what. */
 export interface ConnectionInfo {
   readonly remoteAddress: Transport['remoteAddress'];
   readonly localAddress: Transport['localAddress'];
+  /** The connection is TLS (`serve({ tls })`). */
+  readonly secure: boolean;
+  /** What TLS negotiated (docs/tls.md); null on plaintext. */
+  readonly tls: TlsInfo | null;
 }
 
 const enum Deadline {
@@ -128,7 +135,8 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
   connectionMade(transport: Transport): void {
     const server = this.#server;
     this.#transport = transport;
-    this.#info = { remoteAddress: transport.remoteAddress, localAddress: transport.localAddress };
+    const tls = (transport as { tls?: TlsInfo }).tls ?? null;
+    this.#info = { remoteAddress: transport.remoteAddress, localAddress: transport.localAddress, secure: tls !== null, tls };
     server.connections.add(this);
     if (server.connections.size > server.maxConnections || server.closing) {
       this.connection.close();
@@ -190,7 +198,7 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     const hasBody = head.chunked || head.contentLength > 0;
     if (hasBody) this.#setDeadline(Deadline.Body, server.bodyTimeoutMs);
     else this.#deadlineKind = Deadline.None;
-    const exchange = new Exchange(head, server.defaultHost, hasBody, this);
+    const exchange = new Exchange(head, server.defaultHost, server.secure, hasBody, this);
     this.#exchange = exchange;
     let result: Response | PromiseLike<Response>;
     try {

@@ -18,6 +18,8 @@ export interface RequestSource {
   readonly head: RequestHead;
   /** The authority to use when the request has no Host (the server's address). */
   readonly defaultHost: string;
+  /** The connection is TLS: the URL is https:. */
+  readonly secure: boolean;
   /** True if the request has a body (chunked, or a Content-Length above 0). */
   readonly hasBody: boolean;
   /** The body as a stream (made once). */
@@ -47,19 +49,20 @@ interface LazyRequest {
 const PLAIN_TARGET = /^\/(?:[A-Za-z0-9\-._~!$&()*+,;=:@/?]|%[0-9A-F]{2})*$/;
 const PLAIN_HOST = /^[a-z0-9\-.]+(?::[0-9]{1,5})?$/;
 
-/** The request's absolute URL (RFC 9112 section 3.3). */
-export function requestUrl(head: RequestHead, defaultHost: string): string {
+/** The request's absolute URL (RFC 9112 section 3.3): https: on a TLS connection (`secure`). */
+export function requestUrl(head: RequestHead, defaultHost: string, secure = false): string {
   const target = head.target();
+  const scheme = secure ? 'https' : 'http';
   if (target.charCodeAt(0) !== 47 /* / */) {
     // absolute-form carries its own authority; asterisk-form (OPTIONS *) has none.
-    const absolute = target === '*' ? `http://${head.host() || defaultHost}/*` : target;
+    const absolute = target === '*' ? `${scheme}://${head.host() || defaultHost}/*` : target;
     return new URL(absolute).href;
   }
   const host = head.host() || defaultHost;
-  const url = `http://${host}${target}`;
+  const url = `${scheme}://${host}${target}`;
   // Only a plain target and host skip URL's normalization (dot segments,
   // percent-encoding, case, the default port).
-  if (PLAIN_TARGET.test(target) && !target.includes('/.') && PLAIN_HOST.test(host) && !host.endsWith(':80')) return url;
+  if (PLAIN_TARGET.test(target) && !target.includes('/.') && PLAIN_HOST.test(host) && !host.endsWith(secure ? ':443' : ':80')) return url;
   return new URL(url).href;
 }
 
@@ -84,7 +87,7 @@ function urlOf(request: object): string {
   const c = cache(request);
   if (c[URL_] === undefined) {
     const s = c[SOURCE];
-    c[URL_] = requestUrl(s.head, s.defaultHost);
+    c[URL_] = requestUrl(s.head, s.defaultHost, s.secure);
   }
   return c[URL_];
 }

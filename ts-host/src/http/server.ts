@@ -12,6 +12,7 @@
  * Every limit has a name, a default and the status it produces (see
  * docs/http.md); the options are checked here, once.
  */
+import type { TlsServerOptions } from '../arguments.js';
 import type { EventLoop } from '../loop.js';
 import type { Server } from '../io/streams.js';
 import type { SocketAddress } from '../backends/backend.js';
@@ -34,6 +35,12 @@ export interface ServeOptions {
   path?: string;
   /** Share the port with other processes, the kernel spreading connections (SO_REUSEPORT; `--workers`). */
   reusePort?: boolean;
+  /**
+   * Serve HTTPS: the `tls` option of createServer (docs/tls.md: key, cert,
+   * ...). Request URLs are then https:, and the handler's `info.secure` is
+   * true. ALPN offers http/1.1 unless `alpnProtocols` says otherwise.
+   */
+  tls?: TlsServerOptions | false;
   /** Aborting it closes the server (gracefully, as `close()`). */
   signal?: AbortSignal;
   /** Bytes of a request head (request line and fields) and of a trailer section. Default 16 KiB; over it: 431. */
@@ -97,6 +104,7 @@ const SERVE_OPTIONS = [
   'host',
   'path',
   'reusePort',
+  'tls',
   'signal',
   'maxHeaderBytes',
   'maxHeaders',
@@ -144,17 +152,19 @@ export async function serve(loop: EventLoop, options: ServeOptions): Promise<Htt
     connections: new Set(),
     closing: false,
     defaultHost: '',
+    secure: o.tls !== undefined && o.tls !== false,
     onEmpty: null,
   };
   if (signal?.aborted) throw signal.reason ?? new DOMException('serve: aborted', 'AbortError');
-  const listen =
-    {
-      ...(o.path !== undefined ? { path: o.path } : { host: o.host ?? HTTP_DEFAULTS.host, port: o.port ?? HTTP_DEFAULTS.port }),
-      ...(o.reusePort === undefined ? {} : { reusePort: o.reusePort }),
-    };
+  const address = {
+    ...(o.path !== undefined ? { path: o.path } : { host: o.host ?? HTTP_DEFAULTS.host, port: o.port ?? HTTP_DEFAULTS.port }),
+    ...(o.reusePort === undefined ? {} : { reusePort: o.reusePort }),
+  };
+  // HTTP/1.1 is what this server speaks: say so in ALPN (clients that offer h2 first then pick it).
+  const listen = o.tls ? { ...address, tls: { alpnProtocols: ['http/1.1'], ...o.tls } } : address;
   const server: Server = await loop.createProtocolServer(() => new HttpProtocol(context), listen);
-  const address = server.address();
-  context.defaultHost = address.family === 'unix' ? 'localhost' : address.family === 'IPv6' ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+  const bound = server.address();
+  context.defaultHost = bound.family === 'unix' ? 'localhost' : bound.family === 'IPv6' ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`;
 
   let closed: Promise<void> | null = null;
   let abortTimer: { cancel(): void } | null = null;

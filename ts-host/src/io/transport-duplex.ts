@@ -84,8 +84,10 @@ export class TransportDuplex extends Duplex {
     const a = this.transport.localAddress;
     return a.family === 'unix' ? {} : { address: a.host, family: a.family, port: a.port };
   }
-  /** Plain TCP (node:http's `req.socket.encrypted`, Express's `req.protocol`). */
-  readonly encrypted = false;
+  /** TLS below (a TLS server's transport): node:http's `req.socket.encrypted`, Express's `req.protocol`. */
+  get encrypted(): boolean {
+    return (this.transport as { tls?: unknown }).tls !== undefined;
+  }
 
   /**
    * Emits 'timeout' after `ms` without a read or a write (0: never), as
