@@ -371,9 +371,9 @@ test-js: $(PACKAGE)
 	node --expose-gc node_modules/uvu/bin.js test '^(?!hosts\.).*\.test\.mjs$$'
 
 # The shared I/O suites (test/host-suites.mjs: io, lifecycle, protocols,
-# servers, datagrams, stale sockets, HTTP) under Deno and Bun, each on its
-# own sockets (`completion`), its node:net and the virtual network: about
-# 20 s on Deno and 35 s on Bun.
+# servers, datagrams, stale sockets, HTTP, TLS) under Deno and Bun, each on
+# its own sockets (`completion`), its node:net and the virtual network:
+# about 30 s on Deno and 35 s on Bun.
 test-io-hosts: $(PACKAGE)
 	node_modules/.bin/deno run -A test/host-suites.mjs
 	node_modules/.bin/bun test/host-suites.mjs

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { TlsError } from '../ts-host/dist/index.js';
-import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
+import { IO_BACKENDS, backendLabel, onLoop, unlessHostBug } from './helpers.mjs';
 import { outcome, until, within } from './io-helpers.mjs';
 import { certificates } from './tls-certs.mjs';
 
@@ -47,7 +47,7 @@ function echoProtocol(events) {
 for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_BACKENDS) {
   const test = suite(`tls protocols: ${backendLabel(backend)}`);
 
-  test('echo 1 MB byte-exact; connectionMade after the handshake; writeEof is close_notify', () =>
+  unlessHostBug(test, ['tls paused end', 'tls server half-close'], 'echo 1 MB byte-exact; connectionMade after the handshake; writeEof is close_notify', () =>
     onLoop(backend, async (loop) => {
       const serverEvents = [];
       const server = await loop.createProtocolServer(() => echoProtocol(serverEvents), { port: 0, tls: SERVER_TLS });
@@ -84,14 +84,14 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
 
   test('a failed handshake rejects the connect; the factory is never called', () =>
     onLoop(backend, async (loop) => {
-      const server = await loop.createProtocolServer(() => echoProtocol(), { port: 0, tls: { key: certs.expired.key, cert: certs.expired.cert } });
+      const server = await loop.createProtocolServer(() => echoProtocol(), { port: 0, tls: { key: certs.selfSigned.key, cert: certs.selfSigned.cert } });
       let made = 0;
       const result = await within(outcome(loop.createProtocolConnection(() => {
         made++;
         return {};
       }, { host: '127.0.0.1', port: server.address().port, tls: { ca: certs.ca.cert } })), 'the connect');
       assert.instance(result.error, TlsError);
-      assert.is(result.error.code, 'CERT_HAS_EXPIRED');
+      assert.is(result.error.code, 'DEPTH_ZERO_SELF_SIGNED_CERT');
       assert.is(made, 0);
       await until(loop, () => server.connections === 0, 'the server let go');
       await within(server.close(), 'server.close()');

@@ -25,21 +25,24 @@ const descriptors = () => readdirSync('/proc/self/fd').length;
  * upgrades, then answers one line over TLS. `seen` gets what happened.
  */
 function starttlsServer(loop, seen, tls = SERVER_TLS) {
-  return loop.createServer(async (conn) => {
-    await conn.write('220 ready\r\n');
-    seen.command = text(await conn.readLine());
-    await conn.write('220 go ahead\r\n');
-    const secure = await conn.startTls(tls).catch((error) => {
-      seen.error = error;
-      return null;
-    });
-    if (secure === null) return;
-    seen.old = await outcome(conn.read());
-    seen.tls = secure.tls;
-    seen.line = text(await secure.readLine());
-    await secure.write('250 secure\r\n');
-    await secure.end();
-  }, { port: 0 });
+  return loop.createServer(
+    async (conn) => {
+      await conn.write('220 ready\r\n');
+      seen.command = text(await conn.readLine());
+      await conn.write('220 go ahead\r\n');
+      const secure = await conn.startTls(tls).catch((error) => {
+        seen.error = error;
+        return null;
+      });
+      if (secure === null) return;
+      seen.old = await outcome(conn.read());
+      seen.tls = secure.tls;
+      seen.line = text(await secure.readLine());
+      await secure.write('250 secure\r\n');
+      await secure.end();
+    },
+    { port: 0 },
+  );
 }
 
 /** A client that sends STARTTLS and its ClientHello in one write, without waiting for the go-ahead. */
@@ -47,10 +50,22 @@ async function pipelinedClient(conn) {
   let first = true;
   // The go-ahead is plaintext, before the server's TLS: read past it first.
   let goAhead = null;
+  // One read of the connection at a time, however often the stream asks.
+  let reading = false;
   const below = new Duplex({
     read() {
+      if (reading) return;
+      reading = true;
       goAhead ??= conn.readLine().then(text);
-      goAhead.then(() => conn.read()).then((chunk) => this.push(chunk), (error) => this.destroy(error));
+      goAhead
+        .then(() => conn.read())
+        .then(
+          (chunk) => {
+            reading = false;
+            this.push(chunk);
+          },
+          (error) => this.destroy(error),
+        );
     },
     write(chunk, _encoding, callback) {
       const bytes = first ? Buffer.concat([Buffer.from('STARTTLS\r\n'), chunk]) : chunk;
@@ -73,63 +88,81 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
 
   test('streams: a plain greeting, STARTTLS, then TLS both sides; the old objects refuse', () =>
     onLoop(backend, async (loop) => {
-      const before = descriptors();
-      const seen = {};
-      const server = await starttlsServer(loop, seen);
-      const conn = await loop.createConnection({ host: '127.0.0.1', port: server.address().port });
-      assert.is(text(await conn.readLine()), '220 ready\r\n');
-      await conn.write('STARTTLS\r\n');
-      assert.is(text(await conn.readLine()), '220 go ahead\r\n');
-      const secure = await within(conn.startTls(CLIENT_TLS), 'the client startTls');
-      assert.is(secure.tls.version, 'TLSv1.3');
-      assert.ok(secure.tls.authorized);
-      assert.is(secure.tls.peerCertificate.subject.CN, 'localhost');
-      assert.is(conn.tls, null);
-      // The old object refuses, naming what to use instead.
-      for (const refused of [conn.read(), conn.write('x'), conn.readLine(), conn.end(), conn.startTls()]) {
-        const { error } = await outcome(refused);
-        assert.instance(error, WasmloopError);
-        assert.match(error.message, /upgraded by startTls\(\); use the TLS connection it resolves to/);
+      // Twice: the first run loads the TLS layer (and the host opens what it opens once).
+      let before = descriptors();
+      for (let run = 0; run < 2; run++) {
+        if (run === 1) before = descriptors();
+        await starttlsExchange(loop);
       }
-      await secure.write('EHLO\r\n');
-      assert.is(text(await within(secure.readLine(), 'the reply over TLS')), '250 secure\r\n');
-      assert.is(await secure.read(), null);
-      assert.is(seen.command, 'STARTTLS\r\n');
-      assert.is(seen.line, 'EHLO\r\n');
-      assert.is(seen.tls.version, 'TLSv1.3');
-      assert.instance(seen.old.error, WasmloopError);
-      secure.close();
-      assert.ok(conn.closed);
-      await until(loop, () => server.connections === 0, 'the server connection closed');
-      await within(server.close(), 'server.close()');
-      if (countsDescriptors) await until(loop, () => descriptors() <= before, 'descriptors back to the baseline');
-    }),
-  );
+      if (countsDescriptors)
+        await until(
+          loop,
+          () => descriptors() <= before,
+          'descriptors back to the baseline',
+          () => `(${before} before, ${descriptors()} now)`,
+        );
+    }));
+
+  /** One STARTTLS exchange on both sides, checked throughout; every connection closed at the end. */
+  async function starttlsExchange(loop) {
+    const seen = {};
+    const server = await starttlsServer(loop, seen);
+    const conn = await loop.createConnection({ host: '127.0.0.1', port: server.address().port });
+    assert.is(text(await conn.readLine()), '220 ready\r\n');
+    await conn.write('STARTTLS\r\n');
+    assert.is(text(await conn.readLine()), '220 go ahead\r\n');
+    const secure = await within(conn.startTls(CLIENT_TLS), 'the client startTls');
+    assert.is(secure.tls.version, 'TLSv1.3');
+    assert.ok(secure.tls.authorized);
+    assert.is(secure.tls.peerCertificate.subject.CN, 'localhost');
+    assert.is(conn.tls, null);
+    // The old object refuses, naming what to use instead.
+    for (const refused of [conn.read(), conn.write('x'), conn.readLine(), conn.end(), conn.startTls()]) {
+      const { error } = await outcome(refused);
+      assert.instance(error, WasmloopError);
+      assert.match(error.message, /upgraded by startTls\(\); use the TLS connection it resolves to/);
+    }
+    await secure.write('EHLO\r\n');
+    assert.is(text(await within(secure.readLine(), 'the reply over TLS')), '250 secure\r\n');
+    assert.is(await secure.read(), null);
+    assert.is(seen.command, 'STARTTLS\r\n');
+    assert.is(seen.line, 'EHLO\r\n');
+    assert.is(seen.tls.version, 'TLSv1.3');
+    assert.instance(seen.old.error, WasmloopError);
+    secure.close();
+    assert.ok(conn.closed);
+    await until(loop, () => server.connections === 0, 'the server connection closed');
+    await within(server.close(), 'server.close()');
+  }
 
   test('streams: a ClientHello buffered behind the STARTTLS line by readLine is not lost', () =>
     onLoop(backend, async (loop) => {
       const seen = {};
-      const server = await starttlsServer(loop, seen);
+      // The client is node:tls outside the loop: on virtual time nothing holds
+      // the clock for its work, so the server's handshake has no time limit.
+      const server = await starttlsServer(loop, seen, { ...SERVER_TLS, handshakeTimeoutMs: Infinity });
       const conn = await loop.createConnection({ host: '127.0.0.1', port: server.address().port });
       assert.is(text(await conn.readLine()), '220 ready\r\n');
       const socket = await within(pipelinedClient(conn), 'the pipelined handshake');
       assert.is(seen.command, 'STARTTLS\r\n');
       socket.write('EHLO\r\n');
-      const reply = await within(new Promise((resolve) => {
-        let got = '';
-        socket.on('data', (chunk) => {
-          got += chunk;
-          // The go-ahead was plaintext before TLS: the TLS reply is all that comes now.
-          if (got.endsWith('\r\n')) resolve(got);
-        });
-      }), 'the reply over TLS');
+      const reply = await within(
+        new Promise((resolve) => {
+          let got = '';
+          socket.on('data', (chunk) => {
+            got += chunk;
+            // The go-ahead was plaintext before TLS: the TLS reply is all that comes now.
+            if (got.endsWith('\r\n')) resolve(got);
+          });
+        }),
+        'the reply over TLS',
+      );
       assert.is(reply, '250 secure\r\n');
       socket.destroy();
       conn.close();
       await until(loop, () => server.connections === 0, 'the server connection closed');
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test('streams: a certificate the client refuses settles both sides with TlsError', () =>
     onLoop(backend, async (loop) => {
@@ -149,16 +182,18 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.ok(conn.closed);
       await until(loop, () => server.connections === 0, 'the server connection closed');
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test('streams: a peer that drops, or a close, during the handshake settles startTls', () =>
     onLoop(backend, async (loop) => {
       // A server that reads the ClientHello and hangs up.
-      const dropper = await loop.createServer(async (conn) => {
-        await conn.read();
-        conn.close();
-      }, { port: 0 });
+      const dropper = await loop.createServer(
+        async (conn) => {
+          await conn.read();
+          conn.close();
+        },
+        { port: 0 },
+      );
       const { port } = dropper.address();
       const a = await loop.createConnection({ host: '127.0.0.1', port });
       const dropped = await within(outcome(a.startTls(CLIENT_TLS)), 'startTls with a peer that drops');
@@ -177,13 +212,15 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.ok(b.closed);
       // The handshake's own time limit counts too.
       const c = await loop.createConnection({ host: '127.0.0.1', port: silent.address().port });
-      const timedOut = await within(outcome(c.startTls({ ...CLIENT_TLS, handshakeTimeoutMs: 100 })), 'startTls timing out');
+      const timedOut = await within(
+        outcome(c.startTls({ ...CLIENT_TLS, handshakeTimeoutMs: 100 })),
+        'startTls timing out',
+      );
       assert.instance(timedOut.error, TlsError);
       assert.is(timedOut.error.code, 'ETIMEDOUT');
       silent.abortClients();
       await within(Promise.all([dropper.close(), silent.close()]), 'the servers closed');
-    }),
-  );
+    }));
 
   test('streams: startTls checks its options and refuses while a read is pending', () =>
     onLoop(backend, async (loop) => {
@@ -201,41 +238,43 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       const closed = await outcome(conn.startTls(CLIENT_TLS));
       assert.instance(closed.error, ConnectionClosedError);
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test('protocols: loop.startTls on both sides; no second connectionMade; the old transport refuses', () =>
     onLoop(backend, async (loop) => {
       const serverEvents = [];
-      const server = await loop.createProtocolServer(() => {
-        let transport;
-        let secure = null;
-        const protocol = {
-          connectionMade(t) {
-            transport = t;
-            serverEvents.push('made');
-            t.write('220 ready\r\n');
-          },
-          dataReceived(data) {
-            const line = text(data);
-            serverEvents.push(line.trim());
-            if (secure === null && line === 'STARTTLS\r\n') {
-              transport.write('220 go ahead\r\n');
-              secure = loop.startTls(transport, protocol, SERVER_TLS).then((t) => {
-                serverEvents.push(`tls:${t.tls.version}`);
-                return t;
-              });
-            } else if (line === 'EHLO\r\n') {
-              secure.then((t) => {
-                t.write('250 secure\r\n');
-                t.close();
-              });
-            }
-          },
-          connectionLost: (error) => serverEvents.push(`lost:${error === null ? 'null' : error.name}`),
-        };
-        return protocol;
-      }, { port: 0 });
+      const server = await loop.createProtocolServer(
+        () => {
+          let transport;
+          let secure = null;
+          const protocol = {
+            connectionMade(t) {
+              transport = t;
+              serverEvents.push('made');
+              t.write('220 ready\r\n');
+            },
+            dataReceived(data) {
+              const line = text(data);
+              serverEvents.push(line.trim());
+              if (secure === null && line === 'STARTTLS\r\n') {
+                transport.write('220 go ahead\r\n');
+                secure = loop.startTls(transport, protocol, SERVER_TLS).then((t) => {
+                  serverEvents.push(`tls:${t.tls.version}`);
+                  return t;
+                });
+              } else if (line === 'EHLO\r\n') {
+                secure.then((t) => {
+                  t.write('250 secure\r\n');
+                  t.close();
+                });
+              }
+            },
+            connectionLost: (error) => serverEvents.push(`lost:${error === null ? 'null' : error.name}`),
+          };
+          return protocol;
+        },
+        { port: 0 },
+      );
       const clientEvents = [];
       let upgraded;
       const done = new Promise((resolve) => (upgraded = resolve));
@@ -255,7 +294,10 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
         },
         connectionLost: (error) => finished(error),
       };
-      const { transport: plain } = await loop.createProtocolConnection(() => client, { host: '127.0.0.1', port: server.address().port });
+      const { transport: plain } = await loop.createProtocolConnection(() => client, {
+        host: '127.0.0.1',
+        port: server.address().port,
+      });
       const secure = await within(done, 'the client startTls');
       assert.is(secure.tls.version, 'TLSv1.3');
       assert.ok(secure.tls.authorized);
@@ -266,21 +308,23 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       await until(loop, () => server.connections === 0, 'the server connection closed');
       assert.equal(serverEvents, ['made', 'STARTTLS', 'tls:TLSv1.3', 'EHLO', 'lost:null']);
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test('protocols: a failed handshake rejects loop.startTls; closeClients reaches the TLS session', () =>
     onLoop(backend, async (loop) => {
       const upgrades = [];
-      const server = await loop.createProtocolServer(() => {
-        const protocol = {
-          connectionMade(t) {
-            upgrades.push(outcome(loop.startTls(t, protocol, SERVER_TLS)));
-          },
-          dataReceived() {},
-        };
-        return protocol;
-      }, { port: 0 });
+      const server = await loop.createProtocolServer(
+        () => {
+          const protocol = {
+            connectionMade(t) {
+              upgrades.push(outcome(loop.startTls(t, protocol, SERVER_TLS)));
+            },
+            dataReceived() {},
+          };
+          return protocol;
+        },
+        { port: 0 },
+      );
       const { port } = server.address();
       const plainClient = () => loop.createProtocolConnection(() => ({}), { host: '127.0.0.1', port });
       // The client trusts nothing the server has.
@@ -294,7 +338,10 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       let lost;
       const lostWith = new Promise((resolve) => (lost = resolve));
       const { transport: second } = await plainClient();
-      const secure = await within(loop.startTls(second, { eofReceived: () => false, connectionLost: lost }, CLIENT_TLS), 'startTls');
+      const secure = await within(
+        loop.startTls(second, { eofReceived: () => false, connectionLost: lost }, CLIENT_TLS),
+        'startTls',
+      );
       await until(loop, () => upgrades.length === 2, 'the server upgrading');
       assert.ok((await within(upgrades[1], 'the server startTls')).value);
       server.closeClients();
@@ -302,8 +349,7 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.ok(secure.isClosing());
       await until(loop, () => server.connections === 0, 'every connection closed');
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test.run();
 }

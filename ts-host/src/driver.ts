@@ -297,6 +297,11 @@ export class Driver {
         this.#yield();
         return;
       }
+      if (this.#holds > 0) {
+        // Host work began in this batch (hold()): the clock moves only once it is done.
+        this.#sleep(-1);
+        return;
+      }
       if (mode.idle(wait)) {
         // The mode moved the clock (virtual time): run again, within the slice.
         if (mode.sliceClock(core) < sliceEnd) continue;

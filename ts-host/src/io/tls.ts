@@ -197,7 +197,7 @@ export function acceptTls(
   const secured = handshake(loop, socket, duplex, 'secure', operation, config.handshakeTimeoutMs, signal ?? null, () => {
     if (!config.requestCert) return { info: tlsInfoOf(socket, false, null) };
     // node:tls's server checks this in tls.Server; a bare TLSSocket leaves it to its owner.
-    const verifyError = (socket as unknown as { _handle?: { verifyError?(): Error | null } })._handle?.verifyError?.() ?? null;
+    const verifyError = verifyErrorOf(socket);
     const hasCert = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
     const authorized = verifyError === null && hasCert;
     const why = verifyError === null ? (hasCert ? null : 'NO_PEER_CERTIFICATE') : codeOf(verifyError, 'UNABLE_TO_VERIFY');
@@ -208,6 +208,20 @@ export function acceptTls(
     return { info: tlsInfoOf(socket, authorized, why) };
   });
   return { socket, secured };
+}
+
+/**
+ * The client certificate's verification result on a server-side TLSSocket:
+ * null if it verified (or none was sent), else an error whose `code` is
+ * OpenSSL's. Node's handle returns null or such an Error; Deno's returns
+ * the code as a string, '' for none.
+ */
+function verifyErrorOf(socket: TLSSocket): Error | null {
+  const result = (socket as unknown as { _handle?: { verifyError?(): unknown } })._handle?.verifyError?.() ?? null;
+  if (result === null || result === '') return null;
+  if (result instanceof Error) return result;
+  const code = String(result);
+  return Object.assign(new Error(code.toLowerCase().replaceAll('_', ' ')), { code });
 }
 
 /** The client side over `duplex`, checking the certificate against `hostName` (or tls.servername). */
@@ -233,6 +247,8 @@ export function connectTls(
   if (config.key !== undefined) options.key = config.key as never;
   if (config.alpnProtocols !== undefined) options.ALPNProtocols = config.alpnProtocols as string[];
   const socket = host.tls.connect(options);
+  // Bun's node:tls sends the ClientHello in a later host turn: the clock waits for it.
+  hostSettler(loop, host)?.();
   return handshake(loop, socket, duplex, 'secureConnect', operation, config.handshakeTimeoutMs, signal ?? null, () => ({
     info: tlsInfoOf(socket, socket.authorized, socket.authorized ? null : String(socket.authorizationError ?? 'UNAUTHORIZED')),
   }));
