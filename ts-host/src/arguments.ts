@@ -29,11 +29,14 @@ export const SERVER_OPTIONS = [
 export const DATAGRAM_OPTIONS = ['localAddress', 'remoteAddress'] as const;
 /**
  * A datagram address may be a SocketAddress the loop reported
- * (`transport.localAddress`): its `family` is accepted and not used (the
- * host says the family).
+ * (`transport.localAddress`): its `family` must agree with its host
+ * (`checkFamily`).
  */
 export const DATAGRAM_ADDRESS_OPTIONS = ['host', 'port', 'family'] as const;
-/** As datagram addresses, a connect may be given a reported SocketAddress (`server.address()`). */
+/**
+ * As datagram addresses, a connect may be given a reported SocketAddress
+ * (`server.address()`), its `family` checked against its host or path.
+ */
 export const CONNECT_OPTIONS = [
   ...['host', 'port', 'path', 'signal', 'tls', 'family'] as const,
   ...['idleTimeoutMs', 'readTimeoutMs', 'noDelay', 'keepAlive'] as const,
@@ -146,6 +149,11 @@ export interface ConnectOptions {
   /** Connect to the Unix domain socket at this path instead of TCP. */
   path?: string;
   /**
+   * As an address the loop reported carries it (`server.address()`): must
+   * agree with the numeric host ('IPv4', 'IPv6') or the path ('unix').
+   */
+  family?: 'IPv4' | 'IPv6' | 'unix';
+  /**
    * Abandons the attempt when it aborts (`loop.timeoutSignal(ms)` for a
    * connect timeout on the loop's clock): whatever was opened is closed and
    * the promise rejects with the signal's reason. It covers the connect
@@ -182,10 +190,10 @@ export interface ConnectOptions {
 }
 
 export interface DatagramEndpointOptions {
-  /** Where to bind: host default '127.0.0.1', port default 0 (a free one). */
-  localAddress?: { host?: string; port?: number };
+  /** Where to bind: host default '127.0.0.1', port default 0 (a free one); `family` as ConnectOptions'. */
+  localAddress?: { host?: string; port?: number; family?: 'IPv4' | 'IPv6' };
   /** The peer to connect to: sendto() without an address goes there, and only its datagrams arrive. */
-  remoteAddress?: { host?: string; port: number };
+  remoteAddress?: { host?: string; port: number; family?: 'IPv4' | 'IPv6' };
 }
 
 /** A connection's time limits, in ms of loop time (Infinity: none), and the TCP options it asks for. */
@@ -221,6 +229,33 @@ function checkTcp(operation: string, options: { noDelay?: unknown; keepAlive?: u
     throw new TypeError(`${operation}: keepAlive must be a boolean or an idle time in ms, got ${describe(keepAlive)}`);
   }
   return { noDelay: noDelay ?? null, keepAliveMs };
+}
+
+const IPV4_LITERAL = /^\d{1,3}(\.\d{1,3}){3}$/;
+const IPV6_LITERAL = /^[0-9a-fA-F:]*:[0-9a-fA-F:.]*$/;
+
+/**
+ * The `family` of an address passed back as the loop reported it (a
+ * SocketAddress: `server.address()`, `transport.localAddress`, a datagram's
+ * sender): 'IPv4', 'IPv6' or 'unix', agreeing with the numeric host or the
+ * path given with it. It is a check only: the host or path says where to go.
+ */
+export function checkFamily(operation: string, name: string, family: unknown, where: { host: string } | { path: string }): void {
+  if (family === undefined) return;
+  if (family !== 'IPv4' && family !== 'IPv6' && family !== 'unix') {
+    throw new TypeError(`${operation}: ${name} must be 'IPv4', 'IPv6' or 'unix', got ${describe(family)}`);
+  }
+  let actual: string | null;
+  let given: string;
+  if ('path' in where) {
+    actual = 'unix';
+    given = `path '${where.path}'`;
+  } else {
+    const { host } = where;
+    actual = IPV4_LITERAL.test(host) ? 'IPv4' : IPV6_LITERAL.test(host) ? 'IPv6' : null;
+    given = `host '${host}'${actual === null ? ' (a name: a family goes with a numeric address, as the loop reports them)' : ''}`;
+  }
+  if (actual !== family) throw new TypeError(`${operation}: ${name} '${family}' does not agree with ${given}`);
 }
 
 /** A listen or connect address, checked: TCP (`host`, `port`) or a Unix socket (`path`), with its limits. */
@@ -441,6 +476,7 @@ export function checkAddress(operation: string, options: unknown, listening: boo
       readTimeoutMs?: unknown;
       noDelay?: unknown;
       keepAlive?: unknown;
+      family?: unknown;
     },
     known,
   );
@@ -457,9 +493,12 @@ export function checkAddress(operation: string, options: unknown, listening: boo
     if (bytes > MAX_UNIX_PATH_BYTES) {
       throw new RangeError(`${operation}: path must be at most ${MAX_UNIX_PATH_BYTES} bytes (a Unix socket's limit), got ${bytes}`);
     }
-    if (port !== undefined || (options as { host?: unknown }).host !== undefined) {
+    // A Unix socket's address as the loop reports it has an empty host and port 0 beside its path.
+    const reported = checked.family === 'unix' && checked.host === '' && port === 0;
+    if (!reported && (port !== undefined || checked.host !== undefined)) {
       throw new TypeError(`${operation}: give a path or a host and port, not both`);
     }
+    checkFamily(operation, 'family', checked.family, { path });
   } else {
     if (typeof host !== 'string' || host === '') {
       throw new TypeError(`${operation}: host must be a non-empty string, got ${describe(host)}`);
@@ -467,6 +506,7 @@ export function checkAddress(operation: string, options: unknown, listening: boo
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535 || (!listening && port === 0)) {
       throw new RangeError(`${operation}: port must be an integer from ${listening ? 0 : 1} to 65535, got ${describe(port)}`);
     }
+    checkFamily(operation, 'family', checked.family, { host });
   }
   // listen(2) takes an int; the kernel clamps what exceeds its own maximum (somaxconn).
   if (typeof backlog !== 'number' || !Number.isInteger(backlog) || backlog < 1 || backlog > INT32_MAX) {
@@ -502,9 +542,9 @@ export function checkDatagramOptions(
     if (typeof value !== 'object' || value === null) {
       throw new TypeError(`${operation}: ${name} must be an object { host, port }, got ${describe(value)}`);
     }
-    const { host, port = portRequired ? undefined : 0 } = checkOptions(
+    const { host, port = portRequired ? undefined : 0, family } = checkOptions(
       `${operation}: ${name}`,
-      value as { host?: unknown; port?: unknown },
+      value as { host?: unknown; port?: unknown; family?: unknown },
       DATAGRAM_ADDRESS_OPTIONS,
     );
     if (host !== undefined && (typeof host !== 'string' || host === '')) {
@@ -514,6 +554,7 @@ export function checkDatagramOptions(
     if (typeof port !== 'number' || !Number.isInteger(port) || port < min || port > 65535) {
       throw new RangeError(`${operation}: ${name}.port must be an integer from ${min} to 65535, got ${describe(port)}`);
     }
+    checkFamily(operation, `${name}.family`, family, { host: host ?? '127.0.0.1' });
     return host === undefined ? { port } : { host, port };
   };
   const local = localAddress === undefined ? null : address('localAddress', localAddress, false);

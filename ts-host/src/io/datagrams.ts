@@ -8,6 +8,7 @@
  */
 import type { CompletionBackend, CompletionDatagram, ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
 import { READABLE, WRITABLE } from '../backends/backend.js';
+import { checkFamily } from '../arguments.js';
 import { DATAGRAMS_PER_READINESS, MAX_DATAGRAM_BYTES, datagramScratch } from '../net/datagram-buffer.js';
 import { isIpLiteral, parseAddress } from '../net/address.js';
 import { EAGAIN, errnoName } from '../errno.js';
@@ -61,18 +62,20 @@ interface QueuedDatagram {
   port: number;
 }
 
-/** `addr` of a `sendto`: a numeric host and a port 1..65535. */
+/** `addr` of a `sendto`: a numeric host and a port 1..65535 (and a `family` that agrees with the host). */
 function checkDestination(addr: unknown): { host: string; port: number } {
   if (typeof addr !== 'object' || addr === null) {
     throw new TypeError(`sendto: addr must be an object { host, port }, got ${describe(addr)}`);
   }
-  const { host, port } = addr as { host?: unknown; port?: unknown };
+  const { host, port, family } = addr as { host?: unknown; port?: unknown; family?: unknown };
   if (typeof host !== 'string' || !isIpLiteral(host)) {
     throw new TypeError(`sendto: addr.host must be a numeric IP address, got ${describe(host)}`);
   }
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
     throw new RangeError(`sendto: addr.port must be an integer from 1 to 65535, got ${describe(port)}`);
   }
+  // A sender's address as datagramReceived reported it.
+  if (family !== undefined) checkFamily('sendto', 'addr.family', family, { host });
   return { host, port };
 }
 
