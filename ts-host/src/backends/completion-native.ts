@@ -2,9 +2,10 @@
  * The `completion` backend's native implementation on Node.js: the host
  * performs each read and write itself and reports when it finished (the
  * proactor model), doing the I/O with the native selector's addon
- * (`ts-host/native/selector.c`: libuv's `uv_poll` and non-blocking system
- * calls) instead of `net.Socket`. libuv does the same for its streams: a
- * completion interface over readiness.
+ * (`ts-host/native/`: its poller, an epoll set of its own watched by one
+ * libuv `uv_poll` on Linux or a `uv_poll` per descriptor elsewhere, and
+ * non-blocking system calls, `sockets.c`) instead of `net.Socket`. libuv
+ * does the same for its streams: a completion interface over readiness.
  *
  * How an operation completes:
  * - read: while a socket is flowing its descriptor stays watched for

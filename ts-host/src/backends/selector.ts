@@ -1,11 +1,15 @@
 /**
  * The `selector` backend: the readiness model on Node.js, through a small
- * native addon (`ts-host/native/selector.c`) that watches descriptors with
- * libuv's `uv_poll` (epoll) and does non-blocking socket calls on demand.
+ * native addon (`ts-host/native/`) that watches descriptors and does
+ * non-blocking socket calls on demand (`sockets.c`). Its poller, on Linux,
+ * keeps an epoll set of its own (`poller-epoll.c`: edge-triggered watches
+ * where the watcher asks for them), which one libuv `uv_poll` watches on
+ * Node's loop; elsewhere it is a `uv_poll` per descriptor (`poller-uv.c`).
  * Nothing is read or written on the program's behalf.
  *
- * The addon hands ready tokens over once per libuv iteration, in a shared
- * Uint32Array; the backend de-duplicates them and wakes the loop.
+ * The addon hands ready tokens over once per libuv iteration (a `uv_check`
+ * handle, `selector.c`), in a shared Uint32Array; the backend de-duplicates
+ * them and wakes the loop.
  */
 type NodeModule = { createRequire(url: string): (id: string) => unknown };
 let nodeModule: NodeModule | null = null;
@@ -19,7 +23,11 @@ import { TokenQueue } from './token-queue.js';
 import { performanceClock } from './wall-clock.js';
 import { requireAddon } from './addon.js';
 
-/** The addon's poller: uv_poll watches whose tokens it hands over once per libuv iteration. */
+/**
+ * The addon's poller: watches (an epoll set of its own under one uv_poll on
+ * Linux, a uv_poll each elsewhere) whose tokens it hands over once per
+ * libuv iteration.
+ */
 export interface Poller {
   /** `edge`: the watcher handles edge-triggered readiness (ReadinessBackend.watch). */
   watch(fd: number, direction: number, token: number, edge?: boolean): number;
@@ -48,7 +56,8 @@ export function loadSelectorAddon(): Addon {
     throw new Error('the native selector needs Node.js');
   }
   if (process.platform === 'win32') throw new Error('the native selector needs a POSIX system');
-  // The addon drives libuv's uv_poll. Deno's and Bun's Node-API run addons
+  // The addon's poller is a libuv uv_poll (on the epoll set on Linux, one per
+  // descriptor elsewhere) on Node's loop. Deno's and Bun's Node-API run addons
   // without libuv (Deno hands out a stand-in loop, Bun aborts on uv_poll_init),
   // and either way the process dies, so the addon is never loaded there.
   if ('Deno' in globalThis) throw new Error("the native selector needs libuv, which Deno's Node-API does not provide");
