@@ -464,9 +464,15 @@ bench-http: $(PACKAGE) $(STAMPS)/wrk $(UVICORN_ROOT)/.complete
 BIOME_FILES += bench/http/run.mjs bench/http/idle-client.mjs $(wildcard bench/http/servers/*.mjs) \
   test/http-client-hosts.test.mjs test/fixtures/http-client-hosts.mjs
 
-bench: $(PACKAGE) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop
+# The benchmarks on the machine's Node, then the core timer rows (bench/run.mjs's
+# sections 1-3) again on the current Node LTS of NODE_VERSIONS, the newest
+# whose process.release.lts names a line: a section of RESULTS.md of its own
+# (bench/node-lts.mjs).
+bench: $(PACKAGE) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop $(NODE_BINARIES)
 	node --expose-gc bench/run.mjs
 	node --expose-gc bench/deadline.mjs --results bench/RESULTS.md
+	node bench/node-lts.mjs --results bench/RESULTS.md $(NODE_BINARIES)
+BIOME_FILES += bench/node-lts.mjs
 
 # Per-connection timeouts: loop.deadline's refresh() against Node's
 # timeout.refresh(); the "Deadlines" section of bench/RESULTS.md.
