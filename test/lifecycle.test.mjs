@@ -246,6 +246,27 @@ for (const backend of IO_BACKENDS) {
     ),
   );
 
+  streams('server.close() settles when the loop closes before running the release it expects', async () => {
+    const loop = await createLoop({ backend });
+    let closing;
+    try {
+      const server = await loop.runUntilComplete(() => loop.createServer(() => undefined, { port: 0 }));
+      const expected = loop.stats().completionsPending;
+      // Outside a run: no iteration follows. A host that lets go of the
+      // listener later (Deno) calls back in a host turn of its own, and
+      // the loop then expects a completion for it; the others are done.
+      let settled = false;
+      closing = outcome(server.close()).finally(() => (settled = true));
+      for (let turn = 0; turn < 10_000 && !settled && loop.stats().completionsPending === expected; turn++) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+      }
+    } finally {
+      await loop.close();
+    }
+    const result = await within(closing, 'server.close() after loop.close()');
+    assert.is(result.error, undefined, 'it resolves: the listener was released');
+  });
+
   streams('operations after close() reject at once', () =>
     onLoopCounted(backend, async (loop) => {
       const { server, client } = await pair(loop);

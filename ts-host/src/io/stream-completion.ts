@@ -370,7 +370,9 @@ class CompletionServer extends BaseServer {
     // A host that lets go of the port later (Deno, once the accept in
     // flight has failed) calls back later: close() waits for it, so that
     // the port is free when it resolves. The callback reaches the program
-    // through the loop, as every completion does.
+    // through the loop, as every completion does; until it has run, the
+    // loop tracks it, so that a loop closing first (its queued completion
+    // then never runs) settles it.
     let released = false;
     let later: (() => void) | null = null;
     listener.close(() => {
@@ -380,8 +382,18 @@ class CompletionServer extends BaseServer {
     if (released) return;
     return new Promise<void>((resolve) => {
       later = () => {
-        if (this.loop.isClosed()) resolve();
-        else this.#backend.complete(this.loop._expect(resolve).slot);
+        if (this.loop.isClosed()) {
+          resolve();
+          return;
+        }
+        const pending = {
+          close: () => {
+            this.loop._track(pending, false);
+            resolve();
+          },
+        };
+        this.loop._track(pending, true);
+        this.#backend.complete(this.loop._expect(pending.close).slot);
       };
     });
   }
