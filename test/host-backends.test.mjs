@@ -3,9 +3,13 @@
 // own implementation refuses to start elsewhere, saying why.
 import { test } from './harness.mjs';
 import * as assert from 'uvu/assert';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { BackendError, createLoop } from '../ts-host/dist/index.js';
-import { HOST, NET_COMPLETION } from './helpers.mjs';
+import { AddressInUseError, BackendError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
+import { HOST, NET_COMPLETION, hostCommand } from './helpers.mjs';
 
 const module = (file, name) => `${fileURLToPath(new URL(`../ts-host/dist/backends/${file}`, import.meta.url))}:${name}`;
 const DENO = module('completion-deno.js', 'createDenoCompletionBackend');
@@ -56,6 +60,113 @@ test(`node:net stays selectable by name on ${HOST}`, async () => {
   backend.close();
   const result = await implementationOf(NET_COMPLETION);
   assert.is(result.backend, 'completion');
+});
+
+// ------------------------------------------------ listen options on the host's own sockets
+
+/** `fn(loop)` in a run of a fresh loop on the host's own completion backend. */
+async function onOwnCompletion(fn) {
+  const loop = await createLoop({ backend: 'completion' });
+  try {
+    return await loop.runUntilComplete(() => fn(loop));
+  } finally {
+    await loop.close();
+  }
+}
+
+/** The queue length the kernel keeps for a listening socket (what listen(2) was given, capped), as `ss` reports it. */
+function listenQueue(address) {
+  const args = address.family === 'unix' ? ['-lxH', 'src', address.path] : ['-ltnH', 'sport', '=', `:${address.port}`];
+  const line = execFileSync('ss', args, { encoding: 'utf8' }).trim();
+  assert.ok(line !== '', `ss lists the listener at ${address.path ?? address.port}`);
+  const columns = line.split(/\s+/);
+  // TCP: State Recv-Q Send-Q ...; Unix: Netid State Recv-Q Send-Q ...
+  return Number(columns[address.family === 'unix' ? 3 : 2]);
+}
+
+const SOMAXCONN = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+
+/**
+ * The queue each host's own completion backend gives a listener, by
+ * transport and backlog asked ('default': none given), or 'refused'
+ * (NotSupportedError). Bun.listen takes no backlog and queues 512; Deno
+ * queues 1024 on a Unix socket whatever it is asked (docs/backends.md).
+ */
+const QUEUES = {
+  node: { tcp: { 7: 7, 2048: 2048, default: 511 }, unix: { 7: 7, 2048: 2048, default: 511 } },
+  deno: { tcp: { 7: 7, 2048: 2048, default: 511 }, unix: { 7: 'refused', 2048: 1024, default: 1024 } },
+  bun: { tcp: { 7: 'refused', 2048: 512, default: 512 }, unix: { 7: 'refused', 2048: 512, default: 512 } },
+};
+
+test(`completion on ${HOST}: backlog reaches listen(2), capped where the host fixes the queue, refused below it`, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'wasmloop-backlog-'));
+  try {
+    await onOwnCompletion(async (loop) => {
+      for (const transport of ['tcp', 'unix']) {
+        for (const [asked, expected] of Object.entries(QUEUES[HOST][transport])) {
+          const options = {
+            ...(transport === 'tcp' ? { port: 0 } : { path: join(dir, `${asked}.sock`) }),
+            ...(asked === 'default' ? {} : { backlog: Number(asked) }),
+          };
+          const what = `${transport}, backlog ${asked}`;
+          let server;
+          try {
+            server = await loop.createServer(() => undefined, options);
+          } catch (error) {
+            assert.is(expected, 'refused', `${what}: ${error}`);
+            assert.instance(error, NotSupportedError, what);
+            assert.match(error.message, `backlog ${asked}`);
+            assert.match(error.message, HOST === 'deno' ? 'on Deno' : 'on Bun');
+            continue;
+          }
+          try {
+            assert.is.not(expected, 'refused', `${what}: listens`);
+            assert.is(listenQueue(server.address()), Math.min(expected, SOMAXCONN), what);
+          } finally {
+            await server.close();
+          }
+        }
+      }
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+/** Listens on a port with reusePort, then again with it and once without: what each second listen did. */
+async function sharePort(loop) {
+  const first = await loop.createServer(() => undefined, { port: 0, reusePort: true });
+  const port = first.address().port;
+  const attempt = (options) =>
+    loop.createServer(() => undefined, { port, ...options }).then(
+      async (server) => {
+        await server.close();
+        return 'listening';
+      },
+      (error) => error,
+    );
+  try {
+    return { shared: await attempt({ reusePort: true }), exclusive: await attempt({}) };
+  } finally {
+    await first.close();
+  }
+}
+
+test(`completion on ${HOST}: reusePort shares a port (SO_REUSEPORT)${HOST === 'deno' ? ' under --unstable-net, and is refused without it' : ''}`, async () => {
+  if (HOST === 'deno') {
+    // These suites run without the flag: Deno.listen would end the process, so the backend refuses.
+    const { shared } = await onOwnCompletion(sharePort).catch((error) => ({ shared: error }));
+    assert.instance(shared, NotSupportedError);
+    assert.match(shared.message, 'reusePort');
+    assert.match(shared.message, 'on Deno without --unstable-net');
+    const [command, args] = hostCommand(fileURLToPath(new URL('./fixtures/reuse-port.mjs', import.meta.url)));
+    const flagged = JSON.parse(execFileSync(command, [args[0], '--unstable-net', ...args.slice(1)], { encoding: 'utf8' }));
+    assert.equal(flagged, { backend: 'completion', shared: 'listening', exclusive: 'AddressInUseError' });
+    return;
+  }
+  const { shared, exclusive } = await onOwnCompletion(sharePort);
+  assert.is(shared, 'listening', `a second listener with reusePort: ${shared}`);
+  assert.instance(exclusive, AddressInUseError, 'a listener without it is refused the port');
 });
 
 test.run();

@@ -6,7 +6,7 @@
  */
 import type { TcpOptions } from './backends/backend.js';
 import { describe } from './errors.js';
-import { INT32_MAX } from './limits.js';
+import { DEFAULT_BACKLOG, INT32_MAX } from './limits.js';
 import { checkOptions } from './options.js';
 
 /**
@@ -114,13 +114,18 @@ export interface ServerOptions {
    * (AddressInUseError); closing the server removes it.
    */
   path?: string;
-  /** Pending-connection queue length. Default 511. */
+  /**
+   * Pending-connection queue length. Default 511. A host that fixes the
+   * length takes one at or above its own as capped there, and refuses a
+   * shorter one with NotSupportedError (docs/backends.md).
+   */
   backlog?: number;
   /**
    * Let other processes listen on the same port, the kernel balancing
    * connections between them (SO_REUSEPORT; `wasmloop run --workers`).
-   * Selector backend; the completion backend shares ports through Node's
-   * cluster instead.
+   * The selector, and `completion` on Node's addon and on Bun; on Deno
+   * only under `--unstable-net` (NotSupportedError otherwise); on
+   * `node:net` through `node:cluster` (docs/backends.md).
    */
   reusePort?: boolean;
   /** Serve TLS (docs/tls.md); `false` or absent: plaintext. */
@@ -480,7 +485,7 @@ export function checkAddress(operation: string, options: unknown, listening: boo
     },
     known,
   );
-  const { host = '127.0.0.1', port, backlog = 511, path, reusePort = false, tls } = checked;
+  const { host = '127.0.0.1', port, backlog = DEFAULT_BACKLOG, path, reusePort = false, tls } = checked;
   const tlsConfig = checkTls(operation, tls, listening);
   const maxConnections = checkMaxConnections(operation, checked.maxConnections);
   const limits = checkLimits(operation, checked, streams);

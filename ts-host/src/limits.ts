@@ -6,3 +6,9 @@
 
 /** The largest signed 32-bit integer, 2^31 - 1. */
 export const INT32_MAX = 2 ** 31 - 1;
+
+/**
+ * The pending-connection queue a listener asks for when its caller names
+ * none: Node's default (listen(2) caps it at the system's somaxconn).
+ */
+export const DEFAULT_BACKLOG = 511;

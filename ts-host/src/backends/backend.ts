@@ -17,6 +17,8 @@
  * queues them and hands them over when the core asks (once per iteration);
  * it calls `wake()` so that a loop sleeping on a timer notices.
  */
+import { NotSupportedError } from '../errors.js';
+import { DEFAULT_BACKLOG } from '../limits.js';
 
 /** What the loop gives its backend. */
 export interface BackendSink {
@@ -207,6 +209,8 @@ export interface CompletionBackend extends BackendBase {
   /**
    * With `path`, a Unix domain socket at that path (host and port unused).
    * `reusePort`: share the port with other processes' listeners (SO_REUSEPORT).
+   * An option the host cannot honour is refused: `listen` throws a
+   * NotSupportedError naming it and the backend, which the caller gets.
    */
   listen(
     options: { host: string; port: number; backlog: number; path?: string; reusePort?: boolean },
@@ -254,6 +258,22 @@ export const ACCEPT_RETRY_MS = 1000;
 /** The pause after the `failures`-th accept in a row that failed for lack of resources (1, 2, ...), in ms. */
 export function acceptRetryDelay(failures: number): number {
   return Math.min(ACCEPT_RETRY_FIRST_MS * 2 ** Math.max(0, failures - 1), ACCEPT_RETRY_MS);
+}
+
+/**
+ * For a host that fixes a listener's queue length at `fixed` whatever it is
+ * asked: throws NotSupportedError, naming the backlog and `backend`, for a
+ * `backlog` it cannot honour. listen(2) lets the system cap a backlog, so
+ * one at or above `fixed` is honoured, capped there; the default
+ * (DEFAULT_BACKLOG, which the backend cannot tell from the same number
+ * given) takes the host's own; a shorter queue than `fixed` the host cannot
+ * give.
+ */
+export function refuseFixedBacklog(backlog: number, fixed: number, backend: string, api: string): void {
+  if (backlog >= fixed || backlog === DEFAULT_BACKLOG) return;
+  throw new NotSupportedError(
+    `listen: backlog ${backlog} is not supported by ${backend}: ${api} queues ${fixed} connections whatever it is asked; give ${fixed} or more (capped there) or leave the default`,
+  );
 }
 
 /**

@@ -26,6 +26,7 @@
  * implements on its own `Bun.udpSocket`.
  */
 import {
+  refuseFixedBacklog,
   type BackendSink,
   type CompletionBackend,
   type CompletionListener,
@@ -71,7 +72,7 @@ interface BunListener {
 }
 type BunTarget = { hostname: string; port: number } | { unix: string };
 interface BunNamespace {
-  listen(options: BunTarget & { allowHalfOpen: boolean; socket: BunHandlers }): BunListener;
+  listen(options: BunTarget & { allowHalfOpen: boolean; reusePort?: boolean; socket: BunHandlers }): BunListener;
   connect(options: BunTarget & { allowHalfOpen: boolean; socket: BunHandlers }): Promise<BunSocket>;
 }
 
@@ -80,6 +81,12 @@ export function bunNamespace(): BunNamespace | null {
   const bun = (globalThis as { Bun?: Partial<BunNamespace> }).Bun;
   return typeof bun?.listen === 'function' && typeof bun.connect === 'function' ? (bun as BunNamespace) : null;
 }
+
+/**
+ * The queue length Bun.listen asks listen(2) for, on TCP and Unix sockets
+ * alike: it takes no backlog (Bun 1.4.5).
+ */
+const BUN_BACKLOG = 512;
 
 interface QueuedWrite {
   bytes: Uint8Array;
@@ -328,7 +335,8 @@ export function createBunCompletionBackend(): CompletionBackend {
       // A write done in place, in a loop callback: the loop is awake already, or will be.
       else sink?.wake(false);
     },
-    listen({ host, port, path }, onSocket, done) {
+    listen({ host, port, backlog, path, reusePort }, onSocket, done) {
+      refuseFixedBacklog(backlog, BUN_BACKLOG, "the 'completion' backend on Bun", 'Bun.listen');
       if (closed) {
         done(refused('listen'));
         return;
@@ -338,6 +346,8 @@ export function createBunCompletionBackend(): CompletionBackend {
       try {
         listener = bun.listen({
           ...(path === undefined ? { hostname: host, port } : { unix: path }),
+          // SO_REUSEPORT, as the selector sets it.
+          ...(reusePort === true ? { reusePort: true } : {}),
           allowHalfOpen: true,
           socket: handlers(dispatch, (socket) => {
             if (closed) return null;

@@ -26,6 +26,7 @@
  */
 import {
   acceptRetryDelay,
+  refuseFixedBacklog,
   type BackendSink,
   type CompletionBackend,
   type CompletionListener,
@@ -39,6 +40,7 @@ import { performanceClock } from './wall-clock.js';
 import { unixAddress } from '../net/address.js';
 import { nodeDatagram } from '../net/node-dgram.js';
 import { CHUNK_BYTES } from '../net/slab.js';
+import { NotSupportedError } from '../errors.js';
 
 /** The parts of Deno's namespace this backend uses (typed here: other hosts' type checks know no `Deno`). */
 interface DenoAddr {
@@ -63,9 +65,27 @@ interface DenoListener {
   readonly addr: DenoAddr;
 }
 interface DenoNamespace {
-  listen(options: { hostname?: string; port?: number; tcpBacklog?: number; transport?: 'tcp' } | { transport: 'unix'; path: string }): DenoListener;
+  listen(
+    options: { hostname?: string; port?: number; tcpBacklog?: number; reusePort?: boolean; transport?: 'tcp' } | { transport: 'unix'; path: string },
+  ): DenoListener;
   connect(options: { hostname?: string; port?: number; signal?: AbortSignal; transport?: 'tcp' } | { transport: 'unix'; path: string }): Promise<DenoConn>;
   removeSync(path: string): void;
+  /** Present only under `--unstable-net`. */
+  listenDatagram?: unknown;
+}
+
+/** The queue length Deno asks listen(2) for on a Unix socket: its `tcpBacklog` is for TCP only (Deno 2.9). */
+const DENO_UNIX_BACKLOG = 1024;
+const BACKEND = "the 'completion' backend on Deno";
+
+/**
+ * Whether `Deno.listen` may be given `reusePort: true`: only under
+ * `--unstable-net` (or the `net` feature in deno.json), and without it
+ * Deno ends the process rather than throw. The same flag is what exposes
+ * `Deno.listenDatagram`, so its presence says whether the flag is on.
+ */
+function reusePortAllowed(deno: DenoNamespace): boolean {
+  return typeof deno.listenDatagram === 'function';
 }
 
 /** Deno's namespace, or null on any other host. */
@@ -419,14 +439,21 @@ export function createDenoCompletionBackend(): CompletionBackend {
       // From a promise's continuation (a microtask) or a loop callback: never at once.
       sink?.wake(false);
     },
-    listen({ host, port, backlog, path }, onSocket, done, onAcceptError) {
+    listen({ host, port, backlog, path, reusePort }, onSocket, done, onAcceptError) {
+      if (path !== undefined) refuseFixedBacklog(backlog, DENO_UNIX_BACKLOG, `${BACKEND} (a Unix socket)`, 'Deno.listen');
+      if (reusePort === true && !reusePortAllowed(deno)) {
+        throw new NotSupportedError(`listen: reusePort is not supported by ${BACKEND} without --unstable-net (Deno.listen shares a port only under that flag)`);
+      }
       if (closed) {
         done(refused('listen'));
         return;
       }
       let listener: DenoListener;
       try {
-        listener = path === undefined ? deno.listen({ hostname: host, port, tcpBacklog: backlog, transport: 'tcp' }) : deno.listen({ transport: 'unix', path });
+        listener =
+          path === undefined
+            ? deno.listen({ hostname: host, port, tcpBacklog: backlog, ...(reusePort === true ? { reusePort: true } : {}), transport: 'tcp' })
+            : deno.listen({ transport: 'unix', path });
       } catch (error) {
         done(error as Error);
         return;
