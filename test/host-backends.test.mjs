@@ -169,4 +169,82 @@ test(`completion on ${HOST}: reusePort shares a port (SO_REUSEPORT)${HOST === 'd
   assert.instance(exclusive, AddressInUseError, 'a listener without it is refused the port');
 });
 
+// ------------------------------------------------ bytes on the host's own sockets
+
+/** A protocol server on the host's own completion backend that hands each connection's chunks to `received`. */
+async function collectingServer(loop, received) {
+  return loop.createProtocolServer(
+    () => ({
+      dataReceived: (data) => received.push(data),
+    }),
+    { port: 0 },
+  );
+}
+
+test(`completion on ${HOST}: each chunk received is a Uint8Array over an ArrayBuffer of its own, exactly its size`, () =>
+  onOwnCompletion(async (loop) => {
+    const received = [];
+    const server = await collectingServer(loop, received);
+    const client = await loop.createConnection({ port: server.address().port });
+    let sent = 0;
+    for (const size of [1, 64, 1000, 5000]) {
+      await client.write(new Uint8Array(size).fill(size & 0xff));
+      sent += size;
+      while (received.reduce((n, c) => n + c.length, 0) < sent) await loop.sleep(1);
+    }
+    for (const chunk of received) {
+      assert.is(Object.getPrototypeOf(chunk), Uint8Array.prototype, 'a plain Uint8Array');
+      assert.is(chunk.byteOffset, 0);
+      assert.is(chunk.buffer.byteLength, chunk.length, 'its buffer holds that chunk alone');
+    }
+    client.close();
+    server.abortClients();
+    await server.close();
+  }));
+
+test(`completion on ${HOST}: a write carries the bytes it was given, whatever the program does with its array after`, () =>
+  onOwnCompletion(async (loop) => {
+    const received = [];
+    const server = await collectingServer(loop, received);
+    const clients = [];
+    const transports = [];
+    for (let c = 0; c < 8; c++) {
+      clients.push(
+        await loop.createProtocolConnection(
+          () => ({
+            connectionMade: (t) => transports.push(t),
+          }),
+          { port: server.address().port },
+        ),
+      );
+    }
+    // Small writes from several connections, each array overwritten at
+    // once: 8 x 300 x 100 bytes, past the size of any one buffer the host
+    // may copy them into.
+    const array = new Uint8Array(100);
+    let expected = 0;
+    for (let round = 0; round < 300; round++) {
+      for (const t of transports) {
+        array.fill(expected % 200);
+        const value = array[0];
+        t.write(array);
+        array.fill(0xee);
+        expected += 1;
+        assert.is.not(value, 0xee);
+      }
+      if (round % 50 === 0) await loop.sleep(0);
+    }
+    while (received.reduce((n, c) => n + c.length, 0) < expected * 100) await loop.sleep(1);
+    const bytes = new Uint8Array(expected * 100);
+    let at = 0;
+    for (const chunk of received) {
+      bytes.set(chunk, at);
+      at += chunk.length;
+    }
+    assert.not.ok(bytes.includes(0xee), 'no byte written after the write');
+    for (const t of transports) t.close();
+    server.abortClients();
+    await server.close();
+  }));
+
 test.run();

@@ -186,8 +186,9 @@ class BunEndpoint implements CompletionSocket {
       done(closedError('write', this.#destroyed ? 'EBADF' : 'EPIPE'));
       return;
     }
+    // What is kept past this call is a copy, so that a protocol's caller may reuse its array once write() returns.
     if (this.#writes.length > 0) {
-      this.#writes.push({ bytes: data, offset: 0, done });
+      this.#writes.push({ bytes: data.slice(), offset: 0, done });
       return;
     }
     const n = this.#socket.write(data);
@@ -200,7 +201,7 @@ class BunEndpoint implements CompletionSocket {
       done(closedError('write'));
       return;
     }
-    this.#writes.push({ bytes: data, offset: n, done });
+    this.#writes.push({ bytes: data.slice(n), offset: 0, done });
   }
 
   /** Bun's `drain`: the kernel takes more. */

@@ -103,9 +103,11 @@ export function denoNamespace(): DenoNamespace | null {
  */
 const IN_PLACE_BYTES = 64 * 1024;
 
-/** A read into a buffer this small or less is copied out, and the buffer read into again. */
-const COPY_BELOW = 4 * 1024;
-/** A connection's first read buffer; a read that fills it gets CHUNK_BYTES next time. */
+/**
+ * A connection's first read buffer; a read that fills it gets CHUNK_BYTES
+ * next time. Each read is copied out of it to an ArrayBuffer of exactly
+ * its size, the chunk's own (docs/design.md, "Who owns a chunk's bytes").
+ */
 const FIRST_READ_BYTES = 16 * 1024;
 
 function addressOf(addr: DenoAddr): SocketAddress {
@@ -186,14 +188,8 @@ class DenoSocket implements CompletionSocket {
           return;
         }
         if (n === 0) continue;
-        let chunk: Uint8Array;
-        if (n <= COPY_BELOW) {
-          chunk = buffer.slice(0, n);
-        } else {
-          // The bytes stay where they were read; the next read gets a new buffer.
-          chunk = buffer.subarray(0, n);
-          this.#buffer = new Uint8Array(n === buffer.length ? CHUNK_BYTES : buffer.length);
-        }
+        const chunk = buffer.slice(0, n);
+        if (n === buffer.length && n < CHUNK_BYTES) this.#buffer = new Uint8Array(CHUNK_BYTES);
         (this.#onData as (chunk: Uint8Array | null) => void)(chunk);
       }
     } catch (error) {
@@ -223,7 +219,8 @@ class DenoSocket implements CompletionSocket {
       done(null);
       return;
     }
-    this.#writes.push({ bytes: data, done });
+    // Kept past this call: a copy, so that a protocol's caller may reuse its array once write() returns.
+    this.#writes.push({ bytes: data.slice(), done });
     if (this.#writes.length === 1) void this.#writeLoop();
   }
 
