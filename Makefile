@@ -324,7 +324,12 @@ test-tree-before:
 # Biome (biome.jsonc: formatting and lint rules) over BIOME_FILES, the files
 # that passed it when it came in (those of them that still exist); the rest
 # join when the whole tree is formatted at once (`make format BIOME_FILES=.`).
-# Then rustfmt and clippy over rust-core's wasmloop-core and its fuzz crate.
+# Then rustfmt and clippy over the Rust: rust-core's wasmloop-core, the HTTP
+# parser (rust-core/http-parser) and the fuzz crates of both (rustfmt only),
+# and the WASI workspace (rust-core/wasi, the conformance driver included).
+# Clippy checks them for this machine's target (the WASI workspace's into
+# build/), so what only the wasm32 build compiles (the parser's exports,
+# http-parser/src/wasm.rs) is checked by that build's warnings alone.
 BIOME := node_modules/.bin/biome
 BIOME_FILES := \
   bench/peers/heap-loop.ts bench/results-section.mjs bench/run.mjs bench/soak.mjs bench/stress.mjs \
@@ -360,11 +365,17 @@ lint: node_modules/.package-lock.json
 	  || { echo "lint: Biome found the problems above (make format fixes the formatting ones)"; exit 1; }
 	cd rust-core && cargo fmt --check && cargo fmt --check --manifest-path fuzz/Cargo.toml
 	cd rust-core && cargo clippy --quiet --all-targets -- -D warnings
+	cd $(HTTP_PARSER) && cargo fmt --check && cargo fmt --check --manifest-path fuzz/Cargo.toml
+	cd $(HTTP_PARSER) && cargo clippy --quiet --all-targets -- -D warnings
+	cd $(WASI_DIR) && cargo fmt --check
+	cd $(WASI_DIR) && cargo clippy --quiet --all-targets --target-dir $(abspath $(WASI_BUILD)/clippy) -- -D warnings
 
 # Writes the formatting that make lint checks (lint findings are left to people).
 format: node_modules/.package-lock.json
 	$(BIOME) format --write --no-errors-on-unmatched $(wildcard $(BIOME_FILES))
 	cd rust-core && cargo fmt && cargo fmt --manifest-path fuzz/Cargo.toml
+	cd $(HTTP_PARSER) && cargo fmt && cargo fmt --manifest-path fuzz/Cargo.toml
+	cd $(WASI_DIR) && cargo fmt
 
 test-rust: $(STAMPS)/apt
 	cd rust-core && cargo test --quiet
