@@ -357,8 +357,8 @@ BIOME_FILES += bench/deadline.mjs test/deadline.test.mjs test/limits.test.mjs te
 BIOME_FILES += ts-host/src/cli/serve.ts ts-host/src/cli/serve-app.ts ts-host/src/cli/access-log.ts ts-host/src/cli/launch.ts \
   ts-host/src/cli/specs.ts ts-host/src/cli/node-interface.ts test/cli-serve.test.mjs test/transport-duplex.test.mjs \
   test/loop-serve.test.mjs test/fixtures/serve-apps.mjs test/fixtures/hono-app.mjs
-# Addresses passed back with their family.
-BIOME_FILES += test/address-family.test.mjs
+# Addresses passed back with their family; the server's own responses, logged.
+BIOME_FILES += test/address-family.test.mjs test/serve-refused.test.mjs
 
 lint: node_modules/.package-lock.json
 	@$(BIOME) check --error-on-warnings --no-errors-on-unmatched $(wildcard $(BIOME_FILES)) \

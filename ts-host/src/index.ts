@@ -21,7 +21,7 @@ import { type Logger, checkLogger } from './reporting.js';
 import { type Trace, Tracer, traceProblem } from './trace.js';
 
 export { EventLoop } from './loop.js';
-export { serve, HTTP_DEFAULTS, type ServeOptions, type HttpServer, type ConnectionInfo } from './http/index.js';
+export { serve, HTTP_DEFAULTS, type ServeOptions, type HttpServer, type ConnectionInfo, type RequestLine } from './http/index.js';
 export {
   HttpClient,
   createHttpClient,

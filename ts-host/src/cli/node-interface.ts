@@ -9,7 +9,8 @@
  * What `serve()` does itself is done here around Node's server: the limit
  * on connections (503 past it), graceful closing (idle connections close
  * at once, busy ones after their response, which says `connection:
- * close`), the access log (a line when the head is written). Node's
+ * close`), the access log (a line when the head is written, and one for
+ * the 503 of a connection past the limit). Node's
  * timeouts apply: `keepAliveTimeout`, and `headersTimeout` checked every
  * second by Node's own timer (not the loop's: virtual time does not move it).
  */
@@ -18,7 +19,7 @@ import type { SocketAddress } from '../backends/backend.js';
 import type { EventLoop } from '../loop.js';
 import { type TransportDuplex, duplexProtocol } from '../io/transport-duplex.js';
 import type { TlsServerOptions } from '../arguments.js';
-import type { AccessLog } from './access-log.js';
+import { type AccessLog, clientAddress } from './access-log.js';
 import type { NodeListener, StartedServer } from './serve-app.js';
 
 export interface NodeServeOptions {
@@ -77,7 +78,7 @@ export async function serveNodeListener(
   const onConnection = (duplex: HttpSocket) => {
     duplexes.add(duplex);
     duplex.once('close', () => duplexes.delete(duplex));
-    if (duplexes.size > maxConnections || closing) refuse(loop, duplex);
+    if (duplexes.size > maxConnections || closing) refuse(loop, duplex, log);
     else http.emit('connection', duplex);
   };
   const { host, port, path, reusePort, tls } = options;
@@ -122,11 +123,12 @@ function closeWhenIdle(duplex: HttpSocket): void {
   response.once('finish', () => setImmediate(() => closeWhenIdle(duplex)));
 }
 
-/** A 503 and a lingering close for a connection past the limit (or arriving while closing). */
-function refuse(loop: EventLoop, duplex: TransportDuplex): void {
+/** A 503 and a lingering close for a connection past the limit (or arriving while closing); logged as serve()'s. */
+function refuse(loop: EventLoop, duplex: TransportDuplex, log: AccessLog | null): void {
   duplex.on('data', () => undefined);
   duplex.on('error', () => undefined);
   duplex.end(SERVICE_UNAVAILABLE);
+  log?.refused(clientAddress(duplex.transport.remoteAddress), null, 503);
   const timer = loop.callLater(LINGER_MS, () => duplex.destroy());
   duplex.once('close', () => timer.cancel());
 }

@@ -2,8 +2,8 @@
  * The application `wasmloop serve` runs: the handler a module exports,
  * served on the loop. It finds the handler (a fetch handler, or with
  * `--interface node` a `node:http` listener), starts the server with the
- * command's limits, logs each response (access-log.ts), and says where it
- * serves. The server it returns is what app.ts closes gracefully on
+ * command's limits, logs each response (access-log.ts), the server's own
+ * error responses included, and says where it serves. The server it returns is what app.ts closes gracefully on
  * SIGINT or SIGTERM.
  *
  * Where the handler is, as `deno serve`, Bun and workerd look for it:
@@ -13,7 +13,7 @@
  */
 import type { SocketAddress } from '../backends/backend.js';
 import type { EventLoop } from '../loop.js';
-import { type ConnectionInfo, type HttpServer, serve } from '../http/server.js';
+import { type ConnectionInfo, type HttpServer, type RequestLine, serve } from '../http/server.js';
 import { requestLineOf } from '../http/request.js';
 import { SpecError, importModule } from '../module-loader.js';
 import { AccessLog, clientAddress } from './access-log.js';
@@ -71,9 +71,16 @@ export async function loadServeApp(options: ServeAppOptions): Promise<AppFunctio
         log,
       );
   }
-  const handler = withAccessLog(fetchHandlerOf(value, what, exportName !== null), log);
+  const refused = new WeakSet<ConnectionInfo>();
+  const handler = withAccessLog(fetchHandlerOf(value, what, exportName !== null), log, refused);
+  const onRefused = log === null ? {} : { onRefused: refusalLog(log, refused) };
   return async (loop, appOptions) =>
-    announce(loop, appOptions, await serve(loop, { fetch: handler, ...serverOptions(options, appOptions) }), log);
+    announce(
+      loop,
+      appOptions,
+      await serve(loop, { fetch: handler, ...onRefused, ...serverOptions(options, appOptions) }),
+      log,
+    );
 }
 
 /** The limits and the address, as serve() and the node interface take them. */
@@ -127,10 +134,25 @@ function describeValue(value: unknown): string {
   return `it is ${typeof value}`;
 }
 
+/**
+ * serve()'s `onRefused`: a log line for each error response the server
+ * made itself. The connection closes after it, so whatever its handler (if
+ * one was running) returns later is never sent: `refused` keeps the
+ * connection, and withAccessLog logs nothing more for it.
+ */
+function refusalLog(log: AccessLog, refused: WeakSet<ConnectionInfo>) {
+  return (status: number, request: RequestLine | null, info: ConnectionInfo) => {
+    refused.add(info);
+    log.refused(clientAddress(info.remoteAddress), request, status);
+  };
+}
+
 /** `handler`, with a log line for each response (500 for a handler that fails, as the client gets). */
-function withAccessLog(handler: FetchHandler, log: AccessLog | null): FetchHandler {
+function withAccessLog(handler: FetchHandler, log: AccessLog | null, refused: WeakSet<ConnectionInfo>): FetchHandler {
   if (log === null) return handler;
   const line = (request: Request, info: ConnectionInfo, status: number) => {
+    // The server answered this connection's request itself (onRefused): this response never goes out.
+    if (refused.has(info)) return;
     const head = requestLineOf(request);
     log.response(
       clientAddress(info.remoteAddress),

@@ -35,8 +35,11 @@ export interface ConnectionEvents {
   body(chunk: Uint8Array): void;
   /** The current request's body is complete. */
   bodyEnd(): void;
-  /** A request broke a rule: answer `status` (if no response started) and close. */
-  error(status: number, reason: string): void;
+  /**
+   * A request broke a rule: answer `status` (if no response started) and
+   * close. `head` is the request's, if its head was read.
+   */
+  error(status: number, reason: string, head: RequestHead | null): void;
 }
 
 export interface ConnectionLimits {
@@ -218,7 +221,7 @@ export class Http1Connection {
     const head = new RequestHead(this.#rx.buf, start, words, status);
     this.#rx.start = this.#rx.scan = start + status;
     if (head.contentLength > this.#limits.maxBodyBytes) {
-      this.#fail(413, `Content-Length over maxBodyBytes (${this.#limits.maxBodyBytes})`);
+      this.#fail(413, `Content-Length over maxBodyBytes (${this.#limits.maxBodyBytes})`, head);
       return false;
     }
     this.#head = head;
@@ -333,10 +336,11 @@ export class Http1Connection {
     this.#rx.scan = this.#rx.start;
   }
 
-  #fail(status: number, reason: string): void {
+  /** `head`: the request the failure concerns (the current one's, if any). */
+  #fail(status: number, reason: string, head: RequestHead | null = this.#head): void {
     this.#in = In.Closed;
     this.#rx.release();
-    this.#events.error(status, reason);
+    this.#events.error(status, reason, head);
   }
 
   /** Stops reading requests (the server closes); nothing more is parsed. */

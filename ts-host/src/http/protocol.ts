@@ -52,6 +52,15 @@ export interface ServerContext {
   readonly secure: boolean;
   /** Called when the last connection is lost (while closing). */
   onEmpty: (() => void) | null;
+  /** serve()'s `onRefused`: told of each error response the server makes itself. */
+  readonly onRefused: ((status: number, request: RequestLine | null, info: ConnectionInfo) => void) | null;
+}
+
+/** A request's line, as an access log writes it: `target` as the client sent it, `version` '1.0' or '1.1'. */
+export interface RequestLine {
+  readonly method: string;
+  readonly target: string;
+  readonly version: string;
 }
 
 /** The second argument of `fetch`: where the request came from, and over what. */
@@ -125,7 +134,7 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
           if (this.#deadlineKind === Deadline.Body) this.#deadlineKind = Deadline.None;
           this.#exchange?.end();
         },
-        error: (status, reason) => this.#onError(status, reason),
+        error: (status, reason, head) => this.#onError(status, reason, head),
       },
     );
   }
@@ -140,7 +149,7 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     server.connections.add(this);
     if (server.connections.size > server.maxConnections || server.closing) {
       this.connection.close();
-      this.#respondError(503, server.closing ? 'the server is shutting down' : `over maxConnections (${server.maxConnections})`);
+      this.#respondError(503, server.closing ? 'the server is shutting down' : `over maxConnections (${server.maxConnections})`, null);
       return;
     }
     this.#setDeadline(Deadline.Head, server.requestTimeoutMs);
@@ -246,7 +255,7 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     this.#writeError(500, 'Internal Server Error', false);
   }
 
-  #onError(status: number, reason: string): void {
+  #onError(status: number, reason: string, head: RequestHead | null): void {
     const exchange = this.#exchange;
     exchange?.fail(new Error(`bad request: ${reason}`));
     if (exchange !== null && exchange.responseStarted) {
@@ -254,22 +263,36 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
       this.#lingerClose();
       return;
     }
-    this.#respondError(status, reason);
+    this.#respondError(status, reason, head);
   }
 
-  /** An error response to a request that broke a rule; the connection closes after it. */
-  #respondError(status: number, reason: string): void {
-    this.#writeError(status, reason, true);
+  /**
+   * An error response to a request that broke a rule, took too long, or
+   * came past a limit (`head`: its head, if one was read); the connection
+   * closes after it. `onRefused` hears of it once it is written.
+   */
+  #respondError(status: number, reason: string, head: RequestHead | null): void {
+    if (!this.#writeError(status, reason, true)) return;
+    const onRefused = this.#server.onRefused;
+    if (onRefused === null) return;
+    const line = head === null ? null : { method: head.method(), target: head.target(), version: head.minor === 0 ? '1.0' : '1.1' };
+    try {
+      onRefused(status, line, this.#info as ConnectionInfo);
+    } catch (error) {
+      this.report('onRefused threw', error);
+    }
   }
 
-  #writeError(status: number, reason: string, close: boolean): void {
+  /** Writes an error response; false if the transport was closing and nothing went out. */
+  #writeError(status: number, reason: string, close: boolean): boolean {
     const body = `${reason}\n`;
     const fields = 'content-type: text/plain; charset=utf-8\r\n';
     const head = this.connection.responseHead(status, STATUS_TEXT[status] ?? '', fields, body.length, httpDate(), close || this.#server.closing);
     const transport = this.#transport;
-    if (transport === null || transport.isClosing()) return;
+    if (transport === null || transport.isClosing()) return false;
     transport.write(head + body);
     this.ended(true);
+    return true;
   }
 
   // ------------------------------------------------------- ResponseSink
@@ -394,10 +417,10 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     if (transport === null) return;
     if (kind === Deadline.Head && this.connection.readingHead()) {
       this.connection.close();
-      this.#respondError(408, `the request head did not arrive within requestTimeoutMs (${this.#server.requestTimeoutMs})`);
+      this.#respondError(408, `the request head did not arrive within requestTimeoutMs (${this.#server.requestTimeoutMs})`, null);
     } else if (kind === Deadline.Body && this.#exchange !== null) {
       this.connection.close();
-      this.#onError(408, `no request body bytes arrived for bodyTimeoutMs (${this.#server.bodyTimeoutMs})`);
+      this.#onError(408, `no request body bytes arrived for bodyTimeoutMs (${this.#server.bodyTimeoutMs})`, this.#exchange.head);
     } else if (kind === Deadline.Linger) {
       transport.close();
     } else {

@@ -20,9 +20,9 @@ import { describe } from '../errors.js';
 import { checkOptions } from '../options.js';
 import { installLightResponse, lightResponseHelps } from './light-response.js';
 import { type HeadParser, loadParser } from './parser.js';
-import { type ConnectionInfo, HttpProtocol, type ServerContext } from './protocol.js';
+import { type ConnectionInfo, HttpProtocol, type RequestLine, type ServerContext } from './protocol.js';
 
-export type { ConnectionInfo } from './protocol.js';
+export type { ConnectionInfo, RequestLine } from './protocol.js';
 
 export interface ServeOptions {
   /** The application: a Request in, a Response (or a promise of one) out. */
@@ -43,6 +43,16 @@ export interface ServeOptions {
   tls?: TlsServerOptions | false;
   /** Aborting it closes the server (gracefully, as `close()`). */
   signal?: AbortSignal;
+  /**
+   * Told of each error response the server makes itself, once it is
+   * written, before the connection closes: a request that broke a rule or
+   * a limit (400, 413, 431, 501, ...), a head or body that took too long
+   * (408), a connection past `maxConnections` or arriving while the server
+   * closes (503). `request` is the request's line if its head was read,
+   * else null. A failing handler's 500 is not one of them (the handler's
+   * own call). An access log (`wasmloop serve`'s) writes these too.
+   */
+  onRefused?: (status: number, request: RequestLine | null, info: ConnectionInfo) => void;
   /** Bytes of a request head (request line and fields) and of a trailer section. Default 16 KiB; over it: 431. */
   maxHeaderBytes?: number;
   /** Header fields in a request head. Default 100; over it: 431. */
@@ -106,6 +116,7 @@ const SERVE_OPTIONS = [
   'reusePort',
   'tls',
   'signal',
+  'onRefused',
   'maxHeaderBytes',
   'maxHeaders',
   'maxBodyBytes',
@@ -134,6 +145,9 @@ export async function serve(loop: EventLoop, options: ServeOptions): Promise<Htt
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new TypeError(`serve: signal must be an AbortSignal, got ${describe(signal)}`);
   }
+  if (o.onRefused !== undefined && typeof o.onRefused !== 'function') {
+    throw new TypeError(`serve: onRefused must be a function, got ${describe(o.onRefused)}`);
+  }
   const light = o.lightResponse ?? lightResponseHelps();
   if (typeof light !== 'boolean') throw new TypeError(`serve: lightResponse must be a boolean, got ${describe(light)}`);
   const parser: HeadParser = await loadParser(o.parserModule);
@@ -154,6 +168,7 @@ export async function serve(loop: EventLoop, options: ServeOptions): Promise<Htt
     defaultHost: '',
     secure: o.tls !== undefined && o.tls !== false,
     onEmpty: null,
+    onRefused: o.onRefused ?? null,
   };
   if (signal?.aborted) throw signal.reason ?? new DOMException('serve: aborted', 'AbortError');
   const address = {
