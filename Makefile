@@ -349,6 +349,9 @@ BIOME_FILES := \
   ts-host/src/net/address.ts ts-host/src/net/datagram-buffer.ts ts-host/src/net/slab.ts \
   ts-host/src/wit/canonical-abi.ts ts-host/src/wit/clock-import.ts ts-host/src/wit/completion-import.ts \
   ts-host/src/wit/event-loop-export.ts ts-host/src/wit/readiness-import.ts
+# Protocols and datagram endpoints: what the I/O models share, and each model's file.
+BIOME_FILES += ts-host/src/io/protocols.ts ts-host/src/io/transport-readiness.ts ts-host/src/io/transport-completion.ts \
+  ts-host/src/io/datagrams.ts ts-host/src/io/datagram-readiness.ts ts-host/src/io/datagram-completion.ts
 # Deadlines, limits and timeouts.
 BIOME_FILES += bench/deadline.mjs test/deadline.test.mjs test/limits.test.mjs test/limits-cli.test.mjs test/limits-tls.test.mjs \
   test/limits-emfile.test.mjs test/limits-sockopts.test.mjs test/fixtures/emfile-echo.mjs test/fixtures/tcp-recording.mjs \

@@ -8,8 +8,10 @@
  */
 import type { CompletionBackend } from '../backends/backend.js';
 import type { BackendFaults } from '../backend-faults.js';
-import { type DatagramProtocol, type DatagramTarget, completionDatagramEndpoint } from '../io/datagrams.js';
-import { type Protocol, type ProtocolFactory, completionTransport } from '../io/protocols.js';
+import type { DatagramProtocol, DatagramTarget } from '../io/datagrams.js';
+import { completionDatagramEndpoint } from '../io/datagram-completion.js';
+import type { Protocol, ProtocolFactory } from '../io/protocols.js';
+import { completionTransport } from '../io/transport-completion.js';
 import {
   type ConnectionHandler,
   type ConnectTarget,

@@ -11,8 +11,10 @@
 import type { Direction, ReadinessBackend } from '../backends/backend.js';
 import type { BackendFaults } from '../backend-faults.js';
 import { FdWatches } from '../fd-watches.js';
-import { type DatagramProtocol, type DatagramTarget, readinessDatagramEndpoint } from '../io/datagrams.js';
-import { type Protocol, type ProtocolFactory, readinessTransport } from '../io/protocols.js';
+import type { DatagramProtocol, DatagramTarget } from '../io/datagrams.js';
+import { readinessDatagramEndpoint } from '../io/datagram-readiness.js';
+import type { Protocol, ProtocolFactory } from '../io/protocols.js';
+import { readinessTransport } from '../io/transport-readiness.js';
 import {
   type ConnectionHandler,
   type ConnectTarget,

@@ -1,20 +1,21 @@
 /**
  * Datagram endpoints: asyncio's UDP API (`loop.create_datagram_endpoint`).
  * A protocol's `datagramReceived(data, addr)` runs for each datagram, inside
- * a loop callback the core ordered (the read watcher on the readiness model,
- * an expected completion on the completion model); `transport.sendto(data,
- * addr)` sends at once and queues what the system cannot take yet.
- * `connectionLost` is scheduled with `callSoon`, as asyncio does.
+ * a loop callback the core ordered; `transport.sendto(data, addr)` sends at
+ * once and queues what the system cannot take yet. `connectionLost` is
+ * scheduled with `callSoon`, as asyncio does.
+ *
+ * This file holds the public DatagramProtocol and DatagramTransport types,
+ * what every endpoint shares (`BaseDatagramTransport`) and the checks of a
+ * `sendto`. Each I/O model's endpoint has a file of its own:
+ * `datagram-readiness.ts` and `datagram-completion.ts`.
  */
-import type { CompletionBackend, CompletionDatagram, ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
-import { READABLE, WRITABLE } from '../backends/backend.js';
+import type { SocketAddress } from '../backends/backend.js';
 import { checkFamily } from '../arguments.js';
-import { DATAGRAMS_PER_READINESS, MAX_DATAGRAM_BYTES, datagramScratch } from '../net/datagram-buffer.js';
-import { isIpLiteral, parseAddress } from '../net/address.js';
-import { EAGAIN, errnoName } from '../errno.js';
-import { ConnectionClosedError, LoopClosedError, describe } from '../errors.js';
-import * as checked from './checked.js';
-import { type IoLoop, type IoToken, fromHostError, ioError, toBytes } from './streams.js';
+import { MAX_DATAGRAM_BYTES } from '../net/datagram-buffer.js';
+import { isIpLiteral } from '../net/address.js';
+import { describe } from '../errors.js';
+import { type IoLoop, toBytes } from './streams.js';
 
 /** What a datagram protocol may implement; every method is optional. */
 export interface DatagramProtocol {
@@ -53,15 +54,6 @@ export interface DatagramTransport {
 
 export type DatagramProtocolFactory<P extends DatagramProtocol = DatagramProtocol> = () => P;
 
-/** A readiness backend's socket operations, with the datagram ones it has (checked before use). */
-type DatagramOps = SocketOps & Required<Pick<SocketOps, 'sendTo' | 'recvFrom' | 'recvAddress'>>;
-
-interface QueuedDatagram {
-  bytes: Uint8Array;
-  host: string | null;
-  port: number;
-}
-
 /** `addr` of a `sendto`: a numeric host and a port 1..65535 (and a `family` that agrees with the host). */
 function checkDestination(addr: unknown): { host: string; port: number } {
   if (typeof addr !== 'object' || addr === null) {
@@ -84,7 +76,7 @@ function checkDestination(addr: unknown): { host: string; port: number } {
  * endpoint and is reported), the closing state, and the teardown that
  * schedules `connectionLost(null)` once.
  */
-abstract class BaseDatagramTransport implements DatagramTransport {
+export abstract class BaseDatagramTransport implements DatagramTransport {
   protected readonly loop: IoLoop;
   protected readonly protocol: DatagramProtocol;
   /** close() or abort() was called: no new sends, no more deliveries. */
@@ -177,235 +169,8 @@ abstract class BaseDatagramTransport implements DatagramTransport {
   protected abstract release(): void;
 }
 
-/** A datagram endpoint on a readiness backend: a non-blocking UDP descriptor. */
-class ReadinessDatagramTransport extends BaseDatagramTransport {
-  readonly #backend: ReadinessBackend;
-  readonly #ops: DatagramOps;
-  readonly #fd: number;
-  readonly #readToken: IoToken;
-  #writeToken: IoToken | null = null;
-  #queue: QueuedDatagram[] = [];
-  #queuedBytes = 0;
-  readonly localAddress: SocketAddress;
-  readonly remoteAddress: SocketAddress | null;
-
-  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, protocol: DatagramProtocol, connected: boolean) {
-    super(loop, protocol);
-    this.#backend = backend;
-    this.#ops = backend.sockets as DatagramOps;
-    this.#fd = fd;
-    this.localAddress = parseAddress(backend.sockets.address(fd, false));
-    this.remoteAddress = connected ? parseAddress(backend.sockets.address(fd, true)) : null;
-    this.#readToken = loop._watch(this.#onReadable);
-    try {
-      checked.mustWatch(backend, fd, READABLE, this.#readToken.slot);
-    } catch (error) {
-      loop._release(this.#readToken);
-      backend.sockets.close(fd);
-      throw error;
-    }
-    this.begin();
-  }
-
-  writeBufferSize(): number {
-    return this.#queuedBytes;
-  }
-
-  sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void {
-    if (this.closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
-    const { bytes, host, port } = checkSend(data, addr, this.remoteAddress !== null);
-    if (this.#queue.length > 0) {
-      this.#enqueue({ bytes, host, port });
-      return;
-    }
-    let n: number;
-    try {
-      n = checked.sendTo(this.#backend, this.#fd, bytes, bytes.length, host, port);
-    } catch (error) {
-      this.#failedBy(error);
-      return;
-    }
-    if (n === -EAGAIN) this.#enqueue({ bytes, host, port });
-    else if (n < 0) this.call('errorReceived', sendError(n, host, port));
-  }
-
-  close(): void {
-    if (this.closing) return;
-    this.closing = true;
-    if (this.#queue.length === 0) this.teardown();
-  }
-
-  abort(): void {
-    this.closing = true;
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    this.teardown();
-  }
-
-  #enqueue(datagram: QueuedDatagram): void {
-    this.#queue.push(datagram);
-    this.#queuedBytes += datagram.bytes.length;
-    if (this.#writeToken !== null) return;
-    this.#writeToken = this.loop._watch(this.#onWritable);
-    try {
-      checked.mustWatch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot);
-    } catch (error) {
-      this.#failedBy(error);
-    }
-  }
-
-  readonly #onWritable = (): void => {
-    const queue = this.#queue;
-    while (queue.length > 0) {
-      const d = queue[0] as QueuedDatagram;
-      let n: number;
-      try {
-        n = checked.sendTo(this.#backend, this.#fd, d.bytes, d.bytes.length, d.host, d.port);
-      } catch (error) {
-        this.#failedBy(error);
-        return;
-      }
-      if (n === -EAGAIN) return;
-      queue.shift();
-      this.#queuedBytes -= d.bytes.length;
-      if (n < 0) this.call('errorReceived', sendError(n, d.host, d.port));
-      if (this.finished) return;
-    }
-    this.#stopWriting();
-    if (this.closing) this.teardown();
-  };
-
-  #stopWriting(): void {
-    if (this.#writeToken === null) return;
-    this.#backend.unwatch(this.#fd, WRITABLE);
-    this.loop._release(this.#writeToken);
-    this.#writeToken = null;
-  }
-
-  readonly #onReadable = (): void => {
-    for (let i = 0; i < DATAGRAMS_PER_READINESS && !this.closing; i++) {
-      let n: number;
-      try {
-        n = checked.recvFrom(this.#backend, this.#fd, datagramScratch, datagramScratch.length);
-      } catch (error) {
-        this.#failedBy(error);
-        return;
-      }
-      if (n === -EAGAIN) return;
-      if (n < 0) {
-        this.call('errorReceived', ioError('recvfrom', errnoName(n)));
-        continue;
-      }
-      const from = parseAddress(this.#ops.recvAddress());
-      if (!this.received(datagramScratch.slice(0, Math.min(n, datagramScratch.length)), from)) return;
-    }
-  };
-
-  /** A failed watch, or a misbehaving backend, fails the endpoint: errorReceived(error), then closed. */
-  #failedBy(error: unknown): void {
-    this.call('errorReceived', error);
-    this.abort();
-  }
-
-  protected release(): void {
-    this.#stopWriting();
-    this.#backend.unwatch(this.#fd, READABLE);
-    this.loop._release(this.#readToken);
-    this.#backend.sockets.close(this.#fd);
-  }
-}
-
-/** The error of a failed send, naming where it went. */
-function sendError(negativeErrno: number, host: string | null, port: number): Error {
-  return ioError('sendto', errnoName(negativeErrno), host === null ? undefined : `${host}:${port}`);
-}
-
-/**
- * A datagram endpoint on a completion backend: the host receives and sends;
- * what it received (and failed receives) reaches the protocol through one
- * expected completion per burst, so protocol calls are ordered by the core
- * as on the readiness model.
- */
-class CompletionDatagramTransport extends BaseDatagramTransport {
-  readonly #backend: CompletionBackend;
-  #endpoint: CompletionDatagram | null = null;
-  /** Arrived datagrams and errors, waiting for the loop. */
-  #inbox: Array<{ data: Uint8Array; from: SocketAddress } | Error> = [];
-  #deliverToken: IoToken | null = null;
-  /** Bytes of sends the host has not finished. */
-  #sending = 0;
-  localAddress: SocketAddress = { host: '', port: 0, family: 'IPv4' };
-  remoteAddress: SocketAddress | null = null;
-
-  constructor(loop: IoLoop, backend: CompletionBackend, protocol: DatagramProtocol) {
-    super(loop, protocol);
-    this.#backend = backend;
-  }
-
-  /** The host's endpoint is open: start. */
-  opened(endpoint: CompletionDatagram): void {
-    this.#endpoint = endpoint;
-    this.localAddress = endpoint.localAddress;
-    this.remoteAddress = endpoint.remoteAddress;
-    this.begin();
-  }
-
-  /** From the host: a datagram or a failed receive. */
-  arrived(item: { data: Uint8Array; from: SocketAddress } | Error): void {
-    if (this.finished) return;
-    this.#inbox.push(item);
-    if (this.#deliverToken === null) {
-      this.#deliverToken = this.loop._expect(this.#deliver);
-      this.#backend.complete(this.#deliverToken.slot);
-    }
-  }
-
-  readonly #deliver = (): void => {
-    this.#deliverToken = null;
-    const inbox = this.#inbox;
-    while (inbox.length > 0 && !this.closing) {
-      const item = inbox.shift() as { data: Uint8Array; from: SocketAddress } | Error;
-      if (item instanceof Error) this.call('errorReceived', item);
-      else if (!this.received(item.data, item.from)) return;
-    }
-  };
-
-  writeBufferSize(): number {
-    return this.#sending;
-  }
-
-  sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void {
-    if (this.closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
-    const { bytes, host, port } = checkSend(data, addr, this.remoteAddress !== null);
-    this.#sending += bytes.length;
-    (this.#endpoint as CompletionDatagram).send(bytes, host, port, (error) => {
-      this.#sending -= bytes.length;
-      if (error !== null) this.arrived(fromHostError('sendto', error, host === null ? undefined : `${host}:${port}`));
-      if (this.closing && this.#sending === 0) this.teardown();
-    });
-  }
-
-  close(): void {
-    if (this.closing) return;
-    this.closing = true;
-    if (this.#sending === 0) this.teardown();
-  }
-
-  abort(): void {
-    this.closing = true;
-    this.teardown();
-  }
-
-  protected release(): void {
-    this.#inbox = [];
-    if (this.#deliverToken !== null) this.loop._release(this.#deliverToken);
-    this.#deliverToken = null;
-    this.#endpoint?.close();
-  }
-}
-
 /** A `sendto`'s checked arguments: the bytes and where they go (null host: the connected peer). */
-function checkSend(
+export function checkSend(
   data: Uint8Array | string,
   addr: { host: string; port: number } | undefined,
   connected: boolean,
@@ -423,67 +188,8 @@ function checkSend(
   return { bytes, host, port };
 }
 
-/** Opens a datagram endpoint on a completion backend. */
-export function completionDatagramEndpoint(
-  loop: IoLoop,
-  backend: CompletionBackend,
-  target: DatagramTarget,
-  protocol: DatagramProtocol,
-): Promise<DatagramTransport> {
-  const transport = new CompletionDatagramTransport(loop, backend, protocol);
-  const where = `${target.local.host}:${target.local.port}`;
-  return new Promise((resolve, reject) => {
-    (backend.datagram as NonNullable<CompletionBackend['datagram']>)(
-      target,
-      (data, from) => transport.arrived({ data, from }),
-      (error) => transport.arrived(fromHostError('recvfrom', error)),
-      (error, endpoint) => {
-        if (error !== null || endpoint === undefined) {
-          reject(fromHostError('bind', error, where));
-          return;
-        }
-        if (loop.isClosed()) {
-          // The loop closed while the host was opening it: nobody will close it later.
-          endpoint.close();
-          reject(new LoopClosedError('createDatagramEndpoint'));
-          return;
-        }
-        transport.opened(endpoint);
-        resolve(transport);
-      },
-    );
-  });
-}
-
 /** Where a datagram endpoint binds, and the peer it is connected to, if any. */
 export interface DatagramTarget {
   local: { host: string; port: number };
   remote: { host: string; port: number } | null;
-}
-
-/** Opens a datagram endpoint on a readiness backend. */
-export function readinessDatagramEndpoint(
-  loop: IoLoop,
-  backend: ReadinessBackend,
-  target: DatagramTarget,
-  protocol: DatagramProtocol,
-): DatagramTransport {
-  const ops = backend.sockets;
-  const bind = ops.udpBind as (host: string, port: number) => number;
-  const fd = bind.call(ops, target.local.host, target.local.port);
-  if (fd < 0) throw ioError('bind', errnoName(fd), `${target.local.host}:${target.local.port}`);
-  if (target.remote !== null) {
-    const connect = ops.udpConnect as (fd: number, host: string, port: number) => number;
-    const rc = connect.call(ops, fd, target.remote.host, target.remote.port);
-    if (rc < 0) {
-      ops.close(fd);
-      throw ioError('connect', errnoName(rc), `${target.remote.host}:${target.remote.port}`);
-    }
-  }
-  try {
-    return new ReadinessDatagramTransport(loop, backend, fd, protocol, target.remote !== null);
-  } catch (error) {
-    ops.close(fd);
-    throw error;
-  }
 }

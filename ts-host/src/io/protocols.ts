@@ -6,31 +6,23 @@
  * once and buffers the rest, telling the protocol to pause when its buffer
  * passes the high-water mark.
  *
- * Every protocol call runs inside a loop callback the core ordered (the
- * accept or read watcher on the readiness model, an expected completion on
- * the completion model), so protocols see the same order on every backend.
- * `connectionLost` is scheduled with `callSoon`, as asyncio does. A
- * transport with an `idleTimeoutMs` is aborted once it has read and written
- * nothing for that long, and its protocol hears a TimeoutError.
+ * This file holds the public Protocol and Transport types and what every
+ * transport shares (`BaseTransport`). Each I/O model's transport has a file
+ * of its own, as asyncio keeps selector_events.py and proactor_events.py
+ * apart: `transport-readiness.ts` and `transport-completion.ts`;
+ * `tls-transport.ts` extends the base over node:tls.
+ *
+ * Every protocol call runs inside a loop callback the core ordered, so
+ * protocols see the same order on every backend. `connectionLost` is
+ * scheduled with `callSoon`, as asyncio does. A transport with an
+ * `idleTimeoutMs` is aborted once it has read and written nothing for that
+ * long, and its protocol hears a TimeoutError.
  */
 import type { ConnectionLimits } from '../arguments.js';
-import type { CompletionBackend, CompletionSocket, ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
-import { READABLE, WRITABLE } from '../backends/backend.js';
-import { parseAddress } from '../net/address.js';
-import { EAGAIN, errnoName } from '../errno.js';
+import type { SocketAddress } from '../backends/backend.js';
 import { ConnectionClosedError, WriteAfterEndError } from '../errors.js';
-import * as checked from './checked.js';
-import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
 import { type IoDeadline, idleDeadline } from './io-common.js';
-import {
-  type Accepted,
-  type IoLoop,
-  type IoToken,
-  fromHostError,
-  ioError,
-  toBytes,
-  writeToHost,
-} from './streams.js';
+import { type Accepted, type IoLoop, toBytes } from './streams.js';
 
 /** What a protocol may implement; every method is optional. */
 export interface Protocol {
@@ -145,7 +137,12 @@ export abstract class BaseTransport implements Transport, Accepted {
   }
 
   setWriteBufferLimits(high?: number, low?: number): void {
-    const h = high === undefined ? (low === undefined ? DEFAULT_HIGH_WATER : 4 * checkLimit('low', low)) : checkLimit('high', high);
+    const h =
+      high === undefined
+        ? low === undefined
+          ? DEFAULT_HIGH_WATER
+          : 4 * checkLimit('low', low)
+        : checkLimit('high', high);
     const l = low === undefined ? Math.floor(h / 4) : checkLimit('low', low);
     if (l > h) throw new RangeError(`setWriteBufferLimits: low (${l}) must not exceed high (${h})`);
     this.#high = h;
@@ -251,349 +248,4 @@ export abstract class BaseTransport implements Transport, Accepted {
     this.#idle = idleDeadline(this.loop, limits, (error) => this.teardown(error));
     if (connectionMade) this.call('connectionMade', this);
   }
-}
-
-// ------------------------------------------------------------ readiness
-
-class ReadinessTransport extends BaseTransport {
-  readonly #backend: ReadinessBackend;
-  readonly #ops: SocketOps;
-  readonly #fd: number;
-  readonly #readToken: IoToken;
-  #writeToken: IoToken | null = null;
-  #readWatched = false;
-  #writeWatched = false;
-  /** Unwritten data: each chunk with how much of it was written. */
-  #pending: Array<{ bytes: Uint8Array; offset: number }> = [];
-  readonly localAddress: SocketAddress;
-  readonly remoteAddress: SocketAddress;
-
-  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, protocol: Protocol, limits: ConnectionLimits) {
-    super(loop, protocol);
-    this.#backend = backend;
-    this.#ops = backend.sockets;
-    this.#fd = fd;
-    this.localAddress = parseAddress(this.#ops.address(fd, false));
-    this.remoteAddress = parseAddress(this.#ops.address(fd, true));
-    this.#readToken = loop._watch(this.#onReadable);
-    if (limits.tcp !== null) this.#ops.setTcpOptions?.(fd, limits.tcp.noDelay, limits.tcp.keepAliveMs);
-    this.begin(limits);
-    if (!this.closing) this.#updateReadWatch();
-  }
-
-  readonly #onReadable = (): void => {
-    while (this.reading && !this.closing) {
-      const room = CHUNK_BYTES;
-      let n: number;
-      try {
-        n = checked.read(this.#backend, this.#fd, READ_BUFFER, room);
-      } catch (error) {
-        this.teardown(error as Error);
-        return;
-      }
-      if (n === -EAGAIN) return;
-      if (n < 0) {
-        this.teardown(ioError('read', errnoName(n)));
-        return;
-      }
-      if (n === 0) {
-        this.reading = false;
-        this.#updateReadWatch();
-        this.eofArrived();
-        return;
-      }
-      this.active();
-      this.received(takeRead(n));
-      if (n < room) return;
-    }
-  };
-
-  #updateReadWatch(): void {
-    const want = this.reading && !this.closing;
-    if (want === this.#readWatched) return;
-    if (want) {
-      // Edge-triggered will do: #onReadable reads until EAGAIN or a short
-      // read, and pausing unwatches (watching again reports what waits).
-      try {
-        checked.mustWatch(this.#backend, this.#fd, READABLE, this.#readToken.slot, true);
-      } catch (error) {
-        this.teardown(error as Error);
-        return;
-      }
-    } else {
-      this.#backend.unwatch(this.#fd, READABLE);
-    }
-    this.#readWatched = want;
-  }
-
-  pauseReading(): void {
-    if (this.closing) return;
-    this.reading = false;
-    this.#updateReadWatch();
-  }
-
-  resumeReading(): void {
-    if (this.closing) return;
-    this.reading = true;
-    this.#updateReadWatch();
-  }
-
-  write(data: Uint8Array | string): void {
-    const bytes = this.checkWrite(data);
-    if (bytes.length === 0) return;
-    this.active();
-    let offset = 0;
-    if (this.#pending.length === 0) {
-      let n: number;
-      try {
-        n = checked.write(this.#backend, this.#fd, bytes, 0, bytes.length);
-      } catch (error) {
-        this.teardown(error as Error);
-        return;
-      }
-      if (n === bytes.length) return;
-      if (n < 0 && n !== -EAGAIN) {
-        this.teardown(ioError('write', errnoName(n)));
-        return;
-      }
-      offset = Math.max(n, 0);
-    }
-    // The caller may reuse its array once write() returns: keep a copy.
-    this.#pending.push({ bytes: bytes.slice(offset), offset: 0 });
-    this.buffered += bytes.length - offset;
-    this.#watchWritable(true);
-    this.flowControl();
-  }
-
-  readonly #onWritable = (): void => {
-    const pending = this.#pending;
-    while (pending.length > 0) {
-      const w = pending[0] as { bytes: Uint8Array; offset: number };
-      let n: number;
-      try {
-        n = checked.write(this.#backend, this.#fd, w.bytes, w.offset, w.bytes.length - w.offset);
-      } catch (error) {
-        this.teardown(error as Error);
-        return;
-      }
-      if (n === -EAGAIN) break;
-      if (n < 0) {
-        this.teardown(ioError('write', errnoName(n)));
-        return;
-      }
-      if (n > 0) this.active();
-      w.offset += n;
-      this.buffered -= n;
-      if (w.offset < w.bytes.length) break;
-      pending.shift();
-    }
-    this.flowControl();
-    if (pending.length > 0 || this.finished) return;
-    this.#watchWritable(false);
-    if (this.eofWritten) this.#ops.shutdownWrite(this.#fd);
-    if (this.closing) this.teardown(null);
-  };
-
-  #watchWritable(want: boolean): void {
-    if (want === this.#writeWatched) return;
-    if (want) {
-      this.#writeToken ??= this.loop._watch(this.#onWritable);
-      // Edge-triggered will do: #onWritable writes until EAGAIN or a short write.
-      try {
-        checked.mustWatch(this.#backend, this.#fd, WRITABLE, this.#writeToken.slot, true);
-      } catch (error) {
-        this.teardown(error as Error);
-        return;
-      }
-    } else {
-      this.#backend.unwatch(this.#fd, WRITABLE);
-    }
-    this.#writeWatched = want;
-  }
-
-  writeEof(): void {
-    if (this.eofWritten || this.closing) return;
-    this.eofWritten = true;
-    if (this.#pending.length === 0) this.#ops.shutdownWrite(this.#fd);
-  }
-
-  close(): void {
-    if (this.closing) return;
-    this.closing = true;
-    this.#updateReadWatch();
-    if (this.#pending.length === 0) this.teardown(null);
-  }
-
-  abort(): void {
-    this.teardown(null);
-  }
-
-  protected release(): void {
-    if (this.#readWatched) this.#backend.unwatch(this.#fd, READABLE);
-    if (this.#writeWatched) this.#backend.unwatch(this.#fd, WRITABLE);
-    this.#readWatched = this.#writeWatched = false;
-    this.loop._release(this.#readToken);
-    if (this.#writeToken !== null) this.loop._release(this.#writeToken);
-    this.#pending = [];
-    this.buffered = 0;
-    this.#ops.close(this.#fd);
-  }
-}
-
-export function readinessTransport(loop: IoLoop, backend: ReadinessBackend, fd: number, protocol: Protocol, limits: ConnectionLimits) {
-  return new ReadinessTransport(loop, backend, fd, protocol, limits) as Transport & Accepted;
-}
-
-// ----------------------------------------------------------- completion
-
-/** What the host delivered and the protocol has not seen yet. */
-type Delivery = Uint8Array | 'eof' | Error;
-
-class CompletionTransport extends BaseTransport {
-  readonly #backend: CompletionBackend;
-  readonly #socket: CompletionSocket;
-  #inbox: Delivery[] = [];
-  /** The expected completion that hands the inbox to the protocol. */
-  #deliverToken: IoToken | null = null;
-  /** Bytes of writes the host finished later (and their first error), waiting for the loop. */
-  #writesDone = 0;
-  #writeError: Error | null = null;
-  #writesToken: IoToken | null = null;
-  readonly localAddress: SocketAddress;
-  readonly remoteAddress: SocketAddress;
-
-  constructor(loop: IoLoop, backend: CompletionBackend, socket: CompletionSocket, protocol: Protocol, limits: ConnectionLimits) {
-    super(loop, protocol);
-    this.#backend = backend;
-    this.#socket = socket;
-    this.localAddress = socket.localAddress;
-    this.remoteAddress = socket.remoteAddress;
-    socket.start(
-      (chunk) => this.#arrived(chunk === null ? 'eof' : chunk),
-      (error) => this.#arrived(error),
-    );
-    if (limits.tcp !== null) socket.setTcpOptions?.(limits.tcp);
-    this.begin(limits);
-    if (!this.closing) socket.setFlowing(this.reading);
-  }
-
-  /** The host delivered something: have the loop hand it over. */
-  #arrived(item: Delivery): void {
-    if (this.finished) return;
-    if (item instanceof Uint8Array) this.active();
-    if (item instanceof Error && !this.reading) {
-      // Paused, but the connection is gone: do not wait for resumeReading().
-      this.teardown(fromHostError('read', item));
-      return;
-    }
-    this.#inbox.push(item);
-    if (this.reading && this.#deliverToken === null) {
-      this.#deliverToken = this.loop._expect(this.#deliver);
-      this.#backend.complete(this.#deliverToken.slot);
-    }
-  }
-
-  readonly #deliver = (): void => {
-    this.#deliverToken = null;
-    const inbox = this.#inbox;
-    while (inbox.length > 0 && this.reading && !this.closing) {
-      const item = inbox.shift() as Delivery;
-      if (item === 'eof') {
-        this.reading = false;
-        this.eofArrived();
-      } else if (item instanceof Uint8Array) {
-        this.received(item);
-      } else {
-        this.teardown(fromHostError('read', item));
-      }
-    }
-  };
-
-  pauseReading(): void {
-    if (this.closing) return;
-    this.reading = false;
-    this.#socket.setFlowing(false);
-  }
-
-  resumeReading(): void {
-    if (this.closing || this.reading) return;
-    this.reading = true;
-    this.#socket.setFlowing(true);
-    if (this.#inbox.length > 0 && this.#deliverToken === null) {
-      this.#deliverToken = this.loop._expect(this.#deliver);
-      this.#backend.complete(this.#deliverToken.slot);
-    }
-  }
-
-  write(data: Uint8Array | string): void {
-    const bytes = this.checkWrite(data);
-    if (bytes.length === 0) return;
-    this.active();
-    this.buffered += bytes.length;
-    const inPlace = writeToHost(this.#socket, bytes, (error) => {
-      if (this.finished) return;
-      // A write that finished later reaches the protocol through the loop.
-      this.#writesDone += bytes.length;
-      this.#writeError ??= error;
-      if (this.#writesToken === null) {
-        this.#writesToken = this.loop._expect(this.#onWritesDone);
-        this.#backend.complete(this.#writesToken.slot);
-      }
-    });
-    if (inPlace !== undefined) this.#writeFinished(bytes.length, inPlace);
-    else this.flowControl();
-  }
-
-  readonly #onWritesDone = (): void => {
-    this.#writesToken = null;
-    const bytes = this.#writesDone;
-    const error = this.#writeError;
-    this.#writesDone = 0;
-    this.#writeError = null;
-    this.#writeFinished(bytes, error);
-  };
-
-  /** `bytes` more were taken by the host (one write, or several that finished later). */
-  #writeFinished(bytes: number, error: Error | null): void {
-    if (this.finished) return;
-    if (error !== null) {
-      this.teardown(fromHostError('write', error));
-      return;
-    }
-    this.active();
-    this.buffered -= bytes;
-    this.flowControl();
-    if (this.buffered === 0 && this.closing) this.teardown(null);
-  }
-
-  writeEof(): void {
-    if (this.eofWritten || this.closing) return;
-    this.eofWritten = true;
-    // Both implementations end after the writes already given to them.
-    this.#socket.end();
-  }
-
-  close(): void {
-    if (this.closing) return;
-    this.closing = true;
-    this.#socket.setFlowing(false);
-    if (this.buffered === 0) this.teardown(null);
-  }
-
-  abort(): void {
-    this.teardown(null);
-  }
-
-  protected release(): void {
-    this.#socket.destroy();
-    if (this.#deliverToken !== null) this.loop._release(this.#deliverToken);
-    if (this.#writesToken !== null) this.loop._release(this.#writesToken);
-    this.#deliverToken = this.#writesToken = null;
-    this.#inbox = [];
-    this.buffered = 0;
-  }
-}
-
-export function completionTransport(loop: IoLoop, backend: CompletionBackend, socket: CompletionSocket, protocol: Protocol, limits: ConnectionLimits) {
-  return new CompletionTransport(loop, backend, socket, protocol, limits) as Transport & Accepted;
 }

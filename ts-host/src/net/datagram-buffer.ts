@@ -1,6 +1,6 @@
 /**
  * The datagram sizes and the one receive buffer every UDP endpoint shares,
- * on either I/O model (io/datagrams.ts, backends/completion-native.ts).
+ * on either I/O model (io/datagram-readiness.ts, backends/completion-native.ts).
  * Sharing it is safe because a received datagram is copied out to an array
  * of its own size before the next receive.
  */
