@@ -153,17 +153,31 @@ export async function capture(method, fn) {
  * (the loop arms one whenever it waits for real time), with their delays.
  * Zero waits means the work ran without waiting on the wall clock: virtual
  * time, checked without timing anything.
+ *
+ * `slept` lists the waits that ended with their timer firing, each as
+ * `{ armedAt, firedAt }` on the `performance.now()` scale: from the moment
+ * the timer was armed to the moment its callback began. A loop arms its
+ * timer after its batch and runs the next one from that callback, so each
+ * is a stretch in which the loop was idle, however slow the machine.
  */
 export async function countHostWaits(fn) {
   const real = globalThis.setTimeout;
   const delays = [];
+  const slept = [];
   globalThis.setTimeout = function (callback, ms, ...args) {
-    if (ms > 0) delays.push(ms);
-    return real.call(this, callback, ms, ...args);
+    if (!(ms > 0)) return real.call(this, callback, ms, ...args);
+    delays.push(ms);
+    const wait = { armedAt: performance.now(), firedAt: null };
+    const fired = function (...callbackArgs) {
+      wait.firedAt = performance.now();
+      slept.push(wait);
+      return callback.apply(this, callbackArgs);
+    };
+    return real.call(this, fired, ms, ...args);
   };
   try {
     const value = await fn();
-    return { value, waits: delays.length, delays };
+    return { value, waits: delays.length, delays, slept };
   } finally {
     globalThis.setTimeout = real;
   }
