@@ -110,6 +110,8 @@ timers('an Infinity delay never fires and does not keep the loop alive', async (
   // runForever with only that timer arms no host timer: it returns only
   // when stopped, and nothing ran meanwhile.
   const done = loop.runForever();
+  // Once the run has had an iteration, the loop has nothing left to do.
+  await new Promise((resolve) => loop.callSoon(resolve));
   await new Promise((resolve) => setTimeout(resolve, 30));
   assert.is(ran, false);
   const iterations = loop.stats().iterations;

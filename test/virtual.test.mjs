@@ -316,17 +316,101 @@ timers('refresh restarts the delay from now', async () => {
 
 const table = suite('timer scenarios: Node, sinon, loop.timers (virtual and real)');
 
+/**
+ * The closest racing deadlines of a scenario are this far apart (ms): tick 3
+ * of 'an interval cleared after three ticks' and the timeout its tick 2 set,
+ * 10 and 15 ms after tick 2.
+ */
+const SCENARIO_MIN_GAP_MS = 5;
+
+/** The delay Node's timers use for `ms` (lib/internal/timers.js): whole ms from 1 to 2^31 - 1, else 1. */
+const nodeDelay = (ms) => {
+  const after = Number(ms);
+  return after >= 1 && after <= 2 ** 31 - 1 ? Math.trunc(after) : 1;
+};
+
+/**
+ * The scenario on Node's own timers, or null when they ran too late for its
+ * order to be defined.
+ *
+ * The scenarios' order holds for deadlines counted from one clock reading
+ * per callback; Node reads its clock again for each timer it arms. Here
+ * each callback's deadline is counted from the start of the callback that
+ * set it (an interval's from its previous deadline, which can make it up
+ * to 1 ms early), and Node runs no timer before its own deadline (in the
+ * whole ms it counts). So a callback that runs ahead of one due at least
+ * SCENARIO_MIN_GAP_MS before it has made that one more than
+ * SCENARIO_MIN_GAP_MS - 2 ms late (or still waiting when the scenario
+ * ends): a run where no callback was that late ran in the scenario's order,
+ * and one where some was is not checked.
+ */
 async function onNode(scenario) {
   const log = [];
+  let lateMs = -Infinity;
+  // When the running callback started: the deadlines it sets count from here.
+  let startedAt = 0;
+  // Each callback set and not cleared, by its handle: its deadline, whether it ran, and its clear.
+  const pending = new Map();
+  const timed = (entry, callback) =>
+    function (...args) {
+      startedAt = performance.now();
+      lateMs = Math.max(lateMs, startedAt - entry.deadline);
+      entry.ran = true;
+      return callback.apply(this, args);
+    };
+  const clearing = (clear) => (handle) => {
+    // A handle, or a timeout's numeric id (`+timeout`).
+    for (const key of pending.keys()) {
+      if (key === handle || (typeof handle === 'number' && typeof key === 'object' && +key === handle)) pending.delete(key);
+    }
+    clear(handle);
+  };
+  const t = {
+    setTimeout: (callback, ms, ...args) => {
+      const entry = { deadline: startedAt + nodeDelay(ms), ran: false, clear: clearTimeout };
+      const handle = setTimeout(timed(entry, callback), ms, ...args);
+      pending.set(handle, entry);
+      return handle;
+    },
+    setInterval: (callback, ms, ...args) => {
+      const entry = { deadline: startedAt + nodeDelay(ms), ran: false, clear: clearInterval };
+      const tick = timed(entry, callback);
+      const handle = setInterval(function (...tickArgs) {
+        try {
+          return tick.apply(this, tickArgs);
+        } finally {
+          // Node re-arms from the tick's start: the next deadline is no earlier than this.
+          entry.deadline += nodeDelay(ms);
+          entry.ran = false;
+        }
+      }, ms, ...args);
+      pending.set(handle, entry);
+      return handle;
+    },
+    setImmediate: (callback, ...args) => {
+      const entry = { deadline: startedAt, ran: false, clear: clearImmediate };
+      const handle = setImmediate(timed(entry, callback), ...args);
+      pending.set(handle, entry);
+      return handle;
+    },
+    clearTimeout: clearing(clearTimeout),
+    clearInterval: clearing(clearInterval),
+    clearImmediate: clearing(clearImmediate),
+  };
   await new Promise((resolve, reject) => {
-    const guard = setTimeout(() => reject(new Error('scenario did not finish')), 5000);
-    const t = { setTimeout, clearTimeout, setInterval, clearInterval, setImmediate, clearImmediate };
+    // Against a hang only, within the harness's limit.
+    const guard = setTimeout(() => reject(new Error('scenario did not finish')), 20_000);
+    startedAt = performance.now();
     scenario.run(t, (x) => log.push(x), () => {
       clearTimeout(guard);
+      // A callback that has not run by the end is as late as its deadline is past.
+      const now = performance.now();
+      for (const entry of pending.values()) if (!entry.ran) lateMs = Math.max(lateMs, now - entry.deadline);
       resolve();
     });
   });
-  return log;
+  for (const [handle, entry] of pending) entry.clear(handle);
+  return lateMs < SCENARIO_MIN_GAP_MS - 2 ? log : null;
 }
 
 function onSinon(scenario) {
@@ -355,19 +439,17 @@ async function onVirtual(scenario) {
 }
 
 /**
- * The scenarios' deadlines are at least this far apart (ms). On a real
- * clock, a timer that runs later than that (a loaded machine) may run after
- * a later deadline's, and the scenario's order is not defined.
+ * The scenario on `loop.timers`, or null when a real clock's timers ran too
+ * late for its order to be defined: a timer that runs SCENARIO_MIN_GAP_MS
+ * or more after its deadline (a loaded machine) may run after a later one.
  */
-const SCENARIO_GAP_MS = 10;
-
 async function onLoop(scenario, backend) {
   const loop = await createLoop({ backend });
   const log = [];
   await loop.runUntilComplete(
     () => new Promise((resolve) => scenario.run(loop.timers, (x) => log.push(x), resolve)),
   );
-  const late = loop.stats().lagMaxMs >= SCENARIO_GAP_MS;
+  const late = loop.stats().lagMaxMs >= SCENARIO_MIN_GAP_MS;
   await loop.close();
   return late ? null : log;
 }
