@@ -110,11 +110,18 @@ const user = suite("backend 'module:function'");
 user('loads a user backend relative to the working directory and runs on it', async () => {
   const loop = await createLoop({ backend: './examples/custom-backend.mjs:createBackend' });
   assert.is(loop.backend, 'accelerated-2x');
-  const loopStart = loop.time();
-  const { delays } = await countHostWaits(() => loop.runUntilComplete(() => loop.sleep(60)));
-  assert.ok(loop.time() - loopStart >= 60);
-  // At 2x the loop asks the host to wait half of what is left of the 60 ms.
-  assert.ok(delays.length > 0 && Math.max(...delays) <= 30, `host waits of ${delays} ms for 60 ms at 2x`);
+  // At 2x the loop asks the host to wait half of what is left of the 60 ms:
+  // never more than 30 ms. (A sleep whose whole 30 ms of wall time went by
+  // while its first iteration ran, on a busy machine, needs no wait: then
+  // it is slept again until one shows.)
+  let delays = [];
+  for (let attempt = 1; delays.length === 0; attempt++) {
+    const loopStart = loop.time();
+    ({ delays } = await countHostWaits(() => loop.runUntilComplete(() => loop.sleep(60))));
+    assert.ok(loop.time() - loopStart >= 60);
+    assert.ok(Math.max(0, ...delays) <= 30, `host waits of ${delays} ms for 60 ms at 2x`);
+    assert.ok(delays.length > 0 || attempt < 100, 'no sleep of 60 ms waited on a host timer');
+  }
   // Its I/O is the completion backend's.
   await loop.runUntilComplete(async () => {
     const server = await loop.createServer(async (c) => {
