@@ -72,6 +72,29 @@ virtual("the server's keepAliveTimeoutMs closes an idle connection after exactly
   assert.is(waits, 0, 'no host timer: the 5 s passed in virtual time');
 });
 
+virtual("the client's idleTimeoutMs closes its idle connections after exactly that much virtual time", async () => {
+  const { waits } = await countHostWaits(() =>
+    onLoop('virtual', async (loop) => {
+      const ends = [];
+      const server = await serve(loop, { port: 0, fetch: () => new Response('ok') });
+      const http = createHttpClient(loop, { idleTimeoutMs: 50, connect: watchingConnector(ends) });
+      await loop.sleep(250);
+      await Promise.all([1, 2, 3].map(async () => (await http.fetch(base(server))).text()));
+      const answered = loop.time();
+      assert.is(http.idleConnections, 3, 'each kept alive, idle');
+      while (http.connections > 0) await loop.sleep(1);
+      assert.equal(
+        ends.map((t) => t - answered),
+        [50, 50, 50],
+        'closed by the client, 50 ms after the responses',
+      );
+      await http.close();
+      await server.close();
+    }),
+  );
+  assert.is(waits, 0, 'no host timer: the timeouts ran in virtual time');
+});
+
 virtual(
   "the server's requestTimeoutMs: a head that stops arriving gets its 408 exactly that long after the connection opened",
   () =>

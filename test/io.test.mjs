@@ -35,6 +35,7 @@ import {
   unansweredPort,
   unlessHostBug,
 } from './helpers.mjs';
+import { until } from './io-helpers.mjs';
 
 
 async function echoServer(loop) {
@@ -677,7 +678,7 @@ readiness('addWriter runs while the pipe is writable; addReader replaces an earl
       loop.removeReader(r);
     });
     writeSync(w, 'x');
-    await loop.sleep(10);
+    await until(loop, () => calls.length > 0, 'the reader callback');
     assert.equal(calls, ['second']);
     closeSync(r);
     closeSync(w);
