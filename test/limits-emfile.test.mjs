@@ -8,6 +8,7 @@
 // back-off; on node:net, Node's listener sheds the connection it cannot
 // accept and reports nothing, so the client sees a close instead).
 import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as assert from 'uvu/assert';
@@ -102,6 +103,18 @@ async function servedClient(port, text, backend) {
   }
 }
 
+/** How many descriptors process `pid` has open. */
+const descriptors = (pid) => readdirSync(`/proc/${pid}/fd`).length;
+
+/** Resolves once `condition()` holds, checking every 10 ms; fails naming `what()` after LIMIT_MS. */
+async function waitUntil(condition, what) {
+  const giveUpAt = performance.now() + LIMIT_MS;
+  while (!condition()) {
+    if (performance.now() > giveUpAt) throw new Error(`${what()}: not within ${LIMIT_MS} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 const test = suite('accepting survives descriptor exhaustion', {}, { timeLimitMs: 4 * LIMIT_MS });
 
 // The child is a Node process: the selector and both completion implementations run there.
@@ -135,10 +148,19 @@ for (const backend of BACKENDS) {
       for (const [i, c] of open.entries()) assert.ok(await within(c.roundTrip(`still ${i}\n`), `old connection ${i}`));
 
       // Room again: the one that waited in the backlog is served, and so are new ones.
+      const full = descriptors(server.child.pid);
       for (const c of open.splice(0, 5)) c.socket.destroy();
       if (backend !== NET_COMPLETION)
         assert.ok(await within(waiting.echoed, 'the connection that waited'), 'served once accepted');
       waiting.socket.destroy();
+      // The new ones come once the server has let go of all six: an accept
+      // can then not fail again, however late the server saw the closes (one
+      // seen before the others would let the waiting connection in, and a
+      // new one after it could start a second episode).
+      await waitUntil(
+        () => descriptors(server.child.pid) <= full - 5,
+        () => `the server closing the six (${descriptors(server.child.pid)} descriptors, ${full} at the limit)`,
+      );
       for (let i = 0; i < 3; i++)
         open.push(await within(servedClient(port, `new ${i}\n`, backend), `new connection ${i}`));
     } finally {
