@@ -14,10 +14,23 @@
 //! after its callback ran or was cancelled is *stale*: it never matches the
 //! slot again and can never cancel the newer callback that reuses it.
 //!
-//! Storage grows one fixed chunk of 4096 slots (16 KiB) at a time and is
-//! never copied: a `Vec` that doubles would leave the old copy behind in
-//! linear memory, which never shrinks. (Timers keep their deadlines in the
-//! timer queue's buckets, not here.)
+//! Storage grows one fixed chunk of 4096 slots (16 KiB of states, 512 bytes
+//! of free bits) at a time and is never copied: a `Vec` that doubles would
+//! leave the old copy behind in linear memory, which never shrinks. (Timers
+//! keep their deadlines in the timer queue's buckets, not here.)
+//!
+//! Freed slots are handed out again *lowest first*, found through a bitmap
+//! of free slots with a summary above it (one bit per slot, then one per
+//! word, per chunk and per 64 chunks: four `trailing_zeros` from the top to
+//! a free slot). The order slots come back in is the order the timers that
+//! held them fired or were compacted away, which is not the order they were
+//! scheduled in; a free *stack* hands that order out again, so after a few
+//! million timers a loop's consecutive `call_later`s land on slots strewn
+//! over its tables, here and in the host's callback table (a cache miss per
+//! callback on each side, where a new loop touches both tables
+//! sequentially). Lowest first keeps consecutive allocations on
+//! consecutive slots for as long as the loop lives, and keeps a loop with
+//! few callbacks on the same few, hot, slots.
 
 use std::alloc::{alloc_zeroed, handle_alloc_error, Layout};
 
@@ -32,6 +45,12 @@ pub const GENERATION_LIMIT: u32 = 1 << 27;
 const CHUNK_BITS: u32 = 12;
 const CHUNK_LEN: usize = 1 << CHUNK_BITS;
 const CHUNK_MASK: u32 = (1 << CHUNK_BITS) - 1;
+/// Words of free bits per chunk (64 slots a word).
+const CHUNK_WORDS: usize = CHUNK_LEN / 64;
+/// Most chunks the table can hold, and the words of their summary bits.
+const MAX_CHUNKS: usize = (MAX_SLOTS as usize) >> CHUNK_BITS;
+const CHUNK_SUMMARY_WORDS: usize = MAX_CHUNKS / 64;
+const TOP_WORDS: usize = CHUNK_SUMMARY_WORDS / 64;
 const STATE_BITS: u32 = 4;
 const STATE_MASK: u32 = (1 << STATE_BITS) - 1;
 
@@ -82,14 +101,24 @@ impl State {
     }
 }
 
-type Chunk = [u32; CHUNK_LEN];
+/// 4096 slots: their states and generations, and which of them are free.
+#[repr(C)]
+struct Chunk {
+    /// By slot: `generation << 4 | state`.
+    meta: [u32; CHUNK_LEN],
+    /// Bit `i % 64` of word `i / 64`: slot `i` of the chunk is free.
+    free: [u64; CHUNK_WORDS],
+    /// Bit `w`: `free[w]` has a free slot.
+    free_words: u64,
+}
 
-/// A zeroed chunk (every slot free at generation 0), allocated directly on
-/// the heap rather than built on the small Wasm stack.
+/// A zeroed chunk (every slot at generation 0, none free yet: slots past the
+/// high-water mark are handed out from `len`), allocated directly on the
+/// heap rather than built on the small Wasm stack.
 fn new_chunk() -> Box<Chunk> {
     let layout = Layout::new::<Chunk>();
-    // SAFETY: all-zero bytes are a valid [u32; N]; the pointer comes from the
-    // global allocator with Chunk's own layout, as Box requires.
+    // SAFETY: all-zero bytes are a valid Chunk (integers only); the pointer
+    // comes from the global allocator with Chunk's own layout, as Box requires.
     unsafe {
         let ptr = alloc_zeroed(layout) as *mut Chunk;
         if ptr.is_null() {
@@ -104,8 +133,12 @@ pub struct Slots {
     chunks: Vec<Box<Chunk>>,
     /// Slots handed out so far (the high-water mark).
     len: u32,
-    /// Freed slots, most recently freed on top (reused first, for locality).
-    free: Vec<u32>,
+    /// Bit `c % 64` of word `c / 64`: chunk `c` has a free slot. Allocated
+    /// with the first free (2 KiB).
+    chunks_free: Option<Box<[u64; CHUNK_SUMMARY_WORDS]>>,
+    /// Bit `w`: `chunks_free[w]` is not zero.
+    top: [u64; TOP_WORDS],
+    free_count: u32,
     retired: u32,
 }
 
@@ -120,7 +153,9 @@ impl Slots {
         Slots {
             chunks: Vec::new(),
             len: 0,
-            free: Vec::new(),
+            chunks_free: None,
+            top: [0; TOP_WORDS],
+            free_count: 0,
             retired: 0,
         }
     }
@@ -132,7 +167,7 @@ impl Slots {
             "slot {slot} out of range (len {})",
             self.len
         );
-        self.chunks[(slot >> CHUNK_BITS) as usize][(slot & CHUNK_MASK) as usize]
+        self.chunks[(slot >> CHUNK_BITS) as usize].meta[(slot & CHUNK_MASK) as usize]
     }
 
     #[inline]
@@ -142,20 +177,19 @@ impl Slots {
             "slot {slot} out of range (len {})",
             self.len
         );
-        &mut self.chunks[(slot >> CHUNK_BITS) as usize][(slot & CHUNK_MASK) as usize]
+        &mut self.chunks[(slot >> CHUNK_BITS) as usize].meta[(slot & CHUNK_MASK) as usize]
     }
 
-    /// Hands out a slot in `state` with a new generation: a freed one (the
-    /// most recently freed first) or a new one. `None` when all 2^26 slots
-    /// are in use.
+    /// Hands out a slot in `state` with a new generation: the lowest free
+    /// one, or a new one. `None` when all 2^26 slots are in use.
     #[inline]
     pub fn alloc(&mut self, state: State) -> Option<u32> {
-        while let Some(slot) = self.free.pop() {
+        while let Some(slot) = self.take_lowest_free() {
             let meta = self.meta_mut(slot);
             debug_assert_eq!(
                 *meta & STATE_MASK,
                 State::Free as u32,
-                "slot {slot} on the free stack is in use"
+                "slot {slot} marked free is in use"
             );
             let generation = (*meta >> STATE_BITS) + 1;
             if generation == GENERATION_LIMIT {
@@ -180,12 +214,57 @@ impl Slots {
         Some(slot)
     }
 
+    /// The lowest free slot, no longer marked free; `None` when none is.
+    #[inline]
+    fn take_lowest_free(&mut self) -> Option<u32> {
+        if self.free_count == 0 {
+            return None;
+        }
+        let t = self.top.iter().position(|&w| w != 0)?;
+        let s = t * 64 + self.top[t].trailing_zeros() as usize;
+        let summary = self.chunks_free.as_mut()?;
+        let c = s * 64 + summary[s].trailing_zeros() as usize;
+        let chunk = &mut self.chunks[c];
+        let w = chunk.free_words.trailing_zeros() as usize;
+        let bits = chunk.free[w];
+        let b = bits.trailing_zeros();
+        // Clear the bit, then each summary bit whose word just emptied.
+        chunk.free[w] = bits & (bits - 1);
+        if chunk.free[w] == 0 {
+            chunk.free_words &= !(1u64 << w);
+            if chunk.free_words == 0 {
+                summary[s] &= !(1u64 << (c % 64));
+                if summary[s] == 0 {
+                    self.top[t] &= !(1u64 << (s % 64));
+                }
+            }
+        }
+        self.free_count -= 1;
+        Some(((c as u32) << CHUNK_BITS) | ((w as u32) << 6) | b)
+    }
+
     /// Frees `slot`. Its handles go stale when it is handed out again; until
     /// then they see it `Free`.
     #[inline]
     pub fn free(&mut self, slot: u32) {
         self.set_state(slot, State::Free);
-        self.free.push(slot);
+        let c = (slot >> CHUNK_BITS) as usize;
+        let w = ((slot & CHUNK_MASK) >> 6) as usize;
+        let chunk = &mut self.chunks[c];
+        debug_assert_eq!(chunk.free[w] & (1u64 << (slot & 63)), 0, "slot {slot} freed twice");
+        let was_empty = chunk.free[w] == 0;
+        chunk.free[w] |= 1u64 << (slot & 63);
+        self.free_count += 1;
+        if was_empty {
+            // The summaries above only change when a word gains its first free slot.
+            let chunk_was_full = chunk.free_words == 0;
+            chunk.free_words |= 1u64 << w;
+            if chunk_was_full {
+                let summary = self.chunks_free.get_or_insert_with(|| Box::new([0; CHUNK_SUMMARY_WORDS]));
+                summary[c / 64] |= 1u64 << (c % 64);
+                self.top[c / 4096] |= 1u64 << ((c / 64) % 64);
+            }
+        }
     }
 
     /// Whether `slot` has ever been handed out.
@@ -221,9 +300,9 @@ impl Slots {
         self.len
     }
 
-    /// Slots waiting on the free stack.
+    /// Slots freed and not handed out again.
     pub fn free_count(&self) -> u32 {
-        self.free.len() as u32
+        self.free_count
     }
 
     /// Slots retired because their generation ran out.
@@ -235,7 +314,7 @@ impl Slots {
     pub fn bytes(&self) -> usize {
         self.chunks.len() * std::mem::size_of::<Chunk>()
             + self.chunks.capacity() * std::mem::size_of::<Box<Chunk>>()
-            + self.free.capacity() * 4
+            + self.chunks_free.as_ref().map_or(0, |_| CHUNK_SUMMARY_WORDS * 8)
     }
 }
 
@@ -274,7 +353,50 @@ mod tests {
             s.alloc(State::Timer).unwrap();
         }
         assert_eq!(s.chunks.len(), 3);
+        assert_eq!(std::mem::size_of::<Chunk>(), CHUNK_LEN * 4 + CHUNK_WORDS * 8 + 8);
         assert_eq!(s.state(2 * CHUNK_LEN as u32), State::Timer);
+    }
+
+    #[test]
+    fn freed_slots_come_back_lowest_first_whatever_order_they_were_freed_in() {
+        let mut s = Slots::new();
+        let n = 3 * CHUNK_LEN as u32 + 100;
+        for _ in 0..n {
+            s.alloc(State::Timer).unwrap();
+        }
+        // Freed in a scattered order (a stride through every chunk).
+        let mut freed: Vec<u32> = (0..n).map(|i| (i * 7919) % n).filter(|slot| slot % 3 != 0).collect();
+        freed.sort_unstable();
+        freed.dedup();
+        let mut order: Vec<u32> = freed.clone();
+        order.sort_by_key(|slot| (slot * 7919) % n);
+        for &slot in &order {
+            s.free(slot);
+        }
+        assert_eq!(s.free_count(), freed.len() as u32);
+        for &expected in &freed {
+            assert_eq!(s.alloc(State::Ready), Some(expected));
+        }
+        assert_eq!(s.free_count(), 0);
+        // Then new slots from the high-water mark.
+        assert_eq!(s.alloc(State::Ready), Some(n));
+    }
+
+    #[test]
+    fn a_slot_freed_while_others_are_free_is_taken_in_its_turn() {
+        let mut s = Slots::new();
+        for _ in 0..200 {
+            s.alloc(State::Timer).unwrap();
+        }
+        s.free(150);
+        s.free(70);
+        assert_eq!(s.alloc(State::Timer), Some(70));
+        s.free(3);
+        s.free(199);
+        assert_eq!(s.alloc(State::Timer), Some(3));
+        assert_eq!(s.alloc(State::Timer), Some(150));
+        assert_eq!(s.alloc(State::Timer), Some(199));
+        assert_eq!(s.alloc(State::Timer), Some(200));
     }
 
     #[test]
