@@ -44,6 +44,11 @@ export class CompletionModel extends IoModel {
     return typeof this.backend.datagram === 'function';
   }
 
+  // Its sockets set them; checkTcpOptions says which.
+  protected setsTcpOptions(): boolean {
+    return true;
+  }
+
   protected listen(loop: IoLoop, onConnection: ConnectionHandler, at: ListenTarget) {
     return listenCompletion(loop, this.backend, onConnection, at);
   }

@@ -14,8 +14,9 @@
  * Each model also supplies its WIT import (`takeReady` or `takeCompleted`,
  * wit/): the tokens its backend queued, handed to the core in phase 3.
  *
- * The model objects call the io/ functions of their model; the paired
- * per-model classes of io/ (streams, protocols, datagrams) are theirs.
+ * The model objects call the io/ functions of their model: each model's
+ * files of io/ (`stream-`, `transport-` and `datagram-readiness.ts` or
+ * `-completion.ts`) are theirs.
  */
 import type { Backend, Direction } from '../backends/backend.js';
 import { isVirtual } from '../backends/virtual.js';
@@ -93,6 +94,8 @@ export abstract class IoModel {
 
   /** Unix domain sockets: whether this backend has them. */
   protected abstract hasUnixSockets(): boolean;
+  /** TCP options (noDelay, keepAlive): whether this backend's sockets take any (which ones: its `checkTcpOptions`). */
+  protected abstract setsTcpOptions(): boolean;
   /** UDP: whether this backend has datagram endpoints. */
   protected abstract hasDatagrams(): boolean;
   protected abstract listen(loop: IoLoop, onConnection: ConnectionHandler, at: ListenTarget): Server | Promise<Server>;
@@ -244,8 +247,7 @@ export abstract class IoModel {
     const tcp = limits.tcp;
     if (tcp === null) return;
     const check = this.backend.checkTcpOptions;
-    const settable = this.backend.model !== 'readiness' || typeof this.backend.sockets.setTcpOptions === 'function';
-    const why = check === undefined || !settable ? 'it sets no TCP options' : check.call(this.backend, tcp);
+    const why = check === undefined || !this.setsTcpOptions() ? 'it sets no TCP options' : check.call(this.backend, tcp);
     if (why === null) return;
     const asked = [tcp.noDelay !== null ? `noDelay: ${tcp.noDelay}` : '', tcp.keepAliveMs !== null ? 'keepAlive' : ''].filter(Boolean).join(', ');
     throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend cannot take ${asked}: ${why}`);

@@ -19,6 +19,10 @@ export class NoIoModel extends IoModel {
     return false;
   }
 
+  protected setsTcpOptions(): boolean {
+    return false;
+  }
+
   protected listen(): never {
     throw new NotSupportedError('listen: no I/O');
   }

@@ -57,6 +57,11 @@ export class ReadinessModel extends IoModel {
     return typeof this.backend.sockets.udpBind === 'function';
   }
 
+  // The transports and connections set them through the socket operations.
+  protected setsTcpOptions(): boolean {
+    return typeof this.backend.sockets.setTcpOptions === 'function';
+  }
+
   protected listen(loop: IoLoop, onConnection: ConnectionHandler, at: ListenTarget) {
     return listenReadiness(loop, this.backend, onConnection, at);
   }
