@@ -174,13 +174,6 @@ interface PendingRead {
   onCancel: () => void;
 }
 
-export interface QueuedWrite {
-  bytes: Uint8Array;
-  offset: number;
-  resolve(): void;
-  reject(error: unknown): void;
-}
-
 /** Shared parts of both connection models. */
 export abstract class BaseConnection implements Connection {
   protected pendingRead: PendingRead | null = null;

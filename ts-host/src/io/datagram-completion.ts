@@ -1,8 +1,7 @@
 /**
- * A datagram endpoint on the completion model: the host receives and
- * sends; what it received (and failed receives and sends) reaches the
- * protocol through one expected completion per burst, so the core orders
- * protocol calls as on the readiness model. What all endpoints share is
+ * Datagram endpoints on the completion model (asyncio's proactor): the
+ * endpoint, and opening it through the host's `datagram`, which binds
+ * (and connects) asynchronously. What all endpoints share is
  * `BaseDatagramTransport` (datagrams.ts).
  */
 import type { CompletionBackend, CompletionDatagram, SocketAddress } from '../backends/backend.js';

@@ -1,9 +1,10 @@
 /**
- * A datagram endpoint on the readiness model: a non-blocking UDP
- * descriptor the endpoint reads and sends on itself, when the backend
- * reports it readable or writable; what the system cannot take yet waits
- * in a queue. What all endpoints share is `BaseDatagramTransport`
- * (datagrams.ts).
+ * Datagram endpoints on the readiness model (asyncio's selector): the
+ * endpoint, which reads and sends on its UDP descriptor itself when the
+ * backend reports it readable or writable, queueing what the system
+ * cannot take yet; and opening it with the backend's socket operations
+ * (bind, then connect for a remote address). What all endpoints share is
+ * `BaseDatagramTransport` (datagrams.ts).
  */
 import type { ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
 import { READABLE, WRITABLE } from '../backends/backend.js';
@@ -24,6 +25,7 @@ import { type IoLoop, type IoToken, ioError } from './streams.js';
 /** A readiness backend's socket operations, with the datagram ones it has (checked before use). */
 type DatagramOps = SocketOps & Required<Pick<SocketOps, 'sendTo' | 'recvFrom' | 'recvAddress'>>;
 
+/** A datagram the system could not take yet, and where it goes (null host: the connected peer). */
 interface QueuedDatagram {
   bytes: Uint8Array;
   host: string | null;

@@ -15,7 +15,7 @@ import { parseAddress } from '../net/address.js';
 import { EAGAIN } from '../errno.js';
 import { BackendError, ConnectionClosedError } from '../errors.js';
 import * as checked from './checked.js';
-import { BaseConnection, type Connection, HIGH_WATER_MARK, LINGER_MS, type QueuedWrite, WRITTEN } from './connection.js';
+import { BaseConnection, type Connection, HIGH_WATER_MARK, LINGER_MS, WRITTEN } from './connection.js';
 import { type IoLoop, type IoToken, abortReason, errnoName, ioError, toBytes } from './io-common.js';
 import {
   type Accepted,
@@ -29,6 +29,14 @@ import {
   where,
 } from './server.js';
 import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
+
+/** A write the kernel has not taken all of yet: its bytes, how many went, and its caller's promise. */
+interface QueuedWrite {
+  bytes: Uint8Array;
+  offset: number;
+  resolve(): void;
+  reject(error: unknown): void;
+}
 
 /** Nothing to do: the settle functions of an end() no caller waits for. */
 const NO_CALLER = { resolve: () => undefined, reject: () => undefined };
