@@ -362,6 +362,8 @@ BIOME_FILES += ts-host/src/cli/serve.ts ts-host/src/cli/serve-app.ts ts-host/src
   test/loop-serve.test.mjs test/fixtures/serve-apps.mjs test/fixtures/hono-app.mjs
 # Addresses passed back with their family; the server's own responses, logged.
 BIOME_FILES += test/address-family.test.mjs test/serve-refused.test.mjs
+# TCP options on open connections.
+BIOME_FILES += test/duplex-sockopts.test.mjs
 
 lint: node_modules/.package-lock.json
 	@$(BIOME) check --error-on-warnings --no-errors-on-unmatched $(wildcard $(BIOME_FILES)) \

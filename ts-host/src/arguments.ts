@@ -42,6 +42,8 @@ export const CONNECT_OPTIONS = [
   ...['idleTimeoutMs', 'readTimeoutMs', 'noDelay', 'keepAlive'] as const,
 ];
 export const RUN_OPTIONS = ['limit'] as const;
+/** A transport's `setTcpOptions` (ConnectOptions' TCP options, after the connection is made). */
+export const TCP_OPTIONS = ['noDelay', 'keepAlive'] as const;
 /** A server's `tls` (node:tls's names, camel-cased as the rest of the API). */
 export const TLS_SERVER_OPTIONS = ['key', 'cert', 'ca', 'requestCert', 'rejectUnauthorized', 'alpnProtocols', 'handshakeTimeoutMs'] as const;
 /** A client's `tls`. */
@@ -261,6 +263,17 @@ export function checkFamily(operation: string, name: string, family: unknown, wh
     given = `host '${host}'${actual === null ? ' (a name: a family goes with a numeric address, as the loop reports them)' : ''}`;
   }
   if (actual !== family) throw new TypeError(`${operation}: ${name} '${family}' does not agree with ${given}`);
+}
+
+/**
+ * `transport.setTcpOptions(options)`'s options, checked as createConnection's
+ * (an unknown key is a TypeError naming it); null when neither is given.
+ */
+export function checkTcpOptions(operation: string, options: unknown): TcpOptions | null {
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`${operation}: options must be an object { noDelay?, keepAlive? }, got ${describe(options)}`);
+  }
+  return checkTcp(operation, checkOptions(operation, options as { noDelay?: unknown; keepAlive?: unknown }, TCP_OPTIONS));
 }
 
 /** A listen or connect address, checked: TCP (`host`, `port`) or a Unix socket (`path`), with its limits. */

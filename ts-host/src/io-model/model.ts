@@ -38,6 +38,7 @@ import {
   type Server,
   abortable,
 } from '../io/streams.js';
+import { checkTcpSupport } from '../io/io-common.js';
 import type { TlsLoop } from '../io/tls.js';
 import type { TakeCompleted } from '../wit/completion-import.js';
 import type { TakeReady } from '../wit/readiness-import.js';
@@ -244,13 +245,7 @@ export abstract class IoModel {
 
   /** The TCP options asked for, if any, are ones this backend can set; NotSupportedError saying why not otherwise. */
   #tcpOptions(operation: string, limits: ConnectionLimits): void {
-    const tcp = limits.tcp;
-    if (tcp === null) return;
-    const check = this.backend.checkTcpOptions;
-    const why = check === undefined || !this.setsTcpOptions() ? 'it sets no TCP options' : check.call(this.backend, tcp);
-    if (why === null) return;
-    const asked = [tcp.noDelay !== null ? `noDelay: ${tcp.noDelay}` : '', tcp.keepAliveMs !== null ? 'keepAlive' : ''].filter(Boolean).join(', ');
-    throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend cannot take ${asked}: ${why}`);
+    if (limits.tcp !== null) checkTcpSupport(operation, this.backend, limits.tcp, this.setsTcpOptions());
   }
 
   #unixSockets(operation: string): void {

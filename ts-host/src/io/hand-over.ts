@@ -157,6 +157,7 @@ export function handOverTransport(transport: Transport): {
     isReading: bound('isReading'),
     writeBufferSize: bound('writeBufferSize'),
     setWriteBufferLimits: bound('setWriteBufferLimits'),
+    setTcpOptions: bound('setTcpOptions'),
     get localAddress() {
       return t.localAddress;
     },

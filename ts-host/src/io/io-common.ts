@@ -4,15 +4,31 @@
  * AbortSignal plumbing of reads and connects.
  */
 import type { ConnectionLimits } from '../arguments.js';
+import type { BackendBase, TcpOptions } from '../backends/backend.js';
 import { errnoName } from '../errno.js';
 import {
   AddressInUseError,
   ConnectionRefusedError,
   ConnectionResetError,
   IoError,
+  NotSupportedError,
   TimeoutError,
   describe,
 } from '../errors.js';
+
+/**
+ * The TCP options asked for (createServer's, createConnection's, a
+ * transport's setTcpOptions) are ones `backend` can set; NotSupportedError
+ * saying why not otherwise. `settable`: its I/O model can set them at all
+ * (the model's own answer: io-model's setsTcpOptions).
+ */
+export function checkTcpSupport(operation: string, backend: BackendBase, tcp: TcpOptions, settable: boolean): void {
+  const check = backend.checkTcpOptions;
+  const why = check === undefined || !settable ? 'it sets no TCP options' : check.call(backend, tcp);
+  if (why === null) return;
+  const asked = [tcp.noDelay !== null ? `noDelay: ${tcp.noDelay}` : '', tcp.keepAliveMs !== null ? 'keepAlive' : ''].filter(Boolean).join(', ');
+  throw new NotSupportedError(`${operation}: the '${backend.name}' backend cannot take ${asked}: ${why}`);
+}
 
 /** What the streams need from the loop. */
 export interface IoLoop {

@@ -18,8 +18,8 @@
  * `idleTimeoutMs` is aborted once it has read and written nothing for that
  * long, and its protocol hears a TimeoutError.
  */
-import type { ConnectionLimits } from '../arguments.js';
-import type { SocketAddress } from '../backends/backend.js';
+import { type ConnectionLimits, checkTcpOptions } from '../arguments.js';
+import type { SocketAddress, TcpOptions } from '../backends/backend.js';
 import { ConnectionClosedError, WriteAfterEndError } from '../errors.js';
 import { type IoDeadline, idleDeadline } from './io-common.js';
 import { type Accepted, type IoLoop, toBytes } from './streams.js';
@@ -63,6 +63,14 @@ export interface Transport {
   writeBufferSize(): number;
   /** The marks that pause and resume the protocol's writing (bytes; default 64 KiB and a quarter of it). */
   setWriteBufferLimits(high?: number, low?: number): void;
+  /**
+   * Sets TCP options on the open connection, as createServer's and
+   * createConnection's `noDelay` and `keepAlive` do when it opens (given
+   * ones only). A bad value, or a Unix socket, is a TypeError or
+   * RangeError; an option the backend cannot set is NotSupportedError; a
+   * closing transport is ConnectionClosedError.
+   */
+  setTcpOptions(options: { noDelay?: boolean; keepAlive?: boolean | number }): void;
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 }
@@ -118,6 +126,19 @@ export abstract class BaseTransport implements Transport, Accepted {
   abstract abort(): void;
   abstract pauseReading(): void;
   abstract resumeReading(): void;
+
+  setTcpOptions(options: { noDelay?: boolean; keepAlive?: boolean | number }): void {
+    const operation = 'setTcpOptions';
+    const tcp = checkTcpOptions(operation, options);
+    if (this.localAddress.family === 'unix') {
+      throw new TypeError(`${operation}: noDelay and keepAlive are TCP options, not for a Unix socket`);
+    }
+    if (this.closing) throw new ConnectionClosedError(`${operation}: the connection is closing or closed`);
+    if (tcp !== null) this.applyTcpOptions(operation, tcp);
+  }
+
+  /** Sets checked TCP options on the connection (checkTcpSupport first, for the backend's own). */
+  protected abstract applyTcpOptions(operation: string, tcp: TcpOptions): void;
 
   isClosing(): boolean {
     return this.closing;

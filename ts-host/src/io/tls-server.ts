@@ -39,9 +39,14 @@ interface Open {
   abort(): void;
 }
 
+/** The raw transport a TransportDuplex runs on: a TLS transport's own is over it. */
+function transportOf(duplex: Duplex): Transport {
+  return (duplex as Duplex & { transport: Transport }).transport;
+}
+
 /** The raw transport's addresses, for the TLS object above it. */
 function addressesOf(duplex: Duplex): { localAddress: SocketAddress; remoteAddress: SocketAddress } {
-  const transport = (duplex as Duplex & { transport: Transport }).transport;
+  const transport = transportOf(duplex);
   return { localAddress: transport.localAddress, remoteAddress: transport.remoteAddress };
 }
 
@@ -138,7 +143,7 @@ export async function listenTls(
             socket.destroy();
             return;
           }
-          const transport = new TlsTransport(loop, socket, info, protocol, addresses, onSecured.limits);
+          const transport = new TlsTransport(loop, socket, info, protocol, transportOf(duplex), onSecured.limits);
           server?.adopt(transport);
           transport.start();
         }
@@ -184,7 +189,7 @@ export async function connectTlsProtocol<P extends Protocol>(
     secured.socket.destroy();
     throw error;
   }
-  const transport = new TlsTransport(loop, secured.socket, secured.info, protocol, addressesOf(duplex), limits);
+  const transport = new TlsTransport(loop, secured.socket, secured.info, protocol, transportOf(duplex), limits);
   transport.start();
   return { transport, protocol };
 }

@@ -13,8 +13,8 @@
  */
 import type { TLSSocket } from 'node:tls';
 import type { ConnectionLimits } from '../arguments.js';
-import type { SocketAddress } from '../backends/backend.js';
-import { BaseTransport, type Protocol } from './protocols.js';
+import type { SocketAddress, TcpOptions } from '../backends/backend.js';
+import { BaseTransport, type Protocol, type Transport } from './protocols.js';
 import { type TlsLoop, tlsErrorOf } from './tls.js';
 import { ownBytes } from './tls-connection.js';
 import type { TlsInfo } from './tls-info.js';
@@ -23,24 +23,29 @@ export class TlsTransport extends BaseTransport {
   readonly #socket: TLSSocket;
   readonly #info: TlsInfo;
   readonly #limits: ConnectionLimits;
+  /** The plain transport the records travel on: its addresses and its socket's TCP options are this one's. */
+  readonly #below: Transport;
   #error: Error | null = null;
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 
-  constructor(
-    loop: TlsLoop,
-    socket: TLSSocket,
-    info: TlsInfo,
-    protocol: Protocol,
-    addresses: { localAddress: SocketAddress; remoteAddress: SocketAddress },
-    limits: ConnectionLimits,
-  ) {
+  constructor(loop: TlsLoop, socket: TLSSocket, info: TlsInfo, protocol: Protocol, below: Transport, limits: ConnectionLimits) {
     super(loop, protocol);
     this.#socket = socket;
     this.#info = info;
     this.#limits = limits;
-    this.localAddress = addresses.localAddress;
-    this.remoteAddress = addresses.remoteAddress;
+    this.#below = below;
+    this.localAddress = below.localAddress;
+    this.remoteAddress = below.remoteAddress;
+  }
+
+  /** The socket's options: set on the transport below (which checks its backend). */
+  protected applyTcpOptions(_operation: string, tcp: TcpOptions): void {
+    const keepAlive = tcp.keepAliveMs === null ? undefined : tcp.keepAliveMs < 0 ? false : tcp.keepAliveMs === 0 ? true : tcp.keepAliveMs;
+    this.#below.setTcpOptions({
+      ...(tcp.noDelay === null ? {} : { noDelay: tcp.noDelay }),
+      ...(keepAlive === undefined ? {} : { keepAlive }),
+    });
   }
 
   /** What TLS negotiated (docs/tls.md). */

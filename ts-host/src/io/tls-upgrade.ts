@@ -113,7 +113,7 @@ export async function upgradeTransport(
     attach(below);
     const secured = await shakeHands(loop, host, duplex as unknown as Duplex, config, addresses, succession);
     // The idle timeout stays the raw transport's: it sees every record.
-    const transport = new TlsTransport(loop, secured.socket, secured.info, protocol, addresses, NO_LIMITS);
+    const transport = new TlsTransport(loop, secured.socket, secured.info, protocol, raw, NO_LIMITS);
     succession.passTo(transport);
     transport.start(true);
     return transport;

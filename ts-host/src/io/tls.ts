@@ -148,6 +148,7 @@ function heldTransport(settle: () => void, t: Transport): Transport {
     isReading: () => t.isReading(),
     writeBufferSize: () => t.writeBufferSize(),
     setWriteBufferLimits: (high, low) => t.setWriteBufferLimits(high, low),
+    setTcpOptions: (options) => t.setTcpOptions(options),
     get localAddress() {
       return t.localAddress;
     },

@@ -7,7 +7,8 @@
  * (protocols.ts).
  */
 import type { ConnectionLimits } from '../arguments.js';
-import type { CompletionBackend, CompletionSocket, SocketAddress } from '../backends/backend.js';
+import type { CompletionBackend, CompletionSocket, SocketAddress, TcpOptions } from '../backends/backend.js';
+import { checkTcpSupport } from './io-common.js';
 import { BaseTransport, type Protocol, type Transport } from './protocols.js';
 import { type Accepted, type IoLoop, type IoToken, fromHostError, writeToHost } from './streams.js';
 
@@ -46,6 +47,11 @@ class CompletionTransport extends BaseTransport {
     if (limits.tcp !== null) socket.setTcpOptions?.(limits.tcp);
     this.begin(limits);
     if (!this.closing) socket.setFlowing(this.reading);
+  }
+
+  protected applyTcpOptions(operation: string, tcp: TcpOptions): void {
+    checkTcpSupport(operation, this.#backend, tcp, true);
+    this.#socket.setTcpOptions?.(tcp);
   }
 
   /** The host delivered something: have the loop hand it over. */

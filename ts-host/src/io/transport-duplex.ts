@@ -21,12 +21,18 @@
  * error (`abort()`); the transport's loss destroys the stream (with its
  * error, if any). `setTimeout` runs on the loop's clock (virtual time
  * too), as `net.Socket`'s idle timeout: reads and writes restart it.
+ * `setNoDelay` and `setKeepAlive` set the TCP options of the socket below
+ * (`transport.setTcpOptions`), as `net.Socket`'s.
  *
  * Node-only (and Deno's and Bun's `node:stream`): import it dynamically.
  */
 import { Duplex } from 'node:stream';
 import type { SocketAddress } from '../backends/backend.js';
+import { describe } from '../errors.js';
 import type { Protocol, Transport } from './protocols.js';
+
+/** The longest keep-alive idle time a socket takes (TCP_KEEPIDLE: 32,767 s), in ms, as the transport's keepAlive. */
+const MAX_KEEPALIVE_MS = 32_767_000;
 
 /** What the stream needs of its loop: its clock and timers. */
 export interface DuplexLoop {
@@ -106,13 +112,39 @@ export class TransportDuplex extends Duplex {
     return this;
   }
 
-  // The loop's connections set these themselves; accepted for code that calls them.
-  setNoDelay(_noDelay?: boolean): this {
+  /**
+   * TCP_NODELAY on the socket (`true`, the default argument, sends each
+   * write at once; the loop's connections start with it on), as
+   * net.Socket's: through `transport.setTcpOptions`, so a backend that
+   * cannot take it says so (NotSupportedError). A Unix socket has no
+   * Nagle's algorithm, and a destroyed stream no socket: nothing to do
+   * there, as for net.Socket.
+   */
+  setNoDelay(noDelay: boolean = true): this {
+    if (typeof noDelay !== 'boolean') throw new TypeError(`setNoDelay: noDelay must be a boolean, got ${describe(noDelay)}`);
+    if (this.#hasTcpSocket()) this.transport.setTcpOptions({ noDelay });
     return this;
   }
-  setKeepAlive(_enable?: boolean, _delayMs?: number): this {
+
+  /**
+   * TCP keep-alive on the socket, as net.Socket's: `enable` (default
+   * false), probing after `initialDelay` ms without traffic (rounded up to
+   * whole seconds), or after the system's idle time when it is 0.
+   */
+  setKeepAlive(enable: boolean = false, initialDelay: number = 0): this {
+    if (typeof enable !== 'boolean') throw new TypeError(`setKeepAlive: enable must be a boolean, got ${describe(enable)}`);
+    if (typeof initialDelay !== 'number' || !(initialDelay >= 0 && initialDelay <= MAX_KEEPALIVE_MS)) {
+      throw new RangeError(`setKeepAlive: initialDelay must be a number of ms from 0 to ${MAX_KEEPALIVE_MS}, got ${describe(initialDelay)}`);
+    }
+    if (this.#hasTcpSocket()) this.transport.setTcpOptions({ keepAlive: !enable ? false : initialDelay > 0 ? initialDelay : true });
     return this;
   }
+
+  /** A TCP socket is there to set options on. */
+  #hasTcpSocket(): boolean {
+    return !this.#lost && !this.destroyed && !this.transport.isClosing() && this.transport.localAddress.family !== 'unix';
+  }
+
   ref(): this {
     return this;
   }

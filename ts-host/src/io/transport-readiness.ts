@@ -7,12 +7,13 @@
  * (protocols.ts).
  */
 import type { ConnectionLimits } from '../arguments.js';
-import type { ReadinessBackend, SocketAddress, SocketOps } from '../backends/backend.js';
+import type { ReadinessBackend, SocketAddress, SocketOps, TcpOptions } from '../backends/backend.js';
 import { READABLE, WRITABLE } from '../backends/backend.js';
 import { parseAddress } from '../net/address.js';
 import { EAGAIN, errnoName } from '../errno.js';
 import * as checked from './checked.js';
 import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
+import { checkTcpSupport } from './io-common.js';
 import { BaseTransport, type Protocol, type Transport } from './protocols.js';
 import { type Accepted, type IoLoop, type IoToken, ioError } from './streams.js';
 
@@ -40,6 +41,13 @@ class ReadinessTransport extends BaseTransport {
     if (limits.tcp !== null) this.#ops.setTcpOptions?.(fd, limits.tcp.noDelay, limits.tcp.keepAliveMs);
     this.begin(limits);
     if (!this.closing) this.#updateReadWatch();
+  }
+
+  protected applyTcpOptions(operation: string, tcp: TcpOptions): void {
+    const set = this.#ops.setTcpOptions;
+    checkTcpSupport(operation, this.#backend, tcp, typeof set === 'function');
+    const rc = (set as NonNullable<SocketOps['setTcpOptions']>).call(this.#ops, this.#fd, tcp.noDelay, tcp.keepAliveMs);
+    if (rc < 0) throw ioError(operation, errnoName(rc));
   }
 
   readonly #onReadable = (): void => {
