@@ -251,8 +251,9 @@ export async function runWasmtime() {
   return {
     ...report,
     // No JS backends here: the wasmloop-wasi crate is the host. Its TCP
-    // entry is report.echo.wasi (the echo server, from Node).
-    backendsNote: 'wasmloop-wasi on WASI 0.2: real time (`wasi:clocks/monotonic-clock`), readiness from `wasi:io/poll`, TCP on `wasi:sockets`; virtual time (the imports component\'s clock)',
+    // entry is report.echo['wasi-poll'] (the echo server, from Node).
+    backendsNote:
+      '`wasi-poll`: wasmloop-wasi\'s readiness backend on WASI 0.2, real time (`wasi:clocks/monotonic-clock`), readiness from `wasi:io/poll`, TCP on `wasi:sockets`; `virtual`: virtual time (the imports component\'s clock)',
   };
 }
 

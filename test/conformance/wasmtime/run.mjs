@@ -46,7 +46,7 @@ export async function runWasmtime({ wasmtime, component, coreComponent, echoServ
     from: `${component}, nested in the core component`,
   }));
   const coreSha256 = createHash('sha256').update(readFileSync(coreComponent)).digest('hex');
-  const echo = echoServer === undefined ? undefined : { wasi: await echoCheck({ wasmtime, component: echoServer, client: echoClient }) };
+  const echo = echoServer === undefined ? undefined : { 'wasi-poll': await echoCheck({ wasmtime, component: echoServer, client: echoClient }) };
   return {
     host: report.host,
     version: version.stdout.trim(),

@@ -29,7 +29,8 @@ use crate::vector::{Program, Run, Step};
 /// The backend a vector runs on, as the JS hosts name it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
-    /// What `auto` chooses under wasmtime: the real clock.
+    /// What `auto` is under wasmtime: wasmloop-wasi's readiness backend
+    /// (`wasi-poll`), on the real clock.
     Auto,
     /// Virtual time.
     Virtual,
