@@ -251,7 +251,11 @@ impl Slots {
         let c = (slot >> CHUNK_BITS) as usize;
         let w = ((slot & CHUNK_MASK) >> 6) as usize;
         let chunk = &mut self.chunks[c];
-        debug_assert_eq!(chunk.free[w] & (1u64 << (slot & 63)), 0, "slot {slot} freed twice");
+        debug_assert_eq!(
+            chunk.free[w] & (1u64 << (slot & 63)),
+            0,
+            "slot {slot} freed twice"
+        );
         let was_empty = chunk.free[w] == 0;
         chunk.free[w] |= 1u64 << (slot & 63);
         self.free_count += 1;
@@ -260,7 +264,9 @@ impl Slots {
             let chunk_was_full = chunk.free_words == 0;
             chunk.free_words |= 1u64 << w;
             if chunk_was_full {
-                let summary = self.chunks_free.get_or_insert_with(|| Box::new([0; CHUNK_SUMMARY_WORDS]));
+                let summary = self
+                    .chunks_free
+                    .get_or_insert_with(|| Box::new([0; CHUNK_SUMMARY_WORDS]));
                 summary[c / 64] |= 1u64 << (c % 64);
                 self.top[c / 4096] |= 1u64 << ((c / 64) % 64);
             }
@@ -314,7 +320,10 @@ impl Slots {
     pub fn bytes(&self) -> usize {
         self.chunks.len() * std::mem::size_of::<Chunk>()
             + self.chunks.capacity() * std::mem::size_of::<Box<Chunk>>()
-            + self.chunks_free.as_ref().map_or(0, |_| CHUNK_SUMMARY_WORDS * 8)
+            + self
+                .chunks_free
+                .as_ref()
+                .map_or(0, |_| CHUNK_SUMMARY_WORDS * 8)
     }
 }
 
@@ -353,7 +362,10 @@ mod tests {
             s.alloc(State::Timer).unwrap();
         }
         assert_eq!(s.chunks.len(), 3);
-        assert_eq!(std::mem::size_of::<Chunk>(), CHUNK_LEN * 4 + CHUNK_WORDS * 8 + 8);
+        assert_eq!(
+            std::mem::size_of::<Chunk>(),
+            CHUNK_LEN * 4 + CHUNK_WORDS * 8 + 8
+        );
         assert_eq!(s.state(2 * CHUNK_LEN as u32), State::Timer);
     }
 
@@ -365,7 +377,10 @@ mod tests {
             s.alloc(State::Timer).unwrap();
         }
         // Freed in a scattered order (a stride through every chunk).
-        let mut freed: Vec<u32> = (0..n).map(|i| (i * 7919) % n).filter(|slot| slot % 3 != 0).collect();
+        let mut freed: Vec<u32> = (0..n)
+            .map(|i| (i * 7919) % n)
+            .filter(|slot| slot % 3 != 0)
+            .collect();
         freed.sort_unstable();
         freed.dedup();
         let mut order: Vec<u32> = freed.clone();
