@@ -13,7 +13,9 @@ const ECHO = './examples/echo-server.mjs:main';
 /** Lines of `text` matching `pattern`. */
 const count = (text, pattern) => text.split('\n').filter((line) => pattern.test(line)).length;
 
-const workers = suite('wasmloop run --workers');
+// Each case starts a primary and its workers: a loaded machine takes long
+// to start processes, so the limit against a hang is long too.
+const workers = suite('wasmloop run --workers', {}, { timeLimitMs: 120_000 });
 
 for (const backend of ['selector', 'completion', NET_COMPLETION]) {
   workers(`${backendLabel(backend)}: two workers share the port; SIGTERM stops both and the primary exits 0`, async () => {

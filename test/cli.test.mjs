@@ -12,7 +12,9 @@ import { root, run, runAsync, talk, withCommand } from './fixtures/command.mjs';
 const APPS = './test/fixtures/apps.mjs';
 const FIXTURES = join(root, 'test/fixtures');
 
-const cli = suite('wasmloop run');
+// Each case spawns the command, often several times: a loaded machine
+// takes long to start a process, so the limit against a hang is long too.
+const cli = suite('wasmloop run', {}, { timeLimitMs: 120_000 });
 
 cli('--help documents every option and exits 0', () => {
   const r = run(['--help']);

@@ -47,15 +47,15 @@ const HOST_BUGS = {
 };
 
 /**
- * Registers `fn` as case `title` of `suite`, or, where `bug` (a key, or a
- * list of keys for bugs of different hosts) is a known bug of this host
- * (HOST_BUGS), skips it with the reason in its title. `bug` null: no known
- * bug concerns the case here.
+ * Registers `fn` as case `title` of `suite` (with the harness's case
+ * `options`), or, where `bug` (a key, or a list of keys for bugs of
+ * different hosts) is a known bug of this host (HOST_BUGS), skips it with
+ * the reason in its title. `bug` null: no known bug concerns the case here.
  */
-export function unlessHostBug(suite, bug, title, fn) {
+export function unlessHostBug(suite, bug, title, fn, options) {
   const keys = bug === null ? [] : [bug].flat();
   const reason = keys.map((key) => HOST_BUGS[HOST]?.[key]).find((r) => r !== undefined);
-  if (reason === undefined) suite(title, fn);
+  if (reason === undefined) suite(title, fn, options);
   else suite.skip(`${title} [skipped on ${HOST}: ${reason}]`, fn);
 }
 

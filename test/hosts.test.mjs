@@ -50,7 +50,10 @@ const expectedRuns = [
   ...Object.keys(vectors).map((name) => `virtual/${name}`),
 ].sort();
 
-const hosts = suite('hosts: the conformance vectors on every host');
+// Each case starts a host (a browser, workerd, wasmtime compiling the core):
+// seconds each, many more on a loaded machine, so the limit against a hang
+// is long.
+const hosts = suite('hosts: the conformance vectors on every host', {}, { timeLimitMs: 120_000 });
 
 hosts.after(() => {
   mkdirSync(dirname(reportFile), { recursive: true });

@@ -39,6 +39,8 @@ function freePort() {
   });
 }
 
+// workerd and Chromium take seconds to start, many more on a loaded machine:
+// these two cases have a longer limit against a hang.
 test('serve() on workerd, the parser handed in as a module', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'wasmloop-http-workerd-'));
   const modules = [
@@ -87,7 +89,7 @@ ${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = 
     child.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
-});
+}, { timeLimitMs: 120_000 });
 
 test('serve() in Chromium (modules and the bundle), the parser fetched beside the server code', async () => {
   const { chromium } = await import('playwright-core');
@@ -121,6 +123,6 @@ test('serve() in Chromium (modules and the bundle), the parser fetched beside th
     await browser.close();
     files.close();
   }
-});
+}, { timeLimitMs: 120_000 });
 
 test.run();

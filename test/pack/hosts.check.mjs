@@ -26,7 +26,10 @@ const installed = join(project, 'node_modules/wasmloop');
 const shipped = Object.fromEntries(CORE_FILES.map((f) => [f, sha256(readFileSync(join(installed, 'ts-host/dist/generated', f)))]));
 const reports = {};
 
-const hosts = suite('pack: the user path on each host, from the tarball');
+// Each case starts a host from the tarball (Deno, Bun, workerd, a browser):
+// seconds each, many more on a loaded machine, so the limit against a hang
+// is long.
+const hosts = suite('pack: the user path on each host, from the tarball', {}, { timeLimitMs: 120_000 });
 
 hosts.after(() => {
   mkdirSync(join(ROOT, 'build'), { recursive: true });

@@ -19,7 +19,9 @@ if (!wasmtime || !component || !client || !checks) {
 }
 
 const MiB = 1 << 20;
-const echo = suite('wasi: TCP under wasmtime run -S inherit-network');
+// wasmtime compiles each component it runs (seconds; many more on a loaded
+// machine, unless its cache has it): the limit against a hang is long.
+const echo = suite('wasi: TCP under wasmtime run -S inherit-network', {}, { timeLimitMs: 120_000 });
 
 echo('echoes 1 MiB on each of 4 connections at once, byte for byte, then stops cleanly when stdin ends', async () => {
   const server = await startEchoServer({ wasmtime, component });
@@ -138,7 +140,7 @@ echo('refuses to listen without -S inherit-network, saying why', async () => {
 
 echo.run();
 
-const crate = suite('wasi: the wasmloop-wasi crate (rust-core/wasi/checks)');
+const crate = suite('wasi: the wasmloop-wasi crate (rust-core/wasi/checks)', {}, { timeLimitMs: 120_000 });
 
 crate('run ends, watchers, virtual time, close, abandoned connects, drop order: every check passes', async () => {
   const run = await execute(wasmtime, ['run', '-S', 'inherit-network', checks]);
