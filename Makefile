@@ -49,7 +49,7 @@ WAC                  := $(WAC_ROOT)/bin/wac
 include rust-core/wasi/rules.mk
 include test/conformance/wasmtime/rules.mk
 
-.PHONY: all deps test test-rust test-js test-hosts test-node-versions test-pack test-arm64 readme test-stress stress soak fuzz proptest-long demo bench bench-deadline bench-http clean \
+.PHONY: all deps test test-rust test-js test-hosts test-node-versions test-pack test-arm64 readme test-stress stress soak fuzz proptest-long demo bench bench-deadline bench-http bench-tls clean \
         lint format test-tree-before
 
 
@@ -479,6 +479,24 @@ bench-http: $(PACKAGE) $(STAMPS)/wrk $(UVICORN_ROOT)/.complete
 # The HTTP benchmark and the client's host test pass make lint's Biome.
 BIOME_FILES += bench/http/run.mjs bench/http/idle-client.mjs $(wildcard bench/http/servers/*.mjs) \
   test/http-client-hosts.test.mjs test/fixtures/http-client-hosts.mjs
+
+# OpenSSL's headers and library for the TLS benchmark's C client (Debian's libssl-dev).
+$(STAMPS)/libssl-dev:
+	@mkdir -p $(STAMPS)
+	@if [ -f /usr/include/openssl/ssl.h ]; then :; else \
+	  echo "installing Debian's libssl-dev"; \
+	  apt-get install -y libssl-dev >/dev/null || { apt-get update >/dev/null && apt-get install -y libssl-dev >/dev/null; }; \
+	fi
+	@touch $@
+
+# TLS echo: wasmloop's TLS (streams and protocols) against Node's own tls
+# server and asyncio/uvloop with ssl, one OpenSSL C client (bench/tls/run.mjs,
+# about 5 minutes); writes the "TLS echo" section of bench/RESULTS.md.
+# BENCH_TLS_ARGS adds options: --seconds, --runs.
+bench-tls: $(PACKAGE) $(STAMPS)/uvloop $(STAMPS)/libssl-dev
+	node bench/tls/run.mjs --results bench/RESULTS.md $(BENCH_TLS_ARGS)
+
+BIOME_FILES += bench/tls/run.mjs bench/tls/profile.mjs bench/tls/wasmloop-tls-echo.mjs bench/tls/node-tls-echo.mjs
 
 # The benchmarks on the machine's Node, then the core timer rows (bench/run.mjs's
 # sections 1-3) again on the current Node LTS of NODE_VERSIONS, the newest
