@@ -190,7 +190,7 @@ fuzz-http:
 # and the error `require('wasmloop')` gets.
 NATIVE         := ts-host/dist/native
 ADDON_FILE     := wasmloop_selector.node
-ADDON_SOURCES  := $(addprefix ts-host/native/,selector.c sockets.c poller-epoll.c poller-uv.c)
+ADDON_SOURCES  := $(addprefix ts-host/native/,selector.c sockets.c inherited.c poller-epoll.c poller-uv.c)
 ADDON_PARTS    := $(ADDON_SOURCES) ts-host/native/selector.h
 ADDON_HEADERS  := $(NATIVE)/include/node_api.h
 ADDON_CFLAGS   := -O2 -Wall -Wextra -Werror -fPIC -shared -I$(NATIVE)/include
@@ -364,6 +364,9 @@ BIOME_FILES += ts-host/src/cli/serve.ts ts-host/src/cli/serve-app.ts ts-host/src
 BIOME_FILES += test/address-family.test.mjs test/serve-refused.test.mjs
 # TCP options on open connections.
 BIOME_FILES += test/duplex-sockopts.test.mjs
+# Listening on inherited sockets: --fd, and --uds shared by --workers.
+BIOME_FILES += ts-host/src/net/inherited-listener.ts ts-host/src/backends/inherited-fd.ts ts-host/src/backends/native-listener.ts \
+  ts-host/src/cli/shared-listener.ts test/listen-fd.test.mjs test/cli-fd.test.mjs test/fixtures/fd-child.mjs
 
 lint: node_modules/.package-lock.json
 	@$(BIOME) check --error-on-warnings --no-errors-on-unmatched $(wildcard $(BIOME_FILES)) \

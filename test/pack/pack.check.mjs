@@ -31,6 +31,7 @@ test('the tarball carries the built package, the addons and what builds them, an
     'ts-host/native/selector.h',
     'ts-host/native/selector.c',
     'ts-host/native/sockets.c',
+    'ts-host/native/inherited.c',
     'ts-host/native/poller-epoll.c',
     'ts-host/native/poller-uv.c',
     'ts-host/native/install.mjs',

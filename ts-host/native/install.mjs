@@ -44,7 +44,7 @@ if (probe.error !== undefined || probe.status !== 0) {
 const dir = join(NATIVE, platform);
 mkdirSync(dir, { recursive: true });
 const partial = `${target}.partial`;
-const SOURCES = ['selector.c', 'sockets.c', 'poller-epoll.c', 'poller-uv.c'];
+const SOURCES = ['selector.c', 'sockets.c', 'inherited.c', 'poller-epoll.c', 'poller-uv.c'];
 const args = ['-O2', '-fPIC', '-shared', `-I${join(NATIVE, 'include')}`, '-o', partial, ...SOURCES.map((f) => join(here, f))];
 // Node's symbols (napi_*, uv_*) come from the running node; macOS links
 // shared objects against them only when told to look them up at load time.

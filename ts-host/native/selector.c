@@ -197,6 +197,7 @@ static napi_value js_poller_new(napi_env env, napi_callback_info info) {
 
 static napi_value init(napi_env env, napi_value exports) {
   if (!define_socket_calls(env, exports)) return NULL;
+  if (!define_inherited_calls(env, exports)) return NULL;
   napi_property_descriptor methods[] = {
       {"watch", NULL, js_watch, NULL, NULL, NULL, napi_default, NULL},
       {"unwatch", NULL, js_unwatch, NULL, NULL, NULL, napi_default, NULL},

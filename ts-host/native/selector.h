@@ -8,6 +8,8 @@
  *   sockets.c        non-blocking socket and pipe system calls, done when
  *                    JavaScript asks; nothing is read or written on the
  *                    program's behalf
+ *   inherited.c      listening sockets another process handed over:
+ *                    checked, then adopted
  *   poller-epoll.c   the poller on Linux: an epoll set of its own, which
  *                    libuv watches as one descriptor
  *   poller-uv.c      the poller elsewhere: a uv_poll per descriptor
@@ -96,5 +98,11 @@ void poller_close(poller *p);
  * codes JavaScript compares with to `exports`; NULL with an exception
  * pending if that fails. */
 napi_value define_socket_calls(napi_env env, napi_value exports);
+
+/* ----------------------------------------------------------- inherited.c */
+
+/* Adds listenerFault and adoptListener (listening sockets handed over by
+ * another process) to `exports`; NULL with an exception pending if that fails. */
+napi_value define_inherited_calls(napi_env env, napi_value exports);
 
 #endif

@@ -17,6 +17,7 @@ export const SERVER_OPTIONS = [
   'host',
   'port',
   'path',
+  'fd',
   'backlog',
   'reusePort',
   'tls',
@@ -116,6 +117,16 @@ export interface ServerOptions {
    * (AddressInUseError); closing the server removes it.
    */
   path?: string;
+  /**
+   * Serve on a listening socket this process inherited (systemd's socket
+   * activation, a supervisor, `wasmloop --fd`) instead of binding one: a
+   * TCP or Unix stream socket, bound and listening. Not with host, port,
+   * path, backlog or reusePort (its binder chose those). The server owns it
+   * from then on: closing the server closes the descriptor (the process
+   * that handed it over keeps its own copy) and leaves a Unix socket's file
+   * to whoever bound it. Not on the `virtual` backend, nor Deno's own sockets.
+   */
+  fd?: number;
   /**
    * Pending-connection queue length. Default 511. A host that fixes the
    * length takes one at or above its own as capped there, and refuses a
@@ -283,6 +294,8 @@ export interface CheckedAddress {
   backlog: number;
   reusePort: boolean;
   path?: string;
+  /** A listening socket to adopt (ServerOptions.fd); host '' and port UNIX_PORT then. */
+  fd?: number;
   /** The `tls` option, checked; null for plaintext. */
   tls?: TlsConfig | null;
   /** A server's most open connections (Infinity: no limit). */
@@ -487,6 +500,7 @@ export function checkAddress(operation: string, options: unknown, listening: boo
       port?: unknown;
       backlog?: unknown;
       path?: unknown;
+      fd?: unknown;
       reusePort?: unknown;
       tls?: unknown;
       maxConnections?: unknown;
@@ -502,6 +516,10 @@ export function checkAddress(operation: string, options: unknown, listening: boo
   const tlsConfig = checkTls(operation, tls, listening);
   const maxConnections = checkMaxConnections(operation, checked.maxConnections);
   const limits = checkLimits(operation, checked, streams);
+  if (listening && checked.fd !== undefined) {
+    const fd = checkInheritedFd(operation, checked);
+    return { host: '', port: UNIX_PORT, backlog: DEFAULT_BACKLOG, reusePort: false, fd, tls: tlsConfig, maxConnections, limits };
+  }
   if (path !== undefined) {
     if (typeof path !== 'string' || path === '') {
       throw new TypeError(`${operation}: path must be a non-empty string, got ${describe(path)}`);
@@ -538,6 +556,24 @@ export function checkAddress(operation: string, options: unknown, listening: boo
   }
   if (path !== undefined) return { host: '', port: UNIX_PORT, backlog, reusePort: false, path, tls: tlsConfig, maxConnections, limits };
   return { host: host as string, port: port as number, backlog, reusePort: reusePort === true, tls: tlsConfig, maxConnections, limits };
+}
+
+/** `fd` of a listen: a descriptor number, with none of the options its binder chose. */
+function checkInheritedFd(operation: string, options: Record<string, unknown>): number {
+  const { fd } = options;
+  if (typeof fd !== 'number' || !Number.isInteger(fd) || fd < 0 || fd > INT32_MAX) {
+    throw new TypeError(`${operation}: fd must be a non-negative integer file descriptor, got ${describe(fd)}`);
+  }
+  const chosen = ['host', 'port', 'path'].filter((name) => options[name] !== undefined);
+  if (chosen.length > 0) {
+    throw new TypeError(`${operation}: give fd, or a host and port, or a path; not fd with ${chosen.join(' and ')}`);
+  }
+  for (const name of ['backlog', 'reusePort']) {
+    if (options[name] !== undefined) {
+      throw new TypeError(`${operation}: ${name} is set where the socket of fd was made to listen, not with fd`);
+    }
+  }
+  return fd;
 }
 
 /** The local and remote addresses of a datagram endpoint, checked. */

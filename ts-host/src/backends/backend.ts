@@ -120,6 +120,15 @@ export interface SocketOps {
   connectUnix?(path: string): number;
   unlink?(path: string): number;
   /**
+   * A listening socket another process handed over (optional: without it
+   * `fd` is NotSupportedError): the same descriptor back once it is a
+   * listening TCP or Unix stream socket, made non-blocking; else -EBADF
+   * (not open), -ENOTSOCK (not a socket), -EAFNOSUPPORT (neither TCP nor
+   * Unix), -EPROTOTYPE (not a stream socket) or -EINVAL (not listening).
+   * It is then the server's: closed with it, its socket file left alone.
+   */
+  adoptListener?(fd: number): number;
+  /**
    * UDP (optional: without them a datagram endpoint is NotSupportedError).
    * `sendTo` with a null host sends to the connected destination; `recvFrom`
    * returns one datagram's length (-EAGAIN when none waits) and
@@ -211,9 +220,14 @@ export interface CompletionBackend extends BackendBase {
    * `reusePort`: share the port with other processes' listeners (SO_REUSEPORT).
    * An option the host cannot honour is refused: `listen` throws a
    * NotSupportedError naming it and the backend, which the caller gets.
+   * With `fd`, a listening socket another process handed over (host and
+   * port unused, port -1): adopt it, or fail with an error whose `code` says
+   * why not (SocketOps.adoptListener's), or NotSupportedError if the host
+   * cannot adopt a descriptor. Closing the listener closes it and leaves
+   * its socket file, if it has one, to whoever bound it.
    */
   listen(
-    options: { host: string; port: number; backlog: number; path?: string; reusePort?: boolean },
+    options: { host: string; port: number; backlog: number; path?: string; reusePort?: boolean; fd?: number },
     onSocket: (socket: CompletionSocket) => void,
     done: (error: Error | null, listener?: CompletionListener) => void,
     onAcceptError?: (error: Error) => void,
@@ -312,7 +326,7 @@ export function contractViolation(value: unknown): string | null {
   // SocketOps' members: those every readiness backend has, and the optional Unix socket and UDP ones.
   const socketOps: ReadonlyArray<keyof SocketOps> = ['listen', 'accept', 'connect', 'connectError', 'read', 'write', 'shutdownWrite', 'close', 'address', 'pipe'];
   const optionalSocketOps: ReadonlyArray<keyof SocketOps> = [
-    ...['listenUnix', 'connectUnix', 'unlink', 'udpBind', 'udpConnect', 'sendTo', 'recvFrom', 'recvAddress'] as const,
+    ...['listenUnix', 'connectUnix', 'unlink', 'adoptListener', 'udpBind', 'udpConnect', 'sendTo', 'recvFrom', 'recvAddress'] as const,
     ...['setTcpOptions', 'tcpOptions'] as const,
   ];
   const b = value as Record<string, unknown>;

@@ -17,6 +17,8 @@
  *   the rest waits for `drain`.
  * - end: `socket.shutdown()` (the write side only, as the sockets are
  *   half-open: `allowHalfOpen`), once the queued writes went out.
+ * - a listening socket another process handed over (`fd`): `Bun.listen({
+ *   fd })`, after what `node:fs` can check (backends/inherited-fd.ts).
  * - destroy: `socket.end()`, which closes at once (`terminate()` would
  *   send a reset).
  *
@@ -39,7 +41,9 @@ import {
 } from './backend.js';
 import { TokenQueue } from './token-queue.js';
 import { performanceClock } from './wall-clock.js';
+import { faultError, inheritedListenerFault } from './inherited-fd.js';
 import { unixAddress } from '../net/address.js';
+import { unixSocketPath } from '../net/inherited-listener.js';
 import { netAddress, nodeDatagram } from '../net/node-dgram.js';
 
 /** The parts of Bun's socket API this backend uses (typed here: other hosts' type checks know no `Bun`). */
@@ -74,8 +78,10 @@ interface BunListener {
   stop(closeActiveConnections?: boolean): void;
   readonly hostname?: string;
   readonly port?: number;
+  /** Fills `into` with the bound address (`family`, `address`, `port`); nothing for a Unix socket. */
+  getsockname?(into: { family?: string; address?: string; port?: number }): void;
 }
-type BunTarget = { hostname: string; port: number } | { unix: string };
+type BunTarget = { hostname: string; port: number; reusePort?: boolean } | { unix: string } | { fd: number };
 interface BunNamespace {
   listen(options: BunTarget & { allowHalfOpen: boolean; reusePort?: boolean; socket: BunHandlers }): BunListener;
   connect(options: BunTarget & { allowHalfOpen: boolean; socket: BunHandlers }): Promise<BunSocket>;
@@ -307,6 +313,54 @@ export function createBunCompletionBackend(): CompletionBackend {
   const refused = (syscall: string) => Object.assign(new Error(`${syscall} failed: EBADF`), { code: 'EBADF', syscall });
   const datagram = nodeDatagram();
 
+  /** Listens on `target`; `path`: the Unix socket's (an adopted one's is looked up once it listens). */
+  const listenOn = (
+    target: BunTarget,
+    path: string | undefined,
+    onSocket: (socket: CompletionSocket) => void,
+    done: (error: Error | null, listener?: CompletionListener) => void,
+  ): void => {
+    let ends = path === undefined ? undefined : { local: path, remote: '' };
+    let listener: BunListener;
+    try {
+      listener = bun.listen({
+        ...target,
+        allowHalfOpen: true,
+        socket: handlers((socket) => {
+          if (closed) return null;
+          const endpoint = adopt(socket, ends);
+          onSocket(endpoint);
+          return endpoint;
+        }),
+      });
+    } catch (error) {
+      done(error as Error);
+      return;
+    }
+    listeners.add(listener);
+    let address: SocketAddress;
+    if ('fd' in target) {
+      // Bun reports no address for an adopted socket but what getsockname gives a TCP one.
+      const bound: { family?: string; address?: string; port?: number } = {};
+      listener.getsockname?.(bound);
+      if (bound.address !== undefined) address = netAddress(bound.address, bound.port, bound.family);
+      else {
+        ends = { local: unixSocketPath(target.fd), remote: '' };
+        address = unixAddress(ends.local);
+      }
+    } else {
+      address = path === undefined ? netAddress(listener.hostname, listener.port, (listener.hostname ?? '').includes(':') ? 'IPv6' : 'IPv4') : unixAddress(path);
+    }
+    done(null, {
+      address: () => ({ ...address }),
+      close(closedDone) {
+        // Stops accepting (and closes the socket); the connections it accepted stay (the loop closes them).
+        if (listeners.delete(listener)) listener.stop(false);
+        closedDone();
+      },
+    } satisfies CompletionListener);
+  };
+
   return {
     name: 'completion',
     model: 'completion',
@@ -327,41 +381,22 @@ export function createBunCompletionBackend(): CompletionBackend {
       // iteration takes what they completed, in a macrotask of its own.
       sink?.wake(false);
     },
-    listen({ host, port, backlog, path, reusePort }, onSocket, done) {
+    listen({ host, port, backlog, path, reusePort, fd }, onSocket, done) {
       refuseFixedBacklog(backlog, BUN_BACKLOG, "the 'completion' backend on Bun", 'Bun.listen');
       if (closed) {
         done(refused('listen'));
         return;
       }
-      const ends = path === undefined ? undefined : { local: path, remote: '' };
-      let listener: BunListener;
-      try {
-        listener = bun.listen({
-          ...(path === undefined ? { hostname: host, port } : { unix: path }),
-          // SO_REUSEPORT, as the selector sets it.
-          ...(reusePort === true ? { reusePort: true } : {}),
-          allowHalfOpen: true,
-          socket: handlers((socket) => {
-            if (closed) return null;
-            const endpoint = adopt(socket, ends);
-            onSocket(endpoint);
-            return endpoint;
-          }),
-        });
-      } catch (error) {
-        done(error as Error);
+      if (fd !== undefined) {
+        // Bun.listen({ fd }) adopts it; what cannot listen fails there (EINVAL), the rest is checked first.
+        const fault = inheritedListenerFault(fd);
+        if (fault !== null) done(faultError(fault));
+        else listenOn({ fd }, undefined, onSocket, done);
         return;
       }
-      listeners.add(listener);
-      const address: SocketAddress = path === undefined ? netAddress(listener.hostname, listener.port, (listener.hostname ?? '').includes(':') ? 'IPv6' : 'IPv4') : unixAddress(path);
-      done(null, {
-        address: () => ({ ...address }),
-        close(closedDone) {
-          // Stops accepting; the connections it accepted stay (the loop closes them).
-          if (listeners.delete(listener)) listener.stop(false);
-          closedDone();
-        },
-      } satisfies CompletionListener);
+      // SO_REUSEPORT, as the selector sets it.
+      const tcp = { hostname: host, port, ...(reusePort === true ? { reusePort: true } : {}) };
+      listenOn(path === undefined ? tcp : { unix: path }, path, onSocket, done);
     },
     connect({ host, port, path }, done) {
       if (closed) {

@@ -18,6 +18,9 @@
  *   of a buffer; then `done`, and the next queued one.
  * - accept: one `listener.accept()` in flight while listening.
  * - connect: `Deno.connect`, abandoned through its AbortSignal.
+ * - a listening socket another process handed over (`fd`): refused,
+ *   NotSupportedError; `Deno.listen` takes no descriptor (Deno's `node:net`
+ *   does: `createNetCompletionBackend`).
  *
  * Every completion settles a promise, so it arrives in a microtask: the
  * backend wakes the loop with `wake(false)` (a host turn, then one iteration
@@ -496,13 +499,22 @@ export function createDenoCompletionBackend(): CompletionBackend {
       // From a promise's continuation (a microtask) or a loop callback: never at once.
       sink?.wake(false);
     },
-    listen({ host, port, backlog, path, reusePort }, onSocket, done, onAcceptError) {
+    listen({ host, port, backlog, path, reusePort, fd }, onSocket, done, onAcceptError) {
       if (path !== undefined) refuseFixedBacklog(backlog, DENO_UNIX_BACKLOG, `${BACKEND} (a Unix socket)`, 'Deno.listen');
       if (reusePort === true && !reusePortAllowed(deno)) {
         throw new NotSupportedError(`listen: reusePort is not supported by ${BACKEND} without --unstable-net (Deno.listen shares a port only under that flag)`);
       }
       if (closed) {
         done(refused('listen'));
+        return;
+      }
+      if (fd !== undefined) {
+        done(
+          new NotSupportedError(
+            `${BACKEND} cannot adopt a listening socket (fd): Deno.listen takes none; ` +
+              "Deno's node:net can (backend: 'wasmloop:createNetCompletionBackend')",
+          ),
+        );
         return;
       }
       let listener: DenoListener;

@@ -22,11 +22,9 @@
  * wakes the loop once, at the end of the burst.
  */
 import {
-  acceptRetryDelay,
   type BackendSink,
   type CompletionBackend,
   type CompletionDatagram,
-  type CompletionListener,
   type CompletionSocket,
   type Direction,
   READABLE,
@@ -34,25 +32,16 @@ import {
   type SocketOps,
   type TcpOptions,
   WRITABLE,
-  acceptErrorIsTransient,
 } from './backend.js';
 import { TokenQueue } from './token-queue.js';
 import { DATAGRAMS_PER_READINESS, datagramScratch } from '../net/datagram-buffer.js';
 import { parseAddress } from '../net/address.js';
 import { performanceClock } from './wall-clock.js';
 import { type Endpoint, EndpointPoller } from './endpoint-poller.js';
+import { NativeListener, systemError } from './native-listener.js';
 import { loadSelectorAddon } from './selector.js';
-import { EAGAIN, ERRNO, errnoName } from '../errno.js';
+import { EAGAIN, ERRNO } from '../errno.js';
 import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
-
-/** Connections a listener accepts per readiness, at most (the rest next time). */
-const ACCEPTS_PER_READINESS = 64;
-
-/** A host error, shaped as Node's system errors (`code`, `syscall`). */
-function systemError(syscall: string, negativeErrno: number): Error {
-  const code = errnoName(negativeErrno);
-  return Object.assign(new Error(`${syscall} failed: ${code}`), { code, syscall });
-}
 
 interface QueuedWrite {
   bytes: Uint8Array;
@@ -239,87 +228,6 @@ class NativeSocket implements CompletionSocket, Endpoint {
   }
 }
 
-class NativeListener implements CompletionListener, Endpoint {
-  readonly #ops: SocketOps;
-  readonly #watcher: EndpointPoller;
-  readonly #fd: number;
-  readonly #id: number;
-  readonly #address: SocketAddress;
-  readonly #accepted: (fd: number) => void;
-  readonly #failed: (error: Error) => void;
-  readonly #later: (delayMs: number, fn: () => void) => void;
-  #closed = false;
-  /** Accepts in a row that failed for lack of resources: the back-off's count. */
-  #failures = 0;
-
-  constructor(
-    ops: SocketOps,
-    watcher: EndpointPoller,
-    fd: number,
-    accepted: (fd: number) => void,
-    failed: (error: Error) => void,
-    later: (delayMs: number, fn: () => void) => void,
-  ) {
-    this.#ops = ops;
-    this.#watcher = watcher;
-    this.#fd = fd;
-    this.#accepted = accepted;
-    this.#failed = failed;
-    this.#later = later;
-    this.#id = watcher.register(this);
-    this.#address = parseAddress(ops.address(fd, false));
-  }
-
-  /** Starts accepting: 0 or a negative errno. */
-  start(): number {
-    return this.#watcher.watch(this.#fd, READABLE, this.#id);
-  }
-
-  ready(): void {
-    for (let i = 0; i < ACCEPTS_PER_READINESS && !this.#closed; i++) {
-      const fd = this.#ops.accept(this.#fd);
-      if (fd === -EAGAIN) return;
-      if (fd < 0) {
-        if (acceptErrorIsTransient(errnoName(fd))) continue;
-        this.#pause(systemError('accept', fd));
-        return;
-      }
-      this.#failures = 0;
-      this.#accepted(fd);
-    }
-  }
-
-  /**
-   * An accept failed (out of descriptors, say): the listener stays readable,
-   * so watching it on would spin. Stop, report, try again after the back-off.
-   */
-  #pause(error: Error): void {
-    this.#watcher.unwatch(this.#fd, READABLE);
-    this.#failed(error);
-    this.#later(acceptRetryDelay(++this.#failures), () => {
-      if (this.#closed) return;
-      const rc = this.start();
-      if (rc < 0) this.#pause(systemError('watch', rc));
-    });
-  }
-
-  address(): SocketAddress {
-    return { ...this.#address };
-  }
-
-  close(done: () => void): void {
-    if (!this.#closed) {
-      this.#closed = true;
-      this.#watcher.unwatch(this.#fd, READABLE);
-      this.#watcher.unregister(this.#id);
-      this.#ops.close(this.#fd);
-      const { family, path } = this.#address;
-      if (family === 'unix' && path) this.#ops.unlink?.(path);
-    }
-    done();
-  }
-}
-
 interface QueuedDatagram {
   bytes: Uint8Array;
   host: string | null;
@@ -484,12 +392,17 @@ export function createNativeCompletionBackend(): CompletionBackend {
       // callback, or a listen that completed at once.
       else sink?.wake(false);
     },
-    listen({ host, port, backlog, path, reusePort }, onSocket, done, onAcceptError) {
+    listen({ host, port, backlog, path, reusePort, fd: inherited }, onSocket, done, onAcceptError) {
       if (closed) {
         done(systemError('listen', -(ERRNO.EBADF as number)));
         return;
       }
-      const fd = path !== undefined ? native.listenUnix(path, backlog) : ops.listen(host, port, backlog, reusePort);
+      const fd =
+        inherited !== undefined
+          ? native.adoptListener(inherited)
+          : path !== undefined
+            ? native.listenUnix(path, backlog)
+            : ops.listen(host, port, backlog, reusePort);
       if (fd < 0) {
         done(systemError('listen', fd));
         return;
@@ -501,6 +414,7 @@ export function createNativeCompletionBackend(): CompletionBackend {
         (conn) => onSocket(adopt(conn)),
         (error) => onAcceptError?.(error),
         (delayMs, fn) => sink?.schedule(delayMs, fn),
+        inherited === undefined,
       );
       const rc = listener.start();
       if (rc < 0) {

@@ -10,8 +10,15 @@
  * runs wherever `node:net` does; `createNetCompletionBackend` picks it on
  * purpose.
  */
-import type { Server as NetServer, Socket as NetSocket } from 'node:net';
-import { type BackendSink, type CompletionBackend, type CompletionSocket, type TcpOptions } from './backend.js';
+import type { ListenOptions, Server as NetServer, Socket as NetSocket } from 'node:net';
+import {
+  type BackendSink,
+  type CompletionBackend,
+  type CompletionListener,
+  type CompletionSocket,
+  type TcpOptions,
+} from './backend.js';
+import { faultError, inheritedListenerFault, inheritedUnixPath } from './inherited-fd.js';
 import { TokenQueue } from './token-queue.js';
 import { performanceClock } from './wall-clock.js';
 import { unixAddress } from '../net/address.js';
@@ -40,6 +47,36 @@ function loadNet(): NetModule {
     throw new Error('the completion backend needs node:net (Node.js, Bun or Deno)');
   }
   return net;
+}
+
+type ClusterModule = { isPrimary: boolean; isWorker: boolean };
+let cluster: ClusterModule | null = null;
+try {
+  cluster = ((await import('node:cluster')) as { default: ClusterModule }).default;
+} catch {
+  // No node:cluster here: no worker whose listens go to a primary.
+}
+
+/**
+ * Runs `listen` (a `listen({ fd })`) as this process's own. In a
+ * `node:cluster` worker Node sends such a listen to the primary, which would
+ * read the number in its own descriptor table and share what it found
+ * there; the descriptor is this process's (each `wasmloop --workers` worker
+ * inherits the socket), so the listen is made here, as a primary's is: Node
+ * decides by `cluster.isPrimary`, read during the call.
+ */
+function listenHere(listen: () => void): void {
+  if (cluster === null || !cluster.isWorker) {
+    listen();
+    return;
+  }
+  const worker = cluster;
+  worker.isPrimary = true;
+  try {
+    listen();
+  } finally {
+    worker.isPrimary = false;
+  }
 }
 
 /** The two ends of a Unix domain socket connection (Node reports no addresses for them). */
@@ -130,6 +167,54 @@ export function createNetCompletionBackend(): CompletionBackend {
   const servers = new Set<NetServer>();
   const sockets = new Set<NetSocket>();
   const datagram = nodeDatagram();
+
+  /** Listens with `options` (Node's); `path`: the Unix socket's, which Node does not report for connections. */
+  const listenOn = (
+    options: ListenOptions | { fd: number },
+    path: string | undefined,
+    onSocket: (socket: CompletionSocket) => void,
+    done: (error: Error | null, listener?: CompletionListener) => void,
+    onAcceptError: ((error: Error) => void) | undefined,
+  ): void => {
+    const server = netModule.createServer({ pauseOnConnect: true, allowHalfOpen: true });
+    // An adopted socket's path is known once it listens (server.address()).
+    let ends = path === undefined ? undefined : { local: path, remote: '' };
+    server.on('connection', (socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+      onSocket(wrap(socket, ends));
+    });
+    const onError = (error: Error) => done(error);
+    server.once('error', onError);
+    const listening = () => {
+      server.off('error', onError);
+      // Later errors are failed accepts; unheard, one would be thrown.
+      server.on('error', (error) => onAcceptError?.(error));
+      servers.add(server);
+      const bound = server.address();
+      if (typeof bound === 'string') ends = { local: bound, remote: '' };
+      // Node reports no address for a Unix socket it adopted.
+      else if (bound === null && 'fd' in options) ends = { local: inheritedUnixPath(options.fd), remote: '' };
+      // What address() says once the server closed (Node's then says null).
+      const asked = 'fd' in options ? { host: '', port: 0 } : { host: options.host ?? '', port: options.port ?? 0 };
+      const last = bound === null || typeof bound === 'string' ? asked : { host: bound.address, port: bound.port };
+      done(null, {
+        address() {
+          if (ends !== undefined) return unixAddress(ends.local);
+          const a = server.address();
+          if (a === null || typeof a === 'string') return netAddress(last.host, last.port, undefined);
+          return netAddress(a.address, a.port, a.family);
+        },
+        close(closed) {
+          servers.delete(server);
+          server.close(() => closed());
+        },
+      });
+    };
+    if ('fd' in options) listenHere(() => server.listen(options, listening));
+    else server.listen(options, listening);
+  };
+
   return {
     name: 'completion',
     model: 'completion',
@@ -149,7 +234,7 @@ export function createNetCompletionBackend(): CompletionBackend {
       // completed in place: only the former may iterate at once.
       sink?.wake(false);
     },
-    listen({ host, port, backlog, path }, onSocket, done, onAcceptError) {
+    listen({ host, port, backlog, path, fd }, onSocket, done, onAcceptError) {
       // workerd's node:net "listens" on a made-up port that no connection
       // ever reaches: a worker cannot accept TCP. Say so instead.
       if (isWorkerd()) {
@@ -157,33 +242,14 @@ export function createNetCompletionBackend(): CompletionBackend {
           'createServer: workerd cannot accept TCP connections in a worker; the completion backend there connects out only',
         );
       }
-      const server = netModule.createServer({ pauseOnConnect: true, allowHalfOpen: true });
-      const ends = path === undefined ? undefined : { local: path, remote: '' };
-      server.on('connection', (socket) => {
-        sockets.add(socket);
-        socket.on('close', () => sockets.delete(socket));
-        onSocket(wrap(socket, ends));
-      });
-      const onError = (error: Error) => done(error);
-      server.once('error', onError);
-      server.listen(path === undefined ? { host, port, backlog } : { path, backlog }, () => {
-        server.off('error', onError);
-        // Later errors are failed accepts; unheard, one would be thrown.
-        server.on('error', (error) => onAcceptError?.(error));
-        servers.add(server);
-        done(null, {
-          address() {
-            if (path !== undefined) return unixAddress(path);
-            const a = server.address();
-            if (a === null || typeof a === 'string') return netAddress(host, port, undefined);
-            return netAddress(a.address, a.port, a.family);
-          },
-          close(closed) {
-            servers.delete(server);
-            server.close(() => closed());
-          },
-        });
-      });
+      if (fd !== undefined) {
+        // Checked first: Node's listen would make a socket that is bound but not listening listen.
+        const fault = inheritedListenerFault(fd);
+        if (fault !== null) done(faultError(fault));
+        else listenOn({ fd }, undefined, onSocket, done, onAcceptError);
+        return;
+      }
+      listenOn(path === undefined ? { host, port, backlog } : { path, backlog }, path, onSocket, done, onAcceptError);
     },
     connect({ host, port, path }, done) {
       const socket = netModule.connect(

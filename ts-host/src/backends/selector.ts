@@ -40,6 +40,9 @@ interface Addon extends SocketOps {
   listenUnix(path: string, backlog: number): number;
   connectUnix(path: string): number;
   unlink(path: string): number;
+  adoptListener(fd: number): number;
+  /** What adoptListener would say of `fd` (0, or its -errno), changing nothing. */
+  listenerFault(fd: number): number;
   udpBind(host: string, port: number): number;
   udpConnect(fd: number, host: string, port: number): number;
   sendTo(fd: number, bytes: Uint8Array, offset: number, length: number, host: string | null, port: number): number;

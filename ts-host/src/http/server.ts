@@ -33,6 +33,11 @@ export interface ServeOptions {
   host?: string;
   /** A Unix domain socket path to listen on instead of TCP. */
   path?: string;
+  /**
+   * A listening socket this process inherited, to serve on instead of
+   * binding one (createServer's `fd`): not with host, port, path or reusePort.
+   */
+  fd?: number;
   /** Share the port with other processes, the kernel spreading connections (SO_REUSEPORT; `--workers`). */
   reusePort?: boolean;
   /**
@@ -113,6 +118,7 @@ const SERVE_OPTIONS = [
   'port',
   'host',
   'path',
+  'fd',
   'reusePort',
   'tls',
   'signal',
@@ -135,6 +141,17 @@ function whole(name: string, value: unknown, fallback: number, min: number, max:
     throw new RangeError(`${where} must be a whole number from ${min} to ${max}, got ${describe(value)}`);
   }
   return value;
+}
+
+/**
+ * Where serve() listens, as createProtocolServer takes it: an `fd` goes
+ * with whatever else was given (host, port, path), which that refuses.
+ */
+function listenAddress(o: Pick<ServeOptions, 'host' | 'port' | 'path' | 'fd'>): { host?: string; port?: number; path?: string; fd?: number } {
+  if (o.fd !== undefined) {
+    return { fd: o.fd, ...(o.host === undefined ? {} : { host: o.host }), ...(o.port === undefined ? {} : { port: o.port }), ...(o.path === undefined ? {} : { path: o.path }) };
+  }
+  return o.path !== undefined ? { path: o.path } : { host: o.host ?? HTTP_DEFAULTS.host, port: o.port ?? HTTP_DEFAULTS.port };
 }
 
 /** Starts an HTTP/1.1 server on `loop`; resolves once it listens. */
@@ -172,7 +189,7 @@ export async function serve(loop: EventLoop, options: ServeOptions): Promise<Htt
   };
   if (signal?.aborted) throw signal.reason ?? new DOMException('serve: aborted', 'AbortError');
   const address = {
-    ...(o.path !== undefined ? { path: o.path } : { host: o.host ?? HTTP_DEFAULTS.host, port: o.port ?? HTTP_DEFAULTS.port }),
+    ...listenAddress(o),
     ...(o.reusePort === undefined ? {} : { reusePort: o.reusePort }),
   };
   // HTTP/1.1 is what this server speaks: say so in ALPN (clients that offer h2 first then pick it).

@@ -40,6 +40,11 @@ export class CompletionModel extends IoModel {
     return true;
   }
 
+  // The contract's listen takes an fd; a host that cannot adopt one refuses it there.
+  protected adoptsListeners(): boolean {
+    return true;
+  }
+
   protected hasDatagrams(): boolean {
     return typeof this.backend.datagram === 'function';
   }

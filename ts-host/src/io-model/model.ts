@@ -97,6 +97,11 @@ export abstract class IoModel {
   protected abstract hasUnixSockets(): boolean;
   /** TCP options (noDelay, keepAlive): whether this backend's sockets take any (which ones: its `checkTcpOptions`). */
   protected abstract setsTcpOptions(): boolean;
+  /**
+   * Adopting a listening socket (`fd`): whether this backend can. A
+   * completion backend is asked in its `listen` (the host decides there).
+   */
+  protected abstract adoptsListeners(): boolean;
   /** UDP: whether this backend has datagram endpoints. */
   protected abstract hasDatagrams(): boolean;
   protected abstract listen(loop: IoLoop, onConnection: ConnectionHandler, at: ListenTarget): Server | Promise<Server>;
@@ -143,7 +148,8 @@ export abstract class IoModel {
         limits: address.limits,
       });
     }
-    return this.listen(loop, onConnection, await this.#listenTarget(operation, address));
+    const at = await this.#listenTarget(operation, address);
+    return this.#tcpOnly(operation, at, await this.listen(loop, onConnection, at));
   }
 
   async createProtocolServer(loop: IoLoop, operation: string, factory: ProtocolFactory, address: CheckedAddress): Promise<Server> {
@@ -155,7 +161,8 @@ export abstract class IoModel {
         limits: address.limits,
       });
     }
-    return this.listenWith(loop, operation, factory, await this.#listenTarget(operation, address));
+    const at = await this.#listenTarget(operation, address);
+    return this.#tcpOnly(operation, at, await this.listenWith(loop, operation, factory, at));
   }
 
   async createConnection(
@@ -222,8 +229,15 @@ export abstract class IoModel {
 
   async #listenTarget(operation: string, address: CheckedAddress): Promise<ListenTarget> {
     this.requireIo(operation);
-    const { backlog, reusePort, path, maxConnections, limits } = address;
+    const { backlog, reusePort, path, fd, maxConnections, limits } = address;
     this.#tcpOptions(operation, limits);
+    if (fd !== undefined) {
+      if (!this.adoptsListeners()) {
+        const why = isVirtual(this.backend) ? ': its network is in memory, with no descriptors of the system' : '';
+        throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend cannot adopt a listening socket (fd)${why}`);
+      }
+      return { host: '', port: address.port, backlog, reusePort, fd, maxConnections, limits };
+    }
     if (path !== undefined) {
       this.#unixSockets(operation);
       if (!isVirtual(this.backend)) await removeStaleSocket(path);
@@ -246,6 +260,17 @@ export abstract class IoModel {
   /** The TCP options asked for, if any, are ones this backend can set; NotSupportedError saying why not otherwise. */
   #tcpOptions(operation: string, limits: ConnectionLimits): void {
     if (limits.tcp !== null) checkTcpSupport(operation, this.backend, limits.tcp, this.setsTcpOptions());
+  }
+
+  /**
+   * An adopted socket turned out to be a Unix one, whose connections take
+   * no TCP options: refused rather than ignored. The server is closed (and
+   * with it the descriptor, the server's since it was adopted).
+   */
+  async #tcpOnly(operation: string, at: ListenTarget, server: Server): Promise<Server> {
+    if (at.fd === undefined || at.limits.tcp === null || server.address().family !== 'unix') return server;
+    await server.close();
+    throw new TypeError(`${operation}: noDelay and keepAlive are TCP options, and fd ${at.fd} is a Unix domain socket`);
   }
 
   #unixSockets(operation: string): void {

@@ -15,6 +15,10 @@ export class NoIoModel extends IoModel {
     return false;
   }
 
+  protected adoptsListeners(): boolean {
+    return false;
+  }
+
   protected hasDatagrams(): boolean {
     return false;
   }

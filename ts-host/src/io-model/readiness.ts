@@ -53,6 +53,10 @@ export class ReadinessModel extends IoModel {
     return typeof this.backend.sockets.listenUnix === 'function';
   }
 
+  protected adoptsListeners(): boolean {
+    return typeof this.backend.sockets.adoptListener === 'function';
+  }
+
   protected hasDatagrams(): boolean {
     return typeof this.backend.sockets.udpBind === 'function';
   }

@@ -10,9 +10,10 @@
  */
 import type { ConnectionLimits } from '../arguments.js';
 import { ACCEPT_RETRY_FIRST_MS, ACCEPT_RETRY_MS, type SocketAddress } from '../backends/backend.js';
-import { ConnectionClosedError, LoopClosedError, TimeoutError } from '../errors.js';
+import { ConnectionClosedError, type IoError, LoopClosedError, TimeoutError } from '../errors.js';
+import { listenerFault } from '../net/inherited-listener.js';
 import type { Connection } from './connection.js';
-import { type IoLoop, abortReason, onAbortOf } from './io-common.js';
+import { type IoLoop, abortReason, ioError, onAbortOf } from './io-common.js';
 
 /** A listening TCP or Unix-socket server. */
 export interface Server {
@@ -198,13 +199,15 @@ export function runHandler(loop: IoLoop, handler: ConnectionHandler, connection:
   }
 }
 
-/** What to listen on: a TCP host and port, or a Unix domain socket's path. */
+/** What to listen on: a TCP host and port, a Unix domain socket's path, or a listening socket to adopt. */
 export interface ListenTarget {
   host: string;
   port: number;
   backlog: number;
   reusePort: boolean;
   path?: string | undefined;
+  /** A listening socket another process handed over (host and port unused). */
+  fd?: number | undefined;
   /** The most connections open at once (Infinity: no limit). */
   maxConnections: number;
   /** Each accepted connection's limits. */
@@ -212,8 +215,18 @@ export interface ListenTarget {
 }
 
 /** An address as error messages name it. */
-export function where(target: { host: string; port: number; path?: string | undefined }): string {
+export function where(target: Pick<ListenTarget, 'host' | 'port' | 'path' | 'fd'>): string {
+  if (target.fd !== undefined) return `fd ${target.fd}`;
   return target.path ?? `${target.host}:${target.port}`;
+}
+
+/**
+ * The error of a listen that failed: for an adopted descriptor, what is
+ * wrong with it ("fd 3 is not a socket") when the code says.
+ */
+export function listenError(code: string, target: ListenTarget, cause?: unknown): IoError {
+  const fault = target.fd === undefined ? null : listenerFault(target.fd, code);
+  return ioError('listen', code, fault ?? where(target), cause);
 }
 
 /**

@@ -11,7 +11,7 @@
  */
 import type { ConnectionLimits } from '../arguments.js';
 import type { CompletionBackend, CompletionListener, CompletionSocket, SocketAddress } from '../backends/backend.js';
-import { ConnectionClosedError, LoopClosedError } from '../errors.js';
+import { ConnectionClosedError, LoopClosedError, NotSupportedError } from '../errors.js';
 import { BaseConnection, type Connection, LINGER_MS, WRITTEN } from './connection.js';
 import { type IoLoop, type IoToken, abortReason, fromHostError, toBytes } from './io-common.js';
 import {
@@ -22,6 +22,7 @@ import {
   type ListenTarget,
   type Server,
   handling,
+  listenError,
   pendingConnect,
   where,
 } from './server.js';
@@ -322,7 +323,11 @@ class CompletionServer extends BaseServer {
         },
         (error, listener) => {
           if (error !== null || listener === undefined) {
-            reject(fromHostError('listen', error, where(options)));
+            const code = (error as { code?: unknown } | null)?.code;
+            // A host that cannot adopt a descriptor says so itself.
+            if (error instanceof NotSupportedError) reject(error);
+            else if (options.fd !== undefined && typeof code === 'string') reject(listenError(code, options, error));
+            else reject(fromHostError('listen', error, where(options)));
             return;
           }
           if (this.loop.isClosed()) {

@@ -25,6 +25,7 @@ import {
   type ListenTarget,
   type Server,
   handling,
+  listenError,
   pendingConnect,
   where,
 } from './server.js';
@@ -417,16 +418,26 @@ class ReadinessServer extends BaseServer {
   readonly #open: (fd: number) => Accepted;
   readonly #address: SocketAddress;
   #token: IoToken | null;
+  /** A Unix listener's socket file is removed with it: false for an adopted one, whose binder owns the file. */
+  readonly #ownsPath: boolean;
   /** The timer that resumes accepting after a failed accept. */
   #retry: { cancel(): void } | null = null;
   /** Accepts in a row that failed for lack of resources: the back-off's count. */
   #failures = 0;
 
-  constructor(loop: IoLoop, backend: ReadinessBackend, fd: number, open: (fd: number) => Accepted, maxConnections: number) {
+  constructor(
+    loop: IoLoop,
+    backend: ReadinessBackend,
+    fd: number,
+    open: (fd: number) => Accepted,
+    maxConnections: number,
+    ownsPath: boolean,
+  ) {
     super(loop, maxConnections);
     this.#backend = backend;
     this.#fd = fd;
     this.#open = open;
+    this.#ownsPath = ownsPath;
     this.#address = parseAddress(backend.sockets.address(fd, false));
     this.#token = loop._watch(this.#onAcceptable);
     try {
@@ -489,9 +500,9 @@ class ReadinessServer extends BaseServer {
     this.loop._release(this.#token);
     this.#token = null;
     this.#backend.sockets.close(this.#fd);
-    // A Unix listener's socket file goes with it (as Node and libuv do).
+    // A Unix listener's socket file goes with it (as Node and libuv do), unless it was adopted.
     const { family, path } = this.#address;
-    if (family === 'unix' && path) this.#backend.sockets.unlink?.(path);
+    if (family === 'unix' && path && this.#ownsPath) this.#backend.sockets.unlink?.(path);
   }
 }
 
@@ -504,11 +515,13 @@ export function listenReadinessWith(
 ): Server {
   const { sockets } = backend;
   const fd =
-    options.path !== undefined
-      ? (sockets.listenUnix as (path: string, backlog: number) => number)(options.path, options.backlog)
-      : sockets.listen(options.host, options.port, options.backlog, options.reusePort);
-  if (fd < 0) throw ioError('listen', errnoName(fd), where(options));
-  return new ReadinessServer(loop, backend, fd, open, options.maxConnections);
+    options.fd !== undefined
+      ? (sockets.adoptListener as (fd: number) => number)(options.fd)
+      : options.path !== undefined
+        ? (sockets.listenUnix as (path: string, backlog: number) => number)(options.path, options.backlog)
+        : sockets.listen(options.host, options.port, options.backlog, options.reusePort);
+  if (fd < 0) throw listenError(errnoName(fd), options);
+  return new ReadinessServer(loop, backend, fd, open, options.maxConnections, options.fd === undefined);
 }
 
 export function listenReadiness(
