@@ -160,7 +160,7 @@ const USAGE_ERRORS = [
     ['serve', APPS, '--uds', '/tmp/x.sock', '--port', '80'],
     /^wasmloop: --port and --uds: give one place to listen, not both$/,
   ],
-  [['serve', APPS, '--uds', '/tmp/x.sock', '--workers', '2'], /^wasmloop: --uds cannot be shared by --workers/],
+  [['serve', APPS, '--fd', '3', '--port', '80'], /^wasmloop: --fd and --port: give one place to listen, not both$/],
   [['serve', APPS, '--workers', '2', '--backend', 'virtual'], /--workers needs a real backend/],
   [['serve', APPS, '--loop', 'uvloop'], /^wasmloop: --backend: unknown backend 'uvloop'/],
 ];

@@ -19,7 +19,7 @@ const cli = suite('wasmloop run', {}, { timeLimitMs: 120_000 });
 cli('--help documents every option and exits 0', () => {
   const r = run(['--help']);
   assert.is(r.status, 0);
-  for (const flag of ['--backend', '--loop', '--workers', '--host', '--port', '--uds', '--debug', '--slow-callback-ms', '--stats', '--shutdown-timeout-ms', '--max-failed-starts']) {
+  for (const flag of ['--backend', '--loop', '--workers', '--host', '--port', '--uds', '--fd', '--debug', '--slow-callback-ms', '--stats', '--shutdown-timeout-ms', '--max-failed-starts']) {
     assert.ok(r.stdout.includes(flag), `--help mentions ${flag}`);
   }
   assert.is(run([]).status, 0, 'no arguments: the help');
@@ -40,7 +40,7 @@ const USAGE_ERRORS = [
   [['run', `${APPS}:hello`, '--backend'], /^wasmloop: --backend needs a value$/],
   [['run', `${APPS}:hello`, '--slow-callback-ms', '-3'], /^wasmloop: --slow-callback-ms must be an integer from 0 to 3600000, got '-3'$/],
   [['run', `${APPS}:hello`, '--workers', '2', '--backend', 'virtual'], /--workers needs a real backend/],
-  [['run', `${APPS}:hello`, '--uds', '/tmp/x.sock', '--workers', '2'], /^wasmloop: --uds cannot be shared by --workers/],
+  [['run', `${APPS}:hello`, '--fd', '3', '--uds', '/tmp/x.sock'], /^wasmloop: --fd and --uds: give one place to listen, not both$/],
   [['run', `${APPS}:hello`, '--uds'], /^wasmloop: --uds needs a value$/],
   [['run', './test/fixtures/missing.mjs:main'], /^wasmloop: cannot find module '.\/test\/fixtures\/missing.mjs'$/],
   [['run', `${APPS}:missing`], /^wasmloop: module '.\/test\/fixtures\/apps.mjs' has no export 'missing'$/],

@@ -31,10 +31,11 @@ export interface AppOptions {
   host: string;
   port: number;
   /**
-   * Spread into `loop.createServer(handler, options.listen)`: TCP, or `{ path }` with --uds; with
+   * Spread into `loop.createServer(handler, options.listen)`: TCP, `{ path }` with --uds, or `{ fd }`
+   * with --fd (and in each worker of --workers with --uds: the socket its primary bound); with
    * --limit-concurrency and --timeout-keep-alive, `maxConnections` and `idleTimeoutMs` too.
    */
-  listen: ({ host: string; port: number; reusePort: boolean } | { path: string }) & {
+  listen: ({ host: string; port: number; reusePort: boolean } | { path: string } | { fd: number }) & {
     maxConnections?: number;
     idleTimeoutMs?: number;
     /** With --ssl-keyfile and --ssl-certfile. */

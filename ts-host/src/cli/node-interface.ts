@@ -26,6 +26,8 @@ export interface NodeServeOptions {
   host?: string;
   port?: number;
   path?: string;
+  /** A listening socket inherited (`--fd`, or a primary's for its workers). */
+  fd?: number;
   reusePort?: boolean;
   /** HTTPS (`--ssl-*`): the server's `tls` option. */
   tls?: TlsServerOptions;
@@ -81,11 +83,13 @@ export async function serveNodeListener(
     if (duplexes.size > maxConnections || closing) refuse(loop, duplex, log);
     else http.emit('connection', duplex);
   };
-  const { host, port, path, reusePort, tls } = options;
+  const { host, port, path, fd, reusePort, tls } = options;
   const listen = {
-    ...(path !== undefined
-      ? { path }
-      : { host: host ?? '127.0.0.1', port: port ?? 0, ...(reusePort === undefined ? {} : { reusePort }) }),
+    ...(fd !== undefined
+      ? { fd }
+      : path !== undefined
+        ? { path }
+        : { host: host ?? '127.0.0.1', port: port ?? 0, ...(reusePort === undefined ? {} : { reusePort }) }),
     // node:http speaks HTTP/1.1: ALPN says so.
     ...(tls === undefined ? {} : { tls: { alpnProtocols: ['http/1.1'], ...tls } }),
   };

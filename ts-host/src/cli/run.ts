@@ -8,6 +8,7 @@ import { type Flag, type ParsedFlags, UsageError, integer } from './args.js';
 import { type LaunchOptions, launch } from './launch.js';
 import type { Command } from './main.js';
 import { backendSpec, checkWorkers, moduleSpec } from './specs.js';
+import { checkFdAlone, checkInheritedFd } from './shared-listener.js';
 import { MAX_FAILED_STARTS } from './supervisor.js';
 import { TLS_FLAGS, type TlsFiles, tlsFiles } from './tls-flags.js';
 
@@ -33,7 +34,13 @@ const FLAGS: readonly Flag[] = [
     name: 'uds',
     placeholder: '<path>',
     parse: text,
-    help: 'listen on a Unix domain socket at <path> instead\n(options.listen is then { path }; not with --workers)',
+    help: 'listen on a Unix domain socket at <path> instead (options.listen\nis then { path }; with --workers the primary binds it once\nand each worker gets { fd })',
+  },
+  {
+    name: 'fd',
+    placeholder: '<n>',
+    parse: integer(0, INT32_MAX),
+    help: 'serve on the listening socket inherited as descriptor <n>\n(systemd, a process manager): options.listen is { fd };\nwith --workers every worker serves it. Not with --host, --port, --uds',
   },
   {
     name: 'limit-concurrency',
@@ -76,7 +83,7 @@ shuts down gracefully and exits 0. Bad arguments, or a module, export or
 backend that cannot be loaded: one line on stderr, exit 2.
 
 In the function, listen with:
-  await loop.createServer(handler, options.listen)   // { host, port, reusePort } or { path },
+  await loop.createServer(handler, options.listen)   // { host, port, reusePort }, { path } or { fd },
                                                      // with maxConnections, idleTimeoutMs if given
 With --ssl-keyfile and --ssl-certfile (uvicorn's flags) options.listen has
 tls: { key, cert[, ca] }, so the same call serves TLS (docs/tls.md).`;
@@ -129,6 +136,7 @@ export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
     host: get('host', '127.0.0.1'),
     port: get('port', 8000),
     uds: get<string | null>('uds', null),
+    fd: get<number | null>('fd', null),
     debug: get('debug', false),
     slowCallbackMs: get('slow-callback-ms', 100),
     stats: get('stats', false),
@@ -139,7 +147,9 @@ export async function runOptions(parsed: ParsedFlags): Promise<RunOptions> {
     tls: tlsFiles(values),
   };
   options.backend = await backendSpec(options.backend);
-  checkWorkers(options.workers, options.uds, options.backend);
+  checkWorkers(options.workers, options.backend);
+  checkFdAlone(values);
+  if (options.fd !== null) checkInheritedFd(options.fd);
   options.listenExtras = { ...listenLimits(options), ...(options.tls === null ? {} : { tls: options.tls }) };
   return options;
 }

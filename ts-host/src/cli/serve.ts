@@ -15,6 +15,7 @@ import { type LaunchOptions, launch } from './launch.js';
 import type { Command } from './main.js';
 import { type HandlerInterface, INTERFACES, type ServeAppOptions, loadServeApp } from './serve-app.js';
 import { backendSpec, checkWorkers, moduleAndExport } from './specs.js';
+import { checkFdAlone, checkInheritedFd } from './shared-listener.js';
 import { MAX_FAILED_STARTS } from './supervisor.js';
 import { TLS_FLAGS, tlsFiles } from './tls-flags.js';
 
@@ -42,7 +43,13 @@ const LISTEN_FLAGS: readonly Flag[] = [
     name: 'uds',
     placeholder: '<path>',
     parse: text,
-    help: 'listen on a Unix domain socket at <path> instead (not with --workers)',
+    help: 'listen on a Unix domain socket at <path> instead\n(with --workers the primary binds it once for all of them)',
+  },
+  {
+    name: 'fd',
+    placeholder: '<n>',
+    parse: integer(0, 2 ** 31 - 1),
+    help: 'serve on the listening socket inherited as descriptor <n>\n(systemd, a process manager); with --workers every worker\nserves it. Not with --host, --port, --uds',
   },
 ];
 
@@ -165,6 +172,7 @@ export async function serveOptions(parsed: ParsedFlags): Promise<ServeCommandOpt
     host: get('host', HTTP_DEFAULTS.host),
     port: get('port', SERVE_DEFAULTS.port),
     uds: get<string | null>('uds', null),
+    fd: get<number | null>('fd', null),
     debug: get('debug', false),
     slowCallbackMs: get('slow-callback-ms', 100),
     stats: get('stats', false),
@@ -184,7 +192,9 @@ export async function serveOptions(parsed: ParsedFlags): Promise<ServeCommandOpt
     throw new UsageError('--host and --uds: give one place to listen, not both');
   if (values.has('port') && options.uds !== null)
     throw new UsageError('--port and --uds: give one place to listen, not both');
-  checkWorkers(options.workers, options.uds, options.backend);
+  checkWorkers(options.workers, options.backend);
+  checkFdAlone(values);
+  if (options.fd !== null) checkInheritedFd(options.fd);
   const tls = tlsFiles(values);
   if (tls !== null) options.listenExtras = { tls };
   return options;

@@ -51,10 +51,7 @@ export async function backendSpec(spec: string): Promise<string> {
 }
 
 /** What `--workers` cannot be combined with. */
-export function checkWorkers(workers: number, uds: string | null, backend: string): void {
-  if (workers > 1 && uds !== null) {
-    throw new UsageError('--uds cannot be shared by --workers: each process would need the path to itself');
-  }
+export function checkWorkers(workers: number, backend: string): void {
   if (workers > 1 && backend === 'virtual') {
     throw new UsageError('--workers needs a real backend: the virtual network does not span processes');
   }

@@ -13,6 +13,9 @@
  * what stopping means for it. Whatever is left after the shutdown timeout
  * (and KILL_GRACE_MS) is killed.
  *
+ * With `--fd` or `--uds`, every worker inherits the one listening socket
+ * (shared-listener.ts) instead of listening on a port of its own.
+ *
  * A worker that exits 0 (its function finished without a server, or it was
  * stopped on its own) is not replaced; the primary exits once no worker is
  * left. A cluster worker exits when its primary dies: Node ends a worker
@@ -20,6 +23,7 @@
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { StartReport } from './app.js';
+import { type SharedListener, workerEnv, workerStdio } from './shared-listener.js';
 
 /** The first restart's delay; each restart in a row doubles it, up to RESTART_DELAY_MAX_MS. */
 export const RESTART_DELAY_MS = 100;
@@ -43,6 +47,8 @@ export interface SuperviseOptions {
   maxFailedStarts: number;
   /** --debug: the first failed start's stack follows its line. */
   debug: boolean;
+  /** The listening socket every worker inherits (`--fd`, or `--uds` bound once), or null: each listens itself. */
+  listener: SharedListener | null;
 }
 
 /** One worker's place: the process in it now, and its history. */
@@ -108,6 +114,8 @@ export function supervise(options: SuperviseOptions): Promise<number> {
   const onSigterm = () => onSignal('SIGTERM');
   process.on('SIGINT', onSigint);
   process.on('SIGTERM', onSigterm);
+  const listener = options.listener;
+  if (listener !== null) cluster.setupPrimary({ stdio: workerStdio(listener) });
 
   const endIfNoneLeft = () => {
     if (alive().length > 0 || slots.some((s) => s.restartTimer !== null)) return;
@@ -142,7 +150,7 @@ export function supervise(options: SuperviseOptions): Promise<number> {
     slot.pid = 0;
     let worker: Worker;
     try {
-      worker = cluster.fork({ [WORKER_NUMBER]: String(slot.number) });
+      worker = cluster.fork({ [WORKER_NUMBER]: String(slot.number), ...(listener === null ? {} : workerEnv(listener)) });
     } catch (error) {
       // No process (EAGAIN, ENOMEM): a failed start like any other.
       slot.failure = { line: `cannot fork: ${(error as Error).message}`, fatal: false };
