@@ -28,17 +28,28 @@ const MAX_CLOCK_NS = 2 ** 64;
 
 /** Why `reading` cannot be a clock reading, or null if it can. */
 export function clockReadingProblem(reading: unknown): string | null {
+  // A good reading returns before any message is built. With the checks
+  // and their messages interleaved, V8's optimizing compiler merged the
+  // messages' two string conversions of `reading` into one ahead of both
+  // branches, and every clock read (one per iteration) converted the
+  // nanoseconds to a string: about 1,000 instructions per read.
+  if (typeof reading === 'number' && reading >= 0 && reading < MAX_CLOCK_NS) return null;
+  return badClockReading(reading);
+}
+
+function badClockReading(reading: unknown): string {
   if (typeof reading !== 'number' || reading !== reading) return `returned ${describe(reading)}`;
-  if (reading < 0) return `returned a negative time, ${reading}`;
-  if (reading >= MAX_CLOCK_NS) return `returned ${reading}, past 2^64 ns`;
-  return null;
+  return reading < 0 ? `returned a negative time, ${reading}` : `returned ${reading}, past 2^64 ns`;
 }
 
 /** The error for a backend `member` that did `problem`. */
 export function backendFault(backend: string, member: string, problem: string, cause?: unknown): BackendError {
   const detail = cause === undefined ? '' : `: ${cause instanceof Error ? cause.message : String(cause)}`;
   const expected = member === 'now()' ? '; it must return a finite number of nanoseconds >= 0, never decreasing' : '';
-  return new BackendError(`backend '${backend}': ${member} ${problem}${detail}${expected}`, cause === undefined ? undefined : { cause });
+  return new BackendError(
+    `backend '${backend}': ${member} ${problem}${detail}${expected}`,
+    cause === undefined ? undefined : { cause },
+  );
 }
 
 export class BackendFaults {
