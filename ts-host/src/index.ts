@@ -42,7 +42,7 @@ export type {
 export type { DatagramProtocol, DatagramProtocolFactory, DatagramTransport } from './io/datagrams.js';
 export type { Connection, Server } from './io/streams.js';
 export type { TlsInfo } from './io/tls-info.js';
-export type { StartTlsOptions, TlsClientOptions, TlsServerOptions } from './arguments.js';
+export type { StartTlsOptions, TlsClientOptions, TlsServerOptions } from './tls-options.js';
 export type { Protocol, ProtocolFactory, Transport } from './io/protocols.js';
 export { Handle, TimerHandle } from './handles.js';
 export { Deadline } from './deadline.js';

@@ -6,21 +6,8 @@
  * model it is.
  */
 import { READABLE, WRITABLE } from './backends/backend.js';
-import {
-  type ConnectOptions,
-  type DatagramEndpointOptions,
-  type ServerOptions,
-  type StartTlsOptions,
-  checkAddress,
-  checkDatagramOptions,
-  checkFd,
-  checkLimit,
-  checkProtocol,
-  checkSignalName,
-  checkStartTls,
-  checkTime,
-  notAFunction,
-} from './arguments.js';
+import { type ConnectOptions, type DatagramEndpointOptions, type ServerOptions, checkAddress, checkDatagramOptions, checkFd, checkLimit, checkProtocol, checkSignalName, checkTime, notAFunction } from './arguments.js';
+import { type StartTlsOptions, checkStartTls } from './tls-options.js';
 import { BaseEventLoop } from './base-loop.js';
 import { ConnectionClosedError, LoopRunningError, NotSupportedError, describe } from './errors.js';
 import { yieldToHost } from './host-tasks.js';

@@ -18,7 +18,7 @@ import { type IncomingMessage, type ServerResponse, createServer } from 'node:ht
 import type { SocketAddress } from '../backends/backend.js';
 import type { EventLoop } from '../loop.js';
 import { type TransportDuplex, duplexProtocol } from '../io/transport-duplex.js';
-import type { TlsServerOptions } from '../arguments.js';
+import type { TlsServerOptions } from '../tls-options.js';
 import { type AccessLog, clientAddress } from './access-log.js';
 import type { NodeListener, StartedServer } from './serve-app.js';
 

@@ -13,7 +13,7 @@
  */
 import type { EventLoop } from '../loop.js';
 import type { Protocol } from '../io/protocols.js';
-import type { TlsClientOptions } from '../arguments.js';
+import type { TlsClientOptions } from '../tls-options.js';
 import { LoopClosedError, NotSupportedError } from '../errors.js';
 import { ClientProtocol, type ConnectionOwner } from './client-protocol.js';
 import type { HeadParser } from './parser.js';

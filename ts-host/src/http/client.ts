@@ -20,7 +20,7 @@
 import type { EventLoop } from '../loop.js';
 import { LoopClosedError, describe } from '../errors.js';
 import { checkOptions } from '../options.js';
-import { type TlsClientOptions, checkTls } from '../arguments.js';
+import { type TlsClientOptions, checkTls } from '../tls-options.js';
 import { type Connector, ConnectionPool, socketConnector } from './client-pool.js';
 import { StaleConnectionError } from './client-protocol.js';
 import { type OutgoingRequest, outgoingRequest } from './client-request.js';

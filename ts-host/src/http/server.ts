@@ -12,7 +12,7 @@
  * Every limit has a name, a default and the status it produces (see
  * docs/http.md); the options are checked here, once.
  */
-import type { TlsServerOptions } from '../arguments.js';
+import type { TlsServerOptions } from '../tls-options.js';
 import type { EventLoop } from '../loop.js';
 import type { Server } from '../io/streams.js';
 import type { SocketAddress } from '../backends/backend.js';

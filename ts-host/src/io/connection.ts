@@ -6,7 +6,8 @@
  * timeout, which each model's reads and writes refresh (`active()`), and
  * the read timeout of a read that waits.
  */
-import { type ConnectionLimits, NO_LIMITS, type StartTlsOptions, checkStartTls } from '../arguments.js';
+import { type ConnectionLimits, NO_LIMITS } from '../arguments.js';
+import { type StartTlsOptions, checkStartTls } from '../tls-options.js';
 import type { SocketAddress } from '../backends/backend.js';
 import { CHUNK_BYTES } from '../net/slab.js';
 

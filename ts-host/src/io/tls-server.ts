@@ -17,7 +17,8 @@
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { SocketAddress } from '../backends/backend.js';
-import type { ConnectionLimits, TlsConfig } from '../arguments.js';
+import type { ConnectionLimits } from '../arguments.js';
+import type { TlsConfig } from '../tls-options.js';
 import { checkProtocol } from '../arguments.js';
 import type { Connection } from './connection.js';
 import type { Protocol, ProtocolFactory, Transport } from './protocols.js';

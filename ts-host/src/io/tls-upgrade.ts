@@ -17,7 +17,8 @@
  * Loaded dynamically by startTls, with the TLS layer (tls.ts).
  */
 import type { Duplex } from 'node:stream';
-import type { ConnectionLimits, TlsConfig } from '../arguments.js';
+import type { ConnectionLimits } from '../arguments.js';
+import type { TlsConfig } from '../tls-options.js';
 import { NO_LIMITS } from '../arguments.js';
 import type { SocketAddress } from '../backends/backend.js';
 import { ConnectionClosedError } from '../errors.js';

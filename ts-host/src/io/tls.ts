@@ -20,7 +20,7 @@
  */
 import type { ConnectionOptions, SecureContext, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
-import type { TlsConfig } from '../arguments.js';
+import type { TlsConfig } from '../tls-options.js';
 import { ConnectionClosedError, ConnectionResetError, LoopClosedError, NotSupportedError, TimeoutError, TlsError } from '../errors.js';
 import { isIpLiteral } from '../net/address.js';
 import type { IoLoop } from './io-common.js';
