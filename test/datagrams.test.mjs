@@ -4,6 +4,7 @@ import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { AddressInUseError, ConnectionClosedError, LoopClosedError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
+import { until } from './io-helpers.mjs';
 
 const text = (data) => Buffer.from(data).toString();
 
@@ -41,10 +42,6 @@ class Echo {
   }
 }
 
-async function until(loop, done) {
-  for (let i = 0; i < 500 && !done(); i++) await loop.sleep(1);
-}
-
 for (const backend of IO_BACKENDS) {
   const udp = suite(`datagram endpoints on '${backendLabel(backend)}'`);
 
@@ -58,7 +55,7 @@ for (const backend of IO_BACKENDS) {
       assert.equal(protocol.events, ['made'], 'connectionMade ran before the endpoint was handed over');
       assert.is(transport.remoteAddress.port, port);
       for (const message of ['one', 'two', 'three']) transport.sendto(message);
-      await until(loop, () => protocol.datagrams.length === 3);
+      await until(loop, () => protocol.datagrams.length === 3, 'three datagrams', () => `(${protocol.datagrams.length} arrived)`);
       assert.equal(
         protocol.datagrams.map((d) => d.data),
         ['one', 'two', 'three'],
@@ -81,13 +78,13 @@ for (const backend of IO_BACKENDS) {
         [0, 1, 2].map(() => loop.createDatagramEndpoint(() => new Recorder(), { localAddress: { port: 0 } })),
       );
       peers.forEach(({ transport }, i) => transport.sendto(`from peer ${i}`, hub.transport.localAddress));
-      await until(loop, () => hub.protocol.datagrams.length === 3);
+      await until(loop, () => hub.protocol.datagrams.length === 3, 'three datagrams at the hub', () => `(${hub.protocol.datagrams.length} arrived)`);
       for (const { data, from } of hub.protocol.datagrams) {
         const i = Number(data.at(-1));
         assert.is(from.port, peers[i].transport.localAddress.port, `${data} came from peer ${i}'s port`);
         hub.transport.sendto(`reply ${i}`, from);
       }
-      await until(loop, () => peers.every((p) => p.protocol.datagrams.length === 1));
+      await until(loop, () => peers.every((p) => p.protocol.datagrams.length === 1), 'a reply to every peer');
       peers.forEach(({ protocol }, i) => assert.is(protocol.datagrams[0].data, `reply ${i}`));
       for (const { transport } of [hub, ...peers]) transport.close();
     }),
@@ -103,7 +100,7 @@ for (const backend of IO_BACKENDS) {
       transport.sendto(new Uint8Array(0));
       transport.sendto('x');
       transport.sendto(big);
-      await until(loop, () => protocol.datagrams.length === 3);
+      await until(loop, () => protocol.datagrams.length === 3, 'three datagrams', () => `(${protocol.datagrams.length} arrived)`);
       assert.equal(protocol.datagrams.map((d) => d.length), [0, 1, 60_000]);
       transport.close();
       server.transport.close();
@@ -128,7 +125,7 @@ for (const backend of IO_BACKENDS) {
       );
       const sender = await loop.createDatagramEndpoint(() => new Recorder(), { remoteAddress: failing.transport.localAddress });
       sender.transport.sendto('boom');
-      await until(loop, () => events.length === 1);
+      await until(loop, () => events.length === 1, 'connectionLost after the failing datagramReceived');
       assert.equal(events, [null]);
       assert.ok(failing.transport.isClosing());
       assert.match(reported[0], /protocol.datagramReceived\(\) failed; its endpoint was aborted/);

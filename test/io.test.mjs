@@ -122,7 +122,7 @@ for (const backend of IO_BACKENDS) {
       assert.is(loop.stats().watchers, before.watchers, 'no watcher left behind');
       assert.is(loop.stats().completionsPending, before.completionsPending, 'no completion left expected');
       // The server may have accepted the abandoned connection: it sees it end.
-      for (let i = 0; i < 200 && server.connections > 0; i++) await loop.sleep(2);
+      await until(loop, () => server.connections === 0, 'the server sees the abandoned connection close', () => `(${server.connections} open)`);
       assert.is(server.connections, 0, 'the abandoned connection was closed');
       const client = await loop.createConnection({ port });
       await client.write('still here');
@@ -404,7 +404,7 @@ for (const backend of IO_BACKENDS) {
       const client = await loop.createConnection({ port: server.address().port });
       await client.readable.cancel();
       assert.ok(client.closed);
-      for (let i = 0; i < 200 && server.connections > 0; i++) await loop.sleep(1);
+      await until(loop, () => server.connections === 0, 'the server sees the cancelled connection close', () => `(${server.connections} open)`);
       assert.is(server.connections, 0, 'the server saw it close');
       await server.close();
     }),
@@ -427,7 +427,7 @@ for (const backend of IO_BACKENDS) {
       const port = server.address().port;
       const clients = await Promise.all(Array.from({ length: 100 }, () => loop.createConnection({ port })));
       // Waits for the accepts, under a generous limit (emulated CPUs are slow).
-      for (let i = 0; i < 10_000 && server.connections < 100; i++) await loop.sleep(1);
+      await until(loop, () => server.connections === 100, 'the server accepts 100 connections', () => `(${server.connections} accepted)`);
       assert.is(server.connections, 100, 'the server accepted every connection');
       await Promise.all(
         clients.map(async (client, i) => {

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IO_BACKENDS, REAL_BACKEND, SELECTOR, backendLabel, onLoop } from './helpers.mjs';
+import { until } from './io-helpers.mjs';
 
 const text = (chunks) => Buffer.concat(chunks).toString();
 
@@ -56,7 +57,7 @@ for (const backend of IO_BACKENDS) {
         const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), { path });
         assert.is(transport.remoteAddress.family, 'unix');
         transport.write('ping over unix');
-        for (let i = 0; i < 200 && text(protocol.chunks).length < 14; i++) await loop.sleep(1);
+        await until(loop, () => text(protocol.chunks).length >= 14, 'the echo over unix', () => `(got ${JSON.stringify(text(protocol.chunks))})`);
         assert.is(text(protocol.chunks), 'ping over unix');
         transport.close();
         await protocol.lost;
