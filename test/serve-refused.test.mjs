@@ -35,13 +35,10 @@ for (const backend of IO_BACKENDS) {
     onLoop(backend, async (loop) => {
       const seen = [];
       const onRefused = (status, request, info) => seen.push({ status, request, local: info.localAddress.port });
-      const server = await serve(loop, {
-        port: 0,
-        fetch: echoHandler,
-        onRefused,
-        requestTimeoutMs: 50,
-        maxConnections: 2,
-      });
+      const server = await serve(loop, { port: 0, fetch: echoHandler, onRefused, maxConnections: 2 });
+      // The 408's server of its own: on one with a short requestTimeoutMs, a
+      // request that came late on a busy machine would get a 408 too.
+      const hasty = await serve(loop, { port: 0, fetch: echoHandler, onRefused, requestTimeoutMs: 50 });
       const { port } = server.address();
       /** Until the connections before are gone, so that only the ones a step opens count against maxConnections. */
       const settled = async () => {
@@ -55,9 +52,9 @@ for (const backend of IO_BACKENDS) {
           assert.equal(seen.at(-1), { status, request: line, local: port });
         }
         // A head that does not arrive in time.
-        const late = await exchange(loop, server.address(), 'GET / HTTP/1.1\r\nHo');
+        const late = await exchange(loop, hasty.address(), 'GET / HTTP/1.1\r\nHo');
         assert.is(late.responses[0].status, 408);
-        assert.equal(seen.at(-1), { status: 408, request: null, local: port });
+        assert.equal(seen.at(-1), { status: 408, request: null, local: hasty.address().port });
         // One connection past maxConnections (2), while two stay open.
         await settled();
         const held = [];
@@ -78,6 +75,7 @@ for (const backend of IO_BACKENDS) {
         );
       } finally {
         await server.close();
+        await hasty.close();
       }
     }),
   );
