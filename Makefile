@@ -332,7 +332,7 @@ test-tree-before:
 # http-parser/src/wasm.rs) is checked by that build's warnings alone.
 BIOME := node_modules/.bin/biome
 BIOME_FILES := \
-  bench/peers/heap-loop.ts bench/results-section.mjs bench/run.mjs bench/soak.mjs bench/stress.mjs \
+  bench/mixed.mjs bench/peers/heap-loop.ts bench/results-section.mjs bench/run.mjs bench/soak.mjs bench/stress.mjs \
   bench/tcp/node-echo.mjs bench/tcp/proc.mjs bench/tcp/run.mjs bench/tcp/wasmloop-echo.mjs \
   bench/tcp/wasmloop-protocol-echo.mjs examples/custom-backend.mjs examples/echo-server.mjs \
   test/conformance/hosts/script.mjs test/fixtures/apps.mjs test/fixtures/broken-import.mjs \

@@ -16,6 +16,7 @@ import { compileCore } from '../ts-host/dist/core.js';
 import { instantiate } from '../ts-host/dist/generated/core.js';
 import { makeTimerHandle } from '../ts-host/dist/handles.js';
 import { HeapLoop } from './peers/dist/heap-loop.js';
+import { TARGETS as MIXED_TARGETS, mixed, mixedReport } from './mixed.mjs';
 import FakeTimers from '@sinonjs/fake-timers';
 
 const args = process.argv.slice(2);
@@ -571,6 +572,7 @@ function table(result, baseline, targets) {
  * penalises a contender in the next.
  */
 const BENCHMARKS = {
+  mixed: () => mixed({ runs: Math.max(RUNS, 9), n: N }),
   fired: () => measure('timers fired', timersFired),
   cancelled: () => measure('timers cancelled', timersCancelled),
   soon: () => measure('callSoon', soonRun),
@@ -595,17 +597,20 @@ function inChild(name) {
  * times faster wasmloop was (peer time / wasmloop time, or wasmloop
  * throughput / peer throughput for TCP). 1x is a tie; targets are marked.
  */
-function chart(fired, cancelled, soon, virt, tcp) {
+function chart(mix, fired, cancelled, soon, virt, tcp) {
   const rows = [];
+  for (const [name, r] of Object.entries(mix.results)) {
+    rows.push({ label: `mixed: ${name} vs Node`, ratio: r.ratio, target: MIXED_TARGETS[name] });
+  }
   const timed = (title, result, ours, targets) => {
     for (const [who, s] of Object.entries(result)) {
       if (who === ours) continue;
       rows.push({ label: `${title}: vs ${who}`, ratio: s.median / result[ours].median, target: targets[who] });
     }
   };
-  timed('1M timers fired', fired, 'wasmloop', { 'node setTimeout': 3, 'ts heap loop': 1 });
-  timed('1M timers cancelled', cancelled, 'wasmloop', { 'node setTimeout': 2, 'ts heap loop': 1 });
-  timed('1M callSoon', soon, 'wasmloop', { 'node setImmediate': 2, 'ts heap loop': 1 });
+  timed('isolated: 1M timers fired', fired, 'wasmloop', { 'node setTimeout': 3, 'ts heap loop': 1 });
+  timed('isolated: 1M timers cancelled', cancelled, 'wasmloop', { 'node setTimeout': 2, 'ts heap loop': 1 });
+  timed('isolated: 1M callSoon', soon, 'wasmloop', { 'node setImmediate': 2, 'ts heap loop': 1 });
   timed('virtual hour', virt, 'wasmloop virtual', { 'sinon fake-timers': 5 });
   for (const row of tcp) {
     if (row.scale) continue;
@@ -668,6 +673,7 @@ async function main() {
   }
   const started = new Date();
   console.error(`wasmloop benchmarks: N=${N}, ${RUNS} alternating runs each`);
+  const mix = inChild('mixed');
   const fired = inChild('fired');
   const cancelled = inChild('cancelled');
   const soon = inChild('soon');
@@ -735,26 +741,34 @@ ${lines.join('\n')}`;
 
 Machine: ${machine()}
 Date: ${started.toISOString().slice(0, 10)} (${started.toISOString()})
-Command: \`make bench\` (\`node --expose-gc bench/run.mjs\`), N = ${N.toLocaleString('en')}, ${RUNS} alternating runs per contender, full GC before each timed run, every contender first validated on the full workload (which also warms it up), one shared callback per benchmark. Each benchmark runs in a fresh process of its own, its contenders side by side in that process.
+Command: \`make bench\` (\`node --expose-gc bench/run.mjs\`), N = ${N.toLocaleString('en')}, full GC before each timed run, every contender first validated on the full workload (which also warms it up), one shared callback per benchmark.
 Ratios are peer time / wasmloop time from the same run (higher is better for wasmloop). The same ratios, as a chart: [results.svg](results.svg).
 
-## 1. ${N.toLocaleString('en')} \`callLater\` with delays spread over 1..${SPREAD_MS} ms, all fired
+## 0. A program's mix: every timer workload in one process
+
+What a program does with timers, in one process and on one loop (\`bench/mixed.mjs\`): ${mix.n.toLocaleString('en')} timers fired with their handles dropped, ${mix.n.toLocaleString('en')} timers whose handles are kept and then all cancelled, ${mix.n.toLocaleString('en')} \`callSoon\`, and a server's connection timeouts (${mix.connections.toLocaleString('en')} connections, each with a 10 s timeout pushed back on every read, ${mix.reads} reads per connection, one per connection per iteration, cancelled at close: \`loop.deadline\` and \`refresh()\`), each side by side with Node's own API for the same job (\`setTimeout\`, \`clearTimeout\`, \`setImmediate\`, \`timeout.refresh()\`). ${mix.runs} rounds; every round visits the workloads in a new shuffled order (seed ${mix.seed}), the two contenders of a workload back to back, which one first alternating. Every contender is validated first, in a shuffled order too. Wall time per operation; the fired workloads less the ${SPREAD_MS} ms they must wait.
+
+${mixedReport(mix)}
+
+The sections below (1 to 3b) run each benchmark alone, in a fresh process of its own (its contenders side by side in that process, ${RUNS} alternating runs each): the isolated figures, kept to compare with earlier results.
+
+## 1. ${N.toLocaleString('en')} \`callLater\` with delays spread over 1..${SPREAD_MS} ms, all fired (isolated)
 
 Wall time from the first schedule to the last callback, minus the ${SPREAD_MS} ms every contender must wait.
 
 ${table(fired, 'wasmloop', { 'node setTimeout': 3, 'ts heap loop': 1 })}
 
-## 2. ${N.toLocaleString('en')} \`callLater\`, handles kept, then all cancelled
+## 2. ${N.toLocaleString('en')} \`callLater\`, handles kept, then all cancelled (isolated)
 
 ${table(cancelled, 'wasmloop', { 'node setTimeout': 2, 'ts heap loop': 1 })}
 
 The host-side floor is no scheduler: the same argument checks, callback table and handle object (\`makeTimerHandle\`) with no core behind them. Node's time over the floor's, ${fmt(cancelled['node setTimeout'].median / cancelled['host-side floor (no core)'].median, 2)}x, is the most any core could reach with this handle; the core itself adds ${fmt(cancelled.wasmloop.median - cancelled['host-side floor (no core)'].median)} ns per timer (schedule and cancel).
 
-## 3. ${N.toLocaleString('en')} \`callSoon\`, all run
+## 3. ${N.toLocaleString('en')} \`callSoon\`, all run (isolated)
 
 ${table(soon, 'wasmloop', { 'node setImmediate': 2, 'ts heap loop': 1 })}
 
-## 3b. Virtual time: ${VIRTUAL_N.toLocaleString('en')} timers spread over one virtual hour, all fired
+## 3b. Virtual time: ${VIRTUAL_N.toLocaleString('en')} timers spread over one virtual hour, all fired (isolated)
 
 Scheduling plus running them all (\`loop.runAll()\` on the \`virtual\` backend, \`clock.runAll()\` for sinon), per timer; 9 alternating runs.
 
@@ -803,7 +817,7 @@ ${tcpSections}
 - Core component: ${componentBytes.toLocaleString('en')} bytes (${fmt(componentBytes / 1024)} KiB; target at most 64 KiB: ${componentBytes <= 64 * 1024 ? 'met' : '**not met**'}).
 - Cold process, median of ${RUNS} (min–max): importing wasmloop ${fmt(cold.importMs.median, 2)} ms (${fmt(cold.importMs.min, 2)}–${fmt(cold.importMs.max, 2)}); first \`createLoop()\` (compiles the core) ${fmt(cold.firstLoopMs.median, 2)} ms (${fmt(cold.firstLoopMs.min, 2)}–${fmt(cold.firstLoopMs.max, 2)}); each later \`createLoop()\` ${fmt(cold.nextLoopMs.median, 2)} ms (${fmt(cold.nextLoopMs.min, 2)}–${fmt(cold.nextLoopMs.max, 2)}).
 `;
-  writeFileSync(new URL('./results.svg', import.meta.url), chart(fired, cancelled, soon, virt, tcp));
+  writeFileSync(new URL('./results.svg', import.meta.url), chart(mix, fired, cancelled, soon, virt, tcp));
   // Sections other targets append (stress, soak, fuzzing, deadlines) are kept.
   let kept = '';
   try {
