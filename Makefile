@@ -333,7 +333,7 @@ test-tree-before:
 BIOME := node_modules/.bin/biome
 BIOME_FILES := \
   bench/mixed.mjs bench/peers/heap-loop.ts bench/results-section.mjs bench/run.mjs bench/soak.mjs bench/stress.mjs \
-  bench/tcp/node-echo.mjs bench/tcp/proc.mjs bench/tcp/run.mjs bench/tcp/wasmloop-echo.mjs \
+  bench/tcp/node-echo.mjs bench/tcp/bare-echo.mjs bench/tcp/proc.mjs bench/tcp/run.mjs bench/tcp/syscalls.mjs bench/tcp/wasmloop-echo.mjs \
   bench/tcp/wasmloop-protocol-echo.mjs examples/custom-backend.mjs examples/echo-server.mjs \
   test/conformance/hosts/script.mjs test/fixtures/apps.mjs test/fixtures/broken-import.mjs \
   test/fixtures/emfile-server.mjs test/fixtures/hangs-on-import.mjs test/fixtures/hung-cases.mjs \
@@ -448,6 +448,17 @@ $(STAMPS)/uvloop:
 	@python3 -c 'import uvloop' || { echo "uvloop is missing: the TCP benchmark needs it"; exit 1; }
 	@touch $@
 
+# Debian's perf, which counts the TCP echo servers' system calls per round
+# trip (bench/tcp/syscalls.mjs; strace -c where perf cannot count).
+$(STAMPS)/perf:
+	@mkdir -p $(STAMPS)
+	@if command -v perf >/dev/null && command -v strace >/dev/null; then :; else \
+	  echo "installing Debian's linux-perf and strace"; \
+	  apt-get install -y linux-perf strace >/dev/null \
+	    || { apt-get update >/dev/null && apt-get install -y linux-perf strace >/dev/null; }; \
+	fi
+	@touch $@
+
 # The HTTP benchmark's peers beyond Node, Deno and Bun (node_modules): uvicorn
 # with uvloop and httptools, PyPI's, pinned, installed once per machine with
 # pip --target into a directory of TOOLS_DIR (on PYTHONPATH for the
@@ -505,7 +516,7 @@ BIOME_FILES += bench/tls/run.mjs bench/tls/profile.mjs bench/tls/wasmloop-tls-ec
 # sections 1-3) again on the current Node LTS of NODE_VERSIONS, the newest
 # whose process.release.lts names a line: a section of RESULTS.md of its own
 # (bench/node-lts.mjs).
-bench: $(PACKAGE) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop $(NODE_BINARIES)
+bench: $(PACKAGE) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop $(STAMPS)/perf $(NODE_BINARIES)
 	node --expose-gc bench/run.mjs
 	node --expose-gc bench/deadline.mjs --results bench/RESULTS.md
 	node bench/node-lts.mjs --results bench/RESULTS.md $(NODE_BINARIES)

@@ -726,6 +726,20 @@ async function main() {
               : mib(r.rss);
         return `| ${who} | ${Math.round(r.roundTrips).toLocaleString('en')} | ${Math.round(r.min).toLocaleString('en')}–${Math.round(r.max).toLocaleString('en')} | ${r.p50us} | ${r.p99us} | ${cpu} | ${Math.round(r.clientCpu * 100)}% | ${memory} | ${fmt(vsNode, 2)}x | ${fmt(p99VsNode, 2)}x | ${fmt(vsUv, 2)}x | ${targets} |`;
       });
+      const counted = Object.values(row.servers).some((r) => r.syscalls);
+      const syscallTable = counted
+        ? `\n\nSystem calls per round trip, server side, over one more run of ${row.syscalls.toLocaleString('en')} round trips (counted ${row.syscallCounter === 'perf' ? 'in the kernel with `perf stat` on the syscall tracepoints, the server running at full speed' : 'with `strace -c -f`, which stops the server at every call and so changes how calls batch'}; bench/tcp/syscalls.mjs). *epoll_pwait* is libuv's poll (Node and uvloop); *epoll_wait* a poll of the server's own: the selector's epoll set, which libuv's poll only reports as readable (one more call per wakeup), and Python's selectors. *read* and *write* are the socket calls, \`recv\`/\`send\` included. Node turns on libuv's idle-time metrics, and with them libuv first polls with a zero timeout, then blocks if that found nothing: a call more whenever the next message had not arrived yet, which timing decides.${row.connections === 1 ? ' At one connection every round trip is a wakeup, so *read* and *write* are the same on any machine.' : ' With many connections a wakeup serves several round trips, so the polls move with timing.'}
+
+| server | epoll_pwait | epoll_wait | read | write | other | total |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+${Object.entries(row.servers)
+  .filter(([, r]) => r.syscalls)
+  .map(
+    ([who, r]) =>
+      `| ${who} | ${fmt(r.syscalls.pwait, 2)} | ${fmt(r.syscalls.wait, 2)} | ${fmt(r.syscalls.read, 2)} | ${fmt(r.syscalls.write, 2)} | ${fmt(r.syscalls.other, 2)} | ${fmt(r.syscalls.total, 2)} |`,
+  )
+  .join('\n')}`
+        : '';
       const scaleNote = row.scale
         ? `\n\nA scale check, with no target: ${row.connections.toLocaleString('en')} connections open at once, every one a ping-pong. Memory per connection is the server's resident memory under load less its memory before the first connection, over the number of connections.`
         : '';
@@ -733,7 +747,7 @@ async function main() {
 
 | server | round trips/s (median) | spread | p50 µs | p99 µs | server CPU µs/round trip (user + sys) | client CPU | server RSS MiB | throughput vs node | p99 vs node | throughput vs uvloop | targets |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
-${lines.join('\n')}`;
+${lines.join('\n')}${syscallTable}`;
     })
     .join('\n\n');
 
@@ -806,7 +820,7 @@ The loop adds ${fmt(iteration['wasmloop selector (addReader)'].median - iteratio
 
 ## 6. TCP echo over loopback
 
-One load client for every server: \`bench/tcp/echo-client.c\` (C, epoll), ping-pong (each connection sends a message and waits for all of it to come back, checked byte for byte), 3 alternating runs of 2 s per server after a validated warm-up. Servers: \`bench/tcp/wasmloop-echo.mjs\` (the \`read()\`/\`write()\` streams API) on each backend, the completion backend in both its implementations (native I/O, as \`completion\` picks on Node, and the portable \`node:net\` one), \`bench/tcp/wasmloop-protocol-echo.mjs\` (the protocol API, \`createProtocolServer\`, as the uvloop server uses protocols) on each backend, Node's \`net\` (\`socket.on('data') -> write\`), and Python 3 asyncio and uvloop (\`pip install uvloop\`) with protocols (\`bench/tcp/asyncio-echo.py\`). Client and server share the machine's 2 cores.
+One load client for every server: \`bench/tcp/echo-client.c\` (C, epoll), ping-pong (each connection sends a message and waits for all of it to come back, checked byte for byte), 3 alternating runs of 2 s per server after a validated warm-up. Servers: \`bench/tcp/wasmloop-echo.mjs\` (the \`read()\`/\`write()\` streams API) on each backend, the completion backend in both its implementations (native I/O, as \`completion\` picks on Node, and the portable \`node:net\` one), \`bench/tcp/wasmloop-protocol-echo.mjs\` (the protocol API, \`createProtocolServer\`, as the uvloop server uses protocols) on each backend, Node's \`net\` (\`socket.on('data') -> write\`), the selector's bare poller with no loop on top (\`bench/tcp/bare-echo.mjs\`: the floor under every Node.js server here, what Node and the addon cost), and Python 3 asyncio and uvloop (\`pip install uvloop\`) with protocols (\`bench/tcp/asyncio-echo.py\`). Client and server share the machine's 2 cores.
 
 Two columns say where a run's limit lies. *Server CPU* is the CPU time the server process used per round trip (all its threads, from /proc, in clock ticks over each 2 s run), user and kernel apart; *client CPU* is the share of one core the client used. Where the client is near 100%, the client is the limit and servers cannot pull apart; where neither is, as with one connection, each round trip waits on the wakeups of two sleeping processes.
 

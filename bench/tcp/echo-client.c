@@ -2,7 +2,7 @@
  * The load client of the TCP echo benchmark: C with epoll, so that the
  * client is not the bottleneck on a 2-core machine.
  *
- *   echo-client HOST PORT CONNECTIONS MESSAGE_BYTES SECONDS
+ *   echo-client HOST PORT CONNECTIONS MESSAGE_BYTES SECONDS [ROUND_TRIPS]
  *
  * Each connection sends one message, waits until the whole message has come
  * back (and checks it byte for byte), then sends the next: ping-pong. Prints
@@ -10,6 +10,10 @@
  * microseconds, how many bytes failed the check (must be 0), and the CPU
  * time the client itself used while measuring (so a report can show when
  * the client, not the server, is what limits a run).
+ *
+ * With ROUND_TRIPS, the run ends after that many round trips (or SECONDS,
+ * whichever comes first): a fixed amount of work, for counting what the
+ * server does per round trip (its system calls, under strace).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -57,14 +61,15 @@ static uint64_t cpu_us(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 6) {
-    fprintf(stderr, "usage: %s HOST PORT CONNECTIONS MESSAGE_BYTES SECONDS\n", argv[0]);
+  if (argc != 6 && argc != 7) {
+    fprintf(stderr, "usage: %s HOST PORT CONNECTIONS MESSAGE_BYTES SECONDS [ROUND_TRIPS]\n", argv[0]);
     return 2;
   }
   const char *host = argv[1];
   int port = atoi(argv[2]), nconn = atoi(argv[3]);
   size_t size = (size_t)atol(argv[4]);
   double seconds = atof(argv[5]);
+  uint64_t max_rounds = argc == 7 ? (uint64_t)atoll(argv[6]) : UINT64_MAX;
   if (nconn <= 0 || size == 0 || seconds <= 0) {
     fprintf(stderr, "echo-client: bad arguments\n");
     return 2;
@@ -131,7 +136,7 @@ int main(int argc, char **argv) {
       uint64_t t = now_ns();
       if (nlat < cap) lat[nlat++] = (uint32_t)((t - c->started_ns) / 1000);
       rounds++;
-      if (t >= end) {
+      if (t >= end || rounds >= max_rounds) {
         running = 0;
         continue;
       }

@@ -2,7 +2,7 @@
 // echo server and Python's asyncio and uvloop, all driven by one C epoll
 // client (bench/tcp/echo-client.c), side by side in one run.
 //
-//   node bench/tcp/run.mjs [--seconds S] [--runs N]   (prints a Markdown section as JSON)
+//   node bench/tcp/run.mjs [--seconds S] [--runs N] [--syscalls-only]   (prints the results as JSON)
 //
 // Every server is validated first (a short run in which every echoed byte
 // is checked), then each configuration runs every server RUNS times,
@@ -11,6 +11,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { processCpu, residentBytes } from './proc.mjs';
+import { countSyscalls, perRoundTrip, syscallCounter } from './syscalls.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const args = process.argv.slice(2);
@@ -19,12 +20,17 @@ const option = (name, fallback) => {
   return i === -1 ? fallback : args[i + 1];
 };
 const SECONDS = Number(option('--seconds', 2));
-const RUNS = Number(option('--runs', 3));
+// --syscalls-only: only the system call counts (no timed runs), which any
+// machine can take while others load it.
+const SYSCALLS_ONLY = args.includes('--syscalls-only');
+const RUNS = SYSCALLS_ONLY ? 0 : Number(option('--runs', 3));
 const CLIENT = `${here}../../build/echo-client`;
 
+// `syscalls`: round trips of one more run, in which the server's system
+// calls are counted (bench/tcp/syscalls.mjs).
 const CONFIGS = [
-  { connections: 1, bytes: 64 },
-  { connections: 50, bytes: 64 },
+  { connections: 1, bytes: 64, syscalls: 20_000 },
+  { connections: 50, bytes: 64, syscalls: 200_000 },
   { connections: 1, bytes: 16 * 1024 },
   { connections: 50, bytes: 16 * 1024 },
   // A scale check with no target: ten thousand connections at once, each a
@@ -47,6 +53,9 @@ const SERVERS = {
     [`${here}wasmloop-protocol-echo.mjs`, 'completion', port],
   ],
   'node net': (port) => [process.execPath, [`${here}node-echo.mjs`, port]],
+  // Not a server to use: the selector's addon with no loop on top, the floor
+  // under every Node.js server here (what Node and the addon cost per round trip).
+  'bare poller (no loop)': (port) => [process.execPath, [`${here}bare-echo.mjs`, port]],
   uvloop: (port) => ['python3', [`${here}asyncio-echo.py`, 'uvloop', port]],
   asyncio: (port) => ['python3', [`${here}asyncio-echo.py`, 'asyncio', port]],
 };
@@ -94,9 +103,10 @@ async function measured(server, config, seconds) {
 }
 
 /** Runs the client (a child process, so the server can be sampled meanwhile); its checked result. */
-function client(port, { connections, bytes }, seconds) {
+function client(port, { connections, bytes }, seconds, roundTrips) {
   return new Promise((resolve, reject) => {
     const args = ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)];
+    if (roundTrips !== undefined) args.push(String(roundTrips));
     const child = spawn(CLIENT, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => {
@@ -123,10 +133,12 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
   buildClient();
+  const counter = syscallCounter();
   const names = Object.keys(SERVERS);
   const results = [];
   let port = 19_500 + Math.floor(Math.random() * 1000);
   for (const config of CONFIGS) {
+    if (SYSCALLS_ONLY && config.syscalls === undefined) continue;
     const servers = {};
     for (const name of names) servers[name] = { port: ++port, child: await start(name, port), runs: [] };
     // Each server's memory before its first connection.
@@ -138,10 +150,25 @@ async function main() {
         servers[name].runs.push(await measured(servers[name], config, SECONDS));
       }
     }
+    // System calls per round trip, in one more run of a fixed number of
+    // round trips per server (not timed).
+    const syscalls = {};
+    if (config.syscalls !== undefined && counter !== null) {
+      for (const name of names) {
+        const { result, total, byName } = await countSyscalls(counter, servers[name].child.pid, () =>
+          client(servers[name].port, config, 60, config.syscalls),
+        );
+        syscalls[name] = perRoundTrip({ total, byName }, result.rounds);
+      }
+    }
     for (const name of names) servers[name].child.kill('SIGKILL');
-    const row = { ...config, servers: {} };
+    const row = { ...config, syscallCounter: counter, servers: {} };
     for (const name of names) {
       const runs = servers[name].runs;
+      if (runs.length === 0) {
+        row.servers[name] = { syscalls: syscalls[name] ?? null };
+        continue;
+      }
       const rts = runs.map((x) => x.roundTripsPerSecond);
       row.servers[name] = {
         roundTrips: median(rts),
@@ -157,6 +184,8 @@ async function main() {
         // Resident memory under load, and before the first connection (bytes; null without /proc).
         rss: runs[0].serverRss === null ? null : median(runs.map((x) => x.serverRss)),
         idleRss: servers[name].idleRss,
+        // System calls per round trip ({ total, pwait, wait, read, write, other }), or null.
+        syscalls: syscalls[name] ?? null,
       };
     }
     results.push(row);
