@@ -10,7 +10,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createLoop } from '../ts-host/dist/index.js';
 import { compileCore } from '../ts-host/dist/core.js';
 import { instantiate } from '../ts-host/dist/generated/core.js';
@@ -27,6 +27,11 @@ const option = (name, fallback) => {
 const RUNS = Number(option('--runs', 7));
 const N = Number(option('--n', 1_000_000));
 const OUT = option('--out', fileURLToPath(new URL('./RESULTS.md', import.meta.url)));
+// --tcp-seconds S, --tcp-runs R: shorter TCP runs, to try the report out (bench/tcp/run.mjs's defaults otherwise).
+const TCP_ARGS = [
+  ...(option('--tcp-seconds', null) === null ? [] : ['--seconds', option('--tcp-seconds', null)]),
+  ...(option('--tcp-runs', null) === null ? [] : ['--runs', option('--tcp-runs', null)]),
+];
 
 if (typeof globalThis.gc !== 'function') {
   console.error('bench/run.mjs needs --expose-gc (run it with `make bench`)');
@@ -683,7 +688,7 @@ async function main() {
   const iteration = inChild('iteration');
   console.error('tcp echo...');
   const tcp = JSON.parse(
-    execFileSync(process.execPath, [fileURLToPath(new URL('./tcp/run.mjs', import.meta.url))], {
+    execFileSync(process.execPath, [fileURLToPath(new URL('./tcp/run.mjs', import.meta.url)), ...TCP_ARGS], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'inherit'],
     }),
@@ -831,7 +836,8 @@ ${tcpSections}
 - Core component: ${componentBytes.toLocaleString('en')} bytes (${fmt(componentBytes / 1024)} KiB; target at most 64 KiB: ${componentBytes <= 64 * 1024 ? 'met' : '**not met**'}).
 - Cold process, median of ${RUNS} (min–max): importing wasmloop ${fmt(cold.importMs.median, 2)} ms (${fmt(cold.importMs.min, 2)}–${fmt(cold.importMs.max, 2)}); first \`createLoop()\` (compiles the core) ${fmt(cold.firstLoopMs.median, 2)} ms (${fmt(cold.firstLoopMs.min, 2)}–${fmt(cold.firstLoopMs.max, 2)}); each later \`createLoop()\` ${fmt(cold.nextLoopMs.median, 2)} ms (${fmt(cold.nextLoopMs.min, 2)}–${fmt(cold.nextLoopMs.max, 2)}).
 `;
-  writeFileSync(new URL('./results.svg', import.meta.url), chart(mix, fired, cancelled, soon, virt, tcp));
+  // The chart goes beside the report (bench/results.svg for bench/RESULTS.md).
+  writeFileSync(new URL('./results.svg', pathToFileURL(OUT)), chart(mix, fired, cancelled, soon, virt, tcp));
   // Sections other targets append (stress, soak, fuzzing, deadlines) are kept.
   let kept = '';
   try {
