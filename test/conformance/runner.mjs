@@ -18,6 +18,16 @@
 //                                                   reached the deadline `name` was given
 //   { "stop": true }                                loop.stop()
 // "ms" may be the string "Infinity".
+//
+// "run": ms runs the loop for that many ms of loop time, and then on until
+// every callback the program scheduled (a finite delay: not "Infinity") has
+// run or been cancelled. Every such deadline is within `run` of the start,
+// but one scheduled from a callback counts from when that callback ran: a
+// loop stalled on a busy machine may reach `run` first. Without a stall,
+// nothing is left then, and the run ends as it would at `run`.
+
+/** How long past `run` a run waits for the callbacks still to come, in ms of loop time. */
+const SETTLE_LIMIT_MS = 10_000;
 
 /** Runs `vector` on a fresh loop from `createLoop(options)`; resolves to the log. */
 export async function runVector(createLoop, vector, options) {
@@ -25,35 +35,58 @@ export async function runVector(createLoop, vector, options) {
   const log = [];
   const handles = new Map();
   const deadlines = new Map();
+  // The callbacks scheduled with a finite deadline that have neither run nor
+  // been cancelled, each by a token of its own; `tokens`: those of `handles`.
+  const outstanding = new Set();
+  const tokens = new Map();
+  const scheduled = (when) => {
+    const token = {};
+    if (when !== Infinity) outstanding.add(token);
+    return token;
+  };
   loop.setExceptionHandler((_loop, context) => {
     const error = context.error;
     log.push(`error:${error && typeof error === 'object' && 'message' in error ? error.message : String(error)}`);
   });
   const delay = (step) => (step.ms === 'Infinity' ? Infinity : step.ms);
-  const body = (step) => () => {
+  const body = (step, token) => () => {
+    outstanding.delete(token);
     log.push(step.soon ?? step.later ?? step.at);
     for (const inner of step.then ?? []) perform(inner);
   };
   function perform(step) {
     if ('soon' in step) {
-      handles.set(step.soon, loop.callSoon(body(step)));
+      const token = scheduled(0);
+      tokens.set(step.soon, token);
+      handles.set(step.soon, loop.callSoon(body(step, token)));
     } else if ('later' in step) {
       deadlines.set(step.later, loop.time() + Math.max(0, delay(step)));
-      handles.set(step.later, loop.callLater(delay(step), body(step)));
+      const token = scheduled(delay(step));
+      tokens.set(step.later, token);
+      handles.set(step.later, loop.callLater(delay(step), body(step, token)));
     } else if ('at' in step) {
       const when = loop.time() + delay(step);
       deadlines.set(step.at, when);
-      handles.set(step.at, loop.callAt(when, body(step)));
+      const token = scheduled(when);
+      tokens.set(step.at, token);
+      handles.set(step.at, loop.callAt(when, body(step, token)));
     } else if ('cancel' in step) {
       handles.get(step.cancel)?.cancel();
+      outstanding.delete(tokens.get(step.cancel));
     } else if ('throw' in step) {
+      const token = scheduled(delay(step));
       loop.callLater(delay(step), () => {
+        outstanding.delete(token);
         throw new Error(step.throw);
       });
     } else if ('microtask' in step) {
       Promise.resolve().then(() => log.push(step.microtask));
     } else if ('sleep' in step) {
-      loop.sleep(delay(step)).then(() => log.push(step.sleep));
+      const token = scheduled(delay(step));
+      loop.sleep(delay(step)).then(() => {
+        outstanding.delete(token);
+        log.push(step.sleep);
+      });
     } else if ('time' in step) {
       if (loop.time() >= deadlines.get(step.time)) log.push(`${step.time} on time`);
       else log.push(`${step.time} early: time ${loop.time()} < deadline ${deadlines.get(step.time)}`);
@@ -69,7 +102,12 @@ export async function runVector(createLoop, vector, options) {
       await loop.runForever();
       log.push('stopped');
     } else {
-      await loop.runUntilComplete(() => loop.sleep(vector.run));
+      await loop.runUntilComplete(async () => {
+        await loop.sleep(vector.run);
+        // What is still to come is due already: a limit against a hang only.
+        const giveUpAt = loop.time() + SETTLE_LIMIT_MS;
+        while (outstanding.size > 0 && loop.time() < giveUpAt) await loop.sleep(1);
+      });
     }
   } finally {
     await loop.close();

@@ -13,13 +13,17 @@
 //! - `runUntilComplete(() => loop.sleep(ms))` is `run_until_complete` of a
 //!   future that sleeps: first polled from a `call_soon` callback, it stops
 //!   the loop when the sleep is over, or fails with LoopStoppedError if the
-//!   loop was stopped before.
+//!   loop was stopped before. As there, the run goes on past the sleep
+//!   (1 ms sleeps, up to SETTLE_LIMIT_MS) until every callback the program
+//!   scheduled with a finite delay has run or been cancelled: one scheduled
+//!   from a callback counts from when that callback ran, which a loop
+//!   stalled on a busy machine may reach after the sleep.
 //! - Backend "auto" is the real clock (`wasi:clocks/monotonic-clock`,
 //!   waiting in `wasi:io/poll`); "virtual" the imports component's virtual
 //!   clock, which jumps to the next deadline instead of waiting.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::rc::Rc;
 
 use wasmloop_wasi::{EventLoop, Handle, TimeSource};
@@ -45,6 +49,9 @@ impl Backend {
     }
 }
 
+/// How long past `run` a run waits for the callbacks still to come, in ms of loop time.
+const SETTLE_LIMIT_MS: f64 = 10_000.0;
+
 /// Runs `program` on a fresh loop on `backend`; returns its log, or the
 /// runner error that ended it.
 pub fn run_vector(program: &'static Program, backend: Backend) -> Result<Vec<String>, String> {
@@ -65,8 +72,16 @@ pub fn run_vector(program: &'static Program, backend: Backend) -> Result<Vec<Str
             runner.log("stopped".to_owned());
         }),
         Run::For(ms) => {
-            let sleeper = event_loop.clone();
-            event_loop.run_until_complete(async move { sleeper.sleep(ms).await })
+            let (sleeper, waiting) = (event_loop.clone(), runner.clone());
+            event_loop.run_until_complete(async move {
+                sleeper.sleep(ms).await;
+                // What is still to come is due already: a limit against a hang only.
+                let give_up_at = sleeper.time() + SETTLE_LIMIT_MS;
+                while !waiting.state.borrow().outstanding.is_empty() && sleeper.time() < give_up_at
+                {
+                    sleeper.sleep(1.0).await;
+                }
+            })
         }
     };
     // `loop.close()`: the callbacks still pending hold the runner, which holds the loop.
@@ -88,6 +103,12 @@ struct State {
     handles: BTreeMap<&'static str, (Handle, bool)>,
     /// The deadline each `later`/`at` was given, for `time` steps.
     deadlines: BTreeMap<&'static str, f64>,
+    /// The callbacks scheduled with a finite deadline that have neither run
+    /// nor been cancelled, each by a token of its own; `tokens`: those of
+    /// `handles`.
+    outstanding: BTreeSet<u64>,
+    tokens: BTreeMap<&'static str, u64>,
+    next_token: u64,
     log: Vec<String>,
 }
 
@@ -96,11 +117,32 @@ impl Runner {
         self.state.borrow_mut().log.push(line);
     }
 
+    /// A token for a callback due at `when`, outstanding unless `when` is infinite.
+    fn scheduled(&self, when: f64) -> u64 {
+        let mut state = self.state.borrow_mut();
+        state.next_token += 1;
+        let token = state.next_token;
+        if when != f64::INFINITY {
+            state.outstanding.insert(token);
+        }
+        token
+    }
+
+    fn settled(&self, token: u64) {
+        self.state.borrow_mut().outstanding.remove(&token);
+    }
+
     /// A callback that logs `name`, performs `then`, and drains the
     /// microtasks they queued.
-    fn body(self: &Rc<Self>, name: &'static str, then: &'static [Step]) -> impl FnOnce() + 'static {
+    fn body(
+        self: &Rc<Self>,
+        name: &'static str,
+        then: &'static [Step],
+        token: u64,
+    ) -> impl FnOnce() + 'static {
         let runner = self.clone();
         move || {
+            runner.settled(token);
             runner.log(name.to_owned());
             for step in then {
                 runner.perform(step);
@@ -114,7 +156,9 @@ impl Runner {
         let event_loop = &self.event_loop;
         match step {
             Step::Soon { name, then } => {
-                let handle = event_loop.call_soon(self.body(name, then));
+                let token = self.scheduled(0.0);
+                self.state.borrow_mut().tokens.insert(name, token);
+                let handle = event_loop.call_soon(self.body(name, then, token));
                 self.state
                     .borrow_mut()
                     .handles
@@ -123,7 +167,9 @@ impl Runner {
             Step::Later { name, ms, then } => {
                 let deadline = event_loop.time() + ms.max(0.0);
                 self.state.borrow_mut().deadlines.insert(name, deadline);
-                let handle = event_loop.call_later(*ms, self.body(name, then));
+                let token = self.scheduled(*ms);
+                self.state.borrow_mut().tokens.insert(name, token);
+                let handle = event_loop.call_later(*ms, self.body(name, then, token));
                 self.state
                     .borrow_mut()
                     .handles
@@ -132,7 +178,9 @@ impl Runner {
             Step::At { name, ms, then } => {
                 let when = event_loop.time() + ms;
                 self.state.borrow_mut().deadlines.insert(name, when);
-                let handle = event_loop.call_at(when, self.body(name, then));
+                let token = self.scheduled(when);
+                self.state.borrow_mut().tokens.insert(name, token);
+                let handle = event_loop.call_at(when, self.body(name, then, token));
                 self.state
                     .borrow_mut()
                     .handles
@@ -150,11 +198,16 @@ impl Runner {
                 if let Some(handle) = handle {
                     handle.cancel();
                 }
+                let token = self.state.borrow().tokens.get(name.as_str()).copied();
+                if let Some(token) = token {
+                    self.settled(token);
+                }
             }
             Step::Throw { message, ms } => {
                 // What the exception handler runner.mjs installs logs.
-                let runner = self.clone();
+                let (runner, token) = (self.clone(), self.scheduled(*ms));
                 event_loop.call_later(*ms, move || {
+                    runner.settled(token);
                     runner.log(format!("error:{message}"));
                     runner.drain_microtasks();
                 });
@@ -162,8 +215,9 @@ impl Runner {
             Step::Microtask(name) => self.state.borrow_mut().microtasks.push_back(name),
             Step::Sleep { name, ms } => {
                 // The sleep's promise resolves; its continuation is a microtask.
-                let runner = self.clone();
+                let (runner, token) = (self.clone(), self.scheduled(*ms));
                 event_loop.call_later(*ms, move || {
+                    runner.settled(token);
                     runner.state.borrow_mut().microtasks.push_back(name);
                     runner.drain_microtasks();
                 });
