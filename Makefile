@@ -361,7 +361,7 @@ BIOME_FILES += ts-host/src/cli/serve.ts ts-host/src/cli/serve-app.ts ts-host/src
   ts-host/src/cli/specs.ts ts-host/src/cli/node-interface.ts test/cli-serve.test.mjs test/transport-duplex.test.mjs \
   test/loop-serve.test.mjs test/fixtures/serve-apps.mjs test/fixtures/hono-app.mjs
 # Addresses passed back with their family; the server's own responses, logged.
-BIOME_FILES += test/address-family.test.mjs test/serve-refused.test.mjs
+BIOME_FILES += test/address-family.test.mjs test/serve-refused.test.mjs test/selector-poller.test.mjs
 # TCP options on open connections.
 BIOME_FILES += test/duplex-sockopts.test.mjs
 # Listening on inherited sockets: --fd, and --uds shared by --workers.

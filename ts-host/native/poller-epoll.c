@@ -19,6 +19,15 @@
  *   it. Other watches (addReader, listeners, UDP) are level-triggered, as
  *   asyncio's selectors are.
  *
+ * Both reasons are about many descriptors. A set of its own costs one more
+ * system call per wakeup (libuv's epoll_pwait reports the set, then
+ * epoll_wait on the set says what in it is ready): at one connection, a
+ * round trip of an echo server made 2 polls where uvloop makes 1. So while
+ * the poller watches at most DIRECT_MAX descriptors, each is a uv_poll of
+ * its own on libuv's epoll (level-triggered, which every watcher handles,
+ * as on systems without epoll); the watch past DIRECT_MAX moves them all
+ * into the set, where they stay until none is watched.
+ *
  * Other systems build poller-uv.c instead.
  */
 #include "selector.h"
@@ -26,9 +35,20 @@
 #ifdef __linux__
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <unistd.h>
+
+/* Descriptors watched through libuv directly, at most (see above). */
+#define DIRECT_MAX 16
+
+/* A descriptor watched through libuv directly: a uv_poll of its own. */
+typedef struct direct {
+  uv_poll_t handle;
+  poller *owner;
+  int fd;
+} direct;
 
 /* One descriptor's watch, in a table indexed by descriptor. */
 typedef struct watch {
@@ -36,12 +56,15 @@ typedef struct watch {
   uint8_t edge[3];    /* by direction: the watcher handles edge-triggered readiness */
   uint8_t hung_up;    /* the peer hung up or the socket failed: level-triggered from then on */
   uint32_t events;    /* what the epoll set holds for it; 0 when it is not in the set */
+  direct *direct;     /* its uv_poll while watched directly, else NULL */
 } watch;
 
 struct watches {
   uv_poll_t set_handle; /* libuv's watch on the epoll set */
   int epfd;
   int watching;         /* descriptors in the set */
+  int directs;          /* descriptors watched directly */
+  int nested;           /* watches go into the set (past DIRECT_MAX, until none is left) */
   watch *table;         /* by descriptor, so a watch costs the same with 10,000 as with 1 */
   int table_len;
 };
@@ -85,12 +108,92 @@ static void on_set_ready(uv_poll_t *handle, int status, int events) {
   }
 }
 
+/* A direct watch's descriptor is ready (libuv's poll phase): its tokens. */
+static void on_direct_ready(uv_poll_t *handle, int status, int events) {
+  direct *d = (direct *)handle->data;
+  poller *p = d->owner;
+  watch *w = &p->watches->table[d->fd];
+  /* An error: wake both directions; the program's read or write reports it. */
+  if (status < 0) events = UV_READABLE | UV_WRITABLE;
+  if (events & (UV_READABLE | UV_DISCONNECT)) queue_token(p, w->tokens[READABLE]);
+  if (events & (UV_WRITABLE | UV_DISCONNECT)) queue_token(p, w->tokens[WRITABLE]);
+}
+
+static void free_direct(uv_handle_t *handle) {
+  free(handle->data);
+}
+
+/* Stops watching `fd` directly. Closing the handle takes the descriptor out
+ * of libuv's epoll at once, so the program may close it right after. */
+static void drop_direct(poller *p, watch *w) {
+  uv_close((uv_handle_t *)&w->direct->handle, free_direct);
+  w->direct = NULL;
+  p->watches->directs--;
+}
+
+/* Watches `fd` directly for what its tokens ask: 0 or -errno. A change
+ * makes a new handle: the descriptor may have been closed while watched
+ * and its number reused, and libuv's epoll would no longer hold it (a
+ * changed uv_poll modifies its registration, which then fails). */
+static int apply_direct(poller *p, int fd, watch *w, int uv_events) {
+  if (w->direct) drop_direct(p, w);
+  direct *d = malloc(sizeof *d);
+  if (!d) return -ENOMEM;
+  /* uv_poll_init makes the descriptor non-blocking; a watch leaves it as
+   * the program had it (the loop's own sockets are non-blocking already). */
+  int flags = fcntl(fd, F_GETFL);
+  int rc = uv_poll_init(p->loop, &d->handle, fd);
+  if (rc < 0) {
+    free(d);
+    return rc;
+  }
+  if (flags >= 0 && !(flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags);
+  d->handle.data = d;
+  d->owner = p;
+  d->fd = fd;
+  rc = uv_poll_start(&d->handle, uv_events, on_direct_ready);
+  if (rc < 0) {
+    uv_close((uv_handle_t *)&d->handle, free_direct);
+    return rc;
+  }
+  w->direct = d;
+  p->watches->directs++;
+  return 0;
+}
+
+static int apply(poller *p, int fd, int resync);
+
+/* The watch past DIRECT_MAX: every direct watch moves into the epoll set
+ * (one that fails there, a descriptor closed while watched, is dropped). */
+static void nest(poller *p) {
+  p->watches->nested = 1;
+  for (int fd = 0; fd < p->watches->table_len && p->watches->directs > 0; fd++) {
+    watch *w = &p->watches->table[fd];
+    if (!w->direct) continue;
+    drop_direct(p, w);
+    apply(p, fd, 1);
+  }
+}
+
 /* Brings the epoll set in line with `fd`'s watch: 0 or -errno. `resync`:
  * tell the kernel again even if nothing changed here (a watch registered
  * anew: its descriptor may have been closed and its number reused, and the
  * kernel drops a closed descriptor from the set). */
 static int apply(poller *p, int fd, int resync) {
   watch *w = &p->watches->table[fd];
+  struct watches *s = p->watches;
+  if (!s->nested) {
+    int uv_events = 0;
+    if (w->tokens[READABLE] != NO_TOKEN) uv_events |= UV_READABLE | UV_DISCONNECT;
+    if (w->tokens[WRITABLE] != NO_TOKEN) uv_events |= UV_WRITABLE;
+    if (uv_events == 0) {
+      if (w->direct) drop_direct(p, w);
+      return 0;
+    }
+    if (w->direct || s->directs < DIRECT_MAX) return apply_direct(p, fd, w, uv_events);
+    nest(p);
+  }
+  if (w->direct) drop_direct(p, w);
   uint32_t want = 0;
   int edge = 1;
   if (w->tokens[READABLE] != NO_TOKEN) {
@@ -109,8 +212,12 @@ static int apply(poller *p, int fd, int resync) {
     epoll_ctl(p->watches->epfd, EPOLL_CTL_DEL, fd, &e);
     w->events = 0;
     w->hung_up = 0; /* the number may next belong to another socket */
-    /* Watches keep the process alive, as uv_poll watches do; none, none. */
-    if (--p->watches->watching == 0) uv_poll_stop(&p->watches->set_handle);
+    /* Watches keep the process alive, as uv_poll watches do; none, none.
+     * With none left in the set, watches go direct again. */
+    if (--p->watches->watching == 0) {
+      uv_poll_stop(&p->watches->set_handle);
+      p->watches->nested = 0;
+    }
     return 0;
   }
   int adding = w->events == 0;
@@ -141,7 +248,8 @@ static watch *entry(poller *p, int fd) {
   watch *table = realloc(p->watches->table, (size_t)len * sizeof *table);
   if (!table) return NULL;
   for (int i = p->watches->table_len; i < len; i++) {
-    table[i] = (watch){.tokens = {NO_TOKEN, NO_TOKEN, NO_TOKEN}, .edge = {0, 0, 0}, .hung_up = 0, .events = 0};
+    table[i] = (watch){
+        .tokens = {NO_TOKEN, NO_TOKEN, NO_TOKEN}, .edge = {0, 0, 0}, .hung_up = 0, .events = 0, .direct = NULL};
   }
   p->watches->table = table;
   p->watches->table_len = len;
@@ -211,6 +319,10 @@ static void close_set(uv_handle_t *handle) {
 }
 
 void poller_close(poller *p) {
+  for (int fd = 0; fd < p->watches->table_len && p->watches->directs > 0; fd++) {
+    watch *w = &p->watches->table[fd];
+    if (w->direct) drop_direct(p, w);
+  }
   uv_poll_stop(&p->watches->set_handle);
   uv_check_stop(&p->check);
   uv_close((uv_handle_t *)&p->check, close_set);

@@ -10,8 +10,9 @@
  *                    program's behalf
  *   inherited.c      listening sockets another process handed over:
  *                    checked, then adopted
- *   poller-epoll.c   the poller on Linux: an epoll set of its own, which
- *                    libuv watches as one descriptor
+ *   poller-epoll.c   the poller on Linux: a uv_poll per descriptor up to
+ *                    16, then an epoll set of its own, which libuv
+ *                    watches as one descriptor
  *   poller-uv.c      the poller elsewhere: a uv_poll per descriptor
  *
  * Every call returns a negative errno on failure (-EAGAIN when it would

@@ -2,9 +2,10 @@
  * The `selector` backend: the readiness model on Node.js, through a small
  * native addon (`ts-host/native/`) that watches descriptors and does
  * non-blocking socket calls on demand (`sockets.c`). Its poller, on Linux,
- * keeps an epoll set of its own (`poller-epoll.c`: edge-triggered watches
- * where the watcher asks for them), which one libuv `uv_poll` watches on
- * Node's loop; elsewhere it is a `uv_poll` per descriptor (`poller-uv.c`).
+ * watches up to 16 descriptors with a libuv `uv_poll` each and more in an
+ * epoll set of its own (`poller-epoll.c`: edge-triggered watches where the
+ * watcher asks for them), which one `uv_poll` watches on Node's loop;
+ * elsewhere it is a `uv_poll` per descriptor (`poller-uv.c`).
  * Nothing is read or written on the program's behalf.
  *
  * The addon hands ready tokens over once per libuv iteration (a `uv_check`
@@ -24,9 +25,9 @@ import { performanceClock } from './wall-clock.js';
 import { requireAddon } from './addon.js';
 
 /**
- * The addon's poller: watches (an epoll set of its own under one uv_poll on
- * Linux, a uv_poll each elsewhere) whose tokens it hands over once per
- * libuv iteration.
+ * The addon's poller: watches (a uv_poll each, and on Linux past 16
+ * descriptors an epoll set of its own under one uv_poll) whose tokens it
+ * hands over once per libuv iteration.
  */
 export interface Poller {
   /** `edge`: the watcher handles edge-triggered readiness (ReadinessBackend.watch). */
