@@ -8,11 +8,21 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := all
 
+# Cargo's build directories also live outside the clone, one set per clone
+# path: a fresh clone at a path built before (CI clones to the same one)
+# finds the standard library it built for wasm32 with -Z build-std (about
+# 1 CPU-minute per crate set) and the native test dependencies already
+# compiled, and rebuilds only its own crates, whose sources are newer. Keyed
+# by path, so two clones or worktrees never share an output file. One
+# directory per crate set: their RUSTFLAGS differ, and a change of flags
+# rebuilds everything in a directory.
+CARGO_TARGETS := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/wasmloop/cargo-targets/$(shell printf %s '$(CURDIR)' | sha256sum | cut -c1-16)
+
 # Debian's Rust (the one with rust-src for build-std) and rustup's (native tests).
 DEBIAN_CARGO := /usr/bin/cargo
 DEBIAN_RUSTC := /usr/bin/rustc
 WASM_TARGET  := wasm32-unknown-unknown
-CORE_WASM    := rust-core/target/$(WASM_TARGET)/release/wasmloop_core.wasm
+CORE_WASM    := $(CARGO_TARGETS)/core-wasm/$(WASM_TARGET)/release/wasmloop_core.wasm
 COMPONENT    := build/core.component.wasm
 GENERATED    := ts-host/src/generated/core.js
 DIST         := ts-host/dist/index.js
@@ -119,7 +129,8 @@ deps: $(STAMPS)/apt $(STAMPS)/chromium $(STAMPS)/cross node_modules/.package-loc
 $(CORE_WASM): $(RUST_SOURCES) $(WIT_SOURCES) | $(STAMPS)/apt
 	cd rust-core && env -u RUSTUP_TOOLCHAIN RUSTC=$(DEBIAN_RUSTC) RUSTC_BOOTSTRAP=1 \
 	  RUSTFLAGS="-C link-arg=-zstack-size=65536" \
-	  $(DEBIAN_CARGO) build --quiet --release --target $(WASM_TARGET) -Z build-std=std,panic_abort
+	  $(DEBIAN_CARGO) build --quiet --release --target $(WASM_TARGET) -Z build-std=std,panic_abort \
+	  --target-dir $(CARGO_TARGETS)/core-wasm
 	@touch $@
 
 $(COMPONENT): $(CORE_WASM) node_modules/.package-lock.json
@@ -147,13 +158,14 @@ $(DIST): $(GENERATED) $(TS_SOURCES)
 # server starts. simd128: V8, JavaScriptCore and wasmtime all run it.
 
 HTTP_PARSER      := rust-core/http-parser
-HTTP_PARSER_WASM := $(HTTP_PARSER)/target/$(WASM_TARGET)/release/wasmloop_http_parser.wasm
+HTTP_PARSER_WASM := $(CARGO_TARGETS)/http-parser-wasm/$(WASM_TARGET)/release/wasmloop_http_parser.wasm
 HTTP_PARSER_DIST := ts-host/dist/http/http-parser.wasm
 
 $(HTTP_PARSER_WASM): $(shell find $(HTTP_PARSER)/src -name '*.rs') $(HTTP_PARSER)/Cargo.toml | $(STAMPS)/apt
 	cd $(HTTP_PARSER) && env -u RUSTUP_TOOLCHAIN RUSTC=$(DEBIAN_RUSTC) RUSTC_BOOTSTRAP=1 \
 	  RUSTFLAGS="-C target-feature=+simd128" \
-	  $(DEBIAN_CARGO) build --quiet --release --target $(WASM_TARGET) -Z build-std=core,panic_abort
+	  $(DEBIAN_CARGO) build --quiet --release --target $(WASM_TARGET) -Z build-std=core,panic_abort \
+	  --target-dir $(CARGO_TARGETS)/http-parser-wasm
 	@touch $@
 
 $(HTTP_PARSER_DIST): $(HTTP_PARSER_WASM) $(DIST)
@@ -166,7 +178,7 @@ test-js: $(STAMPS)/chromium
 
 test-rust: test-http-parser
 test-http-parser: $(STAMPS)/apt
-	cd $(HTTP_PARSER) && cargo test --quiet
+	cd $(HTTP_PARSER) && cargo test --quiet --target-dir $(CARGO_TARGETS)/native
 
 # libFuzzer over the parser wrapper (arbitrary bytes as a head, a chunk-size
 # line and a trailer section), for FUZZ_SECONDS (default 60).
@@ -372,11 +384,11 @@ lint: node_modules/.package-lock.json
 	@$(BIOME) check --error-on-warnings --no-errors-on-unmatched $(wildcard $(BIOME_FILES)) \
 	  || { echo "lint: Biome found the problems above (make format fixes the formatting ones)"; exit 1; }
 	cd rust-core && cargo fmt --check && cargo fmt --check --manifest-path fuzz/Cargo.toml
-	cd rust-core && cargo clippy --quiet --all-targets -- -D warnings
+	cd rust-core && cargo clippy --quiet --all-targets --target-dir $(CARGO_TARGETS)/native -- -D warnings
 	cd $(HTTP_PARSER) && cargo fmt --check && cargo fmt --check --manifest-path fuzz/Cargo.toml
-	cd $(HTTP_PARSER) && cargo clippy --quiet --all-targets -- -D warnings
+	cd $(HTTP_PARSER) && cargo clippy --quiet --all-targets --target-dir $(CARGO_TARGETS)/native -- -D warnings
 	cd $(WASI_DIR) && cargo fmt --check
-	cd $(WASI_DIR) && cargo clippy --quiet --all-targets --target-dir $(abspath $(WASI_BUILD)/clippy) -- -D warnings
+	cd $(WASI_DIR) && cargo clippy --quiet --all-targets --target-dir $(CARGO_TARGETS)/native -- -D warnings
 
 # Writes the formatting that make lint checks (lint findings are left to people).
 format: node_modules/.package-lock.json
@@ -386,7 +398,7 @@ format: node_modules/.package-lock.json
 	cd $(WASI_DIR) && cargo fmt
 
 test-rust: $(STAMPS)/apt
-	cd rust-core && cargo test --quiet
+	cd rust-core && cargo test --quiet --target-dir $(CARGO_TARGETS)/native
 
 test-js: $(PACKAGE)
 	node --expose-gc node_modules/uvu/bin.js test '^(?!hosts\.).*\.test\.mjs$$'
@@ -528,4 +540,4 @@ bench-deadline: $(PACKAGE)
 	node --expose-gc bench/deadline.mjs --results bench/RESULTS.md
 
 clean:
-	rm -rf build rust-core/target ts-host/dist ts-host/src/generated $(STAMPS) *.tgz
+	rm -rf $(CARGO_TARGETS) build rust-core/target ts-host/dist ts-host/src/generated $(STAMPS) *.tgz

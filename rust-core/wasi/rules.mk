@@ -17,7 +17,7 @@
 
 WASI_DIR          := rust-core/wasi
 WASI_BUILD        := build/wasi
-WASI_CARGO_OUT    := $(WASI_BUILD)/cargo/$(WASM_TARGET)/release
+WASI_CARGO_OUT    := $(CARGO_TARGETS)/wasi-wasm/$(WASM_TARGET)/release
 WASI_IMPORTS      := $(WASI_BUILD)/imports.component.wasm
 WASI_ECHO_SERVER  := $(WASI_BUILD)/echo-server.wasm
 WASI_ECHO_CLIENT  := $(WASI_BUILD)/echo-client.wasm
@@ -44,7 +44,8 @@ $(WASI_MODULES) &: $(WASI_SOURCES) $(COMPONENT) | $(STAMPS)/apt
 	cd $(WASI_DIR) && env -u RUSTUP_TOOLCHAIN RUSTC=$(DEBIAN_RUSTC) RUSTC_BOOTSTRAP=1 \
 	  WASMLOOP_CORE_SHA256=$$(sha256sum $(abspath $(COMPONENT)) | cut -c1-64) \
 	  $(DEBIAN_CARGO) build --quiet --release --locked --target $(WASM_TARGET) -Z build-std=std,panic_abort \
-	  --target-dir $(abspath $(WASI_BUILD)/cargo)
+	  --target-dir $(CARGO_TARGETS)/wasi-wasm
+	@mkdir -p $(WASI_BUILD)
 	@touch $(WASI_MODULES)
 
 WASI_ECHO_PROGRAM := $(WASI_BUILD)/echo-server.component.wasm
