@@ -46,6 +46,43 @@ for (const backend of IO_BACKENDS) {
     ),
   );
 
+  http('large bodies arrive byte-exact: a 200 KiB body of known length, 100 KiB chunks of a streamed one', () =>
+    onLoop(backend, (loop) => {
+      // Past the size up to which the server joins a body with its head
+      // (or a chunk with its size line) into one write: written apart.
+      const pattern = (n, seed) => Uint8Array.from({ length: n }, (_, i) => 97 + ((i * 7 + seed) % 26));
+      const known = pattern(200 * 1024, 1);
+      const chunks = [pattern(100 * 1024, 2), pattern(100 * 1024 + 3, 3), pattern(5, 4)];
+      const fetch = (r) => {
+        if (new URL(r.url).pathname === '/known') return new Response(known);
+        let i = 0;
+        return new Response(
+          new ReadableStream({
+            pull(controller) {
+              if (i < chunks.length) controller.enqueue(chunks[i++]);
+              else controller.close();
+            },
+          }),
+        );
+      };
+      return withServer(loop, { fetch }, async (server) => {
+        const base = `http://127.0.0.1:${server.address().port}`;
+        const first = await loop.fetch(`${base}/known`);
+        assert.is(first.headers.get('content-length'), String(known.length));
+        assert.equal(new Uint8Array(await first.arrayBuffer()), known);
+        const second = await loop.fetch(`${base}/streamed`);
+        assert.is(second.headers.get('transfer-encoding'), 'chunked');
+        const expected = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+        let at = 0;
+        for (const c of chunks) {
+          expected.set(c, at);
+          at += c.length;
+        }
+        assert.equal(new Uint8Array(await second.arrayBuffer()), expected);
+      });
+    }),
+  );
+
   http('nothing left behind: many connections and requests, then close() leaves no watcher, timer or completion', () =>
     onLoop(backend, async (loop) => {
       const before = loop.stats();

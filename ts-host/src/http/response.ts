@@ -75,6 +75,25 @@ function fieldsOf(entries: Iterable<[string, string]>): Fields {
   return { lines, contentLength, hasDate };
 }
 
+/**
+ * Bodies (and chunks) up to this many bytes are joined with their head (or
+ * chunk line) into one buffer, one write; larger ones are written apart.
+ * Joining copies the body into a buffer of its own per response: for a
+ * 64 KiB response that fresh memory cost more than the copy (the
+ * allocator hands out pages it returned to the kernel, faulted in again on
+ * each response): 26-28 us of kernel and 9-10 us of user CPU a response
+ * at 50 connections on the selector, against 14-18 and 5-7 written apart,
+ * where the extra write is one more system call. A transport copies only
+ * what the socket did not take (and only then), so the body stays the
+ * program's as before.
+ */
+const JOIN_LIMIT = 16 * 1024;
+
+/** `head` as bytes: Latin-1, as field values are. */
+function headBytes(head: string): Uint8Array {
+  return joined(head, null);
+}
+
 /** `head` (Latin-1, as field values are) followed by `body`, in one buffer. */
 function joined(head: string, body: Uint8Array | null): Uint8Array {
   const bodyLength = body === null ? 0 : body.length;
@@ -189,7 +208,10 @@ function writeKnown(sink: ResponseSink, status: number, statusText: string, fiel
   const framing = sink.connection.framing;
   const withBody = framing === Out.Length || framing === Out.UntilClose;
   if (text !== null && !NON_ASCII.test(head)) sink.write(withBody ? head + text : head);
-  else sink.write(joined(head, withBody ? (bytes ?? encoder.encode(text ?? '')) : null));
+  else if (withBody && bytes !== null && bytes.length > JOIN_LIMIT) {
+    sink.write(headBytes(head));
+    sink.write(bytes);
+  } else sink.write(joined(head, withBody ? (bytes ?? encoder.encode(text ?? '')) : null));
   sink.ended(true);
 }
 
@@ -217,7 +239,7 @@ async function writeStreamed(sink: ResponseSink, response: Response, fields: Fie
     const declared = fields.contentLength;
     const head = headFor(sink, status, response.statusText, fields, declared);
     const framing = sink.connection.framing;
-    sink.write(joined(head, null));
+    sink.write(headBytes(head));
     headWritten = true;
     if (framing === Out.Empty) {
       // HEAD, 204, 304: the rest of the body is not read, only released.
@@ -230,7 +252,11 @@ async function writeStreamed(sink: ResponseSink, response: Response, fields: Fie
     const send = (chunk: Uint8Array): void => {
       if (chunk.length === 0) return;
       written += chunk.length;
-      if (framing === Out.Chunked) sink.write(framed(chunk));
+      if (framing === Out.Chunked && chunk.length > JOIN_LIMIT) {
+        sink.write(chunkLine(chunk.length));
+        sink.write(chunk);
+        sink.write(CRLF);
+      } else if (framing === Out.Chunked) sink.write(framed(chunk));
       else if (framing === Out.Length || framing === Out.UntilClose) sink.write(chunk);
     };
     if (!first.done) send(toBytes(first.value));
@@ -261,6 +287,7 @@ async function writeStreamed(sink: ResponseSink, response: Response, fields: Fie
 }
 
 const LAST_CHUNK = '0\r\n\r\n';
+const CRLF = '\r\n';
 
 function chunkLine(length: number): string {
   return `${length.toString(16)}\r\n`;
