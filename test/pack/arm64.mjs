@@ -11,7 +11,7 @@
 //
 // Not part of `make test`: under emulation the suite takes minutes.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, installedProject } from './scratch.mjs';
 
@@ -48,14 +48,19 @@ if (install.status !== 0 || install.stdout + install.stderr !== '') {
 // ../ts-host/dist/...), with uvu and its dependencies from this repository.
 const tests = join(installed, 'test');
 mkdirSync(tests);
-cpSync(join(ROOT, 'test/helpers.mjs'), join(tests, 'helpers.mjs'));
+/** A test module's text, with every Node it starts (process.execPath) the arm64 node through qemu. */
+function underQemu(file) {
+  return readFileSync(file, 'utf8').replaceAll('process.execPath', 'process.env.WASMLOOP_ARM64_NODE');
+}
+
+// The modules the suite imports beside it (harness.mjs, helpers.mjs, ...).
+for (const name of readdirSync(join(ROOT, 'test'))) {
+  if (name.endsWith('.mjs') && !name.endsWith('.test.mjs')) writeFileSync(join(tests, name), underQemu(join(ROOT, 'test', name)));
+}
 cpSync(join(ROOT, 'test/fixtures'), join(tests, 'fixtures'), { recursive: true });
 // The one case that starts Node again (the descriptor-limit fixture) starts
 // the arm64 node through qemu as well.
-writeFileSync(
-  join(tests, 'io.test.mjs'),
-  readFileSync(join(ROOT, 'test/io.test.mjs'), 'utf8').replaceAll('process.execPath', 'process.env.WASMLOOP_ARM64_NODE'),
-);
+writeFileSync(join(tests, 'io.test.mjs'), underQemu(join(ROOT, 'test/io.test.mjs')));
 for (const name of ['uvu', 'dequal', 'diff', 'kleur', 'sade', 'mri']) {
   cpSync(join(ROOT, 'node_modules', name), join(project, 'node_modules', name), { recursive: true });
 }
