@@ -208,7 +208,9 @@ ADDON_HEADERS  := $(NATIVE)/include/node_api.h
 ADDON_CFLAGS   := -O2 -Wall -Wextra -Werror -fPIC -shared -I$(NATIVE)/include
 ADDONS         := $(NATIVE)/linux-x64-glibc/$(ADDON_FILE) $(NATIVE)/linux-x64-musl/$(ADDON_FILE) $(NATIVE)/linux-arm64-glibc/$(ADDON_FILE)
 BUNDLES        := ts-host/dist/wasmloop.browser.js ts-host/dist/wasmloop.workerd.js
-PACKAGE        := $(DIST) $(ADDONS) $(BUNDLES) ts-host/dist/require.cjs
+# Everything the npm package carries: whatever builds from it has the HTTP
+# parser too (a rebuild of dist/ removes it, so every target names it).
+PACKAGE        := $(DIST) $(HTTP_PARSER_DIST) $(ADDONS) $(BUNDLES) ts-host/dist/require.cjs
 
 all: $(PACKAGE)
 
