@@ -733,15 +733,15 @@ async function main() {
       });
       const counted = Object.values(row.servers).some((r) => r.syscalls);
       const syscallTable = counted
-        ? `\n\nSystem calls per round trip, server side, over one more run of ${row.syscalls.toLocaleString('en')} round trips (counted ${row.syscallCounter === 'perf' ? 'in the kernel with `perf stat` on the syscall tracepoints, the server running at full speed' : 'with `strace -c -f`, which stops the server at every call and so changes how calls batch'}; bench/tcp/syscalls.mjs). *epoll_pwait* is libuv's poll (Node and uvloop); *epoll_wait* a poll of the server's own: the selector's epoll set, which libuv's poll only reports as readable (one more call per wakeup), and Python's selectors. *read* and *write* are the socket calls, \`recv\`/\`send\` included. Node turns on libuv's idle-time metrics, and with them libuv first polls with a zero timeout, then blocks if that found nothing: a call more whenever the next message had not arrived yet, which timing decides.${row.connections === 1 ? ' At one connection every round trip is a wakeup, so *read* and *write* are the same on any machine.' : ' With many connections a wakeup serves several round trips, so the polls move with timing.'}
+        ? `\n\nSystem calls per round trip, server side, over one more run of ${row.syscalls.toLocaleString('en')} round trips (counted ${row.syscallCounter === 'perf' ? 'in the kernel with `perf stat` on the syscall tracepoints, the server running at full speed' : 'with `strace -c -f`, which stops the server at every call and so changes how calls batch'}; bench/tcp/syscalls.mjs). *epoll_pwait* is libuv's poll (Node and uvloop), *empty* those of its calls that found nothing ready; *epoll_wait* a poll of the server's own: the selector's epoll set, which libuv's poll only reports as readable (one more call per wakeup), and Python's selectors. *read* and *write* are the socket calls, \`recv\`/\`send\` included. Node turns on libuv's idle-time metrics, and with them libuv first polls with a zero timeout, then blocks if that found nothing: a call more whenever the next message had not arrived yet, which timing decides: the *empty* column.${row.connections === 1 ? ' At one connection every round trip is a wakeup, so *read* and *write* are the same on any machine.' : ' With many connections a wakeup serves several round trips, so the polls move with timing.'}
 
-| server | epoll_pwait | epoll_wait | read | write | other | total |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+| server | epoll_pwait | empty | epoll_wait | read | write | other | total |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
 ${Object.entries(row.servers)
   .filter(([, r]) => r.syscalls)
   .map(
     ([who, r]) =>
-      `| ${who} | ${fmt(r.syscalls.pwait, 2)} | ${fmt(r.syscalls.wait, 2)} | ${fmt(r.syscalls.read, 2)} | ${fmt(r.syscalls.write, 2)} | ${fmt(r.syscalls.other, 2)} | ${fmt(r.syscalls.total, 2)} |`,
+      `| ${who} | ${fmt(r.syscalls.pwait, 2)} | ${r.syscalls.pwaitEmpty === null ? 'n/a' : fmt(r.syscalls.pwaitEmpty, 2)} | ${fmt(r.syscalls.wait, 2)} | ${fmt(r.syscalls.read, 2)} | ${fmt(r.syscalls.write, 2)} | ${fmt(r.syscalls.other, 2)} | ${fmt(r.syscalls.total, 2)} |`,
   )
   .join('\n')}`
         : '';

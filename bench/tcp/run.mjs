@@ -184,7 +184,7 @@ async function main() {
         // Resident memory under load, and before the first connection (bytes; null without /proc).
         rss: runs[0].serverRss === null ? null : median(runs.map((x) => x.serverRss)),
         idleRss: servers[name].idleRss,
-        // System calls per round trip ({ total, pwait, wait, read, write, other }), or null.
+        // System calls per round trip ({ total, pwait, pwaitEmpty, wait, read, write, other }), or null.
         syscalls: syscalls[name] ?? null,
       };
     }

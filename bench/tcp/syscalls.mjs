@@ -62,6 +62,12 @@ export async function countSyscalls(tool, pid, work) {
           out,
           '-e',
           ['raw_syscalls:sys_enter', ...names.map((n) => `syscalls:sys_enter_${n}`)].join(','),
+          // libuv's polls that came back with nothing (its zero-timeout poll
+          // before a blocking one, with Node's idle-time metrics).
+          '-e',
+          'syscalls:sys_exit_epoll_pwait',
+          '--filter',
+          'ret == 0',
           '-p',
           String(pid),
         ]
@@ -87,6 +93,7 @@ export async function countSyscalls(tool, pid, work) {
       const [value, , event] = line.split(',');
       if (event === undefined || !/^\d+$/.test(value)) continue;
       if (event === 'raw_syscalls:sys_enter') total = Number(value);
+      else if (event === 'syscalls:sys_exit_epoll_pwait') byName['epoll_pwait:empty'] = Number(value);
       else byName[event.replace('syscalls:sys_enter_', '')] = Number(value);
     }
   } else {
@@ -103,9 +110,14 @@ export async function countSyscalls(tool, pid, work) {
   return { result, total, byName };
 }
 
-/** Per round trip: total, and each group (the rest is `other`). */
+/**
+ * Per round trip: total, each group (the rest is `other`), and
+ * `pwaitEmpty`, the epoll_pwait calls that found nothing (null where the
+ * counter cannot tell).
+ */
 export function perRoundTrip({ total, byName }, rounds) {
-  const out = { total: total / rounds };
+  const empty = byName['epoll_pwait:empty'];
+  const out = { total: total / rounds, pwaitEmpty: empty === undefined ? null : empty / rounds };
   let grouped = 0;
   for (const [group, names] of Object.entries(GROUPS)) {
     const n = names.reduce((sum, name) => sum + (byName[name] ?? 0), 0);
