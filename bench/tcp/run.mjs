@@ -158,7 +158,7 @@ async function main() {
         const { result, total, byName } = await countSyscalls(counter, servers[name].child.pid, () =>
           client(servers[name].port, config, 60, config.syscalls),
         );
-        syscalls[name] = perRoundTrip({ total, byName }, result.rounds);
+        syscalls[name] = total === null ? null : perRoundTrip({ total, byName }, result.rounds);
       }
     }
     for (const name of names) servers[name].child.kill('SIGKILL');

@@ -31,9 +31,21 @@ export const GROUPS = {
 /** 'perf', 'strace' or null: how this machine can count a process's system calls. */
 export function syscallCounter() {
   try {
-    execFileSync('perf', ['stat', '-x,', '-e', 'raw_syscalls:sys_enter,syscalls:sys_enter_epoll_pwait', 'true'], {
-      stdio: 'pipe',
-    });
+    execFileSync(
+      'perf',
+      [
+        'stat',
+        '-x,',
+        '-e',
+        'raw_syscalls:sys_enter,syscalls:sys_enter_epoll_pwait',
+        '-e',
+        'syscalls:sys_exit_epoll_pwait',
+        '--filter',
+        'ret == 0',
+        'true',
+      ],
+      { stdio: 'pipe' },
+    );
     return 'perf';
   } catch {
     // No perf, or no tracepoints (unprivileged, or a kernel without them).
@@ -48,7 +60,8 @@ export function syscallCounter() {
 
 /**
  * Counts `pid`'s system calls (all its threads) while `work()` runs; returns
- * `{ total, byName }` once `work` settles, together with its result.
+ * `{ total, byName }` once `work` settles, together with its result
+ * (`total` null if the counter failed).
  */
 export async function countSyscalls(tool, pid, work) {
   const out = path.join(os.tmpdir(), `wasmloop-syscalls-${process.pid}-${pid}.txt`);
@@ -84,7 +97,13 @@ export async function countSyscalls(tool, pid, work) {
     counter.kill('SIGINT');
     await exited;
   }
-  const text = readFileSync(out, 'utf8');
+  let text;
+  try {
+    text = readFileSync(out, 'utf8');
+  } catch {
+    // The counter failed (it could not attach, say): no counts, but the run stands.
+    return { result, total: null, byName: {} };
+  }
   rmSync(out, { force: true });
   const byName = {};
   let total = 0;
@@ -107,7 +126,8 @@ export async function countSyscalls(tool, pid, work) {
       else byName[name] = calls;
     }
   }
-  return { result, total, byName };
+  // Nothing counted: the counter did not attach.
+  return { result, total: total > 0 ? total : null, byName };
 }
 
 /**
