@@ -48,6 +48,11 @@ function tcp(report) {
 /** The user paths of a host in the pack report (Chromium has two). */
 function userPaths(host) {
   const entries = Object.entries(pack.reports).filter(([name]) => name === host || name.startsWith(`${host} (`));
+  // wasmtime runs components, not npm packages: its user path is the
+  // clone's `make wasi` artifacts, which `make test-wasi` runs.
+  if (entries.length === 0 && host === 'wasmtime') {
+    return { text: 'not from the tarball: `make wasi`, then `wasmtime run -S inherit-network build/wasi/echo-server.wasm` (docs/wasmtime.md; `make test-wasi` runs it)', sha: [] };
+  }
   if (entries.length === 0) return { text: 'none yet', sha: [] };
   return {
     text: entries.map(([, r]) => r.path).join('; '),
