@@ -178,9 +178,14 @@ export abstract class BaseTransport implements Transport, Accepted {
 
   /** Checks a write may go ahead; returns its bytes. */
   protected checkWrite(data: Uint8Array | string): Uint8Array {
+    this.checkWritable();
+    return toBytes('write', data);
+  }
+
+  /** Throws if a write may not go ahead (after writeEof(), or once closing). */
+  protected checkWritable(): void {
     if (this.eofWritten) throw new WriteAfterEndError('write: writeEof() was called on this transport');
     if (this.closing) throw new ConnectionClosedError('write: the transport is closing or closed');
-    return toBytes('write', data);
   }
 
   /** Tells the protocol to pause or resume writing as the buffer crosses the marks. */

@@ -17,6 +17,18 @@ import { checkTcpSupport } from './io-common.js';
 import { BaseTransport, type Protocol, type Transport } from './protocols.js';
 import { type Accepted, type IoLoop, type IoToken, ioError } from './streams.js';
 
+/**
+ * Strings written are encoded into this buffer rather than a new array
+ * each: `TextEncoder.encode` allocates a backing store per call (malloc,
+ * and a free once the GC finds the array dead), and a server writes a
+ * string per response. Writes are synchronous and copy what the socket did
+ * not take, so one buffer serves every transport. Strings of up to
+ * `SCRATCH_CHARS` UTF-16 units always fit (at most 3 bytes a unit).
+ */
+const SCRATCH = new Uint8Array(16 * 1024);
+const SCRATCH_CHARS = SCRATCH.length / 3;
+const encoder = new TextEncoder();
+
 class ReadinessTransport extends BaseTransport {
   readonly #backend: ReadinessBackend;
   readonly #ops: SocketOps;
@@ -108,7 +120,10 @@ class ReadinessTransport extends BaseTransport {
   }
 
   write(data: Uint8Array | string): void {
-    const bytes = this.checkWrite(data);
+    const bytes =
+      typeof data === 'string' && data.length <= SCRATCH_CHARS && this.#pending.length === 0
+        ? this.#encoded(data)
+        : this.checkWrite(data);
     if (bytes.length === 0) return;
     this.active();
     let offset = 0;
@@ -132,6 +147,16 @@ class ReadinessTransport extends BaseTransport {
     this.buffered += bytes.length - offset;
     this.#watchWritable(true);
     this.flowControl();
+  }
+
+  /**
+   * `text` as UTF-8 in the shared scratch buffer (valid until the next
+   * write). Only when nothing is pending: the write below is then tried at
+   * once, and what the socket does not take is copied (`slice`).
+   */
+  #encoded(text: string): Uint8Array {
+    this.checkWritable();
+    return SCRATCH.subarray(0, encoder.encodeInto(text, SCRATCH).written);
   }
 
   readonly #onWritable = (): void => {
