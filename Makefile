@@ -272,8 +272,8 @@ $(TOOLS_HOME)/node-%/bin/node:
 test-node-versions: $(PACKAGE) $(NODE_BINARIES)
 	@for v in $(NODE_VERSIONS); do \
 	  node=$(TOOLS_HOME)/node-$$v/bin/node; echo "== Node $$($$node --version)"; \
-	  $$node --expose-gc node_modules/uvu/bin.js test '^(?!hosts\.).*\.test\.mjs$$' || exit 1; \
-	  WASMLOOP_HOSTS=node HOSTS_REPORT=build/node-versions/hosts-report-$$v.json $$node node_modules/uvu/bin.js test '^hosts\.test\.mjs$$' || exit 1; \
+	  $$node --expose-gc node_modules/uvu/bin.js test '^(?!conformance\.).*\.test\.mjs$$' || exit 1; \
+	  WASMLOOP_HOSTS=node HOSTS_REPORT=build/node-versions/hosts-report-$$v.json $$node node_modules/uvu/bin.js test '^conformance\.test\.mjs$$' || exit 1; \
 	done
 
 # The user path on each host from the packed tarball (test/pack/): Node's
@@ -404,7 +404,7 @@ test-rust: $(STAMPS)/apt
 	cd rust-core && cargo test --quiet --target-dir $(CARGO_TARGETS)/native
 
 test-js: $(PACKAGE)
-	node --expose-gc node_modules/uvu/bin.js test '^(?!hosts\.).*\.test\.mjs$$'
+	node --expose-gc node_modules/uvu/bin.js test '^(?!conformance\.).*\.test\.mjs$$'
 
 # The shared I/O suites (test/host-suites.mjs: io, lifecycle, protocols,
 # servers, datagrams, stale sockets, HTTP, TLS) under Deno and Bun, each on
@@ -419,7 +419,7 @@ test-io-hosts: $(PACKAGE)
 # The conformance vectors on Node, Deno, Bun, workerd, Chromium and wasmtime
 # (about 10 s), then the README's host table from what they reported.
 test-hosts: $(PACKAGE) $(STAMPS)/chromium $(WASMTIME_CONFORMANCE) $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT) $(WASMTIME)
-	WASMTIME=$(WASMTIME) WASMTIME_CONFORMANCE=$(WASMTIME_CONFORMANCE) WASI_ECHO_SERVER=$(WASI_ECHO_SERVER) WASI_ECHO_CLIENT=$(WASI_ECHO_CLIENT) node node_modules/uvu/bin.js test '^hosts\.test\.mjs$$'
+	WASMTIME=$(WASMTIME) WASMTIME_CONFORMANCE=$(WASMTIME_CONFORMANCE) WASI_ECHO_SERVER=$(WASI_ECHO_SERVER) WASI_ECHO_CLIENT=$(WASI_ECHO_CLIENT) node node_modules/uvu/bin.js test '^conformance\.test\.mjs$$'
 
 # 10 million pending timers and 100 million schedule/cancel pairs (about 15 s).
 test-stress: $(PACKAGE)

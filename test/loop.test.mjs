@@ -178,7 +178,7 @@ debug('slow callbacks are reported with their name and where they were scheduled
   const slow = warnings.find(([line]) => /slowOne/.test(line));
   assert.ok(slow !== undefined, 'slowOne was reported');
   assert.match(slow[0], /executing callback slowOne took \d+\.\d+ ms/);
-  assert.match(slow[0], /scheduled at:\n.*host\.test\.mjs/);
+  assert.match(slow[0], /scheduled at:\n.*loop\.test\.mjs/);
 });
 
 debug('without debug mode nothing is timed or reported', async () => {
@@ -200,7 +200,7 @@ debug('in debug mode an exception context says where the callback was scheduled'
   });
   await loop.runUntilComplete(() => loop.sleep(2));
   await loop.close();
-  assert.match(contexts[0].scheduledAt, /host\.test\.mjs/);
+  assert.match(contexts[0].scheduledAt, /loop\.test\.mjs/);
 });
 
 // ---------------------------------------------------------------- stats
