@@ -7,7 +7,7 @@
 import { fileURLToPath } from 'node:url';
 import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
-import { BackendError, ConnectionClosedError, createLoop } from '../ts-host/dist/index.js';
+import { BackendError, createLoop } from '../ts-host/dist/index.js';
 import { lies } from './fixtures/backends.mjs';
 import { until } from './io-helpers.mjs';
 

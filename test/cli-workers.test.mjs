@@ -21,7 +21,7 @@ for (const backend of ['selector', 'completion', NET_COMPLETION]) {
   workers(`${backendLabel(backend)}: two workers share the port; SIGTERM stops both and the primary exits 0`, async () => {
     const port = await freePort();
     await withCommand(['run', ECHO, '--port', String(port), '--workers', '2', '--backend', backend], async (server) => {
-      await server.waitFor(/listening on[^]*listening on/, 'out');
+      await server.waitFor(/listening on[\s\S]*listening on/, 'out');
       const answered = await bothWorkersAnswer(port);
       assert.is(answered.size, 2, 'both workers answered');
       assert.equal([...answered].sort(), printedPids(server.output().out).sort());
@@ -37,12 +37,12 @@ for (const backend of ['selector', 'completion', NET_COMPLETION]) {
 workers('a worker that crashes is restarted after a backoff and serves again', async () => {
   const port = await freePort();
   await withCommand(['run', ECHO, '--port', String(port), '--workers', '2'], async (server) => {
-    await server.waitFor(/listening on[^]*listening on/, 'out');
+    await server.waitFor(/listening on[\s\S]*listening on/, 'out');
     const crasher = net.connect({ port, host: '127.0.0.1' });
     crasher.on('error', () => {});
     crasher.write('crash\n');
     await server.waitFor(/worker \d \(pid \d+\) exited \(code 3\); restarting it in 100 ms\n/, 'err');
-    await server.waitFor(/(listening on[^]*){3}/, 'out');
+    await server.waitFor(/(listening on[\s\S]*){3}/, 'out');
     const { reply, socket } = await talk(port, 'still here\n');
     assert.is(reply, 'still here\n');
     socket.destroy();
@@ -55,7 +55,7 @@ workers('a worker that crashes is restarted after a backoff and serves again', a
 workers('SIGTERM while a crashed worker is being restarted stops everything', async () => {
   const port = await freePort();
   await withCommand(['run', ECHO, '--port', String(port), '--workers', '2'], async (server) => {
-    await server.waitFor(/listening on[^]*listening on/, 'out');
+    await server.waitFor(/listening on[\s\S]*listening on/, 'out');
     const crasher = net.connect({ port, host: '127.0.0.1' });
     crasher.on('error', () => {});
     crasher.write('crash\n');
@@ -68,13 +68,13 @@ workers('SIGTERM while a crashed worker is being restarted stops everything', as
 
 workers('SIGTERM while the workers load the module or start the function stops them; the primary exits 0', async () => {
   await withCommand(['run', './test/fixtures/hangs-on-import.mjs:main', '--workers', '2'], async (server) => {
-    await server.waitFor(/loading \(pid[^]*loading \(pid/, 'out');
+    await server.waitFor(/loading \(pid[\s\S]*loading \(pid/, 'out');
     server.child.kill('SIGTERM');
     assert.equal(await server.exited, { code: 0, signal: null }, server.output().err);
     await server.noneLeft();
   });
   await withCommand(['run', `${APPS}:slowStart`, '--workers', '2', '--shutdown-timeout-ms', '100'], async (server) => {
-    await server.waitFor(/starting \(pid[^]*starting \(pid/, 'out');
+    await server.waitFor(/starting \(pid[\s\S]*starting \(pid/, 'out');
     server.child.kill('SIGINT');
     assert.equal(await server.exited, { code: 0, signal: null }, server.output().err);
     assert.is(count(server.output().err, /still starting 100 ms after the signal: stopping$/), 2);
@@ -147,7 +147,7 @@ workers('workers whose function finishes are not replaced; the primary exits 0 a
 workers('workers whose primary was killed exit', async () => {
   const port = await freePort();
   await withCommand(['run', ECHO, '--port', String(port), '--workers', '2'], async (server) => {
-    await server.waitFor(/listening on[^]*listening on/, 'out');
+    await server.waitFor(/listening on[\s\S]*listening on/, 'out');
     assert.is(server.pids().length, 3, 'a primary and two workers');
     server.child.kill('SIGKILL');
     await server.exited;
@@ -158,7 +158,7 @@ workers('workers whose primary was killed exit', async () => {
 workers('workers that cannot act on SIGTERM are killed after the shutdown timeout; the primary exits 0', async () => {
   const port = await freePort();
   await withCommand(['run', `${APPS}:wedged`, '--port', String(port), '--workers', '2', '--shutdown-timeout-ms', '100'], async (server) => {
-    await server.waitFor(/wedged \(pid[^]*wedged \(pid/, 'out');
+    await server.waitFor(/wedged \(pid[\s\S]*wedged \(pid/, 'out');
     server.child.kill('SIGTERM');
     assert.equal(await server.exited, { code: 0, signal: null }, server.output().err);
     assert.is(count(server.output().err, /still running 1100 ms after it was told to stop: killing it$/), 2);

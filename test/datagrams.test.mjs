@@ -77,7 +77,7 @@ for (const backend of IO_BACKENDS) {
       const peers = await Promise.all(
         [0, 1, 2].map(() => loop.createDatagramEndpoint(() => new Recorder(), { localAddress: { port: 0 } })),
       );
-      peers.forEach(({ transport }, i) => transport.sendto(`from peer ${i}`, hub.transport.localAddress));
+      for (const [i, { transport }] of peers.entries()) transport.sendto(`from peer ${i}`, hub.transport.localAddress);
       await until(loop, () => hub.protocol.datagrams.length === 3, 'three datagrams at the hub', () => `(${hub.protocol.datagrams.length} arrived)`);
       for (const { data, from } of hub.protocol.datagrams) {
         const i = Number(data.at(-1));
@@ -85,7 +85,7 @@ for (const backend of IO_BACKENDS) {
         hub.transport.sendto(`reply ${i}`, from);
       }
       await until(loop, () => peers.every((p) => p.protocol.datagrams.length === 1), 'a reply to every peer');
-      peers.forEach(({ protocol }, i) => assert.is(protocol.datagrams[0].data, `reply ${i}`));
+      for (const [i, { protocol }] of peers.entries()) assert.is(protocol.datagrams[0].data, `reply ${i}`);
       for (const { transport } of [hub, ...peers]) transport.close();
     }),
   );

@@ -7,7 +7,6 @@ import {
   LoopClosedError,
   LoopRunningError,
   LoopStoppedError,
-  NotSupportedError,
   WasmloopError,
 } from '../ts-host/dist/index.js';
 import { capture, freshLoop } from './helpers.mjs';
@@ -427,7 +426,7 @@ options('every options object rejects unknown keys, naming the key and the one m
     ['localAddress', () => loop.createDatagramEndpoint(factory, { localAddress: { portt: 0 } }), /createDatagramEndpoint: localAddress: unknown option 'portt' \(did you mean 'port'\?\)/],
     ['remoteAddress', () => loop.createDatagramEndpoint(factory, { remoteAddress: { port: 9, hostt: 'x' } }), /createDatagramEndpoint: remoteAddress: unknown option 'hostt' \(did you mean 'host'\?\)/],
   ];
-  for (const [name, call, pattern] of cases) await rejectsWith(call(), TypeError, pattern);
+  for (const [_name, call, pattern] of cases) await rejectsWith(call(), TypeError, pattern);
   assert.is(loop.stats().watchers, 0, 'nothing was opened');
 });
 

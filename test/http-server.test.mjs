@@ -91,7 +91,7 @@ for (const backend of IO_BACKENDS) {
         exchange(loop, server.address(), [GET('/a'), `POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n${String(i).padStart(2, '0')}`, GET('/c')], { count: 3 }),
       );
       const results = await Promise.all(clients);
-      results.forEach(({ responses }, i) => assert.equal(responses.map((r) => r.body), ['', String(i).padStart(2, '0'), '']));
+      for (const [i, { responses }] of results.entries()) assert.equal(responses.map((r) => r.body), ['', String(i).padStart(2, '0'), '']);
       await server.close();
       const after = loop.stats();
       assert.is(server.connections, 0);
@@ -145,7 +145,7 @@ for (const backend of IO_BACKENDS) {
   http('HEAD: the fields of a GET, no body', () =>
     onLoop(backend, (loop) =>
       withServer(loop, { fetch: () => new Response('twelve bytes') }, async (server) => {
-        const raw = 'HEAD / HTTP/1.1\r\nHost: a\r\n\r\n' + GET('/after');
+        const raw = `HEAD / HTTP/1.1\r\nHost: a\r\n\r\n${GET('/after')}`;
         const { responses } = await exchange(loop, server.address(), raw, { count: 2, headRequests: [true, false] });
         assert.is(responses[0].headers['content-length'], '12');
         assert.is(responses[0].body, '');
@@ -332,7 +332,13 @@ for (const backend of IO_BACKENDS) {
       const { ended } = await readUntil(conn, () => false);
       conn.close();
       assert.ok(ended);
-      const refused = await loop.createConnection({ port: server.address().port }).then((c) => (c.close(), false), () => true);
+      const refused = await loop.createConnection({ port: server.address().port }).then(
+        (c) => {
+          c.close();
+          return false;
+        },
+        () => true,
+      );
       assert.ok(refused, 'no longer accepting');
     }),
   );

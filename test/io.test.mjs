@@ -502,7 +502,7 @@ for (const backend of IO_BACKENDS) {
       const server = await loop.createServer(
         async (conn) => {
           const data = await readAll(conn);
-          await conn.write(createHash('sha256').update(data).digest('hex') + ` ${data.length}`);
+          await conn.write(`${createHash('sha256').update(data).digest('hex')} ${data.length}`);
           await conn.end();
         },
         { port: 0 },

@@ -166,7 +166,7 @@ manual('runAll jumps straight from deadline to deadline, each timer at its own t
   const loop = await createLoop({ backend: 'virtual' });
   const seen = [];
   const delays = [3_600_000, 1, 59_999.5, 1, 42, 0];
-  delays.forEach((ms, i) => loop.callLater(ms, () => seen.push([i, loop.time()])));
+  for (const [i, ms] of delays.entries()) loop.callLater(ms, () => seen.push([i, loop.time()]));
   loop.callSoon(() => seen.push(['soon', loop.time()]));
   assert.is(loop.runAll(), 7);
   assert.equal(seen, [['soon', 0], [5, 0], [1, 1], [3, 1], [4, 42], [2, 59_999.5], [0, 3_600_000]]);

@@ -111,17 +111,17 @@ function llhttp(file) {
   let buf = null;
   let base = 0;
   const env = {
-    wasm_on_url: (p, at, len) => {
+    wasm_on_url: (_p, at, len) => {
       current.url = latin1(buf, at - base, at - base + len);
       return 0;
     },
     wasm_on_status: () => 0,
     wasm_on_message_begin: () => 0,
-    wasm_on_header_field: (p, at, len) => {
+    wasm_on_header_field: (_p, at, len) => {
       current.headers.push(latin1(buf, at - base, at - base + len).toLowerCase());
       return 0;
     },
-    wasm_on_header_value: (p, at, len) => {
+    wasm_on_header_value: (_p, at, len) => {
       current.headers.push(latin1(buf, at - base, at - base + len));
       return 0;
     },
@@ -156,7 +156,7 @@ function nodeNative() {
   const { HTTPParser } = process.binding('http_parser');
   const parser = new HTTPParser();
   let result = null;
-  parser[HTTPParser.kOnHeadersComplete] = (versionMajor, versionMinor, headers, method, url) => {
+  parser[HTTPParser.kOnHeadersComplete] = (_versionMajor, _versionMinor, headers, method, url) => {
     result = { method, url, headers };
   };
   parser[HTTPParser.kOnMessageComplete] = () => {};

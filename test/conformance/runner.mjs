@@ -128,7 +128,7 @@ export async function runAll(createLoop, vectors, backend) {
     try {
       got = await runVector(createLoop, vector, { backend });
     } catch (error) {
-      got = [`runner error: ${error && error.stack ? error.stack : error}`];
+      got = [`runner error: ${error?.stack ? error.stack : error}`];
     }
     results.push({ name, backend, got });
   }
@@ -178,7 +178,7 @@ export async function echoCheck(createLoop, backend, bytes = 4 << 20, port = und
     });
   } catch (error) {
     if (error && error.name === 'NotSupportedError') return { pass: false, supported: false, detail: `${error.name}: ${error.message}` };
-    return { pass: false, detail: `echo failed: ${error && error.stack ? error.stack : error}` };
+    return { pass: false, detail: `echo failed: ${error?.stack ? error.stack : error}` };
   } finally {
     await loop.close();
   }

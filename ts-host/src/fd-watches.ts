@@ -8,7 +8,7 @@
  * token. A second watch of the same descriptor and direction replaces the
  * callback, as asyncio does. Keyed by `fd * 4 + direction`.
  */
-import { type Direction, type ReadinessBackend } from './backends/backend.js';
+import type { Direction, ReadinessBackend } from './backends/backend.js';
 import type { CallbackTable } from './callbacks.js';
 import { errnoName } from './errno.js';
 import * as checked from './io/checked.js';

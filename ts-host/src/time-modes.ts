@@ -114,5 +114,5 @@ class ReplayTime extends VirtualTime {
 /** The time mode of a loop on `backend`. */
 export function timeModeFor(backend: Backend, tracer: Tracer | null): TimeMode {
   if (!isVirtual(backend)) return new WallTime(backend, tracer);
-  return tracer !== null && tracer.replaying ? new ReplayTime(backend, tracer) : new VirtualTime(backend, tracer);
+  return tracer?.replaying ? new ReplayTime(backend, tracer) : new VirtualTime(backend, tracer);
 }

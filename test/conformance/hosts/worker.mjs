@@ -34,7 +34,7 @@ export default {
       );
       return Response.json(report);
     } catch (error) {
-      return Response.json({ error: String(error && error.stack ? error.stack : error) });
+      return Response.json({ error: String(error?.stack ? error.stack : error) });
     }
   },
 };

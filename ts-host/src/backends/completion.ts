@@ -11,12 +11,12 @@
  * purpose.
  */
 import type { ListenOptions, Server as NetServer, Socket as NetSocket } from 'node:net';
-import {
-  type BackendSink,
-  type CompletionBackend,
-  type CompletionListener,
-  type CompletionSocket,
-  type TcpOptions,
+import type {
+  BackendSink,
+  CompletionBackend,
+  CompletionListener,
+  CompletionSocket,
+  TcpOptions,
 } from './backend.js';
 import { faultError, inheritedListenerFault, inheritedUnixPath } from './inherited-fd.js';
 import { TokenQueue } from './token-queue.js';

@@ -7,7 +7,7 @@
  * only the completions the endpoints report.
  */
 import type { Direction } from './backend.js';
-import { type Poller, loadSelectorAddon } from './selector.js';
+import type { Poller, loadSelectorAddon } from './selector.js';
 
 /** Readiness tokens handed over by the addon per libuv iteration, at most. */
 const BATCH = 4096;

@@ -19,7 +19,7 @@ try {
 } catch {
   // Not Node-compatible: the selector cannot load here.
 }
-import { type BackendSink, type Direction, type ReadinessBackend, type SocketOps } from './backend.js';
+import type { BackendSink, Direction, ReadinessBackend, SocketOps } from './backend.js';
 import { TokenQueue } from './token-queue.js';
 import { performanceClock } from './wall-clock.js';
 import { requireAddon } from './addon.js';

@@ -56,7 +56,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       const names = COMMANDS.map((c) => c.name);
       const meant = suggestion(name, names);
       throw new UsageError(
-        `unknown command '${name}' ` + (meant !== null ? `(did you mean '${meant}'?)` : `(the commands are: ${names.join(', ')}; see --help)`),
+        `unknown command '${name}' ${meant !== null ? `(did you mean '${meant}'?)` : `(the commands are: ${names.join(', ')}; see --help)`}`,
       );
     }
     if (asksHelp(rest)) {

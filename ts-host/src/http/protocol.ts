@@ -258,7 +258,7 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
   #onError(status: number, reason: string, head: RequestHead | null): void {
     const exchange = this.#exchange;
     exchange?.fail(new Error(`bad request: ${reason}`));
-    if (exchange !== null && exchange.responseStarted) {
+    if (exchange?.responseStarted) {
       // Too late for a status: closing is all that is left.
       this.#lingerClose();
       return;

@@ -39,6 +39,7 @@ export interface ResponseSink {
 }
 
 const encoder = new TextEncoder();
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is all of ASCII, control characters included on purpose.
 const NON_ASCII = /[^\x00-\x7f]/;
 
 /** Serialized fields of a response, and its Content-Length field if the application set one. */

@@ -39,7 +39,7 @@ export class ReadinessModel extends IoModel {
     super(backend, faults);
     const take = (max: number) => backend.takeReady(max);
     this.takeReady =
-      tracer !== null && tracer.replaying
+      tracer?.replaying
         ? (max) => this.taken('takeReady()', tracer.nextTime() !== null ? () => tracer.recordedReady() : take, max)
         : (max) => this.taken('takeReady()', take, max);
   }

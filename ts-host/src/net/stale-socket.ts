@@ -26,7 +26,7 @@ export async function removeStaleSocket(path: string): Promise<void> {
     if ((await probe(path)) !== 'ECONNREFUSED') return;
     // Checked again just before: the path may have been replaced meanwhile.
     const again = await lstat(path).catch(() => null);
-    if (again !== null && again.isSocket() && again.ino === found.ino) await unlink(path);
+    if (again?.isSocket() && again.ino === found.ino) await unlink(path);
   } catch {
     // Whatever stands in the way, the listen reports it.
   }
