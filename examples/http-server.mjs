@@ -13,7 +13,9 @@ async function fetch(request) {
   const url = new URL(request.url);
   if (url.pathname === '/echo' && request.method === 'POST') {
     // The body streams; Response takes the stream as it is.
-    return new Response(request.body, { headers: { 'content-type': request.headers.get('content-type') ?? 'text/plain' } });
+    return new Response(request.body, {
+      headers: { 'content-type': request.headers.get('content-type') ?? 'text/plain' },
+    });
   }
   if (url.pathname === '/slow') {
     await loop.sleep(1000);

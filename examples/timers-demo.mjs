@@ -55,10 +55,16 @@ const sorted = Array.from(lateness).sort((a, b) => a - b);
 const pct = (p) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))].toFixed(3);
 const s = loop.stats();
 console.log(`timers: ${fired.toLocaleString('en')} of ${N.toLocaleString('en')} fired, in deadline order: ${order}`);
-console.log(`  lateness after the deadline (ms): min ${pct(0)}  p50 ${pct(0.5)}  p99 ${pct(0.99)}  max ${pct(1)}  (never early: ${sorted[0] >= 0})`);
-console.log(`cancelled timers: ${doomed.filter((h) => h.cancelled()).length.toLocaleString('en')} cancelled, ${cancelledRan.toLocaleString('en')} of the other ${(doomed.length * 3 / 4).toLocaleString('en')} ran`);
+console.log(
+  `  lateness after the deadline (ms): min ${pct(0)}  p50 ${pct(0.5)}  p99 ${pct(0.99)}  max ${pct(1)}  (never early: ${sorted[0] >= 0})`,
+);
+console.log(
+  `cancelled timers: ${doomed.filter((h) => h.cancelled()).length.toLocaleString('en')} cancelled, ${cancelledRan.toLocaleString('en')} of the other ${((doomed.length * 3) / 4).toLocaleString('en')} ran`,
+);
 console.log(`async tasks: ${steps} sleeps completed across 5 tasks`);
 console.log(`exceptions reported to the handler: ${errors.length} (${errors[0]})`);
-console.log(`loop: ${s.iterations.toLocaleString('en')} iterations, ${s.callbacksRun.toLocaleString('en')} callbacks run, ${s.timersPending} timers pending, Wasm memory ${(s.wasmMemoryBytes / 2 ** 20).toFixed(1)} MiB`);
+console.log(
+  `loop: ${s.iterations.toLocaleString('en')} iterations, ${s.callbacksRun.toLocaleString('en')} callbacks run, ${s.timersPending} timers pending, Wasm memory ${(s.wasmMemoryBytes / 2 ** 20).toFixed(1)} MiB`,
+);
 console.log(`wall time ${wall.toFixed(1)} ms`);
 await loop.close();

@@ -12,7 +12,11 @@ auto('POSIX prefers the selector, Windows the completion backend', async () => {
   assert.equal(autoOrder('linux'), ['selector', 'completion', 'clock']);
   assert.equal(autoOrder('darwin'), ['selector', 'completion', 'clock']);
   assert.equal(autoOrder('win32'), ['completion', 'selector', 'clock']);
-  assert.equal(autoOrder('browser'), ['selector', 'completion', 'clock'], 'where no I/O backend starts, timers still run');
+  assert.equal(
+    autoOrder('browser'),
+    ['selector', 'completion', 'clock'],
+    'where no I/O backend starts, timers still run',
+  );
   const onWindows = await resolveBackend('auto', { platform: 'win32' });
   assert.is(onWindows.name, 'completion');
   onWindows.close();
@@ -26,9 +30,12 @@ auto('falls back to the next backend when the preferred one cannot start, and sa
   const real = await resolveBackend('completion');
   real.close();
   const factories = new Map([
-    ['selector', () => {
-      throw new Error('addon missing');
-    }],
+    [
+      'selector',
+      () => {
+        throw new Error('addon missing');
+      },
+    ],
     ['completion', () => resolveBackend('completion')],
   ]);
   const chosen = await resolveBackend('auto', { factories, log: (m) => logged.push(m), platform: 'linux' });
@@ -40,12 +47,18 @@ auto('falls back to the next backend when the preferred one cannot start, and sa
 
 auto('fails with every reason when no backend starts', async () => {
   const factories = new Map([
-    ['selector', () => {
-      throw new Error('no addon');
-    }],
-    ['completion', () => {
-      throw new Error('no net');
-    }],
+    [
+      'selector',
+      () => {
+        throw new Error('no addon');
+      },
+    ],
+    [
+      'completion',
+      () => {
+        throw new Error('no net');
+      },
+    ],
   ]);
   try {
     await resolveBackend('auto', { factories, platform: 'linux' });
@@ -58,12 +71,18 @@ auto('fails with every reason when no backend starts', async () => {
 
 auto("where no I/O backend starts, 'auto' falls back to the clock: timers run, I/O says why not", async () => {
   const factories = new Map([
-    ['selector', () => {
-      throw new Error('no addon');
-    }],
-    ['completion', () => {
-      throw new Error('no net');
-    }],
+    [
+      'selector',
+      () => {
+        throw new Error('no addon');
+      },
+    ],
+    [
+      'completion',
+      () => {
+        throw new Error('no net');
+      },
+    ],
     ['clock', (await import('../ts-host/dist/backends/clock.js')).createClockBackend],
   ]);
   const chosen = await resolveBackend('auto', { factories, platform: 'browser' });
@@ -79,7 +98,10 @@ auto("where no I/O backend starts, 'auto' falls back to the clock: timers run, I
       assert.match(error.message, /the 'clock' backend has no I\/O/);
     }
   }
-  assert.throws(() => loop.addReader(0, () => {}), (e) => /the 'clock' backend has no readiness I\/O/.test(e.message));
+  assert.throws(
+    () => loop.addReader(0, () => {}),
+    (e) => /the 'clock' backend has no readiness I\/O/.test(e.message),
+  );
   await loop.close();
 });
 
@@ -91,19 +113,22 @@ auto('createLoop reports the backend it chose', async () => {
   }
 });
 
-auto("the completion backend does its I/O natively on Node, and on node:net where asked (or where the addon cannot load)", async () => {
-  const native = await resolveBackend('completion');
-  assert.is(native.name, 'completion');
-  assert.is(native.implementation, 'native');
-  native.close();
-  const portable = createNetCompletionBackend();
-  assert.is(portable.name, 'completion');
-  assert.is(portable.implementation, 'node:net');
-  portable.close();
-  const loop = await createLoop({ backend: NET_COMPLETION });
-  assert.is(loop.backend, 'completion');
-  await loop.close();
-});
+auto(
+  'the completion backend does its I/O natively on Node, and on node:net where asked (or where the addon cannot load)',
+  async () => {
+    const native = await resolveBackend('completion');
+    assert.is(native.name, 'completion');
+    assert.is(native.implementation, 'native');
+    native.close();
+    const portable = createNetCompletionBackend();
+    assert.is(portable.name, 'completion');
+    assert.is(portable.implementation, 'node:net');
+    portable.close();
+    const loop = await createLoop({ backend: NET_COMPLETION });
+    assert.is(loop.backend, 'completion');
+    await loop.close();
+  },
+);
 
 const user = suite("backend 'module:function'");
 
@@ -124,10 +149,13 @@ user('loads a user backend relative to the working directory and runs on it', as
   }
   // Its I/O is the completion backend's.
   await loop.runUntilComplete(async () => {
-    const server = await loop.createServer(async (c) => {
-      await c.write('hi');
-      c.close();
-    }, { port: 0 });
+    const server = await loop.createServer(
+      async (c) => {
+        await c.write('hi');
+        c.close();
+      },
+      { port: 0 },
+    );
     const client = await loop.createConnection({ port: server.address().port });
     assert.is(Buffer.from(await client.read()).toString(), 'hi');
     client.close();
@@ -197,7 +225,10 @@ user('each failure names the spec and the problem', async () => {
     ['./no/such/file.mjs:createBackend', /cannot find module '.\/no\/such\/file.mjs'/],
     ['no-such-package-wasmloop:create', /cannot find module 'no-such-package-wasmloop'/],
     ['./test/fixtures:create', /cannot find module '.\/test\/fixtures': .* is not a file/],
-    ['./test/fixtures/broken-import.mjs:main', /module '.\/test\/fixtures\/broken-import.mjs' failed to load: its import failed: .*no-such-dependency\.mjs' imported from .*broken-import\.mjs/],
+    [
+      './test/fixtures/broken-import.mjs:main',
+      /module '.\/test\/fixtures\/broken-import.mjs' failed to load: its import failed: .*no-such-dependency\.mjs' imported from .*broken-import\.mjs/,
+    ],
     [`${fixtures}:missing`, /has no export 'missing'/],
     [`${fixtures}:notAFunction`, /export 'notAFunction' of '.*' is object, not a function/],
     [`${fixtures}:throws`, /the factory threw: no backend for you/],
@@ -209,7 +240,10 @@ user('each failure names the spec and the problem', async () => {
 
 user('only paths, file: URLs and package names are loaded: no data:, node:, http(s): or built-in modules', async () => {
   const cases = [
-    ['data:text/javascript,export function create() {}:create', /'data:text\/javascript,export function create\(\) \{\}' is a data: URL; a module is a path, a file: URL or a package name/],
+    [
+      'data:text/javascript,export function create() {}:create',
+      /'data:text\/javascript,export function create\(\) \{\}' is a data: URL; a module is a path, a file: URL or a package name/,
+    ],
     ['node:process:exit', /'node:process' is a node: URL/],
     ['https://example.com/backend.mjs:create', /is a https: URL/],
     ['http://example.com/backend.mjs:create', /is a http: URL/],
@@ -230,7 +264,7 @@ user('a readiness backend must have every socket operation, and optional ones mu
   assert.match(mistyped.message, /lacks or mistypes: sockets\.listenUnix \(/);
 });
 
-user("a factory that does not settle in time is a BackendError; a backend it delivers late is closed", async () => {
+user('a factory that does not settle in time is a BackendError; a backend it delivers late is closed', async () => {
   const fixtures = new URL('./fixtures/backends.mjs', import.meta.url);
   const never = await resolveBackend(`${fixtures.href}:neverSettles`, { factoryTimeoutMs: 20 }).catch((e) => e);
   assert.instance(never, BackendError);

@@ -22,7 +22,9 @@ function onlyOwnBytes(data, own, what) {
   const all = new Uint8Array(data.buffer);
   for (const byte of all) {
     if (byte !== own.charCodeAt(0) && byte !== 10) {
-      assert.unreachable(`${what}: its buffer (${all.length} bytes for ${data.byteLength}) holds a byte that is not its own: ${byte}`);
+      assert.unreachable(
+        `${what}: its buffer (${all.length} bytes for ${data.byteLength}) holds a byte that is not its own: ${byte}`,
+      );
     }
   }
 }
@@ -32,16 +34,22 @@ for (const backend of IO_BACKENDS) {
 
   test('streams: a transferred chunk or frame affects no other read', () =>
     onLoop(backend, async (loop) => {
-      const server = await loop.createServer(async (conn) => {
-        for await (const chunk of conn) await conn.write(chunk);
-        await conn.end();
-      }, { port: 0 });
+      const server = await loop.createServer(
+        async (conn) => {
+          for await (const chunk of conn) await conn.write(chunk);
+          await conn.end();
+        },
+        { port: 0 },
+      );
       const port = server.address().port;
       const a = await loop.createConnection({ port });
       const b = await loop.createConnection({ port });
       for (let round = 0; round < 20; round++) {
         await Promise.all([a.write('a'.repeat(300)), b.write('b'.repeat(300))]);
-        for (const [conn, letter] of [[a, 'a'], [b, 'b']]) {
+        for (const [conn, letter] of [
+          [a, 'a'],
+          [b, 'b'],
+        ]) {
           let got = 0;
           while (got < 300) {
             const chunk = await conn.read();
@@ -64,8 +72,7 @@ for (const backend of IO_BACKENDS) {
       a.close();
       b.close();
       await server.close();
-    }),
-  );
+    }));
 
   test('protocols: dataReceived may transfer its array', () =>
     onLoop(backend, async (loop) => {
@@ -90,7 +97,10 @@ for (const backend of IO_BACKENDS) {
       const b = await loop.createConnection({ port });
       for (let round = 0; round < 20; round++) {
         await Promise.all([a.write('a'.repeat(100)), b.write('b'.repeat(100))]);
-        for (const [conn, letter] of [[a, 'a'], [b, 'b']]) {
+        for (const [conn, letter] of [
+          [a, 'a'],
+          [b, 'b'],
+        ]) {
           let got = '';
           while (got.length < 100) got += Buffer.from(await conn.read()).toString();
           assert.is(got, letter.repeat(100), `round ${round}: ${letter} echoed`);
@@ -101,8 +111,7 @@ for (const backend of IO_BACKENDS) {
       b.close();
       server.abortClients();
       await server.close();
-    }),
-  );
+    }));
 
   test('datagrams: datagramReceived may transfer its array', () =>
     onLoop(backend, async (loop) => {
@@ -131,8 +140,7 @@ for (const backend of IO_BACKENDS) {
       assert.is(got.filter((t) => t === 'b'.repeat(70)).length, 20);
       for (const s of senders) s.transport.close();
       receiver.close();
-    }),
-  );
+    }));
 
   test.run();
 }

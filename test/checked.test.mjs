@@ -28,14 +28,17 @@ async function onLyingLoop(fn) {
 
 /** An echo server whose handler records how each connection's reading ended. */
 async function echo(loop, endings) {
-  return loop.createServer(async (conn) => {
-    try {
-      for await (const chunk of conn) await conn.write(chunk);
-      endings.push('end');
-    } catch (error) {
-      endings.push(error);
-    }
-  }, { port: 0 });
+  return loop.createServer(
+    async (conn) => {
+      try {
+        for await (const chunk of conn) await conn.write(chunk);
+        endings.push('end');
+      } catch (error) {
+        endings.push(error);
+      }
+    },
+    { port: 0 },
+  );
 }
 
 test('sockets.read reporting more than the buffer holds fails that connection only', () =>
@@ -55,26 +58,30 @@ test('sockets.read reporting more than the buffer holds fails that connection on
     liar.close();
     honest.close();
     await server.close();
-  }),
-);
+  }));
 
 test('sockets.write reporting more than it was given fails the write and its connection', () =>
   onLyingLoop(async (loop) => {
     let accepted;
-    const server = await loop.createServer((conn) => {
-      accepted = conn;
-    }, { port: 0 });
+    const server = await loop.createServer(
+      (conn) => {
+        accepted = conn;
+      },
+      { port: 0 },
+    );
     const client = await loop.createConnection({ port: server.address().port });
     await until(loop, () => accepted !== undefined, 'accept');
-    const error = await client.write('FIB').then(() => null, (e) => e);
+    const error = await client.write('FIB').then(
+      () => null,
+      (e) => e,
+    );
     assert.instance(error, BackendError);
     assert.is(error.message, "backend 'lying': sockets.write returned 4 for a 3-byte write");
     assert.ok(client.closed, 'the connection was failed');
     assert.is(await accepted.read(), null);
     accepted.close();
     await server.close();
-  }),
-);
+  }));
 
 test('watch() returning undefined fails the read that needed it; addReader throws', () =>
   onLyingLoop(async (loop) => {
@@ -83,7 +90,10 @@ test('watch() returning undefined fails the read that needed it; addReader throw
     const client = await loop.createConnection({ port: server.address().port });
     await until(loop, () => server.connections === 1, 'accept');
     lies.watch = true;
-    const error = await client.read().then(() => null, (e) => e);
+    const error = await client.read().then(
+      () => null,
+      (e) => e,
+    );
     assert.instance(error, BackendError);
     assert.is(error.message, "backend 'lying': watch returned undefined, not 0 or a negative errno");
     assert.ok(client.closed);
@@ -103,8 +113,7 @@ test('watch() returning undefined fails the read that needed it; addReader throw
     other.close();
     server.abortClients();
     await server.close();
-  }),
-);
+  }));
 
 test('a protocol hears connectionLost(BackendError); other transports go on', () =>
   onLyingLoop(async (loop) => {
@@ -136,8 +145,7 @@ test('a protocol hears connectionLost(BackendError); other transports go on', ()
     honest.close();
     server.abortClients();
     await server.close();
-  }),
-);
+  }));
 
 test('recvFrom reporting a datagram larger than the buffer fails that endpoint', () =>
   onLyingLoop(async (loop) => {
@@ -150,7 +158,9 @@ test('recvFrom reporting a datagram larger than the buffer fails that endpoint',
       }),
       { localAddress: { host: '127.0.0.1', port: 0 } },
     );
-    const { transport: sender } = await loop.createDatagramEndpoint(() => ({}), { localAddress: { host: '127.0.0.1', port: 0 } });
+    const { transport: sender } = await loop.createDatagramEndpoint(() => ({}), {
+      localAddress: { host: '127.0.0.1', port: 0 },
+    });
     sender.sendto('LIE', { host: '127.0.0.1', port: receiver.localAddress.port });
     await until(loop, () => lost === 1, 'connectionLost');
     assert.instance(errors[0], BackendError);
@@ -158,7 +168,6 @@ test('recvFrom reporting a datagram larger than the buffer fails that endpoint',
     assert.ok(receiver.isClosing());
     assert.is(sender.isClosing(), false, 'the other endpoint goes on');
     sender.close();
-  }),
-);
+  }));
 
 test.run();

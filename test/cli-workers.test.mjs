@@ -18,20 +18,26 @@ const count = (text, pattern) => text.split('\n').filter((line) => pattern.test(
 const workers = suite('wasmloop run --workers', {}, { timeLimitMs: 120_000 });
 
 for (const backend of ['selector', 'completion', NET_COMPLETION]) {
-  workers(`${backendLabel(backend)}: two workers share the port; SIGTERM stops both and the primary exits 0`, async () => {
-    const port = await freePort();
-    await withCommand(['run', ECHO, '--port', String(port), '--workers', '2', '--backend', backend], async (server) => {
-      await server.waitFor(/listening on[\s\S]*listening on/, 'out');
-      const answered = await bothWorkersAnswer(port);
-      assert.is(answered.size, 2, 'both workers answered');
-      assert.equal([...answered].sort(), printedPids(server.output().out).sort());
-      assert.not.match(server.output().err, /EADDRINUSE|restarting/);
-      server.child.kill('SIGTERM');
-      assert.equal(await server.exited, { code: 0, signal: null }, server.output().err);
-      assert.match(server.output().err, /SIGTERM: stopping 2 workers/);
-      await server.noneLeft();
-    });
-  });
+  workers(
+    `${backendLabel(backend)}: two workers share the port; SIGTERM stops both and the primary exits 0`,
+    async () => {
+      const port = await freePort();
+      await withCommand(
+        ['run', ECHO, '--port', String(port), '--workers', '2', '--backend', backend],
+        async (server) => {
+          await server.waitFor(/listening on[\s\S]*listening on/, 'out');
+          const answered = await bothWorkersAnswer(port);
+          assert.is(answered.size, 2, 'both workers answered');
+          assert.equal([...answered].sort(), printedPids(server.output().out).sort());
+          assert.not.match(server.output().err, /EADDRINUSE|restarting/);
+          server.child.kill('SIGTERM');
+          assert.equal(await server.exited, { code: 0, signal: null }, server.output().err);
+          assert.match(server.output().err, /SIGTERM: stopping 2 workers/);
+          await server.noneLeft();
+        },
+      );
+    },
+  );
 }
 
 workers('a worker that crashes is restarted after a backoff and serves again', async () => {
@@ -82,35 +88,44 @@ workers('SIGTERM while the workers load the module or start the function stops t
   });
 });
 
-workers('a function that keeps failing to start: one line per failed start, a backoff, then the primary gives up', async () => {
-  await withCommand(['run', `${APPS}:fails`, '--workers', '2', '--max-failed-starts', '3'], async (server) => {
-    assert.equal(await server.exited, { code: 1, signal: null });
-    const { err } = server.output();
-    const lines = err.trim().split('\n');
-    assert.match(lines.at(-1), /^wasmloop: worker \d failed to start 3 times in a row: giving up$/);
-    // At most three failed starts per worker, each one line, and no stack.
-    const failures = count(err, /^wasmloop: worker \d \(pid \d+\) failed to start: .*:fails failed: Error: the application failed/);
-    assert.ok(failures >= 3 && failures <= 6, err);
-    assert.is(lines.length, failures + 1, err);
-    assert.match(err, /restarting it in 100 ms \(failed start 1 of 3\)/);
-    assert.match(err, /restarting it in 200 ms \(failed start 2 of 3\)/);
-    await server.noneLeft();
-  });
-});
+workers(
+  'a function that keeps failing to start: one line per failed start, a backoff, then the primary gives up',
+  async () => {
+    await withCommand(['run', `${APPS}:fails`, '--workers', '2', '--max-failed-starts', '3'], async (server) => {
+      assert.equal(await server.exited, { code: 1, signal: null });
+      const { err } = server.output();
+      const lines = err.trim().split('\n');
+      assert.match(lines.at(-1), /^wasmloop: worker \d failed to start 3 times in a row: giving up$/);
+      // At most three failed starts per worker, each one line, and no stack.
+      const failures = count(
+        err,
+        /^wasmloop: worker \d \(pid \d+\) failed to start: .*:fails failed: Error: the application failed/,
+      );
+      assert.ok(failures >= 3 && failures <= 6, err);
+      assert.is(lines.length, failures + 1, err);
+      assert.match(err, /restarting it in 100 ms \(failed start 1 of 3\)/);
+      assert.match(err, /restarting it in 200 ms \(failed start 2 of 3\)/);
+      await server.noneLeft();
+    });
+  },
+);
 
 workers('a port in use: the workers fail to start and the primary gives up, exit 1 (--debug: one stack)', async () => {
   const taken = net.createServer();
   await new Promise((resolve) => taken.listen(0, '127.0.0.1', resolve));
   try {
     const { port } = taken.address();
-    await withCommand(['run', ECHO, '--port', String(port), '--workers', '2', '--max-failed-starts', '2', '--debug'], async (server) => {
-      assert.equal(await server.exited, { code: 1, signal: null });
-      const { err } = server.output();
-      assert.match(err, /failed to start: .* failed: AddressInUseError: listen: EADDRINUSE/);
-      assert.is(count(err, /^\s+at ioError /), 1, 'the stack, once');
-      assert.match(err, /failed to start 2 times in a row: giving up\n$/);
-      await server.noneLeft();
-    });
+    await withCommand(
+      ['run', ECHO, '--port', String(port), '--workers', '2', '--max-failed-starts', '2', '--debug'],
+      async (server) => {
+        assert.equal(await server.exited, { code: 1, signal: null });
+        const { err } = server.output();
+        assert.match(err, /failed to start: .* failed: AddressInUseError: listen: EADDRINUSE/);
+        assert.is(count(err, /^\s+at ioError /), 1, 'the stack, once');
+        assert.match(err, /failed to start 2 times in a row: giving up\n$/);
+        await server.noneLeft();
+      },
+    );
   } finally {
     taken.close();
   }
@@ -157,13 +172,16 @@ workers('workers whose primary was killed exit', async () => {
 
 workers('workers that cannot act on SIGTERM are killed after the shutdown timeout; the primary exits 0', async () => {
   const port = await freePort();
-  await withCommand(['run', `${APPS}:wedged`, '--port', String(port), '--workers', '2', '--shutdown-timeout-ms', '100'], async (server) => {
-    await server.waitFor(/wedged \(pid[\s\S]*wedged \(pid/, 'out');
-    server.child.kill('SIGTERM');
-    assert.equal(await server.exited, { code: 0, signal: null }, server.output().err);
-    assert.is(count(server.output().err, /still running 1100 ms after it was told to stop: killing it$/), 2);
-    await server.noneLeft();
-  });
+  await withCommand(
+    ['run', `${APPS}:wedged`, '--port', String(port), '--workers', '2', '--shutdown-timeout-ms', '100'],
+    async (server) => {
+      await server.waitFor(/wedged \(pid[\s\S]*wedged \(pid/, 'out');
+      server.child.kill('SIGTERM');
+      assert.equal(await server.exited, { code: 0, signal: null }, server.output().err);
+      assert.is(count(server.output().err, /still running 1100 ms after it was told to stop: killing it$/), 2);
+      await server.noneLeft();
+    },
+  );
 });
 
 workers.run();

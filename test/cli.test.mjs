@@ -19,7 +19,20 @@ const cli = suite('wasmloop run', {}, { timeLimitMs: 120_000 });
 cli('--help documents every option and exits 0', () => {
   const r = run(['--help']);
   assert.is(r.status, 0);
-  for (const flag of ['--backend', '--loop', '--workers', '--host', '--port', '--uds', '--fd', '--debug', '--slow-callback-ms', '--stats', '--shutdown-timeout-ms', '--max-failed-starts']) {
+  for (const flag of [
+    '--backend',
+    '--loop',
+    '--workers',
+    '--host',
+    '--port',
+    '--uds',
+    '--fd',
+    '--debug',
+    '--slow-callback-ms',
+    '--stats',
+    '--shutdown-timeout-ms',
+    '--max-failed-starts',
+  ]) {
     assert.ok(r.stdout.includes(flag), `--help mentions ${flag}`);
   }
   assert.is(run([]).status, 0, 'no arguments: the help');
@@ -33,14 +46,23 @@ const USAGE_ERRORS = [
   [['start', `${APPS}:hello`], /^wasmloop: unknown command 'start' \(the commands are: run, serve; see --help\)$/],
   [['rum', `${APPS}:hello`], /^wasmloop: unknown command 'rum' \(did you mean 'run'\?\)$/],
   [['run'], /^wasmloop: missing <module>:<function>/],
-  [['run', `${APPS}:hello`, `${APPS}:timers`], /^wasmloop: unexpected argument '.*:timers' \(one <module>:<function> only\)$/],
+  [
+    ['run', `${APPS}:hello`, `${APPS}:timers`],
+    /^wasmloop: unexpected argument '.*:timers' \(one <module>:<function> only\)$/,
+  ],
   [['run', 'no-colon'], /^wasmloop: 'no-colon' is not <module>:<function>/],
   [['run', `${APPS}:hello`, '--workers', 'two'], /^wasmloop: --workers must be an integer from 1 to 256, got 'two'$/],
   [['run', `${APPS}:hello`, '--port', '70000'], /^wasmloop: --port must be an integer from 0 to 65535, got '70000'$/],
   [['run', `${APPS}:hello`, '--backend'], /^wasmloop: --backend needs a value$/],
-  [['run', `${APPS}:hello`, '--slow-callback-ms', '-3'], /^wasmloop: --slow-callback-ms must be an integer from 0 to 3600000, got '-3'$/],
+  [
+    ['run', `${APPS}:hello`, '--slow-callback-ms', '-3'],
+    /^wasmloop: --slow-callback-ms must be an integer from 0 to 3600000, got '-3'$/,
+  ],
   [['run', `${APPS}:hello`, '--workers', '2', '--backend', 'virtual'], /--workers needs a real backend/],
-  [['run', `${APPS}:hello`, '--fd', '3', '--uds', '/tmp/x.sock'], /^wasmloop: --fd and --uds: give one place to listen, not both$/],
+  [
+    ['run', `${APPS}:hello`, '--fd', '3', '--uds', '/tmp/x.sock'],
+    /^wasmloop: --fd and --uds: give one place to listen, not both$/,
+  ],
   [['run', `${APPS}:hello`, '--uds'], /^wasmloop: --uds needs a value$/],
   [['run', './test/fixtures/missing.mjs:main'], /^wasmloop: cannot find module '.\/test\/fixtures\/missing.mjs'$/],
   [['run', `${APPS}:missing`], /^wasmloop: module '.\/test\/fixtures\/apps.mjs' has no export 'missing'$/],
@@ -54,20 +76,47 @@ const USAGE_ERRORS = [
   [['run', `${APPS}:hello`, '--port', '80.0'], /^wasmloop: --port must be .*, got '80.0'$/],
   [['run', `${APPS}:hello`, '--workers', '1.5'], /^wasmloop: --workers must be .*, got '1.5'$/],
   [['run', `${APPS}:hello`, '--shutdown-timeout-ms', '1e3'], /^wasmloop: --shutdown-timeout-ms must be .*, got '1e3'$/],
-  [['run', `${APPS}:hello`, '--max-failed-starts', '0'], /^wasmloop: --max-failed-starts must be an integer from 1 to 1000, got '0'$/],
+  [
+    ['run', `${APPS}:hello`, '--max-failed-starts', '0'],
+    /^wasmloop: --max-failed-starts must be an integer from 1 to 1000, got '0'$/,
+  ],
   [['run', `${APPS}:hello`, '--debug=yes'], /^wasmloop: --debug takes no value, got '--debug=yes'$/],
   // Misspelt or foreign flags: the one meant.
   [['run', `${APPS}:hello`, '--wrkers', '2'], /^wasmloop: unknown option '--wrkers' \(did you mean '--workers'\?\)$/],
-  [['run', `${APPS}:hello`, '--shutdown-timeout', '5'], /^wasmloop: unknown option '--shutdown-timeout' \(did you mean '--shutdown-timeout-ms'\?\)$/],
-  [['run', `${APPS}:hello`, '--timeout-graceful-shutdown', '5'], /^wasmloop: unknown option '--timeout-graceful-shutdown' \(did you mean '--shutdown-timeout-ms'\?\)$/],
+  [
+    ['run', `${APPS}:hello`, '--shutdown-timeout', '5'],
+    /^wasmloop: unknown option '--shutdown-timeout' \(did you mean '--shutdown-timeout-ms'\?\)$/,
+  ],
+  [
+    ['run', `${APPS}:hello`, '--timeout-graceful-shutdown', '5'],
+    /^wasmloop: unknown option '--timeout-graceful-shutdown' \(did you mean '--shutdown-timeout-ms'\?\)$/,
+  ],
   // Backends.
-  [['run', `${APPS}:hello`, '--backend', 'bogus'], /^wasmloop: --backend: unknown backend 'bogus' \(known: auto, selector, completion, virtual, clock, or <module>:<function>\)$/],
-  [['run', `${APPS}:hello`, '--loop', 'selctor'], /^wasmloop: --backend: unknown backend 'selctor' \(did you mean 'selector'\?\)$/],
-  [['run', `${APPS}:hello`, '--backend', './no/such/backend.mjs:create'], /^wasmloop: --backend: cannot find module '.\/no\/such\/backend.mjs'$/],
-  [['run', `${APPS}:hello`, '--backend', './test/fixtures/backends.mjs:returnsNumber'], /^wasmloop: backend '.*:returnsNumber': not a backend: it returned number, not an object/],
+  [
+    ['run', `${APPS}:hello`, '--backend', 'bogus'],
+    /^wasmloop: --backend: unknown backend 'bogus' \(known: auto, selector, completion, virtual, clock, or <module>:<function>\)$/,
+  ],
+  [
+    ['run', `${APPS}:hello`, '--loop', 'selctor'],
+    /^wasmloop: --backend: unknown backend 'selctor' \(did you mean 'selector'\?\)$/,
+  ],
+  [
+    ['run', `${APPS}:hello`, '--backend', './no/such/backend.mjs:create'],
+    /^wasmloop: --backend: cannot find module '.\/no\/such\/backend.mjs'$/,
+  ],
+  [
+    ['run', `${APPS}:hello`, '--backend', './test/fixtures/backends.mjs:returnsNumber'],
+    /^wasmloop: backend '.*:returnsNumber': not a backend: it returned number, not an object/,
+  ],
   // Modules: only paths, file: URLs and packages; a failed import is named.
-  [['run', 'node:process:exit'], /^wasmloop: 'node:process' is a node: URL; a module is a path, a file: URL or a package name$/],
-  [['run', 'data:text/javascript,export function main() {}:main'], /^wasmloop: 'data:text\/javascript,.*' is a data: URL/],
+  [
+    ['run', 'node:process:exit'],
+    /^wasmloop: 'node:process' is a node: URL; a module is a path, a file: URL or a package name$/,
+  ],
+  [
+    ['run', 'data:text/javascript,export function main() {}:main'],
+    /^wasmloop: 'data:text\/javascript,.*' is a data: URL/,
+  ],
   [['run', 'process:exit'], /^wasmloop: 'process' is a Node built-in module, not a path or a package$/],
   [
     ['run', './test/fixtures/broken-import.mjs:main'],
@@ -93,10 +142,22 @@ cli('every usage error prints one line naming what is wrong and exits 2', async 
 });
 
 cli('runs the function on each backend until its promise settles; --loop is --backend', () => {
-  for (const backend of ['auto', 'selector', 'completion', 'virtual', './examples/custom-backend.mjs:createBackend', NET_COMPLETION]) {
+  for (const backend of [
+    'auto',
+    'selector',
+    'completion',
+    'virtual',
+    './examples/custom-backend.mjs:createBackend',
+    NET_COMPLETION,
+  ]) {
     const r = run(['run', `${APPS}:hello`, '--backend', backend]);
     assert.is(r.status, 0, `${backend}: ${r.stderr}`);
-    const expected = { auto: 'selector', './examples/custom-backend.mjs:createBackend': 'accelerated-2x', [NET_COMPLETION]: 'completion' }[backend] ?? backend;
+    const expected =
+      {
+        auto: 'selector',
+        './examples/custom-backend.mjs:createBackend': 'accelerated-2x',
+        [NET_COMPLETION]: 'completion',
+      }[backend] ?? backend;
     assert.match(r.stdout, new RegExp(`hello from ${expected}, worker 0, debug false`));
   }
   const slept = run(['run', `${APPS}:longSleep`, '--loop', 'virtual']);
@@ -171,7 +232,10 @@ cli('a server shuts down gracefully on SIGTERM: it lets an open connection finis
     // The default 10000 ms count from the signal: what is left when the line
     // is printed, which was no later than now.
     const sinceSignal = performance.now() - signalledAt;
-    assert.ok(grace <= 10_000 && grace >= 10_000 - Math.ceil(sinceSignal) - 1, `${grace} ms left ${sinceSignal} ms after the signal`);
+    assert.ok(
+      grace <= 10_000 && grace >= 10_000 - Math.ceil(sinceSignal) - 1,
+      `${grace} ms left ${sinceSignal} ms after the signal`,
+    );
     // Still served after the signal, while open; no new connections.
     const again = await talk(port, 'after the signal\n', socket);
     assert.is(again.reply, 'after the signal\n');
@@ -189,15 +253,18 @@ cli('--uds serves on a Unix domain socket and removes it on shutdown', async () 
   const path = join(dir, 'echo.sock');
   try {
     for (const backend of ['selector', 'completion']) {
-      await withCommand(['run', './examples/echo-server.mjs:main', '--uds', path, '--backend', backend], async (server) => {
-        assert.is((await server.waitFor(/listening on (\S+) /))[1], path);
-        assert.is(await unixEcho(path, 'over uds\n'), 'over uds\n');
-        server.child.kill('SIGTERM');
-        const { code } = await server.exited;
-        assert.is(code, 0, server.output().err);
-        assert.not.ok(existsSync(path), `${backend}: the socket file was removed`);
-        await server.noneLeft();
-      });
+      await withCommand(
+        ['run', './examples/echo-server.mjs:main', '--uds', path, '--backend', backend],
+        async (server) => {
+          assert.is((await server.waitFor(/listening on (\S+) /))[1], path);
+          assert.is(await unixEcho(path, 'over uds\n'), 'over uds\n');
+          server.child.kill('SIGTERM');
+          const { code } = await server.exited;
+          assert.is(code, 0, server.output().err);
+          assert.not.ok(existsSync(path), `${backend}: the socket file was removed`);
+          await server.noneLeft();
+        },
+      );
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -247,17 +314,20 @@ cli('--uds after a crash: the socket file the killed server left is replaced, an
 });
 
 cli('on shutdown, connections still open after the timeout are closed and the process exits 0', () =>
-  withCommand(['run', './examples/echo-server.mjs:main', '--port', '0', '--shutdown-timeout-ms', '200'], async (server) => {
-    const port = Number((await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
-    const { socket } = await talk(port, 'hold\n');
-    const closedByServer = new Promise((resolve) => socket.on('close', resolve));
-    server.child.kill('SIGINT');
-    const { code } = await server.exited;
-    assert.is(code, 0);
-    assert.match(server.output().err, /connections still open after 200 ms: closing them/);
-    await closedByServer;
-    await server.noneLeft();
-  }),
+  withCommand(
+    ['run', './examples/echo-server.mjs:main', '--port', '0', '--shutdown-timeout-ms', '200'],
+    async (server) => {
+      const port = Number((await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+      const { socket } = await talk(port, 'hold\n');
+      const closedByServer = new Promise((resolve) => socket.on('close', resolve));
+      server.child.kill('SIGINT');
+      const { code } = await server.exited;
+      assert.is(code, 0);
+      assert.match(server.output().err, /connections still open after 200 ms: closing them/);
+      await closedByServer;
+      await server.noneLeft();
+    },
+  ),
 );
 
 cli('a signal while the module loads or the function starts ends the process at once with 0', async () => {
@@ -275,14 +345,18 @@ cli('a signal while the module loads or the function starts ends the process at 
     await server.noneLeft();
   });
   // A function that finishes starting within the timeout: its server is closed at once.
-  await withCommand(['run', `${APPS}:slowStart`, '--port', '0'], async (server) => {
-    await server.waitFor(/starting \(pid/);
-    server.child.kill('SIGTERM');
-    assert.equal(await server.exited, { code: 0, signal: null });
-    assert.match(server.output().out, /listening \(pid/);
-    assert.match(server.output().err, /SIGTERM: .*closing/);
-    await server.noneLeft();
-  }, { env: { SLOW_START_MS: '50' } });
+  await withCommand(
+    ['run', `${APPS}:slowStart`, '--port', '0'],
+    async (server) => {
+      await server.waitFor(/starting \(pid/);
+      server.child.kill('SIGTERM');
+      assert.equal(await server.exited, { code: 0, signal: null });
+      assert.match(server.output().out, /listening \(pid/);
+      assert.match(server.output().err, /SIGTERM: .*closing/);
+      await server.noneLeft();
+    },
+    { env: { SLOW_START_MS: '50' } },
+  );
 });
 
 cli.run();

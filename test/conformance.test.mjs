@@ -36,7 +36,9 @@ const EXPECTED = {
 };
 
 const selected = process.env.WASMLOOP_HOSTS ? process.env.WASMLOOP_HOSTS.split(',') : Object.keys(HOSTS);
-for (const name of selected) if (!(name in HOSTS)) throw new Error(`WASMLOOP_HOSTS: unknown host '${name}' (known: ${Object.keys(HOSTS).join(', ')})`);
+for (const name of selected)
+  if (!(name in HOSTS))
+    throw new Error(`WASMLOOP_HOSTS: unknown host '${name}' (known: ${Object.keys(HOSTS).join(', ')})`);
 const reportFile = join(ROOT, process.env.HOSTS_REPORT ?? 'build/hosts-report.json');
 
 const vectors = loadVectors();
@@ -46,7 +48,9 @@ const reports = {};
 
 /** The (backend, vector) pairs a host must run: every vector on `auto` (but virtual-time ones) and on `virtual`. */
 const expectedRuns = [
-  ...Object.keys(vectors).filter((name) => !vectors[name].virtualOnly).map((name) => `auto/${name}`),
+  ...Object.keys(vectors)
+    .filter((name) => !vectors[name].virtualOnly)
+    .map((name) => `auto/${name}`),
   ...Object.keys(vectors).map((name) => `virtual/${name}`),
 ].sort();
 
@@ -59,12 +63,23 @@ hosts.after(() => {
   mkdirSync(dirname(reportFile), { recursive: true });
   writeFileSync(
     reportFile,
-    JSON.stringify({ date: new Date().toISOString(), componentSha256: builtSha, coreModules: built, vectors: Object.keys(vectors), reports }, null, 2),
+    JSON.stringify(
+      {
+        date: new Date().toISOString(),
+        componentSha256: builtSha,
+        coreModules: built,
+        vectors: Object.keys(vectors),
+        reports,
+      },
+      null,
+      2,
+    ),
   );
 });
 
-hosts('the core modules make built are the component\'s own, byte for byte', () => {
-  for (const [file, module] of Object.entries(built)) assert.ok(module.inComponent, `${file} is not in build/core.component.wasm`);
+hosts("the core modules make built are the component's own, byte for byte", () => {
+  for (const [file, module] of Object.entries(built))
+    assert.ok(module.inComponent, `${file} is not in build/core.component.wasm`);
 });
 
 for (const name of selected) {
@@ -84,13 +99,25 @@ for (const name of selected) {
       // workerd compiles the files its config embeds and hands back no bytes.
       for (const [file, module] of Object.entries(built)) {
         assert.is(report.embedded?.[file], module.sha256, `workerd's config embedded a different ${file}`);
-        assert.equal(report.boundExports?.[file], module.exports, `the ${file} workerd compiled exports what make's does`);
+        assert.equal(
+          report.boundExports?.[file],
+          module.exports,
+          `the ${file} workerd compiled exports what make's does`,
+        );
       }
     } else {
       assert.ok(Array.isArray(report.compiled), `${name} reports what its loader compiled`);
-      assert.equal(report.compiled.map((m) => m.file), Object.keys(built), `${name} compiled every core module`);
+      assert.equal(
+        report.compiled.map((m) => m.file),
+        Object.keys(built),
+        `${name} compiled every core module`,
+      );
       for (const module of report.compiled) {
-        assert.is(module.sha256, built[module.file].sha256, `${name} compiled a different ${module.file} (from ${module.from})`);
+        assert.is(
+          module.sha256,
+          built[module.file].sha256,
+          `${name} compiled a different ${module.file} (from ${module.from})`,
+        );
       }
     }
 
@@ -110,7 +137,11 @@ for (const name of selected) {
       for (const [backend, state] of Object.entries(report.backends)) {
         if (backend === 'auto') continue;
         const starts = expected.backends.includes(backend);
-        assert.is(state.starts, starts, `${name}: backend ${backend} ${starts ? 'starts' : 'is refused'}: ${state.error ?? ''}`);
+        assert.is(
+          state.starts,
+          starts,
+          `${name}: backend ${backend} ${starts ? 'starts' : 'is refused'}: ${state.error ?? ''}`,
+        );
         if (!starts) assert.match(state.error, /^BackendError: backend '\w+' cannot start here: .+/);
       }
     }
@@ -128,7 +159,11 @@ for (const name of selected) {
     // A host whose `auto` has no network says so.
     if (expected.auto === 'clock') assert.match(report.autoTcp, /^NotSupportedError: /);
     // One whose `auto` has it serves and connects.
-    if (expected.servers) assert.ok(Object.values(report.echo ?? {}).some((echo) => echo.pass), `${name}: TCP echo on auto`);
+    if (expected.servers)
+      assert.ok(
+        Object.values(report.echo ?? {}).some((echo) => echo.pass),
+        `${name}: TCP echo on auto`,
+      );
   });
 }
 

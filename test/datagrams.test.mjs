@@ -2,7 +2,13 @@
 // against every backend, bad input included.
 import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
-import { AddressInUseError, ConnectionClosedError, LoopClosedError, NotSupportedError, createLoop } from '../ts-host/dist/index.js';
+import {
+  AddressInUseError,
+  ConnectionClosedError,
+  LoopClosedError,
+  NotSupportedError,
+  createLoop,
+} from '../ts-host/dist/index.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
 import { until } from './io-helpers.mjs';
 
@@ -51,11 +57,18 @@ for (const backend of IO_BACKENDS) {
       const { port } = server.transport.localAddress;
       assert.is(server.transport.localAddress.host, '127.0.0.1');
       assert.is(server.transport.remoteAddress, null);
-      const { transport, protocol } = await loop.createDatagramEndpoint(() => new Recorder(), { remoteAddress: { port } });
+      const { transport, protocol } = await loop.createDatagramEndpoint(() => new Recorder(), {
+        remoteAddress: { port },
+      });
       assert.equal(protocol.events, ['made'], 'connectionMade ran before the endpoint was handed over');
       assert.is(transport.remoteAddress.port, port);
       for (const message of ['one', 'two', 'three']) transport.sendto(message);
-      await until(loop, () => protocol.datagrams.length === 3, 'three datagrams', () => `(${protocol.datagrams.length} arrived)`);
+      await until(
+        loop,
+        () => protocol.datagrams.length === 3,
+        'three datagrams',
+        () => `(${protocol.datagrams.length} arrived)`,
+      );
       assert.equal(
         protocol.datagrams.map((d) => d.data),
         ['one', 'two', 'three'],
@@ -66,19 +79,29 @@ for (const backend of IO_BACKENDS) {
       assert.ok(transport.isClosing());
       await protocol.lost;
       assert.equal(protocol.events, ['made', 'lost']);
-      assert.throws(() => transport.sendto('late'), (e) => e instanceof ConnectionClosedError);
+      assert.throws(
+        () => transport.sendto('late'),
+        (e) => e instanceof ConnectionClosedError,
+      );
       server.transport.close();
     }),
   );
 
   udp('an unconnected endpoint talks to several peers and learns who sent what', () =>
     onLoop(backend, async (loop) => {
-      const hub = await loop.createDatagramEndpoint(() => new Recorder(), { localAddress: { host: '127.0.0.1', port: 0 } });
+      const hub = await loop.createDatagramEndpoint(() => new Recorder(), {
+        localAddress: { host: '127.0.0.1', port: 0 },
+      });
       const peers = await Promise.all(
         [0, 1, 2].map(() => loop.createDatagramEndpoint(() => new Recorder(), { localAddress: { port: 0 } })),
       );
       for (const [i, { transport }] of peers.entries()) transport.sendto(`from peer ${i}`, hub.transport.localAddress);
-      await until(loop, () => hub.protocol.datagrams.length === 3, 'three datagrams at the hub', () => `(${hub.protocol.datagrams.length} arrived)`);
+      await until(
+        loop,
+        () => hub.protocol.datagrams.length === 3,
+        'three datagrams at the hub',
+        () => `(${hub.protocol.datagrams.length} arrived)`,
+      );
       for (const { data, from } of hub.protocol.datagrams) {
         const i = Number(data.at(-1));
         assert.is(from.port, peers[i].transport.localAddress.port, `${data} came from peer ${i}'s port`);
@@ -100,8 +123,16 @@ for (const backend of IO_BACKENDS) {
       transport.sendto(new Uint8Array(0));
       transport.sendto('x');
       transport.sendto(big);
-      await until(loop, () => protocol.datagrams.length === 3, 'three datagrams', () => `(${protocol.datagrams.length} arrived)`);
-      assert.equal(protocol.datagrams.map((d) => d.length), [0, 1, 60_000]);
+      await until(
+        loop,
+        () => protocol.datagrams.length === 3,
+        'three datagrams',
+        () => `(${protocol.datagrams.length} arrived)`,
+      );
+      assert.equal(
+        protocol.datagrams.map((d) => d.length),
+        [0, 1, 60_000],
+      );
       transport.close();
       server.transport.close();
     }),
@@ -123,7 +154,9 @@ for (const backend of IO_BACKENDS) {
         }),
         { localAddress: { port: 0 } },
       );
-      const sender = await loop.createDatagramEndpoint(() => new Recorder(), { remoteAddress: failing.transport.localAddress });
+      const sender = await loop.createDatagramEndpoint(() => new Recorder(), {
+        remoteAddress: failing.transport.localAddress,
+      });
       sender.transport.sendto('boom');
       await until(loop, () => events.length === 1, 'connectionLost after the failing datagramReceived');
       assert.equal(events, [null]);
@@ -148,10 +181,12 @@ for (const backend of IO_BACKENDS) {
     const loop = await createLoop({ backend });
     let opening;
     await loop.runUntilComplete(() => {
-      opening = loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 0 } }).then(
-        (endpoint) => endpoint,
-        (error) => error,
-      );
+      opening = loop
+        .createDatagramEndpoint(() => ({}), { localAddress: { port: 0 } })
+        .then(
+          (endpoint) => endpoint,
+          (error) => error,
+        );
     });
     await loop.close();
     const outcome = await opening;
@@ -162,7 +197,9 @@ for (const backend of IO_BACKENDS) {
 
   udp('closing the loop closes its endpoints', async () => {
     const loop = await createLoop({ backend });
-    const endpoint = await loop.runUntilComplete(() => loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 0 } }));
+    const endpoint = await loop.runUntilComplete(() =>
+      loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 0 } }),
+    );
     await loop.close();
     assert.ok(endpoint.transport.isClosing());
   });
@@ -170,14 +207,42 @@ for (const backend of IO_BACKENDS) {
   udp('bad input: errors naming the argument; the endpoint stays usable', () =>
     onLoop(backend, async (loop) => {
       const cases = [
-        [() => loop.createDatagramEndpoint(() => ({}), {}), TypeError, /createDatagramEndpoint: give localAddress, remoteAddress or both/],
+        [
+          () => loop.createDatagramEndpoint(() => ({}), {}),
+          TypeError,
+          /createDatagramEndpoint: give localAddress, remoteAddress or both/,
+        ],
         [() => loop.createDatagramEndpoint(() => ({}), null), TypeError, /options must be an object/],
-        [() => loop.createDatagramEndpoint('factory', { localAddress: {} }), TypeError, /protocolFactory must be a function/],
-        [() => loop.createDatagramEndpoint(() => 5, { localAddress: {} }), TypeError, /the protocol factory must return an object, got number 5/],
-        [() => loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 70000 } }), RangeError, /localAddress.port must be an integer from 0 to 65535/],
-        [() => loop.createDatagramEndpoint(() => ({}), { remoteAddress: { host: '127.0.0.1' } }), RangeError, /remoteAddress.port must be an integer from 1 to 65535, got undefined/],
-        [() => loop.createDatagramEndpoint(() => ({}), { remoteAddress: 'here' }), TypeError, /remoteAddress must be an object/],
-        [() => loop.createDatagramEndpoint(() => ({}), { localAddress: { host: '' } }), TypeError, /localAddress.host must be a non-empty string/],
+        [
+          () => loop.createDatagramEndpoint('factory', { localAddress: {} }),
+          TypeError,
+          /protocolFactory must be a function/,
+        ],
+        [
+          () => loop.createDatagramEndpoint(() => 5, { localAddress: {} }),
+          TypeError,
+          /the protocol factory must return an object, got number 5/,
+        ],
+        [
+          () => loop.createDatagramEndpoint(() => ({}), { localAddress: { port: 70000 } }),
+          RangeError,
+          /localAddress.port must be an integer from 0 to 65535/,
+        ],
+        [
+          () => loop.createDatagramEndpoint(() => ({}), { remoteAddress: { host: '127.0.0.1' } }),
+          RangeError,
+          /remoteAddress.port must be an integer from 1 to 65535, got undefined/,
+        ],
+        [
+          () => loop.createDatagramEndpoint(() => ({}), { remoteAddress: 'here' }),
+          TypeError,
+          /remoteAddress must be an object/,
+        ],
+        [
+          () => loop.createDatagramEndpoint(() => ({}), { localAddress: { host: '' } }),
+          TypeError,
+          /localAddress.host must be a non-empty string/,
+        ],
       ];
       for (const [attempt, ErrorClass, pattern] of cases) {
         const error = await attempt().catch((e) => e);
@@ -188,11 +253,31 @@ for (const backend of IO_BACKENDS) {
       const connected = await loop.createDatagramEndpoint(() => ({}), { remoteAddress: open.transport.localAddress });
       const sendCases = [
         [() => open.transport.sendto('x'), TypeError, /sendto: addr is required: this endpoint has no remote address/],
-        [() => open.transport.sendto('x', { host: 'localhost', port: 9 }), TypeError, /addr.host must be a numeric IP address, got string "localhost"/],
-        [() => open.transport.sendto('x', { host: '127.0.0.1', port: 0 }), RangeError, /addr.port must be an integer from 1 to 65535, got number 0/],
-        [() => open.transport.sendto(42, { host: '127.0.0.1', port: 9 }), TypeError, /sendto: data must be a Uint8Array or a string/],
-        [() => open.transport.sendto(new Uint8Array(70_000), { host: '127.0.0.1', port: 9 }), RangeError, /a datagram holds at most 65507 bytes, got 70000/],
-        [() => connected.transport.sendto('x', { host: '127.0.0.1', port: 9 }), TypeError, /this endpoint is connected; send without addr/],
+        [
+          () => open.transport.sendto('x', { host: 'localhost', port: 9 }),
+          TypeError,
+          /addr.host must be a numeric IP address, got string "localhost"/,
+        ],
+        [
+          () => open.transport.sendto('x', { host: '127.0.0.1', port: 0 }),
+          RangeError,
+          /addr.port must be an integer from 1 to 65535, got number 0/,
+        ],
+        [
+          () => open.transport.sendto(42, { host: '127.0.0.1', port: 9 }),
+          TypeError,
+          /sendto: data must be a Uint8Array or a string/,
+        ],
+        [
+          () => open.transport.sendto(new Uint8Array(70_000), { host: '127.0.0.1', port: 9 }),
+          RangeError,
+          /a datagram holds at most 65507 bytes, got 70000/,
+        ],
+        [
+          () => connected.transport.sendto('x', { host: '127.0.0.1', port: 9 }),
+          TypeError,
+          /this endpoint is connected; send without addr/,
+        ],
       ];
       for (const [attempt, ErrorClass, pattern] of sendCases) {
         assert.throws(attempt, (e) => e instanceof ErrorClass && pattern.test(e.message), String(pattern));

@@ -43,9 +43,12 @@ edges('a connection gets a reused descriptor that addReader left behind', () =>
     closeSync(w);
     // The server's accepted socket or the client takes the number back;
     // its watch must reach epoll although the stale watch is still there.
-    const server = await loop.createServer(async (conn) => {
-      for await (const chunk of conn) await conn.write(chunk);
-    }, { port: 0 });
+    const server = await loop.createServer(
+      async (conn) => {
+        for await (const chunk of conn) await conn.write(chunk);
+      },
+      { port: 0 },
+    );
     const client = await within(loop.createConnection({ port: server.address().port }), 'connect');
     await client.write('through a reused number');
     assert.is(Buffer.from(await within(client.read(), 'the echo')).toString(), 'through a reused number');
@@ -56,21 +59,35 @@ edges('a connection gets a reused descriptor that addReader left behind', () =>
 );
 
 for (const backend of IO_BACKENDS) {
-  edges(`${backendLabel(backend)}: backlog is an integer from 1 to 2^31 - 1; large ones are clamped, never skipped`, () =>
-    onLoop(backend, async (loop) => {
-      for (const backlog of [0, -1, 1.5, 2 ** 31, Number.MAX_SAFE_INTEGER]) {
-        const error = await loop.createServer(() => undefined, { port: 0, backlog }).then(() => null, (e) => e);
-        assert.instance(error, RangeError, `backlog ${backlog}`);
-        assert.match(error.message, /createServer: backlog must be an integer from 1 to 2147483647, got number/);
-      }
-      const server = await loop.createServer(async (conn) => {
-        await conn.write('listening');
-      }, { port: 0, backlog: 2 ** 31 - 1 });
-      const client = await within(loop.createConnection({ port: server.address().port }), 'connect');
-      assert.is(Buffer.from(await within(client.read(), 'the reply')).toString(), 'listening', 'a connection was accepted');
-      client.close();
-      await server.close();
-    }),
+  edges(
+    `${backendLabel(backend)}: backlog is an integer from 1 to 2^31 - 1; large ones are clamped, never skipped`,
+    () =>
+      onLoop(backend, async (loop) => {
+        for (const backlog of [0, -1, 1.5, 2 ** 31, Number.MAX_SAFE_INTEGER]) {
+          const error = await loop
+            .createServer(() => undefined, { port: 0, backlog })
+            .then(
+              () => null,
+              (e) => e,
+            );
+          assert.instance(error, RangeError, `backlog ${backlog}`);
+          assert.match(error.message, /createServer: backlog must be an integer from 1 to 2147483647, got number/);
+        }
+        const server = await loop.createServer(
+          async (conn) => {
+            await conn.write('listening');
+          },
+          { port: 0, backlog: 2 ** 31 - 1 },
+        );
+        const client = await within(loop.createConnection({ port: server.address().port }), 'connect');
+        assert.is(
+          Buffer.from(await within(client.read(), 'the reply')).toString(),
+          'listening',
+          'a connection was accepted',
+        );
+        client.close();
+        await server.close();
+      }),
   );
 }
 
@@ -110,12 +127,20 @@ edges('virtual: datagrams reach only endpoints of their address and family', () 
     // To the IPv4 endpoint's port at an address it is not bound to: lost.
     sender4.sendto('to 127.0.0.2', { host: '127.0.0.2', port: v4.localAddress.port });
     sender4.sendto('to 127.0.0.1', { host: '127.0.0.1', port: v4.localAddress.port });
-    const { transport: sender6 } = await loop.createDatagramEndpoint(() => ({}), { localAddress: { host: '::1', port: 0 } });
+    const { transport: sender6 } = await loop.createDatagramEndpoint(() => ({}), {
+      localAddress: { host: '::1', port: 0 },
+    });
     sender6.sendto('to ::1 from ::1', { host: '::1', port: v6.localAddress.port });
     await until(loop, () => got.v4.length === 1 && got.v6.length === 1 && errors.length === 1, 'deliveries');
     await loop.sleep(10);
-    assert.equal(got.v4.map(([t]) => t), ['to 127.0.0.1']);
-    assert.equal(got.v6.map(([t]) => t), ['to ::1 from ::1']);
+    assert.equal(
+      got.v4.map(([t]) => t),
+      ['to 127.0.0.1'],
+    );
+    assert.equal(
+      got.v6.map(([t]) => t),
+      ['to ::1 from ::1'],
+    );
     assert.equal(got.v6[0][1], { host: '::1', port: sender6.localAddress.port, family: 'IPv6' });
     assert.equal(got.v4[0][1], { host: '127.0.0.1', port: sender4.localAddress.port, family: 'IPv4' });
     assert.match(String(errors[0]), /EAFNOSUPPORT/);

@@ -185,29 +185,36 @@ running('runUntilComplete and runForever while running reject with LoopRunningEr
   assert.match(errors[1].message, /runForever/);
 });
 
-running('runUntilComplete rejects with the error of a rejected promise, and the loop stays usable', async ({ loop }) => {
-  const boom = new Error('boom');
-  await rejectsWith(
-    loop.runUntilComplete(async () => {
-      await loop.sleep(1);
-      throw boom;
-    }),
-    Error,
-    /^boom$/,
-  );
-  await rejectsWith(
-    loop.runUntilComplete(() => {
-      throw new RangeError('sync');
-    }),
-    RangeError,
-    /sync/,
-  );
-  assert.is(await loop.runUntilComplete(() => loop.sleep(1, 'ok')), 'ok');
-});
+running(
+  'runUntilComplete rejects with the error of a rejected promise, and the loop stays usable',
+  async ({ loop }) => {
+    const boom = new Error('boom');
+    await rejectsWith(
+      loop.runUntilComplete(async () => {
+        await loop.sleep(1);
+        throw boom;
+      }),
+      Error,
+      /^boom$/,
+    );
+    await rejectsWith(
+      loop.runUntilComplete(() => {
+        throw new RangeError('sync');
+      }),
+      RangeError,
+      /sync/,
+    );
+    assert.is(await loop.runUntilComplete(() => loop.sleep(1, 'ok')), 'ok');
+  },
+);
 
 running('stop() before the promise settles rejects runUntilComplete with LoopStoppedError', async ({ loop }) => {
   loop.callLater(1, () => loop.stop());
-  await rejectsWith(loop.runUntilComplete(new Promise(() => {})), LoopStoppedError, /stopped before the promise settled/);
+  await rejectsWith(
+    loop.runUntilComplete(new Promise(() => {})),
+    LoopStoppedError,
+    /stopped before the promise settled/,
+  );
   assert.not.ok(loop.isRunning());
   // The abandoned promise must not stop a later run.
   assert.is(await loop.runUntilComplete(() => loop.sleep(2, 'next')), 'next');
@@ -256,31 +263,34 @@ running('stop() finishes the current batch, later callbacks wait for the next ru
 const exceptions = suite('exceptions in callbacks');
 freshLoop(exceptions);
 
-exceptions('a throwing callback goes to the exception handler; the loop and other callbacks go on', async ({ loop }) => {
-  const contexts = [];
-  const ran = [];
-  loop.setExceptionHandler((l, context) => contexts.push([l, context]));
-  const boom = new Error('boom');
-  function failing() {
-    throw boom;
-  }
-  loop.callSoon(failing);
-  loop.callSoon(() => ran.push('after'));
-  loop.callLater(1, () => {
-    throw new TypeError('timer');
-  });
-  loop.callLater(2, () => ran.push('timer after'));
-  await loop.runUntilComplete(() => loop.sleep(5));
-  assert.equal(ran, ['after', 'timer after']);
-  assert.is(contexts.length, 2);
-  const [l, context] = contexts[0];
-  assert.is(l, loop);
-  assert.is(context.error, boom);
-  assert.is(context.callback, failing);
-  assert.match(context.message, /Exception in callback failing/);
-  assert.type(context.handle.cancel, 'function');
-  assert.instance(contexts[1][1].error, TypeError);
-});
+exceptions(
+  'a throwing callback goes to the exception handler; the loop and other callbacks go on',
+  async ({ loop }) => {
+    const contexts = [];
+    const ran = [];
+    loop.setExceptionHandler((l, context) => contexts.push([l, context]));
+    const boom = new Error('boom');
+    function failing() {
+      throw boom;
+    }
+    loop.callSoon(failing);
+    loop.callSoon(() => ran.push('after'));
+    loop.callLater(1, () => {
+      throw new TypeError('timer');
+    });
+    loop.callLater(2, () => ran.push('timer after'));
+    await loop.runUntilComplete(() => loop.sleep(5));
+    assert.equal(ran, ['after', 'timer after']);
+    assert.is(contexts.length, 2);
+    const [l, context] = contexts[0];
+    assert.is(l, loop);
+    assert.is(context.error, boom);
+    assert.is(context.callback, failing);
+    assert.match(context.message, /Exception in callback failing/);
+    assert.type(context.handle.cancel, 'function');
+    assert.instance(contexts[1][1].error, TypeError);
+  },
+);
 
 exceptions('the default handler logs with console.error and the context', async ({ loop }) => {
   const logged = await capture('error', async () => {
@@ -325,39 +335,42 @@ exceptions('an exception in a callback with arguments reports that callback', as
   assert.is(contexts[0].error.message, 'got 7');
 });
 
-exceptions('a callback whose name getter throws, or a revoked Proxy, is reported; the loop and its server go on', async ({ loop }) => {
-  const contexts = [];
-  loop.setExceptionHandler((_, context) => contexts.push(context));
-  const server = await loop.runUntilComplete(() => loop.createServer((conn) => conn.close(), { port: 0 }));
-  function badName() {
-    throw new Error('inside');
-  }
-  Object.defineProperty(badName, 'name', {
-    get() {
-      throw new Error('name getter');
-    },
-  });
-  const { proxy, revoke } = Proxy.revocable(function target() {}, {});
-  revoke();
-  const ran = [];
-  loop.callSoon(badName);
-  loop.callSoon(proxy);
-  loop.callLater(0, badName, 'with an argument');
-  loop.callSoon(() => ran.push('after'));
-  await loop.runUntilComplete(() => loop.sleep(1));
-  assert.equal(ran, ['after']);
-  assert.is(contexts.length, 3);
-  assert.is(contexts[0].error.message, 'inside');
-  assert.match(contexts[0].message, /Exception in callback <unnamed>/);
-  assert.instance(contexts[1].error, TypeError, 'calling a revoked Proxy throws a TypeError');
-  assert.is(contexts[2].error.message, 'inside');
-  assert.not.ok(loop.isClosed());
-  // The server still serves.
-  const conn = await loop.runUntilComplete(() => loop.createConnection({ port: server.address().port }));
-  assert.is(await loop.runUntilComplete(() => conn.read()), null);
-  conn.close();
-  server.close();
-});
+exceptions(
+  'a callback whose name getter throws, or a revoked Proxy, is reported; the loop and its server go on',
+  async ({ loop }) => {
+    const contexts = [];
+    loop.setExceptionHandler((_, context) => contexts.push(context));
+    const server = await loop.runUntilComplete(() => loop.createServer((conn) => conn.close(), { port: 0 }));
+    function badName() {
+      throw new Error('inside');
+    }
+    Object.defineProperty(badName, 'name', {
+      get() {
+        throw new Error('name getter');
+      },
+    });
+    const { proxy, revoke } = Proxy.revocable(function target() {}, {});
+    revoke();
+    const ran = [];
+    loop.callSoon(badName);
+    loop.callSoon(proxy);
+    loop.callLater(0, badName, 'with an argument');
+    loop.callSoon(() => ran.push('after'));
+    await loop.runUntilComplete(() => loop.sleep(1));
+    assert.equal(ran, ['after']);
+    assert.is(contexts.length, 3);
+    assert.is(contexts[0].error.message, 'inside');
+    assert.match(contexts[0].message, /Exception in callback <unnamed>/);
+    assert.instance(contexts[1].error, TypeError, 'calling a revoked Proxy throws a TypeError');
+    assert.is(contexts[2].error.message, 'inside');
+    assert.not.ok(loop.isClosed());
+    // The server still serves.
+    const conn = await loop.runUntilComplete(() => loop.createConnection({ port: server.address().port }));
+    assert.is(await loop.runUntilComplete(() => conn.read()), null);
+    conn.close();
+    server.close();
+  },
+);
 
 exceptions('a throwing name getter does not break debug mode or recording', async () => {
   for (const options of [{ debug: true, slowCallbackMs: 0 }, { record: true }]) {
@@ -418,13 +431,41 @@ options('every options object rejects unknown keys, naming the key and the one m
   const handler = () => {};
   const factory = () => ({});
   const cases = [
-    ['createServer', () => loop.createServer(handler, { port: 0, reuse_port: true }), /createServer: unknown option 'reuse_port' \(did you mean 'reusePort'\?\)/],
-    ['createConnection', () => loop.createConnection({ port: 1, hostname: 'localhost' }), /createConnection: unknown option 'hostname' \(did you mean 'host'\?\)/],
-    ['createProtocolServer', () => loop.createProtocolServer(factory, { port: 0, backlg: 5 }), /createProtocolServer: unknown option 'backlg' \(did you mean 'backlog'\?\)/],
-    ['createProtocolConnection', () => loop.createProtocolConnection(factory, { port: 1, flowControl: 5 }), /createProtocolConnection: unknown option 'flowControl' \(known: /],
-    ['createDatagramEndpoint', () => loop.createDatagramEndpoint(factory, { local_addr: { port: 0 } }), /createDatagramEndpoint: unknown option 'local_addr' \(did you mean 'localAddress'\?\)/],
-    ['localAddress', () => loop.createDatagramEndpoint(factory, { localAddress: { portt: 0 } }), /createDatagramEndpoint: localAddress: unknown option 'portt' \(did you mean 'port'\?\)/],
-    ['remoteAddress', () => loop.createDatagramEndpoint(factory, { remoteAddress: { port: 9, hostt: 'x' } }), /createDatagramEndpoint: remoteAddress: unknown option 'hostt' \(did you mean 'host'\?\)/],
+    [
+      'createServer',
+      () => loop.createServer(handler, { port: 0, reuse_port: true }),
+      /createServer: unknown option 'reuse_port' \(did you mean 'reusePort'\?\)/,
+    ],
+    [
+      'createConnection',
+      () => loop.createConnection({ port: 1, hostname: 'localhost' }),
+      /createConnection: unknown option 'hostname' \(did you mean 'host'\?\)/,
+    ],
+    [
+      'createProtocolServer',
+      () => loop.createProtocolServer(factory, { port: 0, backlg: 5 }),
+      /createProtocolServer: unknown option 'backlg' \(did you mean 'backlog'\?\)/,
+    ],
+    [
+      'createProtocolConnection',
+      () => loop.createProtocolConnection(factory, { port: 1, flowControl: 5 }),
+      /createProtocolConnection: unknown option 'flowControl' \(known: /,
+    ],
+    [
+      'createDatagramEndpoint',
+      () => loop.createDatagramEndpoint(factory, { local_addr: { port: 0 } }),
+      /createDatagramEndpoint: unknown option 'local_addr' \(did you mean 'localAddress'\?\)/,
+    ],
+    [
+      'localAddress',
+      () => loop.createDatagramEndpoint(factory, { localAddress: { portt: 0 } }),
+      /createDatagramEndpoint: localAddress: unknown option 'portt' \(did you mean 'port'\?\)/,
+    ],
+    [
+      'remoteAddress',
+      () => loop.createDatagramEndpoint(factory, { remoteAddress: { port: 9, hostt: 'x' } }),
+      /createDatagramEndpoint: remoteAddress: unknown option 'hostt' \(did you mean 'host'\?\)/,
+    ],
   ];
   for (const [_name, call, pattern] of cases) await rejectsWith(call(), TypeError, pattern);
   assert.is(loop.stats().watchers, 0, 'nothing was opened');
@@ -433,18 +474,54 @@ options('every options object rejects unknown keys, naming the key and the one m
 options('ssl points to tls; a bad tls option is refused before anything opens', async ({ loop }) => {
   const handler = () => {};
   const factory = () => ({});
-  await rejectsWith(loop.createServer(handler, { port: 0, ssl: {} }), TypeError, /createServer: unknown option 'ssl' \(did you mean 'tls'\?\)/);
+  await rejectsWith(
+    loop.createServer(handler, { port: 0, ssl: {} }),
+    TypeError,
+    /createServer: unknown option 'ssl' \(did you mean 'tls'\?\)/,
+  );
   await rejectsWith(loop.createConnection({ port: 1, ssl: true }), TypeError, /did you mean 'tls'/);
   const refusals = [
     [() => loop.createServer(handler, { port: 0, tls: {} }), TypeError, /createServer: tls needs a key and a cert/],
-    [() => loop.createServer(handler, { port: 0, tls: true }), TypeError, /createServer: tls must be an object \{ key, cert/],
-    [() => loop.createProtocolServer(factory, { port: 0, tls: { cert: 'x', key: 'y', ssl_version: 3 } }), TypeError, /createProtocolServer: tls: unknown option 'ssl_version'/],
-    [() => loop.createConnection({ port: 1, tls: { server_hostname: 'x' } }), TypeError, /createConnection: tls: unknown option 'server_hostname' \(did you mean 'servername'\?\)/],
-    [() => loop.createConnection({ port: 1, tls: { ALPNProtocols: ['h2'] } }), TypeError, /did you mean 'alpnProtocols'/],
-    [() => loop.createConnection({ port: 1, tls: { alpnProtocols: 'h2' } }), TypeError, /tls.alpnProtocols must be a non-empty list/],
-    [() => loop.createConnection({ port: 1, tls: { handshakeTimeoutMs: 0 } }), RangeError, /tls.handshakeTimeoutMs must be a number of ms > 0/],
-    [() => loop.createConnection({ port: 1, tls: { rejectUnauthorized: 'no' } }), TypeError, /tls.rejectUnauthorized must be a boolean/],
-    [() => loop.createConnection({ port: 1, tls: { cert: 'x' } }), TypeError, /a client certificate needs both tls.cert and tls.key/],
+    [
+      () => loop.createServer(handler, { port: 0, tls: true }),
+      TypeError,
+      /createServer: tls must be an object \{ key, cert/,
+    ],
+    [
+      () => loop.createProtocolServer(factory, { port: 0, tls: { cert: 'x', key: 'y', ssl_version: 3 } }),
+      TypeError,
+      /createProtocolServer: tls: unknown option 'ssl_version'/,
+    ],
+    [
+      () => loop.createConnection({ port: 1, tls: { server_hostname: 'x' } }),
+      TypeError,
+      /createConnection: tls: unknown option 'server_hostname' \(did you mean 'servername'\?\)/,
+    ],
+    [
+      () => loop.createConnection({ port: 1, tls: { ALPNProtocols: ['h2'] } }),
+      TypeError,
+      /did you mean 'alpnProtocols'/,
+    ],
+    [
+      () => loop.createConnection({ port: 1, tls: { alpnProtocols: 'h2' } }),
+      TypeError,
+      /tls.alpnProtocols must be a non-empty list/,
+    ],
+    [
+      () => loop.createConnection({ port: 1, tls: { handshakeTimeoutMs: 0 } }),
+      RangeError,
+      /tls.handshakeTimeoutMs must be a number of ms > 0/,
+    ],
+    [
+      () => loop.createConnection({ port: 1, tls: { rejectUnauthorized: 'no' } }),
+      TypeError,
+      /tls.rejectUnauthorized must be a boolean/,
+    ],
+    [
+      () => loop.createConnection({ port: 1, tls: { cert: 'x' } }),
+      TypeError,
+      /a client certificate needs both tls.cert and tls.key/,
+    ],
     [() => loop.createProtocolConnection(factory, { port: 1, tls: 'yes' }), TypeError, /tls must be true or an object/],
   ];
   for (const [refuse, type, pattern] of refusals) await rejectsWith(refuse(), type, pattern);
@@ -461,7 +538,11 @@ options('the virtual-time runs and createLoop reject unknown keys', async () => 
   await rejectsWith(loop.advanceAsync(1, { limt: 5 }), TypeError, /advance: unknown option 'limt'/);
   assert.is(loop.runAll({ limit: 5 }), 0, 'known keys still work');
   await loop.close();
-  await rejectsWith(createLoop({ loger: console }), TypeError, /createLoop: unknown option 'loger' \(did you mean 'logger'\?\)/);
+  await rejectsWith(
+    createLoop({ loger: console }),
+    TypeError,
+    /createLoop: unknown option 'loger' \(did you mean 'logger'\?\)/,
+  );
   await rejectsWith(createLoop({ slow_callback_ms: 1 }), TypeError, /did you mean 'slowCallbackMs'/);
 });
 

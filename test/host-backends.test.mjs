@@ -41,7 +41,10 @@ test(`auto and 'completion' on ${HOST}: completion on the host's own I/O where s
 });
 
 test(`the other hosts' implementations refuse to start on ${HOST}, naming their host`, async () => {
-  for (const [host, spec] of [['deno', DENO], ['bun', BUN]]) {
+  for (const [host, spec] of [
+    ['deno', DENO],
+    ['bun', BUN],
+  ]) {
     const result = await implementationOf(spec);
     if (host === HOST) {
       assert.is(result.error, undefined, String(result.error));
@@ -138,13 +141,15 @@ async function sharePort(loop) {
   const first = await loop.createServer(() => undefined, { port: 0, reusePort: true });
   const port = first.address().port;
   const attempt = (options) =>
-    loop.createServer(() => undefined, { port, ...options }).then(
-      async (server) => {
-        await server.close();
-        return 'listening';
-      },
-      (error) => error,
-    );
+    loop
+      .createServer(() => undefined, { port, ...options })
+      .then(
+        async (server) => {
+          await server.close();
+          return 'listening';
+        },
+        (error) => error,
+      );
   try {
     return { shared: await attempt({ reusePort: true }), exclusive: await attempt({}) };
   } finally {
@@ -160,7 +165,9 @@ test(`completion on ${HOST}: reusePort shares a port (SO_REUSEPORT)${HOST === 'd
     assert.match(shared.message, 'reusePort');
     assert.match(shared.message, 'on Deno without --unstable-net');
     const [command, args] = hostCommand(fileURLToPath(new URL('./fixtures/reuse-port.mjs', import.meta.url)));
-    const flagged = JSON.parse(execFileSync(command, [args[0], '--unstable-net', ...args.slice(1)], { encoding: 'utf8' }));
+    const flagged = JSON.parse(
+      execFileSync(command, [args[0], '--unstable-net', ...args.slice(1)], { encoding: 'utf8' }),
+    );
     assert.equal(flagged, { backend: 'completion', shared: 'listening', exclusive: 'AddressInUseError' });
     return;
   }

@@ -13,10 +13,24 @@ import { run } from '../node_modules/uvu/run/index.mjs';
 
 /** The suites that use the network, on every backend that has one. */
 export const IO_SUITES = [
-  'host-backends', 'io', 'lifecycle', 'protocols', 'servers', 'limits', 'limits-sockopts', 'datagrams', 'stale-socket',
-  'http-conformance', 'http-backpressure',
+  'host-backends',
+  'io',
+  'lifecycle',
+  'protocols',
+  'servers',
+  'limits',
+  'limits-sockopts',
+  'datagrams',
+  'stale-socket',
+  'http-conformance',
+  'http-backpressure',
   // TLS: the host's own node:tls over the loop's transports.
-  'tls', 'tls-protocols', 'tls-starttls', 'tls-virtual', 'limits-tls', 'https',
+  'tls',
+  'tls-protocols',
+  'tls-starttls',
+  'tls-virtual',
+  'limits-tls',
+  'https',
 ];
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -51,11 +51,15 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       await client.close();
       // Plaintext servers still say http: and not secure.
       const plain = await loop.serve({ fetch: describeRequest, port: 0 });
-      const reply = await (await within(loop.fetch(`http://127.0.0.1:${plain.address().port}/`), 'the plain fetch')).json();
-      assert.equal([reply.url, reply.secure, reply.version], [`http://127.0.0.1:${plain.address().port}/`, false, null]);
+      const reply = await (
+        await within(loop.fetch(`http://127.0.0.1:${plain.address().port}/`), 'the plain fetch')
+      ).json();
+      assert.equal(
+        [reply.url, reply.secure, reply.version],
+        [`http://127.0.0.1:${plain.address().port}/`, false, null],
+      );
       await within(Promise.all([server.close(), plain.close()]), 'the servers closed');
-    }),
-  );
+    }));
 
   /** Each `[server tls, host, the client's ca, the code fetch's TlsError has]` fails, and no request reaches a handler. */
   const refused = (cases) =>
@@ -64,7 +68,10 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       for (const [tls, host, ca, code] of cases) {
         const server = await loop.serve({ fetch: () => new Response(String(++handled)), port: 0, tls });
         const client = createHttpClient(loop, ca === null ? {} : { tls: { ca } });
-        const { error } = await within(outcome(client.fetch(`https://${host}:${server.address().port}/`)), `the fetch (${code})`);
+        const { error } = await within(
+          outcome(client.fetch(`https://${host}:${server.address().port}/`)),
+          `the fetch (${code})`,
+        );
         assert.instance(error, TypeError, code);
         assert.instance(error.cause, TlsError, code);
         assert.is(error.cause.code, code);
@@ -78,10 +85,19 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
     refused([
       // A private CA the host's roots do not hold.
       [SERVER_TLS, 'localhost', null, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
-      [{ key: certs.selfSigned.key, cert: certs.selfSigned.cert }, 'localhost', certs.ca.cert, 'DEPTH_ZERO_SELF_SIGNED_CERT'],
-      [{ key: certs.otherName.key, cert: certs.otherName.cert }, 'localhost', certs.ca.cert, 'ERR_TLS_CERT_ALTNAME_INVALID'],
-    ]),
-  );
+      [
+        { key: certs.selfSigned.key, cert: certs.selfSigned.cert },
+        'localhost',
+        certs.ca.cert,
+        'DEPTH_ZERO_SELF_SIGNED_CERT',
+      ],
+      [
+        { key: certs.otherName.key, cert: certs.otherName.cert },
+        'localhost',
+        certs.ca.cert,
+        'ERR_TLS_CERT_ALTNAME_INVALID',
+      ],
+    ]));
 
   unlessHostBug(test, 'tls expired code', 'an expired certificate fails fetch with CERT_HAS_EXPIRED', () =>
     refused([[{ key: certs.expired.key, cert: certs.expired.cert }, 'localhost', certs.ca.cert, 'CERT_HAS_EXPIRED']]),

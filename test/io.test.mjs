@@ -37,7 +37,6 @@ import {
 } from './helpers.mjs';
 import { until } from './io-helpers.mjs';
 
-
 async function echoServer(loop) {
   return loop.createServer(
     async (conn) => {
@@ -97,7 +96,9 @@ for (const backend of IO_BACKENDS) {
       const before = loop.stats();
       const controller = new AbortController();
       controller.abort(new Error('changed my mind'));
-      const error = await loop.createConnection({ port: server.address().port, signal: controller.signal }).catch((e) => e);
+      const error = await loop
+        .createConnection({ port: server.address().port, signal: controller.signal })
+        .catch((e) => e);
       assert.is(error.message, 'changed my mind');
       await loop.sleep(10);
       assert.is(server.connections, 0, 'no connection reached the server');
@@ -122,7 +123,12 @@ for (const backend of IO_BACKENDS) {
       assert.is(loop.stats().watchers, before.watchers, 'no watcher left behind');
       assert.is(loop.stats().completionsPending, before.completionsPending, 'no completion left expected');
       // The server may have accepted the abandoned connection: it sees it end.
-      await until(loop, () => server.connections === 0, 'the server sees the abandoned connection close', () => `(${server.connections} open)`);
+      await until(
+        loop,
+        () => server.connections === 0,
+        'the server sees the abandoned connection close',
+        () => `(${server.connections} open)`,
+      );
       assert.is(server.connections, 0, 'the abandoned connection was closed');
       const client = await loop.createConnection({ port });
       await client.write('still here');
@@ -309,22 +315,24 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
-  io('readUntil: the end of the stream first is IncompleteReadError; a long line overruns the limit and stays readable', () =>
-    onLoop(backend, async (loop) => {
-      const server = await sender(loop, ['x'.repeat(30), 'y'.repeat(30), '\nno separator']);
-      const client = await loop.createConnection({ port: server.address().port });
-      const overrun = await client.readUntil('\n', { limit: 40 }).catch((e) => e);
-      assert.instance(overrun, LimitOverrunError);
-      assert.match(overrun.message, /readUntil: no separator within the limit of 40 bytes/);
-      const line = await client.readLine();
-      assert.is(str(line), `${'x'.repeat(30)}${'y'.repeat(30)}\n`, 'nothing was lost to the overrun');
-      const incomplete = await client.readUntil('\n').catch((e) => e);
-      assert.instance(incomplete, IncompleteReadError);
-      assert.is(str(incomplete.partial), 'no separator');
-      assert.is(incomplete.expected, null);
-      client.close();
-      await server.close();
-    }),
+  io(
+    'readUntil: the end of the stream first is IncompleteReadError; a long line overruns the limit and stays readable',
+    () =>
+      onLoop(backend, async (loop) => {
+        const server = await sender(loop, ['x'.repeat(30), 'y'.repeat(30), '\nno separator']);
+        const client = await loop.createConnection({ port: server.address().port });
+        const overrun = await client.readUntil('\n', { limit: 40 }).catch((e) => e);
+        assert.instance(overrun, LimitOverrunError);
+        assert.match(overrun.message, /readUntil: no separator within the limit of 40 bytes/);
+        const line = await client.readLine();
+        assert.is(str(line), `${'x'.repeat(30)}${'y'.repeat(30)}\n`, 'nothing was lost to the overrun');
+        const incomplete = await client.readUntil('\n').catch((e) => e);
+        assert.instance(incomplete, IncompleteReadError);
+        assert.is(str(incomplete.partial), 'no separator');
+        assert.is(incomplete.expected, null);
+        client.close();
+        await server.close();
+      }),
   );
 
   io('framed reads: a cancelled readExactly loses nothing; one read at a time', () =>
@@ -404,7 +412,12 @@ for (const backend of IO_BACKENDS) {
       const client = await loop.createConnection({ port: server.address().port });
       await client.readable.cancel();
       assert.ok(client.closed);
-      await until(loop, () => server.connections === 0, 'the server sees the cancelled connection close', () => `(${server.connections} open)`);
+      await until(
+        loop,
+        () => server.connections === 0,
+        'the server sees the cancelled connection close',
+        () => `(${server.connections} open)`,
+      );
       assert.is(server.connections, 0, 'the server saw it close');
       await server.close();
     }),
@@ -427,7 +440,12 @@ for (const backend of IO_BACKENDS) {
       const port = server.address().port;
       const clients = await Promise.all(Array.from({ length: 100 }, () => loop.createConnection({ port })));
       // Waits for the accepts, under a generous limit (emulated CPUs are slow).
-      await until(loop, () => server.connections === 100, 'the server accepts 100 connections', () => `(${server.connections} accepted)`);
+      await until(
+        loop,
+        () => server.connections === 100,
+        'the server accepts 100 connections',
+        () => `(${server.connections} accepted)`,
+      );
       assert.is(server.connections, 100, 'the server accepted every connection');
       await Promise.all(
         clients.map(async (client, i) => {
@@ -508,7 +526,8 @@ for (const backend of IO_BACKENDS) {
         { port: 0 },
       );
       const client = await loop.createConnection({ port: server.address().port });
-      for (let off = 0; off < payload.length; off += 1 << 20) await client.write(payload.subarray(off, off + (1 << 20)));
+      for (let off = 0; off < payload.length; off += 1 << 20)
+        await client.write(payload.subarray(off, off + (1 << 20)));
       await client.end();
       const reply = (await readAll(client)).toString();
       assert.is(reply, `${createHash('sha256').update(payload).digest('hex')} ${payload.length}`);
@@ -519,9 +538,12 @@ for (const backend of IO_BACKENDS) {
   io('a pending read can be cancelled, and no data is lost', () =>
     onLoop(backend, async (loop) => {
       let serverSide;
-      const server = await loop.createServer((conn) => {
-        serverSide = conn;
-      }, { port: 0 });
+      const server = await loop.createServer(
+        (conn) => {
+          serverSide = conn;
+        },
+        { port: 0 },
+      );
       const client = await loop.createConnection({ port: server.address().port });
       while (serverSide === undefined) await loop.sleep(1);
       const controller = new AbortController();
@@ -614,7 +636,10 @@ for (const backend of IO_BACKENDS) {
       assert.is(got, TOTAL);
       assert.is(received.digest('hex'), sent.digest('hex'));
       const bound = 64 * 1024 + readChunkMax(backend);
-      assert.ok(serverConn.maxBuffered <= bound, `server buffered ${serverConn.maxBuffered} bytes (high-water mark ${bound >> 10} KiB)`);
+      assert.ok(
+        serverConn.maxBuffered <= bound,
+        `server buffered ${serverConn.maxBuffered} bytes (high-water mark ${bound >> 10} KiB)`,
+      );
       assert.ok(peakHeap - heapBefore < 64 * 1024 * 1024, `heap grew ${(peakHeap - heapBefore) >> 20} MiB`);
       await server.close();
     }),
@@ -634,11 +659,15 @@ readiness('addReader on a pipe runs when data arrives; removeReader stops it', (
     const got = [];
     const buffer = Buffer.alloc(64);
     const done = new Promise((resolve) => {
-      loop.addReader(r, (tag) => {
-        const n = readSync(r, buffer, 0, 64, null);
-        got.push(`${tag}:${buffer.subarray(0, n)}`);
-        if (got.length === 2) resolve();
-      }, 'pipe');
+      loop.addReader(
+        r,
+        (tag) => {
+          const n = readSync(r, buffer, 0, 64, null);
+          got.push(`${tag}:${buffer.subarray(0, n)}`);
+          if (got.length === 2) resolve();
+        },
+        'pipe',
+      );
     });
     writeSync(w, 'one');
     // 'two' once 'one' was read: written before that, one read takes both.
@@ -685,52 +714,63 @@ readiness('addWriter runs while the pipe is writable; addReader replaces an earl
   }),
 );
 
-readiness('600 pipes watched at once each report their own data; their descriptors can be watched again once reused', () =>
-  onLoop('selector', async (loop) => {
-    const addon = loadSelectorAddon();
-    const pipes = Array.from({ length: 600 }, () => addon.pipe());
-    // Past the poller's first table of 256 descriptors.
-    assert.ok(Math.max(...pipes.map(([r]) => r)) > 600, 'descriptors above 600');
-    const seen = new Map();
-    const buffer = Buffer.alloc(16);
-    const all = new Promise((resolve) => {
-      for (const [r] of pipes) {
-        loop.addReader(r, () => {
-          const n = readSync(r, buffer, 0, 16, null);
-          seen.set(r, String(buffer.subarray(0, n)));
-          loop.removeReader(r);
-          if (seen.size === pipes.length) resolve();
-        });
+readiness(
+  '600 pipes watched at once each report their own data; their descriptors can be watched again once reused',
+  () =>
+    onLoop('selector', async (loop) => {
+      const addon = loadSelectorAddon();
+      const pipes = Array.from({ length: 600 }, () => addon.pipe());
+      // Past the poller's first table of 256 descriptors.
+      assert.ok(Math.max(...pipes.map(([r]) => r)) > 600, 'descriptors above 600');
+      const seen = new Map();
+      const buffer = Buffer.alloc(16);
+      const all = new Promise((resolve) => {
+        for (const [r] of pipes) {
+          loop.addReader(r, () => {
+            const n = readSync(r, buffer, 0, 16, null);
+            seen.set(r, String(buffer.subarray(0, n)));
+            loop.removeReader(r);
+            if (seen.size === pipes.length) resolve();
+          });
+        }
+      });
+      // Written in reverse, each with its own descriptor as the payload.
+      for (const [r, w] of [...pipes].reverse()) writeSync(w, String(r));
+      await all;
+      for (const [r] of pipes) assert.is(seen.get(r), String(r), `pipe ${r} got its own data`);
+      assert.is(loop.stats().watchers, 0);
+      for (const [r, w] of pipes) {
+        closeSync(r);
+        closeSync(w);
       }
-    });
-    // Written in reverse, each with its own descriptor as the payload.
-    for (const [r, w] of [...pipes].reverse()) writeSync(w, String(r));
-    await all;
-    for (const [r] of pipes) assert.is(seen.get(r), String(r), `pipe ${r} got its own data`);
-    assert.is(loop.stats().watchers, 0);
-    for (const [r, w] of pipes) {
-      closeSync(r);
-      closeSync(w);
-    }
-    // The same descriptor numbers, new pipes: nothing of the old watches is left.
-    const [r2, w2] = addon.pipe();
-    assert.ok(pipes.some(([r, w]) => r === r2 || w === r2), 'a descriptor number was reused');
-    const got = new Promise((resolve) => loop.addReader(r2, () => resolve(readSync(r2, buffer, 0, 16, null))));
-    writeSync(w2, 'again');
-    assert.is(await got, 5);
-    loop.removeReader(r2);
-    closeSync(r2);
-    closeSync(w2);
-  }),
+      // The same descriptor numbers, new pipes: nothing of the old watches is left.
+      const [r2, w2] = addon.pipe();
+      assert.ok(
+        pipes.some(([r, w]) => r === r2 || w === r2),
+        'a descriptor number was reused',
+      );
+      const got = new Promise((resolve) => loop.addReader(r2, () => resolve(readSync(r2, buffer, 0, 16, null))));
+      writeSync(w2, 'again');
+      assert.is(await got, 5);
+      loop.removeReader(r2);
+      closeSync(r2);
+      closeSync(w2);
+    }),
 );
 
 readiness('an invalid or closed fd is a clear error and nothing is registered', () =>
   onLoop('selector', async (loop) => {
     const cb = () => {};
     for (const fd of [-1, 1.5, NaN, '3', undefined]) {
-      assert.throws(() => loop.addReader(fd, cb), (e) => e instanceof TypeError && /addReader: fd must be a non-negative integer/.test(e.message));
+      assert.throws(
+        () => loop.addReader(fd, cb),
+        (e) => e instanceof TypeError && /addReader: fd must be a non-negative integer/.test(e.message),
+      );
     }
-    assert.throws(() => loop.addWriter(3, 'nope'), (e) => e instanceof TypeError && /callback must be a function/.test(e.message));
+    assert.throws(
+      () => loop.addWriter(3, 'nope'),
+      (e) => e instanceof TypeError && /callback must be a function/.test(e.message),
+    );
     const [r, w] = loadSelectorAddon().pipe();
     closeSync(r);
     closeSync(w);
@@ -790,25 +830,32 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
-  unlessHostBug(faults, backend === NET_COMPLETION ? 'node:net reset write' : null, `${backendLabel(backend)}: the peer resets the connection in the middle of a write`, () =>
-    onLoop(backend, async (loop) => {
-      const server = await loop.createServer(async (conn) => {
-        await loop.sleep(20);
-        conn.close(); // unread data in its buffer: the kernel answers with a reset
-      }, { port: 0 });
-      const client = await loop.createConnection({ port: server.address().port });
-      const big = Buffer.alloc(32 * 1024 * 1024, 7);
-      try {
-        await client.write(big);
-        await client.write(big);
-        assert.unreachable('the write was reset');
-      } catch (error) {
-        assert.instance(error, ConnectionResetError);
-        assert.ok(['ECONNRESET', 'EPIPE'].includes(error.code), error.code);
-      }
-      client.close();
-      await server.close();
-    }),
+  unlessHostBug(
+    faults,
+    backend === NET_COMPLETION ? 'node:net reset write' : null,
+    `${backendLabel(backend)}: the peer resets the connection in the middle of a write`,
+    () =>
+      onLoop(backend, async (loop) => {
+        const server = await loop.createServer(
+          async (conn) => {
+            await loop.sleep(20);
+            conn.close(); // unread data in its buffer: the kernel answers with a reset
+          },
+          { port: 0 },
+        );
+        const client = await loop.createConnection({ port: server.address().port });
+        const big = Buffer.alloc(32 * 1024 * 1024, 7);
+        try {
+          await client.write(big);
+          await client.write(big);
+          assert.unreachable('the write was reset');
+        } catch (error) {
+          assert.instance(error, ConnectionResetError);
+          assert.ok(['ECONNRESET', 'EPIPE'].includes(error.code), error.code);
+        }
+        client.close();
+        await server.close();
+      }),
   );
 
   faults(`${backendLabel(backend)}: write after end, read after close, bad data`, () =>
@@ -847,18 +894,20 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
-  faults(`${backendLabel(backend)}: a read with a signal that is not an AbortSignal rejects, and the connection goes on`, () =>
-    onLoop(backend, async (loop) => {
-      const server = await echoServer(loop);
-      const client = await loop.createConnection({ port: server.address().port });
-      const error = await client.read({ signal: 5 }).catch((e) => e);
-      assert.instance(error, TypeError);
-      assert.match(error.message, /read: signal must be an AbortSignal, got number 5/);
-      await client.write('fine');
-      assert.is(Buffer.from(await client.read()).toString(), 'fine');
-      client.close();
-      await server.close();
-    }),
+  faults(
+    `${backendLabel(backend)}: a read with a signal that is not an AbortSignal rejects, and the connection goes on`,
+    () =>
+      onLoop(backend, async (loop) => {
+        const server = await echoServer(loop);
+        const client = await loop.createConnection({ port: server.address().port });
+        const error = await client.read({ signal: 5 }).catch((e) => e);
+        assert.instance(error, TypeError);
+        assert.match(error.message, /read: signal must be an AbortSignal, got number 5/);
+        await client.write('fine');
+        assert.is(Buffer.from(await client.read()).toString(), 'fine');
+        client.close();
+        await server.close();
+      }),
   );
 
   faults(`${backendLabel(backend)}: framed reads refuse bad arguments with errors naming them`, () =>
@@ -871,7 +920,11 @@ for (const backend of IO_BACKENDS) {
         [() => client.readExactly('4'), TypeError, /readExactly: n must be a number of bytes, got string "4"/],
         [() => client.readUntil(''), TypeError, /readUntil: separator must not be empty/],
         [() => client.readUntil(42), TypeError, /readUntil: data must be a Uint8Array or a string/],
-        [() => client.readUntil('\n', { limit: 0 }), RangeError, /readUntil: limit must be an integer >= 1, got number 0/],
+        [
+          () => client.readUntil('\n', { limit: 0 }),
+          RangeError,
+          /readUntil: limit must be an integer >= 1, got number 0/,
+        ],
         [() => client.readLine({ limit: 'big' }), RangeError, /readLine: limit must be an integer >= 1/],
         [() => client.readExactly(1, { signal: 'x' }), TypeError, /read: signal must be an AbortSignal/],
       ];
@@ -906,24 +959,72 @@ for (const backend of IO_BACKENDS) {
   faults(`${backendLabel(backend)}: bad addresses are rejected with errors naming them`, () =>
     onLoop(backend, async (loop) => {
       const cases = [
-        [() => loop.createServer(() => {}, { port: 70000 }), RangeError, /createServer: port must be an integer from 0 to 65535, got number 70000/],
+        [
+          () => loop.createServer(() => {}, { port: 70000 }),
+          RangeError,
+          /createServer: port must be an integer from 0 to 65535, got number 70000/,
+        ],
         [() => loop.createServer(() => {}, { port: -1 }), RangeError, /port/],
         [() => loop.createServer(() => {}, null), TypeError, /options must be an object/],
         [() => loop.createServer('handler', { port: 0 }), TypeError, /callback must be a function/],
-        [() => loop.createServer(() => {}, { port: 0, backlog: 0 }), RangeError, /backlog must be an integer from 1 to 2147483647/],
-        [() => loop.createConnection({ port: 0 }), RangeError, /createConnection: port must be an integer from 1 to 65535/],
+        [
+          () => loop.createServer(() => {}, { port: 0, backlog: 0 }),
+          RangeError,
+          /backlog must be an integer from 1 to 2147483647/,
+        ],
+        [
+          () => loop.createConnection({ port: 0 }),
+          RangeError,
+          /createConnection: port must be an integer from 1 to 65535/,
+        ],
         [() => loop.createConnection({ host: '', port: 80 }), TypeError, /host must be a non-empty string/],
-        [() => loop.createConnection({ host: 'no-such-host.invalid', port: 80 }), IoError, /cannot resolve no-such-host.invalid/],
-        [() => loop.createConnection({ port: 80, signal: 'soon' }), TypeError, /createConnection: signal must be an AbortSignal, got string "soon"/],
-        [() => loop.createServer(() => {}, { path: '' }), TypeError, /createServer: path must be a non-empty string, got string ""/],
-        [() => loop.createConnection({ path: 42 }), TypeError, /createConnection: path must be a non-empty string, got number 42/],
-        [() => loop.createServer(() => {}, { path: '/tmp/x.sock', port: 80 }), TypeError, /createServer: give a path or a host and port, not both/],
-        [() => loop.createConnection({ path: '/tmp/x.sock', host: '127.0.0.1' }), TypeError, /give a path or a host and port, not both/],
-        [() => loop.createServer(() => {}, { path: `/tmp/${'x'.repeat(120)}` }), RangeError, /createServer: path must be at most 107 bytes \(a Unix socket's limit\), got 125/],
+        [
+          () => loop.createConnection({ host: 'no-such-host.invalid', port: 80 }),
+          IoError,
+          /cannot resolve no-such-host.invalid/,
+        ],
+        [
+          () => loop.createConnection({ port: 80, signal: 'soon' }),
+          TypeError,
+          /createConnection: signal must be an AbortSignal, got string "soon"/,
+        ],
+        [
+          () => loop.createServer(() => {}, { path: '' }),
+          TypeError,
+          /createServer: path must be a non-empty string, got string ""/,
+        ],
+        [
+          () => loop.createConnection({ path: 42 }),
+          TypeError,
+          /createConnection: path must be a non-empty string, got number 42/,
+        ],
+        [
+          () => loop.createServer(() => {}, { path: '/tmp/x.sock', port: 80 }),
+          TypeError,
+          /createServer: give a path or a host and port, not both/,
+        ],
+        [
+          () => loop.createConnection({ path: '/tmp/x.sock', host: '127.0.0.1' }),
+          TypeError,
+          /give a path or a host and port, not both/,
+        ],
+        [
+          () => loop.createServer(() => {}, { path: `/tmp/${'x'.repeat(120)}` }),
+          RangeError,
+          /createServer: path must be at most 107 bytes \(a Unix socket's limit\), got 125/,
+        ],
         [() => loop.createServer(() => {}, { path: '/tmp/a\0b' }), TypeError, /path must not contain NUL characters/],
-        [() => loop.createServer(() => {}, { path: '/tmp/x.sock', reusePort: true }), TypeError, /createServer: reusePort is for TCP ports, not a path/],
+        [
+          () => loop.createServer(() => {}, { path: '/tmp/x.sock', reusePort: true }),
+          TypeError,
+          /createServer: reusePort is for TCP ports, not a path/,
+        ],
         [() => loop.createConnection({ port: 80, signal: null }), TypeError, /signal must be an AbortSignal, got null/],
-        [() => loop.createProtocolConnection(() => ({}), { port: 80, signal: {} }), TypeError, /createProtocolConnection: signal must be an AbortSignal, got an object/],
+        [
+          () => loop.createProtocolConnection(() => ({}), { port: 80, signal: {} }),
+          TypeError,
+          /createProtocolConnection: signal must be an AbortSignal, got an object/,
+        ],
       ];
       for (const [attempt, ErrorClass, pattern] of cases) {
         try {
@@ -937,22 +1038,27 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
-  faults(`${backendLabel(backend)}: a connection handler that throws has its connection closed and the error reported`, () =>
-    onLoop(backend, async (loop) => {
-      const reports = [];
-      loop.setExceptionHandler((_, context) => reports.push(context));
-      const server = await loop.createServer(async (conn) => {
-        await conn.read();
-        throw new Error('handler broke');
-      }, { port: 0 });
-      const client = await loop.createConnection({ port: server.address().port });
-      await client.write('trigger');
-      assert.is(await client.read(), null, 'the server closed the connection');
-      assert.is(reports.length, 1);
-      assert.is(reports[0].error.message, 'handler broke');
-      client.close();
-      await server.close();
-    }),
+  faults(
+    `${backendLabel(backend)}: a connection handler that throws has its connection closed and the error reported`,
+    () =>
+      onLoop(backend, async (loop) => {
+        const reports = [];
+        loop.setExceptionHandler((_, context) => reports.push(context));
+        const server = await loop.createServer(
+          async (conn) => {
+            await conn.read();
+            throw new Error('handler broke');
+          },
+          { port: 0 },
+        );
+        const client = await loop.createConnection({ port: server.address().port });
+        await client.write('trigger');
+        assert.is(await client.read(), null, 'the server closed the connection');
+        assert.is(reports.length, 1);
+        assert.is(reports[0].error.message, 'handler broke');
+        client.close();
+        await server.close();
+      }),
   );
 
   faults(`${backendLabel(backend)}: closing the loop closes its servers and connections`, async () => {
@@ -1024,34 +1130,54 @@ const idlesDetail = ({ iterationsWhilePaused, timersWhilePaused }) =>
 // Bun's listener accepts on its own and reports no failed accept: on Bun
 // its backend is checked as node:net is, below.
 for (const backend of SELECTOR ? ['selector', 'completion'] : HOST === 'bun' ? [] : ['completion']) {
-  unlessHostBug(faults, 'emfile', `${backendLabel(backend)}: out of descriptors, a server pauses accepting, reports it once, and resumes`, async () => {
-    // Every connection gets in in the end: a limit against a hang.
-    const result = await outOfDescriptors(backend, 60, 20_000);
-    assert.ok(result.reports.length >= 1, 'the failure is reported');
-    // An episode ends when an accept succeeds; closing makes room, accepting fills it again: a few episodes.
-    assert.ok(result.reports.length <= 3, `one report per episode, not one per attempt: ${result.reports.length}`);
-    assert.match(result.reports[0], /^accept failed \(EMFILE\): the server serves its open connections and retries accepting/);
-    assert.ok(idles(result), `the loop idles while paused: ${idlesDetail(result)}`);
-    assert.is(result.accepted, 60, 'every connection is accepted once descriptors are free again');
-  });
+  unlessHostBug(
+    faults,
+    'emfile',
+    `${backendLabel(backend)}: out of descriptors, a server pauses accepting, reports it once, and resumes`,
+    async () => {
+      // Every connection gets in in the end: a limit against a hang.
+      const result = await outOfDescriptors(backend, 60, 20_000);
+      assert.ok(result.reports.length >= 1, 'the failure is reported');
+      // An episode ends when an accept succeeds; closing makes room, accepting fills it again: a few episodes.
+      assert.ok(result.reports.length <= 3, `one report per episode, not one per attempt: ${result.reports.length}`);
+      assert.match(
+        result.reports[0],
+        /^accept failed \(EMFILE\): the server serves its open connections and retries accepting/,
+      );
+      assert.ok(idles(result), `the loop idles while paused: ${idlesDetail(result)}`);
+      assert.is(result.accepted, 60, 'every connection is accepted once descriptors are free again');
+    },
+  );
 }
 
 for (const backend of HOST === 'bun' ? [NET_COMPLETION, 'completion'] : [NET_COMPLETION]) {
-  unlessHostBug(faults, 'emfile', `${backendLabel(backend)}: out of descriptors, the server neither spins nor crashes`, async () => {
-    // Node's own listener sheds connections it cannot accept (libuv's EMFILE
-    // handling), and Bun's stops taking them, so not all get in; none of it
-    // may spin or throw.
-    // Some never get in: the server waits the whole time.
-    const result = await outOfDescriptors(backend, 60, 5000);
-    assert.ok(result.accepted > 0 && result.accepted <= 60);
-    assert.ok(idles(result), `the loop idles: ${idlesDetail(result)}`);
-  });
+  unlessHostBug(
+    faults,
+    'emfile',
+    `${backendLabel(backend)}: out of descriptors, the server neither spins nor crashes`,
+    async () => {
+      // Node's own listener sheds connections it cannot accept (libuv's EMFILE
+      // handling), and Bun's stops taking them, so not all get in; none of it
+      // may spin or throw.
+      // Some never get in: the server waits the whole time.
+      const result = await outOfDescriptors(backend, 60, 5000);
+      assert.ok(result.accepted > 0 && result.accepted <= 60);
+      assert.ok(idles(result), `the loop idles: ${idlesDetail(result)}`);
+    },
+  );
 }
 
 faults('completion: addReader and addWriter are not supported', () =>
   onLoop('completion', async (loop) => {
-    for (const attempt of [() => loop.addReader(0, () => {}), () => loop.addWriter(1, () => {}), () => loop.removeReader(0)]) {
-      assert.throws(attempt, (e) => e instanceof NotSupportedError && /the 'completion' backend has no readiness I\/O/.test(e.message));
+    for (const attempt of [
+      () => loop.addReader(0, () => {}),
+      () => loop.addWriter(1, () => {}),
+      () => loop.removeReader(0),
+    ]) {
+      assert.throws(
+        attempt,
+        (e) => e instanceof NotSupportedError && /the 'completion' backend has no readiness I\/O/.test(e.message),
+      );
     }
   }),
 );

@@ -183,7 +183,11 @@ for (const backend of IO_BACKENDS) {
         const { server, client, peer } = await pair(loop);
         // Unread bytes at the peer make its close a reset.
         await client.write('unread by the peer');
-        await until(loop, () => peer.maxBuffered > 0 || backend === 'selector' || backend === 'virtual', 'bytes at the peer');
+        await until(
+          loop,
+          () => peer.maxBuffered > 0 || backend === 'selector' || backend === 'virtual',
+          'bytes at the peer',
+        );
         await turns(loop);
         const pending = outcome(read(client));
         await turns(loop);
@@ -271,7 +275,12 @@ for (const backend of IO_BACKENDS) {
     onLoopCounted(backend, async (loop) => {
       const { server, client } = await pair(loop);
       client.close();
-      for (const op of [() => client.read(), () => client.write('x'), () => client.end(), () => client.readExactly(1)]) {
+      for (const op of [
+        () => client.read(),
+        () => client.write('x'),
+        () => client.end(),
+        () => client.readExactly(1),
+      ]) {
         const { error } = await within(outcome(op()), 'an operation after close()');
         assert.instance(error, WasmloopError);
       }
@@ -299,11 +308,14 @@ for (const backend of IO_BACKENDS) {
   /** A protocol server whose connections' protocols land in `made`, and a counting client. */
   async function protocolPair(loop) {
     const made = [];
-    const server = await loop.createProtocolServer(() => {
-      const p = counting();
-      made.push(p);
-      return p;
-    }, { port: 0 });
+    const server = await loop.createProtocolServer(
+      () => {
+        const p = counting();
+        made.push(p);
+        return p;
+      },
+      { port: 0 },
+    );
     const { protocol: client } = await loop.createProtocolConnection(counting, { port: server.address().port });
     await until(loop, () => made.length === 1 && made[0].transport !== null, 'accept');
     return { server, client, peer: made[0] };
@@ -384,7 +396,8 @@ for (const backend of IO_BACKENDS) {
         return {};
       },
       async () => {
-        for (const [i, p] of protocolsSeen.entries()) assert.is(p.lost.length, 1, `transport ${i}: connectionLost once`);
+        for (const [i, p] of protocolsSeen.entries())
+          assert.is(p.lost.length, 1, `transport ${i}: connectionLost once`);
       },
     );
   });

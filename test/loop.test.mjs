@@ -103,7 +103,10 @@ host('an endless callSoon chain does not starve the host: a host timer fires whi
   loop.stop();
   await run;
   assert.ok(spinsWhenFired > 0, `the chain was running when the host timer fired (${spinsWhenFired} spins)`);
-  assert.ok(spinsAfter > spinsWhenFired, `the chain went on after the host timer (${spinsWhenFired}, then ${spinsAfter} spins)`);
+  assert.ok(
+    spinsAfter > spinsWhenFired,
+    `the chain went on after the host timer (${spinsWhenFired}, then ${spinsAfter} spins)`,
+  );
 });
 
 host('Node I/O callbacks interleave with a busy loop', async ({ loop }) => {
@@ -128,7 +131,10 @@ host('Node I/O callbacks interleave with a busy loop', async ({ loop }) => {
   await run;
   assert.match(text, /interleave/);
   assert.ok(stepsWhenRead > 0, `the busy chain ran while the file was read (${stepsWhenRead} steps)`);
-  assert.ok(stepsAfter > stepsWhenRead, `the busy chain went on after the read (${stepsWhenRead}, then ${stepsAfter} steps)`);
+  assert.ok(
+    stepsAfter > stepsWhenRead,
+    `the busy chain went on after the read (${stepsWhenRead}, then ${stepsAfter} steps)`,
+  );
 });
 
 host('a loop with nothing pending does not keep the process alive', () => {
@@ -139,7 +145,10 @@ host('a loop with nothing pending does not keep the process alive', () => {
     loop.runForever().then(() => console.log('stopped'));
     setTimeout(() => console.log('host timer done'), 20);
   `;
-  const result = spawnSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8', timeout: 10_000 });
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', program], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   assert.is(result.error, undefined, 'the process exited by itself');
   assert.match(result.stdout, /host timer done/);
   assert.not.match(result.stdout, /stopped/);
@@ -154,7 +163,10 @@ host('a loop with a pending timer keeps the process alive until it fires', () =>
     await loop.runForever();
     await loop.close();
   `;
-  const result = spawnSync(process.execPath, ['--input-type=module', '-e', program], { encoding: 'utf8', timeout: 10_000 });
+  const result = spawnSync(process.execPath, ['--input-type=module', '-e', program], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  });
   assert.is(result.status, 0, result.stderr);
   const after = Number(/fired after (\d+)/.exec(result.stdout)?.[1]);
   assert.ok(after >= 60, result.stdout);
@@ -211,7 +223,12 @@ freshLoop(stats);
 stats('stats count iterations, callbacks and pending work', async ({ loop }) => {
   const s0 = loop.stats();
   assert.equal(
-    { iterations: s0.iterations, callbacksRun: s0.callbacksRun, timersPending: s0.timersPending, readyPending: s0.readyPending },
+    {
+      iterations: s0.iterations,
+      callbacksRun: s0.callbacksRun,
+      timersPending: s0.timersPending,
+      readyPending: s0.readyPending,
+    },
     { iterations: 0, callbacksRun: 0, timersPending: 0, readyPending: 0 },
   );
   loop.callSoon(() => {});
@@ -250,8 +267,14 @@ for (const backend of ['selector', 'completion', 'clock']) {
       // fired, lies between two batches: all of it is idle time, however long
       // the batches took on a busy machine.
       const waited = slept.reduce((sum, { armedAt, firedAt }) => sum + (firedAt - armedAt), 0);
-      assert.ok(idleMs >= waited, `waiting on timers counts as idle: ${idleMs} ms idle, ${waited} ms on host timers (${slept.length})`);
-      assert.ok(busyMs + idleMs <= elapsed + 1, `busy ${busyMs} + idle ${idleMs} fit in the ${elapsed} ms the run took`);
+      assert.ok(
+        idleMs >= waited,
+        `waiting on timers counts as idle: ${idleMs} ms idle, ${waited} ms on host timers (${slept.length})`,
+      );
+      assert.ok(
+        busyMs + idleMs <= elapsed + 1,
+        `busy ${busyMs} + idle ${idleMs} fit in the ${elapsed} ms the run took`,
+      );
     } finally {
       await loop.close();
     }
@@ -291,7 +314,11 @@ logging('slow-callback warnings and default error reports go to the logger, not 
   assert.equal(consoleLines, []);
   // Any callback may pass 5 ms on a loaded machine; slowOne always does, and
   // every warning is a slow-callback report.
-  assert.is(lines.warn.filter(([line]) => /executing callback slowOne took/.test(line)).length, 1, 'slowOne reported once');
+  assert.is(
+    lines.warn.filter(([line]) => /executing callback slowOne took/.test(line)).length,
+    1,
+    'slowOne reported once',
+  );
   for (const [line] of lines.warn) assert.match(line, /executing callback .* took \d+\.\d+ ms/);
   assert.is(lines.error.length, 1);
   assert.match(lines.error[0][0], /Exception in callback failing/);
@@ -413,7 +440,10 @@ backendClock('a clock that turns to NaN at run time fails the run with a Backend
   assert.not.ok(loop.isRunning());
   assert.not.ok(loop.isClosed());
   // Outside a run, the operation that reads the clock fails.
-  assert.throws(() => loop.callLater(1, () => {}), (error) => error instanceof BackendError);
+  assert.throws(
+    () => loop.callLater(1, () => {}),
+    (error) => error instanceof BackendError,
+  );
   clock.next = null;
   await loop.runUntilComplete(() => loop.sleep(100));
   assert.equal(ran, ['broke the clock', 'later timer'], 'the pending timer was not lost');

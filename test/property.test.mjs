@@ -5,7 +5,13 @@
 import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import fc from 'fast-check';
-import { ConnectionResetError, createLoop, IncompleteReadError, LimitOverrunError, LoopClosedError } from '../ts-host/dist/index.js';
+import {
+  ConnectionResetError,
+  createLoop,
+  IncompleteReadError,
+  LimitOverrunError,
+  LoopClosedError,
+} from '../ts-host/dist/index.js';
 
 const RUNS = Number(process.env.FAST_CHECK_RUNS ?? 200);
 let operationsChecked = 0;
@@ -13,11 +19,31 @@ let operationsChecked = 0;
 /** One step of a program. Indices pick among the callbacks scheduled so far. */
 const step = fc.oneof(
   { weight: 4, arbitrary: fc.record({ op: fc.constant('soon') }) },
-  { weight: 6, arbitrary: fc.record({ op: fc.constant('later'), delay: fc.oneof(fc.integer({ min: -5, max: 60 }), fc.double({ min: 0, max: 5, noNaN: true })) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      op: fc.constant('later'),
+      delay: fc.oneof(fc.integer({ min: -5, max: 60 }), fc.double({ min: 0, max: 5, noNaN: true })),
+    }),
+  },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('at'), offset: fc.integer({ min: -10, max: 40 }) }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('cancel'), pick: fc.nat() }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('cancelFromCallback'), pick: fc.nat(), delay: fc.integer({ min: 0, max: 50 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('chain'), depth: fc.integer({ min: 1, max: 4 }), delay: fc.integer({ min: 0, max: 20 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('cancelFromCallback'),
+      pick: fc.nat(),
+      delay: fc.integer({ min: 0, max: 50 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('chain'),
+      depth: fc.integer({ min: 1, max: 4 }),
+      delay: fc.integer({ min: 0, max: 20 }),
+    }),
+  },
   { weight: 3, arbitrary: fc.record({ op: fc.constant('advance'), ms: fc.integer({ min: 0, max: 30 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('stopInCallback'), delay: fc.integer({ min: 0, max: 30 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('close') }) },
@@ -66,7 +92,10 @@ async function check(program) {
   for (const s of program) {
     operationsChecked++;
     if (closed) {
-      assert.throws(() => loop.callSoon(() => {}), (e) => e instanceof LoopClosedError);
+      assert.throws(
+        () => loop.callSoon(() => {}),
+        (e) => e instanceof LoopClosedError,
+      );
       continue;
     }
     switch (s.op) {
@@ -127,7 +156,8 @@ async function check(program) {
   }
   for (const r of ran) {
     const e = all[r.id];
-    if (e.kind !== 'soon') assert.ok(Math.round(r.at * 1e6) >= e.key, `callback ${r.id} ran at ${r.at}, before its time ${e.when}`);
+    if (e.kind !== 'soon')
+      assert.ok(Math.round(r.at * 1e6) >= e.key, `callback ${r.id} ran at ${r.at}, before its time ${e.when}`);
   }
   // Order: among timers, (due time, scheduling order), except that a timer
   // due before its iteration runs in that iteration.
@@ -153,7 +183,11 @@ async function check(program) {
 const props = suite('property tests through the component');
 
 props('exactly once, never early, in order, cancellation and stop/close at random points', async () => {
-  await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 20, maxLength: 80, size: 'max' }), check), { numRuns: RUNS, seed: 42, includeErrorInReport: true });
+  await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 20, maxLength: 80, size: 'max' }), check), {
+    numRuns: RUNS,
+    seed: 42,
+    includeErrorInReport: true,
+  });
   console.log(`fast-check: ${RUNS} programs, ${operationsChecked} operations checked`);
   assert.ok(operationsChecked > RUNS * 10);
 });
@@ -184,7 +218,11 @@ props('the real backend agrees: random programs on selector time', async () => {
 const readStep = fc.oneof(
   fc.record({ op: fc.constant('read') }),
   fc.record({ op: fc.constant('exactly'), n: fc.integer({ min: 0, max: 30 }) }),
-  fc.record({ op: fc.constant('until'), sep: fc.constantFrom('\n', 'ab', 'xyz'), limit: fc.integer({ min: 1, max: 40 }) }),
+  fc.record({
+    op: fc.constant('until'),
+    sep: fc.constantFrom('\n', 'ab', 'xyz'),
+    limit: fc.integer({ min: 1, max: 40 }),
+  }),
   fc.record({ op: fc.constant('line'), limit: fc.integer({ min: 1, max: 40 }) }),
 );
 
@@ -229,7 +267,10 @@ async function checkFramedReads(text, cuts, steps) {
           const chunk = await client.read();
           if (rest.length === 0) assert.is(chunk, null);
           else {
-            assert.ok(chunk !== null && chunk.length > 0 && rest.startsWith(latin(chunk)), 'read: a prefix of the rest');
+            assert.ok(
+              chunk !== null && chunk.length > 0 && rest.startsWith(latin(chunk)),
+              'read: a prefix of the rest',
+            );
             cursor += chunk.length;
           }
         } else if (step.op === 'exactly') {
@@ -244,13 +285,20 @@ async function checkFramedReads(text, cuts, steps) {
           }
         } else {
           const sep = step.op === 'line' ? '\n' : step.sep;
-          const outcome = await (step.op === 'line' ? client.readLine({ limit: step.limit }) : client.readUntil(sep, { limit: step.limit })).catch((e) => e);
+          const outcome = await (step.op === 'line'
+            ? client.readLine({ limit: step.limit })
+            : client.readUntil(sep, { limit: step.limit })
+          ).catch((e) => e);
           const found = rest.indexOf(sep);
           if (found >= 0 && found + sep.length <= step.limit) {
             assert.is(latin(outcome), rest.slice(0, found + sep.length));
             cursor += found + sep.length;
           } else if (found >= 0 || rest.length > step.limit) {
-            assert.instance(outcome, LimitOverrunError, `${step.op} ${JSON.stringify(sep)} limit ${step.limit} on ${JSON.stringify(rest)}`);
+            assert.instance(
+              outcome,
+              LimitOverrunError,
+              `${step.op} ${JSON.stringify(sep)} limit ${step.limit} on ${JSON.stringify(rest)}`,
+            );
           } else if (step.op === 'line') {
             assert.is(outcome === null ? null : latin(outcome), rest.length === 0 ? null : rest);
             cursor = text.length;

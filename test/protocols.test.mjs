@@ -57,7 +57,12 @@ for (const backend of IO_BACKENDS) {
         const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), { path });
         assert.is(transport.remoteAddress.family, 'unix');
         transport.write('ping over unix');
-        await until(loop, () => text(protocol.chunks).length >= 14, 'the echo over unix', () => `(got ${JSON.stringify(text(protocol.chunks))})`);
+        await until(
+          loop,
+          () => text(protocol.chunks).length >= 14,
+          'the echo over unix',
+          () => `(got ${JSON.stringify(text(protocol.chunks))})`,
+        );
         assert.is(text(protocol.chunks), 'ping over unix');
         transport.close();
         await protocol.lost;
@@ -75,10 +80,13 @@ for (const backend of IO_BACKENDS) {
       const before = loop.stats();
       const controller = new AbortController();
       let made = 0;
-      const attempt = loop.createProtocolConnection(() => {
-        made++;
-        return new Recorder();
-      }, { port: server.address().port, signal: controller.signal });
+      const attempt = loop.createProtocolConnection(
+        () => {
+          made++;
+          return new Recorder();
+        },
+        { port: server.address().port, signal: controller.signal },
+      );
       loop.callSoon(() => controller.abort());
       const error = await attempt.catch((e) => e);
       assert.is(error.name, 'AbortError');
@@ -160,7 +168,9 @@ for (const backend of IO_BACKENDS) {
         }),
         { port: 0 },
       );
-      const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), { port: server.address().port });
+      const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), {
+        port: server.address().port,
+      });
       transport.write('question');
       transport.writeEof();
       await protocol.lost;
@@ -203,7 +213,10 @@ for (const backend of IO_BACKENDS) {
       await serverSide.lost;
       const total = serverSide.chunks.reduce((n, c) => n + c.length, 0);
       assert.ok(total >= 256 * 1024 && total % (256 * 1024) === 0, `whole blocks arrived: ${total}`);
-      assert.ok(serverSide.chunks.every((c) => c.every((b) => b === 7)), 'byte-exact');
+      assert.ok(
+        serverSide.chunks.every((c) => c.every((b) => b === 7)),
+        'byte-exact',
+      );
       assert.is(transport.writeBufferSize(), 0);
       await server.close();
     }),
@@ -213,19 +226,27 @@ for (const backend of IO_BACKENDS) {
     onLoop(backend, async (loop) => {
       const received = new Recorder();
       const server = await loop.createProtocolServer(() => received, { port: 0 });
-      const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), { port: server.address().port });
+      const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), {
+        port: server.address().port,
+      });
       transport.write('last words');
       transport.close();
       transport.close();
       assert.ok(transport.isClosing());
-      assert.throws(() => transport.write('more'), (e) => e instanceof ConnectionClosedError && /write: the transport is closing/.test(e.message));
+      assert.throws(
+        () => transport.write('more'),
+        (e) => e instanceof ConnectionClosedError && /write: the transport is closing/.test(e.message),
+      );
       await protocol.lost;
       await received.lost;
       assert.is(text(received.chunks), 'last words');
 
       const other = await loop.createProtocolConnection(() => new Recorder(), { port: server.address().port });
       other.transport.writeEof();
-      assert.throws(() => other.transport.write('x'), (e) => e instanceof WriteAfterEndError);
+      assert.throws(
+        () => other.transport.write('x'),
+        (e) => e instanceof WriteAfterEndError,
+      );
       other.transport.abort();
       other.transport.abort();
       assert.is(await other.protocol.lost, null);
@@ -258,7 +279,9 @@ for (const backend of [...(SELECTOR ? ['selector'] : []), 'completion', 'virtual
         }),
         { port: 0 },
       );
-      const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), { port: server.address().port });
+      const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), {
+        port: server.address().port,
+      });
       transport.write('trigger');
       assert.is(await lostOnce, boom, 'connectionLost gets the error');
       await protocol.lost;
@@ -293,8 +316,13 @@ for (const backend of [...(SELECTOR ? ['selector'] : []), 'completion', 'virtual
       assert.is(reports.length, 2);
       assert.match(reports[0].message, /createProtocolServer: the protocol factory failed; the connection was closed/);
       assert.match(String(reports[0].error), /no protocol today/);
-      assert.match(String(reports[1].error), /TypeError: createProtocolServer: protocolFactory must return a protocol object, got number 42/);
-      const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), { port: server.address().port });
+      assert.match(
+        String(reports[1].error),
+        /TypeError: createProtocolServer: protocolFactory must return a protocol object, got number 42/,
+      );
+      const { transport, protocol } = await loop.createProtocolConnection(() => new Recorder(), {
+        port: server.address().port,
+      });
       transport.write('still serving');
       while (text(protocol.chunks).length < 13) await loop.sleep(1);
       assert.is(text(protocol.chunks), 'still serving');
@@ -307,9 +335,18 @@ for (const backend of [...(SELECTOR ? ['selector'] : []), 'completion', 'virtual
 faults('bad arguments are TypeErrors and RangeErrors that name them', () =>
   onLoop(REAL_BACKEND, async (loop) => {
     for (const [call, pattern] of [
-      [() => loop.createProtocolServer('nope', { port: 0 }), /createProtocolServer: protocolFactory must be a function, got string/],
-      [() => loop.createProtocolConnection(null, { port: 1 }), /createProtocolConnection: protocolFactory must be a function, got null/],
-      [() => loop.createProtocolServer(() => new Echo(), { port: -1 }), /createProtocolServer: port must be an integer/],
+      [
+        () => loop.createProtocolServer('nope', { port: 0 }),
+        /createProtocolServer: protocolFactory must be a function, got string/,
+      ],
+      [
+        () => loop.createProtocolConnection(null, { port: 1 }),
+        /createProtocolConnection: protocolFactory must be a function, got null/,
+      ],
+      [
+        () => loop.createProtocolServer(() => new Echo(), { port: -1 }),
+        /createProtocolServer: port must be an integer/,
+      ],
       [() => loop.createProtocolConnection(() => new Echo(), { port: 1, host: 5 }), /createProtocolConnection: host/],
     ]) {
       try {
@@ -332,13 +369,25 @@ faults('bad arguments are TypeErrors and RangeErrors that name them', () =>
       assert.unreachable('a factory returning a string must fail');
     } catch (error) {
       assert.ok(error instanceof TypeError);
-      assert.match(error.message, /createProtocolConnection: protocolFactory must return a protocol object, got string/);
+      assert.match(
+        error.message,
+        /createProtocolConnection: protocolFactory must return a protocol object, got string/,
+      );
     }
     assert.ok(made);
     const { transport } = await loop.createProtocolConnection(() => new Recorder(), { port: server.address().port });
-    assert.throws(() => transport.setWriteBufferLimits(-1), (e) => e instanceof RangeError && /high must be a non-negative integer, got -1/.test(e.message));
-    assert.throws(() => transport.setWriteBufferLimits(10, 20), (e) => e instanceof RangeError && /low \(20\) must not exceed high \(10\)/.test(e.message));
-    assert.throws(() => transport.write(17), (e) => e instanceof TypeError && /write: data must be a Uint8Array or a string, got number/.test(e.message));
+    assert.throws(
+      () => transport.setWriteBufferLimits(-1),
+      (e) => e instanceof RangeError && /high must be a non-negative integer, got -1/.test(e.message),
+    );
+    assert.throws(
+      () => transport.setWriteBufferLimits(10, 20),
+      (e) => e instanceof RangeError && /low \(20\) must not exceed high \(10\)/.test(e.message),
+    );
+    assert.throws(
+      () => transport.write(17),
+      (e) => e instanceof TypeError && /write: data must be a Uint8Array or a string, got number/.test(e.message),
+    );
     transport.setWriteBufferLimits(1024);
     transport.close();
     await server.close();
@@ -347,7 +396,10 @@ faults('bad arguments are TypeErrors and RangeErrors that name them', () =>
 
 faults('protocol servers and connections need I/O: the clock backend says so', () =>
   onLoop('clock', async (loop) => {
-    for (const call of [() => loop.createProtocolServer(() => new Echo(), { port: 0 }), () => loop.createProtocolConnection(() => new Echo(), { port: 1 })]) {
+    for (const call of [
+      () => loop.createProtocolServer(() => new Echo(), { port: 0 }),
+      () => loop.createProtocolConnection(() => new Echo(), { port: 1 }),
+    ]) {
       try {
         await call();
         assert.unreachable();

@@ -23,14 +23,30 @@ async function randomProgram(loop, seed, n) {
     ops++;
     switch (rand(6)) {
       case 0:
-        handles.push(loop.callSoon(function soon() { log.push('s'); op(); }));
+        handles.push(
+          loop.callSoon(function soon() {
+            log.push('s');
+            op();
+          }),
+        );
         break;
       case 1:
       case 2:
-        handles.push(loop.callLater(rand(50), function later() { log.push('l'); op(); op(); }));
+        handles.push(
+          loop.callLater(rand(50), function later() {
+            log.push('l');
+            op();
+            op();
+          }),
+        );
         break;
       case 3:
-        handles.push(loop.callAt(loop.time() + rand(20), function at() { log.push('a'); op(); }));
+        handles.push(
+          loop.callAt(loop.time() + rand(20), function at() {
+            log.push('a');
+            op();
+          }),
+        );
         break;
       case 4:
         if (handles.length > 0) handles[rand(handles.length)].cancel();
@@ -89,10 +105,14 @@ replay('a recorded program replays in virtual time, in the same order', async ()
 replay('a program recorded on real time replays in virtual time', async () => {
   const program = async (loop) => {
     const order = [];
-    loop.callLater(15, function slow() { order.push('slow'); });
+    loop.callLater(15, function slow() {
+      order.push('slow');
+    });
     loop.callLater(5, function fast() {
       order.push('fast');
-      loop.callSoon(function next() { order.push('next'); });
+      loop.callSoon(function next() {
+        order.push('next');
+      });
     });
     await loop.runUntilComplete(() => loop.sleep(25));
     return order;
@@ -106,7 +126,10 @@ replay('a program recorded on real time replays in virtual time', async () => {
   assert.equal(replayed, order);
   assert.is(waits, 0, 'the replay never waits on the wall clock: virtual time');
   // The replay ran each iteration at the recorded time.
-  assert.equal(replaying.trace().iterations.map(([t]) => t), trace.iterations.map(([t]) => t));
+  assert.equal(
+    replaying.trace().iterations.map(([t]) => t),
+    trace.iterations.map(([t]) => t),
+  );
   await replaying.close();
 });
 
@@ -129,7 +152,10 @@ replay('the first divergence is reported precisely', async () => {
     assert.instance(error, ReplayDivergenceError);
     assert.is(error.iteration, 1);
     assert.is(error.position, 0);
-    assert.match(error.message, /iteration 1, position 0 \(loop time 5 ms\): expected callback #0 \(callLater first\), ran callback #1 \(callLater first\)/);
+    assert.match(
+      error.message,
+      /iteration 1, position 0 \(loop time 5 ms\): expected callback #0 \(callLater first\), ran callback #1 \(callLater first\)/,
+    );
   }
   assert.not.ok(swapped.isClosed(), 'a divergence ends the run, not the loop');
   await swapped.close();
@@ -143,7 +169,10 @@ replay('the first divergence is reported precisely', async () => {
     assert.unreachable();
   } catch (error) {
     assert.instance(error, ReplayDivergenceError);
-    assert.match(error.message, /iteration 0, position 0 \(loop time 0 ms\): expected callback #2 \(callSoon <anonymous>\), ran callback #1/);
+    assert.match(
+      error.message,
+      /iteration 0, position 0 \(loop time 0 ms\): expected callback #2 \(callSoon <anonymous>\), ran callback #1/,
+    );
   }
   await missing.close();
 
@@ -155,7 +184,10 @@ replay('the first divergence is reported precisely', async () => {
     await starved.runUntilComplete(() => starved.sleep(20));
     assert.unreachable();
   } catch (error) {
-    assert.match(error.message, /iteration 2: the recording ran callback #1 \(callLater second\) at loop time 10 ms, but at 10 ms nothing is due/);
+    assert.match(
+      error.message,
+      /iteration 2: the recording ran callback #1 \(callLater second\) at loop time 10 ms, but at 10 ms nothing is due/,
+    );
   }
   await starved.close();
 
@@ -176,11 +208,84 @@ replay('malformed traces and misuse are clear errors', async () => {
   const cases = [
     [{ backend: 'virtual', replay: '{not json' }, /replay is not a wasmloop trace \(invalid JSON/],
     [{ backend: 'virtual', replay: {} }, /replay is not a wasmloop trace \(format is not 'wasmloop-trace'\)/],
-    [{ backend: 'virtual', replay: { format: 'wasmloop-trace', version: 9, backend: 'x', start: 0, reads: [], callbacks: [], iterations: [] } }, /version 9 is not 1/],
-    [{ backend: 'virtual', replay: { format: 'wasmloop-trace', version: 1, backend: 'x', start: 0, reads: [], callbacks: [], iterations: [[0, [3]]] } }, /names a callback that is not in callbacks/],
-    [{ backend: 'virtual', replay: { format: 'wasmloop-trace', version: 1, backend: 'x', start: 0, reads: [], callbacks: [['callSoon', 'f']], iterations: [[5, [0]], [1, [0]]] } }, /goes back in time/],
-    [{ backend: 'virtual', replay: { format: 'wasmloop-trace', version: 1, backend: 'x', start: -1, reads: [], callbacks: [], iterations: [] } }, /start is not a time/],
-    [{ backend: 'selector', replay: { format: 'wasmloop-trace', version: 1, backend: 'x', start: 0, reads: [], callbacks: [], iterations: [] } }, /replay needs backend 'virtual'/],
+    [
+      {
+        backend: 'virtual',
+        replay: {
+          format: 'wasmloop-trace',
+          version: 9,
+          backend: 'x',
+          start: 0,
+          reads: [],
+          callbacks: [],
+          iterations: [],
+        },
+      },
+      /version 9 is not 1/,
+    ],
+    [
+      {
+        backend: 'virtual',
+        replay: {
+          format: 'wasmloop-trace',
+          version: 1,
+          backend: 'x',
+          start: 0,
+          reads: [],
+          callbacks: [],
+          iterations: [[0, [3]]],
+        },
+      },
+      /names a callback that is not in callbacks/,
+    ],
+    [
+      {
+        backend: 'virtual',
+        replay: {
+          format: 'wasmloop-trace',
+          version: 1,
+          backend: 'x',
+          start: 0,
+          reads: [],
+          callbacks: [['callSoon', 'f']],
+          iterations: [
+            [5, [0]],
+            [1, [0]],
+          ],
+        },
+      },
+      /goes back in time/,
+    ],
+    [
+      {
+        backend: 'virtual',
+        replay: {
+          format: 'wasmloop-trace',
+          version: 1,
+          backend: 'x',
+          start: -1,
+          reads: [],
+          callbacks: [],
+          iterations: [],
+        },
+      },
+      /start is not a time/,
+    ],
+    [
+      {
+        backend: 'selector',
+        replay: {
+          format: 'wasmloop-trace',
+          version: 1,
+          backend: 'x',
+          start: 0,
+          reads: [],
+          callbacks: [],
+          iterations: [],
+        },
+      },
+      /replay needs backend 'virtual'/,
+    ],
     [{ record: 'yes' }, /record must be a boolean/],
   ];
   for (const [options, pattern] of cases) {
@@ -194,7 +299,10 @@ replay('malformed traces and misuse are clear errors', async () => {
     }
   }
   const plain = await createLoop({ backend: 'virtual' });
-  assert.throws(() => plain.trace(), (e) => e instanceof NotSupportedError && /does not record/.test(e.message));
+  assert.throws(
+    () => plain.trace(),
+    (e) => e instanceof NotSupportedError && /does not record/.test(e.message),
+  );
   await plain.close();
 });
 
@@ -207,14 +315,17 @@ const network = suite('replaying I/O');
 async function exchange(loop) {
   const log = [];
   await loop.runUntilComplete(async () => {
-    const server = await loop.createServer(async function handler(conn) {
-      let chunk;
-      while ((chunk = await conn.read()) !== null) {
-        log.push(`server got ${new TextDecoder().decode(chunk)}`);
-        await conn.write(chunk);
-      }
-      await conn.end();
-    }, { port: 0 });
+    const server = await loop.createServer(
+      async function handler(conn) {
+        let chunk;
+        while ((chunk = await conn.read()) !== null) {
+          log.push(`server got ${new TextDecoder().decode(chunk)}`);
+          await conn.write(chunk);
+        }
+        await conn.end();
+      },
+      { port: 0 },
+    );
     const port = server.address().port;
     const talk = async (name, delay) => {
       const client = await loop.createConnection({ port });
@@ -235,7 +346,10 @@ network('a TCP exchange recorded on the selector backend replays in virtual time
   const log = await exchange(recording);
   const trace = recording.trace();
   await recording.close();
-  assert.ok(trace.callbacks.some(([kind]) => kind === 'watch'), 'the recording has readiness events');
+  assert.ok(
+    trace.callbacks.some(([kind]) => kind === 'watch'),
+    'the recording has readiness events',
+  );
   const replaying = await createLoop({ backend: 'virtual', replay: trace });
   const { value: replayedLog, waits } = await countHostWaits(() => exchange(replaying));
   assert.equal(replayedLog, log);
@@ -248,10 +362,13 @@ network('a TCP exchange recorded on the selector backend replays in virtual time
 network('the virtual network adds its latency to every trip', async () => {
   const loop = await createLoop({ backend: 'virtual', virtual: { latencyMs: 10 } });
   const timings = await loop.runUntilComplete(async () => {
-    const server = await loop.createServer(async (conn) => {
-      await conn.write(await conn.read());
-      conn.close();
-    }, { port: 7 });
+    const server = await loop.createServer(
+      async (conn) => {
+        await conn.write(await conn.read());
+        conn.close();
+      },
+      { port: 7 },
+    );
     const client = await loop.createConnection({ port: 7 });
     const t0 = loop.time();
     await client.write('x');

@@ -50,10 +50,13 @@ const STYLES = [
   {
     name: 'reads to the end, echoes, ends',
     serve: (loop) =>
-      loop.createServer(async (conn) => {
-        for await (const chunk of conn) await conn.write(chunk);
-        await conn.end();
-      }, { port: 0 }),
+      loop.createServer(
+        async (conn) => {
+          for await (const chunk of conn) await conn.write(chunk);
+          await conn.end();
+        },
+        { port: 0 },
+      ),
     async client(loop, port) {
       const c = await loop.createConnection({ port });
       await c.write('ping');
@@ -65,10 +68,13 @@ const STYLES = [
   {
     name: 'writes and ends without reading',
     serve: (loop) =>
-      loop.createServer(async (conn) => {
-        await conn.write('reply');
-        await conn.end();
-      }, { port: 0 }),
+      loop.createServer(
+        async (conn) => {
+          await conn.write('reply');
+          await conn.end();
+        },
+        { port: 0 },
+      ),
     async client(loop, port) {
       const c = await loop.createConnection({ port });
       await c.write('a request the server never reads');
@@ -79,9 +85,12 @@ const STYLES = [
   {
     name: 'throws',
     serve: (loop) =>
-      loop.createServer(async () => {
-        throw new Error('handler failed on purpose');
-      }, { port: 0 }),
+      loop.createServer(
+        async () => {
+          throw new Error('handler failed on purpose');
+        },
+        { port: 0 },
+      ),
     async client(loop, port) {
       const c = await loop.createConnection({ port });
       await c.write('x').catch(() => undefined);
@@ -92,10 +101,13 @@ const STYLES = [
   {
     name: 'keeps the connection and closes it later',
     serve: (loop) =>
-      loop.createServer(async (conn) => {
-        conn.keepOpen();
-        loop.callLater(1, () => conn.close());
-      }, { port: 0 }),
+      loop.createServer(
+        async (conn) => {
+          conn.keepOpen();
+          loop.callLater(1, () => conn.close());
+        },
+        { port: 0 },
+      ),
     async client(loop, port) {
       const c = await loop.createConnection({ port });
       await readToEnd(c);
@@ -133,14 +145,17 @@ for (const backend of IO_BACKENDS) {
   test('a handler that settles has its connection closed; one that keeps it, not', () =>
     onLoop(backend, async (loop) => {
       let kept;
-      const server = await loop.createServer(async (conn) => {
-        const line = Buffer.from(await conn.readLine()).toString();
-        if (line === 'keep\n') {
-          conn.keepOpen();
-          kept = conn;
-        }
-        await conn.write(`got ${line}`);
-      }, { port: 0 });
+      const server = await loop.createServer(
+        async (conn) => {
+          const line = Buffer.from(await conn.readLine()).toString();
+          if (line === 'keep\n') {
+            conn.keepOpen();
+            kept = conn;
+          }
+          await conn.write(`got ${line}`);
+        },
+        { port: 0 },
+      );
       const port = server.address().port;
       const settled = await loop.createConnection({ port });
       await settled.write('done\n');
@@ -152,20 +167,27 @@ for (const backend of IO_BACKENDS) {
       await until(loop, () => kept !== undefined, 'the handler kept it');
       await kept.write('later');
       assert.is(Buffer.from(await keeper.read()).toString(), 'later', 'the kept connection still works');
-      await until(loop, () => server.connections === 1, 'one connection left', () => `(${server.connections})`);
+      await until(
+        loop,
+        () => server.connections === 1,
+        'one connection left',
+        () => `(${server.connections})`,
+      );
       kept.close();
       assert.is(await keeper.read(), null);
       keeper.close();
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test('a lingering close loses no reply: unread request bytes do not reset it', () =>
     onLoop(backend, async (loop) => {
       const reply = new Uint8Array(1024 * 1024).fill(97);
-      const server = await loop.createServer(async (conn) => {
-        await conn.write(reply);
-      }, { port: 0 });
+      const server = await loop.createServer(
+        async (conn) => {
+          await conn.write(reply);
+        },
+        { port: 0 },
+      );
       const c = await loop.createConnection({ port: server.address().port });
       // A request the handler never reads, still arriving as it returns.
       const request = c.write(new Uint8Array(256 * 1024));
@@ -175,37 +197,46 @@ for (const backend of IO_BACKENDS) {
       await request;
       c.close();
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
-  unlessHostBug(test, backend === NET_COMPLETION ? 'node:net half-open' : null, 'after end(), the peer closing releases the descriptor; what came stays readable', () =>
-    onLoop(backend, async (loop, spec) => {
-      const server = await loop.createServer(async (conn) => {
-        await conn.write('bye');
-      }, { port: 0 });
-      const c = await loop.createConnection({ port: server.address().port });
-      await c.end();
-      await until(loop, () => c.closed, 'released without a read');
-      await within(server.close(), 'server.close()');
-      assert.is(await readToEnd(c), 'bye');
-      const before = openDescriptors(spec);
-      c.close();
-      assert.is(openDescriptors(spec), before, 'close() after the release closes nothing more');
-    }),
+  unlessHostBug(
+    test,
+    backend === NET_COMPLETION ? 'node:net half-open' : null,
+    'after end(), the peer closing releases the descriptor; what came stays readable',
+    () =>
+      onLoop(backend, async (loop, spec) => {
+        const server = await loop.createServer(
+          async (conn) => {
+            await conn.write('bye');
+          },
+          { port: 0 },
+        );
+        const c = await loop.createConnection({ port: server.address().port });
+        await c.end();
+        await until(loop, () => c.closed, 'released without a read');
+        await within(server.close(), 'server.close()');
+        assert.is(await readToEnd(c), 'bye');
+        const before = openDescriptors(spec);
+        c.close();
+        assert.is(openDescriptors(spec), before, 'close() after the release closes nothing more');
+      }),
   );
 
   test('closeClients(): pending reads reject, writes are flushed, close() resolves', () =>
     onLoop(backend, async (loop) => {
       const outcomes = [];
-      const server = await loop.createServer(async (conn) => {
-        await conn.write('hello');
-        try {
-          await conn.read();
-          outcomes.push('read');
-        } catch (error) {
-          outcomes.push(error);
-        }
-      }, { port: 0 });
+      const server = await loop.createServer(
+        async (conn) => {
+          await conn.write('hello');
+          try {
+            await conn.read();
+            outcomes.push('read');
+          } catch (error) {
+            outcomes.push(error);
+          }
+        },
+        { port: 0 },
+      );
       const clients = await Promise.all([1, 2, 3].map(() => loop.createConnection({ port: server.address().port })));
       await until(loop, () => server.connections === 3, 'three accepted');
       server.closeClients();
@@ -215,19 +246,21 @@ for (const backend of IO_BACKENDS) {
       for (const c of clients) c.close();
       await within(server.close(), 'server.close()');
       assert.is(server.connections, 0);
-    }),
-  );
+    }));
 
   test('abortClients(): connections close at once, blocked writes reject', () =>
     onLoop(backend, async (loop) => {
       let write;
-      const server = await loop.createServer(async (conn) => {
-        const chunk = new Uint8Array(64 * 1024);
-        for (;;) {
-          write = conn.write(chunk);
-          await write;
-        }
-      }, { port: 0 });
+      const server = await loop.createServer(
+        async (conn) => {
+          const chunk = new Uint8Array(64 * 1024);
+          for (;;) {
+            write = conn.write(chunk);
+            await write;
+          }
+        },
+        { port: 0 },
+      );
       const c = await loop.createConnection({ port: server.address().port });
       // The client does not read: the server's writes block.
       await until(loop, () => write !== undefined, 'writing');
@@ -235,18 +268,26 @@ for (const backend of IO_BACKENDS) {
       for (let i = 0; i < 10_000 && !blocked; i++) {
         const w = write;
         let settled = false;
-        w.then(() => (settled = true), () => (settled = true));
+        w.then(
+          () => (settled = true),
+          () => (settled = true),
+        );
         await loop.sleep(1);
         blocked = !settled;
       }
       assert.ok(blocked, 'a write blocked');
       server.abortClients();
-      const error = await within(write.then(() => null, (e) => e), 'the blocked write');
+      const error = await within(
+        write.then(
+          () => null,
+          (e) => e,
+        ),
+        'the blocked write',
+      );
       assert.instance(error, ConnectionClosedError);
       await within(server.close(), 'server.close()');
       c.close();
-    }),
-  );
+    }));
 
   for (const style of STYLES) {
     test(`${CONNECTIONS} connections of a handler that ${style.name} leak nothing`, () =>
@@ -259,7 +300,12 @@ for (const backend of IO_BACKENDS) {
         for (let done = 0; done < CONNECTIONS; done += BATCH) {
           await Promise.all(Array.from({ length: BATCH }, () => style.client(loop, port)));
         }
-        await until(loop, () => server.connections === 0, 'every connection closed', () => `(${server.connections} open)`);
+        await until(
+          loop,
+          () => server.connections === 0,
+          'every connection closed',
+          () => `(${server.connections} open)`,
+        );
         await within(server.close(), 'server.close()');
         // At most the baseline: a descriptor of an earlier case (a closed
         // loop's epoll set) may close meanwhile; a leak per connection
@@ -270,9 +316,11 @@ for (const backend of IO_BACKENDS) {
           'descriptors back to the baseline',
           () => `(${baseline.fds} before, ${openDescriptors(spec)} now)`,
         );
-        assert.equal(pick(loop.stats()), { watchers: baseline.watchers, completionsPending: baseline.completionsPending });
-      }),
-    );
+        assert.equal(pick(loop.stats()), {
+          watchers: baseline.watchers,
+          completionsPending: baseline.completionsPending,
+        });
+      }));
   }
 
   test.run();

@@ -109,13 +109,25 @@ signals('close() removes every handler the loop set', async ({ loop }) => {
 
 signals('bad input: errors naming the signal or the callback; a closed loop: LoopClosedError', async ({ loop }) => {
   const cases = [
-    [() => loop.addSignalHandler(12, () => {}), TypeError, /addSignalHandler: signal must be a signal name such as 'SIGINT', got number 12/],
-    [() => loop.addSignalHandler('SIGFOO', () => {}), RangeError, /addSignalHandler: signal "SIGFOO" is not a signal name/],
+    [
+      () => loop.addSignalHandler(12, () => {}),
+      TypeError,
+      /addSignalHandler: signal must be a signal name such as 'SIGINT', got number 12/,
+    ],
+    [
+      () => loop.addSignalHandler('SIGFOO', () => {}),
+      RangeError,
+      /addSignalHandler: signal "SIGFOO" is not a signal name/,
+    ],
     [() => loop.addSignalHandler('sigint', () => {}), RangeError, /"sigint" is not a signal name/],
     [() => loop.addSignalHandler('SIGKILL', () => {}), RangeError, /addSignalHandler: SIGKILL cannot be handled/],
     [() => loop.addSignalHandler('SIGSTOP', () => {}), RangeError, /SIGSTOP cannot be handled/],
     [() => loop.addSignalHandler('SIGSEGV', () => {}), RangeError, /SIGSEGV cannot be handled/],
-    [() => loop.addSignalHandler('SIGUSR2', 'handler'), TypeError, /addSignalHandler: callback must be a function, got string/],
+    [
+      () => loop.addSignalHandler('SIGUSR2', 'handler'),
+      TypeError,
+      /addSignalHandler: callback must be a function, got string/,
+    ],
     [() => loop.removeSignalHandler(undefined), TypeError, /removeSignalHandler: signal must be a signal name/],
   ];
   const before = process.listenerCount('SIGUSR2');
@@ -124,8 +136,14 @@ signals('bad input: errors naming the signal or the callback; a closed loop: Loo
   }
   assert.is(process.listenerCount('SIGUSR2'), before, 'nothing was installed');
   await loop.close();
-  assert.throws(() => loop.addSignalHandler('SIGUSR2', () => {}), (e) => e instanceof LoopClosedError && /addSignalHandler/.test(e.message));
-  assert.throws(() => loop.removeSignalHandler('SIGUSR2'), (e) => e instanceof LoopClosedError);
+  assert.throws(
+    () => loop.addSignalHandler('SIGUSR2', () => {}),
+    (e) => e instanceof LoopClosedError && /addSignalHandler/.test(e.message),
+  );
+  assert.throws(
+    () => loop.removeSignalHandler('SIGUSR2'),
+    (e) => e instanceof LoopClosedError,
+  );
 });
 
 signals('a host without process signals: NotSupportedError', async ({ loop }) => {
@@ -133,7 +151,10 @@ signals('a host without process signals: NotSupportedError', async ({ loop }) =>
   const before = saved.listenerCount('SIGUSR2');
   Object.defineProperty(globalThis, 'process', { value: undefined, configurable: true, writable: true });
   try {
-    assert.throws(() => loop.addSignalHandler('SIGUSR2', () => {}), (e) => e instanceof NotSupportedError && /no process signals/.test(e.message));
+    assert.throws(
+      () => loop.addSignalHandler('SIGUSR2', () => {}),
+      (e) => e instanceof NotSupportedError && /no process signals/.test(e.message),
+    );
   } finally {
     Object.defineProperty(globalThis, 'process', { value: saved, configurable: true, writable: true });
   }
@@ -150,7 +171,9 @@ signals('two loops each get the signal', async () => {
     raise();
     await Promise.all([
       a.runUntilComplete(() => until(a, () => seen.includes('a'))),
-      new Promise((resolve) => setTimeout(resolve, 0)).then(() => b.runUntilComplete(() => until(b, () => seen.includes('b')))),
+      new Promise((resolve) => setTimeout(resolve, 0)).then(() =>
+        b.runUntilComplete(() => until(b, () => seen.includes('b'))),
+      ),
     ]);
     assert.equal([...seen].sort(), ['a', 'b']);
   } finally {

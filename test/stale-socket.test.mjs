@@ -37,10 +37,13 @@ for (const backend of IO_BACKENDS.filter((b) => b !== 'virtual')) {
       onLoop(backend, async (loop) => {
         const path = join(dir, 'crashed.sock');
         leaveStaleSocket(path);
-        const server = await loop.createServer(async (conn) => {
-          await conn.write('fresh\n');
-          conn.close();
-        }, { path });
+        const server = await loop.createServer(
+          async (conn) => {
+            await conn.write('fresh\n');
+            conn.close();
+          },
+          { path },
+        );
         const reply = await loop.createConnection({ path }).then(async (client) => {
           const data = await client.read();
           client.close();

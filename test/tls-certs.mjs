@@ -25,8 +25,24 @@ function key(cwd, name) {
 
 function selfSignedCa(cwd, name, cn) {
   key(cwd, name);
-  openssl(cwd, 'req', '-x509', '-new', '-key', `${name}.key`, '-out', `${name}.pem`, '-days', '3', '-subj', `/CN=${cn}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign');
+  openssl(
+    cwd,
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    `${name}.key`,
+    '-out',
+    `${name}.pem`,
+    '-days',
+    '3',
+    '-subj',
+    `/CN=${cn}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  );
 }
 
 /** A leaf signed by `ca` with `san`, valid from `start` to `end` (openssl ca's dates) or for 3 days. */
@@ -38,14 +54,46 @@ function leaf(cwd, name, ca, cn, san, dates) {
   writeFileSync(join(db, 'index.txt'), '');
   writeFileSync(join(db, 'serial'), `${(1000 + made.serial++).toString(16).padStart(4, '0')}\n`);
   const ext = san === null ? '' : `subjectAltName=${san}\n`;
-  writeFileSync(join(cwd, `${name}.cnf`), [
-    '[ca]', 'default_ca=own', '[own]', `dir=${db}`, 'database=$dir/index.txt', 'serial=$dir/serial', 'new_certs_dir=$dir',
-    'default_md=sha256', 'policy=any', 'copy_extensions=none', 'x509_extensions=ext', 'unique_subject=no',
-    '[any]', 'commonName=supplied', '[ext]', 'basicConstraints=CA:FALSE', ext,
-  ].join('\n'));
+  writeFileSync(
+    join(cwd, `${name}.cnf`),
+    [
+      '[ca]',
+      'default_ca=own',
+      '[own]',
+      `dir=${db}`,
+      'database=$dir/index.txt',
+      'serial=$dir/serial',
+      'new_certs_dir=$dir',
+      'default_md=sha256',
+      'policy=any',
+      'copy_extensions=none',
+      'x509_extensions=ext',
+      'unique_subject=no',
+      '[any]',
+      'commonName=supplied',
+      '[ext]',
+      'basicConstraints=CA:FALSE',
+      ext,
+    ].join('\n'),
+  );
   const when = dates === undefined ? ['-days', '3'] : ['-startdate', dates[0], '-enddate', dates[1]];
-  openssl(cwd, 'ca', '-batch', '-config', `${name}.cnf`, '-cert', `${ca}.pem`, '-keyfile', `${ca}.key`, '-in', `${name}.csr`,
-    '-out', `${name}.pem`, '-notext', ...when);
+  openssl(
+    cwd,
+    'ca',
+    '-batch',
+    '-config',
+    `${name}.cnf`,
+    '-cert',
+    `${ca}.pem`,
+    '-keyfile',
+    `${ca}.key`,
+    '-in',
+    `${name}.csr`,
+    '-out',
+    `${name}.pem`,
+    '-notext',
+    ...when,
+  );
 }
 
 /** `{ dir, ca, server: { key, cert, keyFile, certFile }, ... }`, made once per process. */
@@ -59,8 +107,22 @@ export function certificates() {
   leaf(dir, 'expired', 'ca', 'localhost', 'DNS:localhost,IP:127.0.0.1', ['20200101000000Z', '20200102000000Z']);
   leaf(dir, 'otherName', 'ca', 'example.com', 'DNS:example.com');
   key(dir, 'selfSigned');
-  openssl(dir, 'req', '-x509', '-new', '-key', 'selfSigned.key', '-out', 'selfSigned.pem', '-days', '3', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1');
+  openssl(
+    dir,
+    'req',
+    '-x509',
+    '-new',
+    '-key',
+    'selfSigned.key',
+    '-out',
+    'selfSigned.pem',
+    '-days',
+    '3',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+  );
   selfSignedCa(dir, 'clientCa', 'wasmloop client CA');
   leaf(dir, 'client', 'clientCa', 'client', null);
   const pair = (name) => ({

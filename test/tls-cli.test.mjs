@@ -16,12 +16,15 @@ const cli = suite('wasmloop run and serve with TLS', {}, { timeLimitMs: 120_000 
 /** GET `path` over HTTPS, trusting the test CA; resolves with the body. */
 function httpsGet(port, path) {
   return new Promise((resolve, reject) => {
-    const req = https.get({ host: '127.0.0.1', port, path, ca: certs.ca.cert, ALPNProtocols: ['h2', 'http/1.1'], agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve(body));
-    });
+    const req = https.get(
+      { host: '127.0.0.1', port, path, ca: certs.ca.cert, ALPNProtocols: ['h2', 'http/1.1'], agent: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (d) => (body += d));
+        res.on('end', () => resolve(body));
+      },
+    );
     req.on('error', reject);
   });
 }
@@ -32,19 +35,31 @@ cli('--help lists the --ssl-* flags', () => {
 });
 
 cli('the example echo server serves TLS with --ssl-keyfile and --ssl-certfile', () =>
-  withCommand(['run', './examples/echo-server.mjs:main', '--port', '0', '--ssl-keyfile', certs.server.keyFile, '--ssl-certfile', certs.server.certFile], async (server) => {
-    const port = Number((await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: certs.ca.cert });
-    await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
-    assert.ok(socket.authorized);
-    socket.write('over tls\n');
-    const reply = await new Promise((resolve) => socket.once('data', (data) => resolve(String(data))));
-    assert.is(reply, 'over tls\n');
-    socket.end();
-    server.child.kill('SIGTERM');
-    const { code } = await server.exited;
-    assert.is(code, 0, server.output().err);
-  }),
+  withCommand(
+    [
+      'run',
+      './examples/echo-server.mjs:main',
+      '--port',
+      '0',
+      '--ssl-keyfile',
+      certs.server.keyFile,
+      '--ssl-certfile',
+      certs.server.certFile,
+    ],
+    async (server) => {
+      const port = Number((await server.waitFor(/listening on 127\.0\.0\.1:(\d+)/))[1]);
+      const socket = tls.connect({ host: '127.0.0.1', port, ca: certs.ca.cert });
+      await new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+      assert.ok(socket.authorized);
+      socket.write('over tls\n');
+      const reply = await new Promise((resolve) => socket.once('data', (data) => resolve(String(data))));
+      assert.is(reply, 'over tls\n');
+      socket.end();
+      server.child.kill('SIGTERM');
+      const { code } = await server.exited;
+      assert.is(code, 0, server.output().err);
+    },
+  ),
 );
 
 cli('wasmloop serve serves HTTPS with --ssl-keyfile and --ssl-certfile, both interfaces', async () => {
@@ -71,7 +86,10 @@ cli('half the pair, or a file that cannot be read, is a usage error naming it', 
   const cases = [
     [['--ssl-keyfile', certs.server.keyFile], /TLS needs both --ssl-keyfile and --ssl-certfile/],
     [['--ssl-ca-certs', certs.ca.certFile], /--ssl-ca-certs needs --ssl-keyfile and --ssl-certfile/],
-    [['--ssl-keyfile', '/nonexistent.key', '--ssl-certfile', certs.server.certFile], /--ssl-keyfile: cannot read '\/nonexistent.key' \(ENOENT\)/],
+    [
+      ['--ssl-keyfile', '/nonexistent.key', '--ssl-certfile', certs.server.certFile],
+      /--ssl-keyfile: cannot read '\/nonexistent.key' \(ENOENT\)/,
+    ],
   ];
   for (const [flags, pattern] of cases) {
     const r = run(['run', './examples/echo-server.mjs:main', '--port', '0', ...flags]);

@@ -14,13 +14,20 @@ const test = suite('tls on virtual time');
 
 /** Two TLS clients talking to a TLS echo server, in turns and at once, with timers between. */
 async function program(loop) {
-  const server = await loop.createServer(async (conn) => {
-    for await (const chunk of conn) await conn.write(chunk);
-    await conn.end();
-  }, { port: 0, tls: { key: certs.server.key, cert: certs.server.cert, alpnProtocols: ['x'] } });
+  const server = await loop.createServer(
+    async (conn) => {
+      for await (const chunk of conn) await conn.write(chunk);
+      await conn.end();
+    },
+    { port: 0, tls: { key: certs.server.key, cert: certs.server.cert, alpnProtocols: ['x'] } },
+  );
   const { port } = server.address();
   const client = async (name, rounds) => {
-    const conn = await loop.createConnection({ host: '127.0.0.1', port, tls: { ca: certs.ca.cert, alpnProtocols: ['x'] } });
+    const conn = await loop.createConnection({
+      host: '127.0.0.1',
+      port,
+      tls: { ca: certs.ca.cert, alpnProtocols: ['x'] },
+    });
     const got = [];
     for (let i = 0; i < rounds; i++) {
       await conn.write(`${name}:${i}\n`);

@@ -47,10 +47,13 @@ async function readAll(conn) {
 
 /** An echo server with TLS `tls` (default: the server certificate). */
 function echoServer(loop, tls = SERVER_TLS, extra = {}) {
-  return loop.createServer(async (conn) => {
-    for await (const chunk of conn) await conn.write(chunk);
-    await conn.end();
-  }, { port: 0, tls, ...extra });
+  return loop.createServer(
+    async (conn) => {
+      for await (const chunk of conn) await conn.write(chunk);
+      await conn.end();
+    },
+    { port: 0, tls, ...extra },
+  );
 }
 
 /** What a TLS connect to `port` with `tls` fails with (it must fail). */
@@ -67,30 +70,34 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
   const label = backendLabel(backend);
   const test = suite(`tls streams: ${label}`);
 
-  unlessHostBug(test, ['tls paused end', 'tls server half-close'], 'echo 1 MB byte-exact both ways; what was negotiated is on conn.tls', () =>
-    onLoop(backend, async (loop) => {
-      const server = await echoServer(loop);
-      const { port } = server.address();
-      const conn = await loop.createConnection({ host: '127.0.0.1', port, tls: CLIENT_TLS });
-      assert.is(conn.tls.version, 'TLSv1.3');
-      assert.ok(conn.tls.authorized);
-      assert.is(conn.tls.peerCertificate.subject.CN, 'localhost');
-      assert.match(conn.tls.peerCertificate.subjectAltName, /IP Address:127\.0\.0\.1/);
-      const data = payload(1024 * 1024);
-      const [, echoed] = await Promise.all([
-        (async () => {
-          for (let at = 0; at < data.length; at += 100_000) await conn.write(data.subarray(at, at + 100_000));
-          await conn.end();
-        })(),
-        readAll(conn),
-      ]);
-      assert.is(echoed.length, data.length);
-      assert.is(sha(echoed), sha(data));
-      await within(server.close(), 'server.close()');
-    }),
+  unlessHostBug(
+    test,
+    ['tls paused end', 'tls server half-close'],
+    'echo 1 MB byte-exact both ways; what was negotiated is on conn.tls',
+    () =>
+      onLoop(backend, async (loop) => {
+        const server = await echoServer(loop);
+        const { port } = server.address();
+        const conn = await loop.createConnection({ host: '127.0.0.1', port, tls: CLIENT_TLS });
+        assert.is(conn.tls.version, 'TLSv1.3');
+        assert.ok(conn.tls.authorized);
+        assert.is(conn.tls.peerCertificate.subject.CN, 'localhost');
+        assert.match(conn.tls.peerCertificate.subjectAltName, /IP Address:127\.0\.0\.1/);
+        const data = payload(1024 * 1024);
+        const [, echoed] = await Promise.all([
+          (async () => {
+            for (let at = 0; at < data.length; at += 100_000) await conn.write(data.subarray(at, at + 100_000));
+            await conn.end();
+          })(),
+          readAll(conn),
+        ]);
+        assert.is(echoed.length, data.length);
+        assert.is(sha(echoed), sha(data));
+        await within(server.close(), 'server.close()');
+      }),
   );
 
-  test('tls: true checks against the host\'s roots: a private CA is not trusted', () =>
+  test("tls: true checks against the host's roots: a private CA is not trusted", () =>
     onLoop(backend, async (loop) => {
       const server = await echoServer(loop);
       const error = await connectFailure(loop, server.address().port, true);
@@ -99,8 +106,7 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.match(error.message, /certificate failed verification: unable to verify the first certificate/);
       assert.ok(error.cause instanceof Error);
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test('an untrusted (self-signed) certificate is a TlsError', () =>
     onLoop(backend, async (loop) => {
@@ -110,8 +116,7 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.is(error.code, 'DEPTH_ZERO_SELF_SIGNED_CERT');
       assert.match(error.message, /self[- ]signed certificate/);
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   unlessHostBug(test, 'tls expired code', 'an expired certificate is a TlsError "certificate has expired"', () =>
     onLoop(backend, async (loop) => {
@@ -132,7 +137,11 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.instance(error, TlsError);
       assert.is(error.code, 'ERR_TLS_CERT_ALTNAME_INVALID');
       assert.match(error.message, /hostname mismatch: cert is for DNS:example\.com, connected to 127\.0\.0\.1/);
-      const conn = await loop.createConnection({ host: '127.0.0.1', port, tls: { ...CLIENT_TLS, servername: 'example.com' } });
+      const conn = await loop.createConnection({
+        host: '127.0.0.1',
+        port,
+        tls: { ...CLIENT_TLS, servername: 'example.com' },
+      });
       assert.is(conn.tls.servername, 'example.com');
       await conn.write('ok');
       assert.is(Buffer.from(await conn.readExactly(2)).toString(), 'ok');
@@ -143,18 +152,24 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.ok(unsafe.tls.authorizationError);
       unsafe.close();
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test('ALPN: the server picks from what the client offers', () =>
     onLoop(backend, async (loop) => {
       let serverSaw = null;
-      const server = await loop.createServer(async (conn) => {
-        serverSaw = conn.tls.alpnProtocol;
-        await conn.end();
-      }, { port: 0, tls: { ...SERVER_TLS, alpnProtocols: ['h2', 'http/1.1'] } });
+      const server = await loop.createServer(
+        async (conn) => {
+          serverSaw = conn.tls.alpnProtocol;
+          await conn.end();
+        },
+        { port: 0, tls: { ...SERVER_TLS, alpnProtocols: ['h2', 'http/1.1'] } },
+      );
       const { port } = server.address();
-      const conn = await loop.createConnection({ host: 'localhost', port, tls: { ...CLIENT_TLS, alpnProtocols: ['http/1.1'] } });
+      const conn = await loop.createConnection({
+        host: 'localhost',
+        port,
+        tls: { ...CLIENT_TLS, alpnProtocols: ['http/1.1'] },
+      });
       assert.is(conn.tls.alpnProtocol, 'http/1.1');
       assert.is(await conn.read(), null);
       assert.is(serverSaw, 'http/1.1');
@@ -163,22 +178,26 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.is(none.tls.alpnProtocol, null);
       none.close();
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test('client certificates: requested, verified, refused when missing or untrusted', () =>
     onLoop(backend, async (loop) => {
       let peer = null;
       let handled = 0;
-      const server = await loop.createServer(async (conn) => {
-        handled++;
-        peer = conn.tls.peerCertificate?.subject.CN ?? null;
-        await conn.write('hello');
-        await conn.end();
-      }, { port: 0, tls: { ...SERVER_TLS, ca: certs.clientCa.cert, requestCert: true } });
+      const server = await loop.createServer(
+        async (conn) => {
+          handled++;
+          peer = conn.tls.peerCertificate?.subject.CN ?? null;
+          await conn.write('hello');
+          await conn.end();
+        },
+        { port: 0, tls: { ...SERVER_TLS, ca: certs.clientCa.cert, requestCert: true } },
+      );
       const { port } = server.address();
       const conn = await loop.createConnection({
-        host: '127.0.0.1', port, tls: { ...CLIENT_TLS, cert: certs.client.cert, key: certs.client.key },
+        host: '127.0.0.1',
+        port,
+        tls: { ...CLIENT_TLS, cert: certs.client.cert, key: certs.client.key },
       });
       assert.is(Buffer.from(await readAll(conn)).toString(), 'hello');
       assert.is(peer, 'client');
@@ -187,26 +206,33 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       // the client reads the refusal (Bun sends an alert) or the end of the
       // stream; the handler never runs.
       for (const tls of [CLIENT_TLS, { ...CLIENT_TLS, cert: certs.selfSigned.cert, key: certs.selfSigned.key }]) {
-        const refused = await within(outcome((async () => {
-          const c = await loop.createConnection({ host: '127.0.0.1', port, tls });
-          return readAll(c);
-        })()), 'the refused connection');
+        const refused = await within(
+          outcome(
+            (async () => {
+              const c = await loop.createConnection({ host: '127.0.0.1', port, tls });
+              return readAll(c);
+            })(),
+          ),
+          'the refused connection',
+        );
         if (refused.error === undefined) assert.is(refused.value.length, 0);
         else assert.instance(refused.error, TlsError);
       }
       await until(loop, () => server.connections === 0, 'every connection closed');
       assert.is(handled, 1);
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test('a peer that drops mid-handshake: the connect rejects with a TlsError, the server goes on', () =>
     onLoop(backend, async (loop) => {
       // A plain server that reads the ClientHello and hangs up.
-      const dropper = await loop.createServer(async (conn) => {
-        await conn.read();
-        conn.close();
-      }, { port: 0 });
+      const dropper = await loop.createServer(
+        async (conn) => {
+          await conn.read();
+          conn.close();
+        },
+        { port: 0 },
+      );
       const error = await connectFailure(loop, dropper.address().port, CLIENT_TLS);
       assert.instance(error, TlsError);
       assert.match(error.message, /handshake: peer closed the connection/);
@@ -224,8 +250,7 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.is(Buffer.from(await conn.readExactly(13)).toString(), 'still serving');
       conn.close();
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
   test('a handshake that does not finish fails after handshakeTimeoutMs of loop time', () =>
     onLoop(backend, async (loop) => {
@@ -237,16 +262,18 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.match(error.message, /handshake: timed out after 200 ms/);
       silent.abortClients();
       await within(silent.close(), 'silent.close()');
-    }),
-  );
+    }));
 
   test('a pending read settles when the peer closes, when we close, and on closeClients', () =>
     onLoop(backend, async (loop) => {
       const conns = [];
-      const server = await loop.createServer((conn) => {
-        conns.push(conn);
-        return conn.read().catch((e) => e);
-      }, { port: 0, tls: SERVER_TLS });
+      const server = await loop.createServer(
+        (conn) => {
+          conns.push(conn);
+          return conn.read().catch((e) => e);
+        },
+        { port: 0, tls: SERVER_TLS },
+      );
       const { port } = server.address();
       const a = await loop.createConnection({ host: '127.0.0.1', port, tls: CLIENT_TLS });
       const pending = outcome(a.read());
@@ -260,30 +287,44 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       assert.is(await bRead, null);
       b.close();
       await within(server.close(), 'server.close()');
-    }),
-  );
+    }));
 
-  unlessHostBug(test, 'tls server half-close', '200 TLS connections leave descriptors, watchers and completions where they were', () =>
-    onLoop(backend, async (loop, spec) => {
-      await loop.sleep(1);
-      const stats = () => ({ watchers: loop.stats().watchers, completionsPending: loop.stats().completionsPending });
-      const baseline = { fds: openDescriptors(spec), ...stats() };
-      const server = await echoServer(loop);
-      const { port } = server.address();
-      for (let done = 0; done < 200; done += 20) {
-        await Promise.all(Array.from({ length: 20 }, async () => {
-          const c = await loop.createConnection({ host: '127.0.0.1', port, tls: CLIENT_TLS });
-          await c.write('ping');
-          await c.end();
-          assert.is(Buffer.from(await readAll(c)).toString(), 'ping');
-        }));
-      }
-      await until(loop, () => server.connections === 0, 'every connection closed', () => `(${server.connections} open)`);
-      await within(server.close(), 'server.close()');
-      await until(loop, () => openDescriptors(spec) <= baseline.fds, 'descriptors back to the baseline',
-        () => `(${baseline.fds} before, ${openDescriptors(spec)} now)`);
-      assert.equal(stats(), { watchers: baseline.watchers, completionsPending: baseline.completionsPending });
-    }),
+  unlessHostBug(
+    test,
+    'tls server half-close',
+    '200 TLS connections leave descriptors, watchers and completions where they were',
+    () =>
+      onLoop(backend, async (loop, spec) => {
+        await loop.sleep(1);
+        const stats = () => ({ watchers: loop.stats().watchers, completionsPending: loop.stats().completionsPending });
+        const baseline = { fds: openDescriptors(spec), ...stats() };
+        const server = await echoServer(loop);
+        const { port } = server.address();
+        for (let done = 0; done < 200; done += 20) {
+          await Promise.all(
+            Array.from({ length: 20 }, async () => {
+              const c = await loop.createConnection({ host: '127.0.0.1', port, tls: CLIENT_TLS });
+              await c.write('ping');
+              await c.end();
+              assert.is(Buffer.from(await readAll(c)).toString(), 'ping');
+            }),
+          );
+        }
+        await until(
+          loop,
+          () => server.connections === 0,
+          'every connection closed',
+          () => `(${server.connections} open)`,
+        );
+        await within(server.close(), 'server.close()');
+        await until(
+          loop,
+          () => openDescriptors(spec) <= baseline.fds,
+          'descriptors back to the baseline',
+          () => `(${baseline.fds} before, ${openDescriptors(spec)} now)`,
+        );
+        assert.equal(stats(), { watchers: baseline.watchers, completionsPending: baseline.completionsPending });
+      }),
     // 200 handshakes: seconds of CPU, many more on a loaded machine.
     { timeLimitMs: 120_000 },
   );

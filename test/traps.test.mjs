@@ -26,7 +26,10 @@ traps('exhausting a capped memory crashes that loop only: the call throws LoopCr
   assert.instance(error.cause, WebAssembly.RuntimeError);
   assert.ok(scheduled > 10_000 && scheduled < 200_000, `crashed after ${scheduled} timers`);
   assert.ok(loop.isClosed());
-  assert.throws(() => loop.callSoon(() => {}), (e) => e instanceof LoopClosedError);
+  assert.throws(
+    () => loop.callSoon(() => {}),
+    (e) => e instanceof LoopClosedError,
+  );
   await loop.close();
   // The other loop, and a new one, work.
   await bystander.runUntilComplete(() => bystander.sleep(10));
@@ -84,21 +87,25 @@ traps('a crash closes the loop’s connections', async () => {
 
 // Debug mode keeps a stack per timer until the memory runs out: seconds of
 // CPU, many more on a loaded machine (hence its limit).
-traps('a crashed debug-mode loop removes its unhandledRejection listener, as close() does', async () => {
-  const before = process.listenerCount('unhandledRejection');
-  const loop = await createLoop({ debug: true, memoryLimitBytes: CAP });
-  assert.is(process.listenerCount('unhandledRejection'), before + 1, 'debug mode listens');
-  const noop = () => {};
-  try {
-    for (;;) loop.callLater(1000, noop);
-  } catch (error) {
-    assert.instance(error, LoopCrashedError);
-  }
-  assert.ok(loop.isClosed());
-  assert.is(process.listenerCount('unhandledRejection'), before, 'the listener went with the crash');
-  await loop.close();
-  assert.is(process.listenerCount('unhandledRejection'), before);
-}, { timeLimitMs: 120_000 });
+traps(
+  'a crashed debug-mode loop removes its unhandledRejection listener, as close() does',
+  async () => {
+    const before = process.listenerCount('unhandledRejection');
+    const loop = await createLoop({ debug: true, memoryLimitBytes: CAP });
+    assert.is(process.listenerCount('unhandledRejection'), before + 1, 'debug mode listens');
+    const noop = () => {};
+    try {
+      for (;;) loop.callLater(1000, noop);
+    } catch (error) {
+      assert.instance(error, LoopCrashedError);
+    }
+    assert.ok(loop.isClosed());
+    assert.is(process.listenerCount('unhandledRejection'), before, 'the listener went with the crash');
+    await loop.close();
+    assert.is(process.listenerCount('unhandledRejection'), before);
+  },
+  { timeLimitMs: 120_000 },
+);
 
 traps('bad memory limits are rejected', async () => {
   for (const bad of [-1, 1.5, '1MB', NaN]) {

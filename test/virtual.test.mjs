@@ -56,10 +56,13 @@ autojump('network programs run in virtual time with latency', async () => {
   const { createVirtualBackend } = await import('../ts-host/dist/index.js');
   const loop = await createLoop({ backend: 'virtual' });
   const result = await loop.runUntilComplete(async () => {
-    const server = await loop.createServer(async (conn) => {
-      for await (const chunk of conn) await conn.write(chunk);
-      await conn.end();
-    }, { port: 80 });
+    const server = await loop.createServer(
+      async (conn) => {
+        for await (const chunk of conn) await conn.write(chunk);
+        await conn.end();
+      },
+      { port: 80 },
+    );
     const client = await loop.createConnection({ port: 80 });
     const t0 = loop.time();
     await client.write('ping');
@@ -133,13 +136,16 @@ manual('runAll steps timers and in-memory I/O with latency in time order', async
   for (const ms of [5, 15, 25]) loop.callLater(ms, () => seen.push(`timer ${ms} at ${loop.time()}`));
   let conversation;
   await loop.runUntilComplete(async () => {
-    const server = await loop.createServer(async (conn) => {
-      const data = await conn.read();
-      seen.push(`server read at ${loop.time()}`);
-      await conn.write(data);
-      await conn.end();
-      await server.close();
-    }, { port: 80 });
+    const server = await loop.createServer(
+      async (conn) => {
+        const data = await conn.read();
+        seen.push(`server read at ${loop.time()}`);
+        await conn.write(data);
+        await conn.end();
+        await server.close();
+      },
+      { port: 80 },
+    );
     const client = await loop.createConnection({ port: 80 });
     conversation = (async () => {
       await client.write('ping');
@@ -155,7 +161,11 @@ manual('runAll steps timers and in-memory I/O with latency in time order', async
   // Connecting took virtual time too (the handshake crosses the network):
   // what matters is that every event runs at its own time, in order.
   const times = seen.map((line) => Number(line.split(' at ')[1]));
-  assert.equal([...times].sort((a, b) => a - b), times, `in time order: ${seen.join('; ')}`);
+  assert.equal(
+    [...times].sort((a, b) => a - b),
+    times,
+    `in time order: ${seen.join('; ')}`,
+  );
   assert.ok(seen.includes(`server read at ${t0 + 10}`), seen.join('; '));
   assert.ok(seen.includes(`client read at ${t0 + 20}`), seen.join('; '));
   assert.is(seen.filter((line) => line.startsWith('timer')).length, 3);
@@ -169,7 +179,15 @@ manual('runAll jumps straight from deadline to deadline, each timer at its own t
   for (const [i, ms] of delays.entries()) loop.callLater(ms, () => seen.push([i, loop.time()]));
   loop.callSoon(() => seen.push(['soon', loop.time()]));
   assert.is(loop.runAll(), 7);
-  assert.equal(seen, [['soon', 0], [5, 0], [1, 1], [3, 1], [4, 42], [2, 59_999.5], [0, 3_600_000]]);
+  assert.equal(seen, [
+    ['soon', 0],
+    [5, 0],
+    [1, 1],
+    [3, 1],
+    [4, 42],
+    [2, 59_999.5],
+    [0, 3_600_000],
+  ]);
   assert.is(loop.time(), 3_600_000);
   // The backend's clock went along: advance counts from where runAll ended.
   loop.callLater(5, () => seen.push(['after', loop.time()]));
@@ -243,12 +261,30 @@ manual('runAll jumps through every timer; re-arming timers hit the limit with an
 
 manual('bad input: negative advance, bad limits, non-virtual loops, a running loop', async () => {
   const loop = await createLoop({ backend: 'virtual' });
-  assert.throws(() => loop.advance(-1), (e) => e instanceof RangeError && /advance: ms must be a finite number >= 0.*-1/.test(e.message));
-  assert.throws(() => loop.advance(Infinity), (e) => e instanceof RangeError);
-  assert.throws(() => loop.advance(NaN), (e) => e instanceof TypeError && /advance: ms/.test(e.message));
-  assert.throws(() => loop.advance("5"), (e) => e instanceof TypeError);
-  assert.throws(() => loop.runAll({ limit: 0 }), (e) => e instanceof RangeError && /runAll: limit must be a positive integer/.test(e.message));
-  assert.throws(() => loop.runAll(null), (e) => e instanceof TypeError);
+  assert.throws(
+    () => loop.advance(-1),
+    (e) => e instanceof RangeError && /advance: ms must be a finite number >= 0.*-1/.test(e.message),
+  );
+  assert.throws(
+    () => loop.advance(Infinity),
+    (e) => e instanceof RangeError,
+  );
+  assert.throws(
+    () => loop.advance(NaN),
+    (e) => e instanceof TypeError && /advance: ms/.test(e.message),
+  );
+  assert.throws(
+    () => loop.advance('5'),
+    (e) => e instanceof TypeError,
+  );
+  assert.throws(
+    () => loop.runAll({ limit: 0 }),
+    (e) => e instanceof RangeError && /runAll: limit must be a positive integer/.test(e.message),
+  );
+  assert.throws(
+    () => loop.runAll(null),
+    (e) => e instanceof TypeError,
+  );
   let inside;
   await loop.runUntilComplete(async () => {
     try {
@@ -262,7 +298,10 @@ manual('bad input: negative advance, bad limits, non-virtual loops, a running lo
   await loop.close();
   const real = await createLoop({ backend: 'selector' });
   for (const attempt of [() => real.advance(1), () => real.runAll(), () => real.runUntilIdle()]) {
-    assert.throws(attempt, (e) => e instanceof NotSupportedError && /only a loop on the 'virtual' backend/.test(e.message));
+    assert.throws(
+      attempt,
+      (e) => e instanceof NotSupportedError && /only a loop on the 'virtual' backend/.test(e.message),
+    );
   }
   await real.close();
 });
@@ -275,9 +314,18 @@ timers("Node's argument handling", async () => {
   const loop = await createLoop({ backend: 'virtual' });
   const t = loop.timers;
   for (const bad of [undefined, null, 'f', 42]) {
-    assert.throws(() => t.setTimeout(bad, 1), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE');
-    assert.throws(() => t.setInterval(bad, 1), (e) => e.code === 'ERR_INVALID_ARG_TYPE');
-    assert.throws(() => t.setImmediate(bad), (e) => e.code === 'ERR_INVALID_ARG_TYPE');
+    assert.throws(
+      () => t.setTimeout(bad, 1),
+      (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE',
+    );
+    assert.throws(
+      () => t.setInterval(bad, 1),
+      (e) => e.code === 'ERR_INVALID_ARG_TYPE',
+    );
+    assert.throws(
+      () => t.setImmediate(bad),
+      (e) => e.code === 'ERR_INVALID_ARG_TYPE',
+    );
   }
   const timeout = t.setTimeout(() => {}, 5);
   assert.ok(timeout instanceof Timeout);
@@ -361,7 +409,8 @@ async function onNode(scenario) {
   const clearing = (clear) => (handle) => {
     // A handle, or a timeout's numeric id (`+timeout`).
     for (const key of pending.keys()) {
-      if (key === handle || (typeof handle === 'number' && typeof key === 'object' && +key === handle)) pending.delete(key);
+      if (key === handle || (typeof handle === 'number' && typeof key === 'object' && +key === handle))
+        pending.delete(key);
     }
     clear(handle);
   };
@@ -375,15 +424,19 @@ async function onNode(scenario) {
     setInterval: (callback, ms, ...args) => {
       const entry = { deadline: startedAt + nodeDelay(ms), ran: false, clear: clearInterval };
       const tick = timed(entry, callback);
-      const handle = setInterval(function (...tickArgs) {
-        try {
-          return tick.apply(this, tickArgs);
-        } finally {
-          // Node re-arms from the tick's start: the next deadline is no earlier than this.
-          entry.deadline += nodeDelay(ms);
-          entry.ran = false;
-        }
-      }, ms, ...args);
+      const handle = setInterval(
+        function (...tickArgs) {
+          try {
+            return tick.apply(this, tickArgs);
+          } finally {
+            // Node re-arms from the tick's start: the next deadline is no earlier than this.
+            entry.deadline += nodeDelay(ms);
+            entry.ran = false;
+          }
+        },
+        ms,
+        ...args,
+      );
       pending.set(handle, entry);
       return handle;
     },
@@ -401,13 +454,17 @@ async function onNode(scenario) {
     // Against a hang only, within the harness's limit.
     const guard = setTimeout(() => reject(new Error('scenario did not finish')), 20_000);
     startedAt = performance.now();
-    scenario.run(t, (x) => log.push(x), () => {
-      clearTimeout(guard);
-      // A callback that has not run by the end is as late as its deadline is past.
-      const now = performance.now();
-      for (const entry of pending.values()) if (!entry.ran) lateMs = Math.max(lateMs, now - entry.deadline);
-      resolve();
-    });
+    scenario.run(
+      t,
+      (x) => log.push(x),
+      () => {
+        clearTimeout(guard);
+        // A callback that has not run by the end is as late as its deadline is past.
+        const now = performance.now();
+        for (const entry of pending.values()) if (!entry.ran) lateMs = Math.max(lateMs, now - entry.deadline);
+        resolve();
+      },
+    );
   });
   for (const [handle, entry] of pending) entry.clear(handle);
   return lateMs < SCENARIO_MIN_GAP_MS - 2 ? log : null;
@@ -417,9 +474,13 @@ function onSinon(scenario) {
   const clock = FakeTimers.createClock();
   const log = [];
   let done = false;
-  scenario.run(clock, (x) => log.push(x), () => {
-    done = true;
-  });
+  scenario.run(
+    clock,
+    (x) => log.push(x),
+    () => {
+      done = true;
+    },
+  );
   clock.runAll();
   assert.ok(done, 'sinon ran the scenario to its end');
   return log;
@@ -429,9 +490,13 @@ async function onVirtual(scenario) {
   const loop = await createLoop({ backend: 'virtual' });
   const log = [];
   let done = false;
-  scenario.run(loop.timers, (x) => log.push(x), () => {
-    done = true;
-  });
+  scenario.run(
+    loop.timers,
+    (x) => log.push(x),
+    () => {
+      done = true;
+    },
+  );
   loop.runAll();
   assert.ok(done);
   await loop.close();
@@ -446,9 +511,7 @@ async function onVirtual(scenario) {
 async function onLoop(scenario, backend) {
   const loop = await createLoop({ backend });
   const log = [];
-  await loop.runUntilComplete(
-    () => new Promise((resolve) => scenario.run(loop.timers, (x) => log.push(x), resolve)),
-  );
+  await loop.runUntilComplete(() => new Promise((resolve) => scenario.run(loop.timers, (x) => log.push(x), resolve)));
   const late = loop.stats().lagMaxMs >= SCENARIO_MIN_GAP_MS;
   await loop.close();
   return late ? null : log;

@@ -40,11 +40,18 @@ timeoutSignal('a negative ms aborts at the next timer phase, as callLater runs i
 
 timeoutSignal('bad ms: a TypeError naming the argument; on a closed loop: LoopClosedError', async ({ loop }) => {
   for (const bad of [NaN, '10', undefined, null]) {
-    assert.throws(() => loop.timeoutSignal(bad), (e) => e instanceof TypeError && /timeoutSignal: ms must be/.test(e.message), String(bad));
+    assert.throws(
+      () => loop.timeoutSignal(bad),
+      (e) => e instanceof TypeError && /timeoutSignal: ms must be/.test(e.message),
+      String(bad),
+    );
   }
   assert.is(loop.stats().timersPending, 0, 'nothing was scheduled');
   await loop.close();
-  assert.throws(() => loop.timeoutSignal(10), (e) => e instanceof LoopClosedError && /timeoutSignal/.test(e.message));
+  assert.throws(
+    () => loop.timeoutSignal(10),
+    (e) => e instanceof LoopClosedError && /timeoutSignal/.test(e.message),
+  );
 });
 
 const waitFor = suite('loop.waitFor(work, timeoutMs)');
@@ -59,29 +66,37 @@ waitFor('resolves with the value when the work settles first, and cancels its ti
 
 waitFor('rejects with the work error when it fails first', async ({ loop }) => {
   const error = await loop
-    .runUntilComplete(() => loop.waitFor(loop.sleep(10).then(() => Promise.reject(new Error('boom'))), 100))
+    .runUntilComplete(() =>
+      loop.waitFor(
+        loop.sleep(10).then(() => Promise.reject(new Error('boom'))),
+        100,
+      ),
+    )
     .catch((e) => e);
   assert.is(error.message, 'boom');
   assert.is(loop.stats().timersPending, 0);
 });
 
-waitFor('rejects with a TimeoutError once the time is up, and aborts the signal given to the work', async ({ loop }) => {
-  let given = null;
-  const error = await loop
-    .runUntilComplete(() =>
-      loop.waitFor((signal) => {
-        given = signal;
-        return loop.sleep(1000);
-      }, 100),
-    )
-    .catch((e) => e);
-  assert.instance(error, DOMException);
-  assert.is(error.name, 'TimeoutError');
-  assert.match(error.message, /waitFor: timed out after 100 ms of loop time/);
-  assert.is(loop.time(), 100, 'rejected at the timeout, not when the work would have ended');
-  assert.is(given.aborted, true);
-  assert.is(given.reason, error);
-});
+waitFor(
+  'rejects with a TimeoutError once the time is up, and aborts the signal given to the work',
+  async ({ loop }) => {
+    let given = null;
+    const error = await loop
+      .runUntilComplete(() =>
+        loop.waitFor((signal) => {
+          given = signal;
+          return loop.sleep(1000);
+        }, 100),
+      )
+      .catch((e) => e);
+    assert.instance(error, DOMException);
+    assert.is(error.name, 'TimeoutError');
+    assert.match(error.message, /waitFor: timed out after 100 ms of loop time/);
+    assert.is(loop.time(), 100, 'rejected at the timeout, not when the work would have ended');
+    assert.is(given.aborted, true);
+    assert.is(given.reason, error);
+  },
+);
 
 waitFor('work that settles after the timeout changes nothing', async ({ loop }) => {
   let finish;
@@ -122,13 +137,28 @@ waitFor('closing the loop first rejects with LoopClosedError and aborts the sign
 });
 
 waitFor('bad input: TypeErrors naming the argument; on a closed loop: LoopClosedError', async ({ loop }) => {
-  assert.throws(() => loop.waitFor(Promise.resolve(1), NaN), (e) => e instanceof TypeError && /waitFor: timeoutMs must be/.test(e.message));
-  assert.throws(() => loop.waitFor(Promise.resolve(1), '5'), (e) => e instanceof TypeError && /timeoutMs/.test(e.message));
-  assert.throws(() => loop.waitFor(42, 5), (e) => e instanceof TypeError && /waitFor: work must be a promise or a function, got number 42/.test(e.message));
-  assert.throws(() => loop.waitFor(null, 5), (e) => e instanceof TypeError && /got null/.test(e.message));
+  assert.throws(
+    () => loop.waitFor(Promise.resolve(1), NaN),
+    (e) => e instanceof TypeError && /waitFor: timeoutMs must be/.test(e.message),
+  );
+  assert.throws(
+    () => loop.waitFor(Promise.resolve(1), '5'),
+    (e) => e instanceof TypeError && /timeoutMs/.test(e.message),
+  );
+  assert.throws(
+    () => loop.waitFor(42, 5),
+    (e) => e instanceof TypeError && /waitFor: work must be a promise or a function, got number 42/.test(e.message),
+  );
+  assert.throws(
+    () => loop.waitFor(null, 5),
+    (e) => e instanceof TypeError && /got null/.test(e.message),
+  );
   assert.is(loop.stats().timersPending, 0, 'nothing was scheduled');
   await loop.close();
-  assert.throws(() => loop.waitFor(Promise.resolve(1), 5), (e) => e instanceof LoopClosedError && /waitFor/.test(e.message));
+  assert.throws(
+    () => loop.waitFor(Promise.resolve(1), 5),
+    (e) => e instanceof LoopClosedError && /waitFor/.test(e.message),
+  );
 });
 
 waitFor('works on the real clock too', async () => {

@@ -38,7 +38,10 @@ const HOSTS = {
   Deno: {
     version: () => execFileSync(DENO, ['--version'], { encoding: 'utf8' }).split('\n')[0],
     servers: {
-      'wasmloop completion (Deno.listen)': (port) => [DENO, ['run', '-A', `${here}wasmloop-protocol-echo.mjs`, 'completion', port]],
+      'wasmloop completion (Deno.listen)': (port) => [
+        DENO,
+        ['run', '-A', `${here}wasmloop-protocol-echo.mjs`, 'completion', port],
+      ],
       'wasmloop completion (node:net)': (port) => [DENO, ['run', '-A', `${here}wasmloop-protocol-echo.mjs`, NET, port]],
       'Deno.listen echo': (port) => [DENO, ['run', '-A', `${here}deno-echo.mjs`, port]],
       'node:net echo on Deno': (port) => [DENO, ['run', '-A', `${here}node-echo.mjs`, port]],
@@ -73,7 +76,9 @@ function start(command, argv) {
 function client(port, pid, { connections, bytes }, seconds) {
   const before = processCpu(pid);
   return new Promise((resolve, reject) => {
-    const child = spawn(CLIENT, ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(CLIENT, ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('error', reject);
@@ -82,7 +87,8 @@ function client(port, pid, { connections, bytes }, seconds) {
         const result = JSON.parse(out);
         if (code !== 0 || result.badBytes !== 0 || result.rounds === 0) throw new Error(`port ${port}: ${out}`);
         const after = processCpu(pid);
-        if (before !== null && after !== null) result.serverCpuUs = (after.user - before.user + after.sys - before.sys) / result.rounds;
+        if (before !== null && after !== null)
+          result.serverCpuUs = (after.user - before.user + after.sys - before.sys) / result.rounds;
         resolve(result);
       } catch (error) {
         reject(error);
@@ -119,15 +125,23 @@ async function main() {
       }
       for (const name of names) running[name].child.kill('SIGKILL');
       const own = median(running[names[2]].runs.map((x) => x.roundTripsPerSecond));
-      lines.push(`${config.connections} connection${config.connections > 1 ? 's' : ''}, ${config.bytes}-byte messages:\n`);
-      lines.push('| server | round trips/s (median) | spread (min–max) | vs the host\'s own echo | p50 µs | server CPU µs/round trip |');
+      lines.push(
+        `${config.connections} connection${config.connections > 1 ? 's' : ''}, ${config.bytes}-byte messages:\n`,
+      );
+      lines.push(
+        "| server | round trips/s (median) | spread (min–max) | vs the host's own echo | p50 µs | server CPU µs/round trip |",
+      );
       lines.push('| --- | ---: | ---: | ---: | ---: | ---: |');
       for (const name of names) {
         const runs = running[name].runs;
         const rts = runs.map((x) => x.roundTripsPerSecond);
         const m = median(rts);
-        const cpu = runs.every((x) => x.serverCpuUs !== undefined) ? median(runs.map((x) => x.serverCpuUs)).toFixed(1) : 'n/a';
-        lines.push(`| ${name} | ${k(m)} | ${k(Math.min(...rts))}–${k(Math.max(...rts))} | ${(m / own).toFixed(2)} | ${median(runs.map((x) => x.p50us)).toFixed(0)} | ${cpu} |`);
+        const cpu = runs.every((x) => x.serverCpuUs !== undefined)
+          ? median(runs.map((x) => x.serverCpuUs)).toFixed(1)
+          : 'n/a';
+        lines.push(
+          `| ${name} | ${k(m)} | ${k(Math.min(...rts))}–${k(Math.max(...rts))} | ${(m / own).toFixed(2)} | ${median(runs.map((x) => x.p50us)).toFixed(0)} | ${cpu} |`,
+        );
       }
       lines.push('');
       console.error(`${host} ${config.connections}x${config.bytes}: done`);
@@ -139,7 +153,7 @@ async function main() {
 Machine: ${cpu}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, client and server sharing them.
 One C epoll client (\`bench/tcp/echo-client.c\`, ping-pong, every byte checked) against four servers per host, all up at once, ${RUNS} alternating runs of ${SECONDS} s each after a validated warm-up. wasmloop serves with the protocol API (\`bench/tcp/wasmloop-protocol-echo.mjs\`) on \`completion\`, which is the host's own sockets there (\`completion-deno.ts\`, \`completion-bun.ts\`), and on the host's \`node:net\` (\`createNetCompletionBackend\`); the host's own echo is \`bench/tcp/deno-echo.mjs\` or \`bench/tcp/bun-echo.mjs\`, its \`node:net\` echo \`bench/tcp/node-echo.mjs\`. Server CPU is user + system time over the runs (/proc), per round trip.
 ${lines.join('\n')}`;
-  if (RESULTS !== null) putSection(RESULTS, 'Deno and Bun: each host\'s own I/O', body);
+  if (RESULTS !== null) putSection(RESULTS, "Deno and Bun: each host's own I/O", body);
   console.log(body);
 }
 

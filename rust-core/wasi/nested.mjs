@@ -80,5 +80,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     console.error(`${composed}: none of its ${count} nested components is ${core} (sha256 ${coreSha256})`);
     process.exit(1);
   }
-  console.log(`${composed}: ${readFileSync(composed).length} bytes, nests ${core} unchanged (sha256 ${coreSha256.slice(0, 16)}…)`);
+  console.log(
+    `${composed}: ${readFileSync(composed).length} bytes, nests ${core} unchanged (sha256 ${coreSha256.slice(0, 16)}…)`,
+  );
 }

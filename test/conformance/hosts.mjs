@@ -55,7 +55,8 @@ export async function builtCoreModules() {
 /** Runs `command` in the repository; resolves to its stdout, rejects with its stderr on failure. */
 async function run(command, args) {
   const { code, signal, stdout, stderr } = await execute(command, args, { cwd: ROOT });
-  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited with ${signal ?? code}:\n${stderr.slice(-4000)}`);
+  if (code !== 0)
+    throw new Error(`${command} ${args.join(' ')} exited with ${signal ?? code}:\n${stderr.slice(-4000)}`);
   return stdout;
 }
 
@@ -87,7 +88,15 @@ async function scriptHost(host, command, args) {
 }
 
 export const runNode = () => scriptHost('node', process.execPath, []);
-export const runDeno = () => scriptHost('deno', join(BIN, 'deno'), ['run', '--allow-read', '--allow-net', '--allow-env', '--allow-ffi', '--allow-sys']);
+export const runDeno = () =>
+  scriptHost('deno', join(BIN, 'deno'), [
+    'run',
+    '--allow-read',
+    '--allow-net',
+    '--allow-env',
+    '--allow-ffi',
+    '--allow-sys',
+  ]);
 export const runBun = () => scriptHost('bun', join(BIN, 'bun'), []);
 
 /** A TCP port free right now on 127.0.0.1. */
@@ -118,7 +127,11 @@ export async function runWorkerd() {
     ['runner.mjs', 'esModule', join(ROOT, 'test/conformance/runner.mjs')],
     ['vectors.json', 'json', vectorsFile(dir)],
     ['wasmloop', 'esModule', join(ROOT, 'ts-host/dist/wasmloop.workerd.js')],
-    ...['core.core.wasm', 'core.core2.wasm', 'core.core3.wasm'].map((f) => [`wasmloop/wasm/${f}`, 'wasm', join(GENERATED, f)]),
+    ...['core.core.wasm', 'core.core2.wasm', 'core.core3.wasm'].map((f) => [
+      `wasmloop/wasm/${f}`,
+      'wasm',
+      join(GENERATED, f),
+    ]),
   ];
   // Each file under its module's name, flattened ('wasmloop' is a module and
   // a prefix of others).
@@ -160,7 +173,9 @@ ${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = 
         const response = await fetch(`http://127.0.0.1:${port}/?echoPort=${echo.address().port}`);
         const report = await response.json();
         report.embedded = Object.fromEntries(
-          modules.filter(([, type]) => type === 'wasm').map(([name]) => [name.split('/').pop(), sha256(readFileSync(join(dir, embedPath(name))))]),
+          modules
+            .filter(([, type]) => type === 'wasm')
+            .map(([name]) => [name.split('/').pop(), sha256(readFileSync(join(dir, embedPath(name))))]),
         );
         report.version = (await run(join(BIN, 'workerd'), ['--version'])).trim();
         return report;
@@ -188,7 +203,12 @@ export async function runChromium() {
   if (!existsSync(CHROMIUM)) throw new Error(`chromium: ${CHROMIUM} is missing (make deps installs Debian's chromium)`);
   const { chromium } = await import('playwright-core');
   const vectors = JSON.stringify(loadVectors());
-  const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm' };
+  const types = {
+    '.js': 'text/javascript',
+    '.mjs': 'text/javascript',
+    '.html': 'text/html',
+    '.wasm': 'application/wasm',
+  };
   const server = createServer((request, response) => {
     const path = new URL(request.url, 'http://localhost').pathname;
     if (path === '/vectors.json') {
@@ -208,7 +228,13 @@ export async function runChromium() {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--no-first-run',
+      '--disable-background-networking',
+    ],
   });
   try {
     const page = await browser.newPage();
@@ -233,9 +259,16 @@ export async function runChromium() {
  * rust-core/wasi/rules.mk and wasmtime/rules.mk).
  */
 export async function runWasmtime() {
-  const { WASMTIME: wasmtime, WASMTIME_CONFORMANCE: component, WASI_ECHO_SERVER: echoServer, WASI_ECHO_CLIENT: echoClient } = process.env;
+  const {
+    WASMTIME: wasmtime,
+    WASMTIME_CONFORMANCE: component,
+    WASI_ECHO_SERVER: echoServer,
+    WASI_ECHO_CLIENT: echoClient,
+  } = process.env;
   if (!wasmtime || !component || !echoServer || !echoClient) {
-    throw new Error('wasmtime: WASMTIME, WASMTIME_CONFORMANCE, WASI_ECHO_SERVER and WASI_ECHO_CLIENT are not set; run this through `make test-hosts`');
+    throw new Error(
+      'wasmtime: WASMTIME, WASMTIME_CONFORMANCE, WASI_ECHO_SERVER and WASI_ECHO_CLIENT are not set; run this through `make test-hosts`',
+    );
   }
   const { runWasmtime: run } = await import('./wasmtime/run.mjs');
   const report = await run({
@@ -253,7 +286,7 @@ export async function runWasmtime() {
     // No JS backends here: the wasmloop-wasi crate is the host. Its TCP
     // entry is report.echo['wasi-poll'] (the echo server, from Node).
     backendsNote:
-      '`wasi-poll`: wasmloop-wasi\'s readiness backend on WASI 0.2, real time (`wasi:clocks/monotonic-clock`), readiness from `wasi:io/poll`, TCP on `wasi:sockets`; `virtual`: virtual time (the imports component\'s clock)',
+      "`wasi-poll`: wasmloop-wasi's readiness backend on WASI 0.2, real time (`wasi:clocks/monotonic-clock`), readiness from `wasi:io/poll`, TCP on `wasi:sockets`; `virtual`: virtual time (the imports component's clock)",
   };
 }
 

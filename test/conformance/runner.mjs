@@ -177,7 +177,8 @@ export async function echoCheck(createLoop, backend, bytes = 4 << 20, port = und
       return { pass, detail: `${received} of ${bytes} bytes echoed${bad >= 0 ? `, first wrong byte at ${bad}` : ''}` };
     });
   } catch (error) {
-    if (error && error.name === 'NotSupportedError') return { pass: false, supported: false, detail: `${error.name}: ${error.message}` };
+    if (error && error.name === 'NotSupportedError')
+      return { pass: false, supported: false, detail: `${error.name}: ${error.message}` };
     return { pass: false, detail: `echo failed: ${error?.stack ? error.stack : error}` };
   } finally {
     await loop.close();

@@ -41,7 +41,13 @@ function tcp(report) {
   const real = Object.entries(echo).filter(([name]) => name !== 'virtual');
   if (real.length === 0) return report.autoTcp ? `none: \`${report.autoTcp.split(':')[0]}\`` : 'none';
   return real
-    .map(([name, e]) => (e.pass ? `${name}: server + client` : e.supported === false ? `${name}: ${e.client?.pass ? 'client' : 'no client'} (server: \`NotSupportedError\`)` : `${name}: **failed**`))
+    .map(([name, e]) =>
+      e.pass
+        ? `${name}: server + client`
+        : e.supported === false
+          ? `${name}: ${e.client?.pass ? 'client' : 'no client'} (server: \`NotSupportedError\`)`
+          : `${name}: **failed**`,
+    )
     .join('; ');
 }
 
@@ -51,7 +57,10 @@ function userPaths(host) {
   // wasmtime runs components, not npm packages: its user path is the
   // clone's `make wasi` artifacts, which `make test-wasi` runs.
   if (entries.length === 0 && host === 'wasmtime') {
-    return { text: 'not from the tarball: `make wasi`, then `wasmtime run -S inherit-network build/wasi/echo-server.wasm` (docs/wasmtime.md; `make test-wasi` runs it)', sha: [] };
+    return {
+      text: 'not from the tarball: `make wasi`, then `wasmtime run -S inherit-network build/wasi/echo-server.wasm` (docs/wasmtime.md; `make test-wasi` runs it)',
+      sha: [],
+    };
   }
   if (entries.length === 0) return { text: 'none yet', sha: [] };
   return {
@@ -73,7 +82,10 @@ const rows = Object.entries(run.reports).map(([name, r]) => {
     if (state === undefined) return null;
     return state.starts ? `\`${b}\`` : `~~${b}~~ (${reason(state.error)})`;
   }).filter((x) => x !== null);
-  const version = name === 'node' && otherNodes.length > 0 ? `${r.version}; also ${otherNodes.map((n) => `${n.version} (${passed(n)}, ${short(n.compiled?.[0]?.sha256)})`).join(', ')}` : r.version;
+  const version =
+    name === 'node' && otherNodes.length > 0
+      ? `${r.version}; also ${otherNodes.map((n) => `${n.version} (${passed(n)}, ${short(n.compiled?.[0]?.sha256)})`).join(', ')}`
+      : r.version;
   const paths = userPaths(name);
   return `| ${name} | ${version} | ${paths.text} | ${passed(r)} | \`${r.autoBackend}\` | ${r.backendsNote ?? backends.join(', ')} | ${tcp(r)} | ${compiledSha(name, r)} |`;
 });
@@ -97,4 +109,6 @@ const start = readme.indexOf('<!-- hosts:begin');
 const end = readme.indexOf(END);
 if (start < 0 || end < 0) throw new Error('README.md: the hosts:begin / hosts:end markers are missing');
 writeFileSync(join(ROOT, 'README.md'), readme.slice(0, start) + table + readme.slice(end + END.length));
-console.log(`README.md: host table from ${Object.keys(run.reports).length} hosts, ${Object.keys(pack.reports).length} user paths, ${otherNodes.length} more Node versions`);
+console.log(
+  `README.md: host table from ${Object.keys(run.reports).length} hosts, ${Object.keys(pack.reports).length} user paths, ${otherNodes.length} more Node versions`,
+);

@@ -17,9 +17,15 @@ import { ROOT, installedProject } from './scratch.mjs';
 
 const [qemu, arm64Node] = process.argv.slice(2);
 const LIBRARIES = '/usr/aarch64-linux-gnu';
-for (const [what, path] of [['qemu-aarch64', qemu], ['the arm64 node', arm64Node], ["Debian's arm64 libraries", `${LIBRARIES}/lib/ld-linux-aarch64.so.1`]]) {
+for (const [what, path] of [
+  ['qemu-aarch64', qemu],
+  ['the arm64 node', arm64Node],
+  ["Debian's arm64 libraries", `${LIBRARIES}/lib/ld-linux-aarch64.so.1`],
+]) {
   if (!path || !existsSync(path)) {
-    console.error(`test-arm64: ${what} is missing (${path ?? 'not given'}); run it through \`make test-arm64\`, which installs it`);
+    console.error(
+      `test-arm64: ${what} is missing (${path ?? 'not given'}); run it through \`make test-arm64\`, which installs it`,
+    );
     process.exit(2);
   }
 }
@@ -41,7 +47,9 @@ console.log(`arm64 node under qemu: ${arch}`);
 // The install script, as npm would run it on arm64: the prebuilt addon matches.
 const install = spawnSync(wrapper, [join(installed, 'ts-host/native/install.mjs')], { encoding: 'utf8' });
 if (install.status !== 0 || install.stdout + install.stderr !== '') {
-  throw new Error(`test-arm64: the install script did not find the prebuilt addon:\n${install.stdout}${install.stderr}`);
+  throw new Error(
+    `test-arm64: the install script did not find the prebuilt addon:\n${install.stdout}${install.stderr}`,
+  );
 }
 
 // The I/O suite beside the installed package's dist (its imports are
@@ -55,7 +63,8 @@ function underQemu(file) {
 
 // The modules the suite imports beside it (harness.mjs, helpers.mjs, ...).
 for (const name of readdirSync(join(ROOT, 'test'))) {
-  if (name.endsWith('.mjs') && !name.endsWith('.test.mjs')) writeFileSync(join(tests, name), underQemu(join(ROOT, 'test', name)));
+  if (name.endsWith('.mjs') && !name.endsWith('.test.mjs'))
+    writeFileSync(join(tests, name), underQemu(join(ROOT, 'test', name)));
 }
 cpSync(join(ROOT, 'test/fixtures'), join(tests, 'fixtures'), { recursive: true });
 // The one case that starts Node again (the descriptor-limit fixture) starts
@@ -65,11 +74,20 @@ for (const name of ['uvu', 'dequal', 'diff', 'kleur', 'sade', 'mri']) {
   cpSync(join(ROOT, 'node_modules', name), join(project, 'node_modules', name), { recursive: true });
 }
 
-const probe = spawnSync(wrapper, ['--input-type=module', '-e', "import { createLoop } from 'wasmloop'; const l = await createLoop(); console.log(l.backend); await l.close();"], {
-  cwd: project,
-  encoding: 'utf8',
-});
-if (probe.stdout.trim() !== 'selector') throw new Error(`test-arm64: auto did not pick the selector on arm64:\n${probe.stdout}${probe.stderr}`);
+const probe = spawnSync(
+  wrapper,
+  [
+    '--input-type=module',
+    '-e',
+    "import { createLoop } from 'wasmloop'; const l = await createLoop(); console.log(l.backend); await l.close();",
+  ],
+  {
+    cwd: project,
+    encoding: 'utf8',
+  },
+);
+if (probe.stdout.trim() !== 'selector')
+  throw new Error(`test-arm64: auto did not pick the selector on arm64:\n${probe.stdout}${probe.stderr}`);
 console.log("auto picks 'selector' on the prebuilt linux-arm64-glibc addon");
 
 // A generous limit, so that a hang fails the run instead of stalling it.
@@ -82,6 +100,7 @@ const suite = spawnSync(wrapper, ['--expose-gc', join(tests, 'io.test.mjs')], {
   killSignal: 'SIGKILL',
 });
 const seconds = ((performance.now() - started) / 1000).toFixed(0);
-const outcome = suite.status === 0 ? 'passed' : suite.signal !== null ? `did not finish within ${LIMIT_MINUTES} minutes` : 'FAILED';
+const outcome =
+  suite.status === 0 ? 'passed' : suite.signal !== null ? `did not finish within ${LIMIT_MINUTES} minutes` : 'FAILED';
 console.log(`test-arm64: the I/O suite under qemu ${outcome} (${seconds} s in all)`);
 process.exit(suite.status ?? 1);

@@ -23,7 +23,9 @@ const MAIN = "import { run } from './app.mjs';\nconsole.log(JSON.stringify(await
 const project = installedProject('app', { 'app.mjs': APP, 'main.mjs': MAIN });
 const installed = join(project, 'node_modules/wasmloop');
 /** sha256 of the core modules in the installed package: what every host must compile. */
-const shipped = Object.fromEntries(CORE_FILES.map((f) => [f, sha256(readFileSync(join(installed, 'ts-host/dist/generated', f)))]));
+const shipped = Object.fromEntries(
+  CORE_FILES.map((f) => [f, sha256(readFileSync(join(installed, 'ts-host/dist/generated', f)))]),
+);
 const reports = {};
 
 // Each case starts a host from the tarball (Deno, Bun, workerd, a browser):
@@ -33,7 +35,10 @@ const hosts = suite('pack: the user path on each host, from the tarball', {}, { 
 
 hosts.after(() => {
   mkdirSync(join(ROOT, 'build'), { recursive: true });
-  writeFileSync(join(ROOT, 'build/pack-report.json'), JSON.stringify({ date: new Date().toISOString(), shipped, reports }, null, 2));
+  writeFileSync(
+    join(ROOT, 'build/pack-report.json'),
+    JSON.stringify({ date: new Date().toISOString(), shipped, reports }, null, 2),
+  );
 });
 
 /** Checks a host's APP report: the timers ran in order, and it compiled the shipped core. */
@@ -41,9 +46,17 @@ function checkApp(name, report, auto) {
   assert.not.ok(report.error, `${name}: ${report.error}`);
   assert.equal(report.order, APP_ORDER, `${name}: the timers fired in order, the cancelled one not at all`);
   assert.is(report.backend, auto, `${name}: auto picks ${auto}`);
-  assert.equal(report.core.map((m) => m.file), CORE_FILES, `${name} compiled every core module`);
+  assert.equal(
+    report.core.map((m) => m.file),
+    CORE_FILES,
+    `${name} compiled every core module`,
+  );
   for (const module of report.core) {
-    assert.is(module.sha256, shipped[module.file], `${name} compiled the package's ${module.file} (from ${module.from})`);
+    assert.is(
+      module.sha256,
+      shipped[module.file],
+      `${name} compiled the package's ${module.file} (from ${module.from})`,
+    );
     assert.is(module.size, readFileSync(join(installed, 'ts-host/dist/generated', module.file)).length);
   }
 }
@@ -53,11 +66,21 @@ const script = (name, command, args, auto, path) =>
     const report = JSON.parse(execFileSync(command, [...args, 'main.mjs'], { cwd: project, encoding: 'utf8' }));
     reports[name] = { path, ...report };
     checkApp(name, report, auto);
-    for (const module of report.core) assert.ok(module.from.startsWith(`file://${installed}/`), `${name} read ${module.file} from the installed package`);
+    for (const module of report.core)
+      assert.ok(
+        module.from.startsWith(`file://${installed}/`),
+        `${name} read ${module.file} from the installed package`,
+      );
   });
 
 script('node', process.execPath, [], 'selector', '`node main.mjs`');
-script('deno', join(BIN, 'deno'), ['run', '--allow-read', '--allow-env', '--allow-sys', '--allow-net'], 'completion', '`deno run main.mjs` (node_modules)');
+script(
+  'deno',
+  join(BIN, 'deno'),
+  ['run', '--allow-read', '--allow-env', '--allow-sys', '--allow-net'],
+  'completion',
+  '`deno run main.mjs` (node_modules)',
+);
 script('bun', join(BIN, 'bun'), [], 'completion', '`bun main.mjs`');
 
 /** A TCP port free right now on 127.0.0.1. */
@@ -122,10 +145,23 @@ hosts("workerd: a Worker importing 'wasmloop', served from the documented config
   writeFileSync(join(project, 'config.capnp'), documentedWorkerdConfig(`127.0.0.1:${port}`));
   const report = await workerdResponse(project, port);
   // workerd compiles the files the config embeds and gives no bytes back.
-  assert.equal(report.core?.map((m) => m.from), CORE_FILES.map(() => 'module binding'), 'the core came from module bindings');
+  assert.equal(
+    report.core?.map((m) => m.from),
+    CORE_FILES.map(() => 'module binding'),
+    'the core came from module bindings',
+  );
   const embedded = [...documentedWorkerdConfig('x').matchAll(/wasm = embed "([^"]+)"/g)].map((m) => m[1]);
-  assert.equal(embedded.map((path) => sha256(readFileSync(join(project, path)))), CORE_FILES.map((f) => shipped[f]), 'the config embeds the shipped core');
-  report.core = CORE_FILES.map((file, i) => ({ file, from: `config: ${embedded[i]}`, size: readFileSync(join(project, embedded[i])).length, sha256: shipped[file] }));
+  assert.equal(
+    embedded.map((path) => sha256(readFileSync(join(project, path)))),
+    CORE_FILES.map((f) => shipped[f]),
+    'the config embeds the shipped core',
+  );
+  report.core = CORE_FILES.map((file, i) => ({
+    file,
+    from: `config: ${embedded[i]}`,
+    size: readFileSync(join(project, embedded[i])).length,
+    sha256: shipped[file],
+  }));
   reports.workerd = { path: 'a Worker, workerd config from docs/hosts.md', ...report };
   checkApp('workerd', report, 'completion');
 });
@@ -135,7 +171,19 @@ hosts('workerd: the default entry, bundled without the workerd condition, says w
   mkdirSync(dir);
   writeFileSync(join(dir, 'worker.js'), WORKER);
   // A bundler that does not pick the workerd condition gets the default entry.
-  execFileSync(join(BIN, 'esbuild'), ['worker.js', '--bundle', '--format=esm', '--platform=neutral', '--external:node:*', '--outfile=bundle.js', '--log-level=error'], { cwd: dir });
+  execFileSync(
+    join(BIN, 'esbuild'),
+    [
+      'worker.js',
+      '--bundle',
+      '--format=esm',
+      '--platform=neutral',
+      '--external:node:*',
+      '--outfile=bundle.js',
+      '--log-level=error',
+    ],
+    { cwd: dir },
+  );
   const port = await freePort();
   writeFileSync(
     join(dir, 'config.capnp'),
@@ -158,7 +206,12 @@ const worker :Workerd.Worker = (
 
 /** Serves `dir` over HTTP on 127.0.0.1; resolves to the server. */
 async function serve(dir) {
-  const types = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.wasm': 'application/wasm' };
+  const types = {
+    '.js': 'text/javascript',
+    '.mjs': 'text/javascript',
+    '.html': 'text/html',
+    '.wasm': 'application/wasm',
+  };
   const server = createServer((request, response) => {
     const file = join(dir, normalize(new URL(request.url, 'http://localhost').pathname));
     if (relative(dir, file).startsWith('..') || !existsSync(file)) {
@@ -180,7 +233,13 @@ async function inChromium(dir, path) {
   const server = await serve(dir);
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--disable-background-networking'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-dev-shm-usage',
+      '--no-first-run',
+      '--disable-background-networking',
+    ],
   });
   try {
     const page = await browser.newPage();
@@ -224,7 +283,11 @@ ${PAGE_SCRIPT('./app.mjs')}
 hosts("chromium: a page bundled by esbuild, which picks the 'browser' condition", async () => {
   const out = join(project, 'public');
   mkdirSync(join(out, 'generated'), { recursive: true });
-  execFileSync(join(BIN, 'esbuild'), ['app.mjs', '--bundle', '--format=esm', '--outfile=public/app.js', '--log-level=warning'], { cwd: project });
+  execFileSync(
+    join(BIN, 'esbuild'),
+    ['app.mjs', '--bundle', '--format=esm', '--outfile=public/app.js', '--log-level=warning'],
+    { cwd: project },
+  );
   // The core's files, where the bundle fetches them: ./generated/ beside it.
   for (const file of CORE_FILES) cpSync(join(installed, 'ts-host/dist/generated', file), join(out, 'generated', file));
   const bundle = readFileSync(join(out, 'app.js'), 'utf8');
@@ -233,11 +296,21 @@ hosts("chromium: a page bundled by esbuild, which picks the 'browser' condition"
   const report = await inChromium(out, 'index.html');
   reports['chromium (esbuild)'] = { path: 'bundled by esbuild (`browser` entry)', ...report };
   checkApp('chromium (esbuild)', report, 'clock');
-  assert.ok(report.core.every((m) => m.from.includes('/generated/')), 'fetched from ./generated/ beside the bundle');
+  assert.ok(
+    report.core.every((m) => m.from.includes('/generated/')),
+    'fetched from ./generated/ beside the bundle',
+  );
 });
 
 hosts('every user path reported', () => {
-  assert.equal(Object.keys(reports).sort(), ['bun', 'chromium (esbuild)', 'chromium (import map)', 'deno', 'node', 'workerd']);
+  assert.equal(Object.keys(reports).sort(), [
+    'bun',
+    'chromium (esbuild)',
+    'chromium (import map)',
+    'deno',
+    'node',
+    'workerd',
+  ]);
   assert.ok(readdirSync(project).includes('node_modules'));
 });
 

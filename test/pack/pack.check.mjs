@@ -13,7 +13,11 @@ import { ROOT, installedProject, pack } from './scratch.mjs';
 const PREBUILT = ['linux-x64-glibc', 'linux-x64-musl', 'linux-arm64-glibc'];
 const ADDON = (platform) => `ts-host/dist/native/${platform}/wasmloop_selector.node`;
 const node = (project, args, env = {}) =>
-  spawnSync(process.execPath, args, { cwd: project, encoding: 'utf8', env: { ...process.env, PATH: '/usr/bin:/bin', ...env } });
+  spawnSync(process.execPath, args, {
+    cwd: project,
+    encoding: 'utf8',
+    env: { ...process.env, PATH: '/usr/bin:/bin', ...env },
+  });
 
 test('the tarball carries the built package, the addons and what builds them, and no Rust', () => {
   const { files } = pack();
@@ -42,13 +46,20 @@ test('the tarball carries the built package, the addons and what builds them, an
   ]) {
     assert.ok(files.includes(needed), `${needed} is in the tarball`);
   }
-  assert.not.ok(files.some((f) => f.startsWith('rust-core/') || f.endsWith('.rs')), 'no Rust sources');
+  assert.not.ok(
+    files.some((f) => f.startsWith('rust-core/') || f.endsWith('.rs')),
+    'no Rust sources',
+  );
   // Each addon is built for the machine its directory names.
   const machine = { 'linux-x64-glibc': 'x86-64', 'linux-x64-musl': 'x86-64', 'linux-arm64-glibc': 'aarch64' };
   for (const platform of PREBUILT) {
     const elf = readFileSync(join(ROOT, ADDON(platform)));
     const e_machine = elf.readUInt16LE(18);
-    assert.is({ 62: 'x86-64', 183: 'aarch64' }[e_machine], machine[platform], `${platform}'s addon is for ${machine[platform]}`);
+    assert.is(
+      { 62: 'x86-64', 183: 'aarch64' }[e_machine],
+      machine[platform],
+      `${platform}'s addon is for ${machine[platform]}`,
+    );
     // musl's addon links against musl's libc.so, glibc's against libc.so.6.
     const needsGlibc = elf.includes(Buffer.from('libc.so.6\0'));
     assert.is(needsGlibc, platform.endsWith('-glibc'), `${platform}'s addon links the right C library`);
@@ -60,7 +71,11 @@ test('the tarball carries the built package, the addons and what builds them, an
 const project = installedProject('app');
 
 test('the packed tarball installs into a fresh project and runs there', () => {
-  assert.equal(readdirSync(join(project, 'node_modules')).filter((d) => !d.startsWith('.')), ['wasmloop'], 'no dependencies pulled in');
+  assert.equal(
+    readdirSync(join(project, 'node_modules')).filter((d) => !d.startsWith('.')),
+    ['wasmloop'],
+    'no dependencies pulled in',
+  );
   writeFileSync(
     join(project, 'main.mjs'),
     `import { createLoop } from 'wasmloop';
@@ -115,9 +130,22 @@ test('the types resolve for a TypeScript user', () => {
   );
   writeFileSync(
     join(project, 'tsconfig.json'),
-    JSON.stringify({ compilerOptions: { module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', strict: true, noEmit: true, skipLibCheck: false, types: [] } }),
+    JSON.stringify({
+      compilerOptions: {
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        target: 'ES2022',
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+        types: [],
+      },
+    }),
   );
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', project], { cwd: project, encoding: 'utf8' });
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', project], {
+    cwd: project,
+    encoding: 'utf8',
+  });
 });
 
 test("require('wasmloop') says how to load an ES module package", () => {
@@ -127,7 +155,10 @@ test("require('wasmloop') says how to load an ES module package", () => {
   assert.match(result.stderr, /wasmloop is an ES module package and cannot be loaded with require\(\)/);
   assert.match(result.stderr, /await import\('wasmloop'\)/);
   // And from CommonJS the documented way works.
-  writeFileSync(join(project, 'dynamic.cjs'), "import('wasmloop').then(async ({ createLoop }) => { const l = await createLoop(); console.log(l.backend); await l.close(); });\n");
+  writeFileSync(
+    join(project, 'dynamic.cjs'),
+    "import('wasmloop').then(async ({ createLoop }) => { const l = await createLoop(); console.log(l.backend); await l.close(); });\n",
+  );
   const dynamic = node(project, ['dynamic.cjs']);
   assert.is(dynamic.status, 0, dynamic.stderr);
   assert.is(dynamic.stdout.trim(), 'selector');
@@ -148,7 +179,11 @@ test('the shipped examples import wasmloop by name and run from a project', () =
   assert.is(custom.status, 0, custom.stderr);
   assert.is(custom.stdout.trim(), 'accelerated-2x');
   for (const file of readdirSync(join(ROOT, 'examples'))) {
-    assert.not.match(readFileSync(join(examples, file), 'utf8'), /ts-host\/dist/, `${file} imports the package by name`);
+    assert.not.match(
+      readFileSync(join(examples, file), 'utf8'),
+      /ts-host\/dist/,
+      `${file} imports the package by name`,
+    );
   }
 });
 
@@ -165,9 +200,16 @@ test('with no addon for the platform: a clear reason, completion under auto, and
   // No compiler: the install script says what is missing, the install goes on.
   const approve = spawnSync('npm', ['install-scripts', 'approve', 'wasmloop'], { cwd: bare, encoding: 'utf8' });
   assert.is(approve.status, 0, approve.stderr);
-  const noCompiler = spawnSync('npm', ['rebuild', 'wasmloop', '--foreground-scripts'], { cwd: bare, encoding: 'utf8', env: { ...process.env, CC: 'no-such-cc' } });
+  const noCompiler = spawnSync('npm', ['rebuild', 'wasmloop', '--foreground-scripts'], {
+    cwd: bare,
+    encoding: 'utf8',
+    env: { ...process.env, CC: 'no-such-cc' },
+  });
   assert.is(noCompiler.status, 0, noCompiler.stderr);
-  assert.match(noCompiler.stdout + noCompiler.stderr, /no prebuilt selector addon for linux-x64-glibc, and no C compiler \(no-such-cc\)/);
+  assert.match(
+    noCompiler.stdout + noCompiler.stderr,
+    /no prebuilt selector addon for linux-x64-glibc, and no C compiler \(no-such-cc\)/,
+  );
   assert.not.ok(existsSync(join(platformDir, 'wasmloop_selector.node')));
 
   // auto falls back to completion; debug mode says why selector was passed over.

@@ -20,7 +20,10 @@ export function pack() {
   const dir = mkdtempSync(join(tmpdir(), 'wasmloop-pack-'));
   scratch.push(dir);
   // make has built everything prepack would; scripts off keeps npm from running it again.
-  const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], { cwd: ROOT, encoding: 'utf8' });
+  const out = execFileSync('npm', ['pack', '--json', '--ignore-scripts', '--pack-destination', dir], {
+    cwd: ROOT,
+    encoding: 'utf8',
+  });
   const [info] = JSON.parse(out);
   packed = { dir, tarball: join(dir, info.filename), files: info.files.map((f) => f.path), info };
   return packed;

@@ -45,7 +45,15 @@ const dir = join(NATIVE, platform);
 mkdirSync(dir, { recursive: true });
 const partial = `${target}.partial`;
 const SOURCES = ['selector.c', 'sockets.c', 'inherited.c', 'poller-epoll.c', 'poller-uv.c'];
-const args = ['-O2', '-fPIC', '-shared', `-I${join(NATIVE, 'include')}`, '-o', partial, ...SOURCES.map((f) => join(here, f))];
+const args = [
+  '-O2',
+  '-fPIC',
+  '-shared',
+  `-I${join(NATIVE, 'include')}`,
+  '-o',
+  partial,
+  ...SOURCES.map((f) => join(here, f)),
+];
 // Node's symbols (napi_*, uv_*) come from the running node; macOS links
 // shared objects against them only when told to look them up at load time.
 if (process.platform === 'darwin') args.unshift('-undefined', 'dynamic_lookup');
@@ -53,8 +61,13 @@ const build = spawnSync(cc, args, { encoding: 'utf8' });
 if (build.error !== undefined || build.status !== 0) {
   rmSync(partial, { force: true });
   const output = `${cc} ${args.join(' ')}\n${build.error?.message ?? ''}${build.stderr ?? ''}`;
-  writeFileSync(join(dir, BUILD_ERROR_FILE), `${(build.stderr ?? '').split('\n').find((l) => l.includes('error')) ?? `${cc} exited with ${build.status}`}\n${output}`);
-  note(`building the selector addon for ${platform} with ${cc} failed (${join(dir, BUILD_ERROR_FILE)} has the compiler's output)`);
+  writeFileSync(
+    join(dir, BUILD_ERROR_FILE),
+    `${(build.stderr ?? '').split('\n').find((l) => l.includes('error')) ?? `${cc} exited with ${build.status}`}\n${output}`,
+  );
+  note(
+    `building the selector addon for ${platform} with ${cc} failed (${join(dir, BUILD_ERROR_FILE)} has the compiler's output)`,
+  );
   process.exit(0);
 }
 renameSync(partial, target);

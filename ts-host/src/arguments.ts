@@ -40,8 +40,8 @@ export const DATAGRAM_ADDRESS_OPTIONS = ['host', 'port', 'family'] as const;
  * (`server.address()`), its `family` checked against its host or path.
  */
 export const CONNECT_OPTIONS = [
-  ...['host', 'port', 'path', 'signal', 'tls', 'family'] as const,
-  ...['idleTimeoutMs', 'readTimeoutMs', 'noDelay', 'keepAlive'] as const,
+  ...(['host', 'port', 'path', 'signal', 'tls', 'family'] as const),
+  ...(['idleTimeoutMs', 'readTimeoutMs', 'noDelay', 'keepAlive'] as const),
 ];
 export const RUN_OPTIONS = ['limit'] as const;
 /** A transport's `setTcpOptions` (ConnectOptions' TCP options, after the connection is made). */
@@ -163,16 +163,24 @@ export interface ConnectionLimits {
 }
 
 /** No limits: what a connection has unless its options set some. */
-export const NO_LIMITS: ConnectionLimits = Object.freeze({ idleTimeoutMs: Infinity, readTimeoutMs: Infinity, tcp: null });
+export const NO_LIMITS: ConnectionLimits = Object.freeze({
+  idleTimeoutMs: Infinity,
+  readTimeoutMs: Infinity,
+  tcp: null,
+});
 
 /** The longest keep-alive idle time a socket takes (Linux's TCP_KEEPIDLE: 32,767 s), in ms. */
 const MAX_KEEPALIVE_MS = 32_767_000;
 
 /** `noDelay` and `keepAlive`, checked: null when neither is given. */
-function checkTcp(operation: string, options: { noDelay?: unknown; keepAlive?: unknown; path?: unknown }): TcpOptions | null {
+function checkTcp(
+  operation: string,
+  options: { noDelay?: unknown; keepAlive?: unknown; path?: unknown },
+): TcpOptions | null {
   const { noDelay, keepAlive } = options;
   if (noDelay === undefined && keepAlive === undefined) return null;
-  if (options.path !== undefined) throw new TypeError(`${operation}: noDelay and keepAlive are TCP options, not for a Unix socket's path`);
+  if (options.path !== undefined)
+    throw new TypeError(`${operation}: noDelay and keepAlive are TCP options, not for a Unix socket's path`);
   if (noDelay !== undefined && typeof noDelay !== 'boolean') {
     throw new TypeError(`${operation}: noDelay must be a boolean, got ${describe(noDelay)}`);
   }
@@ -180,7 +188,9 @@ function checkTcp(operation: string, options: { noDelay?: unknown; keepAlive?: u
   if (typeof keepAlive === 'boolean') keepAliveMs = keepAlive ? 0 : -1;
   else if (typeof keepAlive === 'number') {
     if (!(keepAlive > 0 && keepAlive <= MAX_KEEPALIVE_MS)) {
-      throw new RangeError(`${operation}: keepAlive must be true, false or an idle time in ms from 1 to ${MAX_KEEPALIVE_MS}, got ${describe(keepAlive)}`);
+      throw new RangeError(
+        `${operation}: keepAlive must be true, false or an idle time in ms from 1 to ${MAX_KEEPALIVE_MS}, got ${describe(keepAlive)}`,
+      );
     }
     keepAliveMs = keepAlive;
   } else if (keepAlive !== undefined) {
@@ -198,7 +208,12 @@ const IPV6_LITERAL = /^[0-9a-fA-F:]*:[0-9a-fA-F:.]*$/;
  * sender): 'IPv4', 'IPv6' or 'unix', agreeing with the numeric host or the
  * path given with it. It is a check only: the host or path says where to go.
  */
-export function checkFamily(operation: string, name: string, family: unknown, where: { host: string } | { path: string }): void {
+export function checkFamily(
+  operation: string,
+  name: string,
+  family: unknown,
+  where: { host: string } | { path: string },
+): void {
   if (family === undefined) return;
   if (family !== 'IPv4' && family !== 'IPv6' && family !== 'unix') {
     throw new TypeError(`${operation}: ${name} must be 'IPv4', 'IPv6' or 'unix', got ${describe(family)}`);
@@ -224,7 +239,10 @@ export function checkTcpOptions(operation: string, options: unknown): TcpOptions
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`${operation}: options must be an object { noDelay?, keepAlive? }, got ${describe(options)}`);
   }
-  return checkTcp(operation, checkOptions(operation, options as { noDelay?: unknown; keepAlive?: unknown }, TCP_OPTIONS));
+  return checkTcp(
+    operation,
+    checkOptions(operation, options as { noDelay?: unknown; keepAlive?: unknown }, TCP_OPTIONS),
+  );
 }
 
 /** A listen or connect address, checked: TCP (`host`, `port`) or a Unix socket (`path`), with its limits. */
@@ -306,7 +324,9 @@ function checkTimeout(operation: string, name: string, value: unknown): number {
     throw new TypeError(`${operation}: ${name} must be a number of milliseconds, got ${describe(value)}`);
   }
   if (!(value > 0)) {
-    throw new RangeError(`${operation}: ${name} must be > 0 (leave it out, or Infinity, for none), got ${describe(value)}`);
+    throw new RangeError(
+      `${operation}: ${name} must be > 0 (leave it out, or Infinity, for none), got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -314,9 +334,12 @@ function checkTimeout(operation: string, name: string, value: unknown): number {
 /** `maxConnections`: an integer from 1 to 2^31 - 1, or Infinity; undefined is Infinity (no limit). */
 function checkMaxConnections(operation: string, value: unknown): number {
   if (value === undefined || value === Infinity) return Infinity;
-  if (typeof value !== 'number') throw new TypeError(`${operation}: maxConnections must be a number, got ${describe(value)}`);
+  if (typeof value !== 'number')
+    throw new TypeError(`${operation}: maxConnections must be a number, got ${describe(value)}`);
   if (!Number.isInteger(value) || value < 1 || value > INT32_MAX) {
-    throw new RangeError(`${operation}: maxConnections must be an integer from 1 to ${INT32_MAX} (or Infinity), got ${describe(value)}`);
+    throw new RangeError(
+      `${operation}: maxConnections must be an integer from 1 to ${INT32_MAX} (or Infinity), got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -375,7 +398,16 @@ export function checkAddress(operation: string, options: unknown, listening: boo
   const limits = checkLimits(operation, checked, streams);
   if (listening && checked.fd !== undefined) {
     const fd = checkInheritedFd(operation, checked);
-    return { host: '', port: UNIX_PORT, backlog: DEFAULT_BACKLOG, reusePort: false, fd, tls: tlsConfig, maxConnections, limits };
+    return {
+      host: '',
+      port: UNIX_PORT,
+      backlog: DEFAULT_BACKLOG,
+      reusePort: false,
+      fd,
+      tls: tlsConfig,
+      maxConnections,
+      limits,
+    };
   }
   if (path !== undefined) {
     if (typeof path !== 'string' || path === '') {
@@ -384,7 +416,9 @@ export function checkAddress(operation: string, options: unknown, listening: boo
     if (path.includes('\0')) throw new TypeError(`${operation}: path must not contain NUL characters`);
     const bytes = new TextEncoder().encode(path).length;
     if (bytes > MAX_UNIX_PATH_BYTES) {
-      throw new RangeError(`${operation}: path must be at most ${MAX_UNIX_PATH_BYTES} bytes (a Unix socket's limit), got ${bytes}`);
+      throw new RangeError(
+        `${operation}: path must be at most ${MAX_UNIX_PATH_BYTES} bytes (a Unix socket's limit), got ${bytes}`,
+      );
     }
     // A Unix socket's address as the loop reports it has an empty host and port 0 beside its path.
     const reported = checked.family === 'unix' && checked.host === '' && port === 0;
@@ -397,7 +431,9 @@ export function checkAddress(operation: string, options: unknown, listening: boo
       throw new TypeError(`${operation}: host must be a non-empty string, got ${describe(host)}`);
     }
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535 || (!listening && port === 0)) {
-      throw new RangeError(`${operation}: port must be an integer from ${listening ? 0 : 1} to 65535, got ${describe(port)}`);
+      throw new RangeError(
+        `${operation}: port must be an integer from ${listening ? 0 : 1} to 65535, got ${describe(port)}`,
+      );
     }
     checkFamily(operation, 'family', checked.family, { host });
   }
@@ -411,8 +447,17 @@ export function checkAddress(operation: string, options: unknown, listening: boo
     }
     if (path !== undefined && reusePort) throw new TypeError(`${operation}: reusePort is for TCP ports, not a path`);
   }
-  if (path !== undefined) return { host: '', port: UNIX_PORT, backlog, reusePort: false, path, tls: tlsConfig, maxConnections, limits };
-  return { host: host as string, port: port as number, backlog, reusePort: reusePort === true, tls: tlsConfig, maxConnections, limits };
+  if (path !== undefined)
+    return { host: '', port: UNIX_PORT, backlog, reusePort: false, path, tls: tlsConfig, maxConnections, limits };
+  return {
+    host: host as string,
+    port: port as number,
+    backlog,
+    reusePort: reusePort === true,
+    tls: tlsConfig,
+    maxConnections,
+    limits,
+  };
 }
 
 /** `fd` of a listen: a descriptor number, with none of the options its binder chose. */
@@ -439,7 +484,9 @@ export function checkDatagramOptions(
   options: unknown,
 ): { local: { host?: string; port: number } | null; remote: { host: string; port: number } | null } {
   if (typeof options !== 'object' || options === null) {
-    throw new TypeError(`${operation}: options must be an object with localAddress and/or remoteAddress, got ${describe(options)}`);
+    throw new TypeError(
+      `${operation}: options must be an object with localAddress and/or remoteAddress, got ${describe(options)}`,
+    );
   }
   const { localAddress, remoteAddress } = checkOptions(
     operation,
@@ -453,7 +500,11 @@ export function checkDatagramOptions(
     if (typeof value !== 'object' || value === null) {
       throw new TypeError(`${operation}: ${name} must be an object { host, port }, got ${describe(value)}`);
     }
-    const { host, port = portRequired ? undefined : 0, family } = checkOptions(
+    const {
+      host,
+      port = portRequired ? undefined : 0,
+      family,
+    } = checkOptions(
       `${operation}: ${name}`,
       value as { host?: unknown; port?: unknown; family?: unknown },
       DATAGRAM_ADDRESS_OPTIONS,
@@ -475,10 +526,43 @@ export function checkDatagramOptions(
 
 /** Signal names a process can receive, as Node names them. */
 const SIGNAL_NAMES = new Set([
-  'SIGABRT', 'SIGALRM', 'SIGBREAK', 'SIGBUS', 'SIGCHLD', 'SIGCONT', 'SIGFPE', 'SIGHUP', 'SIGILL', 'SIGINFO',
-  'SIGINT', 'SIGIO', 'SIGIOT', 'SIGKILL', 'SIGLOST', 'SIGPIPE', 'SIGPOLL', 'SIGPROF', 'SIGPWR', 'SIGQUIT',
-  'SIGSEGV', 'SIGSTKFLT', 'SIGSTOP', 'SIGSYS', 'SIGTERM', 'SIGTRAP', 'SIGTSTP', 'SIGTTIN', 'SIGTTOU',
-  'SIGUNUSED', 'SIGURG', 'SIGUSR1', 'SIGUSR2', 'SIGVTALRM', 'SIGWINCH', 'SIGXCPU', 'SIGXFSZ',
+  'SIGABRT',
+  'SIGALRM',
+  'SIGBREAK',
+  'SIGBUS',
+  'SIGCHLD',
+  'SIGCONT',
+  'SIGFPE',
+  'SIGHUP',
+  'SIGILL',
+  'SIGINFO',
+  'SIGINT',
+  'SIGIO',
+  'SIGIOT',
+  'SIGKILL',
+  'SIGLOST',
+  'SIGPIPE',
+  'SIGPOLL',
+  'SIGPROF',
+  'SIGPWR',
+  'SIGQUIT',
+  'SIGSEGV',
+  'SIGSTKFLT',
+  'SIGSTOP',
+  'SIGSYS',
+  'SIGTERM',
+  'SIGTRAP',
+  'SIGTSTP',
+  'SIGTTIN',
+  'SIGTTOU',
+  'SIGUNUSED',
+  'SIGURG',
+  'SIGUSR1',
+  'SIGUSR2',
+  'SIGVTALRM',
+  'SIGWINCH',
+  'SIGXCPU',
+  'SIGXFSZ',
 ]);
 
 /**
@@ -492,7 +576,8 @@ export function checkSignalName(operation: string, signal: unknown): string {
   if (typeof signal !== 'string') {
     throw new TypeError(`${operation}: signal must be a signal name such as 'SIGINT', got ${describe(signal)}`);
   }
-  if (!SIGNAL_NAMES.has(signal)) throw new RangeError(`${operation}: signal ${JSON.stringify(signal)} is not a signal name`);
+  if (!SIGNAL_NAMES.has(signal))
+    throw new RangeError(`${operation}: signal ${JSON.stringify(signal)} is not a signal name`);
   if (UNCATCHABLE_SIGNALS.has(signal)) throw new RangeError(`${operation}: ${signal} cannot be handled`);
   return signal;
 }

@@ -290,7 +290,10 @@ export class BaseEventLoop {
    * The timer is cancelled as soon as `work` settles. If the loop closes
    * first, it rejects with LoopClosedError (and aborts the signal).
    */
-  waitFor<T>(work: PromiseLike<T> | ((signal: AbortSignal) => T | PromiseLike<T>), timeoutMs: number): Promise<Awaited<T>> {
+  waitFor<T>(
+    work: PromiseLike<T> | ((signal: AbortSignal) => T | PromiseLike<T>),
+    timeoutMs: number,
+  ): Promise<Awaited<T>> {
     checkTime('waitFor', 'timeoutMs', timeoutMs);
     if (typeof work !== 'function' && typeof (work as PromiseLike<T> | null)?.then !== 'function') {
       throw new TypeError(`waitFor: work must be a promise or a function, got ${describe(work)}`);
@@ -349,7 +352,6 @@ export class BaseEventLoop {
     return this._parts.tracer.trace();
   }
 
-
   /**
    * Node's timer functions bound to this loop (`setTimeout`, `clearTimeout`,
    * `setInterval`, `clearInterval`, `setImmediate`, `clearImmediate`), with
@@ -361,13 +363,11 @@ export class BaseEventLoop {
     return this.#timers;
   }
 
-
   /** @internal Tracks an open server or connection, so close() closes it. */
   _track(resource: { close(): void }, open: boolean): void {
     if (open) this.#resources.add(resource);
     else this.#resources.delete(resource);
   }
-
 
   // ----------------------------------------------------------- exceptions
 

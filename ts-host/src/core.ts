@@ -156,7 +156,10 @@ export function compileCore(): Promise<CoreModules> {
     MODULE_FILES.map(async (file) => {
       const url = moduleUrl(file);
       const bytes = await readModuleBytes(url);
-      const [module, digest] = await Promise.all([WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>), sha256(bytes)]);
+      const [module, digest] = await Promise.all([
+        WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>),
+        sha256(bytes),
+      ]);
       return { file, module, record: { file, from: url.href, size: bytes.length, sha256: digest } };
     }),
   ).then((entries) => {
@@ -205,7 +208,8 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
       // Replace jco's lowerings of the three imports with the host's own.
       const byModule = coreImports as Record<string, Record<string, unknown>> | undefined;
       const clockImports = byModule?.[CLOCK_MODULE];
-      if (clockImports !== undefined && typeof clockImports.now === 'function') clockImports.now = lowerClock(host.clock.now);
+      if (clockImports !== undefined && typeof clockImports.now === 'function')
+        clockImports.now = lowerClock(host.clock.now);
       const readinessImports = byModule?.[READINESS_MODULE];
       if (readinessImports !== undefined && 'take-ready' in readinessImports) {
         readinessImports['take-ready'] = lowerTakeReady(host.takeReady, linear);

@@ -43,7 +43,9 @@ export class BackendError extends WasmloopError {}
  */
 export class LoopCrashedError extends WasmloopError {
   constructor(cause: unknown) {
-    super(`the event loop crashed and was closed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`the event loop crashed and was closed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
   }
 }
 
@@ -161,7 +163,8 @@ export class LoopLimitError extends WasmloopError {
 /** A short description of a bad argument for error messages. */
 export function describe(value: unknown): string {
   if (value === null) return 'null';
-  if (typeof value === 'string') return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  if (typeof value === 'string')
+    return `string ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
   if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') {
     return `${typeof value} ${String(value)}`;
   }

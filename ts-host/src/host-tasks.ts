@@ -30,9 +30,7 @@ export const MAX_TIMER_MS = INT32_MAX;
 
 /** Runs `fn` in a later host macrotask. */
 export const yieldToHost: (fn: () => void) => Scheduled =
-  typeof host.setImmediate === 'function'
-    ? host.setImmediate.bind(globalThis)
-    : (fn) => host.setTimeout(fn, 0);
+  typeof host.setImmediate === 'function' ? host.setImmediate.bind(globalThis) : (fn) => host.setTimeout(fn, 0);
 
 export const cancelYield: (id: Scheduled) => void =
   typeof host.clearImmediate === 'function' ? host.clearImmediate.bind(globalThis) : host.clearTimeout.bind(globalThis);
@@ -69,7 +67,8 @@ function drainCandidates(): Array<() => void> {
   if (typeof host.process?._tickCallback === 'function') out.push(host.process._tickCallback);
   // Deno: its core's drain.
   const deno = (globalThis as { Deno?: Record<symbol | string, unknown> & { internal?: symbol } }).Deno;
-  const core = deno?.internal === undefined ? undefined : (deno[deno.internal] as { core?: { runMicrotasks?: () => void } })?.core;
+  const core =
+    deno?.internal === undefined ? undefined : (deno[deno.internal] as { core?: { runMicrotasks?: () => void } })?.core;
   if (typeof core?.runMicrotasks === 'function') out.push(core.runMicrotasks.bind(core));
   return out;
 }

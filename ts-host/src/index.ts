@@ -21,7 +21,14 @@ import { type Logger, checkLogger } from './reporting.js';
 import { type Trace, Tracer, traceProblem } from './trace.js';
 
 export { EventLoop } from './loop.js';
-export { serve, HTTP_DEFAULTS, type ServeOptions, type HttpServer, type ConnectionInfo, type RequestLine } from './http/index.js';
+export {
+  serve,
+  HTTP_DEFAULTS,
+  type ServeOptions,
+  type HttpServer,
+  type ConnectionInfo,
+  type RequestLine,
+} from './http/index.js';
 export {
   HttpClient,
   createHttpClient,
@@ -156,11 +163,15 @@ export async function createLoop(options: LoopOptions = {}): Promise<EventLoop> 
   } = checkOptions('createLoop', options, LOOP_OPTIONS);
   const logger = loggerOption === undefined ? console : checkLogger('createLoop', loggerOption);
   if (coreModules !== undefined && (typeof coreModules !== 'object' || coreModules === null)) {
-    throw new TypeError(`createLoop: coreModules must be an object of WebAssembly.Module, got ${describe(coreModules)}`);
+    throw new TypeError(
+      `createLoop: coreModules must be an object of WebAssembly.Module, got ${describe(coreModules)}`,
+    );
   }
   const modules = coreModules === undefined ? undefined : coreModulesFrom(coreModules);
   if (typeof memoryLimitBytes !== 'number' || !Number.isSafeInteger(memoryLimitBytes) || memoryLimitBytes < 0) {
-    throw new RangeError(`createLoop: memoryLimitBytes must be a whole number of bytes >= 0, got ${describe(memoryLimitBytes)}`);
+    throw new RangeError(
+      `createLoop: memoryLimitBytes must be a whole number of bytes >= 0, got ${describe(memoryLimitBytes)}`,
+    );
   }
   if (virtual !== undefined && backend !== 'virtual') {
     throw new TypeError(`createLoop: the virtual option needs backend 'virtual' (got backend '${String(backend)}')`);

@@ -6,7 +6,19 @@
  * model it is.
  */
 import { READABLE, WRITABLE } from './backends/backend.js';
-import { type ConnectOptions, type DatagramEndpointOptions, type ServerOptions, checkAddress, checkDatagramOptions, checkFd, checkLimit, checkProtocol, checkSignalName, checkTime, notAFunction } from './arguments.js';
+import {
+  type ConnectOptions,
+  type DatagramEndpointOptions,
+  type ServerOptions,
+  checkAddress,
+  checkDatagramOptions,
+  checkFd,
+  checkLimit,
+  checkProtocol,
+  checkSignalName,
+  checkTime,
+  notAFunction,
+} from './arguments.js';
 import { type StartTlsOptions, checkStartTls } from './tls-options.js';
 import { BaseEventLoop } from './base-loop.js';
 import { ConnectionClosedError, LoopRunningError, NotSupportedError, describe } from './errors.js';
@@ -94,7 +106,6 @@ export class EventLoop extends BaseEventLoop {
     }
     if (this._parts.driver.running) throw new LoopRunningError(operation);
   }
-
 
   // -------------------------------------------------------------- signals
 
@@ -228,14 +239,18 @@ export class EventLoop extends BaseEventLoop {
     const operation = 'startTls';
     try {
       if (!(transport instanceof BaseTransport)) {
-        throw new TypeError(`${operation}: transport must be a transport of this loop's protocol API, got ${describe(transport)}`);
+        throw new TypeError(
+          `${operation}: transport must be a transport of this loop's protocol API, got ${describe(transport)}`,
+        );
       }
       checkProtocol(operation, protocol);
       const config = checkStartTls(operation, options);
       this._parts.core.get(operation);
       if (transport.isClosing()) throw new ConnectionClosedError(`${operation}: the transport is closing or closed`);
       const { raw, succession, attach } = handOverTransport(transport);
-      return import('./io/tls-upgrade.js').then((m) => m.upgradeTransport(this, raw, succession, attach, protocol, config));
+      return import('./io/tls-upgrade.js').then((m) =>
+        m.upgradeTransport(this, raw, succession, attach, protocol, config),
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -326,7 +341,6 @@ export class EventLoop extends BaseEventLoop {
   _report(message: string, error: unknown): void {
     this._parts.reporter.exception({ message, error });
   }
-
 }
 
 function inMacrotask<T>(fn: () => T): Promise<T> {

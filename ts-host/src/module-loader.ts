@@ -54,7 +54,8 @@ export function isBareName(module: string): boolean {
   return !isPath(module) && !URL_SCHEME.test(module);
 }
 
-const hasNode = (): boolean => typeof process !== 'undefined' && typeof process.cwd === 'function' && process.versions?.node !== undefined;
+const hasNode = (): boolean =>
+  typeof process !== 'undefined' && typeof process.cwd === 'function' && process.versions?.node !== undefined;
 
 /**
  * Where `module` is, as a URL to import, without importing it: a path or
@@ -63,7 +64,8 @@ const hasNode = (): boolean => typeof process !== 'undefined' && typeof process.
  */
 export async function locateModule(module: string): Promise<string> {
   if (isPath(module)) {
-    if (!hasNode()) throw new SpecError(`'${module}' is a path, and this host has no working directory: use a URL or a package name`);
+    if (!hasNode())
+      throw new SpecError(`'${module}' is a path, and this host has no working directory: use a URL or a package name`);
     const { resolve } = await import('node:path');
     const { pathToFileURL } = await import('node:url');
     const path = resolve(process.cwd(), module);
@@ -90,7 +92,8 @@ export async function locateModule(module: string): Promise<string> {
     try {
       return import.meta.resolve(module);
     } catch (error) {
-      if ((error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND') throw new SpecError(`cannot find module '${module}'`);
+      if ((error as { code?: string }).code === 'ERR_MODULE_NOT_FOUND')
+        throw new SpecError(`cannot find module '${module}'`);
       if (hasNode()) throw new SpecError(`cannot find module '${module}': ${message(error)}`);
       // Elsewhere (an import map, say) import() has the last word.
     }
@@ -116,7 +119,8 @@ export async function loadExport(spec: string): Promise<(...args: never[]) => un
   const namespace = await importModule(module);
   const value = namespace[exportName];
   if (value === undefined) throw new SpecError(`module '${module}' has no export '${exportName}'`);
-  if (typeof value !== 'function') throw new SpecError(`export '${exportName}' of '${module}' is ${typeof value}, not a function`);
+  if (typeof value !== 'function')
+    throw new SpecError(`export '${exportName}' of '${module}' is ${typeof value}, not a function`);
   return value as (...args: never[]) => unknown;
 }
 
@@ -145,7 +149,8 @@ export async function importModule(module: string): Promise<Record<string, unkno
 function loadFailure(module: string, error: unknown): string {
   const code = (error as { code?: string }).code;
   if (code === 'ERR_MODULE_NOT_FOUND') return `its import failed: ${message(error)}`;
-  if (error instanceof SyntaxError && isPath(module)) return `SyntaxError: ${error.message} (node --check ${module} shows where)`;
+  if (error instanceof SyntaxError && isPath(module))
+    return `SyntaxError: ${error.message} (node --check ${module} shows where)`;
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 

@@ -49,7 +49,9 @@ export type ReportHandler = (loop: any, context: ExceptionContext) => void;
 export function checkLogger(operation: string, logger: unknown): Logger {
   const l = logger as Partial<Logger> | null;
   if (typeof l !== 'object' || l === null || typeof l.warn !== 'function' || typeof l.error !== 'function') {
-    throw new TypeError(`${operation}: logger must be an object with warn and error functions (as console), got ${describe(logger)}`);
+    throw new TypeError(
+      `${operation}: logger must be an object with warn and error functions (as console), got ${describe(logger)}`,
+    );
   }
   return l as Logger;
 }

@@ -62,7 +62,12 @@ export class SignalHandlers {
 /** The host's process signals (Node, Deno, Bun); NotSupportedError elsewhere. */
 function processSignals(operation: string): ProcessSignals {
   const host = (globalThis as { process?: Partial<ProcessSignals> & { pid?: unknown } }).process;
-  if (host === undefined || typeof host.on !== 'function' || typeof host.off !== 'function' || typeof host.pid !== 'number') {
+  if (
+    host === undefined ||
+    typeof host.on !== 'function' ||
+    typeof host.off !== 'function' ||
+    typeof host.pid !== 'number'
+  ) {
     throw new NotSupportedError(`${operation}: this host has no process signals`);
   }
   return host as ProcessSignals;

@@ -45,7 +45,14 @@ export class Timeout {
   readonly id = nextId++;
 
   /** @internal */
-  constructor(loop: TimersLoop, registry: Map<number, Timeout>, callback: Callback, delay: number, args: unknown[], repeat: boolean) {
+  constructor(
+    loop: TimersLoop,
+    registry: Map<number, Timeout>,
+    callback: Callback,
+    delay: number,
+    args: unknown[],
+    repeat: boolean,
+  ) {
     this.#loop = loop;
     this.#registry = registry;
     this.#callback = callback;
@@ -153,7 +160,12 @@ export interface LoopTimers {
 }
 
 function invalidCallback(value: unknown): TypeError {
-  const shown = value === null ? 'null' : typeof value === 'object' ? 'an instance of Object' : `type ${typeof value} (${String(value)})`;
+  const shown =
+    value === null
+      ? 'null'
+      : typeof value === 'object'
+        ? 'an instance of Object'
+        : `type ${typeof value} (${String(value)})`;
   const error = new TypeError(`The "callback" argument must be of type function. Received ${shown}`);
   (error as TypeError & { code: string }).code = 'ERR_INVALID_ARG_TYPE';
   return error;

@@ -8,9 +8,25 @@ import { describe } from './errors.js';
 import { checkOptions } from './options.js';
 
 /** A server's `tls` (node:tls's names, camel-cased as the rest of the API). */
-export const TLS_SERVER_OPTIONS = ['key', 'cert', 'ca', 'requestCert', 'rejectUnauthorized', 'alpnProtocols', 'handshakeTimeoutMs'] as const;
+export const TLS_SERVER_OPTIONS = [
+  'key',
+  'cert',
+  'ca',
+  'requestCert',
+  'rejectUnauthorized',
+  'alpnProtocols',
+  'handshakeTimeoutMs',
+] as const;
 /** A client's `tls`. */
-export const TLS_CLIENT_OPTIONS = ['ca', 'servername', 'alpnProtocols', 'rejectUnauthorized', 'cert', 'key', 'handshakeTimeoutMs'] as const;
+export const TLS_CLIENT_OPTIONS = [
+  'ca',
+  'servername',
+  'alpnProtocols',
+  'rejectUnauthorized',
+  'cert',
+  'key',
+  'handshakeTimeoutMs',
+] as const;
 
 /** PEM text or bytes, or a list of them (a chain, several CAs). */
 export type Pem = string | Uint8Array | ReadonlyArray<string | Uint8Array>;
@@ -53,7 +69,9 @@ export interface TlsClientOptions {
 
 /** A checked `tls` option: which side, and its settings with defaults filled in. */
 export type TlsConfig =
-  | ({ side: 'server' } & Required<Pick<TlsServerOptions, 'requestCert' | 'rejectUnauthorized' | 'handshakeTimeoutMs'>> &
+  | ({ side: 'server' } & Required<
+      Pick<TlsServerOptions, 'requestCert' | 'rejectUnauthorized' | 'handshakeTimeoutMs'>
+    > &
       Pick<TlsServerOptions, 'key' | 'cert' | 'ca' | 'alpnProtocols'>)
   | ({ side: 'client' } & Required<Pick<TlsClientOptions, 'rejectUnauthorized' | 'handshakeTimeoutMs'>> &
       Pick<TlsClientOptions, 'ca' | 'servername' | 'alpnProtocols' | 'cert' | 'key'>);
@@ -71,12 +89,15 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 60_000;
 function checkPem(operation: string, name: string, value: unknown): Pem {
   const one = (v: unknown) => (typeof v === 'string' && v !== '') || (v instanceof Uint8Array && v.length > 0);
   if (one(value) || (Array.isArray(value) && value.length > 0 && value.every(one))) return value as Pem;
-  throw new TypeError(`${operation}: tls.${name} must be PEM text or bytes (or a list of them), got ${describe(value)}`);
+  throw new TypeError(
+    `${operation}: tls.${name} must be PEM text or bytes (or a list of them), got ${describe(value)}`,
+  );
 }
 
 function checkBoolean(operation: string, name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new TypeError(`${operation}: tls.${name} must be a boolean, got ${describe(value)}`);
+  if (typeof value !== 'boolean')
+    throw new TypeError(`${operation}: tls.${name} must be a boolean, got ${describe(value)}`);
   return value;
 }
 
@@ -84,10 +105,13 @@ function checkBoolean(operation: string, name: string, value: unknown, fallback:
 export function checkStartTls(operation: string, options: unknown): TlsConfig {
   if (options === undefined) return checkTls(operation, true, false) as TlsConfig;
   if (typeof options !== 'object' || options === null || Array.isArray(options)) {
-    throw new TypeError(`${operation}: options must be an object ({ serverSide: true, key, cert } or { servername, ca, ... }), got ${describe(options)}`);
+    throw new TypeError(
+      `${operation}: options must be an object ({ serverSide: true, key, cert } or { servername, ca, ... }), got ${describe(options)}`,
+    );
   }
   const { serverSide = false, ...tls } = options as Record<string, unknown>;
-  if (typeof serverSide !== 'boolean') throw new TypeError(`${operation}: serverSide must be a boolean, got ${describe(serverSide)}`);
+  if (typeof serverSide !== 'boolean')
+    throw new TypeError(`${operation}: serverSide must be a boolean, got ${describe(serverSide)}`);
   return checkTls(operation, tls, serverSide) as TlsConfig;
 }
 
@@ -99,30 +123,40 @@ export function checkStartTls(operation: string, options: unknown): TlsConfig {
  */
 export function checkTls(operation: string, tls: unknown, listening: boolean): TlsConfig | null {
   if (tls === undefined || tls === false) return null;
-  if (tls === true && !listening) return { side: 'client', rejectUnauthorized: true, handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS };
+  if (tls === true && !listening)
+    return { side: 'client', rejectUnauthorized: true, handshakeTimeoutMs: DEFAULT_HANDSHAKE_TIMEOUT_MS };
   if (typeof tls !== 'object' || tls === null || Array.isArray(tls)) {
     throw new TypeError(
       `${operation}: tls must be ${listening ? 'an object { key, cert, ... }' : 'true or an object { ca, servername, ... }'} or false, got ${describe(tls)}`,
     );
   }
-  const o = checkOptions(`${operation}: tls`, tls as Record<string, unknown>, listening ? TLS_SERVER_OPTIONS : TLS_CLIENT_OPTIONS);
+  const o = checkOptions(
+    `${operation}: tls`,
+    tls as Record<string, unknown>,
+    listening ? TLS_SERVER_OPTIONS : TLS_CLIENT_OPTIONS,
+  );
   const timeout = o.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS;
   if (typeof timeout !== 'number' || !(timeout > 0)) {
-    throw new RangeError(`${operation}: tls.handshakeTimeoutMs must be a number of ms > 0 (Infinity: none), got ${describe(timeout)}`);
+    throw new RangeError(
+      `${operation}: tls.handshakeTimeoutMs must be a number of ms > 0 (Infinity: none), got ${describe(timeout)}`,
+    );
   }
   let alpnProtocols: string[] | undefined;
   if (o.alpnProtocols !== undefined) {
     const list = o.alpnProtocols;
     const ok = (p: unknown) => typeof p === 'string' && p.length > 0 && p.length < 256;
     if (!Array.isArray(list) || list.length === 0 || !list.every(ok)) {
-      throw new TypeError(`${operation}: tls.alpnProtocols must be a non-empty list of protocol names ('h2', 'http/1.1'), got ${describe(list)}`);
+      throw new TypeError(
+        `${operation}: tls.alpnProtocols must be a non-empty list of protocol names ('h2', 'http/1.1'), got ${describe(list)}`,
+      );
     }
     alpnProtocols = [...(list as string[])];
   }
   const rejectUnauthorized = checkBoolean(operation, 'rejectUnauthorized', o.rejectUnauthorized, true);
   const ca = o.ca === undefined ? undefined : checkPem(operation, 'ca', o.ca);
   if (listening) {
-    if (o.key === undefined || o.cert === undefined) throw new TypeError(`${operation}: tls needs a key and a cert to serve TLS`);
+    if (o.key === undefined || o.cert === undefined)
+      throw new TypeError(`${operation}: tls needs a key and a cert to serve TLS`);
     return {
       side: 'server',
       key: checkPem(operation, 'key', o.key),
@@ -134,7 +168,8 @@ export function checkTls(operation: string, tls: unknown, listening: boolean): T
       handshakeTimeoutMs: timeout,
     };
   }
-  if ((o.key === undefined) !== (o.cert === undefined)) throw new TypeError(`${operation}: a client certificate needs both tls.cert and tls.key`);
+  if ((o.key === undefined) !== (o.cert === undefined))
+    throw new TypeError(`${operation}: a client certificate needs both tls.cert and tls.key`);
   const servername = o.servername;
   if (servername !== undefined && (typeof servername !== 'string' || servername === '')) {
     throw new TypeError(`${operation}: tls.servername must be a non-empty string, got ${describe(servername)}`);

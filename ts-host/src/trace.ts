@@ -57,18 +57,21 @@ export function traceProblem(value: unknown): string | null {
   if (t.version !== TRACE_VERSION) return `version ${String(t.version)} is not ${TRACE_VERSION}`;
   if (typeof t.backend !== 'string') return 'backend is not a string';
   if (typeof t.start !== 'number' || !(t.start >= 0)) return 'start is not a time';
-  if (!Array.isArray(t.reads) || !t.reads.every((r: unknown) => typeof r === 'number' && r >= 0)) return 'reads is not a list of times';
+  if (!Array.isArray(t.reads) || !t.reads.every((r: unknown) => typeof r === 'number' && r >= 0))
+    return 'reads is not a list of times';
   if (!Array.isArray(t.callbacks)) return 'callbacks is not an array';
   if (!Array.isArray(t.iterations)) return 'iterations is not an array';
   for (let i = 0; i < t.callbacks.length; i++) {
     const c = t.callbacks[i];
-    if (!Array.isArray(c) || typeof c[0] !== 'string' || typeof c[1] !== 'string') return `callbacks[${i}] is not [kind, name]`;
+    if (!Array.isArray(c) || typeof c[0] !== 'string' || typeof c[1] !== 'string')
+      return `callbacks[${i}] is not [kind, name]`;
   }
   let last = 0;
   const count = t.callbacks.length;
   for (let i = 0; i < t.iterations.length; i++) {
     const it = t.iterations[i];
-    if (!Array.isArray(it) || typeof it[0] !== 'number' || !Array.isArray(it[1])) return `iterations[${i}] is not [time, serials]`;
+    if (!Array.isArray(it) || typeof it[0] !== 'number' || !Array.isArray(it[1]))
+      return `iterations[${i}] is not [time, serials]`;
     if (!(it[0] >= last)) return `iterations[${i}] goes back in time`;
     last = it[0];
     if (!it[1].every((s: unknown) => Number.isInteger(s) && (s as number) >= 0 && (s as number) < count)) {

@@ -54,7 +54,9 @@ export function waitFor<T>(
     };
     let result: T | PromiseLike<T>;
     try {
-      result = isFunction ? (work as (signal: AbortSignal) => T | PromiseLike<T>)(controller.signal) : (work as PromiseLike<T>);
+      result = isFunction
+        ? (work as (signal: AbortSignal) => T | PromiseLike<T>)(controller.signal)
+        : (work as PromiseLike<T>);
     } catch (error) {
       settle(() => reject(error));
       return;
@@ -77,7 +79,9 @@ export function isThenable(value: unknown): value is PromiseLike<unknown> {
 /** A check of `runUntilComplete`'s argument: a promise, a thenable or a function. */
 export function checkAwaitable(operation: string, value: unknown): void {
   if (typeof value !== 'function' && !isThenable(value)) {
-    throw new TypeError(`${operation}: promiseOrAsyncFn must be a promise, a thenable or a function, got ${describe(value)}`);
+    throw new TypeError(
+      `${operation}: promiseOrAsyncFn must be a promise, a thenable or a function, got ${describe(value)}`,
+    );
   }
 }
 

@@ -30,7 +30,10 @@ export default {
       // gives no bytes back: the test hashes those files and checks that
       // what workerd compiled exports the same names.
       report.boundExports = Object.fromEntries(
-        Object.entries(bound).map(([file, module]) => [file, WebAssembly.Module.exports(module).map((e) => `${e.kind} ${e.name}`)]),
+        Object.entries(bound).map(([file, module]) => [
+          file,
+          WebAssembly.Module.exports(module).map((e) => `${e.kind} ${e.name}`),
+        ]),
       );
       return Response.json(report);
     } catch (error) {

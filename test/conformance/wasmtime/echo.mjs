@@ -19,14 +19,22 @@ import { execute } from '../process.mjs';
  * most of it).
  */
 export function startEchoServer({ wasmtime, component, host = '127.0.0.1', timeoutMs = 60_000 }) {
-  const child = spawn(wasmtime, ['run', '-S', 'inherit-network', component, '--host', host, '--port', '0', '--stop-on-stdin-eof'], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    wasmtime,
+    ['run', '-S', 'inherit-network', component, '--host', host, '--port', '0', '--stop-on-stdin-eof'],
+    {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-  const lines = () => stdout.split('\n').filter((line) => line.trim() !== '').map((line) => JSON.parse(line));
+  const lines = () =>
+    stdout
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .map((line) => JSON.parse(line));
   // Closing stdin stops it; one that has not exited within `timeoutMs` is
   // killed (and reported with its signal).
   const stop = async () => {
@@ -70,7 +78,9 @@ export function echoOnce({ host, port, bytes, timeoutMs = 60_000 }) {
     const socket = connect({ host, port }, () => socket.end(sent));
     const limit = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`no end of the echo within ${timeoutMs} ms (${Buffer.concat(chunks).length} of ${bytes} bytes back)`));
+      reject(
+        new Error(`no end of the echo within ${timeoutMs} ms (${Buffer.concat(chunks).length} of ${bytes} bytes back)`),
+      );
     }, timeoutMs);
     socket.on('data', (chunk) => chunks.push(chunk));
     socket.on('end', () => {
@@ -91,15 +101,40 @@ export async function startNodeEchoServer() {
     socket.pipe(socket);
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { host: '127.0.0.1', port: server.address().port, close: () => new Promise((resolve) => server.close(resolve)) };
+  return {
+    host: '127.0.0.1',
+    port: server.address().port,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
 }
 
 /**
  * Runs the echo client against host:port; resolves to { code, signal,
  * report (its JSON line, parsed, or null), stderr }.
  */
-export async function runEchoClient({ wasmtime, component, host, port, connections = 4, bytes = 1 << 20, timeoutMs = 120_000 }) {
-  const args = ['run', '-S', 'inherit-network', component, '--host', host, '--port', String(port), '--connections', String(connections), '--bytes', String(bytes)];
+export async function runEchoClient({
+  wasmtime,
+  component,
+  host,
+  port,
+  connections = 4,
+  bytes = 1 << 20,
+  timeoutMs = 120_000,
+}) {
+  const args = [
+    'run',
+    '-S',
+    'inherit-network',
+    component,
+    '--host',
+    host,
+    '--port',
+    String(port),
+    '--connections',
+    String(connections),
+    '--bytes',
+    String(bytes),
+  ];
   const { code, signal, stdout, stderr } = await execute(wasmtime, args, { timeoutMs });
   const line = stdout.trim().split('\n').pop();
   let report = null;
@@ -141,7 +176,8 @@ async function serverCheck({ wasmtime, component, connections, bytes }) {
     const intact = echoes.filter(({ sent, received }) => sent.equals(received)).length;
     const { code, signal, stopped, stderr } = await server.stop();
     server = undefined;
-    if (intact !== connections) return { pass: false, detail: `${connections - intact} of ${connections} connections echoed different bytes` };
+    if (intact !== connections)
+      return { pass: false, detail: `${connections - intact} of ${connections} connections echoed different bytes` };
     if (code !== 0) return { pass: false, detail: `the server exited with ${signal ?? code}: ${stderr}` };
     return {
       pass: stopped?.connections === connections && stopped?.bytes === connections * bytes,

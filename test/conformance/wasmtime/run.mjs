@@ -26,7 +26,8 @@ import { echoCheck } from './echo.mjs';
  */
 export async function runWasmtime({ wasmtime, component, coreComponent, echoServer, echoClient, timeoutMs = 120_000 }) {
   const version = await execute(wasmtime, ['--version'], { timeoutMs });
-  if (version.code !== 0) throw new Error(`${wasmtime} --version failed (${version.signal ?? version.code}):\n${version.stderr}`);
+  if (version.code !== 0)
+    throw new Error(`${wasmtime} --version failed (${version.signal ?? version.code}):\n${version.stderr}`);
   const run = await execute(wasmtime, ['run', component], { timeoutMs });
   if (run.code !== 0) {
     throw new Error(`${wasmtime} run ${component} exited with ${run.signal ?? run.code}:\n${run.stderr.slice(-4000)}`);
@@ -36,17 +37,25 @@ export async function runWasmtime({ wasmtime, component, coreComponent, echoServ
   try {
     report = JSON.parse(line);
   } catch {
-    throw new Error(`${wasmtime} run ${component}: no JSON report on stdout:\n${run.stdout.slice(-2000)}\n${run.stderr.slice(-2000)}`);
+    throw new Error(
+      `${wasmtime} run ${component}: no JSON report on stdout:\n${run.stdout.slice(-2000)}\n${run.stderr.slice(-2000)}`,
+    );
   }
   const nested = nestedComponents(readFileSync(component));
   const core = nested.find((c) => c.sha256 === report.componentSha256);
-  const compiled = core === undefined ? [] : coreModules(core.bytes).map(({ index, sha256 }) => ({
-    file: `core.core${index === 0 ? '' : index + 1}.wasm`,
-    sha256,
-    from: `${component}, nested in the core component`,
-  }));
+  const compiled =
+    core === undefined
+      ? []
+      : coreModules(core.bytes).map(({ index, sha256 }) => ({
+          file: `core.core${index === 0 ? '' : index + 1}.wasm`,
+          sha256,
+          from: `${component}, nested in the core component`,
+        }));
   const coreSha256 = createHash('sha256').update(readFileSync(coreComponent)).digest('hex');
-  const echo = echoServer === undefined ? undefined : { 'wasi-poll': await echoCheck({ wasmtime, component: echoServer, client: echoClient }) };
+  const echo =
+    echoServer === undefined
+      ? undefined
+      : { 'wasi-poll': await echoCheck({ wasmtime, component: echoServer, client: echoClient }) };
   return {
     host: report.host,
     version: version.stdout.trim(),

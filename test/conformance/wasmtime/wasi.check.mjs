@@ -15,7 +15,9 @@ import { echoOnce, runEchoClient, startEchoServer, startNodeEchoServer } from '.
 
 const { WASMTIME: wasmtime, WASI_ECHO_SERVER: component, WASI_ECHO_CLIENT: client, WASI_CHECKS: checks } = process.env;
 if (!wasmtime || !component || !client || !checks) {
-  throw new Error('WASMTIME, WASI_ECHO_SERVER, WASI_ECHO_CLIENT and WASI_CHECKS are not set; run this through `make test-wasi`');
+  throw new Error(
+    'WASMTIME, WASI_ECHO_SERVER, WASI_ECHO_CLIENT and WASI_CHECKS are not set; run this through `make test-wasi`',
+  );
 }
 
 const MiB = 1 << 20;
@@ -39,30 +41,33 @@ echo('echoes 1 MiB on each of 4 connections at once, byte for byte, then stops c
   }
 });
 
-echo('connections come and go: one that sends nothing, one closed by the client mid-stream, then one that echoes', async () => {
-  const server = await startEchoServer({ wasmtime, component });
-  try {
-    const empty = await echoOnce({ ...server, bytes: 0 });
-    assert.is(empty.received.length, 0, 'an empty stream is echoed as one, and ended');
-    // A client that writes and goes away without reading: the server must
-    // survive the reset and go on serving.
-    await new Promise((resolve, reject) => {
-      const socket = connect({ host: server.host, port: server.port }, () => {
-        socket.write(Buffer.alloc(256 * 1024, 7), () => {
-          socket.resetAndDestroy();
-          resolve();
+echo(
+  'connections come and go: one that sends nothing, one closed by the client mid-stream, then one that echoes',
+  async () => {
+    const server = await startEchoServer({ wasmtime, component });
+    try {
+      const empty = await echoOnce({ ...server, bytes: 0 });
+      assert.is(empty.received.length, 0, 'an empty stream is echoed as one, and ended');
+      // A client that writes and goes away without reading: the server must
+      // survive the reset and go on serving.
+      await new Promise((resolve, reject) => {
+        const socket = connect({ host: server.host, port: server.port }, () => {
+          socket.write(Buffer.alloc(256 * 1024, 7), () => {
+            socket.resetAndDestroy();
+            resolve();
+          });
         });
+        socket.on('error', reject);
       });
-      socket.on('error', reject);
-    });
-    const after = await echoOnce({ ...server, bytes: 64 * 1024 });
-    assert.ok(after.sent.equals(after.received));
-  } finally {
-    const { code, stopped, stderr } = await server.stop();
-    assert.is(code, 0, stderr);
-    assert.is(stopped?.stopped, true, 'it printed its last line');
-  }
-});
+      const after = await echoOnce({ ...server, bytes: 64 * 1024 });
+      assert.ok(after.sent.equals(after.received));
+    } finally {
+      const { code, stopped, stderr } = await server.stop();
+      assert.is(code, 0, stderr);
+      assert.is(stopped?.stopped, true, 'it printed its last line');
+    }
+  },
+);
 
 echo('reports the core it was composed with, and the file it runs nests those very bytes', async () => {
   const server = await startEchoServer({ wasmtime, component });
@@ -74,7 +79,10 @@ echo('reports the core it was composed with, and the file it runs nests those ve
   assert.ok(nested, 'the composed command nests a component with that sha256');
   // What wasmtime compiles for the core: the same core modules jco
   // extracted for the JavaScript hosts (make's ts-host/src/generated).
-  const sha = (file) => createHash('sha256').update(readFileSync(`ts-host/src/generated/${file}`)).digest('hex');
+  const sha = (file) =>
+    createHash('sha256')
+      .update(readFileSync(`ts-host/src/generated/${file}`))
+      .digest('hex');
   assert.equal(
     coreModules(nested.bytes).map((m) => m.sha256),
     ['core.core.wasm', 'core.core2.wasm', 'core.core3.wasm'].map(sha),
@@ -96,7 +104,14 @@ echo('the client and the server, both on wasmtime: 8 connections of 256 KiB', as
   const server = await startEchoServer({ wasmtime, component });
   let run;
   try {
-    run = await runEchoClient({ wasmtime, component: client, host: server.host, port: server.port, connections: 8, bytes: 256 * 1024 });
+    run = await runEchoClient({
+      wasmtime,
+      component: client,
+      host: server.host,
+      port: server.port,
+      connections: 8,
+      bytes: 256 * 1024,
+    });
   } finally {
     const { code, stopped, stderr } = await server.stop();
     assert.is(code, 0, stderr);
@@ -113,7 +128,14 @@ echo('over IPv6 (::1): Node clients and the echo client through the echo server'
     assert.is(server.host, '::1');
     const echoes = await Promise.all([1, 2].map(() => echoOnce({ ...server, bytes: 256 * 1024 })));
     for (const { sent, received } of echoes) assert.ok(sent.equals(received));
-    run = await runEchoClient({ wasmtime, component: client, host: '::1', port: server.port, connections: 2, bytes: 256 * 1024 });
+    run = await runEchoClient({
+      wasmtime,
+      component: client,
+      host: '::1',
+      port: server.port,
+      connections: 2,
+      bytes: 256 * 1024,
+    });
   } finally {
     const { code, stopped, stderr } = await server.stop();
     assert.is(code, 0, stderr);
@@ -148,7 +170,15 @@ crate('run ends, watchers, virtual time, close, abandoned connects, drop order: 
   const { checks: results } = JSON.parse(run.stdout.trim().split('\n').pop());
   assert.equal(
     results.map((c) => c.name),
-    ['would-wait-forever', 'stopped-before-the-future', 'level-triggered-watch', 'virtual-time-jumps', 'close-drops-callbacks', 'connect-abandoned', 'drop-order'],
+    [
+      'would-wait-forever',
+      'stopped-before-the-future',
+      'level-triggered-watch',
+      'virtual-time-jumps',
+      'close-drops-callbacks',
+      'connect-abandoned',
+      'drop-order',
+    ],
   );
   for (const check of results) assert.ok(check.pass, `${check.name}: ${check.detail}`);
 });

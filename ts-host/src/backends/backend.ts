@@ -322,16 +322,44 @@ export interface SocketAddress {
  * its type too (a readiness backend's `sockets.read` included).
  */
 export function contractViolation(value: unknown): string | null {
-  if (typeof value !== 'object' || value === null) return `it returned ${value === null ? 'null' : typeof value}, not an object`;
+  if (typeof value !== 'object' || value === null)
+    return `it returned ${value === null ? 'null' : typeof value}, not an object`;
   // SocketOps' members: those every readiness backend has, and the optional Unix socket and UDP ones.
-  const socketOps: ReadonlyArray<keyof SocketOps> = ['listen', 'accept', 'connect', 'connectError', 'read', 'write', 'shutdownWrite', 'close', 'address', 'pipe'];
+  const socketOps: ReadonlyArray<keyof SocketOps> = [
+    'listen',
+    'accept',
+    'connect',
+    'connectError',
+    'read',
+    'write',
+    'shutdownWrite',
+    'close',
+    'address',
+    'pipe',
+  ];
   const optionalSocketOps: ReadonlyArray<keyof SocketOps> = [
-    ...['listenUnix', 'connectUnix', 'unlink', 'adoptListener', 'udpBind', 'udpConnect', 'sendTo', 'recvFrom', 'recvAddress'] as const,
-    ...['setTcpOptions', 'tcpOptions'] as const,
+    ...([
+      'listenUnix',
+      'connectUnix',
+      'unlink',
+      'adoptListener',
+      'udpBind',
+      'udpConnect',
+      'sendTo',
+      'recvFrom',
+      'recvAddress',
+    ] as const),
+    ...(['setTcpOptions', 'tcpOptions'] as const),
   ];
   const b = value as Record<string, unknown>;
   const wrong: string[] = [];
-  const check = (object: Record<string, unknown>, prefix: string, kind: string, required: readonly string[], optional: readonly string[] = []) => {
+  const check = (
+    object: Record<string, unknown>,
+    prefix: string,
+    kind: string,
+    required: readonly string[],
+    optional: readonly string[] = [],
+  ) => {
     for (const n of required) if (typeof object[n] !== kind) wrong.push(prefix + n);
     for (const n of optional) if (object[n] !== undefined && typeof object[n] !== kind) wrong.push(prefix + n);
   };
@@ -344,7 +372,8 @@ export function contractViolation(value: unknown): string | null {
     if (typeof sockets !== 'object' || sockets === null) wrong.push('sockets');
     else check(sockets as Record<string, unknown>, 'sockets.', 'function', socketOps, optionalSocketOps);
   }
-  if (b.model === 'completion') check(b, '', 'function', ['takeCompleted', 'complete', 'listen', 'connect'], ['datagram']);
+  if (b.model === 'completion')
+    check(b, '', 'function', ['takeCompleted', 'complete', 'listen', 'connect'], ['datagram']);
   if (wrong.length > 0) return `the object it returned lacks or mistypes: ${wrong.join(', ')}`;
   return null;
 }

@@ -126,7 +126,11 @@ class BunEndpoint implements CompletionSocket {
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 
-  constructor(socket: BunSocket, onClose: (endpoint: BunEndpoint) => void, unixEnds?: { local: string; remote: string }) {
+  constructor(
+    socket: BunSocket,
+    onClose: (endpoint: BunEndpoint) => void,
+    unixEnds?: { local: string; remote: string },
+  ) {
     this.#socket = socket;
     this.#onClose = onClose;
     socket.data = this;
@@ -267,7 +271,10 @@ class BunEndpoint implements CompletionSocket {
  * small Buffer's `.buffer` makes JavaScriptCore move its bytes off the
  * heap: about 0.6 us of CPU per 64-byte echo round trip.
  */
-function handlers(opened: (socket: BunSocket) => BunEndpoint | null, connectFailed?: (error: Error) => void): BunHandlers {
+function handlers(
+  opened: (socket: BunSocket) => BunEndpoint | null,
+  connectFailed?: (error: Error) => void,
+): BunHandlers {
   return {
     binaryType: 'uint8array',
     open(socket) {
@@ -289,7 +296,9 @@ function handlers(opened: (socket: BunSocket) => BunEndpoint | null, connectFail
       // A handler of ours threw: that connection cannot go on.
       socket.data?.failed(error);
     },
-    ...(connectFailed === undefined ? {} : { connectError: (_socket: BunSocket, error: Error) => connectFailed(error) }),
+    ...(connectFailed === undefined
+      ? {}
+      : { connectError: (_socket: BunSocket, error: Error) => connectFailed(error) }),
   };
 }
 
@@ -349,7 +358,10 @@ export function createBunCompletionBackend(): CompletionBackend {
         address = unixAddress(ends.local);
       }
     } else {
-      address = path === undefined ? netAddress(listener.hostname, listener.port, (listener.hostname ?? '').includes(':') ? 'IPv6' : 'IPv4') : unixAddress(path);
+      address =
+        path === undefined
+          ? netAddress(listener.hostname, listener.port, (listener.hostname ?? '').includes(':') ? 'IPv6' : 'IPv4')
+          : unixAddress(path);
     }
     done(null, {
       address: () => ({ ...address }),
@@ -421,18 +433,15 @@ export function createBunCompletionBackend(): CompletionBackend {
         .connect({
           ...(path === undefined ? { hostname: host, port } : { unix: path }),
           allowHalfOpen: true,
-          socket: handlers(
-            (socket) => {
-              if (settled) return null;
-              settled = true;
-              connecting.delete(cancel);
-              if (abandoned || closed) return null;
-              const endpoint = adopt(socket, path === undefined ? undefined : { local: '', remote: path });
-              done(null, endpoint);
-              return endpoint;
-            },
-            fail,
-          ),
+          socket: handlers((socket) => {
+            if (settled) return null;
+            settled = true;
+            connecting.delete(cancel);
+            if (abandoned || closed) return null;
+            const endpoint = adopt(socket, path === undefined ? undefined : { local: '', remote: path });
+            done(null, endpoint);
+            return endpoint;
+          }, fail),
         })
         .catch(fail);
       return cancel;

@@ -36,7 +36,14 @@ import {
   type SocketAddress,
   acceptErrorIsTransient,
 } from './backend.js';
-import { addressOf, closedHere, DenoSocket, type DenoConn, type DenoListener, type DenoNamespace } from './deno-socket.js';
+import {
+  addressOf,
+  closedHere,
+  DenoSocket,
+  type DenoConn,
+  type DenoListener,
+  type DenoNamespace,
+} from './deno-socket.js';
 import { TokenQueue } from './token-queue.js';
 import { performanceClock } from './wall-clock.js';
 import { unixAddress } from '../net/address.js';
@@ -192,9 +199,12 @@ export function createDenoCompletionBackend(): CompletionBackend {
       sink?.wake(false);
     },
     listen({ host, port, backlog, path, reusePort, fd }, onSocket, done, onAcceptError) {
-      if (path !== undefined) refuseFixedBacklog(backlog, DENO_UNIX_BACKLOG, `${BACKEND} (a Unix socket)`, 'Deno.listen');
+      if (path !== undefined)
+        refuseFixedBacklog(backlog, DENO_UNIX_BACKLOG, `${BACKEND} (a Unix socket)`, 'Deno.listen');
       if (reusePort === true && !reusePortAllowed(deno)) {
-        throw new NotSupportedError(`listen: reusePort is not supported by ${BACKEND} without --unstable-net (Deno.listen shares a port only under that flag)`);
+        throw new NotSupportedError(
+          `listen: reusePort is not supported by ${BACKEND} without --unstable-net (Deno.listen shares a port only under that flag)`,
+        );
       }
       if (closed) {
         done(refused('listen'));
@@ -213,7 +223,13 @@ export function createDenoCompletionBackend(): CompletionBackend {
       try {
         listener =
           path === undefined
-            ? deno.listen({ hostname: host, port, tcpBacklog: backlog, ...(reusePort === true ? { reusePort: true } : {}), transport: 'tcp' })
+            ? deno.listen({
+                hostname: host,
+                port,
+                tcpBacklog: backlog,
+                ...(reusePort === true ? { reusePort: true } : {}),
+                transport: 'tcp',
+              })
             : deno.listen({ transport: 'unix', path });
       } catch (error) {
         done(error as Error);
@@ -252,7 +268,9 @@ export function createDenoCompletionBackend(): CompletionBackend {
       };
       connecting.add(cancel);
       const attempt =
-        path === undefined ? deno.connect({ hostname: host, port, signal: controller.signal, transport: 'tcp' }) : deno.connect({ transport: 'unix', path });
+        path === undefined
+          ? deno.connect({ hostname: host, port, signal: controller.signal, transport: 'tcp' })
+          : deno.connect({ transport: 'unix', path });
       attempt.then(
         (conn) => {
           if (abandoned) {

@@ -490,7 +490,9 @@ export function createNativeCompletionBackend(): CompletionBackend {
           return;
         }
       }
-      const endpoint = new NativeDatagram(native, watcher, fd, remote !== null, onDatagram, onError, (e) => datagrams.delete(e));
+      const endpoint = new NativeDatagram(native, watcher, fd, remote !== null, onDatagram, onError, (e) =>
+        datagrams.delete(e),
+      );
       const rc = endpoint.start();
       if (rc < 0) {
         endpoint.close();

@@ -11,13 +11,7 @@
  * purpose.
  */
 import type { ListenOptions, Server as NetServer, Socket as NetSocket } from 'node:net';
-import type {
-  BackendSink,
-  CompletionBackend,
-  CompletionListener,
-  CompletionSocket,
-  TcpOptions,
-} from './backend.js';
+import type { BackendSink, CompletionBackend, CompletionListener, CompletionSocket, TcpOptions } from './backend.js';
 import { faultError, inheritedListenerFault, inheritedUnixPath } from './inherited-fd.js';
 import { TokenQueue } from './token-queue.js';
 import { performanceClock } from './wall-clock.js';
@@ -150,7 +144,12 @@ function wrap(socket: NetSocket, unix?: UnixEnds): CompletionSocket {
  * loads (Node), else `node:net`.
  */
 export function createCompletionBackend(): CompletionBackend {
-  const own = denoNamespace() !== null ? createDenoCompletionBackend : bunNamespace() !== null ? createBunCompletionBackend : createNativeCompletionBackend;
+  const own =
+    denoNamespace() !== null
+      ? createDenoCompletionBackend
+      : bunNamespace() !== null
+        ? createBunCompletionBackend
+        : createNativeCompletionBackend;
   try {
     return own();
   } catch {

@@ -34,9 +34,15 @@ export interface DenoListener {
 }
 export interface DenoNamespace {
   listen(
-    options: { hostname?: string; port?: number; tcpBacklog?: number; reusePort?: boolean; transport?: 'tcp' } | { transport: 'unix'; path: string },
+    options:
+      | { hostname?: string; port?: number; tcpBacklog?: number; reusePort?: boolean; transport?: 'tcp' }
+      | { transport: 'unix'; path: string },
   ): DenoListener;
-  connect(options: { hostname?: string; port?: number; signal?: AbortSignal; transport?: 'tcp' } | { transport: 'unix'; path: string }): Promise<DenoConn>;
+  connect(
+    options:
+      | { hostname?: string; port?: number; signal?: AbortSignal; transport?: 'tcp' }
+      | { transport: 'unix'; path: string },
+  ): Promise<DenoConn>;
   removeSync(path: string): void;
   /** Present only under `--unstable-net`. */
   listenDatagram?: unknown;

@@ -54,7 +54,9 @@ export async function resolveBackend(spec: string, options: ResolveOptions = {})
   checkOptions('resolveBackend', options, RESOLVE_OPTIONS);
   const timeout = options.factoryTimeoutMs;
   if (timeout !== undefined && (typeof timeout !== 'number' || !(timeout >= 0) || timeout > INT32_MAX)) {
-    throw new RangeError(`resolveBackend: factoryTimeoutMs must be a number of ms from 0 to ${INT32_MAX}, got ${describe(timeout)}`);
+    throw new RangeError(
+      `resolveBackend: factoryTimeoutMs must be a number of ms from 0 to ${INT32_MAX}, got ${describe(timeout)}`,
+    );
   }
   const factories = options.factories ?? new Map(BUILT_IN);
   if (spec === 'auto') {
@@ -76,7 +78,9 @@ export async function resolveBackend(spec: string, options: ResolveOptions = {})
   if (spec.includes(':')) return loadUserBackend(spec, options.factoryTimeoutMs ?? FACTORY_TIMEOUT_MS);
   const factory = factories.get(spec);
   if (factory === undefined) {
-    throw new RangeError(`backend: unknown backend '${spec}' (known: ${BACKEND_NAMES.join(', ')}, or 'module:function')`);
+    throw new RangeError(
+      `backend: unknown backend '${spec}' (known: ${BACKEND_NAMES.join(', ')}, or 'module:function')`,
+    );
   }
   try {
     return factory();
@@ -147,5 +151,9 @@ function settleWithin(result: unknown, timeoutMs: number, spec: string): Promise
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (typeof value === 'object' || typeof value === 'function') && value !== null && typeof (value as { then?: unknown }).then === 'function';
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  );
 }

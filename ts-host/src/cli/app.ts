@@ -109,7 +109,10 @@ export async function runApp(options: AppRunOptions, shutdown: Shutdown, report:
   if (loaded === null) return 0;
   const { app, error: loadError } = loaded.value;
   if (app === null) {
-    await report.failed(loadError instanceof SpecError ? loadError.message : `${options.target}: ${describeError(loadError)}`, true);
+    await report.failed(
+      loadError instanceof SpecError ? loadError.message : `${options.target}: ${describeError(loadError)}`,
+      true,
+    );
     return 2;
   }
   let loop: EventLoop;
@@ -120,10 +123,12 @@ export async function runApp(options: AppRunOptions, shutdown: Shutdown, report:
     return 2;
   }
   const label = `${appOptions.worker > 0 ? `worker ${appOptions.worker}, ` : ''}pid ${process.pid}, backend ${loop.backend}`;
-  const started = loop.runUntilComplete(() => app(loop, appOptions)).then(
-    (value) => ({ value, error: null as unknown }),
-    (error: unknown) => ({ value: undefined as unknown, error }),
-  );
+  const started = loop
+    .runUntilComplete(() => app(loop, appOptions))
+    .then(
+      (value) => ({ value, error: null as unknown }),
+      (error: unknown) => ({ value: undefined as unknown, error }),
+    );
   let result = await unlessShutdown(started, shutdown);
   if (result === null) {
     // Asked to stop while the function was starting: it gets the shutdown

@@ -95,7 +95,9 @@ function unknownFlag(written: string, byName: ReadonlyMap<string, Flag>): string
   const bare = written.replace(/^-+/, '');
   // Compared without their dashes, as suggestion() compares the key.
   const names = new Map([...byName.keys()].map((name) => [name.replace(/-/g, ''), name]));
-  const meant = Object.hasOwn(FOREIGN_NAMES, bare) ? FOREIGN_NAMES[bare] : names.get(suggestion(bare, [...names.keys()]) ?? '');
+  const meant = Object.hasOwn(FOREIGN_NAMES, bare)
+    ? FOREIGN_NAMES[bare]
+    : names.get(suggestion(bare, [...names.keys()]) ?? '');
   if (meant === null || meant === undefined) return `unknown option '${written}' (see --help)`;
   return `unknown option '${written}' (did you mean '--${meant}'?)`;
 }
@@ -114,7 +116,9 @@ export function integer(min: number, max: number): (text: string, flag: string) 
 /** The help lines of a table of flags, and `-h, --help`, aligned. */
 export function flagHelp(flags: readonly Flag[]): string {
   const rows: Array<[string, string]> = flags.map((f) => {
-    const names = [f.name, ...(f.aliases ?? []), ...(f.off === undefined ? [] : [f.off])].map((n) => `--${n}`).join(', ');
+    const names = [f.name, ...(f.aliases ?? []), ...(f.off === undefined ? [] : [f.off])]
+      .map((n) => `--${n}`)
+      .join(', ');
     return [f.placeholder === undefined ? names : `${names} ${f.placeholder}`, f.help];
   });
   rows.push(['-h, --help', 'show this help']);

@@ -28,8 +28,18 @@ const FLAGS: readonly Flag[] = [
     parse: integer(1, 256),
     help: 'run n worker processes sharing the listening port\n(default 1: no workers); one that dies is restarted',
   },
-  { name: 'host', placeholder: '<host>', parse: text, help: 'host to listen on, passed to the function (default 127.0.0.1)' },
-  { name: 'port', placeholder: '<port>', parse: integer(0, 65535), help: 'port to listen on, passed to the function (default 8000)' },
+  {
+    name: 'host',
+    placeholder: '<host>',
+    parse: text,
+    help: 'host to listen on, passed to the function (default 127.0.0.1)',
+  },
+  {
+    name: 'port',
+    placeholder: '<port>',
+    parse: integer(0, 65535),
+    help: 'port to listen on, passed to the function (default 8000)',
+  },
   {
     name: 'uds',
     placeholder: '<path>',
@@ -56,7 +66,12 @@ const FLAGS: readonly Flag[] = [
   },
   ...TLS_FLAGS,
   { name: 'debug', help: 'debug mode: report slow callbacks and unhandled\nrejections with where they were scheduled' },
-  { name: 'slow-callback-ms', placeholder: '<ms>', parse: integer(0, 3_600_000), help: 'what debug mode calls slow (default 100)' },
+  {
+    name: 'slow-callback-ms',
+    placeholder: '<ms>',
+    parse: integer(0, 3_600_000),
+    help: 'what debug mode calls slow (default 100)',
+  },
   { name: 'stats', help: "print the loop's statistics as a table at exit" },
   {
     name: 'shutdown-timeout-ms',

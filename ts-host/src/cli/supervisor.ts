@@ -79,7 +79,8 @@ export function reportToPrimary(): StartReport {
     });
   return {
     ready: () => void send({ wasmloop: 'ready' }),
-    failed: (line, fatal, detail) => send({ wasmloop: 'failed', line, fatal, ...(detail === undefined ? {} : { detail }) }),
+    failed: (line, fatal, detail) =>
+      send({ wasmloop: 'failed', line, fatal, ...(detail === undefined ? {} : { detail }) }),
   };
 }
 
@@ -136,7 +137,9 @@ export function supervise(options: SuperviseOptions): Promise<number> {
     }
     killTimer = setTimeout(() => {
       for (const slot of alive()) {
-        log(`worker ${slot.number} (pid ${slot.pid}) still running ${options.shutdownTimeoutMs + KILL_GRACE_MS} ms after it was told to stop: killing it`);
+        log(
+          `worker ${slot.number} (pid ${slot.pid}) still running ${options.shutdownTimeoutMs + KILL_GRACE_MS} ms after it was told to stop: killing it`,
+        );
         signal(slot.pid, 'SIGKILL');
       }
     }, options.shutdownTimeoutMs + KILL_GRACE_MS);
@@ -150,7 +153,10 @@ export function supervise(options: SuperviseOptions): Promise<number> {
     slot.pid = 0;
     let worker: Worker;
     try {
-      worker = cluster.fork({ [WORKER_NUMBER]: String(slot.number), ...(listener === null ? {} : workerEnv(listener)) });
+      worker = cluster.fork({
+        [WORKER_NUMBER]: String(slot.number),
+        ...(listener === null ? {} : workerEnv(listener)),
+      });
     } catch (error) {
       // No process (EAGAIN, ENOMEM): a failed start like any other.
       slot.failure = { line: `cannot fork: ${(error as Error).message}`, fatal: false };

@@ -18,7 +18,12 @@ export const TLS_FLAGS: readonly Flag[] = [
     parse: (value) => value,
     help: 'serve TLS with this PEM private key (with --ssl-certfile)',
   },
-  { name: 'ssl-certfile', placeholder: '<file>', parse: (value) => value, help: 'the PEM certificate chain to serve TLS with' },
+  {
+    name: 'ssl-certfile',
+    placeholder: '<file>',
+    parse: (value) => value,
+    help: 'the PEM certificate chain to serve TLS with',
+  },
   {
     name: 'ssl-ca-certs',
     placeholder: '<file>',
@@ -42,7 +47,9 @@ export function tlsFiles(values: ParsedFlags['values']): TlsFiles | null {
     try {
       return readFileSync(path, 'utf8');
     } catch (error) {
-      throw new UsageError(`${flag}: cannot read '${path}' (${(error as { code?: string }).code ?? (error as Error).message})`);
+      throw new UsageError(
+        `${flag}: cannot read '${path}' (${(error as { code?: string }).code ?? (error as Error).message})`,
+      );
     }
   };
   const tls: TlsFiles = { key: read('--ssl-keyfile', keyFile), cert: read('--ssl-certfile', certFile) };

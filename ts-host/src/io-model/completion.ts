@@ -64,7 +64,13 @@ export class CompletionModel extends IoModel {
       loop,
       backend,
       (socket) =>
-        withProtocol(loop, operation, factory, (p) => completionTransport(loop, backend, socket, p, at.limits), () => socket.destroy()),
+        withProtocol(
+          loop,
+          operation,
+          factory,
+          (p) => completionTransport(loop, backend, socket, p, at.limits),
+          () => socket.destroy(),
+        ),
       at,
     );
   }
@@ -73,10 +79,20 @@ export class CompletionModel extends IoModel {
     return connectCompletion(loop, this.backend, at);
   }
 
-  protected connectWith<P extends Protocol>(loop: IoLoop, operation: string, factory: ProtocolFactory<P>, at: ConnectTarget) {
+  protected connectWith<P extends Protocol>(
+    loop: IoLoop,
+    operation: string,
+    factory: ProtocolFactory<P>,
+    at: ConnectTarget,
+  ) {
     const backend = this.backend;
     return connectCompletionWith(loop, backend, at, (socket) =>
-      connectedProtocol(operation, factory, (p) => completionTransport(loop, backend, socket, p, at.limits), () => socket.destroy()),
+      connectedProtocol(
+        operation,
+        factory,
+        (p) => completionTransport(loop, backend, socket, p, at.limits),
+        () => socket.destroy(),
+      ),
     );
   }
 

@@ -105,7 +105,12 @@ export abstract class IoModel {
   /** UDP: whether this backend has datagram endpoints. */
   protected abstract hasDatagrams(): boolean;
   protected abstract listen(loop: IoLoop, onConnection: ConnectionHandler, at: ListenTarget): Server | Promise<Server>;
-  protected abstract listenWith(loop: IoLoop, operation: string, factory: ProtocolFactory, at: ListenTarget): Server | Promise<Server>;
+  protected abstract listenWith(
+    loop: IoLoop,
+    operation: string,
+    factory: ProtocolFactory,
+    at: ListenTarget,
+  ): Server | Promise<Server>;
   protected abstract connect(loop: IoLoop, at: ConnectTarget): Promise<Connection>;
   protected abstract connectWith<P extends Protocol>(
     loop: IoLoop,
@@ -140,26 +145,48 @@ export abstract class IoModel {
 
   // ------------------------------------------------------ what is shared
 
-  async createServer(loop: IoLoop, operation: string, onConnection: ConnectionHandler, address: CheckedAddress): Promise<Server> {
+  async createServer(
+    loop: IoLoop,
+    operation: string,
+    onConnection: ConnectionHandler,
+    address: CheckedAddress,
+  ): Promise<Server> {
     if (address.tls?.side === 'server') {
       const { listenTls } = await import('../io/tls-server.js');
-      return listenTls(loop as TlsLoop, operation, address.tls, (f) => this.createProtocolServer(loop, operation, f, plain(address)), {
-        handler: onConnection,
-        limits: address.limits,
-      });
+      return listenTls(
+        loop as TlsLoop,
+        operation,
+        address.tls,
+        (f) => this.createProtocolServer(loop, operation, f, plain(address)),
+        {
+          handler: onConnection,
+          limits: address.limits,
+        },
+      );
     }
     const at = await this.#listenTarget(operation, address);
     return this.#tcpOnly(operation, at, await this.listen(loop, onConnection, at));
   }
 
-  async createProtocolServer(loop: IoLoop, operation: string, factory: ProtocolFactory, address: CheckedAddress): Promise<Server> {
+  async createProtocolServer(
+    loop: IoLoop,
+    operation: string,
+    factory: ProtocolFactory,
+    address: CheckedAddress,
+  ): Promise<Server> {
     if (address.tls?.side === 'server') {
       const { listenTls } = await import('../io/tls-server.js');
-      return listenTls(loop as TlsLoop, operation, address.tls, (f) => this.createProtocolServer(loop, operation, f, plain(address)), {
-        factory,
+      return listenTls(
+        loop as TlsLoop,
         operation,
-        limits: address.limits,
-      });
+        address.tls,
+        (f) => this.createProtocolServer(loop, operation, f, plain(address)),
+        {
+          factory,
+          operation,
+          limits: address.limits,
+        },
+      );
     }
     const at = await this.#listenTarget(operation, address);
     return this.#tcpOnly(operation, at, await this.listenWith(loop, operation, factory, at));
@@ -189,8 +216,15 @@ export abstract class IoModel {
   ): Promise<{ transport: Transport; protocol: P }> {
     if (address.tls?.side === 'client') {
       const { connectTlsProtocol } = await import('../io/tls-server.js');
-      return connectTlsProtocol(loop as TlsLoop, operation, address.tls, address.host, signal, address.limits, factory, (p) =>
-        this.createProtocolConnection(loop, operation, () => p, plain(address), signal),
+      return connectTlsProtocol(
+        loop as TlsLoop,
+        operation,
+        address.tls,
+        address.host,
+        signal,
+        address.limits,
+        factory,
+        (p) => this.createProtocolConnection(loop, operation, () => p, plain(address), signal),
       );
     }
     return this.connectWith(loop, operation, factory, await this.#connectTarget(operation, address, signal));
@@ -205,7 +239,8 @@ export abstract class IoModel {
     remote: { host: string; port: number } | null,
   ): Promise<{ transport: DatagramTransport; protocol: P }> {
     this.requireIo(operation);
-    if (!this.hasDatagrams()) throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend has no datagram endpoints`);
+    if (!this.hasDatagrams())
+      throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend has no datagram endpoints`);
     const remoteHost = remote === null ? null : await resolveHost(operation, remote.host);
     // Without a localAddress, any address of the remote's family (to reach it
     // from whichever interface routes there); a localAddress without a host
@@ -234,7 +269,9 @@ export abstract class IoModel {
     if (fd !== undefined) {
       if (!this.adoptsListeners()) {
         const why = isVirtual(this.backend) ? ': its network is in memory, with no descriptors of the system' : '';
-        throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend cannot adopt a listening socket (fd)${why}`);
+        throw new NotSupportedError(
+          `${operation}: the '${this.backend.name}' backend cannot adopt a listening socket (fd)${why}`,
+        );
       }
       return { host: '', port: address.port, backlog, reusePort, fd, maxConnections, limits };
     }
@@ -243,10 +280,21 @@ export abstract class IoModel {
       if (!isVirtual(this.backend)) await removeStaleSocket(path);
       return { host: '', port: address.port, backlog, reusePort, path, maxConnections, limits };
     }
-    return { host: await resolveHost(operation, address.host), port: address.port, backlog, reusePort, maxConnections, limits };
+    return {
+      host: await resolveHost(operation, address.host),
+      port: address.port,
+      backlog,
+      reusePort,
+      maxConnections,
+      limits,
+    };
   }
 
-  async #connectTarget(operation: string, address: CheckedAddress, signal: AbortSignal | undefined): Promise<ConnectTarget> {
+  async #connectTarget(
+    operation: string,
+    address: CheckedAddress,
+    signal: AbortSignal | undefined,
+  ): Promise<ConnectTarget> {
     this.requireIo(operation);
     const { path, limits } = address;
     this.#tcpOptions(operation, limits);
@@ -274,7 +322,8 @@ export abstract class IoModel {
   }
 
   #unixSockets(operation: string): void {
-    if (!this.hasUnixSockets()) throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend has no Unix domain sockets`);
+    if (!this.hasUnixSockets())
+      throw new NotSupportedError(`${operation}: the '${this.backend.name}' backend has no Unix domain sockets`);
   }
 }
 

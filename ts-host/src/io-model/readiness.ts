@@ -38,10 +38,9 @@ export class ReadinessModel extends IoModel {
   constructor(backend: ReadinessBackend, faults: BackendFaults, tracer: Tracer | null) {
     super(backend, faults);
     const take = (max: number) => backend.takeReady(max);
-    this.takeReady =
-      tracer?.replaying
-        ? (max) => this.taken('takeReady()', tracer.nextTime() !== null ? () => tracer.recordedReady() : take, max)
-        : (max) => this.taken('takeReady()', take, max);
+    this.takeReady = tracer?.replaying
+      ? (max) => this.taken('takeReady()', tracer.nextTime() !== null ? () => tracer.recordedReady() : take, max)
+      : (max) => this.taken('takeReady()', take, max);
   }
 
   override attach(parts: IoModelParts): void {
@@ -76,7 +75,13 @@ export class ReadinessModel extends IoModel {
       loop,
       backend,
       (fd) =>
-        withProtocol(loop, operation, factory, (p) => readinessTransport(loop, backend, fd, p, at.limits), () => backend.sockets.close(fd)),
+        withProtocol(
+          loop,
+          operation,
+          factory,
+          (p) => readinessTransport(loop, backend, fd, p, at.limits),
+          () => backend.sockets.close(fd),
+        ),
       at,
     );
   }
@@ -85,10 +90,20 @@ export class ReadinessModel extends IoModel {
     return connectReadiness(loop, this.backend, at);
   }
 
-  protected connectWith<P extends Protocol>(loop: IoLoop, operation: string, factory: ProtocolFactory<P>, at: ConnectTarget) {
+  protected connectWith<P extends Protocol>(
+    loop: IoLoop,
+    operation: string,
+    factory: ProtocolFactory<P>,
+    at: ConnectTarget,
+  ) {
     const backend = this.backend;
     return connectReadinessWith(loop, backend, at, (fd) =>
-      connectedProtocol(operation, factory, (p) => readinessTransport(loop, backend, fd, p, at.limits), () => backend.sockets.close(fd)),
+      connectedProtocol(
+        operation,
+        factory,
+        (p) => readinessTransport(loop, backend, fd, p, at.limits),
+        () => backend.sockets.close(fd),
+      ),
     );
   }
 

@@ -37,7 +37,13 @@ function count(backend: ReadinessBackend, member: string, n: unknown, asked: num
 }
 
 /** `backend.watch(...)`: 0 or a negative errno. */
-export function watch(backend: ReadinessBackend, fd: number, direction: Direction, token: number, edge?: boolean): number {
+export function watch(
+  backend: ReadinessBackend,
+  fd: number,
+  direction: Direction,
+  token: number,
+  edge?: boolean,
+): number {
   let rc: unknown;
   try {
     rc = edge === undefined ? backend.watch(fd, direction, token) : backend.watch(fd, direction, token, edge);
@@ -73,7 +79,13 @@ export function read(backend: ReadinessBackend, fd: number, bytes: Uint8Array, l
 }
 
 /** `sockets.write(...)`: a count of at most `length` bytes, or a negative errno. */
-export function write(backend: ReadinessBackend, fd: number, bytes: Uint8Array, offset: number, length: number): number {
+export function write(
+  backend: ReadinessBackend,
+  fd: number,
+  bytes: Uint8Array,
+  offset: number,
+  length: number,
+): number {
   let n: unknown;
   try {
     n = backend.sockets.write(fd, bytes, offset, length);

@@ -303,7 +303,10 @@ export abstract class BaseConnection implements Connection {
     });
   }
 
-  readUntil(separator: Uint8Array | string = '\n', options?: { limit?: number; signal?: AbortSignal }): Promise<Uint8Array> {
+  readUntil(
+    separator: Uint8Array | string = '\n',
+    options?: { limit?: number; signal?: AbortSignal },
+  ): Promise<Uint8Array> {
     let sep: Uint8Array;
     let limit: number;
     try {
@@ -334,7 +337,12 @@ export abstract class BaseConnection implements Connection {
     });
   }
 
-  async #readUntil(operation: string, sep: Uint8Array, limit: number, signal: AbortSignal | undefined): Promise<Uint8Array> {
+  async #readUntil(
+    operation: string,
+    sep: Uint8Array,
+    limit: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Uint8Array> {
     let data: Uint8Array = new Uint8Array(0);
     let from = 0;
     for (;;) {
@@ -384,8 +392,10 @@ export abstract class BaseConnection implements Connection {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.isClosed || this.closing || this.released) return Promise.reject(new ConnectionClosedError(`${operation}: the connection is closed`));
-    if (this.ended) return Promise.reject(new WriteAfterEndError(`${operation}: the connection was ended (end() was called)`));
+    if (this.isClosed || this.closing || this.released)
+      return Promise.reject(new ConnectionClosedError(`${operation}: the connection is closed`));
+    if (this.ended)
+      return Promise.reject(new WriteAfterEndError(`${operation}: the connection was ended (end() was called)`));
     if (this.#framing || this.pendingRead !== null) {
       return Promise.reject(new WasmloopError(`${operation}: a read is pending on this connection`));
     }
@@ -398,7 +408,9 @@ export abstract class BaseConnection implements Connection {
     const { raw, succession } = handOverStream(this);
     const addresses = { localAddress: this.localAddress, remoteAddress: this.remoteAddress };
     const loop = this.#loop as TlsLoop;
-    return import('./tls-upgrade.js').then((m) => m.upgradeConnection(loop, raw, succession, config, limits, addresses));
+    return import('./tls-upgrade.js').then((m) =>
+      m.upgradeConnection(loop, raw, succession, config, limits, addresses),
+    );
   }
 
   /** Starts the connection's time limits; each model's constructor calls it once the connection is open. */
@@ -486,9 +498,13 @@ export abstract class BaseConnection implements Connection {
 
   /** Checks a write (or end) may start; returns a rejection if not. */
   protected refuseWrite(operation: 'write' | 'end'): Promise<never> | null {
-    if (this.isClosed || this.closing) return Promise.reject(new ConnectionClosedError(`${operation}: the connection is closed`));
+    if (this.isClosed || this.closing)
+      return Promise.reject(new ConnectionClosedError(`${operation}: the connection is closed`));
     if (this.ended) {
-      const why = operation === 'end' ? 'end: the connection was already ended' : 'write: the connection was ended (end() was called)';
+      const why =
+        operation === 'end'
+          ? 'end: the connection was already ended'
+          : 'write: the connection was ended (end() was called)';
       return Promise.reject(new WriteAfterEndError(why));
     }
     return null;
@@ -501,8 +517,10 @@ export abstract class BaseConnection implements Connection {
     } catch (error) {
       return Promise.reject(error);
     }
-    if (this.isClosed || this.closing) return Promise.reject(new ConnectionClosedError('read: the connection is closed'));
-    if (this.pendingRead !== null) return Promise.reject(new WasmloopError('read: another read is pending on this connection'));
+    if (this.isClosed || this.closing)
+      return Promise.reject(new ConnectionClosedError('read: the connection is closed'));
+    if (this.pendingRead !== null)
+      return Promise.reject(new WasmloopError('read: another read is pending on this connection'));
     if (signal?.aborted) return Promise.reject(abortReason(signal));
     return null;
   }
@@ -510,7 +528,8 @@ export abstract class BaseConnection implements Connection {
   protected startPendingRead(signal: AbortSignal | undefined, onCancel: () => void): Promise<Uint8Array | null> {
     if (this.#readTimeoutMs !== Infinity && !this.released) {
       // A field write while armed: the deadline is due readTimeoutMs after the latest read began to wait.
-      if (this.#readTimer === null) this.#readTimer = (this.#loop as IoLoop).deadline(this.#readTimeoutMs, this.#onReadTimeout);
+      if (this.#readTimer === null)
+        this.#readTimer = (this.#loop as IoLoop).deadline(this.#readTimeoutMs, this.#onReadTimeout);
       else this.#readTimer.refresh();
     }
     return new Promise((resolve, reject) => {

@@ -82,7 +82,9 @@ export class Succession {
 
 /** The refusal of an operation on an object startTls took over. */
 export function handedOverError(operation: string): WasmloopError {
-  return new WasmloopError(`${operation}: this connection was upgraded by startTls(); use the TLS connection it resolves to`);
+  return new WasmloopError(
+    `${operation}: this connection was upgraded by startTls(); use the TLS connection it resolves to`,
+  );
 }
 
 /** A stream connection's methods the TLS layer uses (connection-duplex.ts). */
@@ -130,7 +132,13 @@ interface TransportObject extends Transport {
   closeGracefully(): void;
 }
 
-const REFUSED_TRANSPORT_METHODS = ['write', 'writeEof', 'pauseReading', 'resumeReading', 'setWriteBufferLimits'] as const;
+const REFUSED_TRANSPORT_METHODS = [
+  'write',
+  'writeEof',
+  'pauseReading',
+  'resumeReading',
+  'setWriteBufferLimits',
+] as const;
 
 /**
  * Takes over `transport`: its raw side (a Transport over its own methods),
@@ -145,7 +153,8 @@ export function handOverTransport(transport: Transport): {
   attach(protocol: Protocol): void;
 } {
   const t = transport as TransportObject;
-  const bound = <K extends keyof Transport>(name: K): Transport[K] => (t[name] as (...args: never[]) => unknown).bind(t) as Transport[K];
+  const bound = <K extends keyof Transport>(name: K): Transport[K] =>
+    (t[name] as (...args: never[]) => unknown).bind(t) as Transport[K];
   const raw: Transport = {
     write: bound('write'),
     writeEof: bound('writeEof'),

@@ -26,7 +26,9 @@ export function checkTcpSupport(operation: string, backend: BackendBase, tcp: Tc
   const check = backend.checkTcpOptions;
   const why = check === undefined || !settable ? 'it sets no TCP options' : check.call(backend, tcp);
   if (why === null) return;
-  const asked = [tcp.noDelay !== null ? `noDelay: ${tcp.noDelay}` : '', tcp.keepAliveMs !== null ? 'keepAlive' : ''].filter(Boolean).join(', ');
+  const asked = [tcp.noDelay !== null ? `noDelay: ${tcp.noDelay}` : '', tcp.keepAliveMs !== null ? 'keepAlive' : '']
+    .filter(Boolean)
+    .join(', ');
   throw new NotSupportedError(`${operation}: the '${backend.name}' backend cannot take ${asked}: ${why}`);
 }
 
@@ -76,7 +78,11 @@ export interface IoCounters {
  * write) that counts the connection as timed out and hands `close` the
  * TimeoutError to close it with; null without `idleTimeoutMs`.
  */
-export function idleDeadline(loop: IoLoop, limits: ConnectionLimits, close: (error: TimeoutError) => void): IoDeadline | null {
+export function idleDeadline(
+  loop: IoLoop,
+  limits: ConnectionLimits,
+  close: (error: TimeoutError) => void,
+): IoDeadline | null {
   const ms = limits.idleTimeoutMs;
   if (ms === Infinity) return null;
   return loop.deadline(ms, () => {
@@ -93,7 +99,6 @@ export interface IoToken {
   readonly slot: number;
   readonly generation: number;
 }
-
 
 const encoder = new TextEncoder();
 
@@ -124,9 +129,10 @@ export function toBytes(operation: string, data: unknown): Uint8Array {
   if (typeof data === 'string') return encoder.encode(data);
   if (data instanceof Uint8Array) return data;
   if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  throw new TypeError(`${operation}: data must be a Uint8Array or a string, got ${data === null ? 'null' : typeof data}`);
+  throw new TypeError(
+    `${operation}: data must be a Uint8Array or a string, got ${data === null ? 'null' : typeof data}`,
+  );
 }
-
 
 export function abortReason(signal: AbortSignal, what = 'read'): unknown {
   return signal.reason ?? new DOMException(`The ${what} was aborted`, 'AbortError');
@@ -136,7 +142,12 @@ export function abortReason(signal: AbortSignal, what = 'read'): unknown {
 export function checkSignal(operation: string, signal: unknown): AbortSignal | undefined {
   if (signal === undefined) return undefined;
   const s = signal as Partial<AbortSignal> | null;
-  if (typeof s !== 'object' || s === null || typeof s.aborted !== 'boolean' || typeof s.addEventListener !== 'function') {
+  if (
+    typeof s !== 'object' ||
+    s === null ||
+    typeof s.aborted !== 'boolean' ||
+    typeof s.addEventListener !== 'function'
+  ) {
     throw new TypeError(`${operation}: signal must be an AbortSignal, got ${describe(signal)}`);
   }
   return signal as AbortSignal;
@@ -170,4 +181,3 @@ export function onAbortOf(signal: AbortSignal | undefined, onAbort: () => void):
   signal.addEventListener('abort', onAbort, { once: true });
   return () => signal.removeEventListener('abort', onAbort);
 }
-

@@ -298,7 +298,12 @@ class CompletionServer extends BaseServer {
   #accepted: CompletionSocket[] = [];
   #acceptToken: IoToken | null = null;
 
-  constructor(loop: IoLoop, backend: CompletionBackend, open: (socket: CompletionSocket) => Accepted, maxConnections: number) {
+  constructor(
+    loop: IoLoop,
+    backend: CompletionBackend,
+    open: (socket: CompletionSocket) => Accepted,
+    maxConnections: number,
+  ) {
     super(loop, maxConnections);
     this.#backend = backend;
     this.#open = open;
@@ -423,13 +428,26 @@ export function listenCompletion(
   return listenCompletionWith(
     loop,
     backend,
-    handling(loop, onConnection, (socket: CompletionSocket) => new CompletionConnection(loop, backend, socket, options.limits)),
+    handling(
+      loop,
+      onConnection,
+      (socket: CompletionSocket) => new CompletionConnection(loop, backend, socket, options.limits),
+    ),
     options,
   );
 }
 
-export function connectCompletion(loop: IoLoop, backend: CompletionBackend, options: ConnectTarget): Promise<Connection> {
-  return connectCompletionWith(loop, backend, options, (socket) => new CompletionConnection(loop, backend, socket, options.limits));
+export function connectCompletion(
+  loop: IoLoop,
+  backend: CompletionBackend,
+  options: ConnectTarget,
+): Promise<Connection> {
+  return connectCompletionWith(
+    loop,
+    backend,
+    options,
+    (socket) => new CompletionConnection(loop, backend, socket, options.limits),
+  );
 }
 
 /**
@@ -470,7 +488,10 @@ export function connectCompletionWith<T>(
         }
       }
     });
-    const target = options.path === undefined ? { host: options.host, port: options.port } : { host: '', port: options.port, path: options.path };
+    const target =
+      options.path === undefined
+        ? { host: options.host, port: options.port }
+        : { host: '', port: options.port, path: options.path };
     cancel = backend.connect(target, (error, socket) => {
       if (abandoned) {
         socket?.destroy();

@@ -535,7 +535,12 @@ export function listenReadiness(
 }
 
 export function connectReadiness(loop: IoLoop, backend: ReadinessBackend, options: ConnectTarget): Promise<Connection> {
-  return connectReadinessWith(loop, backend, options, (fd) => new ReadinessConnection(loop, backend, fd, options.limits));
+  return connectReadinessWith(
+    loop,
+    backend,
+    options,
+    (fd) => new ReadinessConnection(loop, backend, fd, options.limits),
+  );
 }
 
 /**

@@ -106,7 +106,8 @@ export class TlsConnection extends BaseConnection implements HandledConnection {
   };
 
   readonly #onClose = (): void => {
-    if (this.#error === undefined && !this.#eof && !this.isClosed) this.#error = new ConnectionClosedError('read: the connection was closed');
+    if (this.#error === undefined && !this.#eof && !this.isClosed)
+      this.#error = new ConnectionClosedError('read: the connection was closed');
     if (this.pendingRead !== null) {
       if (this.#error !== undefined) this.settleRead(null, this.#error);
       else this.settleRead(null);
@@ -177,7 +178,11 @@ export class TlsConnection extends BaseConnection implements HandledConnection {
       const closed = () => {
         socket.off('finish', finished);
         if (socket.writableFinished) resolve();
-        else reject((this.isClosed ? this.#closedBy : this.#error) ?? new ConnectionClosedError('end: the connection was closed'));
+        else
+          reject(
+            (this.isClosed ? this.#closedBy : this.#error) ??
+              new ConnectionClosedError('end: the connection was closed'),
+          );
       };
       socket.once('finish', finished);
       socket.once('close', closed);

@@ -23,7 +23,17 @@ import { checkProtocol } from '../arguments.js';
 import type { Connection } from './connection.js';
 import type { Protocol, ProtocolFactory, Transport } from './protocols.js';
 import { type ConnectionHandler, type Server, runHandler } from './server.js';
-import { type Secured, type TlsHost, type TlsLoop, acceptTls, connectTls, heldProtocol, hostSettler, loadTlsHost, serverContext } from './tls.js';
+import {
+  type Secured,
+  type TlsHost,
+  type TlsLoop,
+  acceptTls,
+  connectTls,
+  heldProtocol,
+  hostSettler,
+  loadTlsHost,
+  serverContext,
+} from './tls.js';
 import { TlsConnection } from './tls-connection.js';
 import { TlsTransport } from './tls-transport.js';
 
@@ -31,7 +41,9 @@ type ServerTls = Extract<TlsConfig, { side: 'server' }>;
 type ClientTls = Extract<TlsConfig, { side: 'client' }>;
 
 /** What a TLS server does with a connection once its handshake is done, and the limits it has then. */
-export type OnSecured = ({ handler: ConnectionHandler } | { factory: ProtocolFactory; operation: string }) & { limits: ConnectionLimits };
+export type OnSecured = ({ handler: ConnectionHandler } | { factory: ProtocolFactory; operation: string }) & {
+  limits: ConnectionLimits;
+};
 
 /** What the server counts: a TLS connection or transport, or a handshake in progress. */
 interface Open {
@@ -205,7 +217,12 @@ async function secureClient(
 ): Promise<{ duplex: Duplex; secured: Secured }> {
   const host: TlsHost = await loadTlsHost(operation);
   let duplex: Duplex | null = null;
-  await connectPlain(heldProtocol(hostSettler(loop, host), host.duplexProtocol(loop, (d) => (duplex = d))));
+  await connectPlain(
+    heldProtocol(
+      hostSettler(loop, host),
+      host.duplexProtocol(loop, (d) => (duplex = d)),
+    ),
+  );
   const stream = duplex as unknown as Duplex;
   const secured = await connectTls(loop, host, stream, config, hostName, operation, signal);
   return { duplex: stream, secured };

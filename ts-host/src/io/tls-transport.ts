@@ -29,7 +29,14 @@ export class TlsTransport extends BaseTransport {
   readonly localAddress: SocketAddress;
   readonly remoteAddress: SocketAddress;
 
-  constructor(loop: TlsLoop, socket: TLSSocket, info: TlsInfo, protocol: Protocol, below: Transport, limits: ConnectionLimits) {
+  constructor(
+    loop: TlsLoop,
+    socket: TLSSocket,
+    info: TlsInfo,
+    protocol: Protocol,
+    below: Transport,
+    limits: ConnectionLimits,
+  ) {
     super(loop, protocol);
     this.#socket = socket;
     this.#info = info;
@@ -41,7 +48,14 @@ export class TlsTransport extends BaseTransport {
 
   /** The socket's options: set on the transport below (which checks its backend). */
   protected applyTcpOptions(_operation: string, tcp: TcpOptions): void {
-    const keepAlive = tcp.keepAliveMs === null ? undefined : tcp.keepAliveMs < 0 ? false : tcp.keepAliveMs === 0 ? true : tcp.keepAliveMs;
+    const keepAlive =
+      tcp.keepAliveMs === null
+        ? undefined
+        : tcp.keepAliveMs < 0
+          ? false
+          : tcp.keepAliveMs === 0
+            ? true
+            : tcp.keepAliveMs;
     this.#below.setTcpOptions({
       ...(tcp.noDelay === null ? {} : { noDelay: tcp.noDelay }),
       ...(keepAlive === undefined ? {} : { keepAlive }),

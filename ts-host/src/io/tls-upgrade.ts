@@ -25,7 +25,17 @@ import { ConnectionClosedError } from '../errors.js';
 import type { Connection } from './connection.js';
 import type { RawStream, Succession } from './hand-over.js';
 import type { Protocol, Transport } from './protocols.js';
-import { type Secured, type TlsHost, type TlsLoop, acceptTls, connectTls, heldProtocol, hostSettler, loadTlsHost, serverContext } from './tls.js';
+import {
+  type Secured,
+  type TlsHost,
+  type TlsLoop,
+  acceptTls,
+  connectTls,
+  heldProtocol,
+  hostSettler,
+  loadTlsHost,
+  serverContext,
+} from './tls.js';
 import { TlsConnection } from './tls-connection.js';
 import { TlsTransport } from './tls-transport.js';
 
@@ -52,7 +62,8 @@ async function shakeHands(
   succession: Succession,
 ): Promise<Secured> {
   const stop = new AbortController();
-  const closed = () => stop.abort(new ConnectionClosedError(`${OPERATION}: the connection was closed during the handshake`));
+  const closed = () =>
+    stop.abort(new ConnectionClosedError(`${OPERATION}: the connection was closed during the handshake`));
   // A close asked for while the TLS layer loaded is this one's first.
   succession.passTo({ close: closed, closeGracefully: closed });
   if (config.side === 'server') {

@@ -21,7 +21,14 @@
 import type { ConnectionOptions, SecureContext, TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { TlsConfig } from '../tls-options.js';
-import { ConnectionClosedError, ConnectionResetError, LoopClosedError, NotSupportedError, TimeoutError, TlsError } from '../errors.js';
+import {
+  ConnectionClosedError,
+  ConnectionResetError,
+  LoopClosedError,
+  NotSupportedError,
+  TimeoutError,
+  TlsError,
+} from '../errors.js';
 import { isIpLiteral } from '../net/address.js';
 import type { IoLoop } from './io-common.js';
 import type { Protocol, Transport } from './protocols.js';
@@ -54,7 +61,9 @@ let loading: Promise<TlsHost> | null = null;
 export async function loadTlsHost(operation: string): Promise<TlsHost> {
   const g = globalThis as { navigator?: { userAgent?: string } };
   if (g.navigator?.userAgent === 'Cloudflare-Workers') {
-    throw new NotSupportedError(`${operation}: TLS needs node:tls's TLSSocket over a stream, which workerd does not have`);
+    throw new NotSupportedError(
+      `${operation}: TLS needs node:tls's TLSSocket over a stream, which workerd does not have`,
+    );
   }
   loading ??= (async () => {
     const tls = (await import('node:tls')) as NodeTls & { default?: NodeTls };
@@ -63,7 +72,8 @@ export async function loadTlsHost(operation: string): Promise<TlsHost> {
     const { duplexProtocol } = await import('./transport-duplex.js');
     const { ConnectionDuplex } = await import('./connection-duplex.js');
     const api = (typeof tls.TLSSocket === 'function' ? tls : tls.default) as NodeTls;
-    if (typeof api?.TLSSocket !== 'function' || typeof api.connect !== 'function') throw new Error('node:tls has no TLSSocket');
+    if (typeof api?.TLSSocket !== 'function' || typeof api.connect !== 'function')
+      throw new Error('node:tls has no TLSSocket');
     const setImmediate = (fn: () => void) => void timers.setImmediate(fn);
     return { tls: api, duplexProtocol, ConnectionDuplex, setImmediate, Duplex: stream.Duplex };
   })();
@@ -71,7 +81,9 @@ export async function loadTlsHost(operation: string): Promise<TlsHost> {
     return await loading;
   } catch (cause) {
     loading = null;
-    throw new NotSupportedError(`${operation}: TLS needs node:tls (Node.js, Deno or Bun), which this host lacks`, { cause });
+    throw new NotSupportedError(`${operation}: TLS needs node:tls (Node.js, Deno or Bun), which this host lacks`, {
+      cause,
+    });
   }
 }
 
@@ -161,11 +173,23 @@ function heldTransport(settle: () => void, t: Transport): Transport {
 // ------------------------------------------------------------ the handshake
 
 /** A server's secure context, made once per server from its `tls` option. */
-export function serverContext(host: TlsHost, config: Extract<TlsConfig, { side: 'server' }>, operation: string): SecureContext {
+export function serverContext(
+  host: TlsHost,
+  config: Extract<TlsConfig, { side: 'server' }>,
+  operation: string,
+): SecureContext {
   try {
-    return host.tls.createSecureContext({ key: config.key as never, cert: config.cert as never, ca: config.ca as never });
+    return host.tls.createSecureContext({
+      key: config.key as never,
+      cert: config.cert as never,
+      ca: config.ca as never,
+    });
   } catch (cause) {
-    throw new TlsError(`${operation}: tls: the key or certificate was refused: ${(cause as Error).message}`, codeOf(cause, 'ERR_TLS_CONFIG'), { cause });
+    throw new TlsError(
+      `${operation}: tls: the key or certificate was refused: ${(cause as Error).message}`,
+      codeOf(cause, 'ERR_TLS_CONFIG'),
+      { cause },
+    );
   }
 }
 
@@ -195,19 +219,32 @@ export function acceptTls(
     rejectUnauthorized: config.requestCert && config.rejectUnauthorized,
     ...(config.alpnProtocols === undefined ? {} : { ALPNProtocols: config.alpnProtocols }),
   });
-  const secured = handshake(loop, socket, duplex, 'secure', operation, config.handshakeTimeoutMs, signal ?? null, () => {
-    if (!config.requestCert) return { info: tlsInfoOf(socket, false, null) };
-    // node:tls's server checks this in tls.Server; a bare TLSSocket leaves it to its owner.
-    const verifyError = verifyErrorOf(socket);
-    const hasCert = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
-    const authorized = verifyError === null && hasCert;
-    const why = verifyError === null ? (hasCert ? null : 'NO_PEER_CERTIFICATE') : codeOf(verifyError, 'UNABLE_TO_VERIFY');
-    if (!authorized && config.rejectUnauthorized) {
-      const what = verifyError === null ? 'the client sent no certificate' : `the client's certificate failed verification: ${verifyError.message}`;
-      return { error: new TlsError(`${operation}: ${what}`, why as string, { cause: verifyError ?? undefined }) };
-    }
-    return { info: tlsInfoOf(socket, authorized, why) };
-  });
+  const secured = handshake(
+    loop,
+    socket,
+    duplex,
+    'secure',
+    operation,
+    config.handshakeTimeoutMs,
+    signal ?? null,
+    () => {
+      if (!config.requestCert) return { info: tlsInfoOf(socket, false, null) };
+      // node:tls's server checks this in tls.Server; a bare TLSSocket leaves it to its owner.
+      const verifyError = verifyErrorOf(socket);
+      const hasCert = Object.keys(socket.getPeerCertificate() ?? {}).length > 0;
+      const authorized = verifyError === null && hasCert;
+      const why =
+        verifyError === null ? (hasCert ? null : 'NO_PEER_CERTIFICATE') : codeOf(verifyError, 'UNABLE_TO_VERIFY');
+      if (!authorized && config.rejectUnauthorized) {
+        const what =
+          verifyError === null
+            ? 'the client sent no certificate'
+            : `the client's certificate failed verification: ${verifyError.message}`;
+        return { error: new TlsError(`${operation}: ${what}`, why as string, { cause: verifyError ?? undefined }) };
+      }
+      return { info: tlsInfoOf(socket, authorized, why) };
+    },
+  );
   return { socket, secured };
 }
 
@@ -251,7 +288,11 @@ export function connectTls(
   // Bun's node:tls sends the ClientHello in a later host turn: the clock waits for it.
   hostSettler(loop, host)?.();
   return handshake(loop, socket, duplex, 'secureConnect', operation, config.handshakeTimeoutMs, signal ?? null, () => ({
-    info: tlsInfoOf(socket, socket.authorized, socket.authorized ? null : String(socket.authorizationError ?? 'UNAUTHORIZED')),
+    info: tlsInfoOf(
+      socket,
+      socket.authorized,
+      socket.authorized ? null : String(socket.authorizationError ?? 'UNAUTHORIZED'),
+    ),
   }));
 }
 
@@ -290,11 +331,15 @@ function handshake(
       }
     };
     const timer = Number.isFinite(timeoutMs)
-      ? loop.callLater(timeoutMs, () => finish({ error: new TlsError(`${operation}: handshake: timed out after ${timeoutMs} ms`, 'ETIMEDOUT') }))
+      ? loop.callLater(timeoutMs, () =>
+          finish({ error: new TlsError(`${operation}: handshake: timed out after ${timeoutMs} ms`, 'ETIMEDOUT') }),
+        )
       : null;
     const resource = { close: () => finish({ error: new LoopClosedError(operation) }) };
-    const onAbort = () => finish({ error: signal?.reason ?? new DOMException(`The ${operation} was aborted`, 'AbortError') });
-    const onClose = () => finish({ error: new TlsError(`${operation}: handshake: peer closed the connection`, 'ECONNRESET') });
+    const onAbort = () =>
+      finish({ error: signal?.reason ?? new DOMException(`The ${operation} was aborted`, 'AbortError') });
+    const onClose = () =>
+      finish({ error: new TlsError(`${operation}: handshake: peer closed the connection`, 'ECONNRESET') });
     const onBelowGone = () => {
       if (!socket.destroyed) socket.destroy();
     };
@@ -330,18 +375,32 @@ const PEER_GONE = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE', 
  */
 export function tlsErrorOf(operation: string, error: unknown, established = false): Error {
   // Ours already (an idle timeout of the connection below is its own TimeoutError).
-  if (error instanceof TlsError || error instanceof ConnectionClosedError || error instanceof LoopClosedError || error instanceof TimeoutError) {
+  if (
+    error instanceof TlsError ||
+    error instanceof ConnectionClosedError ||
+    error instanceof LoopClosedError ||
+    error instanceof TimeoutError
+  ) {
     return error;
   }
-  const e = error as Error & { code?: string; reason?: string; host?: string; cert?: { subjectaltname?: string; subject?: { CN?: string } } };
+  const e = error as Error & {
+    code?: string;
+    reason?: string;
+    host?: string;
+    cert?: { subjectaltname?: string; subject?: { CN?: string } };
+  };
   const code = codeOf(e, 'ERR_TLS');
   const message = typeof e?.message === 'string' ? e.message : String(error);
   if (established && (PEER_GONE.has(code) || error instanceof ConnectionResetError)) {
-    return error instanceof ConnectionResetError ? error : new ConnectionResetError('read', 'ECONNRESET', message, { cause: error });
+    return error instanceof ConnectionResetError
+      ? error
+      : new ConnectionResetError('read', 'ECONNRESET', message, { cause: error });
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     const names = e.cert?.subjectaltname || (e.cert?.subject?.CN ? `CN=${e.cert.subject.CN}` : 'no name');
-    return new TlsError(`${operation}: hostname mismatch: cert is for ${names}, connected to ${e.host ?? '?'}`, code, { cause: error });
+    return new TlsError(`${operation}: hostname mismatch: cert is for ${names}, connected to ${e.host ?? '?'}`, code, {
+      cause: error,
+    });
   }
   if (PEER_GONE.has(code) || /disconnected before secure TLS|socket hang up/.test(message)) {
     return new TlsError(`${operation}: handshake: peer closed the connection`, 'ECONNRESET', { cause: error });

@@ -121,7 +121,8 @@ export class TransportDuplex extends Duplex {
    * there, as for net.Socket.
    */
   setNoDelay(noDelay: boolean = true): this {
-    if (typeof noDelay !== 'boolean') throw new TypeError(`setNoDelay: noDelay must be a boolean, got ${describe(noDelay)}`);
+    if (typeof noDelay !== 'boolean')
+      throw new TypeError(`setNoDelay: noDelay must be a boolean, got ${describe(noDelay)}`);
     if (this.#hasTcpSocket()) this.transport.setTcpOptions({ noDelay });
     return this;
   }
@@ -132,17 +133,23 @@ export class TransportDuplex extends Duplex {
    * whole seconds), or after the system's idle time when it is 0.
    */
   setKeepAlive(enable: boolean = false, initialDelay: number = 0): this {
-    if (typeof enable !== 'boolean') throw new TypeError(`setKeepAlive: enable must be a boolean, got ${describe(enable)}`);
+    if (typeof enable !== 'boolean')
+      throw new TypeError(`setKeepAlive: enable must be a boolean, got ${describe(enable)}`);
     if (typeof initialDelay !== 'number' || !(initialDelay >= 0 && initialDelay <= MAX_KEEPALIVE_MS)) {
-      throw new RangeError(`setKeepAlive: initialDelay must be a number of ms from 0 to ${MAX_KEEPALIVE_MS}, got ${describe(initialDelay)}`);
+      throw new RangeError(
+        `setKeepAlive: initialDelay must be a number of ms from 0 to ${MAX_KEEPALIVE_MS}, got ${describe(initialDelay)}`,
+      );
     }
-    if (this.#hasTcpSocket()) this.transport.setTcpOptions({ keepAlive: !enable ? false : initialDelay > 0 ? initialDelay : true });
+    if (this.#hasTcpSocket())
+      this.transport.setTcpOptions({ keepAlive: !enable ? false : initialDelay > 0 ? initialDelay : true });
     return this;
   }
 
   /** A TCP socket is there to set options on. */
   #hasTcpSocket(): boolean {
-    return !this.#lost && !this.destroyed && !this.transport.isClosing() && this.transport.localAddress.family !== 'unix';
+    return (
+      !this.#lost && !this.destroyed && !this.transport.isClosing() && this.transport.localAddress.family !== 'unix'
+    );
   }
 
   ref(): this {
@@ -226,7 +233,10 @@ export class TransportDuplex extends Duplex {
 
   override _writev(chunks: Array<{ chunk: Buffer }>, callback: (error?: Error | null) => void): void {
     // One transport write for the lot (node:http corks a head and its body together).
-    this.#send(chunks.length === 1 ? (chunks[0] as { chunk: Buffer }).chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
+    this.#send(
+      chunks.length === 1 ? (chunks[0] as { chunk: Buffer }).chunk : Buffer.concat(chunks.map((c) => c.chunk)),
+      callback,
+    );
   }
 
   #send(bytes: Uint8Array, callback: (error?: Error | null) => void): void {
@@ -251,7 +261,8 @@ export class TransportDuplex extends Duplex {
     this.#timer = null;
     if (!this.#lost && !this.transport.isClosing()) {
       // Everything written was taken: the transport flushes it, then closes.
-      if (error === null && (this.writableFinished || this.writableLength === 0) && this.#pendingWrite === null) this.transport.close();
+      if (error === null && (this.writableFinished || this.writableLength === 0) && this.#pendingWrite === null)
+        this.transport.close();
       else this.transport.abort();
     }
     this.#settleWrite(error ?? new Error('the stream was destroyed'));

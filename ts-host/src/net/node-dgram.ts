@@ -18,8 +18,16 @@ try {
 }
 
 /** A host's address report as a SocketAddress (`family` 'IPv6' or 6 for IPv6). */
-export function netAddress(host: string | undefined, port: number | undefined, family: string | number | undefined): SocketAddress {
-  return { host: host ?? '', port: port ?? 0, family: family === 'IPv6' || family === '6' || family === 6 ? 'IPv6' : 'IPv4' };
+export function netAddress(
+  host: string | undefined,
+  port: number | undefined,
+  family: string | number | undefined,
+): SocketAddress {
+  return {
+    host: host ?? '',
+    port: port ?? 0,
+    family: family === 'IPv6' || family === '6' || family === 6 ? 'IPv6' : 'IPv4',
+  };
 }
 
 /**
@@ -90,7 +98,10 @@ export function nodeDatagram(): NonNullable<CompletionBackend['datagram']> | nul
         socket.off('error', fail);
         socket.on('error', (error) => onError(error));
         socket.on('message', (message, info) =>
-          onDatagram(new Uint8Array(message.buffer, message.byteOffset, message.byteLength), netAddress(info.address, info.port, info.family)),
+          onDatagram(
+            new Uint8Array(message.buffer, message.byteOffset, message.byteLength),
+            netAddress(info.address, info.port, info.family),
+          ),
         );
         done(null, endpoint);
       };
