@@ -62,8 +62,21 @@ export function requestUrl(head: RequestHead, defaultHost: string, secure = fals
   const url = `${scheme}://${host}${target}`;
   // Only a plain target and host skip URL's normalization (dot segments,
   // percent-encoding, case, the default port).
-  if (PLAIN_TARGET.test(target) && !target.includes('/.') && PLAIN_HOST.test(host) && !host.endsWith(secure ? ':443' : ':80')) return url;
+  if ((target.length === 1 || (PLAIN_TARGET.test(target) && !target.includes('/.'))) && plainHost(host, secure)) return url;
   return new URL(url).href;
+}
+
+/** The last host `plainHost` passed, for http: and for https: (a connection's requests name the same one). */
+let plainHttp = '';
+let plainHttps = '';
+
+/** `host` needs no normalization: lowercase, no default port for the scheme. */
+function plainHost(host: string, secure: boolean): boolean {
+  if (host === (secure ? plainHttps : plainHttp)) return true;
+  if (!PLAIN_HOST.test(host) || host.endsWith(secure ? ':443' : ':80')) return false;
+  if (secure) plainHttps = host;
+  else plainHttp = host;
+  return true;
 }
 
 function source(request: object): RequestSource {

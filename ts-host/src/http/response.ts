@@ -195,6 +195,16 @@ function headFor(sink: ResponseSink, status: number, statusText: string, fields:
   return sink.connection.responseHead(status, reason, fields.lines, length, fields.hasDate ? '' : sink.date(), sink.closing());
 }
 
+/**
+ * Whether the head `headFor` makes of these is ASCII: only the reason and
+ * the application's fields can be otherwise (the status text table, the
+ * framing, Connection and Date are ASCII), so the whole head is not searched.
+ */
+function asciiHead(statusText: string, fields: Fields): boolean {
+  if (statusText !== '' && NON_ASCII.test(statusText)) return false;
+  return fields === TEXT_FIELDS || fields === NO_FIELDS || !NON_ASCII.test(fields.lines);
+}
+
 function writeKnown(sink: ResponseSink, status: number, statusText: string, fields: Fields, body: Uint8Array | string | null): void {
   let bytes: Uint8Array | null = null;
   let text: string | null = null;
@@ -208,7 +218,7 @@ function writeKnown(sink: ResponseSink, status: number, statusText: string, fiel
   const head = headFor(sink, status, statusText, fields, length);
   const framing = sink.connection.framing;
   const withBody = framing === Out.Length || framing === Out.UntilClose;
-  if (text !== null && !NON_ASCII.test(head)) sink.write(withBody ? head + text : head);
+  if (text !== null && asciiHead(statusText, fields)) sink.write(withBody ? head + text : head);
   else if (withBody && bytes !== null && bytes.length > JOIN_LIMIT) {
     sink.write(headBytes(head));
     sink.write(bytes);
