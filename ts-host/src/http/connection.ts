@@ -84,6 +84,24 @@ export const enum Out {
 }
 
 
+/**
+ * The last response head made, with everything it was made of. A server
+ * answering alike (the same status, fields and length, within the same
+ * second's Date) gets the same string back rather than a new one to join
+ * and flatten per response.
+ */
+let lastHead = {
+  status: -1,
+  minor: -1,
+  bodyLength: -1,
+  persist: false,
+  isHead: false,
+  date: '',
+  reason: '',
+  fields: '',
+  text: '',
+};
+
 export class Http1Connection {
   readonly #parser: HeadParser;
   readonly #limits: ConnectionLimits;
@@ -372,27 +390,36 @@ export class Http1Connection {
   responseHead(status: number, reason: string, fields: string, bodyLength: number, date: string, closing: boolean): string {
     const head = this.#head;
     const minor = head === null ? 1 : head.minor;
-    let framing: string;
-    if (head !== null && head.methodCode === METHOD_HEAD) {
-      this.#out = Out.Empty;
-      framing = bodyLength >= 0 && status !== 204 && status !== 304 ? `content-length: ${bodyLength}\r\n` : '';
-    } else if (status === 204 || status === 304) {
-      this.#out = Out.Empty;
-      framing = '';
-    } else if (bodyLength >= 0) {
-      this.#out = Out.Length;
-      framing = `content-length: ${bodyLength}\r\n`;
-    } else if (minor === 1) {
-      this.#out = Out.Chunked;
-      framing = 'transfer-encoding: chunked\r\n';
-    } else {
-      this.#out = Out.UntilClose;
-      framing = '';
-    }
+    const isHead = head !== null && head.methodCode === METHOD_HEAD;
+    if (isHead || status === 204 || status === 304) this.#out = Out.Empty;
+    else if (bodyLength >= 0) this.#out = Out.Length;
+    else if (minor === 1) this.#out = Out.Chunked;
+    else this.#out = Out.UntilClose;
     const persist = !closing && head !== null && head.keepAlive && this.#out !== Out.UntilClose && this.#canReuse();
     this.#closeAfter = !persist;
+    const last = lastHead;
+    if (
+      last.status === status &&
+      last.minor === minor &&
+      last.bodyLength === bodyLength &&
+      last.persist === persist &&
+      last.isHead === isHead &&
+      last.date === date &&
+      last.reason === reason &&
+      last.fields === fields
+    ) {
+      return last.text;
+    }
+    let framing: string;
+    if (isHead) framing = bodyLength >= 0 && status !== 204 && status !== 304 ? `content-length: ${bodyLength}\r\n` : '';
+    else if (status === 204 || status === 304) framing = '';
+    else if (bodyLength >= 0) framing = `content-length: ${bodyLength}\r\n`;
+    else if (minor === 1) framing = 'transfer-encoding: chunked\r\n';
+    else framing = '';
     const connection = !persist ? 'connection: close\r\n' : minor === 0 ? 'connection: keep-alive\r\n' : '';
-    return `HTTP/1.${minor} ${status} ${reason}\r\n${fields}${framing}${connection}date: ${date}\r\n\r\n`;
+    const text = `HTTP/1.${minor} ${status} ${reason}\r\n${fields}${framing}${connection}date: ${date}\r\n\r\n`;
+    lastHead = { status, minor, bodyLength, persist, isHead, date, reason, fields, text };
+    return text;
   }
 
   /**

@@ -205,6 +205,29 @@ function asciiHead(statusText: string, fields: Fields): boolean {
   return fields === TEXT_FIELDS || fields === NO_FIELDS || !NON_ASCII.test(fields.lines);
 }
 
+/** The last head and text body `headAndText` joined, and the join. */
+const JOIN_MEMO_CHARS = 1024;
+let joinedHead = '';
+let joinedText = '';
+let joinedBoth = '';
+
+/**
+ * `head + text`, the same string as last time when both are (the head
+ * comes back the same from the connection's cache while nothing in it
+ * changed): the join, once flattened by the transport's encoding, is not
+ * made and flattened again.
+ */
+function headAndText(head: string, text: string): string {
+  // A large body is not kept alive for the next response.
+  if (text.length > JOIN_MEMO_CHARS) return head + text;
+  if (head !== joinedHead || text !== joinedText) {
+    joinedHead = head;
+    joinedText = text;
+    joinedBoth = head + text;
+  }
+  return joinedBoth;
+}
+
 function writeKnown(sink: ResponseSink, status: number, statusText: string, fields: Fields, body: Uint8Array | string | null): void {
   let bytes: Uint8Array | null = null;
   let text: string | null = null;
@@ -218,7 +241,7 @@ function writeKnown(sink: ResponseSink, status: number, statusText: string, fiel
   const head = headFor(sink, status, statusText, fields, length);
   const framing = sink.connection.framing;
   const withBody = framing === Out.Length || framing === Out.UntilClose;
-  if (text !== null && asciiHead(statusText, fields)) sink.write(withBody ? head + text : head);
+  if (text !== null && asciiHead(statusText, fields)) sink.write(withBody ? headAndText(head, text) : head);
   else if (withBody && bytes !== null && bytes.length > JOIN_LIMIT) {
     sink.write(headBytes(head));
     sink.write(bytes);
