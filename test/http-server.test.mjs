@@ -404,6 +404,22 @@ for (const backend of IO_BACKENDS) {
     ),
   );
 
+  http('request.url follows each request\'s Host and target, alike or not', () =>
+    onLoop(backend, (loop) =>
+      withServer(loop, { fetch: (r) => new Response(r.url) }, async (server) => {
+        // Hosts of one length that differ, one differing only in case, one repeated, a default port.
+        const hosts = ['a.test:81', 'b.test:81', 'B.test:81', 'a.test:81', 'a.test:80', 'a.test:81'];
+        const targets = ['/', '/', '/', '/x', '/', '/'];
+        const raw = hosts.map((h, i) => `GET ${targets[i]} HTTP/1.1\r\nHost: ${h}\r\n\r\n`).join('');
+        const { responses } = await exchange(loop, server.address(), raw, { count: hosts.length });
+        assert.equal(
+          responses.map((r) => r.body),
+          ['http://a.test:81/', 'http://b.test:81/', 'http://b.test:81/', 'http://a.test:81/x', 'http://a.test/', 'http://a.test:81/'],
+        );
+      }),
+    ),
+  );
+
   http.run();
 }
 

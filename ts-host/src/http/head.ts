@@ -36,6 +36,11 @@ export function latin1(bytes: Uint8Array, start: number, end: number, ascii: boo
   return s;
 }
 
+/** The last Host value `host()` decoded (if it was short), as bytes and as the string. */
+const LAST_HOST_BYTES = new Uint8Array(64);
+let lastHostLength = -1;
+let lastHost = '';
+
 export class RequestHead {
   /** The buffer the head is in, from `base`; the offsets in `words` are relative to `base`. */
   readonly bytes: Uint8Array;
@@ -117,7 +122,25 @@ export class RequestHead {
   /** The Host field's value, or '' without one. */
   host(): string {
     const index = this.words[W.HOST] as number;
-    return index === 0 ? '' : this.value(index - 1);
+    if (index === 0) return '';
+    const word = W.HEADERS_AT + 4 * (index - 1) + 2;
+    const at = this.base + (this.words[word] as number);
+    const length = this.words[word + 1] as number;
+    const bytes = this.bytes;
+    // A connection's requests name the same host: its bytes are compared
+    // with the last host's rather than made into a new string each time.
+    if (length === lastHostLength && length <= LAST_HOST_BYTES.length) {
+      let i = 0;
+      while (i < length && bytes[at + i] === LAST_HOST_BYTES[i]) i++;
+      if (i === length) return lastHost;
+    }
+    const host = latin1(bytes, at, at + length, this.#ascii);
+    if (length <= LAST_HOST_BYTES.length) {
+      LAST_HOST_BYTES.set(bytes.subarray(at, at + length));
+      lastHostLength = length;
+      lastHost = host;
+    }
+    return host;
   }
 
   /** Every field as [name, value] pairs, in order. */

@@ -59,12 +59,19 @@ export function requestUrl(head: RequestHead, defaultHost: string, secure = fals
     return new URL(absolute).href;
   }
   const host = head.host() || defaultHost;
+  if (host === lastUrl.host && target === lastUrl.target && secure === lastUrl.secure) return lastUrl.url;
   const url = `${scheme}://${host}${target}`;
   // Only a plain target and host skip URL's normalization (dot segments,
   // percent-encoding, case, the default port).
-  if ((target.length === 1 || (PLAIN_TARGET.test(target) && !target.includes('/.'))) && plainHost(host, secure)) return url;
+  if ((target.length === 1 || (PLAIN_TARGET.test(target) && !target.includes('/.'))) && plainHost(host, secure)) {
+    if (target.length <= 64) lastUrl = { host, target, secure, url };
+    return url;
+  }
   return new URL(url).href;
 }
+
+/** The last plain URL `requestUrl` made, and what it was made of (a short target only). */
+let lastUrl = { host: '', target: '', secure: false, url: '' };
 
 /** The last host `plainHost` passed, for http: and for https: (a connection's requests name the same one). */
 let plainHttp = '';
