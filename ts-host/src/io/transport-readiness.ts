@@ -120,22 +120,30 @@ class ReadinessTransport extends BaseTransport {
   }
 
   write(data: Uint8Array | string): void {
-    const bytes =
-      typeof data === 'string' && data.length <= SCRATCH_CHARS && this.#pending.length === 0
-        ? this.#encoded(data)
-        : this.checkWrite(data);
-    if (bytes.length === 0) return;
+    let bytes: Uint8Array;
+    let length: number;
+    if (typeof data === 'string' && data.length <= SCRATCH_CHARS && this.#pending.length === 0) {
+      // Encoded into the shared scratch buffer: written at once below, and
+      // what the socket does not take copied (no view made of it).
+      this.checkWritable();
+      bytes = SCRATCH;
+      length = encoder.encodeInto(data, SCRATCH).written;
+    } else {
+      bytes = this.checkWrite(data);
+      length = bytes.length;
+    }
+    if (length === 0) return;
     this.active();
     let offset = 0;
     if (this.#pending.length === 0) {
       let n: number;
       try {
-        n = checked.write(this.#backend, this.#fd, bytes, 0, bytes.length);
+        n = checked.write(this.#backend, this.#fd, bytes, 0, length);
       } catch (error) {
         this.teardown(error as Error);
         return;
       }
-      if (n === bytes.length) return;
+      if (n === length) return;
       if (n < 0 && n !== -EAGAIN) {
         this.teardown(ioError('write', errnoName(n)));
         return;
@@ -143,20 +151,10 @@ class ReadinessTransport extends BaseTransport {
       offset = Math.max(n, 0);
     }
     // The caller may reuse its array once write() returns: keep a copy.
-    this.#pending.push({ bytes: bytes.slice(offset), offset: 0 });
-    this.buffered += bytes.length - offset;
+    this.#pending.push({ bytes: bytes.slice(offset, length), offset: 0 });
+    this.buffered += length - offset;
     this.#watchWritable(true);
     this.flowControl();
-  }
-
-  /**
-   * `text` as UTF-8 in the shared scratch buffer (valid until the next
-   * write). Only when nothing is pending: the write below is then tried at
-   * once, and what the socket does not take is copied (`slice`).
-   */
-  #encoded(text: string): Uint8Array {
-    this.checkWritable();
-    return SCRATCH.subarray(0, encoder.encodeInto(text, SCRATCH).written);
   }
 
   readonly #onWritable = (): void => {
