@@ -838,13 +838,15 @@ ${tcpSections}
 `;
   // The chart goes beside the report (bench/results.svg for bench/RESULTS.md).
   writeFileSync(new URL('./results.svg', pathToFileURL(OUT)), chart(mix, fired, cancelled, soon, virt, tcp));
-  // Sections other targets append (stress, soak, fuzzing, deadlines) are kept.
+  // Sections other targets append (stress, soak, fuzzing, deadlines, HTTP,
+  // TLS, the hosts' I/O, the Node LTS rows) are kept: every one but the
+  // numbered sections this report writes.
   let kept = '';
   try {
     const previous = readFileSync(OUT, 'utf8');
     kept = previous
       .split(/\n(?=## )/)
-      .filter((section) => /^## (Stress|Soak|Fuzzing|Deadlines|HTTP server)/.test(section))
+      .filter((section) => /^## (?!\d)/.test(section))
       .map((section) => `\n${section.trimEnd()}\n`)
       .join('');
   } catch {
