@@ -336,9 +336,9 @@ test-tree-before:
 	@mkdir -p build
 	@if git rev-parse --git-dir >/dev/null 2>&1; then $(TREE_STATE) > $(TREE_BEFORE); else rm -f $(TREE_BEFORE); fi
 
-# Biome (biome.jsonc: formatting and lint rules) over BIOME_FILES, the files
-# that passed it when it came in (those of them that still exist); the rest
-# join when the whole tree is formatted at once (`make format BIOME_FILES=.`).
+# Biome (biome.jsonc: formatting and lint rules) over every JavaScript and
+# TypeScript file git tracks (BIOME_FILES: a narrower list of paths with
+# `make lint BIOME_FILES=...`).
 # Then rustfmt and clippy over the Rust: rust-core's wasmloop-core, the HTTP
 # parser (rust-core/http-parser) and the fuzz crates of both (rustfmt only),
 # and the WASI workspace (rust-core/wasi, the conformance driver included).
@@ -346,42 +346,7 @@ test-tree-before:
 # build/), so what only the wasm32 build compiles (the parser's exports,
 # http-parser/src/wasm.rs) is checked by that build's warnings alone.
 BIOME := node_modules/.bin/biome
-BIOME_FILES := \
-  bench/mixed.mjs bench/peers/heap-loop.ts bench/results-section.mjs bench/run.mjs bench/soak.mjs bench/stress.mjs \
-  bench/tcp/node-echo.mjs bench/tcp/bare-echo.mjs bench/tcp/proc.mjs bench/tcp/run.mjs bench/tcp/syscalls.mjs bench/tcp/wasmloop-echo.mjs \
-  bench/tcp/wasmloop-protocol-echo.mjs examples/custom-backend.mjs examples/echo-server.mjs \
-  test/conformance/hosts/script.mjs test/fixtures/apps.mjs test/fixtures/broken-import.mjs \
-  test/fixtures/emfile-server.mjs test/fixtures/hangs-on-import.mjs test/fixtures/hung-cases.mjs \
-  test/harness.mjs test/harness.test.mjs test/helpers.mjs test/iteration.test.mjs test/scenarios/timers.mjs \
-  test/timers.test.mjs ts-host/src/backends/clock.ts ts-host/src/backends/token-queue.ts \
-  ts-host/src/backends/virtual.ts ts-host/src/backends/wall-clock.ts ts-host/src/callbacks.ts \
-  ts-host/src/cli.ts ts-host/src/driver.ts ts-host/src/errno.ts ts-host/src/handles.ts ts-host/src/http/head.ts \
-  ts-host/src/http/index.ts ts-host/src/http/client.ts ts-host/src/http/client-connection.ts \
-  ts-host/src/http/client-head.ts ts-host/src/http/client-pool.ts ts-host/src/http/client-protocol.ts \
-  ts-host/src/http/client-request.ts test/http-client.test.mjs test/http-client-responses.test.mjs \
-  test/http-client-virtual.test.mjs ts-host/src/io-model/none.ts ts-host/src/io-model/pick.ts ts-host/src/io/server.ts \
-  ts-host/src/io/streams.ts ts-host/src/limits.ts ts-host/src/live-core.ts ts-host/src/loop-time.ts \
-  ts-host/src/net/address.ts ts-host/src/net/datagram-buffer.ts ts-host/src/net/slab.ts \
-  ts-host/src/wit/canonical-abi.ts ts-host/src/wit/clock-import.ts ts-host/src/wit/completion-import.ts \
-  ts-host/src/wit/event-loop-export.ts ts-host/src/wit/readiness-import.ts
-# Protocols and datagram endpoints: what the I/O models share, and each model's file.
-BIOME_FILES += ts-host/src/io/protocols.ts ts-host/src/io/transport-readiness.ts ts-host/src/io/transport-completion.ts \
-  ts-host/src/io/datagrams.ts ts-host/src/io/datagram-readiness.ts ts-host/src/io/datagram-completion.ts
-# Deadlines, limits and timeouts.
-BIOME_FILES += bench/deadline.mjs test/deadline.test.mjs test/limits.test.mjs test/limits-cli.test.mjs test/limits-tls.test.mjs \
-  test/limits-emfile.test.mjs test/limits-sockopts.test.mjs test/fixtures/emfile-echo.mjs test/fixtures/tcp-recording.mjs \
-  ts-host/src/deadline.ts
-# wasmloop serve, and the Duplex over a transport.
-BIOME_FILES += ts-host/src/cli/serve.ts ts-host/src/cli/serve-app.ts ts-host/src/cli/access-log.ts ts-host/src/cli/launch.ts \
-  ts-host/src/cli/specs.ts ts-host/src/cli/node-interface.ts test/cli-serve.test.mjs test/transport-duplex.test.mjs \
-  test/loop-serve.test.mjs test/fixtures/serve-apps.mjs test/fixtures/hono-app.mjs
-# Addresses passed back with their family; the server's own responses, logged.
-BIOME_FILES += test/address-family.test.mjs test/serve-refused.test.mjs test/selector-poller.test.mjs
-# TCP options on open connections.
-BIOME_FILES += test/duplex-sockopts.test.mjs
-# Listening on inherited sockets: --fd, and --uds shared by --workers.
-BIOME_FILES += ts-host/src/net/inherited-listener.ts ts-host/src/backends/inherited-fd.ts ts-host/src/backends/native-listener.ts \
-  ts-host/src/cli/shared-listener.ts test/listen-fd.test.mjs test/cli-fd.test.mjs test/fixtures/fd-child.mjs
+BIOME_FILES := .
 
 lint: node_modules/.package-lock.json
 	@$(BIOME) check --error-on-warnings --no-errors-on-unmatched $(wildcard $(BIOME_FILES)) \
@@ -505,9 +470,6 @@ $(STAMPS)/wrk:
 bench-http: $(PACKAGE) $(STAMPS)/wrk $(UVICORN_ROOT)/.complete
 	UVICORN_PATH=$(UVICORN_ROOT) node bench/http/run.mjs --results bench/RESULTS.md $(BENCH_HTTP_ARGS)
 
-# The HTTP benchmark and the client's host test pass make lint's Biome.
-BIOME_FILES += bench/http/run.mjs bench/http/idle-client.mjs $(wildcard bench/http/servers/*.mjs) \
-  test/http-client-hosts.test.mjs test/fixtures/http-client-hosts.mjs
 
 # OpenSSL's headers and library for the TLS benchmark's C client (Debian's libssl-dev).
 $(STAMPS)/libssl-dev:
@@ -525,7 +487,6 @@ $(STAMPS)/libssl-dev:
 bench-tls: $(PACKAGE) $(STAMPS)/uvloop $(STAMPS)/libssl-dev
 	node bench/tls/run.mjs --results bench/RESULTS.md $(BENCH_TLS_ARGS)
 
-BIOME_FILES += bench/tls/run.mjs bench/tls/profile.mjs bench/tls/wasmloop-tls-echo.mjs bench/tls/node-tls-echo.mjs
 
 # The benchmarks on the machine's Node, then the core timer rows (bench/run.mjs's
 # sections 1-3) again on the current Node LTS of NODE_VERSIONS, the newest
@@ -535,7 +496,6 @@ bench: $(PACKAGE) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop $(STAMPS)/perf 
 	node --expose-gc bench/run.mjs
 	node --expose-gc bench/deadline.mjs --results bench/RESULTS.md
 	node bench/node-lts.mjs --results bench/RESULTS.md $(NODE_BINARIES)
-BIOME_FILES += bench/node-lts.mjs
 
 # Per-connection timeouts: loop.deadline's refresh() against Node's
 # timeout.refresh(); the "Deadlines" section of bench/RESULTS.md.

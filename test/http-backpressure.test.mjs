@@ -15,20 +15,43 @@ const parser = await loadParser();
 /** A protocol on a recording transport. */
 function connect(loop, fetch, limits = {}) {
   const context = {
-    loop, parser, fetch, ...HTTP_DEFAULTS, maxHeaders: 100, ...limits,
-    connections: new Set(), closing: false, defaultHost: 'test', onEmpty: null,
+    loop,
+    parser,
+    fetch,
+    ...HTTP_DEFAULTS,
+    maxHeaders: 100,
+    ...limits,
+    connections: new Set(),
+    closing: false,
+    defaultHost: 'test',
+    onEmpty: null,
   };
   const address = { family: 'IPv4', host: '127.0.0.1', port: 1 };
   const log = { reading: true, pauses: 0, written: [], closed: false };
   const transport = {
-    write(data) { log.written.push(typeof data === 'string' ? data : new TextDecoder('latin1').decode(data)); },
-    writeEof() {}, close() { log.closed = true; }, abort() { log.closed = true; },
+    write(data) {
+      log.written.push(typeof data === 'string' ? data : new TextDecoder('latin1').decode(data));
+    },
+    writeEof() {},
+    close() {
+      log.closed = true;
+    },
+    abort() {
+      log.closed = true;
+    },
     isClosing: () => log.closed,
-    pauseReading() { log.reading = false; log.pauses++; },
-    resumeReading() { log.reading = true; },
+    pauseReading() {
+      log.reading = false;
+      log.pauses++;
+    },
+    resumeReading() {
+      log.reading = true;
+    },
     isReading: () => log.reading,
-    writeBufferSize: () => 0, setWriteBufferLimits() {},
-    localAddress: address, remoteAddress: address,
+    writeBufferSize: () => 0,
+    setWriteBufferLimits() {},
+    localAddress: address,
+    remoteAddress: address,
   };
   const protocol = new HttpProtocol(context);
   protocol.connectionMade(transport);
@@ -78,10 +101,14 @@ bp('a handler that does not read: reading pauses past the high-water mark, resum
 
 bp('bodyTimeoutMs does not run while the handler is not reading', () =>
   onLoop('virtual', async (loop) => {
-    const { protocol, log } = connect(loop, async (request) => {
-      await loop.sleep(500);
-      return new Response(`read ${(await request.bytes()).length}`);
-    }, { bodyTimeoutMs: 50 });
+    const { protocol, log } = connect(
+      loop,
+      async (request) => {
+        await loop.sleep(500);
+        return new Response(`read ${(await request.bytes()).length}`);
+      },
+      { bodyTimeoutMs: 50 },
+    );
     const chunk = new Uint8Array(16 * 1024).fill(120);
     const total = 8 * chunk.length;
     protocol.dataReceived(new TextEncoder().encode(`POST / HTTP/1.1\r\nHost: t\r\nContent-Length: ${total}\r\n\r\n`));
@@ -104,14 +131,21 @@ bp('bodyTimeoutMs does not run while the handler is not reading', () =>
 bp('a client that does not read: the response body is not pulled while writing is paused', () =>
   onLoop('virtual', async (loop) => {
     let pulls = 0;
-    const { protocol, log } = connect(loop, () =>
-      new Response(new ReadableStream({
-        pull(controller) {
-          pulls++;
-          controller.enqueue(new Uint8Array(1024).fill(97));
-          if (pulls === 50) controller.close();
-        },
-      }, { highWaterMark: 0 })),
+    const { protocol, log } = connect(
+      loop,
+      () =>
+        new Response(
+          new ReadableStream(
+            {
+              pull(controller) {
+                pulls++;
+                controller.enqueue(new Uint8Array(1024).fill(97));
+                if (pulls === 50) controller.close();
+              },
+            },
+            { highWaterMark: 0 },
+          ),
+        ),
     );
     protocol.dataReceived(new TextEncoder().encode('GET / HTTP/1.1\r\nHost: t\r\n\r\n'));
     await until(loop, () => log.written.length >= 3);
@@ -122,7 +156,11 @@ bp('a client that does not read: the response body is not pulled while writing i
     protocol.resumeWriting();
     await until(loop, () => log.written.at(-1) === '0\r\n\r\n');
     assert.is(pulls, 50);
-    const body = log.written.slice(1).join('').replace(/(^|\r\n)[0-9a-f]+\r\n/g, '$1').replace(/\r\n/g, '');
+    const body = log.written
+      .slice(1)
+      .join('')
+      .replace(/(^|\r\n)[0-9a-f]+\r\n/g, '$1')
+      .replace(/\r\n/g, '');
     assert.is(body.length, 50 * 1024);
   }),
 );

@@ -10,15 +10,31 @@ const LIMITS = { maxHeaderBytes: 1024, maxHeaders: 10, maxBodyBytes: 1000 };
 
 /** [rule, raw request, expected status]: each refused, the connection closed after. */
 const REFUSED = [
-  ['Content-Length and Transfer-Encoding together', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n', 400],
+  [
+    'Content-Length and Transfer-Encoding together',
+    'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+    400,
+  ],
   ['a Content-Length that is not digits', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3a\r\n\r\nabc', 400],
   ['a negative Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n', 400],
-  ['two Content-Lengths that differ', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd', 400],
+  [
+    'two Content-Lengths that differ',
+    'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd',
+    400,
+  ],
   ['a list of Content-Lengths that differ', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3, 4\r\n\r\nabcd', 400],
-  ['an unknown transfer coding', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', 501],
+  [
+    'an unknown transfer coding',
+    'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n',
+    501,
+  ],
   ['chunked not last', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n', 400],
   ['a transfer coding without chunked', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n', 400],
-  ['chunked twice', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
+  [
+    'chunked twice',
+    'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    400,
+  ],
   ['Transfer-Encoding on HTTP/1.0', 'POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', 400],
   ['whitespace before a header colon', 'GET / HTTP/1.1\r\nHost : a\r\n\r\n', 400],
   ['obsolete line folding', 'GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n', 400],
@@ -39,19 +55,49 @@ const REFUSED = [
   ['a head over maxHeaderBytes, never ending', `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'b'.repeat(2000)}`, 431],
   ['more fields than maxHeaders', `GET / HTTP/1.1\r\nHost: a\r\n${'X-A: 1\r\n'.repeat(12)}\r\n`, 431],
   ['a Content-Length over maxBodyBytes', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1001\r\n\r\n', 413],
-  ['a chunked body over maxBodyBytes', `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n${'a'.repeat(1000)}\r\n1\r\nb\r\n0\r\n\r\n`, 413],
-  ['a chunk-size that is not hex', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n', 400],
+  [
+    'a chunked body over maxBodyBytes',
+    `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n${'a'.repeat(1000)}\r\n1\r\nb\r\n0\r\n\r\n`,
+    413,
+  ],
+  [
+    'a chunk-size that is not hex',
+    'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n0\r\n\r\n',
+    400,
+  ],
   ['an empty chunk-size', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n\r\nab\r\n0\r\n\r\n', 400],
-  ['a bare LF in a chunk extension', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2;x\ny\r\nab\r\n0\r\n\r\n', 400],
-  ['chunk data longer than its size', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n', 400],
-  ['a bad trailer field', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX : y\r\n\r\n', 400],
+  [
+    'a bare LF in a chunk extension',
+    'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2;x\ny\r\nab\r\n0\r\n\r\n',
+    400,
+  ],
+  [
+    'chunk data longer than its size',
+    'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n',
+    400,
+  ],
+  [
+    'a bad trailer field',
+    'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nX : y\r\n\r\n',
+    400,
+  ],
 ];
 
 /** [rule, raw request, expected status, expected body]: accepted. */
 const ACCEPTED = [
   ['empty lines before the request line', '\r\n\r\nGET /ok HTTP/1.1\r\nHost: a\r\n\r\n', 200, null],
-  ['equal Content-Lengths', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc', 200, 'abc'],
-  ['a chunked body with extensions and trailers', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n', 200, 'abcde'],
+  [
+    'equal Content-Lengths',
+    'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\nabc',
+    200,
+    'abc',
+  ],
+  [
+    'a chunked body with extensions and trailers',
+    'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: Chunked\r\n\r\n3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n',
+    200,
+    'abcde',
+  ],
   ['HTTP/1.0 without Host', 'GET / HTTP/1.0\r\n\r\n', 200, null],
   ['absolute-form target', 'GET http://other.test/p?q HTTP/1.1\r\nHost: other.test\r\n\r\n', 200, null],
   ['OPTIONS *', 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n', 200, null],

@@ -47,7 +47,10 @@ unit('a head split byte by byte: one head event, the strings decoded on demand',
   const { conn, events, heads } = machine();
   for (const b of bytes('GET /x?y HTTP/1.1\r\nHost: h\r\nX-Name: Value\r\n\r\n')) conn.receive(Uint8Array.of(b));
   assert.equal(events, [['head', 'GET', '/x?y']]);
-  assert.equal(heads[0].fields(), [['host', 'h'], ['x-name', 'Value']]);
+  assert.equal(heads[0].fields(), [
+    ['host', 'h'],
+    ['x-name', 'Value'],
+  ]);
   assert.is(heads[0].host(), 'h');
   assert.ok(heads[0].keepAlive);
 });
@@ -59,7 +62,8 @@ unit('bodies by Content-Length and chunked with trailers, across chunk boundarie
   assert.equal(events, [['head', 'POST', '/a'], ['body', 'hello'], ['end']]);
   conn.responseHead(200, 'OK', '', 0, 'now', false);
   conn.responseEnd();
-  const raw = 'POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: v\r\n\r\n';
+  const raw =
+    'POST /b HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: v\r\n\r\n';
   for (const b of bytes(raw)) conn.receive(Uint8Array.of(b));
   assert.equal(events.slice(3), [['head', 'POST', '/b'], ['body', 'abc0123456789abcdef'], ['end']]);
 });
@@ -71,7 +75,10 @@ unit('a pipelined request waits in the buffer until the response before it ends'
   assert.ok(conn.buffered() > 0);
   conn.responseHead(200, 'OK', '', 0, 'now', false);
   assert.ok(conn.responseEnd());
-  assert.equal(events, [['head', 'GET', '/1'], ['head', 'GET', '/2']]);
+  assert.equal(events, [
+    ['head', 'GET', '/1'],
+    ['head', 'GET', '/2'],
+  ]);
 });
 
 unit('response framing: length, chunked, none for HEAD/204/304, until close on HTTP/1.0', () => {
@@ -85,10 +92,22 @@ unit('response framing: length, chunked, none for HEAD/204/304, until close on H
   assert.is(respond(get11, 200, -1), 'HTTP/1.1 200 S\r\nx: y\r\ntransfer-encoding: chunked\r\ndate: D\r\n\r\n');
   assert.is(respond(get11, 204, 0), 'HTTP/1.1 204 S\r\nx: y\r\ndate: D\r\n\r\n');
   assert.is(respond(get11, 304, 5), 'HTTP/1.1 304 S\r\nx: y\r\ndate: D\r\n\r\n');
-  assert.is(respond('HEAD / HTTP/1.1\r\nHost: h\r\n\r\n', 200, 7), 'HTTP/1.1 200 S\r\nx: y\r\ncontent-length: 7\r\ndate: D\r\n\r\n');
-  assert.is(respond('GET / HTTP/1.0\r\n\r\n', 200, -1), 'HTTP/1.0 200 S\r\nx: y\r\nconnection: close\r\ndate: D\r\n\r\n');
-  assert.is(respond('GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', 200, 1), 'HTTP/1.0 200 S\r\nx: y\r\ncontent-length: 1\r\nconnection: keep-alive\r\ndate: D\r\n\r\n');
-  assert.is(respond('GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n', 200, 0), 'HTTP/1.1 200 S\r\nx: y\r\ncontent-length: 0\r\nconnection: close\r\ndate: D\r\n\r\n');
+  assert.is(
+    respond('HEAD / HTTP/1.1\r\nHost: h\r\n\r\n', 200, 7),
+    'HTTP/1.1 200 S\r\nx: y\r\ncontent-length: 7\r\ndate: D\r\n\r\n',
+  );
+  assert.is(
+    respond('GET / HTTP/1.0\r\n\r\n', 200, -1),
+    'HTTP/1.0 200 S\r\nx: y\r\nconnection: close\r\ndate: D\r\n\r\n',
+  );
+  assert.is(
+    respond('GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', 200, 1),
+    'HTTP/1.0 200 S\r\nx: y\r\ncontent-length: 1\r\nconnection: keep-alive\r\ndate: D\r\n\r\n',
+  );
+  assert.is(
+    respond('GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n', 200, 0),
+    'HTTP/1.1 200 S\r\nx: y\r\ncontent-length: 0\r\nconnection: close\r\ndate: D\r\n\r\n',
+  );
 });
 
 unit('100 Continue: once, only when expected, only before the response', () => {
@@ -117,11 +136,17 @@ unit('a response before the body: small rests are read and dropped, large ones c
 unit('limits: a long head is 431 even before its end arrives; a long body 413', () => {
   const head = machine();
   head.conn.receive(bytes(`GET / HTTP/1.1\r\nX: ${'a'.repeat(2000)}`));
-  assert.equal(head.events.map((e) => e.slice(0, 2)), [['error', 431]]);
+  assert.equal(
+    head.events.map((e) => e.slice(0, 2)),
+    [['error', 431]],
+  );
   assert.ok(head.conn.isClosed());
   const body = machine();
   body.conn.receive(bytes('POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 4097\r\n\r\n'));
-  assert.equal(body.events.map((e) => e.slice(0, 2)), [['error', 413]]);
+  assert.equal(
+    body.events.map((e) => e.slice(0, 2)),
+    [['error', 413]],
+  );
 });
 
 unit.run();
@@ -155,8 +180,32 @@ function run(data, cuts) {
 const props = suite('Http1Connection properties');
 
 props('arbitrary bytes, arbitrarily chunked: never throws, the same events as in one piece', () => {
-  const token = fc.constantFrom('GET', 'POST', 'HTTP/1.1', 'HTTP/1.0', '\r\n', '\n', '\r', ' ', ':', 'Host', 'Content-Length', 'Transfer-Encoding', 'chunked', '0', '5', 'a', '\x00', '\xff', ';', ',');
-  const input = fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.array(token, { maxLength: 60 }).map((t) => bytes(t.join(''))));
+  const token = fc.constantFrom(
+    'GET',
+    'POST',
+    'HTTP/1.1',
+    'HTTP/1.0',
+    '\r\n',
+    '\n',
+    '\r',
+    ' ',
+    ':',
+    'Host',
+    'Content-Length',
+    'Transfer-Encoding',
+    'chunked',
+    '0',
+    '5',
+    'a',
+    '\x00',
+    '\xff',
+    ';',
+    ',',
+  );
+  const input = fc.oneof(
+    fc.uint8Array({ maxLength: 300 }),
+    fc.array(token, { maxLength: 60 }).map((t) => bytes(t.join(''))),
+  );
   fc.assert(
     fc.property(input, fc.array(fc.nat(), { maxLength: 12 }), (data, cuts) => {
       const whole = run(data, []);
@@ -172,7 +221,9 @@ props('arbitrary bytes, arbitrarily chunked: never throws, the same events as in
 });
 
 props('well-formed pipelined requests, arbitrarily chunked: every head and body arrives intact, in order', () => {
-  const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,11}$/).filter((n) => !['host', 'content-length', 'transfer-encoding', 'expect', 'connection'].includes(n));
+  const name = fc
+    .stringMatching(/^[a-z][a-z0-9-]{0,11}$/)
+    .filter((n) => !['host', 'content-length', 'transfer-encoding', 'expect', 'connection'].includes(n));
   const value = fc.stringMatching(/^[!-~]([ -~]{0,20}[!-~])?$/);
   const request = fc.record({
     method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PROPFIND'),
@@ -182,36 +233,41 @@ props('well-formed pipelined requests, arbitrarily chunked: every head and body 
     chunks: fc.option(fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 5 })),
   });
   fc.assert(
-    fc.property(fc.array(request, { minLength: 1, maxLength: 4 }), fc.array(fc.nat(), { maxLength: 20 }), (requests, cuts) => {
-      let raw = '';
-      for (const r of requests) {
-        raw += `${r.method} ${r.path} HTTP/1.1\r\nHost: h\r\n${r.fields.map(([n, v]) => `${n}: ${v}\r\n`).join('')}`;
-        if (r.chunks === null) {
-          raw += `Content-Length: ${r.body.length}\r\n\r\n${r.body}`;
-        } else {
-          raw += 'Transfer-Encoding: chunked\r\n\r\n';
-          let rest = r.body;
-          for (const size of r.chunks) {
-            if (rest.length === 0) break;
-            const piece = rest.slice(0, size);
-            rest = rest.slice(size);
-            raw += `${piece.length.toString(16)}\r\n${piece}\r\n`;
+    fc.property(
+      fc.array(request, { minLength: 1, maxLength: 4 }),
+      fc.array(fc.nat(), { maxLength: 20 }),
+      (requests, cuts) => {
+        let raw = '';
+        for (const r of requests) {
+          raw += `${r.method} ${r.path} HTTP/1.1\r\nHost: h\r\n${r.fields.map(([n, v]) => `${n}: ${v}\r\n`).join('')}`;
+          if (r.chunks === null) {
+            raw += `Content-Length: ${r.body.length}\r\n\r\n${r.body}`;
+          } else {
+            raw += 'Transfer-Encoding: chunked\r\n\r\n';
+            let rest = r.body;
+            for (const size of r.chunks) {
+              if (rest.length === 0) break;
+              const piece = rest.slice(0, size);
+              rest = rest.slice(size);
+              raw += `${piece.length.toString(16)}\r\n${piece}\r\n`;
+            }
+            if (rest.length > 0) raw += `${rest.length.toString(16)}\r\n${rest}\r\n`;
+            raw += '0\r\n\r\n';
           }
-          if (rest.length > 0) raw += `${rest.length.toString(16)}\r\n${rest}\r\n`;
-          raw += '0\r\n\r\n';
         }
-      }
-      const m = machine();
-      for (const part of chunked(bytes(raw), cuts)) m.conn.receive(part);
-      const expected = [];
-      for (const r of requests) {
-        expected.push(['head', r.method, r.path]);
-        if (r.body.length > 0) expected.push(['body', r.body]);
-        if (r.body.length > 0 || r.chunks !== null) expected.push(['end']);
-      }
-      assert.equal(m.events, expected);
-      for (const [i, r] of requests.entries()) assert.equal(m.heads[i].fields().slice(1, 1 + r.fields.length), r.fields);
-    }),
+        const m = machine();
+        for (const part of chunked(bytes(raw), cuts)) m.conn.receive(part);
+        const expected = [];
+        for (const r of requests) {
+          expected.push(['head', r.method, r.path]);
+          if (r.body.length > 0) expected.push(['body', r.body]);
+          if (r.body.length > 0 || r.chunks !== null) expected.push(['end']);
+        }
+        assert.equal(m.events, expected);
+        for (const [i, r] of requests.entries())
+          assert.equal(m.heads[i].fields().slice(1, 1 + r.fields.length), r.fields);
+      },
+    ),
     { numRuns: 300 },
   );
 });

@@ -28,7 +28,8 @@ export function parseResponses(text, headRequests = []) {
     const status = Number(code);
     let bodyAt = headEnd + 4;
     let body = '';
-    const noBody = status < 200 || status === 204 || status === 304 || headRequests[responses.filter((r) => r.status >= 200).length];
+    const noBody =
+      status < 200 || status === 204 || status === 304 || headRequests[responses.filter((r) => r.status >= 200).length];
     if (noBody) {
       // no body
     } else if (headers['transfer-encoding'] === 'chunked') {
@@ -104,5 +105,10 @@ export async function withServer(loop, options, fn) {
 /** A handler that echoes what it saw as JSON. */
 export async function echoHandler(request) {
   const body = request.body === null ? null : await request.text();
-  return Response.json({ method: request.method, url: request.url, headers: Object.fromEntries(request.headers), body });
+  return Response.json({
+    method: request.method,
+    url: request.url,
+    headers: Object.fromEntries(request.headers),
+    body,
+  });
 }

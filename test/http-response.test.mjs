@@ -26,7 +26,7 @@ light('records a string, bytes or no body with a plain init; answers as the real
   assert.ok(lightArgsOf(json) !== undefined);
   assert.is(json.headers.get('content-type'), 'application/json');
   assert.equal(await json.json(), { a: 1 });
-  assert.is((await new LightResponse('c').clone().text()), 'c');
+  assert.is(await new LightResponse('c').clone().text(), 'c');
 });
 
 light("the real constructor's errors, at construction", () => {
@@ -37,7 +37,12 @@ light("the real constructor's errors, at construction", () => {
 });
 
 light('other bodies and Headers inits build the real Response at once', async () => {
-  const stream = new ReadableStream({ start(c) { c.enqueue(new Uint8Array([97])); c.close(); } });
+  const stream = new ReadableStream({
+    start(c) {
+      c.enqueue(new Uint8Array([97]));
+      c.close();
+    },
+  });
   const r = new LightResponse(stream, { headers: new Headers({ 'x-b': '2' }) });
   assert.is(lightArgsOf(r), undefined);
   assert.is(r.headers.get('x-b'), '2');
@@ -51,7 +56,15 @@ const written = suite('serve() writes responses');
 written('light and real responses with fields, statuses and bodies of each kind', () =>
   onLoop('virtual', (loop) => {
     const responses = {
-      '/light': () => new LightResponse('text', { status: 202, headers: [['x-one', '1'], ['set-cookie', 'a=1'], ['set-cookie', 'b=2']] }),
+      '/light': () =>
+        new LightResponse('text', {
+          status: 202,
+          headers: [
+            ['x-one', '1'],
+            ['set-cookie', 'a=1'],
+            ['set-cookie', 'b=2'],
+          ],
+        }),
       '/touched': () => {
         const r = new LightResponse('touched');
         r.headers.set('x-touched', 'yes');

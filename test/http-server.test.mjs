@@ -35,7 +35,10 @@ for (const backend of IO_BACKENDS) {
         const both = await readUntil(conn, (t) => parseResponses(first.text + t).responses.length >= 2);
         conn.close();
         const { responses } = parseResponses(first.text + both.text);
-        assert.equal(responses.map((r) => r.body), ['you asked for /one', 'you asked for /two']);
+        assert.equal(
+          responses.map((r) => r.body),
+          ['you asked for /one', 'you asked for /two'],
+        );
         assert.ok(!both.ended, 'the connection stayed open');
         for (const r of responses) {
           assert.is(r.headers['content-length'], String(r.body.length));
@@ -88,10 +91,23 @@ for (const backend of IO_BACKENDS) {
       const before = loop.stats();
       const server = await serve(loop, { port: 0, fetch: async (r) => new Response(await r.text()) });
       const clients = Array.from({ length: 20 }, (_, i) =>
-        exchange(loop, server.address(), [GET('/a'), `POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n${String(i).padStart(2, '0')}`, GET('/c')], { count: 3 }),
+        exchange(
+          loop,
+          server.address(),
+          [
+            GET('/a'),
+            `POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n${String(i).padStart(2, '0')}`,
+            GET('/c'),
+          ],
+          { count: 3 },
+        ),
       );
       const results = await Promise.all(clients);
-      for (const [i, { responses }] of results.entries()) assert.equal(responses.map((r) => r.body), ['', String(i).padStart(2, '0'), '']);
+      for (const [i, { responses }] of results.entries())
+        assert.equal(
+          responses.map((r) => r.body),
+          ['', String(i).padStart(2, '0'), ''],
+        );
       await server.close();
       const after = loop.stats();
       assert.is(server.connections, 0);
@@ -104,14 +120,25 @@ for (const backend of IO_BACKENDS) {
   http('pipelining: responses in request order, whatever order the handlers finish in', () =>
     onLoop(backend, (loop) => {
       const delays = { '/slow': 30, '/medium': 10, '/fast': 0 };
-      return withServer(loop, { fetch: async (r) => {
-        const path = new URL(r.url).pathname;
-        await loop.sleep(delays[path]);
-        return new Response(path);
-      } }, async (server) => {
-        const { responses } = await exchange(loop, server.address(), GET('/slow') + GET('/medium') + GET('/fast'), { count: 3 });
-        assert.equal(responses.map((r) => r.body), ['/slow', '/medium', '/fast']);
-      });
+      return withServer(
+        loop,
+        {
+          fetch: async (r) => {
+            const path = new URL(r.url).pathname;
+            await loop.sleep(delays[path]);
+            return new Response(path);
+          },
+        },
+        async (server) => {
+          const { responses } = await exchange(loop, server.address(), GET('/slow') + GET('/medium') + GET('/fast'), {
+            count: 3,
+          });
+          assert.equal(
+            responses.map((r) => r.body),
+            ['/slow', '/medium', '/fast'],
+          );
+        },
+      );
     }),
   );
 
@@ -128,17 +155,46 @@ for (const backend of IO_BACKENDS) {
 
   http('HTTP/1.0: closes unless keep-alive is asked for; a stream body ends with the connection', () =>
     onLoop(backend, (loop) =>
-      withServer(loop, { fetch: (r) => (new URL(r.url).pathname === '/stream' ? new Response(new ReadableStream({ pull(c) { c.enqueue(text('a')); c.enqueue(text('b')); c.close(); } })) : new Response('ten')) }, async (server) => {
-        const plain = await exchange(loop, server.address(), 'GET / HTTP/1.0\r\n\r\n');
-        assert.is(plain.responses[0].version, 'HTTP/1.0');
-        assert.ok(plain.closed);
-        const kept = await exchange(loop, server.address(), 'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', { count: 2 });
-        assert.equal(kept.responses.map((r) => r.headers.connection), ['keep-alive', 'keep-alive']);
-        const streamed = await exchange(loop, server.address(), 'GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
-        assert.ok(streamed.closed);
-        assert.is(streamed.responses[0].headers['transfer-encoding'], undefined);
-        assert.is(streamed.responses[0].body, 'ab');
-      }),
+      withServer(
+        loop,
+        {
+          fetch: (r) =>
+            new URL(r.url).pathname === '/stream'
+              ? new Response(
+                  new ReadableStream({
+                    pull(c) {
+                      c.enqueue(text('a'));
+                      c.enqueue(text('b'));
+                      c.close();
+                    },
+                  }),
+                )
+              : new Response('ten'),
+        },
+        async (server) => {
+          const plain = await exchange(loop, server.address(), 'GET / HTTP/1.0\r\n\r\n');
+          assert.is(plain.responses[0].version, 'HTTP/1.0');
+          assert.ok(plain.closed);
+          const kept = await exchange(
+            loop,
+            server.address(),
+            'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n',
+            { count: 2 },
+          );
+          assert.equal(
+            kept.responses.map((r) => r.headers.connection),
+            ['keep-alive', 'keep-alive'],
+          );
+          const streamed = await exchange(
+            loop,
+            server.address(),
+            'GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n',
+          );
+          assert.ok(streamed.closed);
+          assert.is(streamed.responses[0].headers['transfer-encoding'], undefined);
+          assert.is(streamed.responses[0].body, 'ab');
+        },
+      ),
     ),
   );
 
@@ -156,16 +212,29 @@ for (const backend of IO_BACKENDS) {
 
   http('a streamed body is chunked; one that fits in a chunk gets a Content-Length', () =>
     onLoop(backend, (loop) =>
-      withServer(loop, { fetch: (r) => {
-        const parts = new URL(r.url).pathname === '/one' ? ['only'] : ['a', 'bc', 'def'];
-        return new Response(new ReadableStream({ pull(c) { for (const p of parts) c.enqueue(text(p)); c.close(); } }));
-      } }, async (server) => {
-        const { responses } = await exchange(loop, server.address(), GET('/many') + GET('/one'), { count: 2 });
-        assert.is(responses[0].headers['transfer-encoding'], 'chunked');
-        assert.is(responses[0].body, 'abcdef');
-        assert.is(responses[1].headers['content-length'], '4');
-        assert.is(responses[1].body, 'only');
-      }),
+      withServer(
+        loop,
+        {
+          fetch: (r) => {
+            const parts = new URL(r.url).pathname === '/one' ? ['only'] : ['a', 'bc', 'def'];
+            return new Response(
+              new ReadableStream({
+                pull(c) {
+                  for (const p of parts) c.enqueue(text(p));
+                  c.close();
+                },
+              }),
+            );
+          },
+        },
+        async (server) => {
+          const { responses } = await exchange(loop, server.address(), GET('/many') + GET('/one'), { count: 2 });
+          assert.is(responses[0].headers['transfer-encoding'], 'chunked');
+          assert.is(responses[0].body, 'abcdef');
+          assert.is(responses[1].headers['content-length'], '4');
+          assert.is(responses[1].body, 'only');
+        },
+      ),
     ),
   );
 
@@ -199,11 +268,17 @@ for (const backend of IO_BACKENDS) {
       await withServer(loop, { fetch }, async (server) => {
         const raw = GET('/throw') + GET('/reject') + GET('/nothing') + GET('/ok');
         const { responses } = await exchange(loop, server.address(), raw, { count: 4 });
-        assert.equal(responses.map((r) => r.status), [500, 500, 500, 200]);
+        assert.equal(
+          responses.map((r) => r.status),
+          [500, 500, 500, 200],
+        );
         assert.is(responses[3].body, 'fine');
       });
       assert.is(reported.length, 3);
-      assert.ok(reported.every((m) => m.startsWith('serve: the fetch handler')), reported.join('; '));
+      assert.ok(
+        reported.every((m) => m.startsWith('serve: the fetch handler')),
+        reported.join('; '),
+      );
     }),
   );
 
@@ -212,16 +287,19 @@ for (const backend of IO_BACKENDS) {
       const reported = [];
       loop.setExceptionHandler((_, context) => reported.push(context.message));
       let pulls = 0;
-      const failing = () => new Response(new ReadableStream({
-        pull(controller) {
-          if (pulls++ === 0) {
-            controller.enqueue(text('a'));
-            controller.enqueue(text('b'));
-          } else {
-            controller.error(new Error('broken'));
-          }
-        },
-      }));
+      const failing = () =>
+        new Response(
+          new ReadableStream({
+            pull(controller) {
+              if (pulls++ === 0) {
+                controller.enqueue(text('a'));
+                controller.enqueue(text('b'));
+              } else {
+                controller.error(new Error('broken'));
+              }
+            },
+          }),
+        );
       await withServer(loop, { fetch: failing }, async (server) => {
         const { text: raw, closed } = await exchange(loop, server.address(), GET());
         assert.ok(closed);
@@ -242,15 +320,21 @@ for (const backend of IO_BACKENDS) {
     ),
   );
 
-  http('bodyTimeoutMs: a body that stops arriving while the handler reads it gets 408, then the connection closes', () =>
-    onLoop(backend, (loop) =>
-      withServer(loop, { fetch: echoHandler, bodyTimeoutMs: 50 }, async (server) => {
-        const { responses, closed } = await exchange(loop, server.address(), 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhalf');
-        assert.is(responses[0].status, 408);
-        assert.match(responses[0].body, /bodyTimeoutMs/);
-        assert.ok(closed);
-      }),
-    ),
+  http(
+    'bodyTimeoutMs: a body that stops arriving while the handler reads it gets 408, then the connection closes',
+    () =>
+      onLoop(backend, (loop) =>
+        withServer(loop, { fetch: echoHandler, bodyTimeoutMs: 50 }, async (server) => {
+          const { responses, closed } = await exchange(
+            loop,
+            server.address(),
+            'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhalf',
+          );
+          assert.is(responses[0].status, 408);
+          assert.match(responses[0].body, /bodyTimeoutMs/);
+          assert.ok(closed);
+        }),
+      ),
   );
 
   http('keepAliveTimeoutMs: an idle keep-alive connection is closed', () =>
@@ -273,13 +357,16 @@ for (const backend of IO_BACKENDS) {
       const gate = new Promise((resolve) => (release = resolve));
       let started;
       const inHandler = new Promise((resolve) => (started = resolve));
-      const server = await serve(loop, { port: 0, fetch: async (r) => {
-        if (new URL(r.url).pathname === '/slow') {
-          started();
-          await gate;
-        }
-        return new Response('done');
-      } });
+      const server = await serve(loop, {
+        port: 0,
+        fetch: async (r) => {
+          if (new URL(r.url).pathname === '/slow') {
+            started();
+            await gate;
+          }
+          return new Response('done');
+        },
+      });
       const idle = await loop.createConnection({ port: server.address().port });
       await idle.write(GET('/quick'));
       await readUntil(idle, responsesIn(1));
@@ -304,10 +391,14 @@ for (const backend of IO_BACKENDS) {
       let entered;
       const inHandler = new Promise((resolve) => (entered = resolve));
       let reason;
-      const server = await serve(loop, { port: 0, fetch: (r) => new Promise(() => {
-        r.signal.addEventListener('abort', () => (reason = r.signal.reason));
-        entered();
-      }) });
+      const server = await serve(loop, {
+        port: 0,
+        fetch: (r) =>
+          new Promise(() => {
+            r.signal.addEventListener('abort', () => (reason = r.signal.reason));
+            entered();
+          }),
+      });
       const busy = exchange(loop, server.address(), GET('/forever'));
       await inHandler;
       await server.close({ timeoutMs: 20 });
@@ -316,7 +407,10 @@ for (const backend of IO_BACKENDS) {
       assert.ok(closed);
       assert.instance(reason, Error);
       assert.is(server.connections, 0);
-      const bad = await server.close({ timeoutMs: -1 }).then(() => null, (e) => e);
+      const bad = await server.close({ timeoutMs: -1 }).then(
+        () => null,
+        (e) => e,
+      );
       assert.instance(bad, RangeError);
     }),
   );
@@ -349,17 +443,24 @@ for (const backend of IO_BACKENDS) {
       const sawAbort = new Promise((resolve) => (aborted = resolve));
       let entered;
       const inHandler = new Promise((resolve) => (entered = resolve));
-      await withServer(loop, { fetch: (r) => new Promise(() => {
-        r.signal.addEventListener('abort', () => aborted(r.signal.reason));
-        entered();
-      }) }, async (server) => {
-        const conn = await loop.createConnection({ port: server.address().port });
-        await conn.write(GET());
-        await inHandler;
-        conn.close();
-        const reason = await sawAbort;
-        assert.instance(reason, Error);
-      });
+      await withServer(
+        loop,
+        {
+          fetch: (r) =>
+            new Promise(() => {
+              r.signal.addEventListener('abort', () => aborted(r.signal.reason));
+              entered();
+            }),
+        },
+        async (server) => {
+          const conn = await loop.createConnection({ port: server.address().port });
+          await conn.write(GET());
+          await inHandler;
+          conn.close();
+          const reason = await sawAbort;
+          assert.instance(reason, Error);
+        },
+      );
     }),
   );
 
@@ -379,32 +480,39 @@ for (const backend of IO_BACKENDS) {
 
   http('the Request: a real one to the handler (instanceof, URL with the Host, headers, clone)', () =>
     onLoop(backend, (loop) =>
-      withServer(loop, { fetch: async (r) => {
-        const copy = r.clone();
-        return Response.json({
-          isRequest: r instanceof Request,
-          url: r.url,
-          method: r.method,
-          agent: r.headers.get('user-agent'),
-          cloneUrl: copy.url,
-          body: await copy.text(),
-        });
-      } }, async (server) => {
-        const raw = 'PUT /a/./b?x=1 HTTP/1.1\r\nHost: Example.test:8080\r\nUser-Agent: t\r\nContent-Length: 2\r\n\r\nhi';
-        const { responses } = await exchange(loop, server.address(), raw, { count: 1 });
-        assert.equal(JSON.parse(responses[0].body), {
-          isRequest: true,
-          url: 'http://example.test:8080/a/b?x=1',
-          method: 'PUT',
-          agent: 't',
-          cloneUrl: 'http://example.test:8080/a/b?x=1',
-          body: 'hi',
-        });
-      }),
+      withServer(
+        loop,
+        {
+          fetch: async (r) => {
+            const copy = r.clone();
+            return Response.json({
+              isRequest: r instanceof Request,
+              url: r.url,
+              method: r.method,
+              agent: r.headers.get('user-agent'),
+              cloneUrl: copy.url,
+              body: await copy.text(),
+            });
+          },
+        },
+        async (server) => {
+          const raw =
+            'PUT /a/./b?x=1 HTTP/1.1\r\nHost: Example.test:8080\r\nUser-Agent: t\r\nContent-Length: 2\r\n\r\nhi';
+          const { responses } = await exchange(loop, server.address(), raw, { count: 1 });
+          assert.equal(JSON.parse(responses[0].body), {
+            isRequest: true,
+            url: 'http://example.test:8080/a/b?x=1',
+            method: 'PUT',
+            agent: 't',
+            cloneUrl: 'http://example.test:8080/a/b?x=1',
+            body: 'hi',
+          });
+        },
+      ),
     ),
   );
 
-  http('request.url follows each request\'s Host and target, alike or not', () =>
+  http("request.url follows each request's Host and target, alike or not", () =>
     onLoop(backend, (loop) =>
       withServer(loop, { fetch: (r) => new Response(r.url) }, async (server) => {
         // Hosts of one length that differ, one differing only in case, one repeated, a default port.
@@ -414,7 +522,14 @@ for (const backend of IO_BACKENDS) {
         const { responses } = await exchange(loop, server.address(), raw, { count: hosts.length });
         assert.equal(
           responses.map((r) => r.body),
-          ['http://a.test:81/', 'http://b.test:81/', 'http://b.test:81/', 'http://a.test:81/x', 'http://a.test/', 'http://a.test:81/'],
+          [
+            'http://a.test:81/',
+            'http://b.test:81/',
+            'http://b.test:81/',
+            'http://a.test:81/x',
+            'http://a.test/',
+            'http://a.test:81/',
+          ],
         );
       }),
     ),
@@ -436,8 +551,14 @@ options('unknown options, a missing fetch and bad limits are errors that name th
       [{ fetch, requestTimeoutMs: 0 }, /requestTimeoutMs/],
       [{ fetch, signal: {} }, /signal must be an AbortSignal/],
     ]) {
-      const error = await serve(loop, bad).then(() => null, (e) => e);
-      assert.ok(error !== null && pattern.test(error.message), `${JSON.stringify(Object.keys(bad))}: ${error?.message}`);
+      const error = await serve(loop, bad).then(
+        () => null,
+        (e) => e,
+      );
+      assert.ok(
+        error !== null && pattern.test(error.message),
+        `${JSON.stringify(Object.keys(bad))}: ${error?.message}`,
+      );
     }
   }),
 );

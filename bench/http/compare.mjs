@@ -25,7 +25,9 @@ const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }))
 
 /** Starts a server; resolves once it printed its line. */
 function start(args, port) {
-  const command = values.pin ? ['taskset', ['-c', '1', process.execPath, hello, ...args, String(port)]] : [process.execPath, [hello, ...args, String(port)]];
+  const command = values.pin
+    ? ['taskset', ['-c', '1', process.execPath, hello, ...args, String(port)]]
+    : [process.execPath, [hello, ...args, String(port)]];
   const child = spawn(command[0], command[1], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     child.stdout.once('data', () => resolve(child));
@@ -41,7 +43,9 @@ function cpu(pid) {
 
 function wrk(port) {
   const wrkArgs = ['-t1', `-c${values.connections}`, `-d${values.seconds}s`, '--latency', `http://127.0.0.1:${port}/`];
-  const out = values.pin ? execFileSync('taskset', ['-c', '0', 'wrk', ...wrkArgs], { encoding: 'utf8' }) : execFileSync('wrk', wrkArgs, { encoding: 'utf8' });
+  const out = values.pin
+    ? execFileSync('taskset', ['-c', '0', 'wrk', ...wrkArgs], { encoding: 'utf8' })
+    : execFileSync('wrk', wrkArgs, { encoding: 'utf8' });
   const requests = Number(/(\d+) requests in/.exec(out)[1]);
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
   const [, value, unit] = /99%\s+([\d.]+)(us|ms|s)/.exec(out);
@@ -63,18 +67,28 @@ try {
       const before = cpu(child.pid);
       const r = wrk(ports[name]);
       const after = cpu(child.pid);
-      results[name].push({ ...r, userUs: ((after.user - before.user) * 1e6) / r.requests, systemUs: ((after.system - before.system) * 1e6) / r.requests });
+      results[name].push({
+        ...r,
+        userUs: ((after.user - before.user) * 1e6) / r.requests,
+        systemUs: ((after.system - before.system) * 1e6) / r.requests,
+      });
     }
   }
 } finally {
   for (const child of Object.values(servers)) child.kill();
 }
-console.log(`hello world, ${values.connections} connections, ${values.runs} x ${values.seconds} s each, medians (every run in brackets)`);
+console.log(
+  `hello world, ${values.connections} connections, ${values.runs} x ${values.seconds} s each, medians (every run in brackets)`,
+);
 console.log('| server | requests/s | p99 ms | CPU µs/request (user + system) |');
 console.log('| --- | --- | --- | --- |');
 for (const [name, rs] of Object.entries(results)) {
   const list = (k, d) => rs.map((r) => r[k].toFixed(d)).join(', ');
-  console.log(`| ${name} | ${median(rs.map((r) => r.rps)).toFixed(0)} [${list('rps', 0)}] | ${median(rs.map((r) => r.p99)).toFixed(2)} [${list('p99', 2)}] | ${median(rs.map((r) => r.userUs + r.systemUs)).toFixed(1)} (${median(rs.map((r) => r.userUs)).toFixed(1)} + ${median(rs.map((r) => r.systemUs)).toFixed(1)}) |`);
+  console.log(
+    `| ${name} | ${median(rs.map((r) => r.rps)).toFixed(0)} [${list('rps', 0)}] | ${median(rs.map((r) => r.p99)).toFixed(2)} [${list('p99', 2)}] | ${median(rs.map((r) => r.userUs + r.systemUs)).toFixed(1)} (${median(rs.map((r) => r.userUs)).toFixed(1)} + ${median(rs.map((r) => r.systemUs)).toFixed(1)}) |`,
+  );
 }
 const [node, ours] = Object.values(results);
-console.log(`\nratio (wasmloop / node:http): ${(median(ours.map((r) => r.rps)) / median(node.map((r) => r.rps))).toFixed(2)}x requests/s, p99 ${(median(ours.map((r) => r.p99)) / median(node.map((r) => r.p99))).toFixed(2)}x`);
+console.log(
+  `\nratio (wasmloop / node:http): ${(median(ours.map((r) => r.rps)) / median(node.map((r) => r.rps))).toFixed(2)}x requests/s, p99 ${(median(ours.map((r) => r.p99)) / median(node.map((r) => r.p99))).toFixed(2)}x`,
+);

@@ -6,7 +6,10 @@
 const N = 200_000;
 const headerList = [
   ['host', 'example.test:8080'],
-  ['user-agent', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36'],
+  [
+    'user-agent',
+    'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36',
+  ],
   ['accept', 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8'],
   ['accept-language', 'en-US,en;q=0.9'],
   ['accept-encoding', 'gzip, deflate, br'],
@@ -31,24 +34,52 @@ const sync = (fn) => () => fn();
 const baseline = () => undefined;
 const response = new Response('hello');
 await time('(loop overhead: an await of nothing)', baseline);
-await time('new Headers(8 pairs)', sync(() => new Headers(headerList)));
-await time("new Request(url, { method: 'GET', headers: 8 pairs })", sync(() => new Request('http://example.test:8080/a?b=c', { method: 'GET', headers: headerList })));
-await time("new Request(url) (no headers)", sync(() => new Request('http://example.test:8080/a?b=c')));
-await time('new URL(url)', sync(() => new URL('http://example.test:8080/a?b=c')));
-await time('new AbortController()', sync(() => new AbortController()));
-await time("new Response('hello')", sync(() => new Response('hello')));
-await time("new Response('hello'); iterate its headers", sync(() => {
-  const r = new Response('hello');
-  for (const [k, v] of r.headers) if (k.length + v.length < 0) throw new Error();
-}));
+await time(
+  'new Headers(8 pairs)',
+  sync(() => new Headers(headerList)),
+);
+await time(
+  "new Request(url, { method: 'GET', headers: 8 pairs })",
+  sync(() => new Request('http://example.test:8080/a?b=c', { method: 'GET', headers: headerList })),
+);
+await time(
+  'new Request(url) (no headers)',
+  sync(() => new Request('http://example.test:8080/a?b=c')),
+);
+await time(
+  'new URL(url)',
+  sync(() => new URL('http://example.test:8080/a?b=c')),
+);
+await time(
+  'new AbortController()',
+  sync(() => new AbortController()),
+);
+await time(
+  "new Response('hello')",
+  sync(() => new Response('hello')),
+);
+await time(
+  "new Response('hello'); iterate its headers",
+  sync(() => {
+    const r = new Response('hello');
+    for (const [k, v] of r.headers) if (k.length + v.length < 0) throw new Error();
+  }),
+);
 await time("new Response('hello'); await arrayBuffer()", async () => new Response('hello').arrayBuffer());
 await time("new Response('hello'); read its body stream to the end", async () => {
   const reader = new Response('hello').body.getReader();
   while (!(await reader.read()).done) {}
 });
-await time('response.status + response.headers.get(content-length)', sync(() => response.status + (response.headers.get('content-length') ?? '')));
-await time('new TextEncoder().encode of a 100-byte head (one encoder)', (() => {
-  const e = new TextEncoder();
-  const s = 'HTTP/1.1 200 OK\r\ncontent-type: text/plain;charset=UTF-8\r\ncontent-length: 5\r\ndate: Thu, 01 Jan 2026 00:00:00 GMT\r\n\r\n';
-  return sync(() => e.encode(s));
-})());
+await time(
+  'response.status + response.headers.get(content-length)',
+  sync(() => response.status + (response.headers.get('content-length') ?? '')),
+);
+await time(
+  'new TextEncoder().encode of a 100-byte head (one encoder)',
+  (() => {
+    const e = new TextEncoder();
+    const s =
+      'HTTP/1.1 200 OK\r\ncontent-type: text/plain;charset=UTF-8\r\ncontent-length: 5\r\ndate: Thu, 01 Jan 2026 00:00:00 GMT\r\n\r\n';
+    return sync(() => e.encode(s));
+  })(),
+);

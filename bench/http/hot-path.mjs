@@ -20,18 +20,33 @@ const handlers = {
   url: (r) => new Response(`Hello, ${r.url}`),
 };
 const context = {
-  loop, parser, fetch: handlers[kind],
-  ...HTTP_DEFAULTS, maxHeaders: 100,
-  connections: new Set(), closing: false, defaultHost: '127.0.0.1:8080', onEmpty: null,
+  loop,
+  parser,
+  fetch: handlers[kind],
+  ...HTTP_DEFAULTS,
+  maxHeaders: 100,
+  connections: new Set(),
+  closing: false,
+  defaultHost: '127.0.0.1:8080',
+  onEmpty: null,
 };
 let written = 0;
 const address = { family: 'IPv4', host: '127.0.0.1', port: 1 };
 const transport = {
-  write(data) { written += data.length; },
-  writeEof() {}, close() {}, abort() {}, isClosing: () => false,
-  pauseReading() {}, resumeReading() {}, isReading: () => true,
-  writeBufferSize: () => 0, setWriteBufferLimits() {},
-  localAddress: address, remoteAddress: address,
+  write(data) {
+    written += data.length;
+  },
+  writeEof() {},
+  close() {},
+  abort() {},
+  isClosing: () => false,
+  pauseReading() {},
+  resumeReading() {},
+  isReading: () => true,
+  writeBufferSize: () => 0,
+  setWriteBufferLimits() {},
+  localAddress: address,
+  remoteAddress: address,
 };
 const protocol = new HttpProtocol(context);
 protocol.connectionMade(transport);

@@ -186,7 +186,8 @@ function bench(name, fn, bytes) {
 }
 
 const undici = process.argv[2] ?? '/tmp/httpbench/package';
-const target = (v) => here(`../../rust-core/http-parser/target/${v}/wasm32-unknown-unknown/release/wasmloop_http_parser.wasm`);
+const target = (v) =>
+  here(`../../rust-core/http-parser/target/${v}/wasm32-unknown-unknown/release/wasmloop_http_parser.wasm`);
 const candidates = [];
 for (const v of ['plain', 'simd']) {
   const p = httparse(target(v));
@@ -206,7 +207,10 @@ for (const [name, fn] of candidates) {
   const flat = r.headers.length === 22 && r.url === '/api/v1/items?page=2&sort=name';
   if (!flat) throw new Error(`${name}: wrong result ${JSON.stringify(r)}`);
 }
-for (const [label, head] of [[`browser-like GET (${REALISTIC.length} bytes, 11 fields)`, REALISTIC], [`tiny GET (${TINY.length} bytes)`, TINY]]) {
+for (const [label, head] of [
+  [`browser-like GET (${REALISTIC.length} bytes, 11 fields)`, REALISTIC],
+  [`tiny GET (${TINY.length} bytes)`, TINY],
+]) {
   console.log(`\n${label}: ns per head (median of 5 x 200k)`);
   for (const [name, fn] of candidates) {
     const { ns } = bench(name, fn, head);

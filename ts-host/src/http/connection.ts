@@ -83,7 +83,6 @@ export const enum Out {
   UntilClose,
 }
 
-
 /**
  * The last response head made, with everything it was made of. A server
  * answering alike (the same status, fields and length, within the same
@@ -269,7 +268,8 @@ export class Http1Connection {
     const start = this.#rx.start;
     const lf = buf.indexOf(10, start);
     if (lf === -1 || lf >= this.#rx.end) {
-      if (this.#rx.end - start > MAX_CHUNK_LINE_BYTES) this.#fail(400, `chunk-size line over ${MAX_CHUNK_LINE_BYTES} bytes`);
+      if (this.#rx.end - start > MAX_CHUNK_LINE_BYTES)
+        this.#fail(400, `chunk-size line over ${MAX_CHUNK_LINE_BYTES} bytes`);
       return false;
     }
     if (lf + 1 - start > MAX_CHUNK_LINE_BYTES) {
@@ -375,7 +375,8 @@ export class Http1Connection {
    */
   continueLine(): string {
     const head = this.#head;
-    if (head === null || !head.expectContinue || this.#continueSent || this.#out !== Out.Idle || this.#in === In.Done) return '';
+    if (head === null || !head.expectContinue || this.#continueSent || this.#out !== Out.Idle || this.#in === In.Done)
+      return '';
     this.#continueSent = true;
     return 'HTTP/1.1 100 Continue\r\n\r\n';
   }
@@ -387,7 +388,14 @@ export class Http1Connection {
    * in bytes, or -1 if unknown. `closing` asks for the connection to close
    * after this response.
    */
-  responseHead(status: number, reason: string, fields: string, bodyLength: number, date: string, closing: boolean): string {
+  responseHead(
+    status: number,
+    reason: string,
+    fields: string,
+    bodyLength: number,
+    date: string,
+    closing: boolean,
+  ): string {
     const head = this.#head;
     const minor = head === null ? 1 : head.minor;
     const isHead = head !== null && head.methodCode === METHOD_HEAD;
@@ -411,7 +419,8 @@ export class Http1Connection {
       return last.text;
     }
     let framing: string;
-    if (isHead) framing = bodyLength >= 0 && status !== 204 && status !== 304 ? `content-length: ${bodyLength}\r\n` : '';
+    if (isHead)
+      framing = bodyLength >= 0 && status !== 204 && status !== 304 ? `content-length: ${bodyLength}\r\n` : '';
     else if (status === 204 || status === 304) framing = '';
     else if (bodyLength >= 0) framing = `content-length: ${bodyLength}\r\n`;
     else if (minor === 1) framing = 'transfer-encoding: chunked\r\n';

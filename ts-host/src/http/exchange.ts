@@ -142,7 +142,8 @@ export class Exchange implements RequestSource {
 
   bodyBytes(): Promise<Uint8Array> {
     const stream = this.#stream;
-    if (stream !== null) return stream.locked ? Promise.reject(new TypeError('Body is unusable: its stream is locked')) : readAll(stream);
+    if (stream !== null)
+      return stream.locked ? Promise.reject(new TypeError('Body is unusable: its stream is locked')) : readAll(stream);
     this.bodyTaken = true;
     if (this.#error !== null) return Promise.reject(this.#error);
     if (this.#ended) return Promise.resolve(this.#takeQueued());

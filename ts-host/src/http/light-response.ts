@@ -58,7 +58,8 @@ function lightArgs(body: unknown, init: unknown): LightArgs | null {
       }
       fields = headers as [string, string][];
     } else if (Object.getPrototypeOf(headers) === Object.prototype) {
-      for (const name of Object.keys(headers)) if (!plainField(name, (headers as Record<string, unknown>)[name])) return null;
+      for (const name of Object.keys(headers))
+        if (!plainField(name, (headers as Record<string, unknown>)[name])) return null;
       fields = headers as Record<string, string>;
     } else {
       return null; // a Headers object (or another iterable): the real constructor reads it
@@ -80,7 +81,11 @@ function real(response: object): Response {
     made =
       args === undefined
         ? new NativeResponse()
-        : new NativeResponse(args.body as BodyInit | null, { status: args.status, statusText: args.statusText, headers: args.headers });
+        : new NativeResponse(args.body as BodyInit | null, {
+            status: args.status,
+            statusText: args.statusText,
+            headers: args.headers,
+          });
     light[REAL] = made;
     light[ARGS] = undefined;
   }
@@ -102,20 +107,48 @@ Object.defineProperty(LightResponse, 'prototype', { value: prototype });
 Object.defineProperty(prototype, 'constructor', { value: LightResponse, writable: true, configurable: true });
 
 const answeredHere: PropertyDescriptorMap = {
-  status: { get(this: Light) { return this[ARGS]?.status ?? real(this).status; } },
-  ok: { get(this: Light) { const s = this[ARGS]?.status ?? real(this).status; return s >= 200 && s <= 299; } },
-  statusText: { get(this: Light) { return this[ARGS]?.statusText ?? real(this).statusText; } },
-  bodyUsed: { get(this: Light) { return this[ARGS] === undefined ? real(this).bodyUsed : false; } },
+  status: {
+    get(this: Light) {
+      return this[ARGS]?.status ?? real(this).status;
+    },
+  },
+  ok: {
+    get(this: Light) {
+      const s = this[ARGS]?.status ?? real(this).status;
+      return s >= 200 && s <= 299;
+    },
+  },
+  statusText: {
+    get(this: Light) {
+      return this[ARGS]?.statusText ?? real(this).statusText;
+    },
+  },
+  bodyUsed: {
+    get(this: Light) {
+      return this[ARGS] === undefined ? real(this).bodyUsed : false;
+    },
+  },
 };
 for (const key of Reflect.ownKeys(NativeResponse.prototype)) {
   if (key === 'constructor' || key === Symbol.toStringTag || (typeof key === 'string' && key in answeredHere)) continue;
   const descriptor = Reflect.getOwnPropertyDescriptor(NativeResponse.prototype, key) as PropertyDescriptor;
   if (typeof descriptor.value === 'function') {
     const method = descriptor.value as (...args: unknown[]) => unknown;
-    answeredHere[key as string] = { value(this: object, ...args: unknown[]) { return method.apply(real(this), args); }, writable: true, configurable: true };
+    answeredHere[key as string] = {
+      value(this: object, ...args: unknown[]) {
+        return method.apply(real(this), args);
+      },
+      writable: true,
+      configurable: true,
+    };
   } else if (descriptor.get !== undefined) {
     const getter = descriptor.get;
-    answeredHere[key as string] = { get(this: object) { return getter.call(real(this)); }, configurable: true };
+    answeredHere[key as string] = {
+      get(this: object) {
+        return getter.call(real(this));
+      },
+      configurable: true,
+    };
   }
 }
 Object.defineProperties(prototype, answeredHere);
@@ -123,17 +156,24 @@ Object.defineProperties(prototype, answeredHere);
 Object.setPrototypeOf(LightResponse, NativeResponse);
 Object.defineProperty(LightResponse, NATIVE, { value: NativeResponse });
 Object.defineProperty(LightResponse, Symbol.hasInstance, {
-  value: (value: unknown) => value instanceof NativeResponse || (typeof value === 'object' && value !== null && Object.prototype.isPrototypeOf.call(prototype, value)),
+  value: (value: unknown) =>
+    value instanceof NativeResponse ||
+    (typeof value === 'object' && value !== null && Object.prototype.isPrototypeOf.call(prototype, value)),
 });
 Object.defineProperty(LightResponse, 'json', {
   value(data: unknown, init?: ResponseInit): Response {
     const text = JSON.stringify(data);
     if (text === undefined) return NativeResponse.json(data, init);
     const headers = init?.headers;
-    const plain = headers === undefined || (typeof headers === 'object' && Object.getPrototypeOf(headers) === Object.prototype);
-    const named = plain && headers !== undefined && Object.keys(headers).some((n) => n.toLowerCase() === 'content-type');
+    const plain =
+      headers === undefined || (typeof headers === 'object' && Object.getPrototypeOf(headers) === Object.prototype);
+    const named =
+      plain && headers !== undefined && Object.keys(headers).some((n) => n.toLowerCase() === 'content-type');
     if (!plain) return NativeResponse.json(data, init);
-    return new LightResponse(text, { ...init, headers: named ? headers : { ...(headers as object), 'content-type': 'application/json' } });
+    return new LightResponse(text, {
+      ...init,
+      headers: named ? headers : { ...(headers as object), 'content-type': 'application/json' },
+    });
   },
   writable: true,
   configurable: true,
@@ -152,7 +192,12 @@ export function realOf(response: Response): Response {
 /** Installs LightResponse as `globalThis.Response` (once). */
 export function installLightResponse(): void {
   if (globalThis.Response !== LightResponse) {
-    Object.defineProperty(globalThis, 'Response', { value: LightResponse, writable: true, configurable: true, enumerable: false });
+    Object.defineProperty(globalThis, 'Response', {
+      value: LightResponse,
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
   }
 }
 

@@ -157,7 +157,9 @@ export function loadParser(module?: WebAssembly.Module): Promise<HeadParser> {
     if (!(module instanceof WebAssembly.Module)) {
       throw new TypeError(`serve: parserModule must be a WebAssembly.Module, got ${describe(module)}`);
     }
-    loading ??= WebAssembly.instantiate(module, {}).then((instance) => wrap(instance.exports as unknown as ParserExports));
+    loading ??= WebAssembly.instantiate(module, {}).then((instance) =>
+      wrap(instance.exports as unknown as ParserExports),
+    );
     return loading;
   }
   loading ??= (async () => {
@@ -193,7 +195,8 @@ function wrap(exports: ParserExports): HeadParser {
     maxHeaders,
     capacity,
     parseRequest: (bytes, start, end, max) => exports.parse_request(copyIn(bytes, start, end), max),
-    parseResponse: (bytes, start, end, max, toHead) => exports.parse_response(copyIn(bytes, start, end), max, toHead ? 1 : 0),
+    parseResponse: (bytes, start, end, max, toHead) =>
+      exports.parse_response(copyIn(bytes, start, end), max, toHead ? 1 : 0),
     parseChunkSize: (bytes, start, end) => exports.parse_chunk_size(copyIn(bytes, start, end)),
     parseTrailers: (bytes, start, end, max) => exports.parse_trailers(copyIn(bytes, start, end), max),
   };

@@ -145,11 +145,20 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     const server = this.#server;
     this.#transport = transport;
     const tls = (transport as { tls?: TlsInfo }).tls ?? null;
-    this.#info = { remoteAddress: transport.remoteAddress, localAddress: transport.localAddress, secure: tls !== null, tls };
+    this.#info = {
+      remoteAddress: transport.remoteAddress,
+      localAddress: transport.localAddress,
+      secure: tls !== null,
+      tls,
+    };
     server.connections.add(this);
     if (server.connections.size > server.maxConnections || server.closing) {
       this.connection.close();
-      this.#respondError(503, server.closing ? 'the server is shutting down' : `over maxConnections (${server.maxConnections})`, null);
+      this.#respondError(
+        503,
+        server.closing ? 'the server is shutting down' : `over maxConnections (${server.maxConnections})`,
+        null,
+      );
       return;
     }
     this.#setDeadline(Deadline.Head, server.requestTimeoutMs);
@@ -163,7 +172,8 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
       this.#setDeadline(Deadline.Head, this.#server.requestTimeoutMs);
     }
     // A pipelined request waits for the response before it: bounded.
-    if (this.#exchange !== null && connection.buffered() > this.#server.maxHeaderBytes) this.#pause(PAUSED_FOR_PIPELINE, true);
+    if (this.#exchange !== null && connection.buffered() > this.#server.maxHeaderBytes)
+      this.#pause(PAUSED_FOR_PIPELINE, true);
   }
 
   /**
@@ -223,18 +233,29 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
         (error) => this.#handlerFailed(exchange, 'the fetch handler rejected', error),
       );
     } else {
-      this.#handlerFailed(exchange, 'the fetch handler returned something other than a Response', new TypeError(`not a Response: ${String(result)}`));
+      this.#handlerFailed(
+        exchange,
+        'the fetch handler returned something other than a Response',
+        new TypeError(`not a Response: ${String(result)}`),
+      );
     }
   }
 
   #respond(exchange: Exchange, response: unknown): void {
     if (this.#exchange !== exchange || this.#lost) {
       // Nobody will read it: release what its body holds.
-      if (response instanceof Response && lightArgsOf(response) === undefined) realOf(response).body?.cancel().catch(() => undefined);
+      if (response instanceof Response && lightArgsOf(response) === undefined)
+        realOf(response)
+          .body?.cancel()
+          .catch(() => undefined);
       return;
     }
     if (!(response instanceof Response)) {
-      this.#handlerFailed(exchange, 'the fetch handler resolved to something other than a Response', new TypeError(`not a Response: ${String(response)}`));
+      this.#handlerFailed(
+        exchange,
+        'the fetch handler resolved to something other than a Response',
+        new TypeError(`not a Response: ${String(response)}`),
+      );
       return;
     }
     exchange.responseStarted = true;
@@ -245,7 +266,9 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
       this.#handlerFailed(exchange, 'the response could not be written', error);
       return;
     }
-    writing?.catch((error: unknown) => this.#handlerFailed(exchange, 'the response body failed before its head was written', error));
+    writing?.catch((error: unknown) =>
+      this.#handlerFailed(exchange, 'the response body failed before its head was written', error),
+    );
   }
 
   /** A 500 for this request only (or a closed connection if its response had begun). */
@@ -275,7 +298,10 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     if (!this.#writeError(status, reason, true)) return;
     const onRefused = this.#server.onRefused;
     if (onRefused === null) return;
-    const line = head === null ? null : { method: head.method(), target: head.target(), version: head.minor === 0 ? '1.0' : '1.1' };
+    const line =
+      head === null
+        ? null
+        : { method: head.method(), target: head.target(), version: head.minor === 0 ? '1.0' : '1.1' };
     try {
       onRefused(status, line, this.#info as ConnectionInfo);
     } catch (error) {
@@ -287,7 +313,14 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
   #writeError(status: number, reason: string, close: boolean): boolean {
     const body = `${reason}\n`;
     const fields = 'content-type: text/plain; charset=utf-8\r\n';
-    const head = this.connection.responseHead(status, STATUS_TEXT[status] ?? '', fields, body.length, httpDate(), close || this.#server.closing);
+    const head = this.connection.responseHead(
+      status,
+      STATUS_TEXT[status] ?? '',
+      fields,
+      body.length,
+      httpDate(),
+      close || this.#server.closing,
+    );
     const transport = this.#transport;
     if (transport === null || transport.isClosing()) return false;
     transport.write(head + body);
@@ -353,7 +386,12 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     this.#pause(PAUSED_FOR_BODY, paused);
     // While the handler does not read, a slow body is not the client's doing.
     if (paused && this.#deadlineKind === Deadline.Body) this.#deadlineKind = Deadline.None;
-    else if (!paused && this.#deadlineKind === Deadline.None && this.#exchange !== null && !this.connection.requestComplete()) {
+    else if (
+      !paused &&
+      this.#deadlineKind === Deadline.None &&
+      this.#exchange !== null &&
+      !this.connection.requestComplete()
+    ) {
       this.#setDeadline(Deadline.Body, this.#server.bodyTimeoutMs);
     }
   }
@@ -417,10 +455,18 @@ export class HttpProtocol implements Protocol, ExchangeOwner, ResponseSink {
     if (transport === null) return;
     if (kind === Deadline.Head && this.connection.readingHead()) {
       this.connection.close();
-      this.#respondError(408, `the request head did not arrive within requestTimeoutMs (${this.#server.requestTimeoutMs})`, null);
+      this.#respondError(
+        408,
+        `the request head did not arrive within requestTimeoutMs (${this.#server.requestTimeoutMs})`,
+        null,
+      );
     } else if (kind === Deadline.Body && this.#exchange !== null) {
       this.connection.close();
-      this.#onError(408, `no request body bytes arrived for bodyTimeoutMs (${this.#server.bodyTimeoutMs})`, this.#exchange.head);
+      this.#onError(
+        408,
+        `no request body bytes arrived for bodyTimeoutMs (${this.#server.bodyTimeoutMs})`,
+        this.#exchange.head,
+      );
     } else if (kind === Deadline.Linger) {
       transport.close();
     } else {

@@ -131,10 +131,26 @@ function real(request: object): Request {
 const prototype = Object.create(Request.prototype) as object;
 
 const own: PropertyDescriptorMap = {
-  method: { get(this: object) { return source(this).head.method(); } },
-  url: { get(this: object) { return urlOf(this); } },
-  headers: { get(this: object) { return headersOf(this); } },
-  signal: { get(this: object) { return source(this).signal(); } },
+  method: {
+    get(this: object) {
+      return source(this).head.method();
+    },
+  },
+  url: {
+    get(this: object) {
+      return urlOf(this);
+    },
+  },
+  headers: {
+    get(this: object) {
+      return headersOf(this);
+    },
+  },
+  signal: {
+    get(this: object) {
+      return source(this).signal();
+    },
+  },
   body: {
     get(this: object) {
       const c = cache(this);
@@ -150,10 +166,26 @@ const own: PropertyDescriptorMap = {
       return s.bodyTaken || (s.hasBody && s.bodyStream().locked);
     },
   },
-  arrayBuffer: { value(this: object) { return bytes(this).then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)); } },
-  bytes: { value(this: object) { return bytes(this).then((b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice())); } },
-  text: { value(this: object) { return bytes(this).then((b) => new TextDecoder().decode(b)); } },
-  json: { value(this: object) { return bytes(this).then((b) => JSON.parse(new TextDecoder().decode(b)) as unknown); } },
+  arrayBuffer: {
+    value(this: object) {
+      return bytes(this).then((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    },
+  },
+  bytes: {
+    value(this: object) {
+      return bytes(this).then((b) => (b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : b.slice()));
+    },
+  },
+  text: {
+    value(this: object) {
+      return bytes(this).then((b) => new TextDecoder().decode(b));
+    },
+  },
+  json: {
+    value(this: object) {
+      return bytes(this).then((b) => JSON.parse(new TextDecoder().decode(b)) as unknown);
+    },
+  },
   blob: {
     value(this: object) {
       const type = headersOf(this).get('content-type') ?? '';
@@ -177,10 +209,18 @@ for (const key of Reflect.ownKeys(Request.prototype)) {
   const descriptor = Reflect.getOwnPropertyDescriptor(Request.prototype, key) as PropertyDescriptor;
   if (typeof descriptor.value === 'function') {
     const method = descriptor.value as (...args: unknown[]) => unknown;
-    own[key as string] = { value(this: object, ...args: unknown[]) { return method.apply(real(this), args); } };
+    own[key as string] = {
+      value(this: object, ...args: unknown[]) {
+        return method.apply(real(this), args);
+      },
+    };
   } else if (descriptor.get !== undefined) {
     const getter = descriptor.get;
-    own[key as string] = { get(this: object) { return getter.call(real(this)); } };
+    own[key as string] = {
+      get(this: object) {
+        return getter.call(real(this));
+      },
+    };
   }
 }
 Object.defineProperties(prototype, own);

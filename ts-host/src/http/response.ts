@@ -174,7 +174,11 @@ export function writeResponse(sink: ResponseSink, response: Response): Promise<v
   return writeStreamed(sink, native, fieldsOf(native.headers));
 }
 
-const TEXT_FIELDS: Fields = Object.freeze({ lines: 'content-type: text/plain;charset=UTF-8\r\n', contentLength: -1, hasDate: false });
+const TEXT_FIELDS: Fields = Object.freeze({
+  lines: 'content-type: text/plain;charset=UTF-8\r\n',
+  contentLength: -1,
+  hasDate: false,
+});
 const NO_FIELDS: Fields = Object.freeze({ lines: '', contentLength: -1, hasDate: false });
 
 /** The fields of a light response, with the content-type a string body gets by default. */
@@ -182,7 +186,11 @@ function lightFields(args: LightArgs): Fields {
   const given = args.headers;
   if (given === undefined) return typeof args.body === 'string' ? TEXT_FIELDS : NO_FIELDS;
   const pairs: Iterable<[string, string]> =
-    given === undefined ? [] : Array.isArray(given) ? given.map(([n, v]) => [n.toLowerCase(), v]) : Object.keys(given).map((n) => [n.toLowerCase(), given[n] as string]);
+    given === undefined
+      ? []
+      : Array.isArray(given)
+        ? given.map(([n, v]) => [n.toLowerCase(), v])
+        : Object.keys(given).map((n) => [n.toLowerCase(), given[n] as string]);
   const fields = fieldsOf(pairs);
   if (typeof args.body === 'string' && !/(^|\n)content-type:/.test(fields.lines)) {
     fields.lines = `content-type: text/plain;charset=UTF-8\r\n${fields.lines}`;
@@ -192,7 +200,14 @@ function lightFields(args: LightArgs): Fields {
 
 function headFor(sink: ResponseSink, status: number, statusText: string, fields: Fields, length: number): string {
   const reason = statusText || STATUS_TEXT[status] || '';
-  return sink.connection.responseHead(status, reason, fields.lines, length, fields.hasDate ? '' : sink.date(), sink.closing());
+  return sink.connection.responseHead(
+    status,
+    reason,
+    fields.lines,
+    length,
+    fields.hasDate ? '' : sink.date(),
+    sink.closing(),
+  );
 }
 
 /**
@@ -228,7 +243,13 @@ function headAndText(head: string, text: string): string {
   return joinedBoth;
 }
 
-function writeKnown(sink: ResponseSink, status: number, statusText: string, fields: Fields, body: Uint8Array | string | null): void {
+function writeKnown(
+  sink: ResponseSink,
+  status: number,
+  statusText: string,
+  fields: Fields,
+  body: Uint8Array | string | null,
+): void {
   let bytes: Uint8Array | null = null;
   let text: string | null = null;
   if (typeof body === 'string') {

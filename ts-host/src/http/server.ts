@@ -147,11 +147,23 @@ function whole(name: string, value: unknown, fallback: number, min: number, max:
  * Where serve() listens, as createProtocolServer takes it: an `fd` goes
  * with whatever else was given (host, port, path), which that refuses.
  */
-function listenAddress(o: Pick<ServeOptions, 'host' | 'port' | 'path' | 'fd'>): { host?: string; port?: number; path?: string; fd?: number } {
+function listenAddress(o: Pick<ServeOptions, 'host' | 'port' | 'path' | 'fd'>): {
+  host?: string;
+  port?: number;
+  path?: string;
+  fd?: number;
+} {
   if (o.fd !== undefined) {
-    return { fd: o.fd, ...(o.host === undefined ? {} : { host: o.host }), ...(o.port === undefined ? {} : { port: o.port }), ...(o.path === undefined ? {} : { path: o.path }) };
+    return {
+      fd: o.fd,
+      ...(o.host === undefined ? {} : { host: o.host }),
+      ...(o.port === undefined ? {} : { port: o.port }),
+      ...(o.path === undefined ? {} : { path: o.path }),
+    };
   }
-  return o.path !== undefined ? { path: o.path } : { host: o.host ?? HTTP_DEFAULTS.host, port: o.port ?? HTTP_DEFAULTS.port };
+  return o.path !== undefined
+    ? { path: o.path }
+    : { host: o.host ?? HTTP_DEFAULTS.host, port: o.port ?? HTTP_DEFAULTS.port };
 }
 
 /** Starts an HTTP/1.1 server on `loop`; resolves once it listens. */
@@ -178,7 +190,13 @@ export async function serve(loop: EventLoop, options: ServeOptions): Promise<Htt
     maxBodyBytes: whole('maxBodyBytes', o.maxBodyBytes, HTTP_DEFAULTS.maxBodyBytes, 0, Number.MAX_SAFE_INTEGER),
     requestTimeoutMs: whole('requestTimeoutMs', o.requestTimeoutMs, HTTP_DEFAULTS.requestTimeoutMs, 1, 2 ** 31 - 1),
     bodyTimeoutMs: whole('bodyTimeoutMs', o.bodyTimeoutMs, HTTP_DEFAULTS.bodyTimeoutMs, 1, 2 ** 31 - 1),
-    keepAliveTimeoutMs: whole('keepAliveTimeoutMs', o.keepAliveTimeoutMs, HTTP_DEFAULTS.keepAliveTimeoutMs, 1, 2 ** 31 - 1),
+    keepAliveTimeoutMs: whole(
+      'keepAliveTimeoutMs',
+      o.keepAliveTimeoutMs,
+      HTTP_DEFAULTS.keepAliveTimeoutMs,
+      1,
+      2 ** 31 - 1,
+    ),
     maxConnections: whole('maxConnections', o.maxConnections, HTTP_DEFAULTS.maxConnections, 1, 2 ** 31 - 1),
     connections: new Set(),
     closing: false,
@@ -196,7 +214,12 @@ export async function serve(loop: EventLoop, options: ServeOptions): Promise<Htt
   const listen = o.tls ? { ...address, tls: { alpnProtocols: ['http/1.1'], ...o.tls } } : address;
   const server: Server = await loop.createProtocolServer(() => new HttpProtocol(context), listen);
   const bound = server.address();
-  context.defaultHost = bound.family === 'unix' ? 'localhost' : bound.family === 'IPv6' ? `[${bound.host}]:${bound.port}` : `${bound.host}:${bound.port}`;
+  context.defaultHost =
+    bound.family === 'unix'
+      ? 'localhost'
+      : bound.family === 'IPv6'
+        ? `[${bound.host}]:${bound.port}`
+        : `${bound.host}:${bound.port}`;
 
   let closed: Promise<void> | null = null;
   let abortTimer: { cancel(): void } | null = null;
