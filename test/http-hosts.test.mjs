@@ -4,12 +4,12 @@
 import { test } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpServer } from 'node:http';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, extname, join, normalize, relative } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { inChromium } from './chromium.mjs';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const EXPECTED = { statuses: [200, 400], body: true };
@@ -108,48 +108,15 @@ ${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = 
 test(
   'serve() in Chromium (modules and the bundle), the parser fetched beside the server code',
   async () => {
-    const { chromium } = await import('playwright-core');
-    const types = {
-      '.js': 'text/javascript',
-      '.mjs': 'text/javascript',
-      '.html': 'text/html',
-      '.wasm': 'application/wasm',
-    };
-    const files = createHttpServer((request, response) => {
-      const file = join(root, normalize(new URL(request.url, 'http://localhost').pathname));
-      if (relative(root, file).startsWith('..') || !existsSync(file)) {
-        response.writeHead(404);
-        response.end();
-        return;
-      }
-      response.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
-      response.end(readFileSync(file));
+    // From the modules of dist/, and from the single-file browser bundle.
+    const queries = ['', '?bundle'];
+    const { pages } = await inChromium(
+      root,
+      queries.map((query) => `test/fixtures/http-browser.html${query}`),
+    );
+    pages.forEach(({ report }, i) => {
+      assert.equal(report, EXPECTED, `${queries[i] || 'modules'}: ${JSON.stringify(report)}`);
     });
-    await new Promise((resolve) => files.listen(0, '127.0.0.1', resolve));
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-dev-shm-usage',
-        '--no-first-run',
-        '--disable-background-networking',
-      ],
-    });
-    try {
-      // From the modules of dist/, and from the single-file browser bundle.
-      for (const query of ['', '?bundle']) {
-        const page = await browser.newPage();
-        await page.goto(`http://127.0.0.1:${files.address().port}/test/fixtures/http-browser.html${query}`);
-        await page.waitForFunction(() => window.report !== undefined, null, { timeout: 60_000 });
-        const report = await page.evaluate(() => window.report);
-        assert.equal(report, EXPECTED, `${query || 'modules'}: ${JSON.stringify(report)}`);
-        await page.close();
-      }
-    } finally {
-      await browser.close();
-      files.close();
-    }
   },
   { timeLimitMs: 120_000 },
 );

@@ -4,13 +4,13 @@
 // wasmtime runs the composed driver component (wasmtime/run.mjs).
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { extname, join, normalize, relative, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execute } from './process.mjs';
+import { inChromium } from '../chromium.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = join(ROOT, 'node_modules/.bin');
@@ -191,65 +191,20 @@ ${modules.map(([name, type]) => `    (name = ${JSON.stringify(name)}, ${type} = 
   }
 }
 
-/** Debian's Chromium, where `make deps` installs it. */
-export const CHROMIUM = '/usr/bin/chromium';
-
 /**
  * Chromium, headless: a page with no Node APIs imports the host from
  * ts-host/dist over HTTP and runs the vectors; the report is read back from
  * window.report.
  */
 export async function runChromium() {
-  if (!existsSync(CHROMIUM)) throw new Error(`chromium: ${CHROMIUM} is missing (make deps installs Debian's chromium)`);
-  const { chromium } = await import('playwright-core');
   const vectors = JSON.stringify(loadVectors());
-  const types = {
-    '.js': 'text/javascript',
-    '.mjs': 'text/javascript',
-    '.html': 'text/html',
-    '.wasm': 'application/wasm',
-  };
-  const server = createServer((request, response) => {
-    const path = new URL(request.url, 'http://localhost').pathname;
-    if (path === '/vectors.json') {
-      response.writeHead(200, { 'content-type': 'application/json' });
-      response.end(vectors);
-      return;
-    }
-    const file = join(ROOT, normalize(path));
-    if (relative(ROOT, file).startsWith('..') || !existsSync(file)) {
-      response.writeHead(404);
-      response.end();
-      return;
-    }
-    response.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
-    response.end(readFileSync(file));
+  const { version, pages } = await inChromium(ROOT, ['test/conformance/hosts/browser.html'], {
+    '/vectors.json': ['application/json', vectors],
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-dev-shm-usage',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
-  });
-  try {
-    const page = await browser.newPage();
-    const errors = [];
-    page.on('pageerror', (error) => errors.push(String(error)));
-    await page.goto(`http://127.0.0.1:${server.address().port}/test/conformance/hosts/browser.html`);
-    await page.waitForFunction(() => window.report !== undefined, null, { timeout: 60_000 });
-    const report = await page.evaluate(() => window.report);
-    if (errors.length > 0) report.pageErrors = errors;
-    report.version = `Chromium ${browser.version()}`;
-    return report;
-  } finally {
-    await browser.close();
-    server.close();
-  }
+  const [{ report, errors }] = pages;
+  if (errors.length > 0) report.pageErrors = errors;
+  report.version = version;
+  return report;
 }
 
 /**

@@ -9,13 +9,12 @@ import { suite } from '../harness.mjs';
 import * as assert from 'uvu/assert';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { cpSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
-import { extname, join, normalize, relative } from 'node:path';
+import { join } from 'node:path';
 import { APP, APP_ORDER, BIN, ROOT, installedProject } from './scratch.mjs';
+import { inChromium } from '../chromium.mjs';
 
-const CHROMIUM = '/usr/bin/chromium';
 const CORE_FILES = ['core.core.wasm', 'core.core2.wasm', 'core.core3.wasm'];
 const sha256 = (bytes) => createHash('sha256').update(bytes).digest('hex');
 const MAIN = "import { run } from './app.mjs';\nconsole.log(JSON.stringify(await run()));\n";
@@ -204,56 +203,12 @@ const worker :Workerd.Worker = (
   assert.match(report.error, /coreModules/);
 });
 
-/** Serves `dir` over HTTP on 127.0.0.1; resolves to the server. */
-async function serve(dir) {
-  const types = {
-    '.js': 'text/javascript',
-    '.mjs': 'text/javascript',
-    '.html': 'text/html',
-    '.wasm': 'application/wasm',
-  };
-  const server = createServer((request, response) => {
-    const file = join(dir, normalize(new URL(request.url, 'http://localhost').pathname));
-    if (relative(dir, file).startsWith('..') || !existsSync(file)) {
-      response.writeHead(404);
-      response.end();
-      return;
-    }
-    response.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' });
-    response.end(readFileSync(file));
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
-}
-
-/** Opens `path` of `dir` in headless Chromium; resolves to window.report. */
-async function inChromium(dir, path) {
-  if (!existsSync(CHROMIUM)) throw new Error(`chromium: ${CHROMIUM} is missing (make deps installs Debian's chromium)`);
-  const { chromium } = await import('playwright-core');
-  const server = await serve(dir);
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-dev-shm-usage',
-      '--no-first-run',
-      '--disable-background-networking',
-    ],
-  });
-  try {
-    const page = await browser.newPage();
-    const errors = [];
-    page.on('pageerror', (error) => errors.push(String(error)));
-    await page.goto(`http://127.0.0.1:${server.address().port}/${path}`);
-    await page.waitForFunction(() => window.report !== undefined, null, { timeout: 60_000 });
-    const report = await page.evaluate(() => window.report);
-    assert.equal(errors, [], 'no errors in the page');
-    return { ...report, version: `Chromium ${browser.version()}` };
-  } finally {
-    await browser.close();
-    server.close();
-  }
+/** Opens `path` of `dir` in headless Chromium; resolves to window.report, with the browser's version. */
+async function inChromiumPage(dir, path) {
+  const { version, pages } = await inChromium(dir, [path]);
+  const [{ report, errors }] = pages;
+  assert.equal(errors, [], 'no errors in the page');
+  return { ...report, version };
 }
 
 const PAGE_SCRIPT = (src) => `<script type="module">
@@ -275,7 +230,7 @@ hosts("chromium: a page importing 'wasmloop' through an import map", async () =>
 ${PAGE_SCRIPT('./app.mjs')}
 `,
   );
-  const report = await inChromium(project, 'index.html');
+  const report = await inChromiumPage(project, 'index.html');
   reports['chromium (import map)'] = { path: 'import map to the `browser` entry', ...report };
   checkApp('chromium (import map)', report, 'clock');
 });
@@ -293,7 +248,7 @@ hosts("chromium: a page bundled by esbuild, which picks the 'browser' condition"
   const bundle = readFileSync(join(out, 'app.js'), 'utf8');
   assert.not.match(bundle, /from ["']node:|import\(["']node:/, 'the bundle imports nothing from node:');
   writeFileSync(join(out, 'index.html'), `<!doctype html>\n${PAGE_SCRIPT('./app.js')}\n`);
-  const report = await inChromium(out, 'index.html');
+  const report = await inChromiumPage(out, 'index.html');
   reports['chromium (esbuild)'] = { path: 'bundled by esbuild (`browser` entry)', ...report };
   checkApp('chromium (esbuild)', report, 'clock');
   assert.ok(
