@@ -7,9 +7,9 @@
 // --pin runs the servers on CPU 1 and wrk on CPU 0 (taskset), so neither
 // migrates between cores during a run.
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { processCpu } from '../tcp/proc.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -21,7 +21,6 @@ const { values } = parseArgs({
   },
 });
 const hello = fileURLToPath(new URL('./hello.mjs', import.meta.url));
-const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 
 /** Starts a server; resolves once it printed its line. */
 function start(args, port) {
@@ -33,12 +32,6 @@ function start(args, port) {
     child.stdout.once('data', () => resolve(child));
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
   });
-}
-
-/** utime and stime of `pid`, in seconds. */
-function cpu(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return { user: Number(fields[11]) / TICKS, system: Number(fields[12]) / TICKS };
 }
 
 function wrk(port) {
@@ -64,13 +57,13 @@ try {
   for (const name of Object.keys(servers)) wrk(ports[name]); // warm-up
   for (let run = 0; run < Number(values.runs); run++) {
     for (const [name, child] of Object.entries(servers)) {
-      const before = cpu(child.pid);
+      const before = processCpu(child.pid);
       const r = wrk(ports[name]);
-      const after = cpu(child.pid);
+      const after = processCpu(child.pid);
       results[name].push({
         ...r,
-        userUs: ((after.user - before.user) * 1e6) / r.requests,
-        systemUs: ((after.system - before.system) * 1e6) / r.requests,
+        userUs: (after.user - before.user) / r.requests,
+        systemUs: (after.sys - before.sys) / r.requests,
       });
     }
   }

@@ -8,9 +8,9 @@
 //
 //   node bench/http/interfaces.mjs [--runs 3] [--seconds 3] [--connections 50] [--backend selector]
 import { execFileSync, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { processCpu } from '../tcp/proc.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -22,7 +22,6 @@ const { values } = parseArgs({
 });
 const app = fileURLToPath(new URL('./interface-app.mjs', import.meta.url));
 const cli = fileURLToPath(new URL('../../ts-host/dist/cli.js', import.meta.url));
-const TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
 const serveArgs = (port, ...more) => [cli, 'serve', ...more, '--port', String(port), '--backend', values.backend];
 
 const SERVERS = {
@@ -44,12 +43,6 @@ function start(args) {
     });
     child.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}: ${err}`)));
   });
-}
-
-/** utime and stime of `pid`, in seconds. */
-function cpu(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return { user: Number(fields[11]) / TICKS, system: Number(fields[12]) / TICKS };
 }
 
 function wrk(port) {
@@ -75,13 +68,13 @@ try {
   for (const name of names) wrk(ports[name]); // warm-up
   for (let run = 0; run < Number(values.runs); run++) {
     for (const name of names) {
-      const before = cpu(children[name].pid);
+      const before = processCpu(children[name].pid);
       const r = wrk(ports[name]);
-      const after = cpu(children[name].pid);
+      const after = processCpu(children[name].pid);
       results[name].push({
         ...r,
-        userUs: ((after.user - before.user) * 1e6) / r.requests,
-        systemUs: ((after.system - before.system) * 1e6) / r.requests,
+        userUs: (after.user - before.user) / r.requests,
+        systemUs: (after.sys - before.sys) / r.requests,
       });
     }
   }

@@ -14,7 +14,7 @@ import { mkdirSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { putSection } from '../results-section.mjs';
-import { processCpu } from './proc.mjs';
+import { processCpu, startServer } from './proc.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = `${here}../../`;
@@ -55,20 +55,6 @@ const HOSTS = {
     },
   },
 };
-
-function start(command, argv) {
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${argv.join(' ')} did not start`)), 20_000);
-    child.stdout.on('data', (d) => {
-      if (String(d).includes('ready')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`${argv.join(' ')} exited with ${code}`)));
-  });
-}
 
 /** One run of the client: round trips/s and the server's user and system CPU per round trip (us). */
 function client(port, pid, seconds) {
@@ -112,7 +98,7 @@ async function main() {
     for (const name of names) {
       const p = ++port;
       const [command, argv] = servers[name](String(p));
-      running[name] = { port: p, child: await start(command, argv), runs: [] };
+      running[name] = { port: p, child: await startServer(argv.join(' '), command, argv, 20_000), runs: [] };
     }
     for (const name of names) await client(running[name].port, running[name].child.pid, 0.5); // validate and warm up
     for (let r = 0; r < RUNS; r++) {

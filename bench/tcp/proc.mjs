@@ -1,6 +1,7 @@
-// What Linux's /proc says of a process, for the benchmarks: its CPU time
-// and its resident memory. Each returns null where there is no /proc.
-import { execFileSync } from 'node:child_process';
+// The benchmarks' server processes: starting one, and what Linux's /proc
+// says of it, its CPU time and its resident memory (each null where there
+// is no /proc).
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 
 /** Clock ticks per second of /proc/PID/stat's CPU times. */
@@ -36,4 +37,23 @@ export function residentBytes(pid) {
   } catch {
     return null;
   }
+}
+
+/**
+ * Starts a benchmark server, `command argv`, and resolves to its child
+ * process once it prints "ready" on stdout; rejects if it exits first or
+ * has not started within `timeoutMs`. `label` names it in those errors.
+ */
+export function startServer(label, command, argv, timeoutMs = 10_000) {
+  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${label} did not start`)), timeoutMs);
+    child.stdout.on('data', (d) => {
+      if (String(d).includes('ready')) {
+        clearTimeout(timer);
+        resolve(child);
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`${label} exited with ${code}`)));
+  });
 }

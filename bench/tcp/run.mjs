@@ -10,7 +10,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { processCpu, residentBytes } from './proc.mjs';
+import { processCpu, residentBytes, startServer } from './proc.mjs';
 import { countSyscalls, perRoundTrip, syscallCounter } from './syscalls.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -63,21 +63,6 @@ const SERVERS = {
 function buildClient() {
   mkdirSync(`${here}../../build`, { recursive: true });
   execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', CLIENT, `${here}echo-client.c`]);
-}
-
-function start(name, port) {
-  const [command, argv] = SERVERS[name](String(port));
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 10_000);
-    child.stdout.on('data', (d) => {
-      if (String(d).includes('ready')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
-  });
 }
 
 /**
@@ -140,7 +125,8 @@ async function main() {
   for (const config of CONFIGS) {
     if (SYSCALLS_ONLY && config.syscalls === undefined) continue;
     const servers = {};
-    for (const name of names) servers[name] = { port: ++port, child: await start(name, port), runs: [] };
+    for (const name of names)
+      servers[name] = { port: ++port, child: await startServer(name, ...SERVERS[name](String(port))), runs: [] };
     // Each server's memory before its first connection.
     for (const name of names) servers[name].idleRss = residentBytes(servers[name].child.pid);
     for (const name of names) await client(servers[name].port, config, 0.5); // validate and warm up

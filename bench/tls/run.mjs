@@ -17,7 +17,7 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { certificates } from '../../test/tls-certs.mjs';
 import { putSection } from '../results-section.mjs';
-import { processCpu } from '../tcp/proc.mjs';
+import { processCpu, startServer } from '../tcp/proc.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -69,21 +69,6 @@ function buildClient() {
     '-lssl',
     '-lcrypto',
   ]);
-}
-
-function start(name, port) {
-  const [command, argv] = SERVERS[name](String(port));
-  const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 10_000);
-    child.stdout.on('data', (d) => {
-      if (String(d).includes('ready')) {
-        clearTimeout(timer);
-        resolve(child);
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
-  });
 }
 
 /** Runs the client against `port`; its result, checked (every byte echoed exactly). */
@@ -181,7 +166,8 @@ async function main() {
   let port = 21_500 + Math.floor(Math.random() * 1000);
   for (const config of CONFIGS) {
     const servers = {};
-    for (const name of names) servers[name] = { port: ++port, child: await start(name, port), runs: [] };
+    for (const name of names)
+      servers[name] = { port: ++port, child: await startServer(name, ...SERVERS[name](String(port))), runs: [] };
     for (const name of names) cipher = (await client(servers[name].port, config, 0.5)).cipher; // validate and warm up
     for (let r = 0; r < RUNS; r++) {
       for (let j = 0; j < names.length; j++) {
