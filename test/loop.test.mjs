@@ -112,15 +112,23 @@ host('an endless callSoon chain does not starve the host: a host timer fires whi
 host('Node I/O callbacks interleave with a busy loop', async ({ loop }) => {
   let busy = true;
   let steps = 0;
+  let started;
+  const running = new Promise((resolve) => {
+    started = resolve;
+  });
   const step = () => {
     steps++;
+    started();
     if (busy) loop.callSoon(step);
   };
   loop.callSoon(step);
   const run = loop.runForever();
   const { readFile } = await import('node:fs/promises');
-  // The chain never ends while busy: the read completes only if its I/O
-  // callbacks get host turns between the loop's iterations.
+  // The read starts once the chain runs (else it may finish in the host's
+  // poll phase before the loop's first turn, and prove nothing). The chain
+  // never ends while busy: the read completes only if its I/O callbacks get
+  // host turns between the loop's iterations.
+  await running;
   const text = await readFile(fileURLToPath(import.meta.url), 'utf8');
   const stepsWhenRead = steps;
   // The chain is still going after the read.
