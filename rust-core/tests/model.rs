@@ -28,6 +28,8 @@ enum Op {
     Cancel(usize),
     CancelForged(u32, u32),
     Run(u64),
+    /// `jump_and_run_once`: virtual time moves to the next timer itself.
+    Jump,
     Watch,
     Expect,
     Report(usize),
@@ -39,6 +41,8 @@ fn delay() -> impl Strategy<Value = f64> {
         4 => 0.0..2.0f64,
         4 => 0.0..120.0f64,
         2 => 0.0..20_000.0f64,
+        // Hours: the wheel's levels 3 and 4.
+        1 => 0.0..20_000_000.0f64,
         1 => Just(0.0),
         1 => Just(-5.0),
         1 => Just(f64::INFINITY),
@@ -54,7 +58,15 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0.0..30_000.0f64).prop_map(Op::At),
         5 => any::<usize>().prop_map(Op::Cancel),
         1 => (any::<u32>(), any::<u32>()).prop_map(|(s, g)| Op::CancelForged(s % 4096, g % 8)),
-        8 => prop_oneof![Just(0u64), 0u64..3_000_000, 0u64..200_000_000, 0u64..30_000_000_000].prop_map(Op::Run),
+        8 => prop_oneof![
+            Just(0u64),
+            0u64..3_000_000,
+            0u64..200_000_000,
+            0u64..30_000_000_000,
+            0u64..20_000_000_000_000
+        ]
+        .prop_map(Op::Run),
+        3 => Just(Op::Jump),
         1 => Just(Op::Watch),
         2 => Just(Op::Expect),
         4 => any::<usize>().prop_map(Op::Report),
@@ -157,6 +169,25 @@ impl Model {
                 true
             }
         }
+    }
+
+    /// The earliest deadline of a timer still waiting, if any.
+    fn next_live_deadline(&self) -> Option<u64> {
+        self.handles
+            .iter()
+            .filter(|h| h.life == Life::Pending)
+            .filter_map(|h| match h.kind {
+                Kind::Timer { deadline, .. } if deadline != NEVER => Some(deadline),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// True if a callback queued with `call_soon` is waiting.
+    fn soon_pending(&self) -> bool {
+        self.ready
+            .iter()
+            .any(|&i| self.handles[i].life == Life::Pending)
     }
 
     /// The batch `run_once` must return at `now`.
@@ -337,6 +368,47 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 core.host_mut().completed.push(token);
                 model.completed.push(token);
             }
+            Op::Jump => {
+                let before = core.now();
+                prop_assert_eq!(
+                    before,
+                    model.loop_now,
+                    "step {}: loop time before a jump",
+                    step
+                );
+                let limit = match (model.soon_pending(), model.next_live_deadline()) {
+                    (false, Some(next)) => next.max(before),
+                    _ => before,
+                };
+                let batch = core.jump_and_run_once().to_vec();
+                let now = core.now();
+                // Never back, and never past the earliest waiting timer (nor
+                // anywhere while a callback is ready): nothing is skipped.
+                prop_assert!(
+                    before <= now && now <= limit,
+                    "step {}: jumped from {} to {}, limit {}",
+                    step,
+                    before,
+                    now,
+                    limit
+                );
+                let expected: Vec<f64> = model
+                    .run_once(now)
+                    .into_iter()
+                    .map(|i| model.handles[i].id)
+                    .collect();
+                let got: Vec<f64> = batch
+                    .iter()
+                    .map(|&slot| model.handles[model.owner(slot).unwrap()].id)
+                    .collect();
+                prop_assert_eq!(
+                    &got,
+                    &expected,
+                    "step {}: batch after a jump to {}",
+                    step,
+                    now
+                );
+            }
             Op::Run(advance) => {
                 core.host_mut().now += advance;
                 let now = core.host_mut().now;
@@ -353,6 +425,10 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                         .collect()
                 };
                 prop_assert_eq!(&got, &expected, "step {}: batch at now {}", step, now);
+                // The loop's time: the host clock's, or later if a jump took
+                // it past the host clock (loop time never goes back).
+                let now = model.loop_now;
+                prop_assert_eq!(core.now(), now, "step {}: loop time", step);
                 for &id in &got {
                     let h = &model.handles[model.by_id[&(id as u64)]];
                     if let Kind::Timer { deadline, .. } = h.kind {
