@@ -414,10 +414,23 @@ impl TimerWheel {
             let bucket = std::mem::take(&mut self.buckets[b]);
             self.occupied[level] &= !(1 << index);
             self.earliest[b] = NEVER;
-            self.elapsed = start;
             if level == 0 {
+                self.elapsed = start;
                 self.drain(slots, &bucket, now, out, lag);
             } else {
+                // Relink as seen from `now`, as far as this bucket reaches,
+                // rather than from its first tick: what is due by now goes
+                // straight to the near queue instead of down one level at a
+                // time, and the rest lands as low as it can. No bucket of a
+                // lower level is occupied (this one is the earliest), and
+                // moving within this bucket's range changes no bit above
+                // its level, so every other bucket stays valid.
+                let last = start + (1u64 << (level as u32 * LEVEL_BITS)) - 1;
+                debug_assert!(
+                    self.occupied[..level].iter().all(|&o| o == 0),
+                    "cascading level {level} with a lower level occupied"
+                );
+                self.elapsed = now_tick.min(last);
                 self.cascade(slots, &bucket);
             }
             self.recycle(b, bucket);
