@@ -43,14 +43,20 @@ pub fn delay_nanos(delay_ms: f64) -> Option<Nanos> {
 /// that, or `(t + 10) * 1e6` lands on the nearest multiple of 256 ns.
 fn split_millis(ms: f64) -> (Nanos, f64) {
     let whole = ms.floor();
-    // `as` saturates: anything at or above 2^64 becomes u64::MAX.
-    (
-        (whole as u64).saturating_mul(NANOS_PER_MILLI_INT),
-        (ms - whole) * NANOS_PER_MILLI,
-    )
+    // Saturates by comparing floats first: `saturating_mul` on a u64 is a
+    // 128-bit multiply, which wasm32 has no instruction for (a libcall on
+    // every timer scheduled).
+    let nanos = if whole > MAX_WHOLE_MILLIS {
+        Nanos::MAX
+    } else {
+        whole as u64 * NANOS_PER_MILLI_INT
+    };
+    (nanos, (ms - whole) * NANOS_PER_MILLI)
 }
 
 const NANOS_PER_MILLI_INT: u64 = 1_000_000;
+/// The most whole milliseconds whose nanoseconds fit a u64 (exact in an f64).
+const MAX_WHOLE_MILLIS: f64 = (u64::MAX / NANOS_PER_MILLI_INT) as f64;
 
 /// The deadline `delay_ms` after `now`: saturating at [`LATEST`], or
 /// [`NEVER`] for +Infinity.
@@ -113,6 +119,26 @@ mod tests {
         assert_eq!(deadline_at(f64::MAX), LATEST);
         assert_eq!(deadline_at(-3.0), 0);
         assert_eq!(deadline_at(f64::INFINITY), NEVER);
+    }
+
+    #[test]
+    fn whole_milliseconds_saturate_exactly_at_the_end_of_u64() {
+        // The largest whole ms whose ns fit, and the next one.
+        assert_eq!(
+            delay_nanos(18_446_744_073_709.0),
+            Some(18_446_744_073_709_000_000)
+        );
+        assert_eq!(
+            delay_nanos(18_446_744_073_709.5),
+            Some(18_446_744_073_709_500_000)
+        );
+        assert_eq!(delay_nanos(18_446_744_073_710.0), Some(u64::MAX));
+        assert_eq!(delay_nanos(2f64.powi(64)), Some(u64::MAX));
+        assert_eq!(
+            deadline_at(18_446_744_073_709.0),
+            18_446_744_073_709_000_000
+        );
+        assert_eq!(deadline_at(18_446_744_073_710.0), LATEST);
     }
 
     /// `call_at(time() + d)` must land exactly where `call_later(d)` does,
