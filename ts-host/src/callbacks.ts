@@ -89,7 +89,7 @@ export class CallbackTable {
    * core hands out; returns the handle id. A watcher is `persistent`.
    */
   register(kind: CallbackKind, time: number, callback: Callback, args: readonly unknown[], persistent = false): number {
-    const core = this.#core.get(kind);
+    const core = this.#core.open(kind);
     let id: number;
     try {
       id =
@@ -100,8 +100,8 @@ export class CallbackTable {
             : kind === 'callAt'
               ? core.callAt(time)
               : kind === 'watch'
-                ? core.watch()
-                : core.expect();
+                ? core.loop.watch()
+                : core.loop.expect();
     } catch (error) {
       this.#core.failed(error);
     }
@@ -140,7 +140,7 @@ export class CallbackTable {
 
   /** Cancels a handle: the core frees the slot, and the callback is dropped now. @internal */
   _cancel(slot: number, generation: number): void {
-    const core = this.#core.loop;
+    const core = this.#core.instance;
     if (core === null) return;
     let cancelled: boolean;
     try {

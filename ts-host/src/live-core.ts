@@ -33,6 +33,13 @@ export class LiveCore {
     return core;
   }
 
+  /** The instance (for its hand-lifted methods), or LoopClosedError naming `operation`. */
+  open(operation: string): CoreInstance {
+    const instance = this.instance;
+    if (instance === null) throw new LoopClosedError(operation);
+    return instance;
+  }
+
   /** Rethrows `error` from a core call: a trap crashes the loop first. */
   failed(error: unknown): never {
     if (error instanceof WebAssembly.RuntimeError) throw this.#crash(error);
