@@ -11,7 +11,7 @@ wit_bindgen::generate!({
     world: "core",
 });
 
-use exports::wasmloop::core::event_loop::{Guest, GuestEventLoop, LoopStats};
+use exports::wasmloop::core::event_loop::{Guest, GuestEventLoop, Jumped, LoopStats};
 use wasmloop::core::{clock, completion, readiness};
 
 /// The host as the component sees it: the imported WIT interfaces.
@@ -83,8 +83,13 @@ impl GuestEventLoop for LoopResource {
         self.0.borrow_mut().run_once().to_vec()
     }
 
-    fn jump_and_run_once(&self) -> Vec<u32> {
-        self.0.borrow_mut().jump_and_run_once().to_vec()
+    fn jump_and_run_once(&self) -> Jumped {
+        let mut core = self.0.borrow_mut();
+        let batch = core.jump_and_run_once().to_vec();
+        Jumped {
+            time_ns: core.now(),
+            batch,
+        }
     }
 
     fn poll_timeout(&self) -> f64 {

@@ -119,7 +119,7 @@ export class Driver {
     } else {
       length = instance.jumpAndRunOnce();
       // The virtual clock follows the core's time before any callback reads it.
-      this.#mode.jumped(instance.timeNs());
+      this.#mode.jumped(instance.jumpedNs());
     }
     this.#time.invalidate();
     return length;

@@ -3,11 +3,11 @@
  * calls it: jco's generated resource for most methods, and by hand the
  * ones the driver calls every iteration and every timer calls.
  *
- * - `run-once` and `jump-and-run-once` return the batch as a `list<u32>`;
- *   jco lifts one by slicing linear memory into a fresh ArrayBuffer, a
- *   malloc and a free per iteration. These call the same core exports and
- *   copy the batch into one buffer reused from iteration to iteration.
- * - `time` in whole nanoseconds, without the generated wrapper.
+ * - `run-once` returns the batch as a `list<u32>` (and `jump-and-run-once`
+ *   a `jumped` record: the loop's time in ns, then the batch); jco lifts a
+ *   list by slicing linear memory into a fresh ArrayBuffer, a malloc and a
+ *   free per iteration. These call the same core exports and copy the
+ *   batch into one buffer reused from iteration to iteration.
  * - `call-soon`, `call-later`, `call-at` and `cancel` straight to the core
  *   export. The generated wrapper checks, on every call, that the resource
  *   is still in jco's handle table; the host already knows the loop is
@@ -31,12 +31,15 @@ export interface CoreInstance {
   readonly memory: WebAssembly.Memory;
   /** `loop.runOnce()`, the batch copied into `batch()`; returns the batch's length. */
   readonly runOnce: () => number;
-  /** `loop.jumpAndRunOnce()`, lifted the same way into the same buffer. */
+  /**
+   * `loop.jumpAndRunOnce()`, its batch lifted the same way into the same
+   * buffer; returns the batch's length (the time: `jumpedNs()`).
+   */
   readonly jumpAndRunOnce: () => number;
+  /** The loop's time (ns) the last `jumpAndRunOnce` returned. */
+  readonly jumpedNs: () => number;
   /** The buffer the last `runOnce` or `jumpAndRunOnce` filled (replaced when it grows). */
   readonly batch: () => Uint32Array;
-  /** `loop.time()` in ns (exact below 2^32 ms), without the generated wrapper. */
-  readonly timeNs: () => number;
   /** `loop.callSoon()`, without the generated wrapper: the handle id. */
   readonly callSoon: () => number;
   /** `loop.callLater(delayMs)`, without the generated wrapper: the handle id. */
@@ -50,7 +53,8 @@ export interface CoreInstance {
 const PREFIX = 'wasmloop:core/event-loop@0.1.0#[method]event-loop.';
 const RUN_ONCE = `${PREFIX}run-once`;
 const JUMP_AND_RUN_ONCE = `${PREFIX}jump-and-run-once`;
-const TIME = `${PREFIX}time`;
+/** Where `jumped.batch` sits in the result: after `time-ns`, a u64 (8 bytes, 8-aligned). */
+const JUMPED_BATCH_OFFSET = 8;
 const CALL_SOON = `${PREFIX}call-soon`;
 const CALL_LATER = `${PREFIX}call-later`;
 const CALL_AT = `${PREFIX}call-at`;
@@ -76,15 +80,23 @@ export function liftEventLoop(
   let batch = new Uint32Array(1024);
   // A view of linear memory; memory.grow detaches its buffer (length 0).
   let words = new Uint32Array(memory.buffer);
-  /** A `list<u32>`-returning method, lifted into `batch`; returns the length. */
-  const lifted = (name: string): (() => number) => {
+  // A one-element array: a double in a `let` is a heap number per store.
+  const jumpedNs = new Float64Array(1);
+  /**
+   * A method returning a `list<u32>` at byte `offset` of its result (0 for
+   * the list itself; 8 for `jumped`, after its u64 time, whose two words
+   * `onTime` gets), lifted into `batch`; returns the length.
+   */
+  const lifted = (name: string, offset: number, onTime?: (low: number, high: number) => void): (() => number) => {
     const raw = exported<(rep: number) => number>(name);
     const post = exported<(ret: number) => void>(`cabi_post_${name}`);
     return () => {
       const ret = raw(self);
       if (words.length === 0) words = new Uint32Array(memory.buffer);
-      const ptr = (words[ret >>> 2] as number) >>> 2;
-      const len = words[(ret >>> 2) + 1] as number;
+      const at = (ret + offset) >>> 2;
+      if (onTime !== undefined) onTime(words[ret >>> 2] as number, words[(ret >>> 2) + 1] as number);
+      const ptr = (words[at] as number) >>> 2;
+      const len = words[at + 1] as number;
       if (len > batch.length) batch = new Uint32Array(Math.max(len, batch.length * 2));
       if (len < 64) {
         for (let i = 0; i < len; i++) batch[i] = words[ptr + i] as number;
@@ -95,16 +107,19 @@ export function liftEventLoop(
       return len;
     };
   };
-  const rawTime = exported<(rep: number) => number>(TIME);
   const rawCallSoon = exported<(rep: number) => number>(CALL_SOON);
   const rawCallLater = exported<(rep: number, delayMs: number) => number>(CALL_LATER);
   const rawCallAt = exported<(rep: number, whenMs: number) => number>(CALL_AT);
   const rawCancel = exported<(rep: number, slot: number, generation: number) => number>(CANCEL);
   return {
-    runOnce: lifted(RUN_ONCE),
-    jumpAndRunOnce: lifted(JUMP_AND_RUN_ONCE),
+    runOnce: lifted(RUN_ONCE, 0),
+    // A u64 past 2^53 ns (a jump to a timer 104 days away or more) rounds
+    // to the nearest f64, as the virtual clock keeps it.
+    jumpAndRunOnce: lifted(JUMP_AND_RUN_ONCE, JUMPED_BATCH_OFFSET, (low, high) => {
+      jumpedNs[0] = high * 2 ** 32 + low;
+    }),
+    jumpedNs: () => jumpedNs[0] as number,
     batch: () => batch,
-    timeNs: () => Math.round(rawTime(self) * 1e6),
     callSoon: () => rawCallSoon(self),
     callLater: (delayMs) => rawCallLater(self, +delayMs),
     callAt: (whenMs) => rawCallAt(self, +whenMs),
