@@ -131,7 +131,10 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
   if (typeof latency !== 'number' || !(latency >= 0) || !Number.isFinite(latency)) {
     throw new RangeError(`virtual backend: latencyMs must be a finite number >= 0, got ${String(latency)}`);
   }
-  let nowNs = 0;
+  // The clock, in a one-element array rather than a `let`: a double kept in
+  // a closure's variable is a heap number, allocated again on every store,
+  // and runAll moves the clock once per timer.
+  const clock = new Float64Array(1);
   let sink: BackendSink | null = null;
   const fds = new Map<number, Descriptor>();
   const ports = new Map<number, number>(); // port -> listener fd
@@ -429,16 +432,16 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
     model: 'readiness',
     virtual: true,
     sockets,
-    now: () => nowNs,
+    now: () => clock[0] as number,
     checkTcpOptions: ({ noDelay }) =>
       noDelay === false && latency > 0
         ? `the virtual network does not model Nagle's algorithm (noDelay: false) with a latencyMs (${latency})`
         : null,
     advanceClock(ms) {
-      if (ms > 0) nowNs += Math.ceil(ms * 1e6);
+      if (ms > 0) clock[0] = (clock[0] as number) + Math.ceil(ms * 1e6);
     },
     advanceClockTo(ns) {
-      if (ns > nowNs) nowNs = ns;
+      if (ns > (clock[0] as number)) clock[0] = ns;
     },
     openDescriptors() {
       return fds.size;
