@@ -128,6 +128,14 @@ struct Heap {
     cached: [*mut u8; CLASSES],
 }
 
+impl Heap {
+    /// The cached block of `class`, no longer cached; null if there was none.
+    #[inline]
+    fn take_cached(&mut self, class: usize) -> *mut u8 {
+        core::mem::replace(&mut self.cached[class - 1], ptr::null_mut())
+    }
+}
+
 struct SingleThreaded(UnsafeCell<Heap>);
 
 // SAFETY: wasm32-unknown-unknown without the atomics feature has one thread.
@@ -142,15 +150,12 @@ unsafe impl GlobalAlloc for SingleThreaded {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let heap = &mut *self.0.get();
         match class_of(layout) {
-            Some(class) => {
-                let cached = heap.cached[class - 1];
-                if cached.is_null() {
+            Some(class) => match heap.take_cached(class) {
+                cached if cached.is_null() => {
                     heap.dlmalloc.malloc(class * CLASS_BYTES, SMALL_ALIGN)
-                } else {
-                    heap.cached[class - 1] = ptr::null_mut();
-                    cached
                 }
-            }
+                cached => cached,
+            },
             None => heap.dlmalloc.malloc(layout.size(), layout.align()),
         }
     }
@@ -158,16 +163,15 @@ unsafe impl GlobalAlloc for SingleThreaded {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let heap = &mut *self.0.get();
         match class_of(layout) {
-            Some(class) => {
-                let cached = heap.cached[class - 1];
-                if cached.is_null() {
+            Some(class) => match heap.take_cached(class) {
+                cached if cached.is_null() => {
                     heap.dlmalloc.calloc(class * CLASS_BYTES, SMALL_ALIGN)
-                } else {
-                    heap.cached[class - 1] = ptr::null_mut();
+                }
+                cached => {
                     ptr::write_bytes(cached, 0, class * CLASS_BYTES);
                     cached
                 }
-            }
+            },
             None => heap.dlmalloc.calloc(layout.size(), layout.align()),
         }
     }
