@@ -5,8 +5,8 @@
 //
 //   node bench/soak.mjs [--seconds S] [--results FILE]
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { putSection } from './results-section.mjs';
+import { ECHO_CLIENT, buildEchoClient } from './tcp/clients.mjs';
 import { residentBytes } from './tcp/proc.mjs';
 import { fileURLToPath } from 'node:url';
 
@@ -18,7 +18,6 @@ const option = (name, fallback) => {
 };
 const SECONDS = Number(option('--seconds', 60));
 const RESULTS = option('--results', null);
-const CLIENT = `${here}../build/echo-client`;
 const CHUNK = 5;
 /**
  * Flat after warm-up: the last third of the samples may exceed the middle
@@ -33,8 +32,7 @@ const CHUNK = 5;
  */
 const SLACK_BYTES = 8 * 1024 * 1024;
 
-mkdirSync(`${here}../build`, { recursive: true });
-execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', CLIENT, `${here}tcp/echo-client.c`]);
+buildEchoClient();
 
 /** The server's resident memory: the soak's measure, so it cannot go without. */
 function rss(pid) {
@@ -61,7 +59,7 @@ async function soak(backend, port) {
     // Alternate small and large messages on 50 connections.
     const size = c % 2 === 0 ? 64 : 16 * 1024;
     const out = JSON.parse(
-      execFileSync(CLIENT, ['127.0.0.1', String(port), '50', String(size), String(CHUNK)], { encoding: 'utf8' }),
+      execFileSync(ECHO_CLIENT, ['127.0.0.1', String(port), '50', String(size), String(CHUNK)], { encoding: 'utf8' }),
     );
     rounds += out.rounds;
     bytes += out.rounds * size * 2;

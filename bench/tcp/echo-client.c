@@ -25,10 +25,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "echo-client.h"
 
 typedef struct {
   int fd;
@@ -37,28 +37,6 @@ typedef struct {
   uint64_t started_ns;
   uint32_t round;
 } conn;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u32(const void *a, const void *b) {
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static void fill(uint8_t *msg, size_t n, uint32_t round, int id) {
-  for (size_t i = 0; i < n; i++) msg[i] = (uint8_t)(i * 31 + round * 7 + id);
-}
-
-/* User plus system CPU time this process has used, in microseconds. */
-static uint64_t cpu_us(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u + (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
 
 int main(int argc, char **argv) {
   if (argc != 6 && argc != 7) {
@@ -157,9 +135,6 @@ int main(int argc, char **argv) {
   }
   double elapsed = (double)(now_ns() - start) / 1e9;
   uint64_t client_cpu = cpu_us() - cpu_start;
-  qsort(lat, nlat, sizeof *lat, cmp_u32);
-  printf("{\"roundTripsPerSecond\":%.0f,\"p50us\":%u,\"p99us\":%u,\"maxUs\":%u,\"rounds\":%llu,\"badBytes\":%llu,\"seconds\":%.3f,\"clientCpuUs\":%llu}\n",
-         (double)rounds / elapsed, lat[nlat / 2], lat[(size_t)((double)nlat * 0.99)], lat[nlat - 1],
-         (unsigned long long)rounds, (unsigned long long)bad, elapsed, (unsigned long long)client_cpu);
+  print_result(lat, nlat, rounds, bad, elapsed, client_cpu, "");
   return 0;
 }

@@ -9,11 +9,11 @@
 //
 // CPU per round trip moves far less than round trips per second on a
 // shared machine; read that column. Servers run one at a time, in turn.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { putSection } from '../results-section.mjs';
+import { ECHO_CLIENT, buildEchoClient, runEchoClient } from './clients.mjs';
 import { processCpu, startServer } from './proc.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -27,7 +27,6 @@ const SECONDS = Number(option('--seconds', 2));
 const RUNS = Number(option('--runs', 9));
 const RESULTS = option('--results', null);
 const ONLY = option('--hosts', null)?.split(',') ?? null;
-const CLIENT = `${root}build/echo-client`;
 const DENO = `${root}node_modules/.bin/deno`;
 const BUN = `${root}node_modules/.bin/bun`;
 const WASMLOOP = `${here}wasmloop-protocol-echo.mjs`;
@@ -57,37 +56,21 @@ const HOSTS = {
 };
 
 /** One run of the client: round trips/s and the server's user and system CPU per round trip (us). */
-function client(port, pid, seconds) {
+async function client(port, pid, seconds) {
   const before = processCpu(pid);
-  return new Promise((resolve, reject) => {
-    const child = spawn(CLIENT, ['127.0.0.1', String(port), '50', '64', String(seconds)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        const result = JSON.parse(out);
-        if (code !== 0 || result.badBytes !== 0 || result.rounds === 0) throw new Error(`port ${port}: ${out}`);
-        const after = processCpu(pid);
-        resolve({
-          rate: result.roundTripsPerSecond,
-          user: (after.user - before.user) / result.rounds,
-          sys: (after.sys - before.sys) / result.rounds,
-        });
-      } catch (error) {
-        reject(error);
-      }
-    });
-  });
+  const result = await runEchoClient(ECHO_CLIENT, ['127.0.0.1', String(port), '50', '64', String(seconds)]);
+  const after = processCpu(pid);
+  return {
+    rate: result.roundTripsPerSecond,
+    user: (after.user - before.user) / result.rounds,
+    sys: (after.sys - before.sys) / result.rounds,
+  };
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
-  mkdirSync(`${root}build`, { recursive: true });
-  execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', CLIENT, `${here}echo-client.c`]);
+  buildEchoClient();
   let port = 22_500 + Math.floor(Math.random() * 1000);
   const lines = [];
   const load = [];

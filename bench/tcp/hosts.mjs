@@ -7,11 +7,11 @@
 //   node bench/tcp/hosts.mjs [--seconds S] [--runs N] [--hosts Deno,Bun] [--results FILE]
 //
 // wasmloop serves with the protocol API (bench/tcp/wasmloop-protocol-echo.mjs).
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { putSection } from '../results-section.mjs';
+import { ECHO_CLIENT, buildEchoClient, runEchoClient } from './clients.mjs';
 import { processCpu, startServer } from './proc.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -25,7 +25,6 @@ const SECONDS = Number(option('--seconds', 2));
 const RUNS = Number(option('--runs', 5));
 const RESULTS = option('--results', null);
 const ONLY = option('--hosts', null)?.split(',') ?? null;
-const CLIENT = `${root}build/echo-client`;
 const CONFIGS = [
   { connections: 1, bytes: 64 },
   { connections: 50, bytes: 64 },
@@ -59,36 +58,21 @@ const HOSTS = {
 };
 
 /** One run of the client against `port`: its checked result, and the server's CPU per round trip. */
-function client(port, pid, { connections, bytes }, seconds) {
+async function client(port, pid, { connections, bytes }, seconds) {
   const before = processCpu(pid);
-  return new Promise((resolve, reject) => {
-    const child = spawn(CLIENT, ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      try {
-        const result = JSON.parse(out);
-        if (code !== 0 || result.badBytes !== 0 || result.rounds === 0) throw new Error(`port ${port}: ${out}`);
-        const after = processCpu(pid);
-        if (before !== null && after !== null)
-          result.serverCpuUs = (after.user - before.user + after.sys - before.sys) / result.rounds;
-        resolve(result);
-      } catch (error) {
-        reject(error);
-      }
-    });
-  });
+  const argv = ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)];
+  const result = await runEchoClient(ECHO_CLIENT, argv);
+  const after = processCpu(pid);
+  if (before !== null && after !== null)
+    result.serverCpuUs = (after.user - before.user + after.sys - before.sys) / result.rounds;
+  return result;
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const k = (n) => `${(n / 1000).toFixed(1)}k`;
 
 async function main() {
-  mkdirSync(`${root}build`, { recursive: true });
-  execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', CLIENT, `${here}echo-client.c`]);
+  buildEchoClient();
   let port = 21_500 + Math.floor(Math.random() * 1000);
   const lines = [];
   for (const [host, { version, servers }] of Object.entries(HOSTS)) {

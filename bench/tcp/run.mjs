@@ -7,9 +7,8 @@
 // Every server is validated first (a short run in which every echoed byte
 // is checked), then each configuration runs every server RUNS times,
 // alternating, with all servers up for the whole configuration.
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { ECHO_CLIENT, buildEchoClient, runEchoClient } from './clients.mjs';
 import { processCpu, residentBytes, startServer } from './proc.mjs';
 import { countSyscalls, perRoundTrip, syscallCounter } from './syscalls.mjs';
 
@@ -24,7 +23,6 @@ const SECONDS = Number(option('--seconds', 2));
 // machine can take while others load it.
 const SYSCALLS_ONLY = args.includes('--syscalls-only');
 const RUNS = SYSCALLS_ONLY ? 0 : Number(option('--runs', 3));
-const CLIENT = `${here}../../build/echo-client`;
 
 // `syscalls`: round trips of one more run, in which the server's system
 // calls are counted (bench/tcp/syscalls.mjs).
@@ -60,11 +58,6 @@ const SERVERS = {
   asyncio: (port) => ['python3', [`${here}asyncio-echo.py`, 'asyncio', port]],
 };
 
-function buildClient() {
-  mkdirSync(`${here}../../build`, { recursive: true });
-  execFileSync('cc', ['-O2', '-Wall', '-Werror', '-o', CLIENT, `${here}echo-client.c`]);
-}
-
 /**
  * One timed run against `server`: the client's result, with the server's
  * CPU time per round trip and its resident memory three quarters of the way
@@ -89,35 +82,15 @@ async function measured(server, config, seconds) {
 
 /** Runs the client (a child process, so the server can be sampled meanwhile); its checked result. */
 function client(port, { connections, bytes }, seconds, roundTrips) {
-  return new Promise((resolve, reject) => {
-    const args = ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)];
-    if (roundTrips !== undefined) args.push(String(roundTrips));
-    const child = spawn(CLIENT, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) {
-        reject(new Error(`echo-client exited with ${code} against port ${port}`));
-        return;
-      }
-      try {
-        const result = JSON.parse(out);
-        if (result.badBytes !== 0 || result.rounds === 0) throw new Error(`port ${port}: ${out}`);
-        resolve(result);
-      } catch (error) {
-        reject(error);
-      }
-    });
-  });
+  const args = ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds)];
+  if (roundTrips !== undefined) args.push(String(roundTrips));
+  return runEchoClient(ECHO_CLIENT, args);
 }
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 async function main() {
-  buildClient();
+  buildEchoClient();
   const counter = syscallCounter();
   const names = Object.keys(SERVERS);
   const results = [];

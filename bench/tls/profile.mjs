@@ -15,9 +15,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { certificates } from '../../test/tls-certs.mjs';
+import { TLS_ECHO_CLIENT, buildTlsEchoClient } from '../tcp/clients.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
   const i = args.indexOf(name);
@@ -28,7 +28,6 @@ const API = option('--api', 'protocol');
 const CONNECTIONS = option('--connections', '1');
 const BYTES = option('--bytes', '16384');
 const SECONDS = option('--seconds', '5');
-const CLIENT = `${root}build/tls-echo-client`;
 
 /** The layer a profile node's function belongs to, by its file. */
 function layer(frame) {
@@ -94,17 +93,7 @@ function summarize(profile) {
 }
 
 async function main() {
-  execFileSync('cc', [
-    '-O2',
-    '-Wall',
-    '-Wextra',
-    '-Werror',
-    '-o',
-    CLIENT,
-    `${here}tls-echo-client.c`,
-    '-lssl',
-    '-lcrypto',
-  ]);
+  buildTlsEchoClient();
   const certs = certificates();
   const dir = mkdtempSync(join(tmpdir(), 'wasmloop-tls-prof-'));
   const port = String(23_000 + Math.floor(Math.random() * 1000));
@@ -127,7 +116,7 @@ async function main() {
     server.stdout.on('data', (d) => String(d).includes('ready') && resolve());
     server.on('exit', (code) => reject(new Error(`the server exited with ${code}`)));
   });
-  const result = execFileSync(CLIENT, ['127.0.0.1', port, CONNECTIONS, BYTES, SECONDS, certs.ca.certFile], {
+  const result = execFileSync(TLS_ECHO_CLIENT, ['127.0.0.1', port, CONNECTIONS, BYTES, SECONDS, certs.ca.certFile], {
     encoding: 'utf8',
   });
   const exited = new Promise((resolve) => server.on('exit', resolve));

@@ -11,16 +11,15 @@
 // uses the same certificate (EC P-256, made with `openssl` for the run)
 // and the client negotiates TLS 1.3. With --results the report replaces
 // the "TLS echo" section of that file (bench/results-section.mjs).
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { certificates } from '../../test/tls-certs.mjs';
 import { putSection } from '../results-section.mjs';
+import { TLS_ECHO_CLIENT, buildTlsEchoClient, runEchoClient } from '../tcp/clients.mjs';
 import { processCpu, startServer } from '../tcp/proc.mjs';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
   const i = args.indexOf(name);
@@ -29,7 +28,6 @@ const option = (name, fallback) => {
 const SECONDS = Number(option('--seconds', 2));
 const RUNS = Number(option('--runs', 3));
 const RESULTS = option('--results', null);
-const CLIENT = `${root}build/tls-echo-client`;
 
 const CONFIGS = [
   { connections: 1, bytes: 64 },
@@ -56,45 +54,10 @@ const SERVERS = {
 const NODE_TLS = 'node tls';
 const UVLOOP = 'uvloop + ssl';
 
-function buildClient() {
-  mkdirSync(`${root}build`, { recursive: true });
-  execFileSync('cc', [
-    '-O2',
-    '-Wall',
-    '-Wextra',
-    '-Werror',
-    '-o',
-    CLIENT,
-    `${here}tls-echo-client.c`,
-    '-lssl',
-    '-lcrypto',
-  ]);
-}
-
 /** Runs the client against `port`; its result, checked (every byte echoed exactly). */
 function client(port, { connections, bytes }, seconds) {
-  return new Promise((resolve, reject) => {
-    const argv = ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds), certs.ca.certFile];
-    const child = spawn(CLIENT, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) {
-        reject(new Error(`tls-echo-client exited with ${code} against port ${port}`));
-        return;
-      }
-      try {
-        const result = JSON.parse(out);
-        if (result.badBytes !== 0 || result.rounds === 0) throw new Error(`port ${port}: ${out}`);
-        resolve(result);
-      } catch (error) {
-        reject(error);
-      }
-    });
-  });
+  const argv = ['127.0.0.1', String(port), String(connections), String(bytes), String(seconds), certs.ca.certFile];
+  return runEchoClient(TLS_ECHO_CLIENT, argv);
 }
 
 /** One timed run: the client's result with the server's CPU time per round trip. */
@@ -159,7 +122,7 @@ function report(rows, started, load, cipher) {
 async function main() {
   const started = new Date();
   const load = os.loadavg();
-  buildClient();
+  buildTlsEchoClient();
   const names = Object.keys(SERVERS);
   const rows = [];
   let cipher = '';

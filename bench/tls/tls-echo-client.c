@@ -28,10 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
+
+#include "../tcp/echo-client.h"
 
 typedef struct {
   int fd;
@@ -40,27 +40,6 @@ typedef struct {
   uint64_t started_ns;
   uint32_t round;
 } conn;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_u32(const void *a, const void *b) {
-  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static void fill(uint8_t *msg, size_t n, uint32_t round, int id) {
-  for (size_t i = 0; i < n; i++) msg[i] = (uint8_t)(i * 31 + round * 7 + id);
-}
-
-static uint64_t cpu_us(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u + (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-}
 
 static void fail(const char *what) {
   fprintf(stderr, "tls-echo-client: %s: ", what);
@@ -194,9 +173,8 @@ int main(int argc, char **argv) {
   }
   double elapsed = (double)(now_ns() - start) / 1e9;
   uint64_t client_cpu = cpu_us() - cpu_start;
-  qsort(lat, nlat, sizeof *lat, cmp_u32);
-  printf("{\"roundTripsPerSecond\":%.0f,\"p50us\":%u,\"p99us\":%u,\"maxUs\":%u,\"rounds\":%llu,\"badBytes\":%llu,\"seconds\":%.3f,\"clientCpuUs\":%llu,\"cipher\":\"%s\"}\n",
-         (double)rounds / elapsed, lat[nlat / 2], lat[(size_t)((double)nlat * 0.99)], lat[nlat - 1],
-         (unsigned long long)rounds, (unsigned long long)bad, elapsed, (unsigned long long)client_cpu, cipher);
+  char extra[128];
+  snprintf(extra, sizeof extra, ",\"cipher\":\"%s\"", cipher);
+  print_result(lat, nlat, rounds, bad, elapsed, client_cpu, extra);
   return 0;
 }
