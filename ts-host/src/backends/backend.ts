@@ -316,6 +316,20 @@ export interface SocketAddress {
   path?: string;
 }
 
+/** The members of `SocketOps` every readiness backend has (the rest are optional). */
+export const REQUIRED_SOCKET_OPS: ReadonlyArray<keyof SocketOps> = [
+  'listen',
+  'accept',
+  'connect',
+  'connectError',
+  'read',
+  'write',
+  'shutdownWrite',
+  'close',
+  'address',
+  'pipe',
+];
+
 /**
  * Why `value` does not implement the backend contract, or null if it does:
  * every required member has its type, and every optional one present has
@@ -324,19 +338,7 @@ export interface SocketAddress {
 export function contractViolation(value: unknown): string | null {
   if (typeof value !== 'object' || value === null)
     return `it returned ${value === null ? 'null' : typeof value}, not an object`;
-  // SocketOps' members: those every readiness backend has, and the optional Unix socket and UDP ones.
-  const socketOps: ReadonlyArray<keyof SocketOps> = [
-    'listen',
-    'accept',
-    'connect',
-    'connectError',
-    'read',
-    'write',
-    'shutdownWrite',
-    'close',
-    'address',
-    'pipe',
-  ];
+  // SocketOps' optional members: the Unix socket and UDP ones, and TCP options.
   const optionalSocketOps: ReadonlyArray<keyof SocketOps> = [
     ...([
       'listenUnix',
@@ -370,7 +372,7 @@ export function contractViolation(value: unknown): string | null {
     check(b, '', 'function', ['takeReady', 'watch', 'unwatch']);
     const sockets = b.sockets;
     if (typeof sockets !== 'object' || sockets === null) wrong.push('sockets');
-    else check(sockets as Record<string, unknown>, 'sockets.', 'function', socketOps, optionalSocketOps);
+    else check(sockets as Record<string, unknown>, 'sockets.', 'function', REQUIRED_SOCKET_OPS, optionalSocketOps);
   }
   if (b.model === 'completion')
     check(b, '', 'function', ['takeCompleted', 'complete', 'listen', 'connect'], ['datagram']);
