@@ -75,7 +75,11 @@ export interface TimerHandle extends Handle {
  * `new` expression is never pretenured, so what a handle costs no longer
  * depends on what the process did before (docs/design.md, "Where the time
  * goes"). The fields are `declare`d: emitted class fields would define
- * each one before the constructor assigns it.
+ * each one before the constructor assigns it. The timer handle repeats
+ * `cancel` and `cancelled` rather than extending the other class: with a
+ * derived constructor, 1M timers scheduled with their handles dropped and
+ * run on virtual time took 99-103 ns each against 84-86 (both builds in one
+ * process, alternating, 11 runs each).
  */
 
 class LoopHandle implements Handle {
