@@ -171,6 +171,20 @@ impl Model {
         }
     }
 
+    /// The handle ids of the batch `run_once` must return at `now`.
+    fn batch_ids(&mut self, now: u64) -> Vec<f64> {
+        let batch = self.run_once(now);
+        batch.into_iter().map(|i| self.handles[i].id).collect()
+    }
+
+    /// The handle ids of the core's batch `slots`.
+    fn ids(&self, slots: &[u32]) -> Vec<f64> {
+        slots
+            .iter()
+            .map(|&slot| self.handles[self.owner(slot).unwrap()].id)
+            .collect()
+    }
+
     /// The earliest deadline of a timer still waiting, if any.
     fn next_live_deadline(&self) -> Option<u64> {
         self.handles
@@ -392,15 +406,8 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     now,
                     limit
                 );
-                let expected: Vec<f64> = model
-                    .run_once(now)
-                    .into_iter()
-                    .map(|i| model.handles[i].id)
-                    .collect();
-                let got: Vec<f64> = batch
-                    .iter()
-                    .map(|&slot| model.handles[model.owner(slot).unwrap()].id)
-                    .collect();
+                let expected = model.batch_ids(now);
+                let got = model.ids(&batch);
                 prop_assert_eq!(
                     &got,
                     &expected,
@@ -412,18 +419,8 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
             Op::Run(advance) => {
                 core.host_mut().now += advance;
                 let now = core.host_mut().now;
-                let expected: Vec<f64> = model
-                    .run_once(now)
-                    .into_iter()
-                    .map(|i| model.handles[i].id)
-                    .collect();
-                let got: Vec<f64> = {
-                    let batch = core.run_once().to_vec();
-                    batch
-                        .iter()
-                        .map(|&slot| model.handles[model.owner(slot).unwrap()].id)
-                        .collect()
-                };
+                let expected = model.batch_ids(now);
+                let got = model.ids(core.run_once());
                 prop_assert_eq!(&got, &expected, "step {}: batch at now {}", step, now);
                 // The loop's time: the host clock's, or later if a jump took
                 // it past the host clock (loop time never goes back).
