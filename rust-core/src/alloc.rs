@@ -114,9 +114,9 @@ const SMALL_ALIGN: usize = 8;
 
 /// The class of a small request (1-based; a zero-size request is class 1).
 #[inline]
-fn class_of(layout: Layout) -> Option<usize> {
-    if layout.size() <= SMALL_MAX && layout.align() <= SMALL_ALIGN {
-        Some(layout.size().div_ceil(CLASS_BYTES).max(1))
+fn class_of(size: usize, align: usize) -> Option<usize> {
+    if size <= SMALL_MAX && align <= SMALL_ALIGN {
+        Some(size.div_ceil(CLASS_BYTES).max(1))
     } else {
         None
     }
@@ -149,7 +149,7 @@ unsafe impl Sync for SingleThreaded {}
 unsafe impl GlobalAlloc for SingleThreaded {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let heap = &mut *self.0.get();
-        match class_of(layout) {
+        match class_of(layout.size(), layout.align()) {
             Some(class) => match heap.take_cached(class) {
                 cached if cached.is_null() => {
                     heap.dlmalloc.malloc(class * CLASS_BYTES, SMALL_ALIGN)
@@ -162,7 +162,7 @@ unsafe impl GlobalAlloc for SingleThreaded {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let heap = &mut *self.0.get();
-        match class_of(layout) {
+        match class_of(layout.size(), layout.align()) {
             Some(class) => match heap.take_cached(class) {
                 cached if cached.is_null() => {
                     heap.dlmalloc.calloc(class * CLASS_BYTES, SMALL_ALIGN)
@@ -178,7 +178,7 @@ unsafe impl GlobalAlloc for SingleThreaded {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         let heap = &mut *self.0.get();
-        match class_of(layout) {
+        match class_of(layout.size(), layout.align()) {
             Some(class) => {
                 let slot = &mut heap.cached[class - 1];
                 if slot.is_null() {
@@ -194,12 +194,11 @@ unsafe impl GlobalAlloc for SingleThreaded {
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let heap = &mut *self.0.get();
         // The block's real size, and the size the new layout's class needs.
-        let (old_size, align) = match class_of(layout) {
+        let (old_size, align) = match class_of(layout.size(), layout.align()) {
             Some(class) => (class * CLASS_BYTES, SMALL_ALIGN),
             None => (layout.size(), layout.align()),
         };
-        let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
-        let new_size = match class_of(new_layout) {
+        let new_size = match class_of(new_size, layout.align()) {
             Some(class) => class * CLASS_BYTES,
             None => new_size,
         };
