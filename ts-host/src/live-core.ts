@@ -28,9 +28,7 @@ export class LiveCore {
 
   /** The core, or LoopClosedError naming `operation`. */
   get(operation: string): CoreLoop {
-    const core = this.loop;
-    if (core === null) throw new LoopClosedError(operation);
-    return core;
+    return this.open(operation).loop;
   }
 
   /** The instance (for its hand-lifted methods), or LoopClosedError naming `operation`. */
