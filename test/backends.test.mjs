@@ -8,6 +8,22 @@ import { NET_COMPLETION, capture, countHostWaits } from './helpers.mjs';
 
 const auto = suite("backend 'auto'");
 
+/** Factories for the two I/O backends, each failing with its reason. */
+const NO_IO_BACKEND = [
+  [
+    'selector',
+    () => {
+      throw new Error('no addon');
+    },
+  ],
+  [
+    'completion',
+    () => {
+      throw new Error('no net');
+    },
+  ],
+];
+
 auto('POSIX prefers the selector, Windows the completion backend', async () => {
   assert.equal(autoOrder('linux'), ['selector', 'completion', 'clock']);
   assert.equal(autoOrder('darwin'), ['selector', 'completion', 'clock']);
@@ -46,20 +62,7 @@ auto('falls back to the next backend when the preferred one cannot start, and sa
 });
 
 auto('fails with every reason when no backend starts', async () => {
-  const factories = new Map([
-    [
-      'selector',
-      () => {
-        throw new Error('no addon');
-      },
-    ],
-    [
-      'completion',
-      () => {
-        throw new Error('no net');
-      },
-    ],
-  ]);
+  const factories = new Map(NO_IO_BACKEND);
   try {
     await resolveBackend('auto', { factories, platform: 'linux' });
     assert.unreachable();
@@ -71,18 +74,7 @@ auto('fails with every reason when no backend starts', async () => {
 
 auto("where no I/O backend starts, 'auto' falls back to the clock: timers run, I/O says why not", async () => {
   const factories = new Map([
-    [
-      'selector',
-      () => {
-        throw new Error('no addon');
-      },
-    ],
-    [
-      'completion',
-      () => {
-        throw new Error('no net');
-      },
-    ],
+    ...NO_IO_BACKEND,
     ['clock', (await import('../ts-host/dist/backends/clock.js')).createClockBackend],
   ]);
   const chosen = await resolveBackend('auto', { factories, platform: 'browser' });
