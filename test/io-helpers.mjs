@@ -25,6 +25,26 @@ export async function until(loop, condition, what, detail = () => '') {
   }
 }
 
+/** Waits until `server` has no connection left. */
+export function connectionsClosed(loop, server) {
+  return until(
+    loop,
+    () => server.connections === 0,
+    'every connection closed',
+    () => `(${server.connections} open)`,
+  );
+}
+
+/** Waits until the open descriptors, `count()`, are back at `baseline` or below. */
+export function descriptorsBack(loop, count, baseline) {
+  return until(
+    loop,
+    () => count() <= baseline,
+    'descriptors back to the baseline',
+    () => `(${baseline} before, ${count()} now)`,
+  );
+}
+
 /** How `promise` settled: { value } or { error }, never a rejection. */
 export const outcome = (promise) =>
   promise.then(

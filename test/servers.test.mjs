@@ -10,7 +10,7 @@ import * as assert from 'uvu/assert';
 import { ConnectionClosedError, createLoop } from '../ts-host/dist/index.js';
 import { virtualBackends } from './fixtures/backends.mjs';
 import { IO_BACKENDS, NET_COMPLETION, backendLabel, unlessHostBug } from './helpers.mjs';
-import { until, within } from './io-helpers.mjs';
+import { connectionsClosed, descriptorsBack, until, within } from './io-helpers.mjs';
 
 const CONNECTIONS = 1000;
 /** Connections open at once while counting. */
@@ -300,22 +300,12 @@ for (const backend of IO_BACKENDS) {
         for (let done = 0; done < CONNECTIONS; done += BATCH) {
           await Promise.all(Array.from({ length: BATCH }, () => style.client(loop, port)));
         }
-        await until(
-          loop,
-          () => server.connections === 0,
-          'every connection closed',
-          () => `(${server.connections} open)`,
-        );
+        await connectionsClosed(loop, server);
         await within(server.close(), 'server.close()');
         // At most the baseline: a descriptor of an earlier case (a closed
         // loop's epoll set) may close meanwhile; a leak per connection
         // would leave hundreds more.
-        await until(
-          loop,
-          () => openDescriptors(spec) <= baseline.fds,
-          'descriptors back to the baseline',
-          () => `(${baseline.fds} before, ${openDescriptors(spec)} now)`,
-        );
+        await descriptorsBack(loop, () => openDescriptors(spec), baseline.fds);
         assert.equal(pick(loop.stats()), {
           watchers: baseline.watchers,
           completionsPending: baseline.completionsPending,

@@ -11,7 +11,7 @@ import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { ConnectionClosedError, TlsError, WasmloopError } from '../ts-host/dist/index.js';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
-import { outcome, until, within } from './io-helpers.mjs';
+import { connectionsClosed, descriptorsBack, outcome, until, within } from './io-helpers.mjs';
 import { certificates } from './tls-certs.mjs';
 
 const certs = certificates();
@@ -94,13 +94,7 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
         if (run === 1) before = descriptors();
         await starttlsExchange(loop);
       }
-      if (countsDescriptors)
-        await until(
-          loop,
-          () => descriptors() <= before,
-          'descriptors back to the baseline',
-          () => `(${before} before, ${descriptors()} now)`,
-        );
+      if (countsDescriptors) await descriptorsBack(loop, descriptors, before);
     }));
 
   /** One STARTTLS exchange on both sides, checked throughout; every connection closed at the end. */
@@ -347,7 +341,7 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
       server.closeClients();
       assert.is(await within(lostWith, 'connectionLost'), null);
       assert.ok(secure.isClosing());
-      await until(loop, () => server.connections === 0, 'every connection closed');
+      await connectionsClosed(loop, server);
       await within(server.close(), 'server.close()');
     }));
 

@@ -11,7 +11,7 @@ import * as assert from 'uvu/assert';
 import { ConnectionClosedError, TlsError, createLoop } from '../ts-host/dist/index.js';
 import { virtualBackends } from './fixtures/backends.mjs';
 import { IO_BACKENDS, backendLabel, unlessHostBug } from './helpers.mjs';
-import { outcome, until, within } from './io-helpers.mjs';
+import { connectionsClosed, descriptorsBack, outcome, until, within } from './io-helpers.mjs';
 import { certificates } from './tls-certs.mjs';
 
 const certs = certificates();
@@ -218,7 +218,7 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
         if (refused.error === undefined) assert.is(refused.value.length, 0);
         else assert.instance(refused.error, TlsError);
       }
-      await until(loop, () => server.connections === 0, 'every connection closed');
+      await connectionsClosed(loop, server);
       assert.is(handled, 1);
       await within(server.close(), 'server.close()');
     }));
@@ -310,19 +310,9 @@ for (const backend of process.env.TLS_BACKEND ? [process.env.TLS_BACKEND] : IO_B
             }),
           );
         }
-        await until(
-          loop,
-          () => server.connections === 0,
-          'every connection closed',
-          () => `(${server.connections} open)`,
-        );
+        await connectionsClosed(loop, server);
         await within(server.close(), 'server.close()');
-        await until(
-          loop,
-          () => openDescriptors(spec) <= baseline.fds,
-          'descriptors back to the baseline',
-          () => `(${baseline.fds} before, ${openDescriptors(spec)} now)`,
-        );
+        await descriptorsBack(loop, () => openDescriptors(spec), baseline.fds);
         assert.equal(stats(), { watchers: baseline.watchers, completionsPending: baseline.completionsPending });
       }),
     // 200 handshakes: seconds of CPU, many more on a loaded machine.
