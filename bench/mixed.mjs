@@ -21,12 +21,19 @@
 // run is timed; each timed run follows a full GC. Reported per contender:
 // the median and the spread (min-max) in ns per operation, the ratio of
 // medians, the per-round ratios (each round's pair ran back to back), and
-// whether every run of wasmloop lies within 0.5x-2x of its median.
+// whether every run of wasmloop lies within 0.5x-2x of its median; and,
+// for each contender, how much of its timed window the main thread spent
+// paused for garbage collection (V8's `gc` performance entries), so the
+// report says which part of a run is the scheduler and which is the GC.
 //
-//   node --expose-gc bench/mixed.mjs [--runs 9] [--n 1000000] [--seed 1] [--json]
+//   node --expose-gc bench/mixed.mjs [--runs 9] [--n 1000000] [--connections 10000]
+//     [--reads 100] [--seed 1] [--cpu] [--json]
+import { PerformanceObserver } from 'node:perf_hooks';
 import { createLoop } from '../ts-host/dist/index.js';
 
 const SPREAD_MS = 50;
+const USAGE =
+  'node --expose-gc bench/mixed.mjs [--runs 9] [--n 1000000] [--connections 10000] [--reads 100] [--seed 1] [--cpu] [--json]';
 
 /** A small deterministic PRNG (mulberry32), so an order can be replayed with --seed. */
 function prng(seed) {
@@ -52,7 +59,9 @@ function shuffled(xs, random) {
 /**
  * The workloads. Each contender is `async (ctx) => { ms, ops, check }`:
  * one full run, its time, how many operations it timed, and what it
- * observed (`check === expected` or the run is rejected).
+ * observed (`check === expected` or the run is rejected). A contender
+ * calls `ctx.now()` exactly twice, at the start and at the end of what it
+ * times: the section reads the timed window's garbage collections from it.
  */
 export function workloads({ n, connections, reads }) {
   const gc = globalThis.gc;
@@ -248,6 +257,35 @@ export const CLOCKS = {
   },
 };
 
+/**
+ * The main thread's garbage-collection pauses, from V8's `gc` performance
+ * entries (start and duration in ms, on `performance.now()`'s scale). Node
+ * makes each entry in an immediate after the collection, so `pausedIn`
+ * lets immediates run before it reads them.
+ */
+function gcPauses() {
+  const pauses = [];
+  const take = (entries) => {
+    for (const e of entries) pauses.push({ start: e.startTime, duration: e.duration });
+  };
+  const observer = new PerformanceObserver((list) => take(list.getEntries()));
+  observer.observe({ entryTypes: ['gc'] });
+  const immediate = () => new Promise((resolve) => setImmediate(resolve));
+  return {
+    /** ms of pauses that began in [from, to]; forgets every pause seen so far. */
+    async pausedIn(from, to) {
+      await immediate();
+      await immediate();
+      take(observer.takeRecords());
+      let ms = 0;
+      for (const p of pauses) if (p.start >= from && p.start <= to) ms += p.duration;
+      pauses.length = 0;
+      return ms;
+    },
+    stop: () => observer.disconnect(),
+  };
+}
+
 const stats = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return { median: s[Math.floor(s.length / 2)], min: s[0], max: s[s.length - 1], all: xs };
@@ -273,20 +311,39 @@ export async function mixed({
   const set = workloads({ n, connections, reads });
   const names = Object.keys(set);
   const loop = await createLoop();
-  const ctx = { loop, ...CLOCKS[clock] };
+  // The wall time of each `now()` a contender makes: its timed window.
+  const timed = [];
+  const ctx = {
+    loop,
+    waited: CLOCKS[clock].waited,
+    now: () => {
+      timed.push(performance.now());
+      return CLOCKS[clock].now();
+    },
+  };
+  const pauses = gcPauses();
   const orders = [];
   const check = (name, who, result, phase) => {
     if (result.check !== set[name].expected) {
       throw new Error(`mixed ${name}: ${who} ${phase}: got ${result.check}, expected ${set[name].expected}`);
     }
   };
+  // One run of a contender: its result, and the GC pauses in its timed window (ms).
+  const runOne = async (name, who, phase) => {
+    timed.length = 0;
+    const result = await set[name][who](ctx);
+    check(name, who, result, phase);
+    if (timed.length !== 2) throw new Error(`mixed ${name}: ${who} called now() ${timed.length} times, not 2`);
+    return { ...result, gcMs: await pauses.pausedIn(timed[0], timed[1]) };
+  };
   // Validation, in a shuffled order too.
   const first = shuffled(names, random);
   orders.push(first);
   for (const name of first) {
-    for (const who of ['wasmloop', 'node']) check(name, who, await set[name][who](ctx), 'failed validation');
+    for (const who of ['wasmloop', 'node']) await runOne(name, who, 'failed validation');
   }
   const times = Object.fromEntries(names.map((k) => [k, { wasmloop: [], node: [] }]));
+  const gcTimes = Object.fromEntries(names.map((k) => [k, { wasmloop: [], node: [] }]));
   for (let r = 0; r < runs; r++) {
     const order = shuffled(names, random);
     orders.push(order);
@@ -294,19 +351,27 @@ export async function mixed({
     for (const name of order) {
       const pair = r % 2 === 0 ? ['wasmloop', 'node'] : ['node', 'wasmloop'];
       for (const who of pair) {
-        const result = await set[name][who](ctx);
-        check(name, who, result, `run ${r}`);
+        const result = await runOne(name, who, `run ${r}`);
         const ns = (result.ms * 1e6) / set[name].ops;
+        const gcNs = (result.gcMs * 1e6) / set[name].ops;
         times[name][who].push(ns);
-        log(`  ${name} ${who}: ${ns.toFixed(1)} ns/op`);
+        gcTimes[name][who].push(gcNs);
+        log(`  ${name} ${who}: ${ns.toFixed(1)} ns/op, GC pauses ${gcNs.toFixed(1)}`);
       }
     }
   }
+  pauses.stop();
   await loop.close();
   const out = {};
   for (const name of names) {
-    const ours = stats(times[name].wasmloop);
-    const node = stats(times[name].node);
+    // Per contender: its times, its GC pauses, and its times less its pauses.
+    const split = (who) => ({
+      ...stats(times[name][who]),
+      gc: stats(gcTimes[name][who]),
+      mutator: stats(times[name][who].map((t, i) => t - gcTimes[name][who][i])),
+    });
+    const ours = split('wasmloop');
+    const node = split('node');
     const roundRatios = times[name].node.map((t, i) => t / times[name].wasmloop[i]);
     out[name] = {
       ops: set[name].ops,
@@ -338,11 +403,45 @@ export function mixedReport(m) {
   return rows.join('\n');
 }
 
+/**
+ * Where the section's time went: the main thread's GC pauses inside each
+ * timed window, and the ratio with them left out (each run's time less its
+ * pauses, medians).
+ */
+export function mixedGcReport(m) {
+  const rows = [
+    '| workload | wasmloop GC pauses ns/op, median (min–max) | share of its time | Node GC pauses ns/op, median (min–max) | share of its time | Node / wasmloop, pauses left out |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  const pauses = (s) => `${fmt(s.gc.median)} (${fmt(s.gc.min)}–${fmt(s.gc.max)})`;
+  const share = (s) => `${fmt((100 * s.gc.median) / s.median, 0)}%`;
+  for (const [name, r] of Object.entries(m.results)) {
+    rows.push(
+      `| ${TITLES[name]} | ${pauses(r.wasmloop)} | ${share(r.wasmloop)} | ${pauses(r.node)} | ${share(r.node)} | ${fmt(r.node.mutator.median / r.wasmloop.mutator.median, 2)}x |`,
+    );
+  }
+  return rows.join('\n');
+}
+
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop())) {
   const args = process.argv.slice(2);
+  const VALUED = ['--runs', '--n', '--connections', '--reads', '--seed'];
+  for (let i = 0; i < args.length; i++) {
+    if (VALUED.includes(args[i])) i++;
+    else if (args[i] !== '--cpu' && args[i] !== '--json') {
+      console.error(`bench/mixed.mjs: unknown argument ${args[i]}\nusage: ${USAGE}`);
+      process.exit(2);
+    }
+  }
   const option = (name, fallback) => {
     const i = args.indexOf(name);
-    return i === -1 ? fallback : Number(args[i + 1]);
+    if (i === -1) return fallback;
+    const value = Number(args[i + 1]);
+    if (!Number.isInteger(value) || value < 1) {
+      console.error(`bench/mixed.mjs: ${name} must be a whole number from 1, got ${JSON.stringify(args[i + 1])}`);
+      process.exit(2);
+    }
+    return value;
   };
   const m = await mixed({
     runs: option('--runs', 9),
@@ -354,5 +453,5 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
     log: (line) => console.error(line),
   });
   if (args.includes('--json')) console.log(JSON.stringify(m));
-  else console.log(mixedReport(m));
+  else console.log(`${mixedReport(m)}\n\n${mixedGcReport(m)}`);
 }

@@ -3,6 +3,10 @@
 // every timed run. Writes bench/RESULTS.md (and prints the same).
 //
 //   node --expose-gc bench/run.mjs [--runs N] [--n N] [--out FILE]
+//     [--only NAME] [--tcp-seconds S] [--tcp-runs R]
+//
+// --only NAME runs one benchmark in this process and prints its figures as
+// JSON (how the full run measures each benchmark in a fresh process).
 //
 // Contenders: wasmloop; Node's own timers (setTimeout, clearTimeout,
 // setImmediate); a plain TypeScript binary-heap loop with the same API
@@ -16,10 +20,20 @@ import { compileCore } from '../ts-host/dist/core.js';
 import { instantiate } from '../ts-host/dist/generated/core.js';
 import { makeTimerHandle } from '../ts-host/dist/handles.js';
 import { HeapLoop } from './peers/dist/heap-loop.js';
-import { TARGETS as MIXED_TARGETS, mixed, mixedReport } from './mixed.mjs';
+import { TARGETS as MIXED_TARGETS, mixed, mixedGcReport, mixedReport } from './mixed.mjs';
 import FakeTimers from '@sinonjs/fake-timers';
 
 const args = process.argv.slice(2);
+const OPTIONS = ['--runs', '--n', '--out', '--only', '--tcp-seconds', '--tcp-runs'];
+for (let i = 0; i < args.length; i += 2) {
+  if (!OPTIONS.includes(args[i]) || i + 1 >= args.length) {
+    console.error(
+      `bench/run.mjs: ${OPTIONS.includes(args[i]) ? `${args[i]} needs a value` : `unknown argument ${args[i]}`}\n` +
+        'usage: node --expose-gc bench/run.mjs [--runs N] [--n N] [--out FILE] [--only NAME] [--tcp-seconds S] [--tcp-runs R]',
+    );
+    process.exit(2);
+  }
+}
 const option = (name, fallback) => {
   const i = args.indexOf(name);
   return i === -1 ? fallback : args[i + 1];
@@ -673,6 +687,10 @@ ${bars}
 async function main() {
   const only = option('--only', null);
   if (only !== null) {
+    if (!Object.hasOwn(BENCHMARKS, only)) {
+      console.error(`bench/run.mjs: --only takes one of ${Object.keys(BENCHMARKS).join(', ')}, got ${only}`);
+      process.exit(2);
+    }
     process.stdout.write(JSON.stringify(await BENCHMARKS[only]()));
     return;
   }
@@ -768,6 +786,10 @@ Ratios are peer time / wasmloop time from the same run (higher is better for was
 What a program does with timers, in one process and on one loop (\`bench/mixed.mjs\`): ${mix.n.toLocaleString('en')} timers fired with their handles dropped, ${mix.n.toLocaleString('en')} timers whose handles are kept and then all cancelled, ${mix.n.toLocaleString('en')} \`callSoon\`, and a server's connection timeouts (${mix.connections.toLocaleString('en')} connections, each with a 10 s timeout pushed back on every read, ${mix.reads} reads per connection, one per connection per iteration, cancelled at close: \`loop.deadline\` and \`refresh()\`), each side by side with Node's own API for the same job (\`setTimeout\`, \`clearTimeout\`, \`setImmediate\`, \`timeout.refresh()\`). ${mix.runs} rounds; every round visits the workloads in a new shuffled order (seed ${mix.seed}), the two contenders of a workload back to back, which one first alternating. Every contender is validated first, in a shuffled order too. Wall time per operation; the fired workloads less the ${SPREAD_MS} ms they must wait.
 
 ${mixedReport(mix)}
+
+Where the time went: the main thread's garbage-collection pauses inside each timed run (V8's \`gc\` performance entries that began between the run's first and last clock reading), per operation, and each contender's time with its own pauses left out. What is left is the mutator's share: the scheduler, the handles, the glue. V8 sizes its young generation by version (its new space grows to 32 MiB on Node 20 and 22, to 128 MiB on Node 24: \`v8.getHeapSpaceStatistics()\` while 3M objects are kept), and a kept handle is copied by every scavenge it lives through until it is promoted, so the pauses move between Node versions more than the loop does; the section "Core timers on the Node LTS" runs this section again on the current LTS.
+
+${mixedGcReport(mix)}
 
 The sections below (1 to 3b) run each benchmark alone, in a fresh process of its own (its contenders side by side in that process, ${RUNS} alternating runs each): the isolated figures, kept to compare with earlier results.
 
