@@ -491,10 +491,10 @@ bench-tls: $(PACKAGE) $(STAMPS)/uvloop $(STAMPS)/libssl-dev
 	node bench/tls/run.mjs --results bench/RESULTS.md $(BENCH_TLS_ARGS)
 
 
-# The benchmarks on the machine's Node, then the core timer rows (bench/run.mjs's
-# sections 1-3) again on the current Node LTS of NODE_VERSIONS, the newest
-# whose process.release.lts names a line: a section of RESULTS.md of its own
-# (bench/node-lts.mjs).
+# The benchmarks on the machine's Node, then the timer sections (bench/run.mjs's
+# section 0, the mixed one, and sections 1-3 and 3b) again on the current Node
+# LTS of NODE_VERSIONS, the newest whose process.release.lts names a line: a
+# section of RESULTS.md of its own (bench/node-lts.mjs).
 bench: $(PACKAGE) bench/peers/dist/heap-loop.js $(STAMPS)/uvloop $(STAMPS)/perf $(NODE_BINARIES)
 	node --expose-gc bench/run.mjs
 	node --expose-gc bench/deadline.mjs --results bench/RESULTS.md
