@@ -406,7 +406,9 @@ export function mixedReport(m) {
 /**
  * Where the section's time went: the main thread's GC pauses inside each
  * timed window, and the ratio with them left out (each run's time less its
- * pauses, medians).
+ * pauses, medians). The pauses are wall time; under `--cpu` the times are
+ * the process's CPU time (GC helper threads included), so there the split
+ * is only indicative.
  */
 export function mixedGcReport(m) {
   const rows = [
