@@ -14,7 +14,8 @@
 //!                  v rest waits in the near queue
 //!  near     [ sorted run + binary heap ]  exact order for ticks <= elapsed
 //!
-//!  bucket = blocks of 64 entries, entry = { deadline u64, seq u32, slot u32 } (16 bytes)
+//!  bucket = blocks of 64 entries (the first from `head` on),
+//!  entry  = { deadline u64, seq u32, slot u32 } (16 bytes)
 //! ```
 //!
 //! A timer whose tick is after `elapsed` goes into the wheel at the level of
@@ -38,8 +39,11 @@
 //!
 //! Cancellation is O(1): the slot becomes a tombstone, and its entry stays
 //! until the wheel reaches it or until tombstones outnumber live timers, when
-//! one sequential pass drops them all (asyncio compacts its heap the same
-//! way).
+//! they are all dropped (asyncio compacts its heap the same way). Timers
+//! cancelled in the order they were scheduled leave their tombstones at the
+//! fronts of the buckets, which are dropped by moving each bucket's start
+//! (`head`) past them; only tombstones found anywhere else take a
+//! sequential pass over every entry.
 //!
 //! Invariants (checked by `debug_assert!`): every bucket entry's tick is
 //! after `elapsed`; every near entry's tick is at or before `elapsed`; level
@@ -111,17 +115,23 @@ type Block = [Entry; BLOCK_LEN];
 #[allow(clippy::vec_box)]
 type Blocks = Vec<Box<Block>>;
 
-/// The entries of one wheel bucket, in insertion order.
+/// The entries of one wheel bucket, in insertion order: `len` entries from
+/// position `head` of the first block on. `head` is not 0 only after the
+/// bucket's front was dropped (`drop_front`), which moves no entry.
+///
+/// Invariants: `head < BLOCK_LEN`; `blocks.len() == (head + len) /
+/// BLOCK_LEN` rounded up; an empty bucket has no blocks and `head == 0`.
 #[derive(Default)]
 struct Bucket {
     blocks: Blocks,
+    head: usize,
     len: usize,
 }
 
 impl Bucket {
     #[inline]
     fn push(&mut self, e: Entry, spare: &mut Blocks) {
-        let offset = self.len % BLOCK_LEN;
+        let offset = (self.head + self.len) % BLOCK_LEN;
         if offset == 0 {
             self.blocks.push(
                 spare
@@ -136,14 +146,58 @@ impl Bucket {
 
     #[inline]
     fn get(&self, i: usize) -> Entry {
-        self.blocks[i / BLOCK_LEN][i % BLOCK_LEN]
+        let at = self.head + i;
+        self.blocks[at / BLOCK_LEN][at % BLOCK_LEN]
+    }
+
+    #[inline]
+    fn set(&mut self, i: usize, e: Entry) {
+        let at = self.head + i;
+        self.blocks[at / BLOCK_LEN][at % BLOCK_LEN] = e;
     }
 
     /// Keeps the first `len` entries; surplus blocks go to `spare`.
     fn truncate(&mut self, len: usize, spare: &mut Blocks) {
         self.len = len;
-        let keep = len.div_ceil(BLOCK_LEN);
+        if len == 0 {
+            self.head = 0;
+            spare.append(&mut self.blocks);
+            return;
+        }
+        let keep = (self.head + len).div_ceil(BLOCK_LEN);
         spare.extend(self.blocks.drain(keep..));
+        self.check();
+    }
+
+    /// Drops the first `n` entries without moving the rest: the blocks they
+    /// filled go to `spare`, and `head` skips the rest of the way.
+    fn drop_front(&mut self, n: usize, spare: &mut Blocks) {
+        if n == self.len {
+            self.truncate(0, spare);
+            return;
+        }
+        let at = self.head + n;
+        spare.extend(self.blocks.drain(..at / BLOCK_LEN));
+        self.head = at % BLOCK_LEN;
+        self.len -= n;
+        self.check();
+    }
+
+    #[inline]
+    fn check(&self) {
+        debug_assert!(
+            self.head < BLOCK_LEN,
+            "bucket head {} past a block",
+            self.head
+        );
+        debug_assert_eq!(
+            self.blocks.len(),
+            (self.head + self.len).div_ceil(BLOCK_LEN),
+            "bucket of {} entries from {} holds {} blocks",
+            self.len,
+            self.head,
+            self.blocks.len()
+        );
     }
 }
 
@@ -452,9 +506,8 @@ impl TimerWheel {
     /// Returns a drained bucket's blocks to the spares, and its emptied
     /// block list to bucket `b` (draining never refills the same bucket).
     fn recycle(&mut self, b: usize, mut bucket: Bucket) {
-        self.spare.append(&mut bucket.blocks);
+        bucket.truncate(0, &mut self.spare);
         debug_assert_eq!(self.buckets[b].len, 0, "bucket {b} refilled while draining");
-        bucket.len = 0;
         self.buckets[b] = bucket;
     }
 
@@ -600,27 +653,65 @@ impl TimerWheel {
         Some(self.earliest[level * BUCKETS_PER_LEVEL + index])
     }
 
-    /// Drops every tombstone: one sequential pass over the queued entries.
+    /// Drops every tombstone. Timers cancelled in the order they were
+    /// scheduled (timeouts of requests that finish in order) leave their
+    /// tombstones at the front of each bucket: a first pass frees those and
+    /// drops the buckets' fronts, touching only the tombstones and moving no
+    /// entry. Tombstones left anywhere else take a second, sequential pass
+    /// over every queued entry.
     pub fn compact(&mut self, slots: &mut Slots) {
+        let mut freed = 0;
         for level in 0..LEVELS {
             let mut occupied = self.occupied[level];
             while occupied != 0 {
                 let index = occupied.trailing_zeros() as usize;
                 occupied &= occupied - 1;
-                let bucket = &mut self.buckets[level * BUCKETS_PER_LEVEL + index];
+                let b = level * BUCKETS_PER_LEVEL + index;
+                let bucket = &mut self.buckets[b];
+                let mut lead = 0;
+                while lead < bucket.len {
+                    let slot = bucket.get(lead).slot;
+                    if slots.state(slot) != State::Tombstone {
+                        break;
+                    }
+                    slots.free(slot);
+                    lead += 1;
+                }
+                bucket.drop_front(lead, &mut self.spare);
+                freed += lead as u32;
+                if bucket.len == 0 {
+                    self.occupied[level] &= !(1 << index);
+                    self.earliest[b] = NEVER;
+                }
+            }
+        }
+        self.tombstones -= freed;
+        if self.tombstones == 0 {
+            return;
+        }
+        for level in 0..LEVELS {
+            let mut occupied = self.occupied[level];
+            while occupied != 0 {
+                let index = occupied.trailing_zeros() as usize;
+                occupied &= occupied - 1;
+                let b = level * BUCKETS_PER_LEVEL + index;
+                let bucket = &mut self.buckets[b];
                 let mut kept = 0;
                 for i in 0..bucket.len {
                     let e = bucket.get(i);
                     if slots.state(e.slot) == State::Tombstone {
                         slots.free(e.slot);
                     } else {
-                        bucket.blocks[kept / BLOCK_LEN][kept % BLOCK_LEN] = e;
+                        if kept != i {
+                            bucket.set(kept, e);
+                        }
                         kept += 1;
                     }
                 }
                 bucket.truncate(kept, &mut self.spare);
                 if kept == 0 {
                     self.occupied[level] &= !(1 << index);
+                    self.earliest[b] = NEVER;
                 }
             }
         }
@@ -753,6 +844,71 @@ mod tests {
         assert!(fired
             .iter()
             .all(|s| ids[(n as usize / 2 + 1)..].contains(s)));
+    }
+
+    /// Schedules `n` timers over 50 level-0 buckets (several blocks each),
+    /// cancels those `cancel` picks (by index, in index order), and returns
+    /// the live ones in the order they must fire.
+    fn cancel_some(f: &mut Fixture, n: u64, cancel: impl Fn(usize) -> bool) -> Vec<u32> {
+        let timers: Vec<(Nanos, u32)> = (0..n)
+            .map(|i| {
+                let deadline = (1 + i % 50) * MS;
+                (deadline, f.add(deadline))
+            })
+            .collect();
+        for (i, &(_, slot)) in timers.iter().enumerate() {
+            if cancel(i) {
+                f.cancel(slot);
+            }
+        }
+        let mut live: Vec<(Nanos, u32)> = timers
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| !cancel(i))
+            .map(|(_, &t)| t)
+            .collect();
+        // Equal deadlines fire in scheduling order, which is slot order here.
+        live.sort();
+        live.into_iter().map(|(_, slot)| slot).collect()
+    }
+
+    #[test]
+    fn timers_cancelled_in_scheduling_order_are_dropped_from_the_buckets_fronts() {
+        let mut f = Fixture::new(0);
+        let n = 20 * MIN_COMPACTION as u64;
+        // The first half and one more: the compaction runs at that cancel.
+        let expected = cancel_some(&mut f, n, |i| i <= n as usize / 2);
+        assert_eq!(f.wheel.tombstones(), 0, "compaction ran");
+        assert_eq!(f.slots.free_count(), n as u32 / 2 + 1);
+        // Buckets now start part-way into a block; more timers append behind.
+        let later: Vec<u32> = (0..100).map(|_| f.add(60 * MS)).collect();
+        assert_eq!(f.expire(50 * MS), expected);
+        assert_eq!(f.expire(60 * MS), later);
+        assert_eq!(f.wheel.live(), 0);
+    }
+
+    #[test]
+    fn tombstones_behind_the_buckets_fronts_take_the_full_pass() {
+        let mut f = Fixture::new(0);
+        let n = 20 * MIN_COMPACTION as u64;
+        // The first quarter in order (and a round more), then every other
+        // round of 50 (one timer per bucket a round): compaction drops the
+        // fronts, then compacts what is left of each bucket.
+        let quarter = n as usize / 4;
+        let expected = cancel_some(&mut f, n, |i| {
+            i < quarter + 50 || ((i / 50) % 2 == 0 && i < 3 * quarter)
+        });
+        assert!(
+            f.wheel.tombstones() < f.wheel.live(),
+            "a compaction ran: {} tombstones, {} live",
+            f.wheel.tombstones(),
+            f.wheel.live()
+        );
+        let later: Vec<u32> = (0..100).map(|_| f.add(60 * MS)).collect();
+        assert_eq!(f.expire(50 * MS), expected);
+        assert_eq!(f.expire(60 * MS), later);
+        assert_eq!(f.wheel.tombstones(), 0);
+        assert_eq!(f.wheel.live(), 0);
     }
 
     #[test]
