@@ -183,6 +183,40 @@ impl Bucket {
         self.check();
     }
 
+    /// Frees the bucket's leading tombstones and drops them from its front
+    /// (nothing moves); returns how many.
+    fn drop_leading_tombstones(&mut self, slots: &mut Slots, spare: &mut Blocks) -> u32 {
+        let mut lead = 0;
+        while lead < self.len {
+            let slot = self.get(lead).slot;
+            if slots.state(slot) != State::Tombstone {
+                break;
+            }
+            slots.free(slot);
+            lead += 1;
+        }
+        self.drop_front(lead, spare);
+        lead as u32
+    }
+
+    /// Frees every tombstone in the bucket and closes the gaps, keeping the
+    /// order of the rest.
+    fn drop_tombstones(&mut self, slots: &mut Slots, spare: &mut Blocks) {
+        let mut kept = 0;
+        for i in 0..self.len {
+            let e = self.get(i);
+            if slots.state(e.slot) == State::Tombstone {
+                slots.free(e.slot);
+            } else {
+                if kept != i {
+                    self.set(kept, e);
+                }
+                kept += 1;
+            }
+        }
+        self.truncate(kept, spare);
+    }
+
     #[inline]
     fn check(&self) {
         debug_assert!(
@@ -606,6 +640,24 @@ impl TimerWheel {
         }
     }
 
+    /// Runs `f` on every occupied bucket (with the spare blocks); a bucket it
+    /// leaves empty is marked unoccupied and its earliest deadline reset.
+    fn each_occupied(&mut self, mut f: impl FnMut(&mut Bucket, &mut Blocks)) {
+        for level in 0..LEVELS {
+            let mut occupied = self.occupied[level];
+            while occupied != 0 {
+                let index = occupied.trailing_zeros() as usize;
+                occupied &= occupied - 1;
+                let b = level * BUCKETS_PER_LEVEL + index;
+                f(&mut self.buckets[b], &mut self.spare);
+                if self.buckets[b].len == 0 {
+                    self.occupied[level] &= !(1 << index);
+                    self.earliest[b] = NEVER;
+                }
+            }
+        }
+    }
+
     /// The earliest occupied bucket: `(level, index, first tick)`. The lowest
     /// occupied level always holds it, since a higher level only holds ticks
     /// past the end of the current turn of the levels below.
@@ -661,60 +713,12 @@ impl TimerWheel {
     /// over every queued entry.
     pub fn compact(&mut self, slots: &mut Slots) {
         let mut freed = 0;
-        for level in 0..LEVELS {
-            let mut occupied = self.occupied[level];
-            while occupied != 0 {
-                let index = occupied.trailing_zeros() as usize;
-                occupied &= occupied - 1;
-                let b = level * BUCKETS_PER_LEVEL + index;
-                let bucket = &mut self.buckets[b];
-                let mut lead = 0;
-                while lead < bucket.len {
-                    let slot = bucket.get(lead).slot;
-                    if slots.state(slot) != State::Tombstone {
-                        break;
-                    }
-                    slots.free(slot);
-                    lead += 1;
-                }
-                bucket.drop_front(lead, &mut self.spare);
-                freed += lead as u32;
-                if bucket.len == 0 {
-                    self.occupied[level] &= !(1 << index);
-                    self.earliest[b] = NEVER;
-                }
-            }
-        }
+        self.each_occupied(|bucket, spare| freed += bucket.drop_leading_tombstones(slots, spare));
         self.tombstones -= freed;
         if self.tombstones == 0 {
             return;
         }
-        for level in 0..LEVELS {
-            let mut occupied = self.occupied[level];
-            while occupied != 0 {
-                let index = occupied.trailing_zeros() as usize;
-                occupied &= occupied - 1;
-                let b = level * BUCKETS_PER_LEVEL + index;
-                let bucket = &mut self.buckets[b];
-                let mut kept = 0;
-                for i in 0..bucket.len {
-                    let e = bucket.get(i);
-                    if slots.state(e.slot) == State::Tombstone {
-                        slots.free(e.slot);
-                    } else {
-                        if kept != i {
-                            bucket.set(kept, e);
-                        }
-                        kept += 1;
-                    }
-                }
-                bucket.truncate(kept, &mut self.spare);
-                if kept == 0 {
-                    self.occupied[level] &= !(1 << index);
-                    self.earliest[b] = NEVER;
-                }
-            }
-        }
+        self.each_occupied(|bucket, spare| bucket.drop_tombstones(slots, spare));
         self.near.retain(|e| {
             if slots.state(e.slot) == State::Tombstone {
                 slots.free(e.slot);
