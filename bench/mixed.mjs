@@ -29,6 +29,7 @@
 //   node --expose-gc bench/mixed.mjs [--runs 9] [--n 1000000] [--connections 10000]
 //     [--reads 100] [--seed 1] [--cpu] [--json]
 import { PerformanceObserver } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
 import { createLoop } from '../ts-host/dist/index.js';
 
 const SPREAD_MS = 50;
@@ -426,34 +427,40 @@ export function mixedGcReport(m) {
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop())) {
-  const args = process.argv.slice(2);
-  const VALUED = ['--runs', '--n', '--connections', '--reads', '--seed'];
-  for (let i = 0; i < args.length; i++) {
-    if (VALUED.includes(args[i])) i++;
-    else if (args[i] !== '--cpu' && args[i] !== '--json') {
-      console.error(`bench/mixed.mjs: unknown argument ${args[i]}\nusage: ${USAGE}`);
-      process.exit(2);
-    }
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        runs: { type: 'string', default: '9' },
+        n: { type: 'string', default: '1000000' },
+        connections: { type: 'string', default: '10000' },
+        reads: { type: 'string', default: '100' },
+        seed: { type: 'string', default: '1' },
+        cpu: { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+      },
+    }));
+  } catch (error) {
+    console.error(`bench/mixed.mjs: ${error.message}\nusage: ${USAGE}`);
+    process.exit(2);
   }
-  const option = (name, fallback) => {
-    const i = args.indexOf(name);
-    if (i === -1) return fallback;
-    const value = Number(args[i + 1]);
+  const whole = (name) => {
+    const value = Number(values[name]);
     if (!Number.isInteger(value) || value < 1) {
-      console.error(`bench/mixed.mjs: ${name} must be a whole number from 1, got ${JSON.stringify(args[i + 1])}`);
+      console.error(`bench/mixed.mjs: --${name} must be a whole number from 1, got ${JSON.stringify(values[name])}`);
       process.exit(2);
     }
     return value;
   };
   const m = await mixed({
-    runs: option('--runs', 9),
-    n: option('--n', 1_000_000),
-    connections: option('--connections', 10_000),
-    reads: option('--reads', 100),
-    seed: option('--seed', 1),
-    clock: args.includes('--cpu') ? 'cpu' : 'wall',
+    runs: whole('runs'),
+    n: whole('n'),
+    connections: whole('connections'),
+    reads: whole('reads'),
+    seed: whole('seed'),
+    clock: values.cpu ? 'cpu' : 'wall',
     log: (line) => console.error(line),
   });
-  if (args.includes('--json')) console.log(JSON.stringify(m));
+  if (values.json) console.log(JSON.stringify(m));
   else console.log(`${mixedReport(m)}\n\n${mixedGcReport(m)}`);
 }

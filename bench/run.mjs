@@ -15,6 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 import { createLoop } from '../ts-host/dist/index.js';
 import { compileCore } from '../ts-host/dist/core.js';
 import { instantiate } from '../ts-host/dist/generated/core.js';
@@ -23,28 +24,34 @@ import { HeapLoop } from './peers/dist/heap-loop.js';
 import { TARGETS as MIXED_TARGETS, mixed, mixedGcReport, mixedReport } from './mixed.mjs';
 import FakeTimers from '@sinonjs/fake-timers';
 
-const args = process.argv.slice(2);
-const OPTIONS = ['--runs', '--n', '--out', '--only', '--tcp-seconds', '--tcp-runs'];
-for (let i = 0; i < args.length; i += 2) {
-  if (!OPTIONS.includes(args[i]) || i + 1 >= args.length) {
-    console.error(
-      `bench/run.mjs: ${OPTIONS.includes(args[i]) ? `${args[i]} needs a value` : `unknown argument ${args[i]}`}\n` +
-        'usage: node --expose-gc bench/run.mjs [--runs N] [--n N] [--out FILE] [--only NAME] [--tcp-seconds S] [--tcp-runs R]',
-    );
+const USAGE =
+  'node --expose-gc bench/run.mjs [--runs N] [--n N] [--out FILE] [--only NAME] [--tcp-seconds S] [--tcp-runs R]';
+/** The command line; an option it does not know, or one without its value, ends the run. */
+function commandLine() {
+  try {
+    return parseArgs({
+      options: {
+        runs: { type: 'string', default: '7' },
+        n: { type: 'string', default: '1000000' },
+        out: { type: 'string', default: fileURLToPath(new URL('./RESULTS.md', import.meta.url)) },
+        only: { type: 'string' },
+        'tcp-seconds': { type: 'string' },
+        'tcp-runs': { type: 'string' },
+      },
+    }).values;
+  } catch (error) {
+    console.error(`bench/run.mjs: ${error.message}\nusage: ${USAGE}`);
     process.exit(2);
   }
 }
-const option = (name, fallback) => {
-  const i = args.indexOf(name);
-  return i === -1 ? fallback : args[i + 1];
-};
-const RUNS = Number(option('--runs', 7));
-const N = Number(option('--n', 1_000_000));
-const OUT = option('--out', fileURLToPath(new URL('./RESULTS.md', import.meta.url)));
+const options = commandLine();
+const RUNS = Number(options.runs);
+const N = Number(options.n);
+const OUT = options.out;
 // --tcp-seconds S, --tcp-runs R: shorter TCP runs, to try the report out (bench/tcp/run.mjs's defaults otherwise).
 const TCP_ARGS = [
-  ...(option('--tcp-seconds', null) === null ? [] : ['--seconds', option('--tcp-seconds', null)]),
-  ...(option('--tcp-runs', null) === null ? [] : ['--runs', option('--tcp-runs', null)]),
+  ...(options['tcp-seconds'] === undefined ? [] : ['--seconds', options['tcp-seconds']]),
+  ...(options['tcp-runs'] === undefined ? [] : ['--runs', options['tcp-runs']]),
 ];
 
 if (typeof globalThis.gc !== 'function') {
@@ -685,8 +692,8 @@ ${bars}
 }
 
 async function main() {
-  const only = option('--only', null);
-  if (only !== null) {
+  const only = options.only;
+  if (only !== undefined) {
     if (!Object.hasOwn(BENCHMARKS, only)) {
       console.error(`bench/run.mjs: --only takes one of ${Object.keys(BENCHMARKS).join(', ')}, got ${only}`);
       process.exit(2);
