@@ -23,10 +23,14 @@ DEBIAN_CARGO := /usr/bin/cargo
 DEBIAN_RUSTC := /usr/bin/rustc
 WASM_TARGET  := wasm32-unknown-unknown
 CORE_WASM    := $(CARGO_TARGETS)/core-wasm/$(WASM_TARGET)/release/wasmloop_core.wasm
+CORE_OPT     := build/core.opt.wasm
 COMPONENT    := build/core.component.wasm
 GENERATED    := ts-host/src/generated/core.js
 DIST         := ts-host/dist/index.js
 JCO          := node_modules/.bin/jco
+WASM_OPT     := node_modules/.bin/wasm-opt
+WASM_FEATURES := --enable-bulk-memory --enable-multivalue --enable-mutable-globals \
+  --enable-nontrapping-float-to-int --enable-reference-types --enable-sign-ext
 # Every uvu run pipes through it: the failed cases are printed again at the
 # end of the run, where a CI log's tail shows them (test/failures.mjs).
 FAILURES     := node test/failures.mjs
@@ -136,9 +140,19 @@ $(CORE_WASM): $(RUST_SOURCES) $(WIT_SOURCES) | $(STAMPS)/apt
 	  --target-dir $(CARGO_TARGETS)/core-wasm
 	@touch $@
 
-$(COMPONENT): $(CORE_WASM) node_modules/.package-lock.json
+# binaryen's wasm-opt -O3 over what rustc and LLVM emitted (features: those
+# rustc's wasm32 target emits; the module carries no target_features section
+# to read them from). Measured 2026-11-28, Node 20, the mixed section in
+# alternating processes, 3 each: fired 55-63 -> 52-54 ns per timer, kept
+# then cancelled 138-144 -> 132-139, callSoon 66-67 -> 63-68 (docs/design.md,
+# "Where the time goes").
+$(CORE_OPT): $(CORE_WASM) node_modules/.package-lock.json
 	@mkdir -p build
-	$(JCO) new $(CORE_WASM) -o $@
+	$(WASM_OPT) -O3 $(WASM_FEATURES) $(CORE_WASM) -o $@
+
+$(COMPONENT): $(CORE_OPT) node_modules/.package-lock.json
+	@mkdir -p build
+	$(JCO) new $(CORE_OPT) -o $@
 	@node -e "const c=require('crypto'),f=require('fs');const b=f.readFileSync('$@');console.log('core component: '+b.length+' bytes, sha256 '+c.createHash('sha256').update(b).digest('hex'))"
 
 $(GENERATED): $(COMPONENT)
