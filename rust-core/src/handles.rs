@@ -22,7 +22,9 @@
 //! Freed slots are handed out again *lowest first*, found through a bitmap
 //! of free slots with a summary above it (one bit per slot, then one per
 //! word, per chunk and per 64 chunks: four `trailing_zeros` from the top to
-//! a free slot). The order slots come back in is the order the timers that
+//! a free slot). The word holding the lowest free slot is remembered
+//! (`lowest_word`), so consecutive allocations take the next bits of the
+//! same word without walking down from the top again. The order slots come back in is the order the timers that
 //! held them fired or were compacted away, which is not the order they were
 //! scheduled in; a free *stack* hands that order out again, so after a few
 //! million timers a loop's consecutive `call_later`s land on slots strewn
@@ -53,6 +55,8 @@ const CHUNK_SUMMARY_WORDS: usize = MAX_CHUNKS / 64;
 const TOP_WORDS: usize = CHUNK_SUMMARY_WORDS / 64;
 const STATE_BITS: u32 = 4;
 const STATE_MASK: u32 = (1 << STATE_BITS) - 1;
+/// `lowest_word` when the word holding the lowest free slot is not known.
+const NO_WORD: u32 = u32::MAX;
 
 /// Where a slot's callback is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -140,6 +144,10 @@ pub struct Slots {
     top: [u64; TOP_WORDS],
     free_count: u32,
     retired: u32,
+    /// The word (`slot / 64`, counted across chunks) that holds the lowest
+    /// free slot, or `NO_WORD` when that is not known and the summaries
+    /// must find it. Invariant: no word below it has a free slot.
+    lowest_word: u32,
 }
 
 impl Default for Slots {
@@ -157,6 +165,7 @@ impl Slots {
             top: [0; TOP_WORDS],
             free_count: 0,
             retired: 0,
+            lowest_word: NO_WORD,
         }
     }
 
@@ -220,27 +229,49 @@ impl Slots {
         if self.free_count == 0 {
             return None;
         }
-        let t = self.top.iter().position(|&w| w != 0)?;
-        let s = t * 64 + self.top[t].trailing_zeros() as usize;
-        let summary = self.chunks_free.as_mut()?;
-        let c = s * 64 + summary[s].trailing_zeros() as usize;
+        let word = if self.lowest_word != NO_WORD {
+            debug_assert_eq!(
+                Some(self.lowest_word),
+                self.find_lowest_word(),
+                "remembered word is not the lowest with a free slot"
+            );
+            self.lowest_word
+        } else {
+            self.find_lowest_word()?
+        };
+        let c = (word / CHUNK_WORDS as u32) as usize;
+        let w = (word % CHUNK_WORDS as u32) as usize;
         let chunk = &mut self.chunks[c];
-        let w = chunk.free_words.trailing_zeros() as usize;
         let bits = chunk.free[w];
-        let b = bits.trailing_zeros();
+        debug_assert_ne!(bits, 0, "word {word} has no free slot");
         // Clear the bit, then each summary bit whose word just emptied.
         chunk.free[w] = bits & (bits - 1);
         if chunk.free[w] == 0 {
+            self.lowest_word = NO_WORD;
             chunk.free_words &= !(1u64 << w);
             if chunk.free_words == 0 {
+                let summary = self.chunks_free.as_mut()?;
+                let s = c / 64;
                 summary[s] &= !(1u64 << (c % 64));
                 if summary[s] == 0 {
-                    self.top[t] &= !(1u64 << (s % 64));
+                    self.top[s / 64] &= !(1u64 << (s % 64));
                 }
             }
+        } else {
+            self.lowest_word = word;
         }
         self.free_count -= 1;
-        Some(((c as u32) << CHUNK_BITS) | ((w as u32) << 6) | b)
+        Some(word * 64 + bits.trailing_zeros())
+    }
+
+    /// The word holding the lowest free slot, found through the summaries.
+    fn find_lowest_word(&self) -> Option<u32> {
+        let t = self.top.iter().position(|&w| w != 0)?;
+        let s = t * 64 + self.top[t].trailing_zeros() as usize;
+        let summary = self.chunks_free.as_ref()?;
+        let c = s * 64 + summary[s].trailing_zeros() as usize;
+        let w = self.chunks[c].free_words.trailing_zeros() as usize;
+        Some((c * CHUNK_WORDS + w) as u32)
     }
 
     /// Frees `slot`. Its handles go stale when it is handed out again; until
@@ -258,6 +289,11 @@ impl Slots {
         );
         let was_empty = chunk.free[w] == 0;
         chunk.free[w] |= 1u64 << (slot & 63);
+        // The only free slot, or one below the remembered word, is the lowest.
+        let word = slot / 64;
+        if self.free_count == 0 || (self.lowest_word != NO_WORD && word < self.lowest_word) {
+            self.lowest_word = word;
+        }
         self.free_count += 1;
         if was_empty {
             // The summaries above only change when a word gains its first free slot.
