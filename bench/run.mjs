@@ -19,7 +19,8 @@ import { parseArgs } from 'node:util';
 import { createLoop } from '../ts-host/dist/index.js';
 import { compileCore } from '../ts-host/dist/core.js';
 import { instantiate } from '../ts-host/dist/generated/core.js';
-import { makeTimerHandle } from '../ts-host/dist/handles.js';
+import { makeHandle, makeTimerHandle } from '../ts-host/dist/handles.js';
+import { microtaskDrain } from '../ts-host/dist/host-tasks.js';
 import { HeapLoop } from './peers/dist/heap-loop.js';
 import { TARGETS as MIXED_TARGETS, mixed, mixedGcReport, mixedReport } from './mixed.mjs';
 import FakeTimers from '@sinonjs/fake-timers';
@@ -181,20 +182,29 @@ const timersCancelled = {
 };
 
 /**
- * What `callLater` and `cancel` cost on the host's side alone, with no
- * timer queue behind them: the argument checks, the callback table (chunks
- * of 4096, as the loop keeps it), and the loop's own handle object
- * (`makeTimerHandle`, the same literal), whose `cancel` clears the table
- * entry. No core is called. Node's time over this one is the best ratio any
- * core, however fast, could reach with this handle.
+ * What `callLater`, `callSoon` and `cancel` cost on the host's side alone,
+ * with no core behind them: the argument checks, the callback table (chunks
+ * of 4096, as the loop keeps it), and the loop's own handle objects
+ * (`makeTimerHandle`, `makeHandle`), whose `cancel` clears the table entry;
+ * `runAll` runs the table as the loop's batch does. Node's time over this
+ * one is the best ratio any core, however fast, could reach with these
+ * handles.
  */
 class HostFloor {
   #chunks = [];
   #next = 0;
   #epoch = { loop: this, time: performance.now() };
+  #soon = { loop: this, time: Number.NaN };
   callLater(delayMs, callback) {
     if (typeof delayMs !== 'number' || delayMs !== delayMs) throw new TypeError('callLater: delayMs must be a number');
     if (typeof callback !== 'function') throw new TypeError('callLater: callback must be a function');
+    return makeTimerHandle(this.#epoch, this.#store(callback), 0, Math.max(delayMs, 0));
+  }
+  callSoon(callback) {
+    if (typeof callback !== 'function') throw new TypeError('callSoon: callback must be a function');
+    return makeHandle(this.#soon, this.#store(callback), 0);
+  }
+  #store(callback) {
     const slot = this.#next++;
     let chunk = this.#chunks[slot >>> 12];
     if (chunk === undefined) {
@@ -202,10 +212,32 @@ class HostFloor {
       this.#chunks[slot >>> 12] = chunk;
     }
     chunk[slot & 4095] = callback;
-    return makeTimerHandle(this.#epoch, slot, 0, Math.max(delayMs, 0));
+    return slot;
   }
   _cancel(slot) {
     this.#chunks[slot >>> 12][slot & 4095] = undefined;
+  }
+  /**
+   * Runs every stored callback in the order stored, each entry cleared
+   * first and the microtask queue drained after each, as the loop's batch
+   * runs them (callbacks.ts).
+   */
+  runAll() {
+    const drain = microtaskDrain();
+    const chunks = this.#chunks;
+    for (let slot = 0; slot < this.#next; slot++) {
+      const chunk = chunks[slot >>> 12];
+      const entry = chunk[slot & 4095];
+      if (entry === undefined) continue;
+      chunk[slot & 4095] = undefined;
+      try {
+        entry();
+      } catch (error) {
+        console.error(error);
+      }
+      if (drain !== null) drain();
+    }
+    this.#next = 0;
   }
   pending() {
     return this.#chunks.reduce((n, chunk) => n + chunk.filter((entry) => entry !== undefined).length, 0);
@@ -265,6 +297,21 @@ const soonRun = {
       }),
     );
     return { ms: performance.now() - t0, check: count };
+  },
+  'host-side floor (no core)': async (n) => {
+    const floor = new HostFloor();
+    let count = 0;
+    const cb = () => count++;
+    gc();
+    const t0 = performance.now();
+    await new Promise((resolve) =>
+      setImmediate(() => {
+        for (let i = 0; i < n; i++) floor.callSoon(cb);
+        floor.runAll();
+        resolve();
+      }),
+    );
+    return { ms: performance.now() - t0, check: floor.pending() === 0 ? count : -1 };
   },
 };
 
@@ -815,6 +862,8 @@ The host-side floor is no scheduler: the same argument checks, callback table an
 ## 3. ${N.toLocaleString('en')} \`callSoon\`, all run (isolated)
 
 ${table(soon, 'wasmloop', { 'node setImmediate': 2, 'ts heap loop': 1 })}
+
+The host-side floor here is the same argument check, callback table and handle object (\`makeHandle\`), and the microtask checkpoint after each callback that the loop's batch runs, with no core and no driver. Node's time over the floor's, ${fmt(soon['node setImmediate'].median / soon['host-side floor (no core)'].median, 2)}x, is the most any core could reach with this handle and this order; the core and the driver add ${fmt(soon.wasmloop.median - soon['host-side floor (no core)'].median)} ns per callback.
 
 ## 3b. Virtual time: ${VIRTUAL_N.toLocaleString('en')} timers spread over one virtual hour, all fired (isolated)
 
