@@ -24,15 +24,15 @@
 //! word, per chunk and per 64 chunks: four `trailing_zeros` from the top to
 //! a free slot). The word holding the lowest free slot is remembered
 //! (`lowest_word`), so consecutive allocations take the next bits of the
-//! same word without walking down from the top again. The order slots come back in is the order the timers that
-//! held them fired or were compacted away, which is not the order they were
-//! scheduled in; a free *stack* hands that order out again, so after a few
-//! million timers a loop's consecutive `call_later`s land on slots strewn
-//! over its tables, here and in the host's callback table (a cache miss per
-//! callback on each side, where a new loop touches both tables
-//! sequentially). Lowest first keeps consecutive allocations on
-//! consecutive slots for as long as the loop lives, and keeps a loop with
-//! few callbacks on the same few, hot, slots.
+//! same word without walking down from the top again. The order slots come
+//! back in is the order the timers that held them fired or were compacted
+//! away, which is not the order they were scheduled in; a free *stack*
+//! hands that order out again, so after a few million timers a loop's
+//! consecutive `call_later`s land on slots strewn over its tables, here and
+//! in the host's callback table (a cache miss per callback on each side,
+//! where a new loop touches both tables sequentially). Lowest first keeps
+//! consecutive allocations on consecutive slots for as long as the loop
+//! lives, and keeps a loop with few callbacks on the same few, hot, slots.
 
 use std::alloc::{alloc_zeroed, handle_alloc_error, Layout};
 
@@ -249,8 +249,9 @@ impl Slots {
         if chunk.free[w] == 0 {
             self.lowest_word = NO_WORD;
             chunk.free_words &= !(1u64 << w);
-            if chunk.free_words == 0 {
-                let summary = self.chunks_free.as_mut()?;
+            // The summary exists from the first free (`free`).
+            debug_assert!(self.chunks_free.is_some(), "a free slot with no summary");
+            if let (0, Some(summary)) = (chunk.free_words, self.chunks_free.as_mut()) {
                 let s = c / 64;
                 summary[s] &= !(1u64 << (c % 64));
                 if summary[s] == 0 {
