@@ -249,13 +249,15 @@ impl Slots {
         if chunk.free[w] == 0 {
             self.lowest_word = NO_WORD;
             chunk.free_words &= !(1u64 << w);
-            // The summary exists from the first free (`free`).
-            debug_assert!(self.chunks_free.is_some(), "a free slot with no summary");
-            if let (0, Some(summary)) = (chunk.free_words, self.chunks_free.as_mut()) {
-                let s = c / 64;
-                summary[s] &= !(1u64 << (c % 64));
-                if summary[s] == 0 {
-                    self.top[s / 64] &= !(1u64 << (s % 64));
+            if chunk.free_words == 0 {
+                // The summary exists from the first free (`free`).
+                debug_assert!(self.chunks_free.is_some(), "a free slot with no summary");
+                if let Some(summary) = self.chunks_free.as_mut() {
+                    let s = c / 64;
+                    summary[s] &= !(1u64 << (c % 64));
+                    if summary[s] == 0 {
+                        self.top[s / 64] &= !(1u64 << (s % 64));
+                    }
                 }
             }
         } else {
