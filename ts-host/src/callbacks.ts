@@ -188,8 +188,11 @@ export class CallbackTable {
           try {
             if (typeof entry === 'function') entry();
             else {
+              // An I/O watcher has no arguments: a plain call, not a spread.
               const fn = entry.fn;
-              fn(...entry.args);
+              const args = entry.args;
+              if (args.length === 0) fn();
+              else fn(...args);
             }
           } catch (error) {
             this.#callbackFailed(error, entry, slot);

@@ -25,10 +25,18 @@
  * Hosts that cannot drain microtasks synchronously (browsers, workerd)
  * run a batch one callback per host macrotask; the step is the same.
  */
-import { armTimer, cancelYield, disarmTimer, microtaskDrain, nextMacrotask, yieldToHost } from './host-tasks.js';
+import {
+  armTimer,
+  cancelYield,
+  disarmTimer,
+  microtaskDrain,
+  nextMacrotask,
+  wallNow,
+  yieldToHost,
+} from './host-tasks.js';
 import type { BackendFaults } from './backend-faults.js';
 import type { CallbackTable } from './callbacks.js';
-import type { CoreInstance, CoreLoop } from './core.js';
+import type { CoreInstance } from './core.js';
 import { BackendError, LoopLimitError } from './errors.js';
 import type { LiveCore } from './live-core.js';
 import type { LoopTime } from './loop-time.js';
@@ -141,7 +149,7 @@ export class Driver {
   }
 
   /** wait: 0 if something is ready, ms to the earliest timer, or -1 for none. */
-  #wait(core: CoreLoop): number {
+  #wait(core: CoreInstance): number {
     if (this.#ioPending) return 0;
     const wait = core.pollTimeout();
     this.#raiseFaults();
@@ -237,7 +245,7 @@ export class Driver {
   readonly #slice = (): void => {
     this.#hostYield = null;
     this.#hostTimer = null;
-    const core = this.#core.loop;
+    const core = this.#core.instance;
     if (core === null || this.#state === State.Idle) return;
     this.#state = State.Iterating;
     try {
@@ -256,11 +264,11 @@ export class Driver {
     }
   };
 
-  #runSlice(core: CoreLoop): void {
+  #runSlice(core: CoreInstance): void {
     const mode = this.#mode;
     let sliceEnd = -1;
     // When the start is not known from the loop's clock, read the wall clock.
-    let batchStart = mode.wallOrigin === null ? performance.now() : -1;
+    let batchStart = mode.wallOrigin === null ? wallNow() : -1;
     for (;;) {
       if (this.#holds > 0) {
         // Host work in flight (hold()): its release wakes the loop.
@@ -278,11 +286,11 @@ export class Driver {
       if (length > 0 && microtaskDrain() === null) {
         // No synchronous drain on this host: one callback per macrotask,
         // then the driver goes on from a fresh slice.
-        this.#runEachInMacrotask((this.#core.instance as CoreInstance).batch().slice(0, length));
+        this.#runEachInMacrotask(core.batch().slice(0, length));
         return;
       }
       this.#run(length);
-      const batchEnd = performance.now();
+      const batchEnd = wallNow();
       this.busyMs += batchEnd - batchStart;
       this.#lastBatchEnd = batchEnd;
       batchStart = batchEnd;
@@ -417,7 +425,7 @@ export class Driver {
 
   /** Iterations while something is ready now (the clock stays). */
   #drainNow(operation: string, limit: number, ran: number): number {
-    const core = this.#core.loop as CoreLoop;
+    const core = this.#core.instance as CoreInstance;
     let wait = core.pollTimeout();
     while (wait === 0 || this.#ioPending) {
       ran += this.#iteration(Step.ReadClock);
@@ -429,7 +437,7 @@ export class Driver {
 
   /** Runs what is due, jumping from deadline to deadline up to `target` (ns). */
   #jump(operation: string, limit: number, target: number): number {
-    const core = this.#core.loop as CoreLoop;
+    const core = this.#core.instance as CoreInstance;
     const virtual = this.#mode.virtual as NonNullable<TimeMode['virtual']>;
     // With no end to reach and nothing to record, the core jumps to each
     // deadline itself: one crossing per step instead of a poll-timeout, a
@@ -465,7 +473,7 @@ export class Driver {
     if (target !== Infinity) {
       virtual.advanceClockTo(target);
       // The clock moved outside an iteration: the loop's time follows it now.
-      core.updateTime();
+      core.loop.updateTime();
       this.#time.invalidate();
       ran = this.#drainNow(operation, limit, ran);
     }

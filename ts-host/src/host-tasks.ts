@@ -5,6 +5,7 @@
  * - `yieldToHost(fn)`: run `fn` in a new host macrotask, after the host has
  *   had a turn for its own I/O and timers (Node: `setImmediate`).
  * - `armTimer(fn, ms)`: one host timer for the earliest deadline.
+ * - `wallNow()`: the host's monotonic wall clock, `performance.now()` (ms).
  * - `microtaskDrain()`: a function that drains the microtask queue
  *   synchronously between two callbacks, as Node does between two of its
  *   own macrotasks (Node exposes this as `process._tickCallback`, the
@@ -24,6 +25,20 @@ interface HostGlobals {
 }
 
 const host = globalThis as unknown as HostGlobals;
+
+/**
+ * The host's `performance`, looked up once. Node defines
+ * `globalThis.performance` as a lazy getter, so a bare `performance.now()`
+ * calls that getter on every read; the driver reads the wall clock once per
+ * iteration. The object is kept, not its `now`: a program that replaces
+ * `performance.now` (a fake-timer library) is seen as before.
+ */
+const hostPerformance = (globalThis as { performance?: { now(): number } }).performance;
+
+/** The host's monotonic wall clock in ms (`performance.now()`). */
+export function wallNow(): number {
+  return (hostPerformance as { now(): number }).now();
+}
 
 /** The longest delay a host timer accepts (2^31 - 1 ms); longer waits re-arm. */
 export const MAX_TIMER_MS = INT32_MAX;

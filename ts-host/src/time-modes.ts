@@ -14,7 +14,8 @@
 import { performanceOriginOf } from './backends/wall-clock.js';
 import type { Backend } from './backends/backend.js';
 import { type VirtualBackend, isVirtual } from './backends/virtual.js';
-import type { CoreLoop } from './core.js';
+import type { CoreInstance } from './core.js';
+import { wallNow } from './host-tasks.js';
 import type { Tracer } from './trace.js';
 
 export interface TimeMode {
@@ -33,7 +34,7 @@ export interface TimeMode {
   /** The core jumped its time to `ns` (virtual time): the clock follows. */
   jumped(ns: number): void;
   /** The reading (ms) a slice of back-to-back iterations is measured on. */
-  sliceClock(core: CoreLoop): number;
+  sliceClock(core: CoreInstance): number;
   /**
    * Nothing is ready for `wait` ms (-1: nothing pending). True if the mode
    * moved time itself, so the driver runs again instead of sleeping; throws
@@ -53,7 +54,7 @@ class WallTime implements TimeMode {
   }
   beforeCollect(): void {}
   jumped(): void {}
-  sliceClock(core: CoreLoop): number {
+  sliceClock(core: CoreInstance): number {
     return core.time();
   }
   idle(): boolean {
@@ -76,7 +77,7 @@ class VirtualTime implements TimeMode {
   }
   // Virtual time jumps: a slice is measured on wall time.
   sliceClock(): number {
-    return performance.now();
+    return wallNow();
   }
   idle(wait: number): boolean {
     if (wait <= 0) return false;

@@ -7,6 +7,9 @@
 
 const NO_TOKENS = new Uint32Array(0);
 
+/** take() keeps its views of up to this many tokens (at most 64 small arrays per queue). */
+const VIEWS_KEPT = 64;
+
 /** A queue of tokens with de-duplication, as both I/O models need. */
 export class TokenQueue {
   #tokens = new Uint32Array(256);
@@ -14,6 +17,12 @@ export class TokenQueue {
   #queued = new Uint8Array(256);
   /** take() hands out a view of this; the caller copies it before the next take. */
   #out = new Uint32Array(256);
+  /**
+   * The views of `#out` take() has handed out, by length, made once each:
+   * a `subarray` is a new typed array per call, and a readiness wakeup
+   * takes once (usually one or a few tokens).
+   */
+  #views: Uint32Array[] = [];
 
   push(token: number): void {
     if (token < this.#queued.length && this.#queued[token] === 1) return;
@@ -51,8 +60,15 @@ export class TokenQueue {
   take(max: number): Uint32Array {
     const n = Math.min(max, this.#length);
     if (n === 0) return NO_TOKENS;
-    if (this.#out.length < n) this.#out = new Uint32Array(this.#tokens.length);
-    const out = this.#out.subarray(0, n);
+    if (this.#out.length < n) {
+      this.#out = new Uint32Array(this.#tokens.length);
+      this.#views = [];
+    }
+    let out = this.#views[n];
+    if (out === undefined) {
+      out = this.#out.subarray(0, n);
+      if (n < VIEWS_KEPT) this.#views[n] = out;
+    }
     const tokens = this.#tokens;
     const queued = this.#queued;
     for (let i = 0; i < n; i++) {
