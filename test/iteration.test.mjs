@@ -87,6 +87,102 @@ contract('3c. with nothing pending the wait is forever: an outside callback wake
   await done;
 });
 
+/**
+ * Wakes the sleeping loop `times` times from host macrotasks (a callSoon
+ * from a setImmediate, as I/O would), running `onWake` in each; resolves
+ * after the last.
+ */
+function wakeFromOutside(loop, times, onWake) {
+  return new Promise((resolve) => {
+    let n = 0;
+    const poke = () =>
+      loop.callSoon(() => {
+        onWake(n);
+        if (++n === times) resolve();
+        else setImmediate(poke);
+      });
+    setImmediate(poke);
+  });
+}
+
+contract(
+  '3d. a host timer outlives wakeups: a deadline pushed back on each arms one host timer, not one per wakeup',
+  async ({ loop }) => {
+    let fired = 0;
+    const idle = loop.deadline(5_000, () => fired++);
+    const { delays } = await countHostWaits(() =>
+      loop.runUntilComplete(() => wakeFromOutside(loop, 50, () => idle.refresh())),
+    );
+    idle.cancel();
+    assert.is(fired, 0);
+    assert.ok(delays.length <= 2, `${delays.length} host timers for 50 wakeups: ${delays}`);
+    assert.ok(
+      delays.every((ms) => ms > 4_000),
+      `each armed for the deadline: ${delays}`,
+    );
+  },
+);
+
+contract('3e. a host timer armed for a deadline since pushed back runs nothing early', async ({ loop }) => {
+  // Pushed back at each of 3 wakeups about 15 ms apart: the timer armed
+  // for the first deadline fires before the deadline does.
+  let firedAt = null;
+  let lastRefresh = null;
+  const idle = loop.deadline(30, () => (firedAt = loop.time()));
+  await loop.runUntilComplete(async () => {
+    for (let i = 0; i < 3; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 15));
+      await wakeFromOutside(loop, 1, () => {
+        idle.refresh();
+        lastRefresh = loop.time();
+      });
+    }
+    await loop.sleep(60);
+  });
+  assert.ok(firedAt !== null, 'it ran');
+  assert.ok(firedAt >= lastRefresh + 30, `ran at ${firedAt}, its last refresh at ${lastRefresh}`);
+});
+
+contract('3f. a deadline that moves earlier gets an earlier host timer', async ({ loop }) => {
+  const start = loop.time();
+  let firedAt = null;
+  const late = loop.callLater(10_000, () => {});
+  await loop.runUntilComplete(async () => {
+    // The loop sleeps on a host timer for 10 s; an earlier timer replaces it.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) =>
+      loop.callSoon(() =>
+        loop.callLater(20, () => {
+          firedAt = loop.time();
+          resolve();
+        }),
+      ),
+    );
+  });
+  late.cancel();
+  assert.ok(firedAt - start < 1_000, `the 20 ms timer ran ${firedAt - start} ms in`);
+});
+
+contract('3g. with every timer cancelled the loop keeps no host timer while it sleeps', async ({ loop }) => {
+  const hostTimers = () => process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length;
+  const afterHostTurn = () => new Promise((resolve) => setImmediate(resolve));
+  const before = hostTimers();
+  const timer = loop.callLater(10_000, () => {});
+  const done = loop.runForever();
+  await afterHostTurn();
+  await afterHostTurn();
+  const whilePending = hostTimers() - before;
+  // Cancelled from inside the loop, which then sleeps with nothing pending.
+  loop.callSoon(() => timer.cancel());
+  await afterHostTurn();
+  await afterHostTurn();
+  const afterCancel = hostTimers() - before;
+  loop.stop();
+  await done;
+  assert.is(whilePending, 1, 'one host timer while the 10 s timer was pending');
+  assert.is(afterCancel, 0, 'none once it was cancelled');
+});
+
 contract('4a. callbacks run in the order they became ready', async ({ loop }) => {
   const order = [];
   for (let i = 0; i < 100; i++) loop.callSoon(() => order.push(i));

@@ -26,6 +26,7 @@
  * run a batch one callback per host macrotask; the step is the same.
  */
 import {
+  MAX_TIMER_MS,
   armTimer,
   cancelYield,
   disarmTimer,
@@ -92,7 +93,13 @@ export class Driver {
 
   #state = State.Idle;
   #stopping = false;
+  /**
+   * The host timer for the earliest deadline, or null, and when it fires
+   * (`wallNow()` ms). It stays armed across wakeups while it would fire no
+   * later than the loop needs (see #sleep).
+   */
   #hostTimer: unknown = null;
+  #hostTimerDue = 0;
   #hostYield: unknown = null;
   #onStopped: ((error?: unknown) => void) | null = null;
   /** The backend queued I/O tokens the core has not taken yet. */
@@ -203,10 +210,6 @@ export class Driver {
       this.#wake();
       return;
     }
-    if (this.#hostTimer !== null) {
-      disarmTimer(this.#hostTimer);
-      this.#hostTimer = null;
-    }
     this.#slice();
   }
 
@@ -244,7 +247,6 @@ export class Driver {
   /** A slice: iterations back to back while work is ready, then a host turn. */
   readonly #slice = (): void => {
     this.#hostYield = null;
-    this.#hostTimer = null;
     const core = this.#core.instance;
     if (core === null || this.#state === State.Idle) return;
     this.#state = State.Iterating;
@@ -272,7 +274,7 @@ export class Driver {
     for (;;) {
       if (this.#holds > 0) {
         // Host work in flight (hold()): its release wakes the loop.
-        this.#sleep(-1);
+        this.#sleepUntilWoken();
         return;
       }
       const length = this.#collect(Step.ReadClock);
@@ -307,7 +309,7 @@ export class Driver {
       }
       if (this.#holds > 0) {
         // Host work began in this batch (hold()): the clock moves only once it is done.
-        this.#sleep(-1);
+        this.#sleepUntilWoken();
         return;
       }
       if (mode.idle(wait)) {
@@ -316,17 +318,58 @@ export class Driver {
         this.#yield();
         return;
       }
-      this.#sleep(wait);
+      this.#sleep(wait, batchEnd);
       return;
     }
   }
 
-  /** Waits `wait` ms of loop time for the next slice (-1: until woken). */
-  #sleep(wait: number): void {
+  /**
+   * Waits `wait` ms of loop time for the next slice (-1: until woken); `now`
+   * is the `wallNow()` reading taken after the last batch.
+   *
+   * A host timer armed earlier is kept when it fires no later than this
+   * wait needs. A program's deadlines mostly move later (an idle timeout
+   * pushed back on every read), and a server's every wakeup would otherwise
+   * clear one host timer and set another (about 0.5 us per wakeup on Node
+   * 20). A kept timer that fires early runs a slice that finds nothing due
+   * and sleeps again for the rest: one spurious wakeup per timer, not a
+   * host timer per wakeup.
+   */
+  #sleep(wait: number, now: number): void {
+    if (wait < 0) {
+      this.#sleepUntilWoken();
+      return;
+    }
     this.#state = State.Sleeping;
-    // With nothing pending, no host timer is armed, so the loop does not
-    // keep the host process alive; an outside call wakes it.
-    if (wait > 0) this.#hostTimer = armTimer(this.#slice, this.#parts.hostDelay(wait));
+    const delay = Math.min(Math.ceil(this.#parts.hostDelay(wait)), MAX_TIMER_MS);
+    const due = now + delay;
+    if (this.#hostTimer !== null) {
+      if (this.#hostTimerDue <= due) return;
+      disarmTimer(this.#hostTimer);
+    }
+    this.#hostTimer = armTimer(this.#onHostTimer, delay);
+    this.#hostTimerDue = due;
+  }
+
+  /**
+   * Waits with no host timer: with nothing pending the loop does not keep
+   * the host process alive; an outside call or the backend wakes it.
+   */
+  #sleepUntilWoken(): void {
+    this.#state = State.Sleeping;
+    this.#disarm();
+  }
+
+  /** The host timer fired: a sleeping loop runs (a running or scheduled one will sleep again on its own). */
+  readonly #onHostTimer = (): void => {
+    this.#hostTimer = null;
+    if (this.#state === State.Sleeping) this.#slice();
+  };
+
+  #disarm(): void {
+    if (this.#hostTimer === null) return;
+    disarmTimer(this.#hostTimer);
+    this.#hostTimer = null;
   }
 
   /**
@@ -370,18 +413,14 @@ export class Driver {
   }
 
   #wake(): void {
-    if (this.#hostTimer !== null) {
-      disarmTimer(this.#hostTimer);
-      this.#hostTimer = null;
-    }
     this.#yield();
   }
 
   #finishRun(error?: unknown): void {
     this.#lastBatchEnd = -1;
-    if (this.#hostTimer !== null) disarmTimer(this.#hostTimer);
+    this.#disarm();
     if (this.#hostYield !== null) cancelYield(this.#hostYield);
-    this.#hostTimer = this.#hostYield = null;
+    this.#hostYield = null;
     this.#stopping = false;
     this.#state = State.Idle;
     const onStopped = this.#onStopped;
