@@ -666,6 +666,37 @@ function inChild(name) {
 }
 
 /**
+ * The user CPU per round trip of a TCP row, pooled over its passes
+ * (bench/tcp/run.mjs), each server against uvloop's and the bare poller's,
+ * with the target for wasmloop's servers: within 1.2x uvloop's. Node's
+ * floor (the bare poller) is said beside it.
+ */
+function userCpuSection(row) {
+  const uv = row.servers.uvloop.userCpu;
+  const bare = row.servers['bare poller (no loop)'].userCpu;
+  const floor = bare.pooled / uv.pooled;
+  const rows = Object.entries(row.servers)
+    .filter(([, r]) => r.userCpu)
+    .map(([who, r]) => {
+      const u = r.userCpu;
+      const vsUv = u.pooled / uv.pooled;
+      const target = who.startsWith('wasmloop')
+        ? `<= 1.2x uvloop: ${vsUv <= 1.2 ? 'met' : `**not met**${floor > 1.2 ? ` (the bare poller, Node's floor: ${fmt(floor, 2)}x)` : ''}`}`
+        : '';
+      return `| ${who} | ${fmt(u.pooled, 2)} | ${fmt(u.min, 2)}–${fmt(u.max, 2)} | ${fmt(vsUv, 2)}x | ${fmt(u.pooled - bare.pooled, 2)} | ${target} |`;
+    });
+  return `
+
+User CPU per round trip, server side, pooled over ${uv.passes} more passes of ${row.userCpu.roundTrips.toLocaleString('en')} round trips, every server once per pass (bench/tcp/run.mjs). /proc counts user and system time by where the scheduler tick finds the process, and at one connection user time is about a tenth of the CPU: the few dozen ticks of it in each 2-second run above make that column move by a quarter between runs; pooled, each figure here rests on ${uv.roundTrips.toLocaleString('en')} round trips. At one connection every round trip is a wakeup: this is the user CPU per wakeup. The bare poller is Node's floor, what any server on Node pays: one libuv iteration, the addon's callback into JavaScript, a read and a write through the addon.
+
+| server | user µs/round trip (pooled) | passes (min–max) | vs uvloop | over the bare poller, µs | target |
+| --- | ---: | ---: | ---: | ---: | --- |
+${rows.join('\n')}
+
+Node's floor, the bare poller, is ${fmt(floor, 2)}x uvloop's user CPU per round trip here, and ${fmt(row.servers['bare poller (no loop)'].roundTrips / row.servers.uvloop.roundTrips, 2)}x its round trips per second in the table above.`;
+}
+
+/**
  * The results as one SVG bar chart: for each benchmark and peer, how many
  * times faster wasmloop was (peer time / wasmloop time, or wasmloop
  * throughput / peer throughput for TCP). 1x is a tie; targets are marked.
@@ -817,6 +848,7 @@ ${Object.entries(row.servers)
   )
   .join('\n')}`
         : '';
+      const userCpuTable = Object.values(row.servers).some((r) => r.userCpu) ? userCpuSection(row) : '';
       const scaleNote = row.scale
         ? `\n\nA scale check, with no target: ${row.connections.toLocaleString('en')} connections open at once, every one a ping-pong. Memory per connection is the server's resident memory under load less its memory before the first connection, over the number of connections.`
         : '';
@@ -824,7 +856,7 @@ ${Object.entries(row.servers)
 
 | server | round trips/s (median) | spread | p50 µs | p99 µs | server CPU µs/round trip (user + sys) | client CPU | server RSS MiB | throughput vs node | p99 vs node | throughput vs uvloop | targets |
 | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
-${lines.join('\n')}${syscallTable}`;
+${lines.join('\n')}${syscallTable}${userCpuTable}`;
     })
     .join('\n\n');
 

@@ -25,9 +25,11 @@ const SYSCALLS_ONLY = args.includes('--syscalls-only');
 const RUNS = SYSCALLS_ONLY ? 0 : Number(option('--runs', 3));
 
 // `syscalls`: round trips of one more run, in which the server's system
-// calls are counted (bench/tcp/syscalls.mjs).
+// calls are counted (bench/tcp/syscalls.mjs). `userCpu`: passes of
+// `roundTrips` each, every server once per pass, over which the server's
+// user CPU time is pooled (see below).
 const CONFIGS = [
-  { connections: 1, bytes: 64, syscalls: 20_000 },
+  { connections: 1, bytes: 64, syscalls: 20_000, userCpu: { passes: 5, roundTrips: 50_000 } },
   { connections: 50, bytes: 64, syscalls: 200_000 },
   { connections: 1, bytes: 16 * 1024 },
   { connections: 50, bytes: 16 * 1024 },
@@ -120,12 +122,35 @@ async function main() {
         syscalls[name] = total === null ? null : perRoundTrip({ total, byName }, result.rounds);
       }
     }
+    // User CPU per round trip, pooled over passes of a fixed number of
+    // round trips (every server once per pass, which one first rotating).
+    // /proc counts a process's user and system time by where the scheduler
+    // tick finds it (100 to 1000 times a second), and at one connection user
+    // time is a tenth of the CPU: a 2-second run above holds a few dozen
+    // ticks of it, and its figure moves by a quarter from run to run.
+    const userCpu = {};
+    if (config.userCpu !== undefined && !SYSCALLS_ONLY) {
+      for (const name of names) userCpu[name] = { userUs: 0, rounds: 0, perPass: [] };
+      for (let pass = 0; pass < config.userCpu.passes; pass++) {
+        for (let j = 0; j < names.length; j++) {
+          const name = names[(pass + j) % names.length];
+          const before = processCpu(servers[name].child.pid);
+          const result = await client(servers[name].port, config, 120, config.userCpu.roundTrips);
+          const after = processCpu(servers[name].child.pid);
+          if (before === null || after === null) continue;
+          const pooled = userCpu[name];
+          pooled.userUs += after.user - before.user;
+          pooled.rounds += result.rounds;
+          pooled.perPass.push((after.user - before.user) / result.rounds);
+        }
+      }
+    }
     for (const name of names) servers[name].child.kill('SIGKILL');
     const row = { ...config, syscallCounter: counter, servers: {} };
     for (const name of names) {
       const runs = servers[name].runs;
       if (runs.length === 0) {
-        row.servers[name] = { syscalls: syscalls[name] ?? null };
+        row.servers[name] = { syscalls: syscalls[name] ?? null, userCpu: null };
         continue;
       }
       const rts = runs.map((x) => x.roundTripsPerSecond);
@@ -145,6 +170,17 @@ async function main() {
         idleRss: servers[name].idleRss,
         // System calls per round trip ({ total, pwait, pwaitEmpty, wait, read, write, other }), or null.
         syscalls: syscalls[name] ?? null,
+        // User CPU µs per round trip pooled over the passes, and the passes' own spread; or null.
+        userCpu:
+          userCpu[name]?.rounds > 0
+            ? {
+                pooled: userCpu[name].userUs / userCpu[name].rounds,
+                min: Math.min(...userCpu[name].perPass),
+                max: Math.max(...userCpu[name].perPass),
+                passes: userCpu[name].perPass.length,
+                roundTrips: userCpu[name].rounds,
+              }
+            : null,
       };
     }
     results.push(row);
