@@ -22,8 +22,8 @@ import { instantiate } from '../ts-host/dist/generated/core.js';
 import { makeHandle, makeTimerHandle } from '../ts-host/dist/handles.js';
 import { microtaskDrain } from '../ts-host/dist/host-tasks.js';
 import { HeapLoop } from './peers/dist/heap-loop.js';
+import { VIRTUAL_N, virtualHour } from './virtual-hour.mjs';
 import { TARGETS as MIXED_TARGETS, mixed, mixedGcReport, mixedReport } from './mixed.mjs';
-import FakeTimers from '@sinonjs/fake-timers';
 
 const USAGE =
   'node --expose-gc bench/run.mjs [--runs N] [--n N] [--out FILE] [--only NAME] [--tcp-seconds S] [--tcp-runs R]';
@@ -46,8 +46,17 @@ function commandLine() {
   }
 }
 const options = commandLine();
-const RUNS = Number(options.runs);
-const N = Number(options.n);
+/** `--name`'s value as a whole number from 1; anything else ends the run. */
+function whole(name) {
+  const value = Number(options[name]);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`bench/run.mjs: --${name} must be a whole number from 1, got ${JSON.stringify(options[name])}`);
+    process.exit(2);
+  }
+  return value;
+}
+const RUNS = whole('runs');
+const N = whole('n');
 const OUT = options.out;
 // --tcp-seconds S, --tcp-runs R: shorter TCP runs, to try the report out (bench/tcp/run.mjs's defaults otherwise).
 const TCP_ARGS = [
@@ -312,37 +321,6 @@ const soonRun = {
       }),
     );
     return { ms: performance.now() - t0, check: floor.pending() === 0 ? count : -1 };
-  },
-};
-
-const HOUR = 3_600_000;
-const VIRTUAL_N = 100_000;
-/** Delays spread over one hour, the same for every contender. */
-const virtualDelays = Array.from({ length: VIRTUAL_N }, (_, i) => (i * 7919) % HOUR);
-
-const virtualHour = {
-  'wasmloop virtual': async (n) => {
-    const loop = await createLoop({ backend: 'virtual' });
-    let count = 0;
-    const cb = () => count++;
-    gc();
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) loop.callLater(virtualDelays[i % VIRTUAL_N], cb);
-    loop.runAll({ limit: n + 1 });
-    const ms = performance.now() - t0;
-    const ok = loop.time() <= HOUR;
-    await loop.close();
-    return { ms, check: ok ? count : -1 };
-  },
-  'sinon fake-timers': async (n) => {
-    const clock = FakeTimers.createClock(0, n + 10);
-    let count = 0;
-    const cb = () => count++;
-    gc();
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) clock.setTimeout(cb, virtualDelays[i % VIRTUAL_N]);
-    clock.runAll();
-    return { ms: performance.now() - t0, check: count };
   },
 };
 
