@@ -330,7 +330,7 @@ export class Driver {
    * A host timer armed earlier is kept when it fires no later than this
    * wait needs. A program's deadlines mostly move later (an idle timeout
    * pushed back on every read), and a server's every wakeup would otherwise
-   * clear one host timer and set another (about 0.5 us per wakeup on Node
+   * clear one host timer and set another (about 0.4 us per wakeup on Node
    * 20). A kept timer that fires early runs a slice that finds nothing due
    * and sleeps again for the rest: one spurious wakeup per timer, not a
    * host timer per wakeup.

@@ -9,10 +9,11 @@
  *   free per iteration. These call the same core exports and copy the
  *   batch into one buffer reused from iteration to iteration.
  * - `call-soon`, `call-later`, `call-at`, `cancel`, and `time` and
- *   `poll-timeout` (once per iteration each), straight to the core export. The generated wrapper checks, on every call, that the resource
- *   is still in jco's handle table; the host already knows the loop is
- *   open (LiveCore), and a schedule and a cancel cost 18 ns more through
- *   the wrappers (75 against 57 ns per timer, 1M timers kept then
+ *   `poll-timeout` (once per iteration each), straight to the core
+ *   export. The generated wrapper checks, on every call, that the
+ *   resource is still in jco's handle table; the host already knows the
+ *   loop is open (LiveCore), and a schedule and a cancel cost 18 ns more
+ *   through the wrappers (75 against 57 ns per timer, 1M timers kept then
  *   cancelled). Their arguments are lowered as the wrappers lower them:
  *   an f64 as is, a u32 with `>>> 0`.
  *
