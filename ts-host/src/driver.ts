@@ -26,10 +26,10 @@
  * run a batch one callback per host macrotask; the step is the same.
  */
 import {
-  MAX_TIMER_MS,
   armTimer,
   cancelYield,
   disarmTimer,
+  hostTimerDelay,
   microtaskDrain,
   nextMacrotask,
   wallNow,
@@ -341,7 +341,7 @@ export class Driver {
       return;
     }
     this.#state = State.Sleeping;
-    const delay = Math.min(Math.ceil(this.#parts.hostDelay(wait)), MAX_TIMER_MS);
+    const delay = hostTimerDelay(this.#parts.hostDelay(wait));
     const due = now + delay;
     if (this.#hostTimer !== null) {
       if (this.#hostTimerDue <= due) return;

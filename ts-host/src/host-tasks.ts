@@ -4,7 +4,8 @@
  *
  * - `yieldToHost(fn)`: run `fn` in a new host macrotask, after the host has
  *   had a turn for its own I/O and timers (Node: `setImmediate`).
- * - `armTimer(fn, ms)`: one host timer for the earliest deadline.
+ * - `armTimer(fn, delay)`: one host timer for the earliest deadline
+ *   (`hostTimerDelay(ms)` rounds and clamps a wait to what it takes).
  * - `wallNow()`: the host's monotonic wall clock, `performance.now()` (ms).
  * - `microtaskDrain()`: a function that drains the microtask queue
  *   synchronously between two callbacks, as Node does between two of its
@@ -50,9 +51,14 @@ export const yieldToHost: (fn: () => void) => Scheduled =
 export const cancelYield: (id: Scheduled) => void =
   typeof host.clearImmediate === 'function' ? host.clearImmediate.bind(globalThis) : host.clearTimeout.bind(globalThis);
 
-/** Arms a host timer for `ms` (rounded up to whole ms, clamped to the host's maximum). */
-export function armTimer(fn: () => void, ms: number): Scheduled {
-  return host.setTimeout(fn, Math.min(Math.ceil(ms), MAX_TIMER_MS));
+/** The delay a host timer is armed with for a wait of `ms`: rounded up to whole ms, clamped to the host's maximum. */
+export function hostTimerDelay(ms: number): number {
+  return Math.min(Math.ceil(ms), MAX_TIMER_MS);
+}
+
+/** Arms a host timer for `delay`, a `hostTimerDelay`. */
+export function armTimer(fn: () => void, delay: number): Scheduled {
+  return host.setTimeout(fn, delay);
 }
 
 export const disarmTimer: (id: Scheduled) => void = host.clearTimeout.bind(globalThis);
