@@ -31,6 +31,7 @@
 import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { createLoop } from '../ts-host/dist/index.js';
+import { wholeOption } from './options.mjs';
 
 const SPREAD_MS = 50;
 const USAGE =
@@ -444,14 +445,11 @@ if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()
     console.error(`bench/mixed.mjs: ${error.message}\nusage: ${USAGE}`);
     process.exit(2);
   }
-  const whole = (name) => {
-    const value = Number(values[name]);
-    if (!Number.isInteger(value) || value < 1) {
-      console.error(`bench/mixed.mjs: --${name} must be a whole number from 1, got ${JSON.stringify(values[name])}`);
+  const whole = (name) =>
+    wholeOption(`--${name}`, values[name], (message) => {
+      console.error(`bench/mixed.mjs: ${message}`);
       process.exit(2);
-    }
-    return value;
-  };
+    });
   const m = await mixed({
     runs: whole('runs'),
     n: whole('n'),

@@ -15,6 +15,7 @@
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { mixedGcReport, mixedReport } from './mixed.mjs';
+import { wholeOption } from './options.mjs';
 import { putSection } from './results-section.mjs';
 import { VIRTUAL_N } from './virtual-hour.mjs';
 
@@ -42,8 +43,8 @@ for (let i = 0; i < args.length; i++) {
   } else if (arg.startsWith('--')) usage(`unknown option ${arg}`);
   else binaries.push(arg);
 }
-const runs = whole('--runs', options.runs ?? '7');
-const n = whole('--n', options.n ?? '1000000');
+const runs = wholeOption('--runs', options.runs ?? '7', usage);
+const n = wholeOption('--n', options.n ?? '1000000', usage);
 if (options.results === undefined) usage('--results FILE is required');
 if (binaries.length === 0) usage('give the Node binaries to choose the LTS from');
 
@@ -52,13 +53,6 @@ function usage(message) {
     `bench/node-lts.mjs: ${message}\nusage: node bench/node-lts.mjs --results FILE [--runs N] [--n N] NODE...`,
   );
   process.exit(2);
-}
-
-function whole(name, text) {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1)
-    usage(`${name} must be a whole number from 1, got ${JSON.stringify(text)}`);
-  return value;
 }
 
 /** Each binary's version and LTS line (null for a Current release). */

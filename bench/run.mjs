@@ -22,6 +22,7 @@ import { instantiate } from '../ts-host/dist/generated/core.js';
 import { makeHandle, makeTimerHandle } from '../ts-host/dist/handles.js';
 import { microtaskDrain } from '../ts-host/dist/host-tasks.js';
 import { HeapLoop } from './peers/dist/heap-loop.js';
+import { wholeOption } from './options.mjs';
 import { VIRTUAL_N, virtualHour } from './virtual-hour.mjs';
 import { TARGETS as MIXED_TARGETS, mixed, mixedGcReport, mixedReport } from './mixed.mjs';
 
@@ -46,17 +47,13 @@ function commandLine() {
   }
 }
 const options = commandLine();
-/** `--name`'s value as a whole number from 1; anything else ends the run. */
-function whole(name) {
-  const value = Number(options[name]);
-  if (!Number.isInteger(value) || value < 1) {
-    console.error(`bench/run.mjs: --${name} must be a whole number from 1, got ${JSON.stringify(options[name])}`);
-    process.exit(2);
-  }
-  return value;
+/** A bad option's value: reported, and the run ends. */
+function badOption(message) {
+  console.error(`bench/run.mjs: ${message}`);
+  process.exit(2);
 }
-const RUNS = whole('runs');
-const N = whole('n');
+const RUNS = wholeOption('--runs', options.runs, badOption);
+const N = wholeOption('--n', options.n, badOption);
 const OUT = options.out;
 // --tcp-seconds S, --tcp-runs R: shorter TCP runs, to try the report out (bench/tcp/run.mjs's defaults otherwise).
 const TCP_ARGS = [
