@@ -2,6 +2,7 @@
 // case per rule.
 import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
+import { Handle } from '../ts-host/dist/index.js';
 import { countHostWaits, freshLoop, spin } from './helpers.mjs';
 
 const contract = suite('iteration contract');
@@ -231,6 +232,39 @@ contract('4d. an expired timer cancelled by an earlier callback in the same batc
   loop.callLater(1, () => order.push('third'));
   await loop.runUntilComplete(() => loop.sleep(10));
   assert.equal(order, ['first', 'third']);
+});
+
+contract('4e. the callSoon queue keeps order and skips cancelled callbacks across many bursts', async ({ loop }) => {
+  // 10,000 a burst spans three chunks of the host's queue; later bursts
+  // reuse the chunks the first left behind.
+  for (let burst = 0; burst < 3; burst++) {
+    const ran = [];
+    const handles = [];
+    for (let i = 0; i < 10_000; i++) handles.push(loop.callSoon(() => ran.push(i)));
+    for (let i = burst; i < 10_000; i += 3) handles[i].cancel();
+    const kept = [...Array(10_000).keys()].filter((i) => i % 3 !== burst % 3 || i < burst);
+    assert.is(loop.stats().readyPending, kept.length, `burst ${burst}: cancelled ones no longer count`);
+    await loop.runUntilComplete(() => loop.sleep(0));
+    assert.equal(ran, kept, `burst ${burst}: in order, the cancelled ones skipped`);
+    assert.is(loop.stats().readyPending, 0);
+    assert.ok(handles.every((h, i) => h.cancelled() === ((i - burst) % 3 === 0 && i >= burst)));
+  }
+});
+
+contract('4f. a callSoon handle cancels only its own callback, and only before it runs', async ({ loop }) => {
+  const order = [];
+  const a = loop.callSoon(() => order.push('a'));
+  const b = loop.callSoon(() => order.push('b'));
+  b.cancel();
+  b.cancel();
+  assert.is(loop.stats().readyPending, 1, 'cancelling twice counts once');
+  await loop.runUntilComplete(() => loop.sleep(0));
+  assert.equal(order, ['a']);
+  a.cancel(); // after it ran: nothing to cancel
+  const c = loop.callSoon(() => order.push('c'));
+  await loop.runUntilComplete(() => loop.sleep(0));
+  assert.equal(order, ['a', 'c'], 'a stale handle did not cancel a later callback');
+  assert.ok(c instanceof Handle && !c.cancelled());
 });
 
 contract('5. promise continuations created in a callback run before the next loop callback', async ({ loop }) => {

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use crate::event_loop::{EventLoop, Host};
+use crate::event_loop::{Batch, EventLoop, Host};
 use crate::time::Nanos;
 
 wit_bindgen::generate!({
@@ -11,7 +11,9 @@ wit_bindgen::generate!({
     world: "core",
 });
 
-use exports::wasmloop::core::event_loop::{Guest, GuestEventLoop, Jumped, LoopStats};
+use exports::wasmloop::core::event_loop::{
+    Batch as WitBatch, Guest, GuestEventLoop, Jumped, LoopStats,
+};
 use wasmloop::core::{clock, completion, readiness};
 
 /// The host as the component sees it: the imported WIT interfaces.
@@ -79,13 +81,17 @@ impl GuestEventLoop for LoopResource {
         self.0.borrow_mut().cancel(slot, generation)
     }
 
-    fn run_once(&self) -> Vec<u32> {
-        self.0.borrow_mut().run_once().to_vec()
+    fn cancel_soon(&self, id: f64) -> bool {
+        self.0.borrow_mut().cancel_soon(id)
+    }
+
+    fn run_once(&self) -> WitBatch {
+        lift(self.0.borrow_mut().run_once())
     }
 
     fn jump_and_run_once(&self) -> Jumped {
         let mut core = self.0.borrow_mut();
-        let batch = core.jump_and_run_once().to_vec();
+        let batch = lift(core.jump_and_run_once());
         Jumped {
             time_ns: core.now(),
             batch,
@@ -116,6 +122,13 @@ impl GuestEventLoop for LoopResource {
             lag_p99: s.lag_p99,
             lag_max: s.lag_max,
         }
+    }
+}
+
+fn lift(batch: Batch) -> WitBatch {
+    WitBatch {
+        soon: batch.soon,
+        slots: batch.slots.to_vec(),
     }
 }
 

@@ -6,7 +6,10 @@
 //! - nothing panics or traps (the core's own `debug_assert!`s included);
 //! - no slot appears twice in a batch, and a one-shot callback runs once;
 //! - no timer runs before its deadline;
-//! - a cancelled callback never runs.
+//! - a cancelled callback never runs;
+//! - `call_soon` hands out consecutive sequence numbers, and each batch takes
+//!   every one queued before it, once; `cancel_soon` cancels exactly the
+//!   queued, not yet cancelled ones.
 //!
 //! `fuzz/fuzz_targets/core_ops.rs` feeds it to libFuzzer (`make fuzz`), and
 //! `tests/fuzz_corpus.rs` replays the kept corpus in every `cargo test`.
@@ -49,6 +52,8 @@ impl Bytes<'_> {
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
+    /// A `call_soon`: its id is its sequence number, not a slot.
+    Soon,
     OneShot,
     Timer(u64),
     Watcher,
@@ -68,6 +73,10 @@ pub fn run(data: &[u8]) {
     let mut issued: Vec<Issued> = Vec::new();
     // The newest handle given each slot.
     let mut owner: HashMap<u32, usize> = HashMap::new();
+    // Every `call_soon` in order (indices into `issued`), and how many of
+    // them batches took.
+    let mut soon: Vec<usize> = Vec::new();
+    let mut soon_taken = 0usize;
     let issue =
         |core_id: f64, kind: Kind, issued: &mut Vec<Issued>, owner: &mut HashMap<u32, usize>| {
             let id = core_id as u64;
@@ -84,7 +93,14 @@ pub fn run(data: &[u8]) {
         match op % 12 {
             0 => {
                 let id = core.call_soon();
-                issue(id, Kind::OneShot, &mut issued, &mut owner);
+                assert_eq!(id, soon.len() as f64, "call_soon ids count up from 0");
+                soon.push(issued.len());
+                issued.push(Issued {
+                    id: id as u64,
+                    kind: Kind::Soon,
+                    cancelled: false,
+                    runs: 0,
+                });
             }
             1 | 2 => {
                 let delay = bytes.f64();
@@ -104,6 +120,17 @@ pub fn run(data: &[u8]) {
                 }
                 let i = bytes.u32() as usize % issued.len();
                 let id = issued[i].id;
+                if issued[i].kind == Kind::Soon {
+                    let queued = id as usize >= soon_taken;
+                    let cancelled = core.cancel_soon(id as f64);
+                    assert_eq!(
+                        cancelled,
+                        queued && !issued[i].cancelled,
+                        "cancel_soon({id}) queued {queued}"
+                    );
+                    issued[i].cancelled |= cancelled;
+                    continue;
+                }
                 let cancelled = core.cancel(
                     (id & ((1 << SLOT_BITS) - 1)) as u32,
                     (id >> SLOT_BITS) as u32,
@@ -113,7 +140,18 @@ pub fn run(data: &[u8]) {
                 }
             }
             6 => {
-                // A forged handle.
+                // A forged handle, and a forged `call_soon` id.
+                let forged_soon = bytes.f64();
+                if core.cancel_soon(forged_soon) {
+                    let i = soon
+                        .get(forged_soon as usize)
+                        .copied()
+                        .filter(|&i| forged_soon as usize >= soon_taken && !issued[i].cancelled)
+                        .unwrap_or_else(|| {
+                            panic!("cancel_soon({forged_soon}) cancelled nothing queued")
+                        });
+                    issued[i].cancelled = true;
+                }
                 let (slot, generation) = (bytes.u32(), bytes.u32());
                 let forged = ((generation as u64) << SLOT_BITS) | slot as u64;
                 let cancelled = core.cancel(slot, generation);
@@ -155,7 +193,28 @@ pub fn run(data: &[u8]) {
                     _ => (bytes.u32() as u64) << 20,
                 };
                 core.host_mut().now = core.host_mut().now.saturating_add(advance);
-                let batch: Vec<u32> = core.run_once().to_vec();
+                let live = soon[soon_taken..]
+                    .iter()
+                    .filter(|&&i| !issued[i].cancelled)
+                    .count();
+                assert_eq!(
+                    core.stats().ready_pending as usize,
+                    live,
+                    "queued call_soons"
+                );
+                let ran = core.run_once();
+                let (taken, batch) = (ran.soon as usize, ran.slots.to_vec());
+                assert_eq!(
+                    taken,
+                    soon.len() - soon_taken,
+                    "a batch takes every call_soon queued before it"
+                );
+                for &i in &soon[soon_taken..] {
+                    if !issued[i].cancelled {
+                        issued[i].runs += 1;
+                    }
+                }
+                soon_taken = soon.len();
                 let now = core.now();
                 let mut seen = HashSet::new();
                 for slot in batch {
@@ -167,6 +226,7 @@ pub fn run(data: &[u8]) {
                     assert!(!h.cancelled, "cancelled callback (slot {slot}) ran");
                     h.runs += 1;
                     match h.kind {
+                        Kind::Soon => unreachable!("a call_soon has no slot"),
                         Kind::OneShot => {
                             assert_eq!(h.runs, 1, "one-shot callback (slot {slot}) ran twice")
                         }

@@ -71,20 +71,18 @@ pub enum State {
     /// A cancelled timer whose entry is still in the timer queue; freed when
     /// the queue reaches it or compacts.
     Tombstone = 3,
-    /// Queued in the ready queue for the next iteration.
-    Ready = 4,
     /// Handed to the host in the current batch.
-    Running = 5,
-    /// Cancelled while ready or running; freed when the queue or batch that
-    /// holds it is consumed.
-    Cancelled = 6,
+    Running = 4,
+    /// Cancelled while in the current batch; freed when the batch is
+    /// released.
+    Cancelled = 5,
     /// An I/O watcher waiting for its token to be reported.
-    Watching = 7,
+    Watching = 6,
     /// An I/O watcher in the current batch; back to `Watching` when the batch
     /// is released.
-    WatchQueued = 8,
+    WatchQueued = 7,
     /// A one-shot callback waiting for its I/O completion to be reported.
-    Awaiting = 9,
+    Awaiting = 8,
 }
 
 impl State {
@@ -95,11 +93,10 @@ impl State {
             1 => State::Timer,
             2 => State::Parked,
             3 => State::Tombstone,
-            4 => State::Ready,
-            5 => State::Running,
-            6 => State::Cancelled,
-            7 => State::Watching,
-            8 => State::WatchQueued,
+            4 => State::Running,
+            5 => State::Cancelled,
+            6 => State::Watching,
+            7 => State::WatchQueued,
             _ => State::Awaiting,
         }
     }
@@ -373,7 +370,7 @@ mod tests {
     #[test]
     fn a_freed_slot_is_reused_with_a_new_generation() {
         let mut s = Slots::new();
-        let a = s.alloc(State::Ready).unwrap();
+        let a = s.alloc(State::Timer).unwrap();
         assert_eq!(s.generation(a), 0);
         s.free(a);
         assert_eq!(s.state(a), State::Free);
@@ -386,10 +383,10 @@ mod tests {
     #[test]
     fn ids_pack_generation_above_the_slot_bits() {
         let mut s = Slots::new();
-        let a = s.alloc(State::Ready).unwrap();
-        let b = s.alloc(State::Ready).unwrap();
+        let a = s.alloc(State::Timer).unwrap();
+        let b = s.alloc(State::Timer).unwrap();
         s.free(a);
-        let a2 = s.alloc(State::Ready).unwrap();
+        let a2 = s.alloc(State::Timer).unwrap();
         assert_eq!(s.id(b), 1.0);
         assert_eq!(s.id(a2), (1u64 << SLOT_BITS) as f64);
     }
@@ -429,11 +426,11 @@ mod tests {
         }
         assert_eq!(s.free_count(), freed.len() as u32);
         for &expected in &freed {
-            assert_eq!(s.alloc(State::Ready), Some(expected));
+            assert_eq!(s.alloc(State::Timer), Some(expected));
         }
         assert_eq!(s.free_count(), 0);
         // Then new slots from the high-water mark.
-        assert_eq!(s.alloc(State::Ready), Some(n));
+        assert_eq!(s.alloc(State::Timer), Some(n));
     }
 
     #[test]
@@ -456,10 +453,10 @@ mod tests {
     #[test]
     fn a_slot_whose_generations_run_out_is_retired_not_reused() {
         let mut s = Slots::new();
-        let a = s.alloc(State::Ready).unwrap();
-        *s.meta_mut(a) = ((GENERATION_LIMIT - 1) << STATE_BITS) | State::Ready as u32;
+        let a = s.alloc(State::Timer).unwrap();
+        *s.meta_mut(a) = ((GENERATION_LIMIT - 1) << STATE_BITS) | State::Timer as u32;
         s.free(a);
-        let b = s.alloc(State::Ready).unwrap();
+        let b = s.alloc(State::Timer).unwrap();
         assert_ne!(a, b, "a retired slot must never be handed out again");
         assert_eq!(s.retired(), 1);
         assert_eq!(s.free_count(), 0);

@@ -4,9 +4,11 @@
 //! after every step against a simple reference model.
 //!
 //! Checked: every callback runs exactly once unless cancelled; a batch is
-//! the ready callbacks in order, then the due timers in (deadline, sequence)
-//! order, then the reported watchers and completions; no timer runs early;
-//! `cancel` answers as the model does; the counters agree.
+//! every callback queued by `call_soon` before it (their count: the host
+//! runs them in order), then the due timers in (deadline, sequence) order,
+//! then the reported watchers and completions; no timer runs early;
+//! `call_soon` ids count up; `cancel` and `cancel_soon` answer as the model
+//! does; the counters agree.
 //!
 //! `PROPTEST_CASES` sets the number of sequences (default 256 of up to 400
 //! operations: at least 100,000 operations a run). `make proptest-long` runs
@@ -27,6 +29,8 @@ enum Op {
     At(f64),
     Cancel(usize),
     CancelForged(u32, u32),
+    /// `cancel_soon` with an id `call_soon` may or may not have returned.
+    CancelSoonForged(f64),
     Run(u64),
     /// `jump_and_run_once`: virtual time moves to the next timer itself.
     Jump,
@@ -58,6 +62,13 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0.0..30_000.0f64).prop_map(Op::At),
         5 => any::<usize>().prop_map(Op::Cancel),
         1 => (any::<u32>(), any::<u32>()).prop_map(|(s, g)| Op::CancelForged(s % 4096, g % 8)),
+        1 => prop_oneof![
+            (0u32..200).prop_map(|n| n as f64),
+            Just(-1.0),
+            Just(0.5),
+            Just(f64::NAN),
+        ]
+        .prop_map(Op::CancelSoonForged),
         8 => prop_oneof![
             Just(0u64),
             0u64..3_000_000,
@@ -105,8 +116,13 @@ struct Handle {
 #[derive(Default)]
 struct Model {
     handles: Vec<Handle>,
+    /// Slot handles by id (`call_soon` ids are sequence numbers: `soon`).
     by_id: HashMap<u64, usize>,
-    /// Ready callbacks in order (indices into handles).
+    /// Every `call_soon`, in order (indices into handles): its id is its
+    /// index here.
+    soon: Vec<usize>,
+    /// Callbacks queued by `call_soon` for the next batch (indices into
+    /// handles), cancelled ones included.
     ready: Vec<usize>,
     seq: u32,
     /// The core's notion of now (changes only in run_once).
@@ -137,11 +153,16 @@ impl Model {
 
     fn add(&mut self, id: f64, kind: Kind) -> usize {
         let index = self.handles.len();
-        // A reused slot makes the old handle with that slot stale; ids are unique.
-        assert!(
-            self.by_id.insert(id as u64, index).is_none(),
-            "id {id} handed out twice"
-        );
+        if kind == Kind::Soon {
+            assert_eq!(id, self.soon.len() as f64, "call_soon ids count up");
+            self.soon.push(index);
+        } else {
+            // A reused slot makes the old handle with that slot stale; ids are unique.
+            assert!(
+                self.by_id.insert(id as u64, index).is_none(),
+                "id {id} handed out twice"
+            );
+        }
         self.handles.push(Handle {
             id,
             kind,
@@ -155,6 +176,15 @@ impl Model {
     /// What `cancel` must answer, and the model's new state.
     fn cancel(&mut self, index: usize) -> bool {
         let h = &mut self.handles[index];
+        if h.kind == Kind::Soon {
+            // Only a queued one; in its batch it is the host's to skip.
+            if h.life != Life::Pending {
+                return false;
+            }
+            h.cancelled = true;
+            h.life = Life::Done;
+            return true;
+        }
         match h.life {
             Life::Done => false,
             Life::InBatch if h.kind == Kind::Watcher && h.cancelled => false,
@@ -171,10 +201,18 @@ impl Model {
         }
     }
 
-    /// The handle ids of the batch `run_once` must return at `now`.
-    fn batch_ids(&mut self, now: u64) -> Vec<f64> {
-        let batch = self.run_once(now);
-        batch.into_iter().map(|i| self.handles[i].id).collect()
+    /// The batch `run_once` must return at `now`: the `call_soon`s it
+    /// takes, and the handle ids of its slots.
+    fn batch_ids(&mut self, now: u64) -> (u32, Vec<f64>) {
+        let (soon, batch) = self.run_once(now);
+        (
+            soon,
+            batch
+                .into_iter()
+                .filter(|&i| self.handles[i].kind != Kind::Soon)
+                .map(|i| self.handles[i].id)
+                .collect(),
+        )
     }
 
     /// The handle ids of the core's batch `slots`.
@@ -204,8 +242,9 @@ impl Model {
             .any(|&i| self.handles[i].life == Life::Pending)
     }
 
-    /// The batch `run_once` must return at `now`.
-    fn run_once(&mut self, now: u64) -> Vec<usize> {
+    /// The batch `run_once` must return at `now`: how many `call_soon`s it
+    /// takes, and the callbacks that run, in order.
+    fn run_once(&mut self, now: u64) -> (u32, Vec<usize>) {
         // 0. Release the last batch.
         for &i in &self.last_batch {
             let h = &mut self.handles[i];
@@ -221,6 +260,7 @@ impl Model {
         }
         let now = self.loop_now;
         // 2. Ready, then due timers by (deadline, seq).
+        let taken = self.ready.len() as u32;
         let mut batch: Vec<usize> = std::mem::take(&mut self.ready)
             .into_iter()
             .filter(|&i| self.handles[i].life == Life::Pending)
@@ -272,7 +312,7 @@ impl Model {
             h.runs += 1;
         }
         self.last_batch = batch.clone();
-        batch
+        (taken, batch)
     }
 
     fn stats(&self) -> (u32, u32, u32, u32) {
@@ -337,8 +377,19 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     continue;
                 }
                 let i = pick % model.handles.len();
-                let (slot, generation) = split(model.handles[i].id);
+                let id = model.handles[i].id;
                 let expected = model.cancel(i);
+                if model.handles[i].kind == Kind::Soon {
+                    prop_assert_eq!(
+                        core.cancel_soon(id),
+                        expected,
+                        "step {}: cancel_soon handle {}",
+                        step,
+                        i
+                    );
+                    continue;
+                }
+                let (slot, generation) = split(id);
                 prop_assert_eq!(
                     core.cancel(slot, generation),
                     expected,
@@ -360,11 +411,31 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     step
                 );
             }
+            Op::CancelSoonForged(id) => {
+                let issued = (id >= 0.0 && id.fract() == 0.0)
+                    .then(|| model.soon.get(id as usize).copied())
+                    .flatten();
+                let expected = match issued {
+                    Some(i) => model.cancel(i),
+                    None => false,
+                };
+                prop_assert_eq!(
+                    core.cancel_soon(id),
+                    expected,
+                    "step {}: forged cancel_soon({})",
+                    step,
+                    id
+                );
+            }
             Op::Report(pick) => {
                 if model.handles.is_empty() {
                     continue;
                 }
-                let (slot, _) = split(model.handles[pick % model.handles.len()].id);
+                let picked = &model.handles[pick % model.handles.len()];
+                if picked.kind == Kind::Soon {
+                    continue;
+                }
+                let (slot, _) = split(picked.id);
                 // The host reports the token as readiness or completion as
                 // the slot's owner is; stale and wrong-kind tokens are the
                 // core's to ignore.
@@ -394,7 +465,8 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     (false, Some(next)) => next.max(before),
                     _ => before,
                 };
-                let batch = core.jump_and_run_once().to_vec();
+                let ran = core.jump_and_run_once();
+                let batch = (ran.soon, ran.slots.to_vec());
                 let now = core.now();
                 // Never back, and never past the earliest waiting timer (nor
                 // anywhere while a callback is ready): nothing is skipped.
@@ -407,7 +479,7 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     limit
                 );
                 let expected = model.batch_ids(now);
-                let got = model.ids(&batch);
+                let got = (batch.0, model.ids(&batch.1));
                 prop_assert_eq!(
                     &got,
                     &expected,
@@ -420,8 +492,10 @@ fn check(ops: Vec<Op>) -> Result<(), TestCaseError> {
                 core.host_mut().now += advance;
                 let now = core.host_mut().now;
                 let expected = model.batch_ids(now);
-                let got = model.ids(core.run_once());
+                let ran = core.run_once();
+                let got = (ran.soon, model.ids(ran.slots));
                 prop_assert_eq!(&got, &expected, "step {}: batch at now {}", step, now);
+                let got = got.1;
                 // The loop's time: the host clock's, or later if a jump took
                 // it past the host clock (loop time never goes back).
                 let now = model.loop_now;

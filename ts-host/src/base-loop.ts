@@ -144,7 +144,7 @@ export class BaseEventLoop {
     const core = (this.#core = new LiveCore(instance, (cause) => this.#crash(cause)));
     const mode = timeModeFor(backend, tracer);
     const callbacks = (this.#callbacks = new CallbackTable(core, reporter, settings));
-    const time = (this.#time = new LoopTime(core, callbacks, faults, tracer, mode.virtual));
+    const time = (this.#time = new LoopTime(core, callbacks, callbacks.soonCanceller, faults, tracer, mode.virtual));
     callbacks.useTime(time);
     const driver = (this.#driver = new Driver({
       core,
@@ -209,7 +209,7 @@ export class BaseEventLoop {
   /** Runs `callback(...args)` in the next iteration. */
   callSoon<A extends unknown[]>(callback: (...args: A) => unknown, ...args: A): Handle {
     if (typeof callback !== 'function') throw notAFunction('callSoon', callback);
-    const id = this.#callbacks.register('callSoon', 0, callback, args);
+    const id = this.#callbacks.registerSoon(callback, args);
     this.#driver.scheduled();
     const slot = slotOf(id);
     return makeHandle(this.#time.soon, slot, generationOf(id, slot));

@@ -1,13 +1,21 @@
 /**
  * The callback table: the host's half of the core's handle table. The core
  * hands out a slot per scheduled callback and keeps its order; this table
- * keeps the callback itself at that slot, and runs a batch of slots (phase
- * 4 of an iteration, docs/design.md).
+ * keeps the callback itself at that slot, and runs a batch (phase 4 of an
+ * iteration, docs/design.md).
  *
- *     register(kind) --> core.callSoon/callLater/callAt/watch/expect --> id
+ *     register(kind) --> core.callLater/callAt/watch/expect --> id
  *                        id = generation * 2^26 + slot
  *                        chunks[slot >>> 12][slot & 4095] = callback
- *     runBatch(slots) -> each slot's callback, in order, then its microtasks
+ *     registerSoon ----> core.callSoon --> id = sequence number (0, 1, ...)
+ *                        soon queue: chunks of 4096 from the head's chunk
+ *     runBatch(soon, slots) -> the next `soon` queued callbacks, then each
+ *                        slot's callback, in order, each then its microtasks
+ *
+ * `callSoon` callbacks take no slot (wit/event-loop.wit): the core numbers
+ * them and each batch says how many it takes from the head of the queue,
+ * which holds them in the same order. A chunk of the queue the head has
+ * passed is kept for reuse, as the table keeps its chunks.
  *
  * An entry is the function itself when it takes no arguments (the common
  * case costs one reference), or a CallRecord: a callback with arguments, an
@@ -19,7 +27,7 @@
  * it throws goes to the exception handler; the batch goes on.
  */
 import { microtaskDrain } from './host-tasks.js';
-import { NO_GENERATION, generationOf, makeHandle, slotOf } from './handles.js';
+import { type Epoch, NO_GENERATION, generationOf, idOf, makeHandle, slotOf } from './handles.js';
 import type { IoToken } from './io/streams.js';
 import type { LiveCore } from './live-core.js';
 import type { LoopTime } from './loop-time.js';
@@ -59,6 +67,20 @@ export class CallbackTable {
   readonly #slowCallbackMs: number;
   readonly #tracer: Tracer | null;
   #chunks: Array<Array<Entry | undefined>> = [];
+  /** The `callSoon` queue: chunk `i` holds ids from `#soonBase + i * 4096`. */
+  #soonChunks: Array<Array<Entry | undefined>> = [];
+  /** Chunks of the queue the head has passed, for the next ones. */
+  readonly #soonSpare: Array<Array<Entry | undefined>> = [];
+  /** The id of the first entry of `#soonChunks[0]` (a multiple of 4096). */
+  #soonBase = 0;
+  /** The id of the queue's head: the next `callSoon` callback to run or skip. */
+  #soonHead = 0;
+  /** The id the next `callSoon` gets (the core's count, mirrored). */
+  #soonTail = 0;
+  /** What `callSoon` handles cancel through: the queue, by id. */
+  readonly soonCanceller: Epoch['loop'] = {
+    _cancel: (low: number, high: number) => this.#cancelSoon(idOf(low, high)),
+  };
   /** Callbacks run (cancelled ones never count). */
   callbacksRun = 0;
   /** Debug mode: the callback running now, for reports of unhandled rejections. */
@@ -95,13 +117,11 @@ export class CallbackTable {
       id =
         kind === 'callLater'
           ? core.callLater(time)
-          : kind === 'callSoon'
-            ? core.callSoon()
-            : kind === 'callAt'
-              ? core.callAt(time)
-              : kind === 'watch'
-                ? core.loop.watch()
-                : core.loop.expect();
+          : kind === 'callAt'
+            ? core.callAt(time)
+            : kind === 'watch'
+              ? core.loop.watch()
+              : core.loop.expect();
     } catch (error) {
       this.#core.failed(error);
     }
@@ -114,6 +134,74 @@ export class CallbackTable {
     );
     if (this.#tracer !== null) this.#tracer.scheduled(slot, kind, callback);
     return id;
+  }
+
+  /**
+   * Queues `callback(...args)` for the next iteration (`callSoon`) at the
+   * queue's tail; returns the handle id, the core's sequence number.
+   */
+  registerSoon(callback: Callback, args: readonly unknown[]): number {
+    const core = this.#core.open('callSoon');
+    let id: number;
+    try {
+      id = core.callSoon();
+    } catch (error) {
+      this.#core.failed(error);
+    }
+    const tail = this.#soonTail;
+    if (id !== tail) {
+      // The core numbers them one by one; anything else is a broken core.
+      this.#core.failed(new WebAssembly.RuntimeError(`call-soon returned ${id}, expected ${tail}`));
+    }
+    this.#soonTail = tail + 1;
+    const index = (tail - this.#soonBase) >>> CHUNK_BITS;
+    let chunk = this.#soonChunks[index];
+    if (chunk === undefined) {
+      chunk = this.#soonSpare.pop() ?? new Array<Entry | undefined>(CHUNK_SIZE);
+      this.#soonChunks[index] = chunk;
+    }
+    chunk[tail & CHUNK_MASK] =
+      args.length === 0 && !this.#debug
+        ? callback
+        : new CallRecord(callback, args, this.#debug ? scheduledAt() : undefined, false);
+    if (this.#tracer !== null) this.#tracer.scheduledSoon(id, callback);
+    return id;
+  }
+
+  /**
+   * Cancels `callSoon` handle `id`: its callback is dropped now. A queued
+   * one is cancelled in the core too (it no longer keeps the loop awake);
+   * one in the running batch is only skipped, and the core says so.
+   */
+  #cancelSoon(id: number): void {
+    if (!(id >= this.#soonHead && id < this.#soonTail)) return;
+    const chunk = this.#soonChunks[(id - this.#soonBase) >>> CHUNK_BITS] as Array<Entry | undefined>;
+    if (chunk[id & CHUNK_MASK] === undefined) return;
+    chunk[id & CHUNK_MASK] = undefined;
+    const core = this.#core.instance;
+    if (core === null) return;
+    try {
+      core.cancelSoon(id);
+    } catch (error) {
+      this.#core.failed(error);
+    }
+  }
+
+  /** Takes the callback at the queue's head (undefined: cancelled), and moves the head on. */
+  #takeSoon(): Entry | undefined {
+    const head = this.#soonHead;
+    const chunks = this.#soonChunks;
+    const chunk = chunks[0];
+    if (chunk === undefined) return undefined; // dropped: the loop closed
+    const entry = chunk[head & CHUNK_MASK];
+    chunk[head & CHUNK_MASK] = undefined;
+    this.#soonHead = head + 1;
+    if (((head + 1) & CHUNK_MASK) === 0) {
+      // The head left this chunk: keep it for the tail.
+      this.#soonSpare.push(chunks.shift() as Array<Entry | undefined>);
+      this.#soonBase += CHUNK_SIZE;
+    }
+    return entry;
   }
 
   /** A watcher or expected completion, as io/ holds it. */
@@ -158,20 +246,32 @@ export class CallbackTable {
   }
 
   /**
-   * Phase 4: runs `length` slots of `batch` in order, skipping callbacks
-   * cancelled meanwhile. After each callback the microtask queue is drained
-   * (where the host can), as between two Node.js macrotasks.
+   * Phase 4: runs the next `soon` callbacks of the `callSoon` queue, then
+   * `length` slots of `batch`, in order, skipping callbacks cancelled
+   * meanwhile. After each callback the microtask queue is drained (where
+   * the host can), as between two Node.js macrotasks.
    */
-  runBatch(batch: Uint32Array, length: number): void {
+  runBatch(soon: number, batch: Uint32Array, length: number): void {
     const chunks = this.#chunks;
     const checkpoint = microtaskDrain();
-    const debug = this.#debug;
     const tracer = this.#tracer;
     const serials: number[] | null = tracer === null ? null : [];
     const time = this.#time as LoopTime;
     let ran = 0;
     time.enterBatch();
     try {
+      for (let i = 0; i < soon; i++) {
+        const id = this.#soonHead;
+        const entry = this.#takeSoon();
+        if (entry === undefined) {
+          // Cancelled.
+          if (tracer !== null) tracer.soonSerial(id);
+          continue;
+        }
+        ran++;
+        if (serials !== null) serials.push((tracer as Tracer).soonSerial(id));
+        this.#invoke(entry, id & CHUNK_MASK, checkpoint);
+      }
       for (let i = 0; i < length; i++) {
         const slot = batch[i] as number;
         const chunk = chunks[slot >>> CHUNK_BITS] as Array<Entry | undefined>;
@@ -180,42 +280,51 @@ export class CallbackTable {
         if (typeof entry === 'function' || !entry.persistent) chunk[slot & CHUNK_MASK] = undefined;
         ran++;
         if (serials !== null) serials.push((tracer as Tracer).serial(slot));
-        if (debug) {
-          this.#runTimed(entry, slot);
-          // Rejections the callback left unhandled are reported by Node
-          // during the checkpoint below: still this callback's.
-        } else {
-          try {
-            if (typeof entry === 'function') entry();
-            else {
-              // An I/O watcher has no arguments: a plain call, not a spread.
-              const fn = entry.fn;
-              const args = entry.args;
-              if (args.length === 0) fn();
-              else fn(...args);
-            }
-          } catch (error) {
-            this.#callbackFailed(error, entry, slot);
-          }
-        }
-        if (checkpoint !== null) {
-          try {
-            checkpoint();
-          } catch (error) {
-            // A process.nextTick callback threw: to Node that is an uncaught
-            // exception, and it stays one, without breaking this batch.
-            queueMicrotask(() => {
-              throw error;
-            });
-          }
-        }
-        if (debug) this.#current = null;
+        this.#invoke(entry, slot, checkpoint);
       }
     } finally {
       time.leaveBatch();
       this.callbacksRun += ran;
     }
     if (serials !== null) (tracer as Tracer).iteration(time.nanos(), serials);
+  }
+
+  /**
+   * One callback of a batch, then the microtask checkpoint. Whatever it
+   * throws goes to the exception handler, reported with an inert handle at
+   * `slot`.
+   */
+  #invoke(entry: Entry, slot: number, checkpoint: (() => void) | null): void {
+    if (this.#debug) {
+      this.#runTimed(entry, slot);
+      // Rejections the callback left unhandled are reported by Node
+      // during the checkpoint below: still this callback's.
+    } else {
+      try {
+        if (typeof entry === 'function') entry();
+        else {
+          // An I/O watcher has no arguments: a plain call, not a spread.
+          const fn = entry.fn;
+          const args = entry.args;
+          if (args.length === 0) fn();
+          else fn(...args);
+        }
+      } catch (error) {
+        this.#callbackFailed(error, entry, slot);
+      }
+    }
+    if (checkpoint !== null) {
+      try {
+        checkpoint();
+      } catch (error) {
+        // A process.nextTick callback threw: to Node that is an uncaught
+        // exception, and it stays one, without breaking this batch.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+    if (this.#debug) this.#current = null;
   }
 
   #runTimed(entry: Entry, slot: number): void {
@@ -262,6 +371,10 @@ export class CallbackTable {
   /** The loop closed or crashed: drop every callback and the debug listener. */
   detach(): void {
     this.#chunks = [];
+    this.#soonChunks = [];
+    this.#soonSpare.length = 0;
+    this.#soonHead = this.#soonTail;
+    this.#soonBase = this.#soonTail - (this.#soonTail % CHUNK_SIZE);
     const listener = this.#rejectionListener;
     if (listener !== null) {
       this.#rejectionListener = null;

@@ -123,7 +123,7 @@ export class Driver {
 
   // ------------------------------------------------------- the iteration
 
-  /** collect: phases 0-3 in the core; returns the batch's length. */
+  /** collect: phases 0-3 in the core; returns how many callbacks the batch holds. */
   #collect(step: Step): number {
     this.#mode.beforeCollect();
     this.#ioPending = false;
@@ -137,7 +137,7 @@ export class Driver {
       this.#mode.jumped(instance.jumpedNs());
     }
     this.#time.invalidate();
-    return length;
+    return instance.soon() + length;
   }
 
   /**
@@ -150,9 +150,12 @@ export class Driver {
     if (fault !== null) throw fault;
   }
 
-  /** run: phase 4 on the batch `collect` left. */
+  /** run: phase 4 on the batch `collect` left (`length` callbacks). */
   #run(length: number): void {
-    if (length > 0) this.#callbacks.runBatch((this.#core.instance as CoreInstance).batch(), length);
+    if (length === 0) return;
+    const instance = this.#core.instance as CoreInstance;
+    const soon = instance.soon();
+    this.#callbacks.runBatch(soon, instance.batch(), length - soon);
   }
 
   /** wait: 0 if something is ready, ms to the earliest timer, or -1 for none. */
@@ -288,7 +291,7 @@ export class Driver {
       if (length > 0 && microtaskDrain() === null) {
         // No synchronous drain on this host: one callback per macrotask,
         // then the driver goes on from a fresh slice.
-        this.#runEachInMacrotask(core.batch().slice(0, length));
+        this.#runEachInMacrotask(core.soon(), core.batch().slice(0, length - core.soon()));
         return;
       }
       this.#run(length);
@@ -377,13 +380,15 @@ export class Driver {
    * callback in a host macrotask of its own (microtasks drain between
    * macrotasks on every host), then the driver goes on.
    */
-  #runEachInMacrotask(batch: Uint32Array): void {
+  #runEachInMacrotask(soon: number, slots: Uint32Array): void {
     let i = 0;
     const step = (): void => {
       if (this.#core.loop === null) return;
       try {
-        if (i < batch.length) {
-          this.#callbacks.runBatch(batch.subarray(i, i + 1), 1);
+        if (i < soon + slots.length) {
+          // The `callSoon` callbacks first, one at a time from the queue's head.
+          if (i < soon) this.#callbacks.runBatch(1, slots, 0);
+          else this.#callbacks.runBatch(0, slots.subarray(i - soon, i - soon + 1), 1);
           i++;
           // Continuations of this callback run before the next macrotask,
           // still inside the iteration (its time holds).

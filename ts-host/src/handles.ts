@@ -26,6 +26,15 @@ export function generationOf(id: number, slot: number): number {
 }
 
 /**
+ * The id `slotOf` and `generationOf` split, put back together. A `callSoon`
+ * handle keeps its id (a sequence number) split the same way, so that both
+ * fields stay small integers. @internal
+ */
+export function idOf(slot: number, generation: number): number {
+  return generation * ID_GENERATION_UNIT + slot;
+}
+
+/**
  * A generation no handle can have (the core's limit, 2^27): a handle made
  * with it is inert. @internal
  */

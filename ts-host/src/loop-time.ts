@@ -29,7 +29,7 @@ export class LoopTime {
   #epoch: Epoch | null = null;
   /** True while a batch runs, microtask checkpoints included. */
   #inBatch = false;
-  /** Shared by `callSoon` handles, which have no time. */
+  /** Shared by `callSoon` handles, which have no time and cancel through the `callSoon` queue. */
   readonly soon: Epoch;
   /** Shared by `callAt` handles, whose `when` is absolute. */
   readonly absolute: Epoch;
@@ -40,6 +40,7 @@ export class LoopTime {
   constructor(
     core: LiveCore,
     canceller: Epoch['loop'],
+    soonCanceller: Epoch['loop'],
     faults: BackendFaults,
     tracer: Tracer | null,
     virtual: VirtualBackend | null,
@@ -49,7 +50,7 @@ export class LoopTime {
     this.#canceller = canceller;
     this.#tracer = tracer;
     this.#virtual = virtual;
-    this.soon = { loop: canceller, time: NaN };
+    this.soon = { loop: soonCanceller, time: NaN };
     this.absolute = { loop: canceller, time: 0 };
   }
 

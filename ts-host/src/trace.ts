@@ -89,6 +89,8 @@ export class Tracer {
   #serials = new Float64Array(4096);
   /** Slot by serial, for I/O watchers (their tokens). */
   readonly #watchers = new Map<number, number>();
+  /** Serial by `callSoon` handle id, for the callbacks queued and not yet run. */
+  readonly #soonSerials = new Map<number, number>();
   #replayIndex = 0;
 
   #readIndex = 0;
@@ -142,6 +144,19 @@ export class Tracer {
     this.#serials[slot] = serial;
     if (kind === 'watch') this.#watchers.set(serial, slot);
     this.#trace.callbacks.push([kind, callbackName(fn)]);
+  }
+
+  /** A `callSoon` callback was queued with handle id `id`. */
+  scheduledSoon(id: number, fn: (...args: any[]) => unknown): void {
+    this.#soonSerials.set(id, this.#trace.callbacks.length);
+    this.#trace.callbacks.push(['callSoon', callbackName(fn)]);
+  }
+
+  /** The serial of `callSoon` handle `id`, which runs now (forgotten after). */
+  soonSerial(id: number): number {
+    const serial = this.#soonSerials.get(id) as number;
+    this.#soonSerials.delete(id);
+    return serial;
   }
 
   /** A watcher was released. */

@@ -2,13 +2,16 @@
 //!
 //! The core (the `event-loop` resource, composed in unchanged) orders work
 //! and hands out slots; this module keeps what runs in them and decides how
-//! long to wait, as ts-host/src/loop.ts does on JavaScript:
+//! long to wait, as ts-host/src/loop.ts does on JavaScript. `call_soon`
+//! callbacks take no slot: they wait in a queue of their own, in the order
+//! the core numbered them, and each batch says how many of them it takes.
 //!
 //! ```text
 //!   run_forever / run_until_complete
 //!     loop {
-//!       batch = core.run-once()          phases 0-3: timers, then ready tokens
-//!       run each slot's callback          phase 4, skipping those cancelled meanwhile
+//!       batch = core.run-once()          phases 0-3: call_soon, timers, ready tokens
+//!       run batch.soon queued callbacks,  phase 4, skipping those cancelled meanwhile
+//!         then each slot's callback
 //!       stop() called? -> return
 //!       t = core.poll-timeout()           0 | ms | -1
 //!       wait(t)                           sources.rs: wasi:io/poll over the watched
@@ -35,6 +38,7 @@
 //! the watcher running).
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::mem;
 use std::rc::{Rc, Weak};
@@ -96,6 +100,9 @@ impl fmt::Display for RunError {
 
 impl std::error::Error for RunError {}
 
+/// A callback that runs once.
+type OnceCallback = Box<dyn FnOnce()>;
+
 /// What a slot of the callback table holds.
 enum Entry {
     Empty,
@@ -121,6 +128,10 @@ pub(crate) struct Shared {
     // stream or socket (which a callback may own) goes before its pollables.
     pub(crate) sources: RefCell<Sources>,
     callbacks: RefCell<Vec<Entry>>,
+    /// `call_soon` callbacks not run yet, in order (`None`: cancelled).
+    soon: RefCell<VecDeque<Option<OnceCallback>>>,
+    /// The handle id (sequence number) of the front of `soon`.
+    soon_head: Cell<u64>,
     core: Core,
     time_source: TimeSource,
     /// A batch is running.
@@ -152,22 +163,37 @@ pub struct EventLoop {
 #[derive(Clone, Debug)]
 pub struct Handle {
     shared: Weak<Shared>,
-    slot: u32,
-    generation: u32,
+    id: HandleId,
+}
+
+/// The core's two kinds of handle id (wit/event-loop.wit).
+#[derive(Clone, Copy, Debug)]
+enum HandleId {
+    Slot {
+        slot: u32,
+        generation: u32,
+    },
+    /// A `call_soon`'s sequence number.
+    Soon(u64),
 }
 
 impl Handle {
     /// Cancels the callback if it has not run yet (a watcher: stops watching
     /// its source). Returns true if this call cancelled it.
     pub fn cancel(&self) -> bool {
-        self.shared
-            .upgrade()
-            .is_some_and(|shared| shared.cancel(self.slot, self.generation))
+        self.shared.upgrade().is_some_and(|shared| match self.id {
+            HandleId::Slot { slot, generation } => shared.cancel(slot, generation),
+            HandleId::Soon(seq) => shared.cancel_soon(seq),
+        })
     }
 
-    /// The slot the core gave the callback (a watcher's readiness token).
-    pub fn slot(&self) -> u32 {
-        self.slot
+    /// The slot the core gave the callback (a watcher's readiness token);
+    /// `None` for a `call_soon`, which takes none.
+    pub fn slot(&self) -> Option<u32> {
+        match self.id {
+            HandleId::Slot { slot, .. } => Some(slot),
+            HandleId::Soon(_) => None,
+        }
     }
 }
 
@@ -207,6 +233,8 @@ impl EventLoop {
             shared: Rc::new(Shared {
                 sources: RefCell::default(),
                 callbacks: RefCell::default(),
+                soon: RefCell::default(),
+                soon_head: Cell::new(0),
                 core: Core::new(),
                 time_source,
                 in_batch: Cell::new(false),
@@ -249,8 +277,19 @@ impl EventLoop {
 
     /// Runs `callback` in the next iteration.
     pub fn call_soon(&self, callback: impl FnOnce() + 'static) -> Handle {
-        let id = self.shared.core.call_soon();
-        self.store(id, Entry::Once(Box::new(callback)))
+        let shared = &self.shared;
+        let seq = shared.core.call_soon() as u64;
+        let mut soon = shared.soon.borrow_mut();
+        debug_assert_eq!(
+            seq,
+            shared.soon_head.get() + soon.len() as u64,
+            "call_soon ids count up"
+        );
+        soon.push_back(Some(Box::new(callback)));
+        Handle {
+            shared: Rc::downgrade(shared),
+            id: HandleId::Soon(seq),
+        }
     }
 
     /// Runs `callback` `delay_ms` after the loop's time (never early; equal
@@ -260,14 +299,14 @@ impl EventLoop {
         assert!(!delay_ms.is_nan(), "call_later: delay_ms is NaN");
         self.time();
         let id = self.shared.core.call_later(delay_ms);
-        self.store(id, Entry::Once(Box::new(callback)))
+        self.store(id, Entry::Once(Box::new(callback))).0
     }
 
     /// Runs `callback` at loop time `when_ms`. Panics on NaN.
     pub fn call_at(&self, when_ms: f64, callback: impl FnOnce() + 'static) -> Handle {
         assert!(!when_ms.is_nan(), "call_at: when_ms is NaN");
         let id = self.shared.core.call_at(when_ms);
-        self.store(id, Entry::Once(Box::new(callback)))
+        self.store(id, Entry::Once(Box::new(callback))).0
     }
 
     /// Watches a WASI pollable: `callback` runs once in every iteration in
@@ -277,11 +316,8 @@ impl EventLoop {
     /// other pollable (stdin, a timer) works the same way.
     pub fn watch(&self, pollable: Pollable, callback: impl FnMut() + 'static) -> Handle {
         let id = self.shared.core.watch();
-        let handle = self.store(id, Entry::Watcher(Box::new(callback)));
-        self.shared
-            .sources
-            .borrow_mut()
-            .insert(handle.slot, pollable);
+        let (handle, slot) = self.store(id, Entry::Watcher(Box::new(callback)));
+        self.shared.sources.borrow_mut().insert(slot, pollable);
         handle
     }
 
@@ -311,9 +347,14 @@ impl EventLoop {
         let sources = mem::take(&mut *shared.sources.borrow_mut());
         ready_queue::clear();
         let callbacks = mem::take(&mut *shared.callbacks.borrow_mut());
+        let soon = mem::take(&mut *shared.soon.borrow_mut());
+        shared
+            .soon_head
+            .set(shared.soon_head.get() + soon.len() as u64);
         let main = shared.main.borrow_mut().take();
         drop(sources);
         drop(callbacks);
+        drop(soon);
         drop(main);
     }
 
@@ -341,7 +382,7 @@ impl EventLoop {
         loop {
             let batch = shared.core.run_once();
             shared.epoch.set(None);
-            self.run_batch(&batch);
+            self.run_batch(batch.soon, &batch.slots);
             if shared.stopping.replace(false) {
                 return Ok(());
             }
@@ -350,11 +391,21 @@ impl EventLoop {
         }
     }
 
-    /// Phase 4: runs a batch in order, skipping callbacks cancelled meanwhile.
-    fn run_batch(&self, batch: &[u32]) {
+    /// Phase 4: runs a batch in order, skipping callbacks cancelled meanwhile:
+    /// `soon` callbacks from the front of the queue, then `slots`.
+    fn run_batch(&self, soon: u32, slots: &[u32]) {
         let shared = &self.shared;
         shared.in_batch.set(true);
-        for &slot in batch {
+        for _ in 0..soon {
+            // (None, and an empty queue: the loop was closed meanwhile.)
+            let next = shared.soon.borrow_mut().pop_front();
+            shared.soon_head.set(shared.soon_head.get() + 1);
+            if let Some(Some(callback)) = next {
+                callback();
+                self.after_callback();
+            }
+        }
+        for &slot in slots {
             let entry = {
                 let mut callbacks = shared.callbacks.borrow_mut();
                 match callbacks.get_mut(slot as usize) {
@@ -441,26 +492,47 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Keeps `entry` in the slot of handle `id`.
-    fn store(&self, id: f64, entry: Entry) -> Handle {
+    /// Keeps `entry` in the slot of handle `id`; the handle and its slot.
+    fn store(&self, id: f64, entry: Entry) -> (Handle, u32) {
         let slot = id % SLOT_SPACE;
+        let generation = ((id - slot) / SLOT_SPACE) as u32;
+        let slot = slot as u32;
         let handle = Handle {
             shared: Rc::downgrade(&self.shared),
-            slot: slot as u32,
-            generation: ((id - slot) / SLOT_SPACE) as u32,
+            id: HandleId::Slot { slot, generation },
         };
         let mut callbacks = self.shared.callbacks.borrow_mut();
-        let index = handle.slot as usize;
+        let index = slot as usize;
         if callbacks.len() <= index {
             callbacks.resize_with(index + 1, || Entry::Empty);
         }
         debug_assert!(matches!(callbacks[index], Entry::Empty));
         callbacks[index] = entry;
-        handle
+        (handle, slot)
     }
 }
 
 impl Shared {
+    /// `Handle::cancel` of a `call_soon`: queued, the core forgets it; in
+    /// the running batch, only this queue knows whether it has run.
+    fn cancel_soon(&self, seq: u64) -> bool {
+        let callback = {
+            let mut soon = self.soon.borrow_mut();
+            let Some(index) = seq.checked_sub(self.soon_head.get()) else {
+                return false;
+            };
+            match soon.get_mut(index as usize) {
+                Some(entry @ Some(_)) => entry.take(),
+                _ => return false,
+            }
+        };
+        // Queued (not in the batch): the core stops counting it.
+        self.core.cancel_soon(seq as f64);
+        // Outside the borrow: dropping a callback may cancel others.
+        drop(callback);
+        true
+    }
+
     /// `Handle::cancel`: the core says whether the handle was live; if it
     /// was, its callback and its pollable go.
     fn cancel(&self, slot: u32, generation: u32) -> bool {
