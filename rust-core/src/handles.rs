@@ -1,4 +1,6 @@
 //! The handle table: one slot per scheduled callback, with generations.
+//! (A `call_soon` takes none: the queue of them is two sequence numbers in
+//! event_loop.rs.)
 //!
 //! A handle is `(slot, generation)`. The host keeps its callback at index
 //! `slot`; the core keeps the slot's state and generation in one `u32`:

@@ -19,7 +19,8 @@
 //! JavaScript runtimes, re-implemented for WASI:
 //!
 //! - the callback table (loop.ts): callbacks live here, in a table indexed
-//!   by the slot the core hands out; the core keeps only their order;
+//!   by the slot the core hands out, and `call_soon`'s in a queue in the
+//!   order the core numbered them; the core keeps only their order;
 //! - the driver (loop.ts `#iterateSlice`): `run-once`, run the batch, ask
 //!   `poll-timeout`, wait;
 //! - a readiness backend (backends/selector.ts): sources are WASI pollables,
