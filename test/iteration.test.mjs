@@ -124,6 +124,56 @@ contract(
   },
 );
 
+contract(
+  '3h. a wakeup with a timer pending reads the clock twice: the wait reuses the batch-end reading',
+  async ({ loop }) => {
+    // Each wakeup reads the clock for its iteration (phase 1) and after its
+    // batch (the loop's busy time); poll-timeout, which reads it again when a
+    // timer is pending, is handed the second reading.
+    const idle = loop.deadline(5_000, () => {});
+    const perf = globalThis.performance;
+    const now = perf.now;
+    let reads = 0;
+    perf.now = function countedNow() {
+      reads++;
+      return now.call(this);
+    };
+    try {
+      await loop.runUntilComplete(() => wakeFromOutside(loop, 50, () => {}));
+    } finally {
+      // The own property goes; the prototype's method shows again.
+      delete perf.now;
+    }
+    idle.cancel();
+    assert.ok(reads <= 2 * 50 + 6, `${reads} clock reads for 50 wakeups`);
+    assert.ok(reads >= 50, `${reads} clock reads: the counter saw the loop's reads`);
+  },
+);
+
+contract(
+  '3i. a reading handed to the wait is not kept: the next iteration reads the clock afresh',
+  async ({ loop }) => {
+    // Nothing pending after the first batch, so poll-timeout reads no clock;
+    // the reading it was offered must not stand in for the next iteration's.
+    const times = [];
+    await loop.runUntilComplete(
+      () =>
+        new Promise((resolve) => {
+          loop.callSoon(() => {
+            times.push(loop.time());
+            setTimeout(() => {
+              loop.callSoon(() => {
+                times.push(loop.time());
+                resolve();
+              });
+            }, 30);
+          });
+        }),
+    );
+    assert.ok(times[1] - times[0] >= 25, `the loop's time moved ${times[1] - times[0]} ms in 30`);
+  },
+);
+
 contract('3e. a host timer armed for a deadline since pushed back runs nothing early', async ({ loop }) => {
   // Pushed back at each of 3 wakeups about 15 ms apart: the timer armed
   // for the first deadline fires before the deadline does.

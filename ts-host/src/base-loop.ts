@@ -136,8 +136,9 @@ export class BaseEventLoop {
     const faults = new BackendFaults(backend.name, (error) => reporter.exception({ message: error.message, error }));
     // The I/O model is picked here, once; it supplies the token imports.
     const io = ioModelFor(backend, faults, tracer);
+    const clock = clockImport(backend, faults);
     const instance = instantiateCore(modules, {
-      clock: clockImport(backend, faults),
+      clock,
       takeReady: io.takeReady,
       takeCompleted: io.takeCompleted,
     });
@@ -152,6 +153,7 @@ export class BaseEventLoop {
       time,
       mode,
       faults,
+      clock,
       hostDelay: (ms) => hostDelay(backend, faults, ms),
       crash: (cause) => this.#crash(cause),
     }));

@@ -20,6 +20,7 @@ import { type CoreInstance, RESOURCE_EXPORTS, liftEventLoop } from './wit/event-
 import { READINESS_MODULE, type TakeReady, lowerTakeReady } from './wit/readiness-import.js';
 
 export type { CoreInstance, CoreLoop } from './wit/event-loop-export.js';
+export type { ClockImport } from './wit/clock-import.js';
 
 /** The host's side of the WIT imports, one set per loop. */
 export interface HostImports {

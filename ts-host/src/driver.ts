@@ -37,7 +37,7 @@ import {
 } from './host-tasks.js';
 import type { BackendFaults } from './backend-faults.js';
 import type { CallbackTable } from './callbacks.js';
-import type { CoreInstance } from './core.js';
+import type { ClockImport, CoreInstance } from './core.js';
 import { BackendError, LoopLimitError } from './errors.js';
 import type { LiveCore } from './live-core.js';
 import type { LoopTime } from './loop-time.js';
@@ -77,6 +77,8 @@ export interface DriverParts {
   mode: TimeMode;
   /** What the backend did wrong inside the last core call, raised after it. */
   faults: BackendFaults;
+  /** The core's clock import: the driver hands it a wall-clock reading it took (`reuse`). */
+  clock: ClockImport;
   /** The backend's host-timer delay for a wait of `loopMs` (its `hostDelay`), or the wait itself. */
   hostDelay(loopMs: number): number;
   /** Closes the loop after a failure of the core or the host; returns the error the run fails with. */
@@ -158,10 +160,19 @@ export class Driver {
     this.#callbacks.runBatch(soon, instance.batch(), length - soon);
   }
 
-  /** wait: 0 if something is ready, ms to the earliest timer, or -1 for none. */
-  #wait(core: CoreInstance): number {
+  /**
+   * wait: 0 if something is ready, ms to the earliest timer, or -1 for none.
+   * `wallMs` is the `wallNow()` reading taken after the batch: with a timer
+   * pending the core reads its clock here, and on the wall clock it gets
+   * that reading instead of another.
+   */
+  #wait(core: CoreInstance, wallMs: number): number {
     if (this.#ioPending) return 0;
+    const origin = this.#mode.wallOrigin;
+    const clock = this.#parts.clock;
+    if (origin !== null) clock.reuse((wallMs - origin) * 1e6);
     const wait = core.pollTimeout();
+    if (origin !== null) clock.reuse(-1);
     this.#raiseFaults();
     return wait;
   }
@@ -304,7 +315,7 @@ export class Driver {
         this.#finishRun();
         return;
       }
-      const wait = this.#wait(core);
+      const wait = this.#wait(core, batchEnd);
       if (wait === 0) {
         if (now < sliceEnd) continue;
         this.#yield();

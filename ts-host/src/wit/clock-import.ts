@@ -11,6 +11,13 @@
  * `lowerClock` makes one per new value and reuses it while the clock stands
  * still (a virtual clock between jumps, workerd's frozen clock, two reads in
  * one iteration).
+ *
+ * The driver can hand the clock a reading it took itself on the same
+ * clock (`reuse`): the core's next read, in the same synchronous turn,
+ * gets it instead of a read of its own. After every batch the driver reads
+ * the wall clock (the loop's busy time) and then asks `poll-timeout`,
+ * which reads the clock again whenever a timer is pending: a server's
+ * every wakeup read it three times, now twice.
  */
 import type { Backend } from '../backends/backend.js';
 import { type BackendFaults, clockReadingProblem } from '../backend-faults.js';
@@ -18,6 +25,13 @@ import { type BackendFaults, clockReadingProblem } from '../backend-faults.js';
 export interface ClockImport {
   /** Whole nanoseconds, never decreasing, below 2^64. */
   now(): number;
+  /**
+   * The next `now()` returns `reading` (the backend's `now()` scale) rather
+   * than read the backend's clock; a negative `reading` forgets one not
+   * used. For a reading just taken on the same clock, within one
+   * synchronous turn.
+   */
+  reuse(reading: number): void;
 }
 
 /** The core module's name for this interface. */
@@ -31,14 +45,18 @@ export const CLOCK_MODULE = 'wasmloop:core/clock@0.1.0';
  */
 export function clockImport(backend: Backend, faults: BackendFaults): ClockImport {
   let last = 0;
+  let reused = -1;
   return {
     now() {
-      let reading: unknown;
-      try {
-        reading = backend.now();
-      } catch (error) {
-        faults.fail('now()', 'threw', error);
-        return last;
+      let reading: unknown = reused;
+      if (reused >= 0) reused = -1;
+      else {
+        try {
+          reading = backend.now();
+        } catch (error) {
+          faults.fail('now()', 'threw', error);
+          return last;
+        }
       }
       const problem = clockReadingProblem(reading);
       if (problem !== null) {
@@ -49,6 +67,9 @@ export function clockImport(backend: Backend, faults: BackendFaults): ClockImpor
       if (ns > last) last = ns;
       else if (ns < last) faults.absorbed('now()', `went back from ${last} to ${ns} ns (the loop's time holds)`);
       return last;
+    },
+    reuse(reading) {
+      reused = reading;
     },
   };
 }
