@@ -301,6 +301,25 @@ contract('4e. the callSoon queue keeps order and skips cancelled callbacks acros
   }
 });
 
+contract(
+  '4g. a burst of callSoon leaves no memory behind: the queue keeps a few chunks, not the burst',
+  async ({ loop }) => {
+    const burst = async (n) => {
+      let ran = 0;
+      for (let i = 0; i < n; i++) loop.callSoon(() => ran++);
+      await loop.runUntilComplete(() => loop.sleep(0));
+      assert.is(ran, n);
+    };
+    await burst(10_000);
+    globalThis.gc();
+    const before = process.memoryUsage().heapUsed;
+    await burst(1_000_000);
+    globalThis.gc();
+    const kept = process.memoryUsage().heapUsed - before;
+    assert.ok(kept < 2 * 2 ** 20, `${(kept / 2 ** 20).toFixed(1)} MiB kept after a burst of 1M`);
+  },
+);
+
 contract('4f. a callSoon handle cancels only its own callback, and only before it runs', async ({ loop }) => {
   const order = [];
   const a = loop.callSoon(() => order.push('a'));

@@ -14,8 +14,10 @@
  *
  * `callSoon` callbacks take no slot (wit/event-loop.wit): the core numbers
  * them and each batch says how many it takes from the head of the queue,
- * which holds them in the same order. A chunk of the queue the head has
- * passed is kept for reuse, as the table keeps its chunks.
+ * which holds them in the same order. Up to `SOON_SPARE_CHUNKS` chunks the
+ * head has passed are kept for the tail to reuse; a burst larger than that
+ * gives the rest back to the garbage collector, so its memory does not
+ * stay (the table's slots are reused, but nothing reuses a burst's queue).
  *
  * An entry is the function itself when it takes no arguments (the common
  * case costs one reference), or a CallRecord: a callback with arguments, an
@@ -51,6 +53,15 @@ type Entry = Callback | CallRecord;
 const CHUNK_BITS = 12;
 const CHUNK_SIZE = 1 << CHUNK_BITS;
 const CHUNK_MASK = CHUNK_SIZE - 1;
+/**
+ * Passed chunks of the `callSoon` queue kept for reuse: 16 chunks hold
+ * 65,536 callbacks queued at once (512 KiB of references on a 64-bit host).
+ * Beyond that a burst's chunks are new ones, given back once passed: a
+ * burst of a million costs about 1 ns more per callback than with every
+ * chunk kept, and leaves under 2 MiB of heap behind rather than 7.4
+ * (docs/design.md).
+ */
+const SOON_SPARE_CHUNKS = 16;
 
 export interface CallbackSettings {
   debug: boolean;
@@ -69,7 +80,7 @@ export class CallbackTable {
   #chunks: Array<Array<Entry | undefined>> = [];
   /** The `callSoon` queue: chunk `i` holds ids from `#soonBase + i * 4096`. */
   #soonChunks: Array<Array<Entry | undefined>> = [];
-  /** Chunks of the queue the head has passed, for the next ones. */
+  /** Chunks of the queue the head has passed, for the next ones (at most SOON_SPARE_CHUNKS). */
   readonly #soonSpare: Array<Array<Entry | undefined>> = [];
   /** The id of the first entry of `#soonChunks[0]` (a multiple of 4096). */
   #soonBase = 0;
@@ -197,8 +208,9 @@ export class CallbackTable {
     chunk[head & CHUNK_MASK] = undefined;
     this.#soonHead = head + 1;
     if (((head + 1) & CHUNK_MASK) === 0) {
-      // The head left this chunk: keep it for the tail.
-      this.#soonSpare.push(chunks.shift() as Array<Entry | undefined>);
+      // The head left this chunk: keep it for the tail, or let it go.
+      const done = chunks.shift() as Array<Entry | undefined>;
+      if (this.#soonSpare.length < SOON_SPARE_CHUNKS) this.#soonSpare.push(done);
       this.#soonBase += CHUNK_SIZE;
     }
     return entry;
