@@ -137,12 +137,7 @@ export class CallbackTable {
       this.#core.failed(error);
     }
     const slot = slotOf(id);
-    this.#store(
-      slot,
-      args.length === 0 && !this.#debug && !persistent
-        ? callback
-        : new CallRecord(callback, args, this.#debug ? scheduledAt() : undefined, persistent),
-    );
+    this.#store(slot, this.#entry(callback, args, persistent));
     if (this.#tracer !== null) this.#tracer.scheduled(slot, kind, callback);
     return id;
   }
@@ -171,10 +166,7 @@ export class CallbackTable {
       chunk = this.#soonSpare.pop() ?? new Array<Entry | undefined>(CHUNK_SIZE);
       this.#soonChunks[index] = chunk;
     }
-    chunk[tail & CHUNK_MASK] =
-      args.length === 0 && !this.#debug
-        ? callback
-        : new CallRecord(callback, args, this.#debug ? scheduledAt() : undefined, false);
+    chunk[tail & CHUNK_MASK] = this.#entry(callback, args, false);
     if (this.#tracer !== null) this.#tracer.scheduledSoon(id, callback);
     return id;
   }
@@ -226,6 +218,13 @@ export class CallbackTable {
   /** Replaces a watcher's callback (asyncio's addReader on a watched fd). */
   replace(slot: number, callback: Callback, args: readonly unknown[]): void {
     this.#store(slot, new CallRecord(callback, args, this.#debug ? scheduledAt() : undefined, true));
+  }
+
+  /** What the table keeps for `callback(...args)`: the function itself when it can (see the module doc). */
+  #entry(callback: Callback, args: readonly unknown[], persistent: boolean): Entry {
+    return args.length === 0 && !this.#debug && !persistent
+      ? callback
+      : new CallRecord(callback, args, this.#debug ? scheduledAt() : undefined, persistent);
   }
 
   #store(slot: number, entry: Entry): void {

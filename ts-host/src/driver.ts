@@ -302,7 +302,8 @@ export class Driver {
       if (length > 0 && microtaskDrain() === null) {
         // No synchronous drain on this host: one callback per macrotask,
         // then the driver goes on from a fresh slice.
-        this.#runEachInMacrotask(core.soon(), core.batch().slice(0, length - core.soon()));
+        const soon = core.soon();
+        this.#runEachInMacrotask(soon, core.batch().slice(0, length - soon));
         return;
       }
       this.#run(length);
