@@ -222,6 +222,62 @@ for (const backend of IO_BACKENDS) {
     }),
   );
 
+  proto('write() keeps a copy: the caller may change its array at once; text is counted in UTF-8 bytes', () =>
+    onLoop(backend, async (loop) => {
+      let serverSide;
+      const server = await loop.createProtocolServer(
+        () => {
+          serverSide = new Recorder();
+          serverSide.connectionMade = (transport) => {
+            serverSide.transport = transport;
+            transport.pauseReading();
+          };
+          return serverSide;
+        },
+        { port: 0 },
+      );
+      const writer = new Recorder();
+      writer.pauseWriting = () => writer.events.push('pause');
+      writer.resumeWriting = () => writer.events.push('resume');
+      const { transport } = await loop.createProtocolConnection(() => writer, { port: server.address().port });
+      while (serverSide?.transport === undefined) await loop.sleep(1);
+      // The peer reads nothing yet: small writes the system took, then
+      // writes it could not, which the transport or the host keeps.
+      const expected = [];
+      const scratch = new Uint8Array(64 * 1024);
+      const bigScratch = new Uint8Array(256 * 1024);
+      const words = 'ünïcödé € 😀 ';
+      for (let i = 0; i < 64 && !writer.events.includes('pause'); i++) {
+        const small = scratch.subarray(0, 100 + i).fill(i);
+        transport.write(small);
+        expected.push(Buffer.from(small));
+        small.fill(255);
+        const big = bigScratch.fill(i + 1);
+        transport.write(big);
+        expected.push(Buffer.from(big));
+        big.fill(255);
+        const text = `${words.repeat(i + 1)}${i}`;
+        transport.write(text);
+        expected.push(Buffer.from(text));
+      }
+      assert.ok(writer.events.includes('pause'), 'the system did not take everything at once');
+      // Text longer than any scratch buffer a host encodes into.
+      const long = words.repeat(3000);
+      transport.write(long);
+      expected.push(Buffer.from(long));
+      assert.ok(transport.writeBufferSize() > 0);
+      serverSide.transport.resumeReading();
+      const want = Buffer.concat(expected);
+      while (serverSide.chunks.reduce((n, c) => n + c.length, 0) < want.length) await loop.sleep(1);
+      assert.ok(Buffer.concat(serverSide.chunks).equals(want), 'every byte as it was when write() was called');
+      while (transport.writeBufferSize() > 0) await loop.sleep(1);
+      assert.ok(writer.events.includes('resume'), 'resumeWriting once the UTF-8 bytes counted were written');
+      transport.close();
+      await writer.lost;
+      await server.close();
+    }),
+  );
+
   proto('close flushes, abort drops; writes after them and after writeEof are errors', () =>
     onLoop(backend, async (loop) => {
       const received = new Recorder();

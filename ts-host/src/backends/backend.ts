@@ -172,8 +172,27 @@ export interface CompletionSocket {
   start(onData: (chunk: Uint8Array | null) => void, onError: (error: Error) => void): void;
   /** Stops (false) or resumes (true) receiving: the host reads no further while paused. */
   setFlowing(flowing: boolean): void;
-  /** Writes `data`; `done(error?)` when the host has accepted all of it. */
+  /**
+   * Writes `data`; `done(error?)` when the host has accepted all of it: in
+   * place, before `write` returns, when the system took all of it at once
+   * (IOCP's skip on success), else later, from a host callback. Unless
+   * `copiesWrites`, the host may keep `data` itself until `done`.
+   */
   write(data: Uint8Array, done: (error?: Error | null) => void): void;
+  /**
+   * True if whatever the host keeps of a write past the `write` call is a
+   * copy of its own, so the caller may change `data` once `write` returns
+   * (a transport's promise to its protocol). Without it, a transport hands
+   * the host a copy of the protocol's array.
+   */
+  readonly copiesWrites?: boolean;
+  /**
+   * Writes `text` as UTF-8 (the bytes TextEncoder makes of it), keeping
+   * nothing of the caller's; `done` as for `write`. Optional: without it a
+   * transport encodes the text and calls `write`. A host that encodes
+   * strings itself (node:net) or into a buffer it reuses saves the array.
+   */
+  writeText?(text: string, done: (error?: Error | null) => void): void;
   /** Half-closes after pending writes. */
   end(): void;
   /** Closes now. */

@@ -196,6 +196,9 @@ class BunEndpoint implements CompletionSocket {
 
   // ------------------------------------------------ writes
 
+  /** What this socket keeps of a write is a copy: the rest Bun did not take. */
+  readonly copiesWrites = true;
+
   write(data: Uint8Array, done: (error?: Error | null) => void): void {
     if (this.#closed) {
       done(closedError('write', this.#destroyed ? 'EBADF' : 'EPIPE'));

@@ -43,6 +43,17 @@ import { loadSelectorAddon } from './selector.js';
 import { EAGAIN, ERRNO } from '../errno.js';
 import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
 
+/**
+ * Text written is encoded into this buffer rather than an array of its
+ * own each (`TextEncoder.encode` allocates a backing store per call); the
+ * write copies what the kernel does not take at once, so one buffer serves
+ * every socket. Strings of up to SCRATCH_CHARS UTF-16 units always fit (at
+ * most 3 bytes a unit).
+ */
+const SCRATCH = new Uint8Array(16 * 1024);
+const SCRATCH_CHARS = SCRATCH.length / 3;
+const encoder = new TextEncoder();
+
 interface QueuedWrite {
   bytes: Uint8Array;
   offset: number;
@@ -137,13 +148,47 @@ class NativeSocket implements CompletionSocket, Endpoint {
     this.#readWatched = want;
   }
 
+  /** What this socket keeps of a write is a copy (`#write`). */
+  readonly copiesWrites = true;
+
   write(data: Uint8Array, done: (error?: Error | null) => void): void {
+    this.#write(data, data.length, done);
+  }
+
+  writeText(text: string, done: (error?: Error | null) => void): void {
+    if (text.length > SCRATCH_CHARS) this.#write(encoder.encode(text), -1, done);
+    else this.#write(SCRATCH, encoder.encodeInto(text, SCRATCH).written, done);
+  }
+
+  /**
+   * Writes the first `length` bytes of `bytes` (all of them, and that
+   * array kept as it is, if `length` is -1: an array of the socket's own).
+   * What the kernel does not take at once is copied and queued, so the
+   * caller may reuse `bytes` once this returns.
+   */
+  #write(bytes: Uint8Array, length: number, done: (error?: Error | null) => void): void {
     if (this.#destroyed) {
       done(systemError('write', -(ERRNO.EBADF as number)));
       return;
     }
-    this.#writes.push({ bytes: data, offset: 0, done });
-    if (this.#writes.length === 1) this.#flushWrites();
+    const owned = length === -1;
+    const size = owned ? bytes.length : length;
+    let offset = 0;
+    if (this.#writes.length === 0) {
+      const n = size === 0 ? 0 : this.#ops.write(this.#fd, bytes, 0, size);
+      if (n === size) {
+        done(null);
+        return;
+      }
+      if (n < 0 && n !== -EAGAIN) {
+        done(systemError('write', n));
+        return;
+      }
+      offset = Math.max(n, 0);
+    }
+    const rest = owned && offset === 0 ? bytes : bytes.slice(offset, size);
+    this.#writes.push({ bytes: rest, offset: 0, done });
+    this.#watchWritable(true);
   }
 
   /** Writes what the kernel takes; completes each write once all of it is written. */

@@ -89,6 +89,23 @@ function wrap(socket: NetSocket, unix?: UnixEnds): CompletionSocket {
     if (onErrorNow === null) early = error;
     else onErrorNow(error);
   });
+  /** Writes `data` (a string as UTF-8); `done` once Node took all of it. */
+  const writeOut = (data: Uint8Array | string, done: (error?: Error | null) => void): void => {
+    let reported = false;
+    socket.write(data, (error) => {
+      if (reported) return;
+      reported = true;
+      done(error ?? null);
+    });
+    // libuv tries the write at once; when the kernel took all of it, the
+    // stream's buffer is empty again now, though Node calls back only on a
+    // later tick. Report the completion in place then (IOCP's skip on
+    // success), as the native implementation does, and ignore that call.
+    if (!reported && socket.writableLength === 0 && !socket.errored && !socket.destroyed) {
+      reported = true;
+      done(null);
+    }
+  };
   return {
     start(onData, onError) {
       socket.on('data', (chunk: Buffer) => onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength)));
@@ -100,22 +117,10 @@ function wrap(socket: NetSocket, unix?: UnixEnds): CompletionSocket {
       if (flowing) socket.resume();
       else socket.pause();
     },
-    write(data, done) {
-      let reported = false;
-      socket.write(data, (error) => {
-        if (reported) return;
-        reported = true;
-        done(error ?? null);
-      });
-      // libuv tries the write at once; when the kernel took all of it, the
-      // stream's buffer is empty again now, though Node calls back only on a
-      // later tick. Report the completion in place then (IOCP's skip on
-      // success), as the native implementation does, and ignore that call.
-      if (!reported && socket.writableLength === 0 && !socket.errored && !socket.destroyed) {
-        reported = true;
-        done(null);
-      }
-    },
+    // Node keeps a Uint8Array until it is written (no copiesWrites); a
+    // string it encodes itself, copying only what the kernel did not take.
+    write: writeOut,
+    writeText: writeOut,
     end() {
       socket.end();
     },

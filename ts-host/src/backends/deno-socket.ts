@@ -195,6 +195,9 @@ export class DenoSocket implements CompletionSocket {
     this.#onError?.(error);
   }
 
+  /** What this socket keeps of a write is a copy (`heldCopy`, `slice`). */
+  readonly copiesWrites = true;
+
   write(data: Uint8Array, done: (error?: Error | null) => void): void {
     if (this.#destroyed) {
       done(Object.assign(new Error('write failed: EBADF'), { code: 'EBADF', syscall: 'write' }));

@@ -125,6 +125,22 @@ export function fromHostError(syscall: string, error: unknown, detail?: string):
   return ioError(syscall, typeof code === 'string' ? code : 'EIO', detail ?? (error as Error).message, error);
 }
 
+/** The length of `text` in UTF-8, as TextEncoder encodes it (a lone surrogate as U+FFFD: 3 bytes). */
+export function utf8Length(text: string): number {
+  let n = text.length;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) continue;
+    n += c < 0x800 ? 1 : 2;
+    // A surrogate pair is 4 bytes for its two units: 2 counted here, its low half skipped.
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) i++;
+    }
+  }
+  return n;
+}
+
 export function toBytes(operation: string, data: unknown): Uint8Array {
   if (typeof data === 'string') return encoder.encode(data);
   if (data instanceof Uint8Array) return data;

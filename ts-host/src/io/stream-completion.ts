@@ -29,22 +29,25 @@ import {
 import { CHUNK_BYTES } from '../net/slab.js';
 
 /**
- * Hands `bytes` to a completion socket. A write the host finished in place
- * (IOCP's "skip completion port on success") returns its outcome: null, or
- * the error. Otherwise it returns undefined and `later(outcome)` runs when
- * the host finishes, from a host callback.
+ * Hands `data` to a completion socket (a string only to one with
+ * `writeText`). A write the host finished in place (IOCP's "skip completion
+ * port on success") returns its outcome: null, or the error. Otherwise it
+ * returns undefined and `later(outcome)` runs when the host finishes, from
+ * a host callback.
  */
 export function writeToHost(
   socket: CompletionSocket,
-  bytes: Uint8Array,
+  data: Uint8Array | string,
   later: (error: Error | null) => void,
 ): Error | null | undefined {
   let inPlace = true;
   let outcome: Error | null | undefined;
-  socket.write(bytes, (error) => {
+  const done = (error?: Error | null): void => {
     if (inPlace) outcome = error ?? null;
     else later(error ?? null);
-  });
+  };
+  if (typeof data === 'string') (socket.writeText as NonNullable<CompletionSocket['writeText']>)(data, done);
+  else socket.write(data, done);
   inPlace = false;
   return outcome;
 }
@@ -53,6 +56,8 @@ class CompletionConnection extends BaseConnection {
   readonly #loop: IoLoop;
   readonly #backend: CompletionBackend;
   readonly #socket: CompletionSocket;
+  /** The host encodes strings itself (`writeText`). */
+  readonly #writesText: boolean;
   #chunks: Uint8Array[] = [];
   #buffered = 0;
   #maxBuffered = 0;
@@ -75,6 +80,7 @@ class CompletionConnection extends BaseConnection {
     this.#loop = loop;
     this.#backend = backend;
     this.#socket = socket;
+    this.#writesText = typeof socket.writeText === 'function';
     this.localAddress = socket.localAddress;
     this.remoteAddress = socket.remoteAddress;
     loop._track(this, true);
@@ -187,11 +193,16 @@ class CompletionConnection extends BaseConnection {
   write(data: Uint8Array | string): Promise<void> {
     const refused = this.refuseWrite('write');
     if (refused !== null) return refused;
-    let bytes: Uint8Array;
-    try {
-      bytes = toBytes('write', data);
-    } catch (error) {
-      return Promise.reject(error);
+    let bytes: Uint8Array | string;
+    if (typeof data === 'string' && data.length > 0 && this.#writesText) {
+      // The host encodes it, keeping nothing of the caller's.
+      bytes = data;
+    } else {
+      try {
+        bytes = toBytes('write', data);
+      } catch (error) {
+        return Promise.reject(error);
+      }
     }
     this.active();
     // A write the host completes in place (the kernel took all of it at

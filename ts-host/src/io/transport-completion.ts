@@ -8,7 +8,8 @@
  */
 import type { ConnectionLimits } from '../arguments.js';
 import type { CompletionBackend, CompletionSocket, SocketAddress, TcpOptions } from '../backends/backend.js';
-import { checkTcpSupport } from './io-common.js';
+import { checkTcpSupport, utf8Length } from './io-common.js';
+import { copyForHost, kept, returned } from './write-copies.js';
 import { BaseTransport, type Protocol, type Transport } from './protocols.js';
 import { type Accepted, type IoLoop, type IoToken, fromHostError, writeToHost } from './streams.js';
 
@@ -18,6 +19,10 @@ type Delivery = Uint8Array | 'eof' | Error;
 class CompletionTransport extends BaseTransport {
   readonly #backend: CompletionBackend;
   readonly #socket: CompletionSocket;
+  /** The host encodes strings itself (`writeText`). */
+  readonly #writesText: boolean;
+  /** What the host keeps of a write is its own copy (`copiesWrites`). */
+  readonly #hostCopies: boolean;
   #inbox: Delivery[] = [];
   /** The expected completion that hands the inbox to the protocol. */
   #deliverToken: IoToken | null = null;
@@ -38,6 +43,8 @@ class CompletionTransport extends BaseTransport {
     super(loop, protocol);
     this.#backend = backend;
     this.#socket = socket;
+    this.#writesText = typeof socket.writeText === 'function';
+    this.#hostCopies = socket.copiesWrites === true;
     this.localAddress = socket.localAddress;
     this.remoteAddress = socket.remoteAddress;
     socket.start(
@@ -103,22 +110,43 @@ class CompletionTransport extends BaseTransport {
   }
 
   write(data: Uint8Array | string): void {
-    const bytes = this.checkWrite(data);
-    if (bytes.length === 0) return;
+    let out: Uint8Array | string;
+    let copied = false;
+    if (typeof data === 'string' && this.#writesText) {
+      this.checkWritable();
+      out = data;
+    } else {
+      out = this.checkWrite(data);
+      // The protocol's array is its own again once this returns: a host
+      // that would keep it gets a copy.
+      if (typeof data !== 'string' && !this.#hostCopies && out.length > 0) {
+        out = copyForHost(out);
+        copied = true;
+      }
+    }
+    if (out.length === 0) return;
     this.active();
-    this.buffered += bytes.length;
-    const inPlace = writeToHost(this.#socket, bytes, (error) => {
+    // Bytes of a write the host finishes later (counted only then).
+    let size = 0;
+    const inPlace = writeToHost(this.#socket, out, (error) => {
       if (this.finished) return;
       // A write that finished later reaches the protocol through the loop.
-      this.#writesDone += bytes.length;
+      this.#writesDone += size;
       this.#writeError ??= error;
       if (this.#writesToken === null) {
         this.#writesToken = this.loop._expect(this.#onWritesDone);
         this.#backend.complete(this.#writesToken.slot);
       }
     });
-    if (inPlace !== undefined) this.#writeFinished(bytes.length, inPlace);
-    else this.flowControl();
+    if (inPlace !== undefined) {
+      if (copied) returned(out as Uint8Array);
+      this.#writeFinished(0, inPlace);
+      return;
+    }
+    if (copied) kept(out as Uint8Array);
+    size = typeof out === 'string' ? utf8Length(out) : out.length;
+    this.buffered += size;
+    this.flowControl();
   }
 
   readonly #onWritesDone = (): void => {
