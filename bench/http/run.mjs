@@ -47,6 +47,8 @@ const WASMLOOP = [
   'wasmloop serve(), completion on node:net',
 ];
 const NODE = 'node:http';
+/** Node's sockets with a fixed reply and no HTTP layer: what any server on node:net spends at least. */
+const NET_FLOOR = 'node:net, fixed reply (the floor on node:net)';
 const UVICORN = 'uvicorn + uvloop + httptools';
 
 /** Each contender: its command for a port. */
@@ -55,6 +57,7 @@ const SERVERS = {
   [WASMLOOP[1]]: (port) => [node, [`${servers}wasmloop.mjs`, 'completion', port]],
   [WASMLOOP[2]]: (port) => [node, [`${servers}wasmloop.mjs`, NET_COMPLETION, port]],
   [NODE]: (port) => [node, [`${servers}node-http.mjs`, port]],
+  [NET_FLOOR]: (port) => [node, [`${servers}node-net-floor.mjs`, port]],
   [UVICORN]: (port) => [
     'python3',
     [
