@@ -9,7 +9,7 @@
 import type { ConnectionLimits } from '../arguments.js';
 import type { CompletionBackend, CompletionSocket, SocketAddress, TcpOptions } from '../backends/backend.js';
 import { checkTcpSupport, utf8Length } from './io-common.js';
-import { copyForHost, kept, returned } from './write-copies.js';
+import { copyForHost, finished, returned } from './write-copies.js';
 import { BaseTransport, type Protocol, type Transport } from './protocols.js';
 import { type Accepted, type IoLoop, type IoToken, fromHostError, writeToHost } from './streams.js';
 
@@ -129,6 +129,7 @@ class CompletionTransport extends BaseTransport {
     // Bytes of a write the host finishes later (counted only then).
     let size = 0;
     const inPlace = writeToHost(this.#socket, out, (error) => {
+      if (copied) finished(out as Uint8Array);
       if (this.finished) return;
       // A write that finished later reaches the protocol through the loop.
       this.#writesDone += size;
@@ -143,7 +144,6 @@ class CompletionTransport extends BaseTransport {
       this.#writeFinished(0, inPlace);
       return;
     }
-    if (copied) kept(out as Uint8Array);
     size = typeof out === 'string' ? utf8Length(out) : out.length;
     this.buffered += size;
     this.flowControl();

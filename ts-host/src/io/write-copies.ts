@@ -7,6 +7,7 @@
  *
  *     slab (64 KiB):  [ kept | kept | copy | free ................ ]
  *                                   ^ carved   ^ used
+ *     spares:         [ 64 KiB ] [ 200 KiB ]      (at most MAX_SPARES)
  *
  * - A copy of up to SLAB_COPY_BYTES is carved from a shared slab at `used`.
  *   The host holds a copy only while its write is in flight: a write it
@@ -14,23 +15,26 @@
  *   room back (`returned`), so `used` moves only for copies the host kept.
  *   A full slab is dropped, not reused: the copies still in flight keep it
  *   alive, and the collector frees it after the last went out.
- * - A larger copy goes to a spare buffer, reused while writes finish in
- *   place and handed over to the host when one does not (`kept`); a spare
- *   more than twice a write's size is not used for it, so a kept write pins
- *   at most twice its bytes.
+ * - A larger copy goes to a spare buffer of at least its size and at most
+ *   twice it (so a kept write pins at most twice its bytes), or a new one.
+ *   A write finished in place gives its spare back at once; one the host
+ *   kept gives it back when the host is done with it (`finished`). A server
+ *   writing large bodies to slow readers thus copies into the same few
+ *   buffers instead of faulting in fresh memory for each.
  *
- * The copy costs a memcpy and a view; the allocations are left to writes
- * the system did not take at once, which wait for it anyway.
+ * Every copy costs a memcpy and a view; allocations are left to the first
+ * writes of a size and to more kept writes than there are spares.
  */
 
 const SLAB_BYTES = 64 * 1024;
 const SLAB_COPY_BYTES = 16 * 1024;
+const MAX_SPARES = 4;
 
 let slab = new Uint8Array(SLAB_BYTES);
 let used = 0;
-let spare: Uint8Array | null = null;
+const spares: ArrayBuffer[] = [];
 
-/** A copy of `data` to hand to the host: `returned` or `kept` once the host says which. */
+/** A copy of `data` to hand to the host: then `returned` (finished in place) or, later, `finished`. */
 export function copyForHost(data: Uint8Array): Uint8Array {
   const n = data.length;
   let copy: Uint8Array;
@@ -42,19 +46,41 @@ export function copyForHost(data: Uint8Array): Uint8Array {
     copy = slab.subarray(used, used + n);
     used += n;
   } else {
-    if (spare === null || spare.length < n || spare.length > 2 * n) spare = new Uint8Array(n);
-    copy = spare.length === n ? spare : spare.subarray(0, n);
+    copy = new Uint8Array(takeSpare(n), 0, n);
   }
   copy.set(data);
   return copy;
 }
 
-/** The host finished writing `copy` in place and holds nothing of it: its room is reused. */
-export function returned(copy: Uint8Array): void {
-  if (copy.buffer === slab.buffer && copy.byteOffset + copy.length === used) used = copy.byteOffset;
+/** A spare of `n` to `2n` bytes, out of the list, or a new one of `n`. */
+function takeSpare(n: number): ArrayBuffer {
+  for (let i = 0; i < spares.length; i++) {
+    const spare = spares[i] as ArrayBuffer;
+    if (spare.byteLength >= n && spare.byteLength <= 2 * n) {
+      spares[i] = spares[spares.length - 1] as ArrayBuffer;
+      spares.pop();
+      return spare;
+    }
+  }
+  return new ArrayBuffer(n);
 }
 
-/** The host keeps `copy` until its write finishes: nothing else may use that room. */
-export function kept(copy: Uint8Array): void {
-  if (spare !== null && copy.buffer === spare.buffer) spare = null;
+/** A spare the host no longer holds, for the next large copy (the oldest gives way when the list is full). */
+function giveSpare(buffer: ArrayBuffer): void {
+  if (spares.length === MAX_SPARES) spares.shift();
+  spares.push(buffer);
+}
+
+/** The host finished writing `copy` in place and holds nothing of it: its room is reused. */
+export function returned(copy: Uint8Array): void {
+  if (copy.buffer === slab.buffer) {
+    if (copy.byteOffset + copy.length === used) used = copy.byteOffset;
+  } else if (copy.length > SLAB_COPY_BYTES) {
+    giveSpare(copy.buffer as ArrayBuffer);
+  }
+}
+
+/** The host is done with a `copy` it kept past the write call (a slab copy's room stays carved). */
+export function finished(copy: Uint8Array): void {
+  if (copy.length > SLAB_COPY_BYTES) giveSpare(copy.buffer as ArrayBuffer);
 }
