@@ -186,7 +186,7 @@ class NativeSocket implements CompletionSocket, Endpoint {
       }
       offset = Math.max(n, 0);
     }
-    const rest = owned && offset === 0 ? bytes : bytes.slice(offset, size);
+    const rest = owned ? (offset === 0 ? bytes : bytes.subarray(offset)) : bytes.slice(offset, size);
     this.#writes.push({ bytes: rest, offset: 0, done });
     this.#watchWritable(true);
   }
