@@ -290,7 +290,22 @@ function targets(rows) {
       if (uvRow) parts.push(`ahead of uvicorn + uvloop: ${verdict(r.rps > uvRow.rps)} (${fmt(r.rps / uvRow.rps, 2)}x)`);
       return `- ${name}: ${parts.join('; ')}`;
     })
+    .concat(floorLine(rows))
     .join('\n');
+}
+
+/** Where the floor on node:net stands, against node:http and under serve() on node:net. */
+function floorLine(rows) {
+  const floor = rows[NET_FLOOR];
+  const nodeRow = rows[NODE];
+  const served = rows[WASMLOOP[2]];
+  if (floor === undefined || nodeRow === undefined) return [];
+  const cpu = (r) => (r.userUs === null ? null : r.userUs + r.sysUs);
+  const over =
+    served === undefined || cpu(served) === null || cpu(floor) === null
+      ? ''
+      : `; serve() on node:net spends ${fmt(cpu(served) - cpu(floor), 1)} µs of CPU a request over it (${fmt(cpu(served), 1)} against ${fmt(cpu(floor), 1)})`;
+  return [`- ${NET_FLOOR}, no target: ${fmt(floor.rps / nodeRow.rps, 2)}x node:http's requests/s${over}`];
 }
 
 async function main() {
@@ -363,7 +378,7 @@ Machine: ${machine(loadAtStart)}
 Date: ${started.toISOString()}
 ${short ? '**A short run**, which shows that the benchmark works; its figures are not the ones to quote (`make bench-http` with its defaults, on a quiet machine, gives those).\n' : ''}Command: \`node bench/http/run.mjs ${args.join(' ')}\`: ${RUNS} alternating runs of ${SECONDS} s per server and load after a validated warm-up, all servers up throughout${PIN ? ', servers on CPU 1 and wrk on CPU 0' : ', servers and wrk sharing the cores'}.
 Versions: ${versions.join('; ')}.
-Servers (bench/http/servers/): wasmloop's \`serve()\` with a fetch handler on each backend with a socket; \`node:http\`; uvicorn with \`--loop uvloop --http httptools\`, no access log, an ASGI app; \`Deno.serve\`; \`Bun.serve\`. Each answers \`GET /\` with \`Hello, World!\` (text/plain) and \`GET /64k\` with 64 KiB, keeps idle connections two minutes, and runs one process. Before timing, each was validated: both routes' status and exact bytes, from Node's fetch; a wrk run with a non-2xx answer fails the benchmark.
+Servers (bench/http/servers/): wasmloop's \`serve()\` with a fetch handler on each backend with a socket; \`node:http\`; Node's \`net\` writing a prepared response per request head with no HTTP layer (\`node-net-floor.mjs\`: the floor under any server on node:net, validated as the others); uvicorn with \`--loop uvloop --http httptools\`, no access log, an ASGI app; \`Deno.serve\`; \`Bun.serve\`. Each answers \`GET /\` with \`Hello, World!\` (text/plain) and \`GET /64k\` with 64 KiB, keeps idle connections two minutes, and runs one process. Before timing, each was validated: both routes' status and exact bytes, from Node's fetch; a wrk run with a non-2xx answer fails the benchmark.
 Load: wrk, one thread, keep-alive. Server CPU is the server process's CPU time (all threads, from /proc) over the requests wrk completed; its spread across runs is in the requests/s spread.
 
 ${LOADS.map((load) => loadTable(load, summary[load.name])).join('\n\n')}
