@@ -466,6 +466,58 @@ faults('protocol servers and connections need I/O: the clock backend says so', (
   }),
 );
 
+faults(
+  'a custom completion backend that calls a write back twice is heard once: every byte as written, the buffer drains to 0',
+  async () => {
+    const loop = await createLoop({ backend: './test/fixtures/backends.mjs:doubleDoneNet' });
+    try {
+      await loop.runUntilComplete(async () => {
+        let serverSide;
+        const server = await loop.createProtocolServer(
+          () => {
+            serverSide = new Recorder();
+            return serverSide;
+          },
+          { port: 0 },
+        );
+        const writer = new Recorder();
+        writer.pauseWriting = () => writer.events.push('pause');
+        writer.resumeWriting = () => writer.events.push('resume');
+        const { transport } = await loop.createProtocolConnection(() => writer, { port: server.address().port });
+        while (serverSide?.transport === undefined) await loop.sleep(1);
+        const expected = [];
+        const block = new Uint8Array(40_000);
+        let n = 0;
+        // Twice: writes the host keeps (the peer reads nothing), then all of
+        // them finished, each called back twice; the second round's copies
+        // take the buffers the first round's gave back.
+        for (let round = 0; round < 2; round++) {
+          serverSide.transport.pauseReading();
+          writer.events.length = 0;
+          for (let i = 0; i < 400 && !writer.events.includes('pause'); i++) {
+            block.fill(++n & 0xff);
+            transport.write(block);
+            expected.push(Buffer.from(block));
+          }
+          assert.ok(writer.events.includes('pause'), `round ${round}: the host kept writes`);
+          serverSide.transport.resumeReading();
+          while (transport.writeBufferSize() > 0) await loop.sleep(1);
+          await loop.sleep(5); // the second calls
+          assert.is(transport.writeBufferSize(), 0, 'each write counted off once');
+        }
+        const want = Buffer.concat(expected);
+        while (serverSide.chunks.reduce((k, c) => k + c.length, 0) < want.length) await loop.sleep(1);
+        assert.ok(Buffer.concat(serverSide.chunks).equals(want), 'every byte as it was when write() was called');
+        transport.close();
+        await writer.lost;
+        await server.close();
+      });
+    } finally {
+      await loop.close();
+    }
+  },
+);
+
 faults('closing the loop aborts its transports and closes its protocol servers', async () => {
   const loop = await createLoop({ backend: REAL_BACKEND });
   const { server, transport } = await loop.runUntilComplete(async () => {

@@ -33,7 +33,7 @@ import { CHUNK_BYTES } from '../net/slab.js';
  * `writeText`). A write the host finished in place (IOCP's "skip completion
  * port on success") returns its outcome: null, or the error. Otherwise it
  * returns undefined and `later(outcome)` runs when the host finishes, from
- * a host callback.
+ * a host callback. A host that calls back more than once is heard once.
  */
 export function writeToHost(
   socket: CompletionSocket,
@@ -41,8 +41,11 @@ export function writeToHost(
   later: (error: Error | null) => void,
 ): Error | null | undefined {
   let inPlace = true;
+  let called = false;
   let outcome: Error | null | undefined;
   const done = (error?: Error | null): void => {
+    if (called) return;
+    called = true;
     if (inPlace) outcome = error ?? null;
     else later(error ?? null);
   };
