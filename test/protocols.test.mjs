@@ -44,6 +44,34 @@ class Echo {
   }
 }
 
+/**
+ * A connection from a writer that records pauseWriting and resumeWriting to
+ * a server whose side records what arrived (`pauseAtOnce`: it reads nothing
+ * until told to).
+ */
+async function flowPair(loop, { pauseAtOnce = false } = {}) {
+  let serverSide;
+  const server = await loop.createProtocolServer(
+    () => {
+      serverSide = new Recorder();
+      if (pauseAtOnce) {
+        serverSide.connectionMade = (transport) => {
+          serverSide.transport = transport;
+          transport.pauseReading();
+        };
+      }
+      return serverSide;
+    },
+    { port: 0 },
+  );
+  const writer = new Recorder();
+  writer.pauseWriting = () => writer.events.push('pause');
+  writer.resumeWriting = () => writer.events.push('resume');
+  const { transport } = await loop.createProtocolConnection(() => writer, { port: server.address().port });
+  while (serverSide?.transport === undefined) await loop.sleep(1);
+  return { server, serverSide, writer, transport };
+}
+
 for (const backend of IO_BACKENDS) {
   const proto = suite(`protocols on '${backendLabel(backend)}'`);
 
@@ -182,19 +210,7 @@ for (const backend of IO_BACKENDS) {
 
   proto('flow control: pauseWriting past the high-water mark, resumeWriting once drained; every byte arrives', () =>
     onLoop(backend, async (loop) => {
-      let serverSide;
-      const server = await loop.createProtocolServer(
-        () => {
-          serverSide = new Recorder();
-          return serverSide;
-        },
-        { port: 0 },
-      );
-      const writer = new Recorder();
-      writer.pauseWriting = () => writer.events.push('pause');
-      writer.resumeWriting = () => writer.events.push('resume');
-      const { transport } = await loop.createProtocolConnection(() => writer, { port: server.address().port });
-      while (serverSide?.transport === undefined) await loop.sleep(1);
+      const { server, serverSide, writer, transport } = await flowPair(loop);
       serverSide.transport.pauseReading();
       assert.not.ok(serverSide.transport.isReading());
       transport.setWriteBufferLimits(64 * 1024, 16 * 1024);
@@ -224,23 +240,7 @@ for (const backend of IO_BACKENDS) {
 
   proto('write() keeps a copy: the caller may change its array at once; text is counted in UTF-8 bytes', () =>
     onLoop(backend, async (loop) => {
-      let serverSide;
-      const server = await loop.createProtocolServer(
-        () => {
-          serverSide = new Recorder();
-          serverSide.connectionMade = (transport) => {
-            serverSide.transport = transport;
-            transport.pauseReading();
-          };
-          return serverSide;
-        },
-        { port: 0 },
-      );
-      const writer = new Recorder();
-      writer.pauseWriting = () => writer.events.push('pause');
-      writer.resumeWriting = () => writer.events.push('resume');
-      const { transport } = await loop.createProtocolConnection(() => writer, { port: server.address().port });
-      while (serverSide?.transport === undefined) await loop.sleep(1);
+      const { server, serverSide, writer, transport } = await flowPair(loop, { pauseAtOnce: true });
       // The peer reads nothing yet: small writes the system took, then
       // writes it could not, which the transport or the host keeps.
       const expected = [];
@@ -472,19 +472,7 @@ faults(
     const loop = await createLoop({ backend: './test/fixtures/backends.mjs:doubleDoneNet' });
     try {
       await loop.runUntilComplete(async () => {
-        let serverSide;
-        const server = await loop.createProtocolServer(
-          () => {
-            serverSide = new Recorder();
-            return serverSide;
-          },
-          { port: 0 },
-        );
-        const writer = new Recorder();
-        writer.pauseWriting = () => writer.events.push('pause');
-        writer.resumeWriting = () => writer.events.push('resume');
-        const { transport } = await loop.createProtocolConnection(() => writer, { port: server.address().port });
-        while (serverSide?.transport === undefined) await loop.sleep(1);
+        const { server, serverSide, writer, transport } = await flowPair(loop);
         const expected = [];
         const block = new Uint8Array(40_000);
         let n = 0;
