@@ -9,10 +9,14 @@ import {
   NotSupportedError,
   createLoop,
 } from '../ts-host/dist/index.js';
+import { fileURLToPath } from 'node:url';
+import { lies } from './fixtures/backends.mjs';
 import { IO_BACKENDS, backendLabel, onLoop } from './helpers.mjs';
 import { until } from './io-helpers.mjs';
 
 const text = (data) => Buffer.from(data).toString();
+/** The selector with lies on cue (test/fixtures/backends.mjs): here, sends that find the system busy. */
+const LYING = `${fileURLToPath(new URL('./fixtures/backends.mjs', import.meta.url))}:lyingSelector`;
 
 /** A protocol that records what happens to it; `received` resolves after `count` datagrams. */
 class Recorder {
@@ -84,6 +88,28 @@ for (const backend of IO_BACKENDS) {
         (e) => e instanceof ConnectionClosedError,
       );
       server.transport.close();
+    }),
+  );
+
+  udp('sendto() leaves the caller its array: changing it right after changes nothing sent', () =>
+    onLoop(backend, async (loop) => {
+      const hub = await loop.createDatagramEndpoint(() => new Recorder(), { localAddress: { port: 0 } });
+      const { transport } = await loop.createDatagramEndpoint(() => new Recorder(), {
+        remoteAddress: hub.transport.localAddress,
+      });
+      const buffer = new Uint8Array(5);
+      for (const word of ['alpha', 'bravo', 'gamma']) {
+        buffer.set(Buffer.from(word));
+        transport.sendto(buffer);
+        buffer.fill(0x3f); // '?'
+      }
+      await until(loop, () => hub.protocol.datagrams.length === 3, 'three datagrams');
+      assert.equal(
+        hub.protocol.datagrams.map((d) => d.data),
+        ['alpha', 'bravo', 'gamma'],
+      );
+      transport.close();
+      hub.transport.close();
     }),
   );
 
@@ -290,6 +316,39 @@ for (const backend of IO_BACKENDS) {
 
   udp.run();
 }
+
+const queued = suite('datagram endpoints: a datagram the system could not take yet');
+
+queued('waits in the queue as a copy: the caller changing its array changes nothing sent', async () => {
+  const loop = await createLoop({ backend: LYING });
+  try {
+    await loop.runUntilComplete(async () => {
+      const hub = await loop.createDatagramEndpoint(() => new Recorder(), { localAddress: { port: 0 } });
+      const { transport } = await loop.createDatagramEndpoint(() => new Recorder(), {
+        remoteAddress: hub.transport.localAddress,
+      });
+      const buffer = new Uint8Array(Buffer.from('queued'));
+      lies.busySends = 1;
+      transport.sendto(buffer);
+      assert.is(transport.writeBufferSize(), 6, 'queued: the system said EAGAIN');
+      buffer.fill(0x3f);
+      transport.sendto(buffer);
+      await until(loop, () => hub.protocol.datagrams.length === 2, 'both datagrams, once writable');
+      assert.equal(
+        hub.protocol.datagrams.map((d) => d.data),
+        ['queued', '??????'],
+      );
+      assert.is(transport.writeBufferSize(), 0);
+      transport.close();
+      hub.transport.close();
+    });
+  } finally {
+    lies.busySends = 0;
+    await loop.close();
+  }
+});
+
+queued.run();
 
 const unsupported = suite('datagram endpoints where there are none');
 

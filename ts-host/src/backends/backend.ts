@@ -210,6 +210,12 @@ export interface CompletionDatagram {
    * host took it, at once if it could.
    */
   send(data: Uint8Array, host: string | null, port: number, done: (error: Error | null) => void): void;
+  /**
+   * True if what the host keeps of `data` past the `send` call is a copy of
+   * its own (as `CompletionSocket.copiesWrites`); without it the transport
+   * sends a copy of the caller's array.
+   */
+  readonly copiesSends?: boolean;
   /** Stops receiving and releases the endpoint; no callback follows. */
   close(): void;
   readonly localAddress: SocketAddress;

@@ -337,18 +337,21 @@ class NativeDatagram implements CompletionDatagram, Endpoint {
     }
   }
 
+  /** What this endpoint queues is a copy. */
+  readonly copiesSends = true;
+
   send(data: Uint8Array, host: string | null, port: number, done: (error: Error | null) => void): void {
     if (this.#closed) {
       done(systemError('sendto', -(ERRNO.EBADF as number)));
       return;
     }
     if (this.#queue.length > 0) {
-      this.#queue.push({ bytes: data, host, port, done });
+      this.#queue.push({ bytes: data.slice(), host, port, done });
       return;
     }
     const n = this.#native.sendTo(this.#fd, data, 0, data.length, host, port);
     if (n === -EAGAIN) {
-      this.#queue.push({ bytes: data, host, port, done });
+      this.#queue.push({ bytes: data.slice(), host, port, done });
       if (!this.#writeWatched) {
         this.#writeWatched = true;
         this.#watcher.watch(this.#fd, WRITABLE, this.#id);

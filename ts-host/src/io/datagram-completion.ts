@@ -14,6 +14,7 @@ import {
   checkSend,
 } from './datagrams.js';
 import { type IoLoop, type IoToken, fromHostError } from './streams.js';
+import { copyForHost, finished } from './write-copies.js';
 
 /**
  * A datagram endpoint on a completion backend: the host receives and sends;
@@ -71,9 +72,19 @@ class CompletionDatagramTransport extends BaseDatagramTransport {
 
   sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void {
     if (this.closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
-    const { bytes, host, port } = checkSend(data, addr, this.remoteAddress !== null);
+    const { bytes: checkedBytes, host, port } = checkSend(data, addr, this.remoteAddress !== null);
+    const endpoint = this.#endpoint as CompletionDatagram;
+    // The caller's array is its own again once this returns: a host that
+    // would keep it gets a copy (`io/write-copies.ts`), given back when sent.
+    const copied = typeof data !== 'string' && endpoint.copiesSends !== true;
+    const bytes = copied ? copyForHost(checkedBytes) : checkedBytes;
     this.#sending += bytes.length;
-    (this.#endpoint as CompletionDatagram).send(bytes, host, port, (error) => {
+    let called = false;
+    endpoint.send(bytes, host, port, (error) => {
+      // A host that calls back twice is heard once.
+      if (called) return;
+      called = true;
+      if (copied) finished(bytes);
       this.#sending -= bytes.length;
       if (error !== null) this.arrived(fromHostError('sendto', error, host === null ? undefined : `${host}:${port}`));
       if (this.closing && this.#sending === 0) this.teardown();

@@ -69,8 +69,10 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
   sendto(data: Uint8Array | string, addr?: { host: string; port: number }): void {
     if (this.closing) throw new ConnectionClosedError('sendto: the endpoint is closing or closed');
     const { bytes, host, port } = checkSend(data, addr, this.remoteAddress !== null);
+    // What waits in the queue is a copy: the caller's array is its own
+    // again once this returns (an encoded string is the endpoint's already).
     if (this.#queue.length > 0) {
-      this.#enqueue({ bytes, host, port });
+      this.#enqueue({ bytes: typeof data === 'string' ? bytes : bytes.slice(), host, port });
       return;
     }
     let n: number;
@@ -80,7 +82,7 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
       this.#failedBy(error);
       return;
     }
-    if (n === -EAGAIN) this.#enqueue({ bytes, host, port });
+    if (n === -EAGAIN) this.#enqueue({ bytes: typeof data === 'string' ? bytes : bytes.slice(), host, port });
     else if (n < 0) this.call('errorReceived', sendError(n, host, port));
   }
 
