@@ -1,9 +1,12 @@
 /**
- * Copies of a protocol's writes for a completion host that keeps the array
- * it is given until the write finishes (`node:net`, or a custom backend
- * without `copiesWrites`). A transport promises its protocol that the array
- * is the protocol's again once `write()` returns; asyncio's proactor
- * transport copies each write for the same reason.
+ * Copies of a protocol's writes (and datagrams) for a completion host that
+ * keeps the array it is given until the write finishes (`node:net`,
+ * `node:dgram`, or a custom backend without `copiesWrites` or
+ * `copiesSends`). A transport promises its protocol that the array is the
+ * protocol's again once `write()` or `sendto()` returns; asyncio's
+ * proactor transport copies each write for the same reason. (`node:dgram`
+ * always calls back later, so a datagram's slab room is never given back;
+ * the slab is dropped once full, as below.)
  *
  *     slab (64 KiB):  [ kept | kept | copy | free ................ ]
  *                                   ^ carved   ^ used
