@@ -41,17 +41,8 @@ import { type Endpoint, EndpointPoller } from './endpoint-poller.js';
 import { NativeListener, systemError } from './native-listener.js';
 import { loadSelectorAddon } from './selector.js';
 import { EAGAIN, ERRNO } from '../errno.js';
-import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
+import { CHUNK_BYTES, READ_BUFFER, TEXT_SCRATCH, TEXT_SCRATCH_CHARS, encodeToScratch, takeRead } from '../net/slab.js';
 
-/**
- * Text written is encoded into this buffer rather than an array of its
- * own each (`TextEncoder.encode` allocates a backing store per call); the
- * write copies what the kernel does not take at once, so one buffer serves
- * every socket. Strings of up to SCRATCH_CHARS UTF-16 units always fit (at
- * most 3 bytes a unit).
- */
-const SCRATCH = new Uint8Array(16 * 1024);
-const SCRATCH_CHARS = SCRATCH.length / 3;
 const encoder = new TextEncoder();
 
 interface QueuedWrite {
@@ -156,8 +147,9 @@ class NativeSocket implements CompletionSocket, Endpoint {
   }
 
   writeText(text: string, done: (error?: Error | null) => void): void {
-    if (text.length > SCRATCH_CHARS) this.#write(encoder.encode(text), -1, done);
-    else this.#write(SCRATCH, encoder.encodeInto(text, SCRATCH).written, done);
+    // Text too long for the shared scratch gets an array of its own.
+    if (text.length > TEXT_SCRATCH_CHARS) this.#write(encoder.encode(text), -1, done);
+    else this.#write(TEXT_SCRATCH, encodeToScratch(text), done);
   }
 
   /**

@@ -12,22 +12,10 @@ import { READABLE, WRITABLE } from '../backends/backend.js';
 import { parseAddress } from '../net/address.js';
 import { EAGAIN, errnoName } from '../errno.js';
 import * as checked from './checked.js';
-import { CHUNK_BYTES, READ_BUFFER, takeRead } from '../net/slab.js';
+import { CHUNK_BYTES, READ_BUFFER, TEXT_SCRATCH, TEXT_SCRATCH_CHARS, encodeToScratch, takeRead } from '../net/slab.js';
 import { checkTcpSupport } from './io-common.js';
 import { BaseTransport, type Protocol, type Transport } from './protocols.js';
 import { type Accepted, type IoLoop, type IoToken, ioError } from './streams.js';
-
-/**
- * Strings written are encoded into this buffer rather than a new array
- * each: `TextEncoder.encode` allocates a backing store per call (malloc,
- * and a free once the GC finds the array dead), and a server writes a
- * string per response. Writes are synchronous and copy what the socket did
- * not take, so one buffer serves every transport. Strings of up to
- * `SCRATCH_CHARS` UTF-16 units always fit (at most 3 bytes a unit).
- */
-const SCRATCH = new Uint8Array(16 * 1024);
-const SCRATCH_CHARS = SCRATCH.length / 3;
-const encoder = new TextEncoder();
 
 class ReadinessTransport extends BaseTransport {
   readonly #backend: ReadinessBackend;
@@ -122,12 +110,12 @@ class ReadinessTransport extends BaseTransport {
   write(data: Uint8Array | string): void {
     let bytes: Uint8Array;
     let length: number;
-    if (typeof data === 'string' && data.length <= SCRATCH_CHARS && this.#pending.length === 0) {
+    if (typeof data === 'string' && data.length <= TEXT_SCRATCH_CHARS && this.#pending.length === 0) {
       // Encoded into the shared scratch buffer: written at once below, and
       // what the socket does not take copied (no view made of it).
       this.checkWritable();
-      bytes = SCRATCH;
-      length = encoder.encodeInto(data, SCRATCH).written;
+      bytes = TEXT_SCRATCH;
+      length = encodeToScratch(data);
     } else {
       bytes = this.checkWrite(data);
       length = bytes.length;

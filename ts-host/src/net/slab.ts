@@ -27,3 +27,21 @@ export const READ_BUFFER = new Uint8Array(CHUNK_BYTES);
 export function takeRead(n: number): Uint8Array {
   return READ_BUFFER.slice(0, n);
 }
+
+/**
+ * Where strings written are encoded, rather than into a new array each:
+ * `TextEncoder.encode` allocates a backing store per call (malloc, and a
+ * free once the GC finds the array dead), and a server writes a string per
+ * response. Every writer that encodes here writes at once and copies what
+ * the socket did not take before it returns (the readiness transport, the
+ * native completion socket), so one buffer serves them all. Strings of up
+ * to TEXT_SCRATCH_CHARS UTF-16 units always fit (at most 3 bytes a unit).
+ */
+export const TEXT_SCRATCH = new Uint8Array(16 * 1024);
+export const TEXT_SCRATCH_CHARS = TEXT_SCRATCH.length / 3;
+const encoder = new TextEncoder();
+
+/** Encodes `text` (at most TEXT_SCRATCH_CHARS units) into TEXT_SCRATCH; its length in bytes, valid until the next call. */
+export function encodeToScratch(text: string): number {
+  return encoder.encodeInto(text, TEXT_SCRATCH).written;
+}
