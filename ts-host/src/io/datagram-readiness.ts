@@ -71,8 +71,9 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
     const { bytes, host, port } = checkSend(data, addr, this.remoteAddress !== null);
     // What waits in the queue is a copy: the caller's array is its own
     // again once this returns (an encoded string is the endpoint's already).
+    const fromCaller = typeof data !== 'string';
     if (this.#queue.length > 0) {
-      this.#enqueue({ bytes: typeof data === 'string' ? bytes : bytes.slice(), host, port });
+      this.#enqueue(bytes, fromCaller, host, port);
       return;
     }
     let n: number;
@@ -82,7 +83,7 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
       this.#failedBy(error);
       return;
     }
-    if (n === -EAGAIN) this.#enqueue({ bytes: typeof data === 'string' ? bytes : bytes.slice(), host, port });
+    if (n === -EAGAIN) this.#enqueue(bytes, fromCaller, host, port);
     else if (n < 0) this.call('errorReceived', sendError(n, host, port));
   }
 
@@ -99,9 +100,10 @@ class ReadinessDatagramTransport extends BaseDatagramTransport {
     this.teardown();
   }
 
-  #enqueue(datagram: QueuedDatagram): void {
-    this.#queue.push(datagram);
-    this.#queuedBytes += datagram.bytes.length;
+  /** Queues a datagram; `fromCaller`: `bytes` is the caller's array, so a copy waits. */
+  #enqueue(bytes: Uint8Array, fromCaller: boolean, host: string | null, port: number): void {
+    this.#queue.push({ bytes: fromCaller ? bytes.slice() : bytes, host, port });
+    this.#queuedBytes += bytes.length;
     if (this.#writeToken !== null) return;
     this.#writeToken = this.loop._watch(this.#onWritable);
     try {
