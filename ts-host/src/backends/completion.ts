@@ -89,20 +89,27 @@ function wrap(socket: NetSocket, unix?: UnixEnds): CompletionSocket {
     if (onErrorNow === null) early = error;
     else onErrorNow(error);
   });
+  // Writes Node has not called back yet, oldest first: each one's `done`,
+  // or null for one already reported in place. Node calls a stream's write
+  // callbacks once each, in order, and never from inside write(); so every
+  // write can pass the same callback (as Node's own `nop`), which costs no
+  // closure per write.
+  const unheard: Array<((error: Error | null) => void) | null> = [];
+  const onWritten = (error?: Error | null): void => {
+    const done = unheard.shift();
+    if (done !== null && done !== undefined) done(error ?? null);
+  };
   /** Writes `data` (a string as UTF-8); `done` once Node took all of it. */
   const writeOut = (data: Uint8Array | string, done: (error?: Error | null) => void): void => {
-    let reported = false;
-    socket.write(data, (error) => {
-      if (reported) return;
-      reported = true;
-      done(error ?? null);
-    });
+    unheard.push(done);
+    socket.write(data, onWritten);
     // libuv tries the write at once; when the kernel took all of it, the
     // stream's buffer is empty again now, though Node calls back only on a
     // later tick. Report the completion in place then (IOCP's skip on
     // success), as the native implementation does, and ignore that call.
-    if (!reported && socket.writableLength === 0 && !socket.errored && !socket.destroyed) {
-      reported = true;
+    const last = unheard.length - 1;
+    if (unheard[last] === done && socket.writableLength === 0 && !socket.errored && !socket.destroyed) {
+      unheard[last] = null;
       done(null);
     }
   };
