@@ -53,6 +53,10 @@ const SERVERS = {
     [`${here}wasmloop-protocol-echo.mjs`, 'completion', port],
   ],
   'node net': (port) => [process.execPath, [`${here}node-echo.mjs`, port]],
+  // Not a server to use: Node's net with a promise per read and per write
+  // and no loop, the floor under any streams API on node:net (the floor of
+  // 'wasmloop completion (node:net)').
+  'streams floor on node net (no loop)': (port) => [process.execPath, [`${here}node-net-streams-floor.mjs`, port]],
   // Not a server to use: the selector's addon with no loop on top, the floor
   // under every Node.js server here (what Node and the addon cost per round trip).
   'bare poller (no loop)': (port) => [process.execPath, [`${here}bare-echo.mjs`, port]],
