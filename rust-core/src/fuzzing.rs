@@ -155,9 +155,11 @@ pub fn run(data: &[u8]) {
                 let (slot, generation) = (bytes.u32(), bytes.u32());
                 let forged = ((generation as u64) << SLOT_BITS) | slot as u64;
                 let cancelled = core.cancel(slot, generation);
+                // A `call_soon` id is a sequence number, not a handle id: the
+                // same number on a timer's handle names that handle only.
                 if let Some(i) = issued
                     .iter()
-                    .position(|h| h.id == forged && slot < (1 << SLOT_BITS))
+                    .position(|h| h.kind != Kind::Soon && h.id == forged && slot < (1 << SLOT_BITS))
                 {
                     if cancelled && issued[i].runs == 0 {
                         issued[i].cancelled = true;
