@@ -113,6 +113,28 @@ manual('advance(ms) runs what is due on the way, each at its own time', async ()
   await loop.close();
 });
 
+manual('a timer cancelled in the turn that scheduled it costs no step of its own', async () => {
+  // The core places a turn's new timers into its wheel when the loop next
+  // looks at them, and drops the cancelled ones then: runAll jumps straight
+  // to the live timer instead of stopping at the cancelled one's deadline.
+  const steps = async (cancelledToo) => {
+    const loop = await createLoop({ backend: 'virtual' });
+    const seen = [];
+    const early = cancelledToo ? loop.callLater(5, () => seen.push('cancelled one ran')) : null;
+    loop.callLater(50, () => seen.push(loop.time()));
+    early?.cancel();
+    assert.is(loop.stats().timersPending, 1);
+    const before = loop.stats().iterations;
+    assert.is(loop.runAll(), 1);
+    assert.equal(seen, [50]);
+    assert.is(loop.stats().timersCancelled, 0, 'no cancelled entry is left');
+    const taken = loop.stats().iterations - before;
+    await loop.close();
+    return taken;
+  };
+  assert.is(await steps(true), await steps(false), 'as many iterations as with the live timer alone');
+});
+
 manual('advanceAsync runs promise continuations between callbacks, from async code', async () => {
   const loop = await createLoop({ backend: 'virtual' });
   const seen = [];
