@@ -15,8 +15,8 @@
 //!  near     [ sorted run + binary heap ]  exact order for ticks <= elapsed
 //!
 //!  staged   [ blocks, scheduling order ]  new timers, placed into the
-//!                                         levels above by `next_deadline`,
-//!                                         `expire` and `compact`
+//!                                         levels above by `next_deadline`
+//!                                         and `expire`
 //!
 //!  bucket = blocks of 64 entries (the first from `head` on),
 //!  entry  = { deadline u64, seq u32, slot u32 } (16 bytes)
@@ -362,7 +362,8 @@ pub struct TimerWheel {
     near: NearQueue,
     /// Timers scheduled since the wheel last looked at its timers, in
     /// scheduling order: placed into buckets by `place_staged`, at the start
-    /// of `next_deadline`, `expire` and `compact`. One sequential stream of
+    /// of `next_deadline` and `expire` (`compact` drops their tombstones
+    /// where they stand). One sequential stream of
     /// writes, where a bucket per deadline is a stream each; and a timer
     /// cancelled before it is placed (in the turn that scheduled it) never
     /// reaches a bucket.
