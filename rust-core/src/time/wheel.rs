@@ -458,13 +458,8 @@ impl TimerWheel {
         let mut at = staged.head;
         for block in staged.blocks.drain(..) {
             let stop = end.min((at / BLOCK_LEN + 1) * BLOCK_LEN);
-            for e in &block[at % BLOCK_LEN..=(stop - 1) % BLOCK_LEN] {
-                if slots.state(e.slot) == State::Tombstone {
-                    slots.free(e.slot);
-                    self.tombstones -= 1;
-                } else {
-                    self.link(*e);
-                }
+            for &e in &block[at % BLOCK_LEN..=(stop - 1) % BLOCK_LEN] {
+                self.relink(slots, e);
             }
             at = stop;
             self.spare.push(block);
@@ -691,13 +686,19 @@ impl TimerWheel {
     fn cascade(&mut self, slots: &mut Slots, bucket: &Bucket) {
         debug_assert_eq!(self.staged.len, 0, "cascading with timers staged");
         for i in 0..bucket.len {
-            let e = bucket.get(i);
-            if slots.state(e.slot) == State::Tombstone {
-                slots.free(e.slot);
-                self.tombstones -= 1;
-            } else {
-                self.link(e);
-            }
+            self.relink(slots, bucket.get(i));
+        }
+    }
+
+    /// Links a queued timer again from where the wheel stands now, or frees
+    /// it if it was cancelled (placing staged timers, cascading a bucket).
+    #[inline]
+    fn relink(&mut self, slots: &mut Slots, e: Entry) {
+        if slots.state(e.slot) == State::Tombstone {
+            slots.free(e.slot);
+            self.tombstones -= 1;
+        } else {
+            self.link(e);
         }
     }
 
