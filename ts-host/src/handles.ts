@@ -20,9 +20,14 @@ export function slotOf(id: number): number {
   return id & ID_SLOT_MASK;
 }
 
-/** The generation of handle id `id` whose slot is `slot`: one division. @internal */
+/**
+ * The generation of handle id `id` whose slot is `slot`: one division. It is
+ * below 2^27 (the core's limit), and `| 0` keeps it a small integer: a
+ * division of ids past 2^31 is a float in V8's feedback, and a handle that
+ * stored it would hold its generation in a heap number of its own. @internal
+ */
 export function generationOf(id: number, slot: number): number {
-  return (id - slot) / ID_GENERATION_UNIT;
+  return ((id - slot) / ID_GENERATION_UNIT) | 0;
 }
 
 /**
@@ -152,6 +157,21 @@ export function makeHandle(epoch: Epoch, slot: number, generation: number): Hand
 export function makeTimerHandle(epoch: Epoch, slot: number, generation: number, delay: number): TimerHandle {
   return new LoopTimerHandle(epoch, slot, generation, delay);
 }
+
+/**
+ * One inert handle of each class, alive as long as this module: V8 frees a
+ * class's object layouts (its maps) once no object has them, and throws
+ * away the optimized code that made such objects. Without these, a program
+ * whose handles all die between two loops (a test suite, section 3b of
+ * bench/RESULTS.md) rebuilt the layouts and recompiled `callLater` and its
+ * callers for every loop. Their fields hold what real handles hold (an
+ * epoch object, small integers), so they share the real handles' layouts.
+ */
+const INERT_EPOCH: Epoch = { loop: { _cancel: () => undefined }, time: 0 };
+export const LAYOUT_ANCHORS: readonly object[] = [
+  new LoopHandle(INERT_EPOCH, 0, NO_GENERATION),
+  new LoopTimerHandle(INERT_EPOCH, 0, NO_GENERATION, 0),
+];
 
 /** `value instanceof Handle`: any handle the loop returned. */
 export const Handle: { readonly [Symbol.hasInstance]: (value: unknown) => value is Handle } = {
