@@ -4,7 +4,7 @@ import { suite } from './harness.mjs';
 import * as assert from 'uvu/assert';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { BACKEND_NAMES, BackendError, createLoop, EventLoop } from '../ts-host/dist/index.js';
+import { BACKEND_NAMES, BackendError, createLoop, EventLoop, LoopCrashedError } from '../ts-host/dist/index.js';
 import { clock } from './fixtures/clocks.mjs';
 import { capture, countHostWaits, freshLoop, spin } from './helpers.mjs';
 
@@ -69,14 +69,88 @@ create('many loops run side by side with their own time and queues', async () =>
   await Promise.all(loops.map((l) => l.close()));
 });
 
-create('a closed loop releases its core: the next loop starts small', async () => {
+/** The Wasm memory of a loop made now (an instance of its own, or a closed loop's). */
+const memoryOf = (loop) => loop.stats().wasmMemoryBytes;
+
+/** Takes the core a closed loop may have left (core.ts `releaseCore`), so the next loop gets a new one. */
+const takeIdleCore = () => createLoop();
+
+create('a closed loop with a large memory releases it: the next loop starts small', async () => {
+  const holder = await takeIdleCore();
   const big = await createLoop();
-  for (let i = 0; i < 200_000; i++) big.callLater(1000, () => {});
-  const bigMemory = big.stats().wasmMemoryBytes;
+  for (let i = 0; i < 500_000; i++) big.callLater(1000, () => {});
+  const bigMemory = memoryOf(big);
+  assert.ok(bigMemory > 8 * 2 ** 20, `500,000 timers grew the memory past 8 MiB (${bigMemory})`);
   await big.close();
   const small = await createLoop();
-  assert.ok(small.stats().wasmMemoryBytes < bigMemory / 4, 'each loop has its own linear memory');
+  assert.ok(memoryOf(small) < bigMemory / 4, `the next loop has a memory of its own (${memoryOf(small)})`);
   await small.close();
+  await holder.close();
+});
+
+create("a closed loop's small core serves the next loop, empty, and old handles cannot reach it", async () => {
+  const first = await createLoop();
+  const stale = [];
+  for (let i = 0; i < 50_000; i++) stale.push(first.callLater(1, () => assert.unreachable('a closed loop ran')));
+  const firstMemory = memoryOf(first);
+  await first.close();
+  const next = await createLoop();
+  assert.is(memoryOf(next), firstMemory, "the next loop runs in the closed loop's memory");
+  assert.is(next.stats().timersPending, 0);
+  const fired = [];
+  const handles = [];
+  for (let i = 0; i < 100; i++) handles.push(next.callLater(1, () => fired.push(i)));
+  // The same slots and generations as the closed loop's first handles: those cancel nothing here.
+  for (const handle of stale) handle.cancel();
+  handles[7].cancel();
+  await next.runUntilComplete(() => next.sleep(5));
+  assert.is(fired.length, 99);
+  assert.not.ok(fired.includes(7));
+  assert.is(next.stats().timersPending, 0);
+  await next.close();
+});
+
+create('a memoryLimitBytes under the kept memory gets a core of its own; the kept one waits', async () => {
+  const first = await createLoop();
+  for (let i = 0; i < 50_000; i++) first.callLater(1000, () => {});
+  const keptMemory = memoryOf(first);
+  await first.close();
+  const limited = await createLoop({ memoryLimitBytes: keptMemory - 65_536 });
+  assert.ok(memoryOf(limited) < keptMemory, `a new instance under the limit (${memoryOf(limited)})`);
+  const next = await createLoop();
+  assert.is(memoryOf(next), keptMemory, 'the kept core served the next loop without a limit');
+  await Promise.all([limited.close(), next.close()]);
+});
+
+create("a loop's memoryLimitBytes does not stay with its core for the next loop", async () => {
+  const holder = await takeIdleCore();
+  const capped = await createLoop({ memoryLimitBytes: 2 * 2 ** 20 });
+  const cappedMemory = memoryOf(capped);
+  await capped.close();
+  const next = await createLoop();
+  assert.is(memoryOf(next), cappedMemory, "the next loop got the capped loop's core");
+  // 200,000 timers need about 4 MiB: past the last loop's cap.
+  for (let i = 0; i < 200_000; i++) next.callLater(1000, () => {});
+  assert.is(next.stats().timersPending, 200_000);
+  await next.close();
+  await holder.close();
+});
+
+create("a crashed loop's core is never used again", async () => {
+  const holder = await takeIdleCore();
+  const crashed = await createLoop({ memoryLimitBytes: 2 * 2 ** 20 });
+  assert.throws(
+    () => {
+      for (let i = 0; i < 10_000_000; i++) crashed.callLater(1000, () => {});
+    },
+    (error) => error instanceof LoopCrashedError,
+  );
+  await crashed.close();
+  const next = await createLoop();
+  assert.ok(memoryOf(next) < 2 ** 20, `a new instance, not the crashed one's 2 MiB (${memoryOf(next)})`);
+  assert.is(await next.runUntilComplete(() => next.sleep(1, 'fine')), 'fine');
+  await next.close();
+  await holder.close();
 });
 
 // ----------------------------------------------------------------- host

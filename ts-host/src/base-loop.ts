@@ -137,11 +137,11 @@ export class BaseEventLoop {
     // The I/O model is picked here, once; it supplies the token imports.
     const io = ioModelFor(backend, faults, tracer);
     const clock = clockImport(backend, faults);
-    const instance = instantiateCore(modules, {
-      clock,
-      takeReady: io.takeReady,
-      takeCompleted: io.takeCompleted,
-    });
+    const instance = instantiateCore(
+      modules,
+      { clock, takeReady: io.takeReady, takeCompleted: io.takeCompleted },
+      settings.memoryLimitBytes,
+    );
     const core = (this.#core = new LiveCore(instance, (cause) => this.#crash(cause)));
     const mode = timeModeFor(backend, tracer);
     const callbacks = (this.#callbacks = new CallbackTable(core, reporter, settings));

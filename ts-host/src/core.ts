@@ -1,7 +1,9 @@
 /**
  * Loading the loop core: the component's core Wasm modules are compiled once
- * per process and instantiated once per loop, so each loop has its own linear
- * memory (freed with the loop) and its own imports.
+ * per process; each loop has an instance of its own, with its own linear
+ * memory and imports. A closed loop's instance, if its memory is small, is
+ * kept for the next loop (`releaseCore`: why, and what it costs); a larger
+ * one is freed with its loop.
  *
  * The boundary itself is in wit/, one file per WIT interface:
  *
@@ -16,7 +18,7 @@ import { instantiate } from './generated/core.js';
 import type { LinearMemory } from './wit/canonical-abi.js';
 import { CLOCK_MODULE, type ClockImport, lowerClock } from './wit/clock-import.js';
 import { COMPLETION_MODULE, type TakeCompleted, lowerTakeCompleted } from './wit/completion-import.js';
-import { type CoreInstance, RESOURCE_EXPORTS, liftEventLoop } from './wit/event-loop-export.js';
+import { type CoreInstance, type CoreLoop, RESOURCE_EXPORTS, liftEventLoop } from './wit/event-loop-export.js';
 import { READINESS_MODULE, type TakeReady, lowerTakeReady } from './wit/readiness-import.js';
 
 export type { CoreInstance, CoreLoop } from './wit/event-loop-export.js';
@@ -174,7 +176,84 @@ export function compileCore(): Promise<CoreModules> {
   return compiled;
 }
 
-export function instantiateCore(modules: CoreModules, host: HostImports): CoreInstance {
+/**
+ * What a core instance needs to serve another loop: the imports it calls,
+ * rebound to each loop's host, and the instance's own parts.
+ */
+interface Reusable {
+  readonly modules: CoreModules;
+  /** The host imports the instance calls now: the lowered imports read them here. */
+  readonly bound: HostImports;
+  /** Makes a new `event-loop` resource in the instance; returns it with its rep. */
+  readonly newLoop: () => { loop: CoreLoop; rep: number };
+  /** Points the hand-lifted methods at the resource with `rep`. */
+  readonly rebind: (rep: number) => void;
+}
+
+/**
+ * The instance a closed loop left, kept for the next loop (at most one), and
+ * the largest linear memory kept that way.
+ *
+ * Why keep one: a loop's hot path calls its instance's functions (the Wasm
+ * exports, and the methods lifted over them), and V8's optimized code
+ * embeds each call's target. When a closed loop's instance dies, that code
+ * is thrown away ("weak objects" in `--trace-deopt`) and the call sites'
+ * feedback with it, so a program that makes a new loop per test, or per
+ * job, runs each loop's hot path cold. Measured on the virtual hour (section
+ * 3b of bench/RESULTS.md, 100,000 timers per loop): a closed loop's instance
+ * kept alive made the next loop's timers about 20% cheaper.
+ *
+ * What it costs: the kept instance's linear memory stays allocated until a
+ * loop takes it (Wasm memory never shrinks), so only an instance with at
+ * most IDLE_CORE_MAX_BYTES is kept; a larger one is released with its loop,
+ * as before. A loop with a `memoryLimitBytes` under the kept memory gets an
+ * instance of its own.
+ */
+const IDLE_CORE_MAX_BYTES = 8 * 1024 * 1024;
+let idleCore: CoreInstance | null = null;
+const reusable = new WeakMap<CoreInstance, Reusable>();
+
+/**
+ * A core instance for a new loop with `host`'s imports: the one a closed
+ * loop left (see `releaseCore`), or a new one. `memoryLimitBytes` (0: none)
+ * is the loop's cap, which a kept instance must already be under.
+ */
+export function instantiateCore(modules: CoreModules, host: HostImports, memoryLimitBytes = 0): CoreInstance {
+  const kept = idleCore;
+  const reuse = kept === null ? undefined : reusable.get(kept);
+  if (
+    kept !== null &&
+    reuse !== undefined &&
+    reuse.modules === modules &&
+    (memoryLimitBytes === 0 || kept.memory.buffer.byteLength <= memoryLimitBytes)
+  ) {
+    idleCore = null;
+    reuse.bound.clock = host.clock;
+    reuse.bound.takeReady = host.takeReady;
+    reuse.bound.takeCompleted = host.takeCompleted;
+    const { loop, rep } = reuse.newLoop();
+    reuse.rebind(rep);
+    // The last loop's cap, if it set one, is the instance's until reset.
+    loop.setMemoryLimit(0n);
+    (kept as { loop: CoreLoop }).loop = loop;
+    return kept;
+  }
+  return newInstance(modules, host);
+}
+
+/**
+ * A closed loop's instance, its `event-loop` resource dropped already: kept
+ * for the next loop if its memory is small enough (see IDLE_CORE_MAX_BYTES).
+ * Only a loop that closed cleanly gives its instance back; after a trap the
+ * instance is never used again.
+ */
+export function releaseCore(instance: CoreInstance): void {
+  if (!reusable.has(instance)) return;
+  if (instance.memory.buffer.byteLength > IDLE_CORE_MAX_BYTES) return;
+  idleCore = instance;
+}
+
+function newInstance(modules: CoreModules, host: HostImports): CoreInstance {
   let memory: WebAssembly.Memory | undefined;
   let coreExports: WebAssembly.Exports | undefined;
   let rep = -1;
@@ -187,9 +266,11 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
       throw new Error('the core called an import before it was instantiated');
     },
   };
-  const clock = { now: host.clock.now as unknown as () => bigint };
-  const readiness = { takeReady: host.takeReady };
-  const completion = { takeCompleted: host.takeCompleted };
+  // The imports of the loop the instance serves now: rebound when it serves another.
+  const bound: HostImports = { clock: host.clock, takeReady: host.takeReady, takeCompleted: host.takeCompleted };
+  const clock = { now: () => bound.clock.now() as unknown as bigint };
+  const readiness = { takeReady: (max: number) => bound.takeReady(max) };
+  const completion = { takeCompleted: (max: number) => bound.takeCompleted(max) };
   const imports = {
     'wasmloop:core/clock': clock,
     [CLOCK_MODULE]: clock,
@@ -210,20 +291,20 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
       const byModule = coreImports as Record<string, Record<string, unknown>> | undefined;
       const clockImports = byModule?.[CLOCK_MODULE];
       if (clockImports !== undefined && typeof clockImports.now === 'function')
-        clockImports.now = lowerClock(host.clock.now);
+        clockImports.now = lowerClock(() => bound.clock.now());
       const readinessImports = byModule?.[READINESS_MODULE];
       if (readinessImports !== undefined && 'take-ready' in readinessImports) {
-        readinessImports['take-ready'] = lowerTakeReady(host.takeReady, linear);
+        readinessImports['take-ready'] = lowerTakeReady(readiness.takeReady, linear);
       }
       const completionImports = byModule?.[COMPLETION_MODULE];
       if (completionImports !== undefined && 'take-completed' in completionImports) {
-        completionImports['take-completed'] = lowerTakeCompleted(host.takeCompleted, linear);
+        completionImports['take-completed'] = lowerTakeCompleted(completion.takeCompleted, linear);
       }
       const resources = (coreImports as Record<string, Record<string, (r: number) => number>> | undefined)?.[
         RESOURCE_EXPORTS
       ];
       if (resources !== undefined) {
-        // Learn the rep (the core's pointer) of the loop resource as it is made.
+        // Learn the rep (the core's pointer) of each loop resource as it is made.
         const create = resources['[resource-new]event-loop'] as (r: number) => number;
         resources['[resource-new]event-loop'] = (r: number) => {
           rep = r;
@@ -238,9 +319,14 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
       return instance;
     },
   );
-  const loop = new root.eventLoop.EventLoop();
+  const newLoop = () => {
+    rep = -1;
+    const loop = new root.eventLoop.EventLoop();
+    if (rep < 0) throw new Error('the core component made no event-loop resource');
+    return { loop, rep };
+  };
+  const first = newLoop();
   if (memory === undefined || coreExports === undefined) throw new Error('the core component exports no memory');
-  if (rep < 0) throw new Error('the core component made no event-loop resource');
   const mem = memory;
   const realloc = coreExports.cabi_realloc;
   if (typeof realloc !== 'function') throw new Error('the core component lacks cabi_realloc');
@@ -250,5 +336,8 @@ export function instantiateCore(modules: CoreModules, host: HostImports): CoreIn
     return words;
   };
   linear.realloc = realloc as LinearMemory['realloc'];
-  return { loop, memory: mem, ...liftEventLoop(coreExports, mem, rep) };
+  const lifted = liftEventLoop(coreExports, mem, first.rep);
+  const instance: CoreInstance = { loop: first.loop, memory: mem, ...lifted.methods };
+  reusable.set(instance, { modules, bound, newLoop, rebind: lifted.rebind });
+  return instance;
 }

@@ -463,7 +463,7 @@ export class Driver {
   /** Virtual time: moves the clock forward by `ns`, running what is due on the way, each at its time. */
   advance(operation: string, ns: number, limit: number): number {
     const virtual = this.#mode.virtual as NonNullable<TimeMode['virtual']>;
-    return this.#guarded(() => this.#jump(operation, limit, virtual.now() + ns));
+    return this.#guarded(() => this.#jump(operation, limit, virtual.clock.now() + ns));
   }
 
   /** Virtual time: runs until nothing is left, jumping from deadline to deadline. */
@@ -507,7 +507,7 @@ export class Driver {
         if (ran > limit) throw new LoopLimitError(operation, limit);
         wait = core.pollTimeout();
       }
-      if (wait < 0 || virtual.now() + wait * 1e6 > target) break;
+      if (wait < 0 || virtual.clock.now() + wait * 1e6 > target) break;
       if (coreJumps) {
         // Steps while they find work and no I/O is in flight (I/O takes the
         // clock-reading path).
@@ -518,7 +518,7 @@ export class Driver {
           if (ran > limit) throw new LoopLimitError(operation, limit);
         }
       } else {
-        virtual.advanceClock(wait);
+        virtual.clock.advance(wait);
         // The iteration reads the moved clock itself.
         this.#time.invalidate();
         ran += this.#iteration(Step.ReadClock);
@@ -527,7 +527,7 @@ export class Driver {
       wait = core.pollTimeout();
     }
     if (target !== Infinity) {
-      virtual.advanceClockTo(target);
+      virtual.clock.advanceTo(target);
       // The clock moved outside an iteration: the loop's time follows it now.
       core.loop.updateTime();
       this.#time.invalidate();

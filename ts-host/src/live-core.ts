@@ -9,7 +9,7 @@
  * loop crashes (closes, failing its run with LoopCrashedError); or a JS
  * error thrown through the core by an import, which is rethrown as is.
  */
-import type { CoreInstance, CoreLoop } from './core.js';
+import { type CoreInstance, type CoreLoop, releaseCore } from './core.js';
 import { LoopClosedError } from './errors.js';
 
 export class LiveCore {
@@ -46,16 +46,19 @@ export class LiveCore {
 
   /**
    * Forgets the instance. `dispose`: drop the core's loop resource too (a
-   * close; after a trap the instance is not touched again).
+   * close), and give the instance back for the next loop (core.ts
+   * `releaseCore`); after a trap the instance is not touched again.
    */
   drop(dispose: boolean): void {
     const core = this.loop;
+    const instance = this.instance;
     this.loop = null;
     this.instance = null;
-    if (dispose && core !== null) {
+    if (dispose && core !== null && instance !== null) {
       // jco names the resource's destructor `Symbol.dispose`.
       const symbol = (Symbol as { dispose?: symbol }).dispose ?? Symbol.for('dispose');
       (core as unknown as Record<symbol, (() => void) | undefined>)[symbol]?.();
+      releaseCore(instance);
     }
   }
 }

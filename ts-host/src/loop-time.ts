@@ -102,6 +102,6 @@ export class LoopTime {
   /** The loop's time in whole nanoseconds (exact on the virtual backend). */
   nanos(): number {
     const virtual = this.#virtual;
-    return virtual !== null ? virtual.now() : Math.round((this.#core.loop as CoreLoop).time() * 1e6);
+    return virtual !== null ? virtual.clock.now() : Math.round((this.#core.loop as CoreLoop).time() * 1e6);
   }
 }

@@ -73,7 +73,7 @@ class VirtualTime implements TimeMode {
   }
   beforeCollect(): void {}
   jumped(ns: number): void {
-    this.virtual.advanceClockTo(ns);
+    this.virtual.clock.advanceTo(ns);
   }
   // Virtual time jumps: a slice is measured on wall time.
   sliceClock(): number {
@@ -81,7 +81,7 @@ class VirtualTime implements TimeMode {
   }
   idle(wait: number): boolean {
     if (wait <= 0) return false;
-    this.virtual.advanceClock(wait);
+    this.virtual.clock.advance(wait);
     return true;
   }
 }
@@ -95,12 +95,12 @@ class ReplayTime extends VirtualTime {
   }
   override beforeCollect(): void {
     const t = this.#tracer.nextTime();
-    if (t !== null) this.virtual.advanceClockTo(t);
+    if (t !== null) this.virtual.clock.advanceTo(t);
   }
   override idle(wait: number): boolean {
     const next = this.#tracer.nextTime();
     if (next === null) return super.idle(wait);
-    const now = this.virtual.now();
+    const now = this.virtual.clock.now();
     // Nothing ready now, and nothing due by the recorded time: it diverged.
     const dueBeforeNext = wait > 0 && now + wait * 1e6 <= next;
     if (!dueBeforeNext && now >= next) {

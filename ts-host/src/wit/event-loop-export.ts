@@ -81,13 +81,16 @@ export const RESOURCE_EXPORTS = '[export]wasmloop:core/event-loop@0.1.0';
 
 /**
  * The hand-lifted methods of the loop resource `self` (the core's pointer
- * for it) in an instance with `exports` and `memory`.
+ * for it) in an instance with `exports` and `memory`; `rebind` points them
+ * at another resource of the same instance (a kept instance serving a new
+ * loop, core.ts).
  */
 export function liftEventLoop(
   exports: WebAssembly.Exports,
   memory: WebAssembly.Memory,
-  self: number,
-): Omit<CoreInstance, 'loop' | 'memory'> {
+  first: number,
+): { methods: Omit<CoreInstance, 'loop' | 'memory'>; rebind: (self: number) => void } {
+  let self = first;
   const exported = <F>(name: string): F => {
     const f = exports[name];
     if (typeof f !== 'function') throw new Error(`the core component lacks ${name}`);
@@ -133,7 +136,7 @@ export function liftEventLoop(
   const rawCancel = exported<(rep: number, slot: number, generation: number) => number>(CANCEL);
   const rawTime = exported<(rep: number) => number>(TIME);
   const rawPollTimeout = exported<(rep: number) => number>(POLL_TIMEOUT);
-  return {
+  const methods: Omit<CoreInstance, 'loop' | 'memory'> = {
     runOnce: lifted(RUN_ONCE, 0),
     // A u64 past 2^53 ns (a jump to a timer 104 days away or more) rounds
     // to the nearest f64, as the virtual clock keeps it.
@@ -151,4 +154,9 @@ export function liftEventLoop(
     time: () => rawTime(self),
     pollTimeout: () => rawPollTimeout(self),
   };
+  const rebind = (rep: number): void => {
+    self = rep;
+    soon = 0;
+  };
+  return { methods, rebind };
 }
