@@ -58,7 +58,11 @@ export interface LoopStats {
   completionsPending: number;
   /** Slots the handle table has handed out (its high-water mark). */
   slotsAllocated: number;
-  /** Bytes of Wasm linear memory the core holds. */
+  /**
+   * Bytes of Wasm linear memory the core holds: its high-water mark, since
+   * Wasm memory never shrinks. A loop that took a closed loop's instance
+   * (core.ts) starts where that memory stood.
+   */
   wasmMemoryBytes: number;
   /** Wall time (ms) spent running batches of callbacks. */
   busyMs: number;
