@@ -168,6 +168,7 @@ export function makeTimerHandle(epoch: Epoch, slot: number, generation: number, 
  * epoch object, small integers), so they share the real handles' layouts.
  */
 const INERT_EPOCH: Epoch = { loop: { _cancel: () => undefined }, time: 0 };
+/** @internal */
 export const LAYOUT_ANCHORS: readonly object[] = [
   new LoopHandle(INERT_EPOCH, 0, NO_GENERATION),
   new LoopTimerHandle(INERT_EPOCH, 0, NO_GENERATION, 0),
