@@ -22,9 +22,11 @@ export function slotOf(id: number): number {
 
 /**
  * The generation of handle id `id` whose slot is `slot`: one division. It is
- * below 2^27 (the core's limit), and `| 0` keeps it a small integer: a
- * division of ids past 2^31 is a float in V8's feedback, and a handle that
- * stored it would hold its generation in a heap number of its own. @internal
+ * below 2^27 (the core's limit), and `| 0` keeps it a small integer: V8
+ * returns the division as a float when its dividend is 0 (generation 0, as
+ * for every slot of a fresh loop, since 0 / x might be -0) and once ids pass
+ * 2^31, and a handle that stored a float would hold its generation in a
+ * heap number of its own. @internal
  */
 export function generationOf(id: number, slot: number): number {
   return ((id - slot) / ID_GENERATION_UNIT) | 0;
