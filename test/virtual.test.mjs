@@ -328,6 +328,31 @@ manual('bad input: negative advance, bad limits, non-virtual loops, a running lo
   await real.close();
 });
 
+manual('a callback cannot close its loop inside advance, runUntilIdle or runAll; the run goes on', async () => {
+  for (const drive of [(loop) => loop.runAll(), (loop) => loop.advance(20), (loop) => loop.runUntilIdle()]) {
+    const loop = await createLoop({ backend: 'virtual' });
+    const seen = [];
+    let closing;
+    const delay = drive.toString().includes('runUntilIdle') ? 0 : 5;
+    loop.callLater(delay, () => {
+      closing = loop.close().then(
+        () => 'resolved',
+        (error) => error,
+      );
+      seen.push('closer');
+    });
+    loop.callLater(delay, () => seen.push('after'));
+    assert.is(drive(loop), 2);
+    assert.equal(seen, ['closer', 'after']);
+    const refused = await closing;
+    assert.instance(refused, LoopRunningError);
+    assert.match(refused.message, /^close: /);
+    assert.not.ok(loop.isClosed());
+    await loop.close();
+    assert.ok(loop.isClosed());
+  }
+});
+
 // ---------------------------------------------------------------- timers
 
 const timers = suite('loop.timers');

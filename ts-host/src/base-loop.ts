@@ -417,11 +417,12 @@ export class BaseEventLoop {
    * Closes the loop: pending callbacks are dropped and the core's memory is
    * released, or, up to 8 MiB of it, kept for the next loop this process
    * makes (core.ts `releaseCore`). Idempotent. A running loop cannot be
-   * closed (stop it first).
+   * closed (stop it first), nor one inside `runUntilIdle`, `advance` or
+   * `runAll` (from its own callbacks).
    */
   async close(): Promise<void> {
     if (this.#core.loop === null) return;
-    if (this.#driver.running) throw new LoopRunningError('close');
+    if (this.#driver.running || this.#driver.driving) throw new LoopRunningError('close');
     for (const resource of [...this.#resources]) resource.close();
     this._parts.io.close();
     this.#callbacks.detach();

@@ -471,11 +471,25 @@ export class Driver {
     return this.#guarded(() => this.#jump(operation, limit, Infinity));
   }
 
+  /**
+   * Inside a program-driven run (runUntilIdle, advance, runAll): its
+   * callbacks may not close the loop, whose instance the run is using
+   * (and which a closed loop hands to the next loop, core.ts).
+   */
+  get driving(): boolean {
+    return this.#driving > 0;
+  }
+
+  #driving = 0;
+
   #guarded(run: () => number): number {
+    this.#driving++;
     try {
       return run();
     } catch (error) {
       this.#core.failed(error);
+    } finally {
+      this.#driving--;
     }
   }
 
