@@ -191,7 +191,7 @@ export class BaseEventLoop {
     if (settings.memoryLimitBytes > 0) instance.loop.setMemoryLimit(BigInt(settings.memoryLimitBytes));
     if (tracer !== null) {
       if (tracer.replaying) {
-        mode.virtual?.advanceClockTo(tracer.startTime);
+        mode.virtual?.clock.advanceTo(tracer.startTime);
         instance.loop.updateTime();
       }
       tracer.started(time.nanos());

@@ -255,7 +255,6 @@ export function instantiateCore(modules: CoreModules, host: HostImports, memoryL
  * instance is never used again.
  */
 export function releaseCore(instance: CoreInstance): void {
-  if (!reusable.has(instance)) return;
   if (instance.memory.buffer.byteLength > IDLE_CORE_MAX_BYTES) return;
   idleCore = instance;
 }

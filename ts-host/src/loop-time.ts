@@ -78,7 +78,7 @@ export class LoopTime {
     const tracer = this.#tracer;
     if (tracer === null) return { loop: this.#canceller, time: core.updateTime() };
     const recorded = tracer.nextRead();
-    if (recorded !== null && tracer.replaying) (this.#virtual as VirtualBackend).advanceClockTo(recorded);
+    if (recorded !== null && tracer.replaying) (this.#virtual as VirtualBackend).clock.advanceTo(recorded);
     const epoch = { loop: this.#canceller, time: core.updateTime() };
     tracer.read(this.nanos());
     return epoch;

@@ -61,12 +61,8 @@ export class VirtualClock {
 
 export interface VirtualBackend extends ReadinessBackend {
   readonly virtual: true;
-  /** The clock that `now`, `advanceClock` and `advanceClockTo` read and move. */
+  /** The clock `now` reads; the driver moves it. */
   readonly clock: VirtualClock;
-  /** Moves the clock forward by `ms` (rounded up to whole ns; never back). */
-  advanceClock(ms: number): void;
-  /** Sets the clock to `ns` if that is later than now. */
-  advanceClockTo(ns: number): void;
   /**
    * The network's open descriptors (sockets, listeners, pipe ends, UDP
    * endpoints): what /proc/self/fd counts for a real backend, so tests
@@ -464,12 +460,6 @@ export function createVirtualBackend(options: VirtualOptions = {}): VirtualBacke
       noDelay === false && latency > 0
         ? `the virtual network does not model Nagle's algorithm (noDelay: false) with a latencyMs (${latency})`
         : null,
-    advanceClock(ms) {
-      clock.advance(ms);
-    },
-    advanceClockTo(ns) {
-      clock.advanceTo(ns);
-    },
     openDescriptors() {
       return fds.size;
     },
