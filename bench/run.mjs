@@ -21,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { createLoop } from '../ts-host/dist/index.js';
 import { compileCore } from '../ts-host/dist/core.js';
 import { instantiate } from '../ts-host/dist/generated/core.js';
-import { makeHandle, makeTimerHandle } from '../ts-host/dist/handles.js';
+import { generationOf, makeHandle, makeTimerHandle, slotOf } from '../ts-host/dist/handles.js';
 import { microtaskDrain } from '../ts-host/dist/host-tasks.js';
 import { HeapLoop } from './peers/dist/heap-loop.js';
 import { wholeOption } from './options.mjs';
@@ -188,6 +188,30 @@ const timersCancelled = {
     for (let i = 0; i < n; i++) handles[i].cancel();
     const ms = performance.now() - t0;
     return { ms, check: floor.pending() === 0 && handles.every((h) => h.cancelled()) ? n : -1 };
+  },
+  // The core with nothing of the host's around it: its `call-later` and
+  // `cancel` exports called raw, on an instance of its own made for the run
+  // as each run's loop makes one (so it grows its memory as the loop's
+  // does), the ids kept in a Float64Array: no handle, no callback table, no
+  // argument check. The host-side floor is the rest of what the loop is
+  // made of; the two together are the loop's parts, each measured alone.
+  'core alone (raw exports)': async (n) => {
+    const core = rawCore(await compileCore());
+    const callLater = core.method('call-later');
+    const cancel = core.method('cancel');
+    const rep = core.rep;
+    const ids = new Float64Array(n);
+    let cancelled = 0;
+    gc();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) ids[i] = callLater(rep, 1 + (i % SPREAD_MS));
+    for (let i = 0; i < n; i++) {
+      const id = ids[i];
+      const slot = slotOf(id);
+      cancelled += cancel(rep, slot, generationOf(id, slot));
+    }
+    const ms = performance.now() - t0;
+    return { ms, check: cancelled };
   },
 };
 
@@ -446,9 +470,14 @@ async function memory() {
 
 // ------------------------------------------------------------- boundary
 
-/** ns per call: a trivial export through jco's bindings, raw, and a JS function. */
-async function boundary() {
-  const modules = await compileCore();
+/**
+ * A core instance of its own from `modules` (`compileCore()`), with no loop
+ * of the host's around it (its clock reads 0, nothing is ever ready or
+ * completed): `bound`, its `event-loop` resource through jco's bindings;
+ * `rep`, the core's pointer for that resource; `method(name)`, the raw
+ * export of one of its methods, which takes `rep` first.
+ */
+function rawCore(modules) {
   let rawExports;
   let rep;
   const root = instantiate(
@@ -473,7 +502,18 @@ async function boundary() {
     },
   );
   const bound = new root.eventLoop.EventLoop();
-  const raw = rawExports['wasmloop:core/event-loop@0.1.0#[method]event-loop.time'];
+  const method = (name) => {
+    const f = rawExports[`wasmloop:core/event-loop@0.1.0#[method]event-loop.${name}`];
+    if (typeof f !== 'function') throw new Error(`the core component lacks event-loop.${name}`);
+    return f;
+  };
+  return { bound, rep, method };
+}
+
+/** ns per call: a trivial export through jco's bindings, raw, and a JS function. */
+async function boundary() {
+  const { bound, rep, method } = rawCore(await compileCore());
+  const raw = method('time');
   const js = {
     t: 0,
     time() {
@@ -628,8 +668,13 @@ const machine = () => {
   return `${cpu}, ${os.cpus().length} cores, ${fmt(os.totalmem() / 2 ** 30, 0)} GiB, ${os.type()} ${os.release()}, Node ${process.version}`;
 };
 
-/** An isolated section's table (`acrossProcesses` figures); each target is judged on the median of the processes' ratios. */
-function table(result, baseline, targets) {
+/**
+ * An isolated section's table (`acrossProcesses` figures); each target is
+ * judged on the median of the processes' ratios. `floors[who]`: what a
+ * missed target of `who`'s is said beside (a ratio the measured floors
+ * allow).
+ */
+function table(result, baseline, targets, floors = {}) {
   const rows = [
     '| contender | median ns/op (median of processes) | spread of all runs (min–max) | ratio vs wasmloop (median of processes) | processes (min–max) | target |',
     '| --- | ---: | ---: | ---: | ---: | --- |',
@@ -639,7 +684,9 @@ function table(result, baseline, targets) {
     const ratio = ours ? '1.00x' : `${fmt(s.ratio.median, 2)}x`;
     const range = ours ? '' : `${fmt(s.ratio.min, 2)}x–${fmt(s.ratio.max, 2)}x`;
     const target = targets[who];
-    const verdict = target === undefined ? '' : `>= ${target}x: ${s.ratio.median >= target ? 'met' : '**not met**'}`;
+    const met = target === undefined || s.ratio.median >= target;
+    const floor = !met && floors[who] !== undefined ? ` (${floors[who]})` : '';
+    const verdict = target === undefined ? '' : `>= ${target}x: ${met ? 'met' : `**not met**${floor}`}`;
     rows.push(`| ${who} | ${fmt(s.median)} | ${fmt(s.min)}–${fmt(s.max)} | ${ratio} | ${range} | ${verdict} |`);
   }
   return rows.join('\n');
@@ -800,6 +847,12 @@ async function main() {
   const cancelled = acrossProcesses(isolated.cancelled, 'wasmloop');
   const soon = acrossProcesses(isolated.soon, 'wasmloop');
   const virt = acrossProcesses(isolated.virtual, 'wasmloop virtual');
+  // Section 2's two floors: the loop's host side alone and its core alone.
+  const cancelledParts = {
+    host: cancelled['host-side floor (no core)'].median,
+    core: cancelled['core alone (raw exports)'].median,
+  };
+  cancelledParts.ceiling = cancelled['node setTimeout'].median / (cancelledParts.host + cancelledParts.core);
   const mem = inChild('memory');
   const bound = inChild('boundary');
   const iteration = inChild('iteration');
@@ -905,9 +958,9 @@ ${table(fired, 'wasmloop', { 'node setTimeout': 3, 'ts heap loop': 1 })}
 
 ## 2. ${N.toLocaleString('en')} \`callLater\`, handles kept, then all cancelled (isolated)
 
-${table(cancelled, 'wasmloop', { 'node setTimeout': 2, 'ts heap loop': 1 })}
+${table(cancelled, 'wasmloop', { 'node setTimeout': 2, 'ts heap loop': 1 }, { 'node setTimeout': `Node over the two floors together: ${fmt(cancelledParts.ceiling, 2)}x` })}
 
-The host-side floor is no scheduler: the same argument checks, callback table and handle object (\`makeTimerHandle\`) with no core behind them. Node's time over the floor's, ${fmt(cancelled['node setTimeout'].median / cancelled['host-side floor (no core)'].median, 2)}x, is the most any core could reach with this handle; the core itself adds ${fmt(cancelled.wasmloop.median - cancelled['host-side floor (no core)'].median)} ns per timer (schedule and cancel).
+The host-side floor is no scheduler: the same argument checks, callback table and handle object (\`makeTimerHandle\`) with no core behind them. Node's time over the floor's, ${fmt(cancelled['node setTimeout'].median / cancelledParts.host, 2)}x, is the most any core could reach with this handle. The core alone is the loop's other part: its \`call-later\` and \`cancel\` exports called raw on an instance of its own, made for each run as the loop's is, with no handle, table or check: ${fmt(cancelledParts.core)} ns per timer. Node's time over the two floors together, ${fmt(cancelledParts.ceiling, 2)}x, is the most this core could reach with this handle; the loop spends ${fmt(cancelled.wasmloop.median - cancelledParts.host - cancelledParts.core)} ns per timer over its two parts (the glue between them, and the two sharing one process's caches and garbage collector).
 
 ## 3. ${N.toLocaleString('en')} \`callSoon\`, all run (isolated)
 
