@@ -5,8 +5,9 @@
 //   node bench/tcp/run.mjs [--seconds S] [--runs N] [--syscalls-only]   (prints the results as JSON)
 //
 // Every server is validated first (a short run in which every echoed byte
-// is checked), then each configuration runs every server RUNS times,
-// alternating, with all servers up for the whole configuration.
+// is checked), then each configuration runs every server its `runs` times
+// (--runs N: N times in every configuration), alternating, with all
+// servers up for the whole configuration.
 import { fileURLToPath } from 'node:url';
 import { ECHO_CLIENT, buildEchoClient, runEchoClient } from './clients.mjs';
 import { processCpu, residentBytes, startServer } from './proc.mjs';
@@ -22,20 +23,28 @@ const SECONDS = Number(option('--seconds', 2));
 // --syscalls-only: only the system call counts (no timed runs), which any
 // machine can take while others load it.
 const SYSCALLS_ONLY = args.includes('--syscalls-only');
-const RUNS = SYSCALLS_ONLY ? 0 : Number(option('--runs', 3));
+const RUNS_GIVEN = option('--runs', null);
+/** Timed runs per server in `config`: its own count, or --runs N for every configuration. */
+const runsOf = (config) => (SYSCALLS_ONLY ? 0 : RUNS_GIVEN === null ? config.runs : Number(RUNS_GIVEN));
 
-// `syscalls`: round trips of one more run, in which the server's system
-// calls are counted (bench/tcp/syscalls.mjs). `userCpu`: passes of
-// `roundTrips` each, every server once per pass, over which the server's
-// user CPU time is pooled (see below).
+// `runs`: timed runs per server. At one connection every round trip waits
+// on the wakeups of two sleeping processes, and a 2-second run's p99 and
+// throughput follow what else the machine did in it (on 2026-11-29 one
+// make bench read the native completion server at 0.80x Node's `net` and
+// a p99 of 2.77x its own, over 3 runs; five runs right after, 1.04x and
+// 0.94x): 5 runs there, 3 elsewhere. `syscalls`: round trips of one more
+// run, in which the server's system calls are counted
+// (bench/tcp/syscalls.mjs). `userCpu`: passes of `roundTrips` each, every
+// server once per pass, over which the server's user CPU time is pooled
+// (see below).
 const CONFIGS = [
-  { connections: 1, bytes: 64, syscalls: 20_000, userCpu: { passes: 5, roundTrips: 50_000 } },
-  { connections: 50, bytes: 64, syscalls: 200_000 },
-  { connections: 1, bytes: 16 * 1024 },
-  { connections: 50, bytes: 16 * 1024 },
+  { connections: 1, bytes: 64, runs: 5, syscalls: 20_000, userCpu: { passes: 5, roundTrips: 50_000 } },
+  { connections: 50, bytes: 64, runs: 3, syscalls: 200_000 },
+  { connections: 1, bytes: 16 * 1024, runs: 5 },
+  { connections: 50, bytes: 16 * 1024, runs: 3 },
   // A scale check with no target: ten thousand connections at once, each a
   // ping-pong, and what the server's memory grows by per connection.
-  { connections: 10_000, bytes: 64, scale: true },
+  { connections: 10_000, bytes: 64, runs: 3, scale: true },
 ];
 
 const SERVERS = {
@@ -109,7 +118,8 @@ async function main() {
     // Each server's memory before its first connection.
     for (const name of names) servers[name].idleRss = residentBytes(servers[name].child.pid);
     for (const name of names) await client(servers[name].port, config, 0.5); // validate and warm up
-    for (let r = 0; r < RUNS; r++) {
+    const timedRuns = runsOf(config);
+    for (let r = 0; r < timedRuns; r++) {
       for (let j = 0; j < names.length; j++) {
         const name = names[(r + j) % names.length];
         servers[name].runs.push(await measured(servers[name], config, SECONDS));
@@ -150,7 +160,7 @@ async function main() {
       }
     }
     for (const name of names) servers[name].child.kill('SIGKILL');
-    const row = { ...config, syscallCounter: counter, servers: {} };
+    const row = { ...config, runs: timedRuns, seconds: SECONDS, syscallCounter: counter, servers: {} };
     for (const name of names) {
       const runs = servers[name].runs;
       if (runs.length === 0) {
