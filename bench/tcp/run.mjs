@@ -10,6 +10,7 @@
 // servers up for the whole configuration.
 import { fileURLToPath } from 'node:url';
 import { ECHO_CLIENT, buildEchoClient, runEchoClient } from './clients.mjs';
+import { wholeOption } from '../options.mjs';
 import { processCpu, residentBytes, startServer } from './proc.mjs';
 import { countSyscalls, perRoundTrip, syscallCounter } from './syscalls.mjs';
 
@@ -23,15 +24,22 @@ const SECONDS = Number(option('--seconds', 2));
 // --syscalls-only: only the system call counts (no timed runs), which any
 // machine can take while others load it.
 const SYSCALLS_ONLY = args.includes('--syscalls-only');
-const RUNS_GIVEN = option('--runs', null);
+const runsText = option('--runs', null);
+const RUNS_GIVEN =
+  runsText === null
+    ? null
+    : wholeOption('--runs', runsText, (message) => {
+        console.error(`bench/tcp/run.mjs: ${message}`);
+        process.exit(2);
+      });
 /** Timed runs per server in `config`: its own count, or --runs N for every configuration. */
-const runsOf = (config) => (SYSCALLS_ONLY ? 0 : RUNS_GIVEN === null ? config.runs : Number(RUNS_GIVEN));
+const runsOf = (config) => (SYSCALLS_ONLY ? 0 : (RUNS_GIVEN ?? config.runs));
 
 // `runs`: timed runs per server. At one connection every round trip waits
 // on the wakeups of two sleeping processes, and a 2-second run's p99 and
 // throughput follow what else the machine did in it (on 2026-11-29 one
 // make bench read the native completion server at 0.80x Node's `net` and
-// a p99 of 2.77x its own, over 3 runs; five runs right after, 1.04x and
+// a p99 of 2.77x Node's, over 3 runs; five runs right after, 1.04x and
 // 0.94x): 5 runs there, 3 elsewhere. `syscalls`: round trips of one more
 // run, in which the server's system calls are counted
 // (bench/tcp/syscalls.mjs). `userCpu`: passes of `roundTrips` each, every
