@@ -722,6 +722,35 @@ function inChild(name) {
 /** The TCP benchmark's floor under a streams API on node:net (bench/tcp/node-net-streams-floor.mjs). */
 const STREAMS_FLOOR = 'streams floor on node net (no loop)';
 
+/** How far over the bare poller's system calls per round trip a wasmloop server may go. */
+const SYSCALL_MARGIN = 0.1;
+
+/**
+ * The system calls per round trip of a TCP row (bench/tcp/syscalls.mjs),
+ * each server's beside the bare poller's, the floor under every server on
+ * Node: a wasmloop server making more than the floor's, by more than
+ * timing moves the polls, is a regression in the loop's I/O path.
+ */
+function syscallSection(row) {
+  const bare = row.servers['bare poller (no loop)']?.syscalls;
+  const check = (who, total) => {
+    if (!who.startsWith('wasmloop') || bare === undefined) return '';
+    const over = total - bare.total;
+    return `<= the bare poller + ${SYSCALL_MARGIN}: ${over <= SYSCALL_MARGIN ? 'met' : `**not met** (${fmt(over, 2)} more)`}`;
+  };
+  return `\n\nSystem calls per round trip, server side, over one more run of ${row.syscalls.toLocaleString('en')} round trips (counted ${row.syscallCounter === 'perf' ? 'in the kernel with `perf stat` on the syscall tracepoints, the server running at full speed' : 'with `strace -c -f`, which stops the server at every call and so changes how calls batch'}; bench/tcp/syscalls.mjs). *epoll_pwait* is libuv's poll (Node and uvloop), *empty* those of its calls that found nothing ready; *epoll_wait* a poll of the server's own: the selector's epoll set, which libuv's poll only reports as readable (one more call per wakeup), and Python's selectors. *read* and *write* are the socket calls, \`recv\`/\`send\` included. Node turns on libuv's idle-time metrics, and with them libuv first polls with a zero timeout, then blocks if that found nothing: a call more whenever the next message had not arrived yet, which timing decides: the *empty* column.${row.connections === 1 ? ' At one connection every round trip is a wakeup, so *read* and *write* are the same on any machine.' : ' With many connections a wakeup serves several round trips, so the polls move with timing.'} The check: no wasmloop server makes more calls per round trip than the bare poller (the addon's batch straight into JavaScript, Node's floor) by more than ${SYSCALL_MARGIN}, so a call the loop adds to each wakeup shows on any machine.
+
+| server | epoll_pwait | empty | epoll_wait | read | write | other | total | check |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |
+${Object.entries(row.servers)
+  .filter(([, r]) => r.syscalls)
+  .map(
+    ([who, r]) =>
+      `| ${who} | ${fmt(r.syscalls.pwait, 2)} | ${r.syscalls.pwaitEmpty === null ? 'n/a' : fmt(r.syscalls.pwaitEmpty, 2)} | ${fmt(r.syscalls.wait, 2)} | ${fmt(r.syscalls.read, 2)} | ${fmt(r.syscalls.write, 2)} | ${fmt(r.syscalls.other, 2)} | ${fmt(r.syscalls.total, 2)} | ${check(who, r.syscalls.total)} |`,
+  )
+  .join('\n')}`;
+}
+
 /**
  * The user CPU per round trip of a TCP row, pooled over its passes
  * (bench/tcp/run.mjs), each server against uvloop's and the bare poller's,
@@ -909,20 +938,7 @@ async function main() {
               : mib(r.rss);
         return `| ${who} | ${Math.round(r.roundTrips).toLocaleString('en')} | ${Math.round(r.min).toLocaleString('en')}–${Math.round(r.max).toLocaleString('en')} | ${r.p50us} | ${r.p99us} | ${cpu} | ${Math.round(r.clientCpu * 100)}% | ${memory} | ${fmt(vsNode, 2)}x | ${fmt(p99VsNode, 2)}x | ${fmt(vsUv, 2)}x | ${targets} |`;
       });
-      const counted = Object.values(row.servers).some((r) => r.syscalls);
-      const syscallTable = counted
-        ? `\n\nSystem calls per round trip, server side, over one more run of ${row.syscalls.toLocaleString('en')} round trips (counted ${row.syscallCounter === 'perf' ? 'in the kernel with `perf stat` on the syscall tracepoints, the server running at full speed' : 'with `strace -c -f`, which stops the server at every call and so changes how calls batch'}; bench/tcp/syscalls.mjs). *epoll_pwait* is libuv's poll (Node and uvloop), *empty* those of its calls that found nothing ready; *epoll_wait* a poll of the server's own: the selector's epoll set, which libuv's poll only reports as readable (one more call per wakeup), and Python's selectors. *read* and *write* are the socket calls, \`recv\`/\`send\` included. Node turns on libuv's idle-time metrics, and with them libuv first polls with a zero timeout, then blocks if that found nothing: a call more whenever the next message had not arrived yet, which timing decides: the *empty* column.${row.connections === 1 ? ' At one connection every round trip is a wakeup, so *read* and *write* are the same on any machine.' : ' With many connections a wakeup serves several round trips, so the polls move with timing.'}
-
-| server | epoll_pwait | empty | epoll_wait | read | write | other | total |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
-${Object.entries(row.servers)
-  .filter(([, r]) => r.syscalls)
-  .map(
-    ([who, r]) =>
-      `| ${who} | ${fmt(r.syscalls.pwait, 2)} | ${r.syscalls.pwaitEmpty === null ? 'n/a' : fmt(r.syscalls.pwaitEmpty, 2)} | ${fmt(r.syscalls.wait, 2)} | ${fmt(r.syscalls.read, 2)} | ${fmt(r.syscalls.write, 2)} | ${fmt(r.syscalls.other, 2)} | ${fmt(r.syscalls.total, 2)} |`,
-  )
-  .join('\n')}`
-        : '';
+      const syscallTable = Object.values(row.servers).some((r) => r.syscalls) ? syscallSection(row) : '';
       const userCpuTable = Object.values(row.servers).some((r) => r.userCpu) ? userCpuSection(row) : '';
       const scaleNote = row.scale
         ? `\n\nA scale check, with no target: ${row.connections.toLocaleString('en')} connections open at once, every one a ping-pong. Memory per connection is the server's resident memory under load less its memory before the first connection, over the number of connections.`
@@ -966,7 +982,7 @@ ${table(fired, 'wasmloop', { 'node setTimeout': 3, 'ts heap loop': 1 })}
 
 ${table(cancelled, 'wasmloop', { 'node setTimeout': 2, 'ts heap loop': 1 }, { 'node setTimeout': `Node over the two floors together: ${fmt(cancelledParts.ceiling, 2)}x` })}
 
-The host-side floor is no scheduler: the same argument checks, callback table and handle object (\`makeTimerHandle\`) with no core behind them. Node's time over the floor's, ${fmt(cancelled['node setTimeout'].median / cancelledParts.host, 2)}x, is the most any core could reach with this handle. The core alone is the loop's other part: its \`call-later\` and \`cancel\` exports called raw on an instance of its own, made for each run as the loop's is, with no handle, table or check: ${fmt(cancelledParts.core)} ns per timer. Node's time over the two floors together, ${fmt(cancelledParts.ceiling, 2)}x, is the most this core could reach with this handle; the loop spends ${fmt(cancelled.wasmloop.median - cancelledParts.host - cancelledParts.core)} ns per timer over its two parts (the glue between them, and the two sharing one process's caches and garbage collector).
+The host-side floor is no scheduler: the same argument checks, callback table and handle object (\`makeTimerHandle\`) with no core behind them. Node's time over the floor's, ${fmt(cancelled['node setTimeout'].median / cancelledParts.host, 2)}x, is the most any core could reach with this handle. The core alone is the loop's other part: its \`call-later\` and \`cancel\` exports called raw on an instance of its own, made for each run as the loop's is, with no handle, table or check: ${fmt(cancelledParts.core)} ns per timer. Node's time over the two floors together, ${fmt(cancelledParts.ceiling, 2)}x, is the most this core could reach with this handle; the loop spends ${fmt(cancelled.wasmloop.median - cancelledParts.host - cancelledParts.core)} ns per timer over its two parts (the glue between them, V8 compiling the loop's hot path again for each run's new instance, and the two sharing one process's caches and garbage collector: docs/design.md, "Where the time goes").
 
 ## 3. ${N.toLocaleString('en')} \`callSoon\`, all run (isolated)
 
