@@ -722,6 +722,9 @@ function inChild(name) {
 /** The TCP benchmark's floor under a streams API on node:net (bench/tcp/node-net-streams-floor.mjs). */
 const STREAMS_FLOOR = 'streams floor on node net (no loop)';
 
+/** The TCP benchmark's bare poller (bench/tcp/bare-echo.mjs): the floor under every server on Node. */
+const BARE_POLLER = 'bare poller (no loop)';
+
 /** How far over the bare poller's system calls per round trip a wasmloop server may go. */
 const SYSCALL_MARGIN = 0.1;
 
@@ -732,7 +735,7 @@ const SYSCALL_MARGIN = 0.1;
  * timing moves the polls, is a regression in the loop's I/O path.
  */
 function syscallSection(row) {
-  const bare = row.servers['bare poller (no loop)']?.syscalls;
+  const bare = row.servers[BARE_POLLER]?.syscalls;
   const check = (who, total) => {
     if (!who.startsWith('wasmloop') || bare === undefined) return '';
     const over = total - bare.total;
@@ -759,7 +762,7 @@ ${Object.entries(row.servers)
  */
 function userCpuSection(row) {
   const uv = row.servers.uvloop.userCpu;
-  const bare = row.servers['bare poller (no loop)'].userCpu;
+  const bare = row.servers[BARE_POLLER].userCpu;
   const floor = bare.pooled / uv.pooled;
   const rows = Object.entries(row.servers)
     .filter(([, r]) => r.userCpu)
@@ -779,7 +782,7 @@ User CPU per round trip, server side, pooled over ${uv.passes} more passes of ${
 | --- | ---: | ---: | ---: | ---: | --- |
 ${rows.join('\n')}
 
-Node's floor, the bare poller, is ${fmt(floor, 2)}x uvloop's user CPU per round trip here, and ${fmt(row.servers['bare poller (no loop)'].roundTrips / row.servers.uvloop.roundTrips, 2)}x its round trips per second in the table above.`;
+Node's floor, the bare poller, is ${fmt(floor, 2)}x uvloop's user CPU per round trip here, and ${fmt(row.servers[BARE_POLLER].roundTrips / row.servers.uvloop.roundTrips, 2)}x its round trips per second in the table above.`;
 }
 
 /**
@@ -877,11 +880,9 @@ async function main() {
   const soon = acrossProcesses(isolated.soon, 'wasmloop');
   const virt = acrossProcesses(isolated.virtual, 'wasmloop virtual');
   // Section 2's two floors: the loop's host side alone and its core alone.
-  const cancelledParts = {
-    host: cancelled['host-side floor (no core)'].median,
-    core: cancelled['core alone (raw exports)'].median,
-  };
-  cancelledParts.ceiling = cancelled['node setTimeout'].median / (cancelledParts.host + cancelledParts.core);
+  const host = cancelled['host-side floor (no core)'].median;
+  const core = cancelled['core alone (raw exports)'].median;
+  const cancelledParts = { host, core, ceiling: cancelled['node setTimeout'].median / (host + core) };
   const mem = inChild('memory');
   const bound = inChild('boundary');
   const iteration = inChild('iteration');
@@ -915,7 +916,7 @@ async function main() {
       // The floor of the streams API on node:net, said beside a miss of the server on it.
       const streamsFloor = row.servers[STREAMS_FLOOR];
       // Node's floor, said beside a miss of uvloop's throughput.
-      const bare = row.servers['bare poller (no loop)'];
+      const bare = row.servers[BARE_POLLER];
       const bareNote =
         bare === undefined ? '' : ` (the bare poller, Node's floor: ${fmt(bare.roundTrips / uv.roundTrips, 2)}x)`;
       const lines = Object.entries(row.servers).map(([who, r]) => {
