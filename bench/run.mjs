@@ -740,10 +740,10 @@ const SECOND_UVLOOP = "a second uvloop (the run's noise)";
  * the run could not tell the difference.
  */
 function noiseNote(ratio, target, atLeast, aa, figure) {
-  if (aa === undefined || !Number.isFinite(aa)) return '';
+  if (!Number.isFinite(aa)) return '';
   const miss = atLeast ? target / ratio : ratio / target;
   const noise = Math.max(aa, 1 / aa);
-  return miss <= noise ? `; within the run's noise: a second uvloop's ${figure} was ${fmt(aa, 2)}x the first's` : '';
+  return miss <= noise ? `within the run's noise: a second uvloop's ${figure} was ${fmt(aa, 2)}x the first's` : '';
 }
 
 /** How far over the bare poller's system calls per round trip a wasmloop server may go. */
@@ -938,14 +938,16 @@ async function main() {
       const streamsFloor = row.servers[STREAMS_FLOOR];
       // Node's floor, said beside a miss of uvloop's throughput.
       const bare = row.servers[BARE_POLLER];
+      const bareNote =
+        bare === undefined ? '' : `the bare poller, Node's floor: ${fmt(bare.roundTrips / uv.roundTrips, 2)}x`;
       // The control: the second uvloop's throughput and p99 over the first's.
       const control = row.servers[SECOND_UVLOOP];
       const aaThroughput = control === undefined ? undefined : control.roundTrips / uv.roundTrips;
       const aaP99 = control === undefined ? undefined : control.p99us / uv.p99us;
       // What is said beside a miss: the floor under it, and the run's noise when the miss is within it.
       const missNote = (parts) => {
-        const said = parts.filter((part) => part !== '').join('');
-        return said === '' ? '' : ` (${said.replace(/^; /, '')})`;
+        const said = parts.filter((part) => part !== '').join('; ');
+        return said === '' ? '' : ` (${said})`;
       };
       const lines = Object.entries(row.servers).map(([who, r]) => {
         const vsNode = r.roundTrips / node.roundTrips;
@@ -953,8 +955,6 @@ async function main() {
         const vsUv = r.roundTrips / uv.roundTrips;
         const onNet = who === 'wasmloop completion (node:net)' && streamsFloor !== undefined;
         const floorNote = (ratio) => (onNet ? `the streams floor on node net: ${fmt(ratio, 2)}x` : '');
-        const bareNote =
-          bare === undefined ? '' : `the bare poller, Node's floor: ${fmt(bare.roundTrips / uv.roundTrips, 2)}x`;
         const targets =
           who.startsWith('wasmloop') && !row.scale
             ? `throughput >= 0.9x node: ${vsNode >= 0.9 ? 'met' : `**not met**${missNote([floorNote(streamsFloor?.roundTrips / node.roundTrips), noiseNote(vsNode, 0.9, true, aaThroughput, 'throughput')])}`}; p99 <= 1.2x node: ${p99VsNode <= 1.2 ? 'met' : `**not met**${missNote([floorNote(streamsFloor?.p99us / node.p99us), noiseNote(p99VsNode, 1.2, false, aaP99, 'p99')])}`}; beats uvloop: ${vsUv > 1 ? 'met' : `**not met**${missNote([bareNote, noiseNote(vsUv, 1, true, aaThroughput, 'throughput')])}`}`

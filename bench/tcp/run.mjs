@@ -128,6 +128,8 @@ async function main() {
   buildEchoClient();
   const counter = syscallCounter();
   const names = Object.keys(SERVERS);
+  // The servers of the system call and user CPU passes.
+  const fullyMeasured = names.filter((name) => !TIMED_ONLY.has(name));
   const results = [];
   let port = 19_500 + Math.floor(Math.random() * 1000);
   for (const config of CONFIGS) {
@@ -149,8 +151,7 @@ async function main() {
     // round trips per server (not timed).
     const syscalls = {};
     if (config.syscalls !== undefined && counter !== null) {
-      for (const name of names) {
-        if (TIMED_ONLY.has(name)) continue;
+      for (const name of fullyMeasured) {
         const { result, total, byName } = await countSyscalls(counter, servers[name].child.pid, () =>
           client(servers[name].port, config, 60, config.syscalls),
         );
@@ -165,11 +166,10 @@ async function main() {
     // ticks of it, and its figure moves by a quarter from run to run.
     const userCpu = {};
     if (config.userCpu !== undefined && !SYSCALLS_ONLY) {
-      const passing = names.filter((name) => !TIMED_ONLY.has(name));
-      for (const name of passing) userCpu[name] = { userUs: 0, rounds: 0, perPass: [] };
+      for (const name of fullyMeasured) userCpu[name] = { userUs: 0, rounds: 0, perPass: [] };
       for (let pass = 0; pass < config.userCpu.passes; pass++) {
-        for (let j = 0; j < passing.length; j++) {
-          const name = passing[(pass + j) % passing.length];
+        for (let j = 0; j < fullyMeasured.length; j++) {
+          const name = fullyMeasured[(pass + j) % fullyMeasured.length];
           const before = processCpu(servers[name].child.pid);
           const result = await client(servers[name].port, config, 120, config.userCpu.roundTrips);
           const after = processCpu(servers[name].child.pid);
